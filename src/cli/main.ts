@@ -1,0 +1,80 @@
+#!/usr/bin/env node
+// The faultline command.
+import { Command, InvalidArgumentError } from 'commander';
+import { ConfigError } from '../config/errors.ts';
+import { loadConfigFile } from '../config/load.ts';
+import { meshJsonSchema } from '../config/schema.ts';
+import { compileSnapshot } from '../config/snapshot.ts';
+import { FaultlineError } from '../errors.ts';
+import { Sidecar } from '../proxy/sidecar.ts';
+import { createLogger } from '../telemetry/log.ts';
+
+/** Exit codes: 1 for a failure at run time, 2 for invalid input (config, arguments). */
+const EXIT_INVALID = 2;
+
+const program = new Command()
+  .name('faultline')
+  .description('A service mesh for staging in which fault injection is first class')
+  .showHelpAfterError()
+  .exitOverride((error) => process.exit(error.exitCode === 0 ? 0 : EXIT_INVALID));
+
+program
+  .command('sidecar')
+  .description('run the sidecar proxy of one service: outbound, inbound and admin listeners')
+  .requiredOption('-c, --config <file>', 'the mesh config (YAML)')
+  .requiredOption('-s, --service <name>', 'the sidecar to run: its name, or its service when the service has one sidecar')
+  .option('--no-watch', 'do not reload when the config file changes (SIGHUP still reloads)')
+  .action(async (options: { config: string; service: string; watch: boolean }) => {
+    const log = createLogger('faultline-sidecar');
+    const loaded = await loadConfigFile(options.config);
+    const sidecar = await Sidecar.start({
+      name: options.service,
+      snapshot: compileSnapshot(loaded.config, options.config),
+      configFile: options.config,
+      watch: options.watch,
+      log,
+    });
+    process.on('SIGHUP', () => void sidecar.reload());
+    const stop = async () => {
+      await sidecar.close();
+      log.flush();
+      process.exit(0);
+    };
+    process.once('SIGINT', () => void stop());
+    process.once('SIGTERM', () => void stop());
+    process.stdout.write(`${JSON.stringify({ sidecar: sidecar.name, version: sidecar.snapshot.version, ...sidecar.addresses })}\n`);
+  });
+
+program
+  .command('validate')
+  .description('check a mesh config file; prints every problem with file, line and field')
+  .argument('<file>', 'the mesh config (YAML)')
+  .action(async (file: string) => {
+    const loaded = await loadConfigFile(file);
+    const snapshot = compileSnapshot(loaded.config, file);
+    process.stdout.write(`${file}: valid (version ${snapshot.version}, ${snapshot.services.size} services, ${snapshot.routes.length} routes, ${snapshot.sidecars.length} sidecars)\n`);
+  });
+
+program
+  .command('schema')
+  .description('print the JSON Schema of the mesh config format (for editors)')
+  .action(() => {
+    process.stdout.write(`${JSON.stringify(meshJsonSchema(), null, 2)}\n`);
+  });
+
+export function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('expected a positive whole number');
+  return n;
+}
+
+try {
+  await program.parseAsync();
+} catch (error) {
+  if (error instanceof ConfigError) {
+    process.stderr.write(`${error.message}\n`);
+    process.exit(EXIT_INVALID);
+  }
+  process.stderr.write(`${error instanceof FaultlineError ? `${error.code}: ` : ''}${(error as Error).message}\n`);
+  process.exit(error instanceof FaultlineError && error.code.startsWith('FL_CONFIG') ? EXIT_INVALID : 1);
+}

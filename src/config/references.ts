@@ -1,0 +1,88 @@
+// Checks the schema cannot express: names that must be unique, references that must resolve,
+// regexes that must compile, subsets that must select an endpoint.
+import type { MeshConfig } from './schema.ts';
+
+export interface ReferenceProblem {
+  path: (string | number)[];
+  message: string;
+}
+
+export function checkReferences(config: MeshConfig): ReferenceProblem[] {
+  const problems: ReferenceProblem[] = [];
+  const services = new Map(config.services.map((s) => [s.name, s]));
+
+  duplicates(config.services.map((s) => s.name), (i, name) =>
+    problems.push({ path: ['services', i, 'name'], message: `service "${name}" is declared twice` }));
+  duplicates(config.routes.map((r) => r.name), (i, name) =>
+    problems.push({ path: ['routes', i, 'name'], message: `route "${name}" is declared twice` }));
+  duplicates(config.sidecars.map((s) => s.name ?? s.service), (i, name) =>
+    problems.push({ path: ['sidecars', i, 'name'], message: `sidecar "${name}" is declared twice (give each a distinct name)` }));
+
+  config.services.forEach((service, s) => {
+    duplicates(service.endpoints.map((e) => e.address), (i, address) =>
+      problems.push({ path: ['services', s, 'endpoints', i, 'address'], message: `endpoint ${address} is listed twice` }));
+    const lb = service.loadBalancer;
+    if (typeof lb === 'object' && lb.hashOn && lb.policy !== 'ring-hash') {
+      problems.push({ path: ['services', s, 'loadBalancer', 'hashOn'], message: 'hashOn applies only to the ring-hash policy' });
+    }
+  });
+
+  config.routes.forEach((route, r) => {
+    const at = (...rest: (string | number)[]) => ['routes', r, ...rest];
+    const { path, pathPrefix, pathRegex } = route.match;
+    if ([path, pathPrefix, pathRegex].filter((p) => p !== undefined).length > 1) {
+      problems.push({ path: at('match'), message: 'at most one of path, pathPrefix and pathRegex' });
+    }
+    if (pathRegex !== undefined) checkRegex(pathRegex, at('match', 'pathRegex'), problems);
+    for (const kind of ['headers', 'query'] as const) {
+      for (const [name, m] of Object.entries(route.match[kind] ?? {})) {
+        if (m.regex !== undefined) checkRegex(m.regex, at('match', kind, name, 'regex'), problems);
+      }
+    }
+    if (route.destinations.every((d) => d.weight === 0)) {
+      problems.push({ path: at('destinations'), message: 'the weights add up to 0: at least one destination needs a weight' });
+    }
+    route.destinations.forEach((d, i) => {
+      const service = services.get(d.service);
+      if (!service) {
+        problems.push({ path: at('destinations', i, 'service'), message: `no service named "${d.service}"` });
+      } else if (d.subset && !service.endpoints.some((e) => selects(d.subset!, e.labels))) {
+        problems.push({
+          path: at('destinations', i, 'subset'),
+          message: `no endpoint of "${d.service}" has the labels ${JSON.stringify(d.subset)}`,
+        });
+      }
+    });
+  });
+
+  config.sidecars.forEach((sidecar, i) => {
+    if (!services.has(sidecar.service)) {
+      problems.push({ path: ['sidecars', i, 'service'], message: `no service named "${sidecar.service}"` });
+    }
+  });
+  const listeners = config.sidecars.flatMap((s, i) =>
+    (['outbound', 'inbound', 'admin'] as const).map((kind) => ({ address: s[kind], path: ['sidecars', i, kind] })));
+  duplicates(listeners.map((l) => l.address), (i, address) =>
+    problems.push({ path: listeners[i]!.path, message: `listener address ${address} is used twice` }));
+  return problems;
+}
+
+export function selects(subset: Readonly<Record<string, string>>, labels: Readonly<Record<string, string>>): boolean {
+  return Object.entries(subset).every(([key, value]) => labels[key] === value);
+}
+
+function duplicates(values: string[], report: (index: number, value: string) => void): void {
+  const seen = new Set<string>();
+  values.forEach((value, i) => {
+    if (seen.has(value)) report(i, value);
+    seen.add(value);
+  });
+}
+
+function checkRegex(source: string, path: (string | number)[], problems: ReferenceProblem[]): void {
+  try {
+    new RegExp(source);
+  } catch (error) {
+    problems.push({ path, message: `not a valid regular expression: ${(error as Error).message}` });
+  }
+}

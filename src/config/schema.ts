@@ -1,0 +1,149 @@
+// The mesh config format: one zod schema is the source of validation, of the TypeScript types and of the
+// JSON Schema that editors use (`faultline schema`).
+import { z } from 'zod';
+import { parseDuration } from './duration.ts';
+
+/** A message for a value of the wrong shape, and a plain one for a field that is missing. */
+const expecting = (what: string) => (issue: { input?: unknown }) =>
+  issue.input === undefined ? `missing: expected ${what}` : `expected ${what}`;
+
+const Name = z
+  .string()
+  .regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/, { error: 'expected a DNS-style name: lowercase letters, digits and "-"' });
+
+export const Duration = z
+  .string({ error: expecting('a duration such as "250ms", "2s", "1m"') })
+  .refine((text) => parseDuration(text) !== undefined, { error: 'expected a duration such as "250ms", "2s", "1m"' })
+  .transform((text) => parseDuration(text)!)
+  .meta({ description: 'A duration: a number with a unit, ms, s, m or h ("250ms", "2s")' });
+
+export const Address = z
+  .string({ error: expecting('an address "host:port"') })
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, { error: 'expected an address "host:port", e.g. 127.0.0.1:9101 or [::1]:9101' })
+  .refine((text) => {
+    const port = Number(text.slice(text.lastIndexOf(':') + 1));
+    return port >= 1 && port <= 65535;
+  }, { error: 'expected a port between 1 and 65535' });
+
+const Labels = z.record(z.string(), z.string());
+
+const StringMatch = z
+  .strictObject({
+    exact: z.string().optional(),
+    prefix: z.string().optional(),
+    regex: z.string().optional(),
+    present: z.boolean().optional(),
+    invert: z.boolean().optional().meta({ description: 'match when the condition does not hold' }),
+  })
+  .refine((m) => [m.exact, m.prefix, m.regex, m.present].filter((v) => v !== undefined).length === 1, {
+    error: 'exactly one of exact, prefix, regex or present',
+  });
+
+export const LoadBalancerPolicy = z.enum(['round-robin', 'least-request', 'random', 'ring-hash', 'ewma']);
+
+const LoadBalancer = z.union([
+  LoadBalancerPolicy,
+  z.strictObject({
+    policy: LoadBalancerPolicy,
+    hashOn: z
+      .strictObject({ header: z.string().min(1) })
+      .optional()
+      .meta({ description: 'ring-hash: the request header whose value picks the endpoint' }),
+    ringSize: z.int().min(16).max(1 << 20).optional().meta({ description: 'ring-hash: virtual nodes on the ring' }),
+    decay: Duration.optional().meta({ description: 'ewma: how fast old latency samples fade' }),
+  }),
+]);
+
+const HealthCheck = z.strictObject({
+  path: z.string().startsWith('/'),
+  interval: Duration.default(5_000),
+  timeout: Duration.default(1_000),
+  unhealthyThreshold: z.int().min(1).default(3),
+  healthyThreshold: z.int().min(1).default(2),
+  expectedStatuses: z
+    .array(z.int().min(100).max(599))
+    .optional()
+    .meta({ description: 'statuses that count as healthy (default: any 2xx)' }),
+});
+
+const OutlierDetection = z.strictObject({
+  consecutive5xx: z.int().min(1).default(5),
+  consecutiveGatewayErrors: z.int().min(1).optional().meta({ description: '502, 503, 504 and connect failures in a row' }),
+  interval: Duration.default(10_000),
+  baseEjectionTime: Duration.default(30_000),
+  maxEjectionTime: Duration.default(300_000),
+  maxEjectionPercent: z.number().min(0).max(100).default(10),
+});
+
+const Endpoint = z.strictObject({
+  address: Address,
+  labels: Labels.default({}),
+});
+
+const Service = z.strictObject({
+  name: Name,
+  endpoints: z.array(Endpoint).min(1, { error: 'at least one endpoint' }),
+  loadBalancer: LoadBalancer.default('round-robin'),
+  healthCheck: HealthCheck.optional(),
+  outlierDetection: OutlierDetection.optional(),
+  healthyPanicThreshold: z
+    .number()
+    .min(0)
+    .max(100)
+    .default(0)
+    .meta({ description: 'percent: below this share of available endpoints, balance over all of them (0, as Istio: never)' }),
+});
+
+const Method = z.string().regex(/^[A-Z]+$/, { error: 'expected an HTTP method in capitals, e.g. GET' });
+
+const RouteMatch = z.strictObject({
+  host: z.string().min(1).optional(),
+  path: z.string().startsWith('/').optional(),
+  pathPrefix: z.string().startsWith('/').optional(),
+  pathRegex: z.string().optional(),
+  method: z.union([Method, z.array(Method).min(1)]).optional(),
+  headers: z.record(z.string(), StringMatch).optional(),
+  query: z.record(z.string(), StringMatch).optional(),
+});
+
+const Destination = z.strictObject({
+  service: Name,
+  subset: Labels.optional(),
+  weight: z.number().min(0).default(1),
+});
+
+const Route = z.strictObject({
+  name: Name,
+  match: RouteMatch.default({}),
+  destinations: z.array(Destination).min(1, { error: 'at least one destination' }),
+  timeout: Duration.optional().meta({ description: 'the whole request, response body included' }),
+});
+
+const Sidecar = z.strictObject({
+  name: Name.optional().meta({ description: 'defaults to the service name; needed when a service has several' }),
+  service: Name,
+  outbound: Address,
+  inbound: Address,
+  admin: Address,
+  app: Address,
+});
+
+export const MeshConfigSchema = z.strictObject({
+  mesh: z.strictObject({ name: Name }),
+  services: z.array(Service).default([]),
+  routes: z.array(Route).default([]),
+  sidecars: z.array(Sidecar).default([]),
+});
+
+export type MeshConfig = z.output<typeof MeshConfigSchema>;
+export type ServiceConfig = MeshConfig['services'][number];
+export type RouteConfig = MeshConfig['routes'][number];
+export type SidecarConfig = MeshConfig['sidecars'][number];
+export type StringMatchConfig = z.output<typeof StringMatch>;
+export type HealthCheckConfig = z.output<typeof HealthCheck>;
+export type OutlierDetectionConfig = z.output<typeof OutlierDetection>;
+export type LoadBalancerPolicy = z.output<typeof LoadBalancerPolicy>;
+
+export function meshJsonSchema(): unknown {
+  return z.toJSONSchema(MeshConfigSchema, { io: 'input', target: 'draft-2020-12' });
+}

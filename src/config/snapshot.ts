@@ -1,0 +1,165 @@
+// A Snapshot is the compiled, immutable form of one mesh config: what every layer reads during a
+// request. Its version is a content hash, so the same config always has the same version.
+import { createHash } from 'node:crypto';
+import { compileRouteMatch, type RouteMatcher } from './matchers.ts';
+import type { HealthCheckConfig, LoadBalancerPolicy, MeshConfig, OutlierDetectionConfig, SidecarConfig } from './schema.ts';
+
+export type Labels = Readonly<Record<string, string>>;
+
+export interface EndpointSpec {
+  readonly service: string;
+  /** The address the config lists: the service instance itself. */
+  readonly address: string;
+  readonly labels: Labels;
+  /** Where a sidecar connects to reach it: the inbound listener of the sidecar fronting it, or the address. */
+  readonly dial: string;
+  /** Name of the sidecar fronting this endpoint, when one does. */
+  readonly sidecar: string | undefined;
+}
+
+export interface LoadBalancerSpec {
+  readonly policy: LoadBalancerPolicy;
+  readonly hashHeader: string | undefined;
+  readonly ringSize: number;
+  readonly decayMs: number;
+}
+
+export interface ServiceSpec {
+  readonly name: string;
+  readonly endpoints: readonly EndpointSpec[];
+  readonly loadBalancer: LoadBalancerSpec;
+  readonly healthCheck: Readonly<HealthCheckConfig> | undefined;
+  readonly outlierDetection: Readonly<OutlierDetectionConfig> | undefined;
+  readonly panicThreshold: number;
+}
+
+export interface DestinationSpec {
+  readonly service: string;
+  readonly subset: Labels | undefined;
+  /** Stable name of the subset, e.g. `version=v2`; '' for the whole service. */
+  readonly subsetKey: string;
+  readonly weight: number;
+}
+
+export interface RouteSpec {
+  readonly name: string;
+  readonly matches: RouteMatcher;
+  readonly destinations: readonly DestinationSpec[];
+  readonly totalWeight: number;
+  readonly timeoutMs: number | undefined;
+  /** True for the implicit route a service gets when no route names its host. */
+  readonly implicit: boolean;
+}
+
+export interface SidecarSpec extends Readonly<SidecarConfig> {
+  readonly name: string;
+}
+
+export interface Snapshot {
+  readonly version: string;
+  readonly source: string;
+  readonly mesh: { readonly name: string };
+  readonly config: Readonly<MeshConfig>;
+  readonly services: ReadonlyMap<string, ServiceSpec>;
+  readonly routes: readonly RouteSpec[];
+  readonly sidecars: readonly SidecarSpec[];
+}
+
+export const DEFAULT_RING_SIZE = 1024;
+export const DEFAULT_EWMA_DECAY_MS = 10_000;
+
+export function compileSnapshot(config: MeshConfig, source: string): Snapshot {
+  const sidecars = config.sidecars.map((s): SidecarSpec => Object.freeze({ ...s, name: s.name ?? s.service }));
+  const sidecarByApp = new Map(sidecars.map((s) => [s.app, s]));
+  const services = new Map(
+    config.services.map((service): [string, ServiceSpec] => {
+      const lb = typeof service.loadBalancer === 'string' ? { policy: service.loadBalancer } : service.loadBalancer;
+      return [
+        service.name,
+        Object.freeze({
+          name: service.name,
+          endpoints: Object.freeze(
+            service.endpoints.map((e): EndpointSpec => {
+              const sidecar = sidecarByApp.get(e.address);
+              return Object.freeze({
+                service: service.name,
+                address: e.address,
+                labels: Object.freeze({ ...e.labels }),
+                dial: sidecar?.inbound ?? e.address,
+                sidecar: sidecar?.name,
+              });
+            }),
+          ),
+          loadBalancer: Object.freeze({
+            policy: lb.policy,
+            hashHeader: 'hashOn' in lb ? lb.hashOn?.header.toLowerCase() : undefined,
+            ringSize: ('ringSize' in lb ? lb.ringSize : undefined) ?? DEFAULT_RING_SIZE,
+            decayMs: ('decay' in lb ? lb.decay : undefined) ?? DEFAULT_EWMA_DECAY_MS,
+          }),
+          healthCheck: service.healthCheck && Object.freeze({ ...service.healthCheck }),
+          outlierDetection: service.outlierDetection && Object.freeze({ ...service.outlierDetection }),
+          panicThreshold: service.healthyPanicThreshold,
+        }),
+      ];
+    }),
+  );
+  return Object.freeze({
+    version: createHash('sha256').update(JSON.stringify(config)).digest('hex').slice(0, 16),
+    source,
+    mesh: Object.freeze({ name: config.mesh.name }),
+    config: deepFreeze(structuredClone(config)),
+    services,
+    routes: Object.freeze(compileRoutes(config)),
+    sidecars: Object.freeze(sidecars),
+  });
+}
+
+/** Explicit routes in file order (first match wins), then an implicit route for each service whose name no route claims as host. */
+function compileRoutes(config: MeshConfig): RouteSpec[] {
+  const explicit = config.routes.map((route): RouteSpec => {
+    const destinations = route.destinations.map(
+      (d): DestinationSpec => Object.freeze({
+        service: d.service,
+        subset: d.subset && Object.freeze({ ...d.subset }),
+        subsetKey: subsetKey(d.subset),
+        weight: d.weight,
+      }),
+    );
+    return Object.freeze({
+      name: route.name,
+      matches: compileRouteMatch(route.match),
+      destinations: Object.freeze(destinations),
+      totalWeight: destinations.reduce((sum, d) => sum + d.weight, 0),
+      timeoutMs: route.timeout,
+      implicit: false,
+    });
+  });
+  const claimed = new Set(config.routes.map((r) => r.match.host?.toLowerCase()).filter((h) => h !== undefined));
+  const implicit = config.services
+    .filter((s) => !claimed.has(s.name))
+    .map((s): RouteSpec => Object.freeze({
+      name: `default-${s.name}`,
+      matches: compileRouteMatch({ host: s.name }),
+      destinations: Object.freeze([Object.freeze({ service: s.name, subset: undefined, subsetKey: '', weight: 1 })]),
+      totalWeight: 1,
+      timeoutMs: undefined,
+      implicit: true,
+    }));
+  return [...explicit, ...implicit];
+}
+
+export function subsetKey(subset: Labels | undefined): string {
+  if (!subset) return '';
+  return Object.keys(subset)
+    .sort()
+    .map((key) => `${key}=${subset[key]}`)
+    .join(',');
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}

@@ -1,0 +1,93 @@
+// Every error faultline raises has a code (searchable), and the ones that end a proxied request carry
+// the HTTP status and the response flag the caller sees. One place names them all.
+
+/** Response flags, as Envoy's, so a caller can tell a mesh failure from an application failure. */
+export const ResponseFlag = {
+  NoRoute: 'NR',
+  NoHealthyUpstream: 'UH',
+  UpstreamConnectFailure: 'UF',
+  UpstreamConnectionTermination: 'UC',
+  UpstreamRequestTimeout: 'UT',
+  DownstreamConnectionTermination: 'DC',
+  NotSupported: 'NS',
+  InternalError: 'XX',
+} as const;
+export type ResponseFlag = (typeof ResponseFlag)[keyof typeof ResponseFlag];
+
+export const ErrorCode = {
+  ConfigInvalid: 'FL_CONFIG_INVALID',
+  ConfigUnreadable: 'FL_CONFIG_UNREADABLE',
+  SidecarUnknown: 'FL_SIDECAR_UNKNOWN',
+  NoRoute: 'FL_NO_ROUTE',
+  NoHealthyUpstream: 'FL_NO_HEALTHY_UPSTREAM',
+  UpstreamConnectFailure: 'FL_UPSTREAM_CONNECT_FAILURE',
+  UpstreamReset: 'FL_UPSTREAM_RESET',
+  UpstreamTimeout: 'FL_UPSTREAM_TIMEOUT',
+  DownstreamReset: 'FL_DOWNSTREAM_RESET',
+  MethodNotSupported: 'FL_METHOD_NOT_SUPPORTED',
+  Internal: 'FL_INTERNAL',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export class FaultlineError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** A failure that ends a proxied request with a mesh-generated response. */
+export class MeshError extends FaultlineError {
+  readonly status: number;
+  readonly flag: ResponseFlag;
+  constructor(code: ErrorCode, status: number, flag: ResponseFlag, message: string, options?: ErrorOptions) {
+    super(code, message, options);
+    this.status = status;
+    this.flag = flag;
+  }
+}
+
+export const noRoute = (host: string, path: string): MeshError =>
+  new MeshError(ErrorCode.NoRoute, 404, ResponseFlag.NoRoute, `no route matches host "${host}" path "${path}"`);
+
+export const noHealthyUpstream = (service: string, subset: string): MeshError =>
+  new MeshError(
+    ErrorCode.NoHealthyUpstream,
+    503,
+    ResponseFlag.NoHealthyUpstream,
+    `no healthy endpoint for service "${service}"${subset ? ` subset ${subset}` : ''}`,
+  );
+
+export const upstreamConnectFailure = (address: string, cause: unknown): MeshError =>
+  new MeshError(
+    ErrorCode.UpstreamConnectFailure,
+    503,
+    ResponseFlag.UpstreamConnectFailure,
+    `cannot connect to upstream ${address}: ${describe(cause)}`,
+    { cause },
+  );
+
+export const upstreamReset = (address: string, cause: unknown): MeshError =>
+  new MeshError(
+    ErrorCode.UpstreamReset,
+    503,
+    ResponseFlag.UpstreamConnectionTermination,
+    `upstream ${address} closed the connection: ${describe(cause)}`,
+    { cause },
+  );
+
+export const upstreamTimeout = (ms: number): MeshError =>
+  new MeshError(ErrorCode.UpstreamTimeout, 504, ResponseFlag.UpstreamRequestTimeout, `upstream request timed out after ${ms}ms`);
+
+export const downstreamReset = (): MeshError =>
+  new MeshError(ErrorCode.DownstreamReset, 499, ResponseFlag.DownstreamConnectionTermination, 'the caller went away');
+
+export function describe(error: unknown): string {
+  if (error instanceof Error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    return code && !error.message.includes(code) ? `${code} ${error.message}` : error.message;
+  }
+  return String(error);
+}

@@ -1,0 +1,60 @@
+// The admin listener (loopback): liveness, readiness, the snapshot in force and endpoint state.
+// Express is fine here: this is not the data path.
+import express, { type Express } from 'express';
+import type { Sidecar } from './sidecar.ts';
+
+export function createAdminApp(sidecar: Sidecar): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('json spaces', 2);
+
+  app.get('/healthz', (_req, res) => {
+    res.type('text/plain').send('ok\n');
+  });
+
+  app.get('/ready', (_req, res) => {
+    const ready = sidecar.ready;
+    res.status(ready ? 200 : 503).json({ ready, version: sidecar.snapshot.version });
+  });
+
+  app.get('/config', (_req, res) => {
+    const snapshot = sidecar.snapshot;
+    res.json({
+      version: snapshot.version,
+      source: snapshot.source,
+      appliedAt: new Date(sidecar.appliedAt).toISOString(),
+      sidecar: sidecar.name,
+      config: snapshot.config,
+      routes: snapshot.routes.map((r) => ({
+        name: r.name,
+        implicit: r.implicit,
+        destinations: r.destinations.map((d) => ({ service: d.service, subset: d.subset ?? {}, weight: d.weight })),
+        ...(r.timeoutMs !== undefined && { timeoutMs: r.timeoutMs }),
+      })),
+    });
+  });
+
+  app.get('/endpoints', (_req, res) => {
+    const now = Date.now();
+    const services = [...sidecar.clusters.values()].map((cluster) => ({
+      service: cluster.name,
+      loadBalancer: cluster.spec.loadBalancer.policy,
+      endpoints: cluster.endpoints.map((e) => ({
+        address: e.address,
+        dial: e.spec.dial,
+        labels: e.spec.labels,
+        available: e.available,
+        health: e.health.status,
+        lastHealthError: e.health.lastError ?? null,
+        ejected: e.outlier.ejected,
+        ejections: e.outlier.ejections,
+        ejectedForMs: e.outlier.ejected ? Math.max(0, e.outlier.ejectedUntil - now) : 0,
+        activeRequests: e.load.active,
+        latencyEwmaMs: Math.round(e.load.ewmaMs * 100) / 100,
+      })),
+    }));
+    res.json({ version: sidecar.snapshot.version, services });
+  });
+
+  return app;
+}

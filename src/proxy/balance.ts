@@ -1,0 +1,40 @@
+// Balance layer: pick an endpoint of the destination (service and subset) among the available ones,
+// with Envoy's panic threshold (too few available → balance over all), and keep the load figures
+// (requests in flight, latency EWMA) that least-request and EWMA balancing read.
+import { noHealthyUpstream } from '../errors.ts';
+import type { Cluster, Clusters, EndpointState } from './endpoints.ts';
+import { onResponseDone, type Layer } from './types.ts';
+
+export function balance(clusters: Clusters): Layer {
+  return (next) => async (ctx) => {
+    const destination = ctx.destination!;
+    const cluster = clusters.get(destination.service)!;
+    const endpoint = choose(cluster, cluster.subset(destination.subsetKey, destination.subset), ctx);
+    if (!endpoint) throw noHealthyUpstream(destination.service, destination.subsetKey);
+    ctx.endpoint = endpoint;
+    const load = endpoint.load;
+    load.active++;
+    const started = performance.now();
+    try {
+      const response = await next(ctx);
+      const now = performance.now();
+      load.recordLatency(now - started, now, cluster.spec.loadBalancer.decayMs);
+      onResponseDone(response, () => load.active--);
+      return response;
+    } catch (error) {
+      load.active--;
+      throw error;
+    }
+  };
+}
+
+export function eligible(cluster: Cluster, members: readonly EndpointState[]): readonly EndpointState[] {
+  const available = members.filter((e) => e.available);
+  const panic = available.length * 100 < members.length * cluster.spec.panicThreshold;
+  return panic ? members : available;
+}
+
+function choose(cluster: Cluster, members: readonly EndpointState[], ctx: { headers: import('node:http').IncomingHttpHeaders }) {
+  const candidates = eligible(cluster, members);
+  return candidates.length === 0 ? undefined : cluster.balancer.pick(candidates, ctx);
+}

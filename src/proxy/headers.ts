@@ -1,0 +1,43 @@
+// Header hygiene at every hop: hop-by-hop headers never cross a proxy (RFC 9110 §7.6.1), and forwarding
+// headers say who called.
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'expect',
+]);
+
+export const Header = {
+  requestId: 'x-request-id',
+  flags: 'x-faultline-flags',
+  source: 'x-faultline-source',
+  forwardedFor: 'x-forwarded-for',
+  forwardedProto: 'x-forwarded-proto',
+} as const;
+
+/** A copy without hop-by-hop headers, including those the Connection header names. */
+export function withoutHopByHop<T extends IncomingHttpHeaders | OutgoingHttpHeaders>(headers: T, keepUpgrade = false): T {
+  const listed = headers.connection;
+  const named = typeof listed === 'string' ? listed.toLowerCase().split(',').map((s) => s.trim()) : [];
+  const out: Record<string, unknown> = {};
+  for (const key in headers) {
+    if ((HOP_BY_HOP.has(key) || named.includes(key)) && !(keepUpgrade && (key === 'connection' || key === 'upgrade'))) continue;
+    out[key] = headers[key];
+  }
+  return out as T;
+}
+
+export function appendForwardedFor(existing: string | string[] | undefined, address: string | undefined): string | undefined {
+  if (!address) return Array.isArray(existing) ? existing.join(', ') : existing;
+  const client = address.startsWith('::ffff:') ? address.slice(7) : address;
+  if (existing === undefined) return client;
+  return `${Array.isArray(existing) ? existing.join(', ') : existing}, ${client}`;
+}

@@ -1,0 +1,167 @@
+// The edge of the request path: an HTTP/1.1 server that turns each request into a RequestContext,
+// runs it through the generation's stack and writes the response, or the rescued error.
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { pipeline } from 'node:stream';
+import { stripPort } from '../config/matchers.ts';
+import type { Snapshot } from '../config/snapshot.ts';
+import { ErrorCode, MeshError, ResponseFlag, downstreamReset } from '../errors.ts';
+import type { Logger } from '../telemetry/log.ts';
+import { RequestBody, hasBody } from './body.ts';
+import { Header, appendForwardedFor, withoutHopByHop } from './headers.ts';
+import { rescue, type RescuedResponse } from './rescue.ts';
+import type { Generation } from './stack.ts';
+import type { Direction, ProxyResponse, RequestContext, UpgradeRequest } from './types.ts';
+
+export interface ListenerOptions {
+  readonly direction: Direction;
+  readonly sidecar: string;
+  /** The sidecar's own service: the source of its outbound calls. */
+  readonly service: string;
+  readonly generation: () => Generation;
+  readonly log: Logger;
+}
+
+export function createListener(options: ListenerOptions): Server {
+  const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: 30_000 });
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => void handle(options, req, res));
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void handleUpgrade(options, req, socket, head));
+  server.on('connect', (req: IncomingMessage, socket: Duplex) => {
+    socket.end('HTTP/1.1 405 Method Not Allowed\r\nconnection: close\r\ncontent-type: text/plain\r\n\r\n' +
+      'faultline does not tunnel CONNECT: call the destination over plain http:// and let the mesh secure it\n');
+  });
+  return server;
+}
+
+async function handle(options: ListenerOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const controller = new AbortController();
+  res.once('close', () => {
+    if (!res.writableFinished) controller.abort(downstreamReset());
+  });
+  const generation = options.generation();
+  let ctx: RequestContext;
+  try {
+    ctx = createContext(options, generation.snapshot, req, controller.signal, undefined);
+  } catch (error) {
+    res.writeHead(400, { 'content-type': 'text/plain' }).end(`${(error as Error).message}\n`);
+    return;
+  }
+  let response: ProxyResponse;
+  try {
+    response = await generation[options.direction](ctx);
+  } catch (error) {
+    if (!res.headersSent && !res.destroyed) writeRescued(res, rescue(error, ctx));
+    return;
+  }
+  writeResponse(res, response, ctx);
+}
+
+function writeResponse(res: ServerResponse, response: ProxyResponse, ctx: RequestContext): void {
+  const headers = response.headers;
+  if (ctx.flags.size > 0) {
+    const upstream = headers[Header.flags];
+    headers[Header.flags] = [...(upstream ? [String(upstream)] : []), ...ctx.flags].join(',');
+  }
+  if (headers[Header.requestId] === undefined) headers[Header.requestId] = ctx.id;
+  res.writeHead(response.status, headers);
+  if (!response.body) {
+    res.end();
+    return;
+  }
+  pipeline(response.body, res, (error) => {
+    if (error && !ctx.signal.aborted) ctx.flags.add(ResponseFlag.UpstreamConnectionTermination);
+  });
+}
+
+function writeRescued(res: ServerResponse, rescued: RescuedResponse): void {
+  res.writeHead(rescued.status, rescued.headers).end(rescued.body);
+}
+
+async function handleUpgrade(options: ListenerOptions, req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+  const controller = new AbortController();
+  socket.once('close', () => controller.abort(downstreamReset()));
+  socket.on('error', () => socket.destroy());
+  const generation = options.generation();
+  let ctx: RequestContext;
+  try {
+    ctx = createContext(options, generation.snapshot, req, controller.signal, { socket, head });
+  } catch (error) {
+    socket.end(`HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n${(error as Error).message}\n`);
+    return;
+  }
+  try {
+    await generation[options.direction](ctx);
+  } catch (error) {
+    if (socket.destroyed) return;
+    const rescued = rescue(error, ctx);
+    const lines = [`HTTP/1.1 ${rescued.status} ${rescued.status === 404 ? 'Not Found' : 'Service Unavailable'}`, 'connection: close'];
+    for (const [name, value] of Object.entries(rescued.headers)) lines.push(`${name}: ${value}`);
+    socket.end(`${lines.join('\r\n')}\r\n\r\n${rescued.body}`);
+  }
+}
+
+/** Reads the request once: where it goes (origin-form with Host, or a forward proxy's absolute-form URI) and what to send. */
+export function createContext(
+  options: ListenerOptions,
+  snapshot: Snapshot,
+  req: IncomingMessage,
+  signal: AbortSignal,
+  upgrade: UpgradeRequest | undefined,
+): RequestContext {
+  const url = req.url ?? '/';
+  let authority: string;
+  let path: string;
+  if (url.startsWith('/')) {
+    authority = req.headers.host ?? '';
+    path = url;
+  } else {
+    const absolute = parseAbsolute(url);
+    authority = absolute.host;
+    path = absolute.pathname + absolute.search;
+  }
+  const headers = withoutHopByHop(req.headers, upgrade !== undefined);
+  headers.host = authority;
+  headers[Header.forwardedFor] = appendForwardedFor(req.headers[Header.forwardedFor], req.socket.remoteAddress);
+  headers[Header.forwardedProto] ??= 'http';
+  const id = (req.headers[Header.requestId] as string | undefined) || randomUUID();
+  headers[Header.requestId] = id;
+  const source = options.direction === 'outbound' ? options.service : String(req.headers[Header.source] ?? 'unknown');
+  if (options.direction === 'outbound') headers[Header.source] = options.service;
+
+  const queryAt = path.indexOf('?');
+  let query: URLSearchParams | undefined;
+  return {
+    id,
+    direction: options.direction,
+    sidecar: options.sidecar,
+    source,
+    snapshot,
+    startedAt: performance.now(),
+    method: req.method ?? 'GET',
+    host: stripPort(authority).toLowerCase(),
+    path,
+    pathname: queryAt === -1 ? path : path.slice(0, queryAt),
+    get query() {
+      return (query ??= new URLSearchParams(queryAt === -1 ? '' : path.slice(queryAt + 1)));
+    },
+    headers,
+    body: new RequestBody(upgrade === undefined && hasBody(req.headers) ? req : null),
+    upgrade,
+    flags: new Set(),
+    signal,
+  };
+}
+
+function parseAbsolute(url: string): URL {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new MeshError(ErrorCode.NoRoute, 400, ResponseFlag.NoRoute, `cannot parse request target "${url}"`);
+  }
+  if (parsed.protocol !== 'http:') {
+    throw new MeshError(ErrorCode.MethodNotSupported, 400, ResponseFlag.NotSupported, `only http:// targets are proxied, not ${parsed.protocol}`);
+  }
+  return parsed;
+}

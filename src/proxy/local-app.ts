@@ -1,0 +1,10 @@
+// Inbound: every request goes to the one local application this sidecar fronts.
+import type { EndpointState } from './endpoints.ts';
+import type { Layer } from './types.ts';
+
+export function toLocalApp(app: EndpointState): Layer {
+  return (next) => (ctx) => {
+    ctx.endpoint = app;
+    return next(ctx);
+  };
+}

@@ -1,0 +1,41 @@
+// The one place where an error becomes a response: status, JSON body and response flags, so a caller
+// (and analysis) can tell a mesh failure from an application's.
+import { ErrorCode, MeshError, ResponseFlag, describe } from '../errors.ts';
+import { Header } from './headers.ts';
+import type { RequestContext } from './types.ts';
+
+export interface RescuedResponse {
+  readonly status: number;
+  readonly headers: Record<string, string>;
+  readonly body: string;
+}
+
+export function rescue(error: unknown, ctx: RequestContext): RescuedResponse {
+  const mesh = error instanceof MeshError
+    ? error
+    : new MeshError(ErrorCode.Internal, 500, ResponseFlag.InternalError, `internal proxy error: ${describe(error)}`, { cause: error });
+  ctx.flags.add(mesh.flag);
+  const flags = [...ctx.flags].join(',');
+  const body = JSON.stringify({
+    error: {
+      code: mesh.code,
+      message: mesh.message,
+      flags,
+      sidecar: ctx.sidecar,
+      requestId: ctx.id,
+      ...(ctx.route && { route: ctx.route.name }),
+      ...(ctx.destination && { service: ctx.destination.service }),
+      ...(ctx.endpoint && { endpoint: ctx.endpoint.address }),
+    },
+  });
+  return {
+    status: mesh.status,
+    headers: {
+      'content-type': 'application/json',
+      'content-length': String(Buffer.byteLength(body)),
+      [Header.flags]: flags,
+      [Header.requestId]: ctx.id,
+    },
+    body,
+  };
+}

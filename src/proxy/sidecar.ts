@@ -1,0 +1,200 @@
+// A sidecar: the outbound, inbound and admin listeners of one service instance, the runtime state of
+// the endpoints it balances over, and the generation (snapshot + composed stacks) in force. A reload
+// builds a new generation and swaps it in one assignment; requests in flight finish on theirs.
+import { watch, type FSWatcher } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { basename, dirname } from 'node:path';
+import { Agent } from 'undici';
+import { loadConfigFile } from '../config/load.ts';
+import { compileSnapshot, type SidecarSpec, type Snapshot } from '../config/snapshot.ts';
+import { ErrorCode, FaultlineError, describe } from '../errors.ts';
+import { EventBus } from '../telemetry/events.ts';
+import { silentLogger, type Logger } from '../telemetry/log.ts';
+import { createAdminApp } from './admin.ts';
+import { EndpointRegistry, type Clusters } from './endpoints.ts';
+import { HealthChecker } from './health.ts';
+import { createListener } from './listener.ts';
+import { OutlierDetector } from './outlier.ts';
+import { composeGeneration, type Generation } from './stack.ts';
+
+export interface SidecarOptions {
+  /** The sidecar's name in the config, or its service's when that is unambiguous. */
+  readonly name: string;
+  readonly snapshot: Snapshot;
+  /** The config file, for reloads (SIGHUP, `reload()`, or watching when `watch` is set). */
+  readonly configFile?: string;
+  readonly watch?: boolean;
+  readonly log?: Logger;
+}
+
+export type ReloadResult = { ok: true; version: string; changed: boolean } | { ok: false; error: string };
+
+export interface SidecarAddresses {
+  outbound: string;
+  inbound: string;
+  admin: string;
+}
+
+export class Sidecar {
+  readonly name: string;
+  readonly spec: SidecarSpec;
+  readonly events: EventBus;
+  readonly #log: Logger;
+  readonly #registry = new EndpointRegistry();
+  readonly #dispatcher = new Agent({ keepAliveTimeout: 4_000, headersTimeout: 0, bodyTimeout: 0, connect: { timeout: 5_000 } });
+  readonly #health: HealthChecker;
+  readonly #outlier: OutlierDetector;
+  readonly #configFile: string | undefined;
+  readonly #servers: Server[] = [];
+  #generation: Generation;
+  #appliedAt = Date.now();
+  #watcher: FSWatcher | undefined;
+  #reloading: Promise<ReloadResult> | undefined;
+  addresses: SidecarAddresses = { outbound: '', inbound: '', admin: '' };
+
+  private constructor(options: SidecarOptions) {
+    this.spec = resolveSidecar(options.snapshot, options.name);
+    this.name = this.spec.name;
+    this.events = new EventBus(this.name);
+    this.#log = (options.log ?? silentLogger).child({ sidecar: this.name });
+    this.#configFile = options.configFile;
+    this.#health = new HealthChecker(this.events);
+    this.#outlier = new OutlierDetector(this.events);
+    this.#generation = this.#compose(options.snapshot);
+  }
+
+  static async start(options: SidecarOptions): Promise<Sidecar> {
+    const sidecar = new Sidecar(options);
+    try {
+      await sidecar.#listen();
+    } catch (error) {
+      await sidecar.close();
+      throw error;
+    }
+    if (options.watch && options.configFile) sidecar.#watch(options.configFile);
+    sidecar.#log.info({ addresses: sidecar.addresses, version: sidecar.snapshot.version }, 'sidecar started');
+    return sidecar;
+  }
+
+  get snapshot(): Snapshot {
+    return this.#generation.snapshot;
+  }
+
+  get clusters(): Clusters {
+    return this.#generation.clusters;
+  }
+
+  get appliedAt(): number {
+    return this.#appliedAt;
+  }
+
+  /** Listening, and every health-checked endpoint has had its first check. */
+  get ready(): boolean {
+    return this.#servers.length === 3 && this.#health.settled;
+  }
+
+  /** Swaps in a new snapshot. Throws, changing nothing, when the snapshot has no entry for this sidecar. */
+  apply(snapshot: Snapshot): void {
+    const spec = resolveSidecar(snapshot, this.name);
+    const moved = (['outbound', 'inbound', 'admin'] as const).filter((k) => spec[k] !== this.spec[k]);
+    if (moved.length > 0) this.#log.warn({ moved }, 'listener addresses changed in config; they take effect on restart');
+    this.#generation = this.#compose(snapshot);
+    this.#appliedAt = Date.now();
+    this.events.emit('config.applied', { version: snapshot.version, source: snapshot.source });
+    this.#log.info({ version: snapshot.version }, 'config applied');
+  }
+
+  /** Re-reads the config file; a bad file is refused and the snapshot in force stays. */
+  reload(): Promise<ReloadResult> {
+    this.#reloading ??= this.#reload().finally(() => (this.#reloading = undefined));
+    return this.#reloading;
+  }
+
+  async close(): Promise<void> {
+    this.#watcher?.close();
+    await Promise.all(this.#servers.map((server) => new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    })));
+    this.#outlier.close();
+    await this.#health.close();
+    await this.#dispatcher.destroy();
+  }
+
+  #compose(snapshot: Snapshot): Generation {
+    const clusters = this.#registry.reconcile(snapshot);
+    this.#health.sync(clusters);
+    this.#outlier.sync(clusters);
+    return composeGeneration(snapshot, clusters, this.name, { dispatcher: this.#dispatcher, outlierDetector: this.#outlier });
+  }
+
+  async #reload(): Promise<ReloadResult> {
+    const source = this.#configFile;
+    if (!source) return { ok: false, error: 'this sidecar was not started from a config file' };
+    try {
+      const loaded = await loadConfigFile(source);
+      const snapshot = compileSnapshot(loaded.config, source);
+      if (snapshot.version === this.snapshot.version) return { ok: true, version: snapshot.version, changed: false };
+      this.apply(snapshot);
+      return { ok: true, version: snapshot.version, changed: true };
+    } catch (error) {
+      const message = error instanceof Error ? error.message : describe(error);
+      this.#log.error({ source, error: message }, 'config refused; the snapshot in force stays');
+      this.events.emit('config.rejected', { source, error: message });
+      return { ok: false, error: message };
+    }
+  }
+
+  #watch(file: string): void {
+    let debounce: NodeJS.Timeout | undefined;
+    // Watch the directory: editors and `mv` replace the file, which ends a watch on the file itself.
+    this.#watcher = watch(dirname(file), (_event, name) => {
+      if (name !== basename(file)) return;
+      clearTimeout(debounce);
+      debounce = setTimeout(() => void this.reload(), 100);
+    });
+    this.#watcher.unref();
+  }
+
+  async #listen(): Promise<void> {
+    const generation = () => this.#generation;
+    const common = { sidecar: this.name, service: this.spec.service, generation, log: this.#log };
+    const outbound = createListener({ ...common, direction: 'outbound' });
+    const inbound = createListener({ ...common, direction: 'inbound' });
+    const admin = createServer(createAdminApp(this));
+    this.addresses = {
+      outbound: await listen(outbound, this.spec.outbound, this.#servers),
+      inbound: await listen(inbound, this.spec.inbound, this.#servers),
+      admin: await listen(admin, this.spec.admin, this.#servers),
+    };
+  }
+}
+
+export function resolveSidecar(snapshot: Snapshot, name: string): SidecarSpec {
+  const byName = snapshot.sidecars.find((s) => s.name === name);
+  if (byName) return byName;
+  const byService = snapshot.sidecars.filter((s) => s.service === name);
+  if (byService.length === 1) return byService[0]!;
+  const known = snapshot.sidecars.map((s) => s.name).join(', ') || 'none';
+  throw new FaultlineError(
+    ErrorCode.SidecarUnknown,
+    byService.length > 1
+      ? `service "${name}" has ${byService.length} sidecars; name one: ${byService.map((s) => s.name).join(', ')}`
+      : `no sidecar "${name}" in ${snapshot.source} (sidecars: ${known})`,
+  );
+}
+
+function listen(server: Server, address: string, servers: Server[]): Promise<string> {
+  const colon = address.lastIndexOf(':');
+  const host = address.slice(0, colon).replace(/^\[|\]$/g, '');
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(Number(address.slice(colon + 1)), host, () => {
+      server.off('error', reject);
+      servers.push(server);
+      const bound = server.address() as AddressInfo;
+      resolve(bound.family === 'IPv6' ? `[${bound.address}]:${bound.port}` : `${bound.address}:${bound.port}`);
+    });
+  });
+}

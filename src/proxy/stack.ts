@@ -1,0 +1,38 @@
+// The request path, in one place. Reading this file tells the whole order of layers; a new policy is
+// a new module and one line here. Stacks are composed once per snapshot.
+import type { Snapshot } from '../config/snapshot.ts';
+import type { Dispatcher } from 'undici';
+import { balance } from './balance.ts';
+import { EndpointState, type Clusters } from './endpoints.ts';
+import { forward } from './forward.ts';
+import { toLocalApp } from './local-app.ts';
+import { outlier, type OutlierDetector } from './outlier.ts';
+import { route } from './router.ts';
+import { timeout } from './timeout.ts';
+import { compose, type Handler } from './types.ts';
+
+/** Everything a request needs from one snapshot: swapped atomically on reload. */
+export interface Generation {
+  readonly snapshot: Snapshot;
+  readonly clusters: Clusters;
+  readonly outbound: Handler;
+  readonly inbound: Handler;
+}
+
+export interface StackParts {
+  readonly dispatcher: Dispatcher;
+  readonly outlierDetector: OutlierDetector;
+}
+
+export function composeGeneration(snapshot: Snapshot, clusters: Clusters, sidecar: string, parts: StackParts): Generation {
+  const spec = snapshot.sidecars.find((s) => s.name === sidecar)!;
+  const app = new EndpointState({ service: spec.service, address: spec.app, labels: {}, dial: spec.app, sidecar: undefined });
+  return Object.freeze({
+    snapshot,
+    clusters,
+    // accept ─ route ─ timeout ─ balance ─ outlier ─ forward
+    outbound: compose([route, timeout, balance(clusters), outlier(parts.outlierDetector, clusters)], forward(parts.dispatcher)),
+    // accept ─ local app ─ forward
+    inbound: compose([toLocalApp(app)], forward(parts.dispatcher)),
+  });
+}

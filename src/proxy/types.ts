@@ -1,0 +1,65 @@
+// The request path's one abstraction: a Layer wraps the next Handler. The sidecar composes its layers
+// once per snapshot (src/proxy/stack.ts); each request then runs through them with its own context.
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import type { Duplex, Readable } from 'node:stream';
+import type { DestinationSpec, RouteSpec, Snapshot } from '../config/snapshot.ts';
+import type { ResponseFlag } from '../errors.ts';
+import type { RequestBody } from './body.ts';
+import type { EndpointState } from './endpoints.ts';
+
+export interface ProxyResponse {
+  readonly status: number;
+  readonly headers: OutgoingHttpHeaders;
+  readonly body: Readable | null;
+  /** The forwarder took the connection over (a protocol upgrade): nothing is left to write. */
+  readonly upgraded?: boolean;
+}
+
+export type Handler = (ctx: RequestContext) => Promise<ProxyResponse>;
+export type Layer = (next: Handler) => Handler;
+
+export type Direction = 'outbound' | 'inbound';
+
+/** A protocol upgrade (WebSocket): the caller's socket and the bytes read past the request head. */
+export interface UpgradeRequest {
+  readonly socket: Duplex;
+  readonly head: Buffer;
+}
+
+/** Per-request state. Layers read the snapshot it was created with and record their decisions here. */
+export interface RequestContext {
+  readonly id: string;
+  readonly direction: Direction;
+  readonly sidecar: string;
+  /** The calling service: the sidecar's own on outbound, the peer's on inbound. */
+  readonly source: string;
+  readonly snapshot: Snapshot;
+  readonly startedAt: number;
+  readonly method: string;
+  /** Host without port, lowercased: what routes match on. */
+  readonly host: string;
+  /** Path and query as sent upstream. */
+  readonly path: string;
+  readonly pathname: string;
+  readonly query: URLSearchParams;
+  /** Headers for the upstream request: hop-by-hop removed, forwarding headers added. */
+  readonly headers: IncomingHttpHeaders;
+  readonly body: RequestBody;
+  readonly upgrade: UpgradeRequest | undefined;
+  readonly flags: Set<ResponseFlag>;
+  /** Aborts when the caller goes away; layers may narrow it (a timeout). */
+  signal: AbortSignal;
+  route?: RouteSpec;
+  destination?: DestinationSpec;
+  endpoint?: EndpointState;
+}
+
+export function compose(layers: readonly Layer[], last: Handler): Handler {
+  return layers.reduceRight<Handler>((next, layer) => layer(next), last);
+}
+
+/** Calls `done` once the response body is finished or destroyed (at once when there is none). */
+export function onResponseDone(response: ProxyResponse, done: () => void): void {
+  if (!response.body || response.body.destroyed) done();
+  else response.body.once('close', done);
+}
