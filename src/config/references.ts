@@ -9,7 +9,8 @@ export interface ReferenceProblem {
 
 export function checkReferences(config: MeshConfig): ReferenceProblem[] {
   const problems: ReferenceProblem[] = [];
-  const services = new Map(config.services.map((s) => [s.name, s]));
+  // The first declaration of a name wins, so a duplicate is reported once and does not cascade.
+  const services = new Map([...config.services].reverse().map((s) => [s.name, s]));
 
   duplicates(config.services.map((s) => s.name), (i, name) =>
     problems.push({ path: ['services', i, 'name'], message: `service "${name}" is declared twice` }));

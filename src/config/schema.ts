@@ -17,13 +17,16 @@ export const Duration = z
   .transform((text) => parseDuration(text)!)
   .meta({ description: 'A duration: a number with a unit, ms, s, m or h ("250ms", "2s")' });
 
+const ADDRESS_PATTERN = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
+
 export const Address = z
   .string({ error: expecting('an address "host:port"') })
-  .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, { error: 'expected an address "host:port", e.g. 127.0.0.1:9101 or [::1]:9101' })
-  .refine((text) => {
-    const port = Number(text.slice(text.lastIndexOf(':') + 1));
-    return port >= 1 && port <= 65535;
-  }, { error: 'expected a port between 1 and 65535' });
+  .superRefine((text, ctx) => {
+    const match = ADDRESS_PATTERN.exec(text);
+    if (!match) ctx.addIssue({ code: 'custom', message: 'expected an address "host:port", e.g. 127.0.0.1:9101 or [::1]:9101' });
+    else if (Number(match[2]) < 1 || Number(match[2]) > 65535) ctx.addIssue({ code: 'custom', message: 'expected a port between 1 and 65535' });
+  })
+  .meta({ description: 'An address "host:port", e.g. 127.0.0.1:9101 or [::1]:9101' });
 
 const Labels = z.record(z.string(), z.string());
 

@@ -1,0 +1,203 @@
+// Config loading: the issue's example is valid, and every kind of bad input is refused with file,
+// line, field and what was expected, all problems at once.
+import { expect } from 'chai';
+import { parseConfig } from '../../src/config/load.ts';
+import { ConfigError, type ConfigProblem } from '../../src/config/errors.ts';
+import { meshJsonSchema } from '../../src/config/schema.ts';
+import { compileSnapshot } from '../../src/config/snapshot.ts';
+
+export const EXAMPLE = `mesh: {name: shop}
+services:
+  - name: payments
+    endpoints:
+      - {address: 127.0.0.1:9101, labels: {version: v1}}
+      - {address: 127.0.0.1:9102, labels: {version: v2}}
+    loadBalancer: least-request        # round-robin | least-request | random | ring-hash | ewma
+    healthCheck: {path: /healthz, interval: 1s, timeout: 500ms, unhealthyThreshold: 3, healthyThreshold: 2}
+    outlierDetection: {consecutive5xx: 5, interval: 1s, baseEjectionTime: 30s, maxEjectionPercent: 50}
+  - name: checkout
+    endpoints:
+      - {address: 127.0.0.1:9000}
+routes:
+  - name: payments-canary
+    match: {host: payments, pathPrefix: /, headers: {x-canary: {exact: "1"}}}
+    destinations:
+      - {service: payments, subset: {version: v2}, weight: 10}
+      - {service: payments, subset: {version: v1}, weight: 90}
+    timeout: 2s
+sidecars:
+  - service: checkout
+    outbound: 127.0.0.1:15001
+    inbound: 127.0.0.1:15006
+    admin: 127.0.0.1:15000
+    app: 127.0.0.1:9000
+`;
+
+function problems(text: string): ConfigProblem[] {
+  try {
+    parseConfig(text, 'mesh.yaml');
+  } catch (error) {
+    expect(error).to.be.instanceOf(ConfigError);
+    return [...(error as ConfigError).problems];
+  }
+  expect.fail('the config was accepted');
+}
+
+function only(text: string): ConfigProblem {
+  const found = problems(text);
+  expect(found, JSON.stringify(found)).to.have.length(1);
+  return found[0]!;
+}
+
+describe('config loading', () => {
+  it('accepts the example from the issue, with durations in milliseconds', () => {
+    const config = parseConfig(EXAMPLE, 'mesh.yaml');
+    expect(config.services[0]!.healthCheck).to.deep.equal({
+      path: '/healthz', interval: 1000, timeout: 500, unhealthyThreshold: 3, healthyThreshold: 2,
+    });
+    expect(config.services[0]!.outlierDetection!.baseEjectionTime).to.equal(30_000);
+    expect(config.routes[0]!.timeout).to.equal(2000);
+  });
+
+  it('fills defaults: round-robin, no panic threshold, weight 1', () => {
+    const config = parseConfig('mesh: {name: m}\nservices:\n  - name: a\n    endpoints: [{address: "127.0.0.1:1"}]\nroutes:\n  - {name: r, destinations: [{service: a}]}\n');
+    expect(config.services[0]!.loadBalancer).to.equal('round-robin');
+    expect(config.services[0]!.healthyPanicThreshold).to.equal(0);
+    expect(config.routes[0]!.destinations[0]!.weight).to.equal(1);
+  });
+
+  it('reports a YAML syntax error with its line', () => {
+    const problem = only('mesh: {name: shop\nservices: []\n');
+    expect(problem.message).to.match(/^YAML: /);
+    expect(problem.line).to.be.greaterThan(0);
+  });
+
+  it('reports duplicate keys', () => {
+    expect(only('mesh: {name: a}\nmesh: {name: b}\n').message).to.match(/unique/i);
+  });
+
+  it('names the line, column and field of a wrong value', () => {
+    const problem = only(EXAMPLE.replace('interval: 1s, timeout', 'interval: 1 sec, timeout'));
+    expect(problem).to.include({ file: 'mesh.yaml', line: 8, field: 'services[0].healthCheck.interval' });
+    expect(problem.column).to.equal(45);
+    expect(problem.message).to.include('duration');
+  });
+
+  it('refuses unknown fields, pointing at the key', () => {
+    const problem = only(EXAMPLE.replace('    loadBalancer: least-request', '    loadBalancr: least-request'));
+    expect(problem).to.include({ line: 7, column: 5, field: 'services[0].loadBalancr' });
+    expect(problem.message).to.equal('unknown field "loadBalancr"');
+  });
+
+  it('says a required field is missing, at its parent', () => {
+    const problem = only(EXAMPLE.replace('    outbound: 127.0.0.1:15001\n', ''));
+    expect(problem).to.include({ field: 'sidecars[0].outbound', line: 21, column: 5 });
+    expect(problem.message).to.match(/^missing: expected an address/);
+  });
+
+  it('lists the choices of an enum or union', () => {
+    const problem = only(EXAMPLE.replace('loadBalancer: least-request', 'loadBalancer: fastest'));
+    expect(problem.field).to.equal('services[0].loadBalancer');
+    expect(problem.message).to.include('"ring-hash"').and.include('or an object');
+  });
+
+  it('checks addresses and ports', () => {
+    expect(only(EXAMPLE.replace('127.0.0.1:9102', '127.0.0.1:99999')).message).to.include('port between 1 and 65535');
+    expect(only(EXAMPLE.replace('127.0.0.1:9102', 'localhost')).message).to.include('host:port');
+  });
+
+  it('checks names, methods, and numbers', () => {
+    expect(only(EXAMPLE.replace('name: payments\n', 'name: Payments_1\n')).field).to.equal('services[0].name');
+    expect(only(EXAMPLE.replace('pathPrefix: /,', 'method: get,')).field).to.equal('routes[0].match.method');
+    expect(only(EXAMPLE.replace('weight: 10}', 'weight: -1}')).field).to.equal('routes[0].destinations[0].weight');
+    expect(only(EXAMPLE.replace('unhealthyThreshold: 3', 'unhealthyThreshold: 0')).field).to.equal('services[0].healthCheck.unhealthyThreshold');
+  });
+
+  it('needs exactly one condition in a string match', () => {
+    const problem = only(EXAMPLE.replace('{exact: "1"}', '{exact: "1", prefix: "2"}'));
+    expect(problem.field).to.equal('routes[0].match.headers.x-canary');
+    expect(problem.message).to.include('exactly one of');
+  });
+
+  it('resolves references: services, subsets, sidecars', () => {
+    expect(only(EXAMPLE.replace('{service: payments, subset: {version: v2}', '{service: paymnts, subset: {version: v2}')))
+      .to.include({ field: 'routes[0].destinations[0].service', line: 17, message: 'no service named "paymnts"' });
+    expect(only(EXAMPLE.replace('subset: {version: v2}', 'subset: {version: v3}')).message)
+      .to.equal('no endpoint of "payments" has the labels {"version":"v3"}');
+    expect(only(EXAMPLE.replace('  - service: checkout', '  - service: cart')).field).to.equal('sidecars[0].service');
+  });
+
+  it('refuses duplicates: services, routes, endpoints, listener addresses', () => {
+    expect(only(EXAMPLE.replace('routes:', '  - {name: payments, endpoints: [{address: "127.0.0.1:9200"}]}\nroutes:')))
+      .to.include({ line: 13, field: 'services[2].name', message: 'service "payments" is declared twice' });
+    expect(only(EXAMPLE.replace('127.0.0.1:9102', '127.0.0.1:9101')).message).to.equal('endpoint 127.0.0.1:9101 is listed twice');
+    expect(only(EXAMPLE.replace('inbound: 127.0.0.1:15006', 'inbound: 127.0.0.1:15001')))
+      .to.include({ field: 'sidecars[0].inbound', message: 'listener address 127.0.0.1:15001 is used twice' });
+    const twoRoutes = EXAMPLE.replace('sidecars:', '  - {name: payments-canary, destinations: [{service: payments}]}\nsidecars:');
+    expect(only(twoRoutes).message).to.equal('route "payments-canary" is declared twice');
+  });
+
+  it('refuses invalid regexes, several path matchers, zero total weight, misplaced hashOn', () => {
+    expect(only(EXAMPLE.replace('pathPrefix: /,', 'pathRegex: "/(a",')).message).to.match(/^not a valid regular expression/);
+    expect(only(EXAMPLE.replace('pathPrefix: /,', 'pathPrefix: /, path: /x,')).message).to.equal('at most one of path, pathPrefix and pathRegex');
+    expect(only(EXAMPLE.replace('weight: 10}', 'weight: 0}').replace('weight: 90}', 'weight: 0}')).field).to.equal('routes[0].destinations');
+    expect(only(EXAMPLE.replace('loadBalancer: least-request', 'loadBalancer: {policy: random, hashOn: {header: x-user}}')).field)
+      .to.equal('services[0].loadBalancer.hashOn');
+  });
+
+  it('reports every problem of a file at once, in file order', () => {
+    const found = problems(EXAMPLE.replace('interval: 1s, timeout', 'interval: soon, timeout').replace('weight: 90', 'weight: heavy').replace('admin: 127.0.0.1:15000', 'admin: nowhere'));
+    expect(found.map((p) => p.field)).to.deep.equal(['services[0].healthCheck.interval', 'routes[0].destinations[1].weight', 'sidecars[0].admin']);
+    expect(found.map((p) => p.line)).to.deep.equal([8, 18, 24]);
+  });
+
+  it('formats problems as file:line:column field: message', () => {
+    try {
+      parseConfig(EXAMPLE.replace('weight: 90', 'weight: heavy'), 'shop.yaml');
+      expect.fail('accepted');
+    } catch (error) {
+      expect((error as Error).message).to.match(/^FL_CONFIG_INVALID: 1 problem\n {2}shop\.yaml:18:\d+ routes\[0\]\.destinations\[1\]\.weight: expected number/);
+    }
+  });
+
+  it('treats an empty file as missing the mesh section', () => {
+    expect(only('').field).to.equal('mesh');
+  });
+});
+
+describe('snapshot compilation', () => {
+  it('versions by content: same config, same version; any change, a new one', () => {
+    const a = compileSnapshot(parseConfig(EXAMPLE), 'a.yaml');
+    const b = compileSnapshot(parseConfig(`# a comment\n${EXAMPLE}`), 'b.yaml');
+    const c = compileSnapshot(parseConfig(EXAMPLE.replace('weight: 10', 'weight: 11')), 'a.yaml');
+    expect(a.version).to.match(/^[0-9a-f]{16}$/);
+    expect(b.version).to.equal(a.version);
+    expect(c.version).to.not.equal(a.version);
+  });
+
+  it('gives a service without a route of its own an implicit route on its name', () => {
+    const snapshot = compileSnapshot(parseConfig(EXAMPLE), 'a.yaml');
+    expect(snapshot.routes.map((r) => [r.name, r.implicit])).to.deep.equal([['payments-canary', false], ['default-checkout', true]]);
+  });
+
+  it('dials an endpoint through the sidecar that fronts it', () => {
+    const snapshot = compileSnapshot(parseConfig(EXAMPLE), 'a.yaml');
+    const checkout = snapshot.services.get('checkout')!.endpoints[0]!;
+    const payments = snapshot.services.get('payments')!.endpoints[0]!;
+    expect([checkout.dial, checkout.sidecar]).to.deep.equal(['127.0.0.1:15006', 'checkout']);
+    expect([payments.dial, payments.sidecar]).to.deep.equal(['127.0.0.1:9101', undefined]);
+  });
+
+  it('is immutable', () => {
+    const snapshot = compileSnapshot(parseConfig(EXAMPLE), 'a.yaml');
+    expect(Object.isFrozen(snapshot.config.services[0]!.endpoints[0]!.labels)).to.equal(true);
+    expect(() => (snapshot.routes as unknown[]).push(1)).to.throw(TypeError);
+  });
+
+  it('exports a JSON Schema of the format from the same schema', () => {
+    const schema = meshJsonSchema() as { properties: Record<string, unknown>; required: string[] };
+    expect(schema.required).to.include('mesh');
+    expect(Object.keys(schema.properties)).to.deep.equal(['mesh', 'services', 'routes', 'sidecars']);
+    expect(JSON.stringify(schema)).to.include('ring-hash').and.include('A duration');
+  });
+});

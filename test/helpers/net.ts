@@ -1,0 +1,65 @@
+// Real sockets on loopback for tests: free ports, upstream servers that record what they saw, and
+// polling with a deadline instead of sleeping.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
+
+export async function freePort(): Promise<number> {
+  const server = createNetServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+export async function freeAddress(): Promise<string> {
+  return `127.0.0.1:${await freePort()}`;
+}
+
+export interface Upstream {
+  readonly address: string;
+  readonly server: Server;
+  readonly seen: IncomingMessage[];
+  handler: (req: IncomingMessage, res: ServerResponse) => void;
+  close(): Promise<void>;
+}
+
+/** An HTTP server on loopback; by default it answers 200 with JSON naming itself and echoing the request. */
+export async function startUpstream(name: string, address?: string): Promise<Upstream> {
+  const target = address ?? (await freeAddress());
+  const seen: IncomingMessage[] = [];
+  const upstream: Upstream = {
+    address: target,
+    seen,
+    handler: (req, res) => {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ name, method: req.method, url: req.url, headers: req.headers }));
+    },
+    server: createServer((req, res) => {
+      seen.push(req);
+      upstream.handler(req, res);
+    }),
+    close: () => new Promise<void>((resolve) => {
+      upstream.server.close(() => resolve());
+      upstream.server.closeAllConnections();
+    }),
+  };
+  const port = Number(target.slice(target.lastIndexOf(':') + 1));
+  await new Promise<void>((resolve) => upstream.server.listen(port, '127.0.0.1', resolve));
+  return upstream;
+}
+
+/** Polls until `probe` returns a value other than undefined/false, or fails after `timeoutMs`. */
+export async function waitFor<T>(probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 5_000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value !== undefined && value !== false) return value;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
