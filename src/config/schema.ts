@@ -52,7 +52,7 @@ const LoadBalancer = z.union([
       .strictObject({ header: z.string().min(1) })
       .optional()
       .meta({ description: 'ring-hash: the request header whose value picks the endpoint' }),
-    ringSize: z.int().min(16).max(1 << 20).optional().meta({ description: 'ring-hash: virtual nodes on the ring' }),
+    virtualNodes: z.int().min(1).max(4096).optional().meta({ description: 'ring-hash: points on the ring per endpoint (default 160)' }),
     decay: Duration.optional().meta({ description: 'ewma: how fast old latency samples fade' }),
   }),
 ]);

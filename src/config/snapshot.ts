@@ -20,7 +20,7 @@ export interface EndpointSpec {
 export interface LoadBalancerSpec {
   readonly policy: LoadBalancerPolicy;
   readonly hashHeader: string | undefined;
-  readonly ringSize: number;
+  readonly virtualNodes: number;
   readonly decayMs: number;
 }
 
@@ -65,7 +65,8 @@ export interface Snapshot {
   readonly sidecars: readonly SidecarSpec[];
 }
 
-export const DEFAULT_RING_SIZE = 1024;
+/** Ring points per endpoint, as ketama's: fixed, so that only the keys of an endpoint that leaves move. */
+export const DEFAULT_VIRTUAL_NODES = 160;
 export const DEFAULT_EWMA_DECAY_MS = 10_000;
 
 export function compileSnapshot(config: MeshConfig, source: string): Snapshot {
@@ -93,7 +94,7 @@ export function compileSnapshot(config: MeshConfig, source: string): Snapshot {
           loadBalancer: Object.freeze({
             policy: lb.policy,
             hashHeader: 'hashOn' in lb ? lb.hashOn?.header.toLowerCase() : undefined,
-            ringSize: ('ringSize' in lb ? lb.ringSize : undefined) ?? DEFAULT_RING_SIZE,
+            virtualNodes: ('virtualNodes' in lb ? lb.virtualNodes : undefined) ?? DEFAULT_VIRTUAL_NODES,
             decayMs: ('decay' in lb ? lb.decay : undefined) ?? DEFAULT_EWMA_DECAY_MS,
           }),
           healthCheck: service.healthCheck && Object.freeze({ ...service.healthCheck }),

@@ -18,7 +18,7 @@ export function createBalancer(spec: LoadBalancerSpec): Balancer {
     case 'random':
       return new RandomBalancer();
     case 'ring-hash':
-      return new RingHashBalancer(spec.hashHeader, spec.ringSize);
+      return new RingHashBalancer(spec.hashHeader, spec.virtualNodes);
     case 'ewma':
       return new EwmaBalancer();
   }

@@ -13,13 +13,13 @@ const MAX_CACHED_RINGS = 16;
 
 export class RingHashBalancer implements Balancer {
   readonly #header: string | undefined;
-  readonly #ringSize: number;
+  readonly #virtualNodes: number;
   /** Rings by candidate set; the set changes only when health or ejection changes. */
   readonly #rings = new Map<string, Ring>();
 
-  constructor(header: string | undefined, ringSize: number) {
+  constructor(header: string | undefined, virtualNodes: number) {
     this.#header = header;
-    this.#ringSize = ringSize;
+    this.#virtualNodes = virtualNodes;
   }
 
   pick(candidates: readonly EndpointState[], request: PickRequest): EndpointState {
@@ -27,14 +27,14 @@ export class RingHashBalancer implements Balancer {
     if (value === undefined) return candidates[randomIndex(candidates.length)]!;
     const ring = this.#ring(candidates);
     const index = search(ring.points, hash32(Array.isArray(value) ? value.join(',') : value));
-    return ring.owners[index % ring.owners.length]!;
+    return ring.owners[index]!;
   }
 
   #ring(candidates: readonly EndpointState[]): Ring {
     const key = candidates.map((c) => c.address).join('|');
     let ring = this.#rings.get(key);
     if (!ring) {
-      ring = buildRing(candidates, this.#ringSize);
+      ring = buildRing(candidates, this.#virtualNodes);
       if (this.#rings.size >= MAX_CACHED_RINGS) this.#rings.delete(this.#rings.keys().next().value!);
       this.#rings.set(key, ring);
     }
@@ -42,11 +42,11 @@ export class RingHashBalancer implements Balancer {
   }
 }
 
-export function buildRing(candidates: readonly EndpointState[], ringSize: number): Ring {
-  const perEndpoint = Math.max(1, Math.ceil(ringSize / candidates.length));
+/** Each endpoint's points depend only on its address, so the ring of a smaller set is a subset of the larger's. */
+export function buildRing(candidates: readonly EndpointState[], virtualNodes: number): Ring {
   const entries: { point: number; owner: EndpointState }[] = [];
   for (const endpoint of candidates) {
-    for (let i = 0; i < perEndpoint; i++) entries.push({ point: hash32(`${endpoint.address}#${i}`), owner: endpoint });
+    for (let i = 0; i < virtualNodes; i++) entries.push({ point: hash32(`${endpoint.address}#${i}`), owner: endpoint });
   }
   entries.sort((a, b) => a.point - b.point || a.owner.address.localeCompare(b.owner.address));
   return { points: Uint32Array.from(entries, (e) => e.point), owners: entries.map((e) => e.owner) };
