@@ -28,7 +28,7 @@ export function createListener(options: ListenerOptions): Server {
   server.on('request', (req: IncomingMessage, res: ServerResponse) => void handle(options, req, res));
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void handleUpgrade(options, req, socket, head));
   server.on('connect', (req: IncomingMessage, socket: Duplex) => {
-    socket.end('HTTP/1.1 405 Method Not Allowed\r\nconnection: close\r\ncontent-type: text/plain\r\n\r\n' +
+    closeWith(socket, 'HTTP/1.1 405 Method Not Allowed\r\nconnection: close\r\ncontent-type: text/plain\r\n\r\n' +
       'faultline does not tunnel CONNECT: call the destination over plain http:// and let the mesh secure it\n');
   });
   return server;
@@ -87,7 +87,7 @@ async function handleUpgrade(options: ListenerOptions, req: IncomingMessage, soc
   try {
     ctx = createContext(options, generation.snapshot, req, controller.signal, { socket, head });
   } catch (error) {
-    socket.end(`HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n${(error as Error).message}\n`);
+    closeWith(socket, `HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n${(error as Error).message}\n`);
     return;
   }
   try {
@@ -97,8 +97,13 @@ async function handleUpgrade(options: ListenerOptions, req: IncomingMessage, soc
     const rescued = rescue(error, ctx);
     const lines = [`HTTP/1.1 ${rescued.status} ${rescued.status === 404 ? 'Not Found' : 'Service Unavailable'}`, 'connection: close'];
     for (const [name, value] of Object.entries(rescued.headers)) lines.push(`${name}: ${value}`);
-    socket.end(`${lines.join('\r\n')}\r\n\r\n${rescued.body}`);
+    closeWith(socket, `${lines.join('\r\n')}\r\n\r\n${rescued.body}`);
   }
+}
+
+/** Writes a last raw response on a socket outside HTTP handling (upgrade, CONNECT) and closes it. */
+function closeWith(socket: Duplex, text: string): void {
+  socket.end(text, () => socket.destroy());
 }
 
 /** Reads the request once: where it goes (origin-form with Host, or a forward proxy's absolute-form URI) and what to send. */

@@ -3,7 +3,7 @@
 // builds a new generation and swaps it in one assignment; requests in flight finish on theirs.
 import { watch, type FSWatcher } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { basename, dirname } from 'node:path';
 import { Agent } from 'undici';
 import { loadConfigFile } from '../config/load.ts';
@@ -113,10 +113,7 @@ export class Sidecar {
 
   async close(): Promise<void> {
     this.#watcher?.close();
-    await Promise.all(this.#servers.map((server) => new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    })));
+    await Promise.all(this.#servers.map(closeServer));
     this.#outlier.close();
     await this.#health.close();
     await this.#dispatcher.destroy();
@@ -185,7 +182,23 @@ export function resolveSidecar(snapshot: Snapshot, name: string): SidecarSpec {
   );
 }
 
+/** Closes a server and every connection it holds, upgraded (tunnelled) ones included. */
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    for (const socket of openSockets.get(server) ?? []) socket.destroy();
+  });
+}
+
+const openSockets = new WeakMap<Server, Set<Socket>>();
+
 function listen(server: Server, address: string, servers: Server[]): Promise<string> {
+  const sockets = new Set<Socket>();
+  openSockets.set(server, sockets);
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
   const colon = address.lastIndexOf(':');
   const host = address.slice(0, colon).replace(/^\[|\]$/g, '');
   return new Promise((resolve, reject) => {

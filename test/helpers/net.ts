@@ -1,7 +1,7 @@
 // Real sockets on loopback for tests: free ports, upstream servers that record what they saw, and
 // polling with a deadline instead of sleeping.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createNetServer, type AddressInfo } from 'node:net';
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 
 export async function freePort(): Promise<number> {
   const server = createNetServer();
@@ -40,9 +40,15 @@ export async function startUpstream(name: string, address?: string): Promise<Ups
     }),
     close: () => new Promise<void>((resolve) => {
       upstream.server.close(() => resolve());
-      upstream.server.closeAllConnections();
+      for (const socket of sockets) socket.destroy();
     }),
   };
+  // Upgraded sockets are not the HTTP server's any more; destroy every socket on close.
+  const sockets = new Set<Socket>();
+  upstream.server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
   const port = Number(target.slice(target.lastIndexOf(':') + 1));
   await new Promise<void>((resolve) => upstream.server.listen(port, '127.0.0.1', resolve));
   return upstream;
