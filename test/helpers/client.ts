@@ -44,3 +44,17 @@ export function send(
 export function call(outbound: string, service: string, path = '/', headers: OutgoingHttpHeaders = {}): Promise<Reply> {
   return send(outbound, { path, headers: { host: service, ...headers } });
 }
+
+/** Runs `task` `count` times with at most `concurrency` at once; bounded in count (and by the caller's timeouts). */
+export async function load<T>(count: number, concurrency: number, task: (i: number) => Promise<T>): Promise<T[]> {
+  const results: T[] = new Array(count);
+  let next = 0;
+  const worker = async () => {
+    while (next < count) {
+      const i = next++;
+      results[i] = await task(i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
+  return results;
+}
