@@ -3,7 +3,6 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { pipeline } from 'node:stream';
 import { stripPort } from '../config/matchers.ts';
 import type { Snapshot } from '../config/snapshot.ts';
 import { ErrorCode, MeshError, ResponseFlag, downstreamReset } from '../errors.ts';
@@ -69,9 +68,16 @@ function writeResponse(res: ServerResponse, response: ProxyResponse, ctx: Reques
     res.end();
     return;
   }
-  pipeline(response.body, res, (error) => {
-    if (error && !ctx.signal.aborted) ctx.flags.add(ResponseFlag.UpstreamConnectionTermination);
+  // pipe, not pipeline: pipeline builds an AbortController and a DOMException for every stream it finishes.
+  const body = response.body;
+  body.once('error', () => {
+    if (!ctx.signal.aborted) ctx.flags.add(ResponseFlag.UpstreamConnectionTermination);
+    res.destroy();
   });
+  res.once('close', () => {
+    if (!body.readableEnded) body.destroy();
+  });
+  body.pipe(res);
 }
 
 function writeRescued(res: ServerResponse, rescued: RescuedResponse): void {
