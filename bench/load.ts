@@ -1,0 +1,61 @@
+// Load on one target with autocannon: a warm-up, the maximum throughput at a fixed number of
+// connections, then latency at a fixed request rate. Latency percentiles are computed here from each
+// response's time (autocannon's own histogram has 1 ms resolution, too coarse for a proxy's cost).
+import autocannon from 'autocannon';
+import type { Target } from './run.ts';
+
+export interface LoadSettings {
+  warmupS: number;
+  maxS: number;
+  rateS: number;
+  rate: number;
+  maxConnections: number;
+  rateConnections: number;
+}
+
+export interface Latency {
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+}
+
+export interface Measurement {
+  name: string;
+  maxRps: number;
+  failures: number;
+  latency: Latency;
+  achievedRps: number;
+  rss: { now: number; peak: number }[];
+}
+
+function run(target: Target, options: Partial<autocannon.Options>, times?: number[]): Promise<autocannon.Result> {
+  return new Promise((resolve, reject) => {
+    const instance = autocannon(
+      { url: target.url, headers: target.host ? { host: target.host } : {}, ...options },
+      (error, result) => (error ? reject(error) : resolve(result)),
+    );
+    if (times) instance.on('response', (_client, _status, _bytes, responseTime: number) => times.push(responseTime));
+  });
+}
+
+export function percentiles(times: number[]): Latency {
+  const sorted = Float64Array.from(times).sort();
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
+  return { p50: at(0.5), p90: at(0.9), p99: at(0.99), max: sorted.at(-1) ?? NaN };
+}
+
+export async function measure(target: Target, s: LoadSettings): Promise<Omit<Measurement, 'rss'>> {
+  await run(target, { connections: s.maxConnections, duration: s.warmupS });
+  const max = await run(target, { connections: s.maxConnections, duration: s.maxS });
+  const times: number[] = [];
+  const fixed = await run(target, { connections: s.rateConnections, duration: s.rateS, overallRate: s.rate }, times);
+  const failures = (r: autocannon.Result) => r.errors + r.timeouts + r.non2xx;
+  return {
+    name: target.name,
+    maxRps: max.requests.average,
+    failures: failures(max) + failures(fixed),
+    latency: percentiles(times),
+    achievedRps: fixed.requests.average,
+  };
+}

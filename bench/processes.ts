@@ -1,0 +1,70 @@
+// Child processes of a benchmark run: started on this Node, each announcing itself with one stdout
+// line, all stopped at the end; plus their memory, read from /proc.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+
+/** The built CLI when there is one (as deployed), else the TypeScript source. */
+const CLI = existsSync('dist/cli/main.js') ? 'dist/cli/main.js' : 'src/cli/main.ts';
+
+export interface SidecarProcess {
+  pid: number;
+  addresses: { outbound: string; inbound: string; admin: string };
+  idleRss: { now: number; peak: number };
+}
+
+export class Processes {
+  readonly #children = new Map<string, ChildProcess>();
+
+  /** Starts `node ARGS` and resolves with the first line it prints. */
+  start(name: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<string> {
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } });
+    this.#children.set(name, child);
+    return new Promise((resolve, reject) => {
+      let out = '';
+      const timer = setTimeout(() => reject(new Error(`${name} did not start within 15 s`)), 15_000);
+      child.stdout!.on('data', (data: Buffer) => {
+        out += data;
+        const newline = out.indexOf('\n');
+        if (newline !== -1) {
+          clearTimeout(timer);
+          resolve(out.slice(0, newline));
+        }
+      });
+      child.once('exit', (code) => reject(new Error(`${name} exited with ${code}`)));
+    });
+  }
+
+  async startSidecar(name: string, config: string): Promise<SidecarProcess> {
+    const line = await this.start(name, [CLI, 'sidecar', '--config', config, '--service', name, '--no-watch'], { FAULTLINE_LOG_LEVEL: 'warn' });
+    const pid = this.pid(name);
+    return { pid, addresses: JSON.parse(line), idleRss: rss(pid) };
+  }
+
+  pid(name: string): number {
+    return this.#children.get(name)!.pid!;
+  }
+
+  async stopAll(): Promise<void> {
+    await Promise.all([...this.#children.values()].map((child) => new Promise<void>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      child.once('exit', () => resolve());
+      child.kill('SIGTERM');
+    })));
+  }
+}
+
+/** Resident set size in bytes, now and at its peak (VmHWM). */
+export function rss(pid: number): { now: number; peak: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)![1]) * 1024;
+  return { now: kb('VmRSS'), peak: kb('VmHWM') };
+}
+
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
