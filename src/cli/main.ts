@@ -7,6 +7,7 @@ import { meshJsonSchema } from '../config/schema.ts';
 import { compileSnapshot } from '../config/snapshot.ts';
 import { FaultlineError } from '../errors.ts';
 import { Sidecar } from '../proxy/sidecar.ts';
+import { DEMO_MESH, runDemo } from './demo.ts';
 import { createLogger } from '../telemetry/log.ts';
 
 /** Exit codes: 1 for a failure at run time, 2 for invalid input (config, arguments). */
@@ -60,6 +61,18 @@ program
   .description('print the JSON Schema of the mesh config format (for editors)')
   .action(() => {
     process.stdout.write(`${JSON.stringify(meshJsonSchema(), null, 2)}\n`);
+  });
+
+program
+  .command('demo')
+  .description('bring up the bundled demo shop behind its sidecars, send it a bounded burst of requests, print a summary')
+  .option('--mesh <file>', 'the mesh config of the shop', DEMO_MESH)
+  .option('-n, --requests <n>', 'requests to send', positiveInt, 2_000)
+  .option('--concurrency <n>', 'requests in flight at once', positiveInt, 16)
+  .action(async (options: { mesh: string; requests: number; concurrency: number }) => {
+    const log = createLogger('faultline-demo', process.env.FAULTLINE_LOG_LEVEL ?? 'warn');
+    const result = await runDemo({ ...options, log });
+    process.exitCode = (result.statuses['200'] ?? 0) === result.requests ? 0 : 1;
   });
 
 export function positiveInt(value: string): number {

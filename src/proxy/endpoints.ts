@@ -11,6 +11,8 @@ export class HealthState {
   status: HealthStatus = 'unknown';
   consecutiveSuccesses = 0;
   consecutiveFailures = 0;
+  /** Whether a check ever passed: until one does, a single pass is enough to bring it in (as Envoy's startup rule). */
+  everPassed = false;
   lastCheckedAt: number | undefined;
   lastError: string | undefined;
 }

@@ -1,7 +1,8 @@
 // Active health checks: every `interval`, GET the check path of each endpoint (through the sidecar
 // fronting it, as traffic goes). `unhealthyThreshold` failures in a row take an endpoint out of the
 // pool, `healthyThreshold` passes bring it back. The first result decides at once, so an endpoint
-// that is down at start does not take traffic while failures add up.
+// that is down at start does not take traffic while failures add up; and until an endpoint has passed
+// once, one pass brings it in (as Envoy's), so peers that start together find each other quickly.
 import { Agent, request } from 'undici';
 import type { HealthCheckConfig } from '../config/schema.ts';
 import { describe } from '../errors.ts';
@@ -103,7 +104,9 @@ export class HealthChecker {
       health.consecutiveSuccesses = 0;
     }
     const before = health.status;
-    if (failure === undefined && (before === 'unknown' || (before === 'unhealthy' && health.consecutiveSuccesses >= config.healthyThreshold))) {
+    const enoughPasses = !health.everPassed || health.consecutiveSuccesses >= config.healthyThreshold;
+    if (failure === undefined) health.everPassed = true;
+    if (failure === undefined && (before === 'unknown' || (before === 'unhealthy' && enoughPasses))) {
       health.status = 'healthy';
     } else if (failure !== undefined && (before === 'unknown' || (before === 'healthy' && health.consecutiveFailures >= config.unhealthyThreshold))) {
       health.status = 'unhealthy';

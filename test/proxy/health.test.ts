@@ -80,7 +80,7 @@ describe('active health checks', () => {
     expect(changes.at(-1)).to.include({ endpoint: a.address, healthy: true });
   });
 
-  it('marks an endpoint that is down at start unhealthy on its first failed check', async () => {
+  it('marks an endpoint that is down at start unhealthy on its first failed check, and takes it in on its first pass', async () => {
     const missing = await freeAddress();
     const config = {
       mesh: { name: 'hc2' },
@@ -89,7 +89,7 @@ describe('active health checks', () => {
         {
           name: 'stock',
           endpoints: [{ address: missing }, { address: b.address }],
-          healthCheck: { path: '/healthz', interval: '5s', timeout: '200ms', unhealthyThreshold: 3, healthyThreshold: 2 },
+          healthCheck: { path: '/healthz', interval: '1s', timeout: '200ms', unhealthyThreshold: 3, healthyThreshold: 5 },
         },
       ],
       sidecars: [await sidecarEntry('app', await freeAddress())],
@@ -99,6 +99,15 @@ describe('active health checks', () => {
       await waitFor(() => second.ready, 3_000, 'first checks');
       expect((await endpointsOf(second, 'stock')).map((e) => [e.address, e.health])).to.deep.equal([[missing, 'unhealthy'], [b.address, 'healthy']]);
       expect(Object.fromEntries(await spread(second, 10))).to.deep.equal({ b: 10 });
+      const late = await startUpstream('late', missing);
+      try {
+        // healthyThreshold is 5, but an endpoint that never passed needs one pass; the interval is 1 s,
+        // so wait for the second check only (bounded by a few intervals).
+        await waitFor(async () => (await endpointsOf(second, 'stock')).every((e) => e.health === 'healthy'), 3_000, 'the late endpoint to come in');
+        expect((await endpointsOf(second, 'stock')).find((e) => e.address === missing)!.health).to.equal('healthy');
+      } finally {
+        await late.close();
+      }
     } finally {
       await second.close();
     }

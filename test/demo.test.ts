@@ -1,0 +1,35 @@
+// The quick start's job end to end: the demo shop behind nine sidecars answers through the mesh,
+// the canary split shows both payments versions, and nothing is left running.
+import { expect } from 'chai';
+import { execFileSync } from 'node:child_process';
+import { runDemo } from '../src/cli/demo.ts';
+import { silentLogger } from '../src/telemetry/log.ts';
+
+describe('faultline demo', function () {
+  this.timeout(60_000);
+
+  it('serves every request through the mesh and splits payments 90/10', async () => {
+    let printed = '';
+    const result = await runDemo({ requests: 400, concurrency: 8, log: silentLogger, out: (text) => (printed += text) });
+    expect(result.requests).to.equal(400);
+    expect(result.statuses).to.deep.equal({ 200: 400 });
+    expect(result.flags).to.deep.equal({});
+    const v2 = result.paymentsVersions.v2 ?? 0;
+    expect(v2 + (result.paymentsVersions.v1 ?? 0)).to.equal(400);
+    // binomial(400, 0.1): mean 40, sd 6; 4.5 sd either side
+    expect(v2).to.be.within(13, 67);
+    expect(result.endpoints.map((e) => e.service)).to.include.members(['catalog', 'cart', 'payments', 'stock']);
+    expect(result.endpoints.every((e) => e.available && e.health === 'healthy')).to.equal(true);
+    expect(printed).to.include('availability  100.0% (200: 400)');
+  });
+
+  it('leaves no shop process behind', () => {
+    let running = '';
+    try {
+      running = execFileSync('pgrep', ['-f', 'demo/shop.ts'], { encoding: 'utf8' });
+    } catch {
+      // pgrep exits 1 when nothing matches
+    }
+    expect(running.trim()).to.equal('');
+  });
+});
