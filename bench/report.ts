@@ -34,6 +34,9 @@ export async function printReport(results: Measurement[], s: LoadSettings, memor
   out.push(`Targets: sidecar pair adds ≤ ${TARGETS.addedP50} ms p50: ${ms(pair.latency.p50 - direct.latency.p50)} ms, ${check(pair.latency.p50 - direct.latency.p50 <= TARGETS.addedP50)}; ` +
     `≤ ${TARGETS.addedP99} ms p99: ${ms(pair.latency.p99 - direct.latency.p99)} ms, ${check(pair.latency.p99 - direct.latency.p99 <= TARGETS.addedP99)}; ` +
     `RSS ≤ ${TARGETS.rssMiB} MB per sidecar: peak ${mib(peak)} MiB, ${check(peak <= TARGETS.rssMiB * MIB)}.`);
+  const barePair = results.find((r) => r.name === 'bare undici forwarder pair')!;
+  out.push(`Against a pair of bare undici forwarders (the floor for two Node proxies here): the sidecar pair adds ${ms(pair.latency.p50 - barePair.latency.p50)} ms p50 and ` +
+    `${ms(pair.latency.p99 - barePair.latency.p99)} ms p99, at ${(pair.maxRps / barePair.maxRps).toFixed(2)}× its max rps.`);
   const undici = results.find((r) => r.name === 'bare undici forwarder')!;
   const hpm = results.find((r) => r.name === 'bare http-proxy-middleware')!;
   const nodeHttp = results.find((r) => r.name === 'bare node:http forwarder')!;

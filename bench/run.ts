@@ -29,6 +29,8 @@ async function main(): Promise<void> {
   try {
     const upstreamPort = Number(await processes.start('upstream', ['bench/upstream.ts']));
     const undiciPort = Number(await processes.start('undici', ['bench/forwarders.ts', 'undici', String(upstreamPort)]));
+    // Two bare undici forwarders in a row: the floor for any pair of Node proxies on this machine.
+    const undiciFrontPort = Number(await processes.start('undici-front', ['bench/forwarders.ts', 'undici', String(undiciPort)]));
     const nodeHttpPort = Number(await processes.start('node-http', ['bench/forwarders.ts', 'node-http', String(upstreamPort)]));
     const hpmPort = Number(await processes.start('hpm', ['bench/forwarders.ts', 'hpm', String(upstreamPort)]));
     const mesh = await meshFile(upstreamPort);
@@ -41,6 +43,7 @@ async function main(): Promise<void> {
       { name: 'bare undici forwarder', url: `http://127.0.0.1:${undiciPort}/`, sidecars: [] },
       { name: 'bare node:http forwarder', url: `http://127.0.0.1:${nodeHttpPort}/`, sidecars: [] },
       { name: 'bare http-proxy-middleware', url: `http://127.0.0.1:${hpmPort}/`, sidecars: [] },
+      { name: 'bare undici forwarder pair', url: `http://127.0.0.1:${undiciFrontPort}/`, sidecars: [] },
       { name: 'one sidecar', url: `http://${single.addresses.outbound}/`, host: 'upstream', sidecars: [single.pid] },
       { name: 'sidecar pair', url: `http://${pairA.addresses.outbound}/`, host: 'app', sidecars: [pairA.pid, pairB.pid] },
     ];
