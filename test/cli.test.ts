@@ -53,3 +53,38 @@ describe('faultline CLI', () => {
     expect(run.stderr).to.include("required option '-c, --config <file>'");
   });
 });
+
+describe('faultline sidecar process', function () {
+  this.timeout(30_000);
+
+  it('reloads on SIGHUP, and refuses a bad file while serving on the old config', async () => {
+    const { startSidecarProcess, stopProcess } = await import('./helpers/process.ts');
+    const { sidecarEntry, writeMesh } = await import('./helpers/mesh.ts');
+    const { freeAddress, startUpstream, waitFor } = await import('./helpers/net.ts');
+    const { call, send } = await import('./helpers/client.ts');
+    const { readFile } = await import('node:fs/promises');
+    const upstream = await startUpstream('web');
+    const config = {
+      mesh: { name: 'hup' },
+      services: [{ name: 'client', endpoints: [{ address: await freeAddress() }] }, { name: 'web', endpoints: [{ address: upstream.address }] }],
+      sidecars: [await sidecarEntry('client', await freeAddress())],
+    };
+    const meshFile = await writeMesh(config);
+    const sidecar = await startSidecarProcess(meshFile, 'client', ['--no-watch']);
+    const version = async () => (await send(sidecar.addresses.admin!, { path: '/config' })).json<{ version: string }>().version;
+    try {
+      const first = await version();
+      await writeFile(meshFile, (await readFile(meshFile, 'utf8')).replace('name: hup', 'name: hup2'));
+      sidecar.child.kill('SIGHUP');
+      const second = await waitFor(async () => ((await version()) !== first ? await version() : undefined), 5_000, 'the reload');
+      await writeFile(meshFile, 'mesh: {name: broken\n');
+      sidecar.child.kill('SIGHUP');
+      await waitFor(() => sidecar.stderr().includes('config refused'), 5_000, 'the refusal in the log');
+      expect(await version()).to.equal(second);
+      expect((await call(sidecar.addresses.outbound!, 'web')).status).to.equal(200);
+    } finally {
+      await stopProcess(sidecar.child);
+      await upstream.close();
+    }
+  });
+});

@@ -24,9 +24,13 @@ export function runCli(args: string[], timeoutMs = 15_000): Promise<Finished> {
 }
 
 /** Starts `faultline sidecar` and resolves with the addresses it prints once listening. */
-export function startSidecarProcess(config: string, name: string): Promise<{ child: ChildProcess; addresses: Record<string, string> }> {
+export function startSidecarProcess(
+  config: string,
+  name: string,
+  extra: string[] = [],
+): Promise<{ child: ChildProcess; addresses: Record<string, string>; stderr: () => string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, 'sidecar', '--config', config, '--service', name], {
+    const child = spawn(process.execPath, [CLI, 'sidecar', '--config', config, '--service', name, ...extra], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, FAULTLINE_LOG_LEVEL: 'warn' },
     });
@@ -35,7 +39,7 @@ export function startSidecarProcess(config: string, name: string): Promise<{ chi
     child.stderr!.on('data', (d: Buffer) => (err += d));
     child.stdout!.on('data', (d: Buffer) => {
       out += d;
-      if (out.includes('\n')) resolve({ child, addresses: JSON.parse(out.split('\n')[0]!) });
+      if (out.includes('\n')) resolve({ child, addresses: JSON.parse(out.split('\n')[0]!), stderr: () => err });
     });
     child.on('exit', (code) => reject(new Error(`sidecar exited with ${code}: ${err}`)));
   });
