@@ -8,6 +8,7 @@ import type { Snapshot } from '../config/snapshot.ts';
 import { ErrorCode, MeshError, ResponseFlag, downstreamReset } from '../errors.ts';
 import type { Logger } from '../telemetry/log.ts';
 import { RequestBody, hasBody } from './body.ts';
+import { Cancellation } from './cancellation.ts';
 import { Header, appendForwardedFor, withoutHopByHop } from './headers.ts';
 import { rescue, type RescuedResponse } from './rescue.ts';
 import type { Generation } from './stack.ts';
@@ -34,14 +35,14 @@ export function createListener(options: ListenerOptions): Server {
 }
 
 async function handle(options: ListenerOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const controller = new AbortController();
+  const cancellation = new Cancellation();
   res.once('close', () => {
-    if (!res.writableFinished) controller.abort(downstreamReset());
+    if (!res.writableFinished) cancellation.cancel(downstreamReset());
   });
   const generation = options.generation();
   let ctx: RequestContext;
   try {
-    ctx = createContext(options, generation.snapshot, req, controller.signal, undefined);
+    ctx = createContext(options, generation.snapshot, req, cancellation, undefined);
   } catch (error) {
     res.writeHead(400, { 'content-type': 'text/plain' }).end(`${(error as Error).message}\n`);
     return;
@@ -71,7 +72,7 @@ function writeResponse(res: ServerResponse, response: ProxyResponse, ctx: Reques
   // pipe, not pipeline: pipeline builds an AbortController and a DOMException for every stream it finishes.
   const body = response.body;
   body.once('error', () => {
-    if (!ctx.signal.aborted) ctx.flags.add(ResponseFlag.UpstreamConnectionTermination);
+    if (!ctx.cancellation.cancelled) ctx.flags.add(ResponseFlag.UpstreamConnectionTermination);
     res.destroy();
   });
   res.once('close', () => {
@@ -85,13 +86,13 @@ function writeRescued(res: ServerResponse, rescued: RescuedResponse): void {
 }
 
 async function handleUpgrade(options: ListenerOptions, req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
-  const controller = new AbortController();
-  socket.once('close', () => controller.abort(downstreamReset()));
+  const cancellation = new Cancellation();
+  socket.once('close', () => cancellation.cancel(downstreamReset()));
   socket.on('error', () => socket.destroy());
   const generation = options.generation();
   let ctx: RequestContext;
   try {
-    ctx = createContext(options, generation.snapshot, req, controller.signal, { socket, head });
+    ctx = createContext(options, generation.snapshot, req, cancellation, { socket, head });
   } catch (error) {
     closeWith(socket, `HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n${(error as Error).message}\n`);
     return;
@@ -117,7 +118,7 @@ export function createContext(
   options: ListenerOptions,
   snapshot: Snapshot,
   req: IncomingMessage,
-  signal: AbortSignal,
+  cancellation: Cancellation,
   upgrade: UpgradeRequest | undefined,
 ): RequestContext {
   const url = req.url ?? '/';
@@ -160,7 +161,7 @@ export function createContext(
     body: new RequestBody(upgrade === undefined && hasBody(req.headers) ? req : null),
     upgrade,
     flags: new Set(),
-    signal,
+    cancellation,
   };
 }
 

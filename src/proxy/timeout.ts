@@ -7,18 +7,23 @@ import { onResponseDone, type Layer } from './types.ts';
 export const timeout: Layer = (next) => async (ctx) => {
   const ms = ctx.route?.timeoutMs;
   if (ms === undefined) return next(ctx);
-  const timer = new AbortController();
+  const expired = upstreamTimeout(ms);
+  const cancellation = ctx.cancellation.child();
   const handle = setTimeout(() => {
     ctx.flags.add(ResponseFlag.UpstreamRequestTimeout);
-    timer.abort(upstreamTimeout(ms));
+    cancellation.cancel(expired);
   }, ms);
-  ctx.signal = AbortSignal.any([ctx.signal, timer.signal]);
+  const done = () => {
+    clearTimeout(handle);
+    cancellation.release();
+  };
+  ctx.cancellation = cancellation;
   try {
     const response = await next(ctx);
-    onResponseDone(response, () => clearTimeout(handle));
+    onResponseDone(response, done);
     return response;
   } catch (error) {
-    clearTimeout(handle);
-    throw timer.signal.aborted ? timer.signal.reason : error;
+    done();
+    throw cancellation.reason === expired ? expired : error;
   }
 };

@@ -5,6 +5,7 @@ import type { Duplex, Readable } from 'node:stream';
 import type { DestinationSpec, RouteSpec, Snapshot } from '../config/snapshot.ts';
 import type { ResponseFlag } from '../errors.ts';
 import type { RequestBody } from './body.ts';
+import type { Cancellation } from './cancellation.ts';
 import type { EndpointState } from './endpoints.ts';
 
 export interface ProxyResponse {
@@ -47,8 +48,8 @@ export interface RequestContext {
   readonly body: RequestBody;
   readonly upgrade: UpgradeRequest | undefined;
   readonly flags: Set<ResponseFlag>;
-  /** Aborts when the caller goes away; layers may narrow it (a timeout). */
-  signal: AbortSignal;
+  /** Fires when the caller goes away; layers may narrow it (a timeout sets a child). */
+  cancellation: Cancellation;
   route?: RouteSpec;
   destination?: DestinationSpec;
   endpoint?: EndpointState;
