@@ -131,6 +131,39 @@ describe('sidecar request path', function () {
     }
   });
 
+  it('cancels the upstream request when the caller goes away, freeing its socket', async () => {
+    let upstreamClosed = false;
+    let reached = false;
+    payments.handler = (req) => {
+      reached = true;
+      req.socket.once('close', () => (upstreamClosed = true));
+    };
+    try {
+      const [host, port] = checkout.addresses.outbound.split(':');
+      const req = httpRequest({ host, port: Number(port), path: '/hang', headers: { host: 'payments' } });
+      req.on('error', () => {});
+      req.end();
+      await waitFor(() => reached, 2_000, 'the request to reach the app');
+      req.destroy();
+      await waitFor(() => upstreamClosed, 2_000, 'the upstream socket to close');
+    } finally {
+      payments.handler = startUpstreamDefault;
+    }
+  });
+
+  it('cuts the response to the caller when the upstream resets mid-body', async () => {
+    payments.handler = (_req, res) => {
+      res.writeHead(200, { 'content-length': 1_000 });
+      res.write('x'.repeat(100), () => res.socket!.destroy());
+    };
+    try {
+      const failure = await send(checkout.addresses.outbound, { headers: { host: 'payments' } }).then(() => undefined, (error: Error) => error);
+      expect(failure, 'the caller must not get a complete response').to.be.instanceOf(Error);
+    } finally {
+      payments.handler = startUpstreamDefault;
+    }
+  });
+
   it('streams request bodies, chunked or with a length', async () => {
     payments.handler = (req, res) => {
       let bytes = 0;
