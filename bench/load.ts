@@ -26,7 +26,8 @@ export interface Measurement {
   failures: number;
   latency: Latency;
   achievedRps: number;
-  rss: { now: number; peak: number }[];
+  /** Per sidecar on the path: RSS after the fixed-rate phase, and the peak after the max phase. */
+  rss: { atRate: number; peak: number }[];
 }
 
 function run(target: Target, options: Partial<autocannon.Options>, times?: number[]): Promise<autocannon.Result> {
@@ -45,11 +46,13 @@ export function percentiles(times: number[]): Latency {
   return { p50: at(0.5), p90: at(0.9), p99: at(0.99), max: sorted.at(-1) ?? NaN };
 }
 
-export async function measure(target: Target, s: LoadSettings): Promise<Omit<Measurement, 'rss'>> {
-  await run(target, { connections: s.maxConnections, duration: s.warmupS });
-  const max = await run(target, { connections: s.maxConnections, duration: s.maxS });
+/** Warm-up and the fixed rate first, so the memory read after them is the memory at that rate; then the max. */
+export async function measure(target: Target, s: LoadSettings, afterRate: () => void): Promise<Omit<Measurement, 'rss'>> {
+  await run(target, { connections: s.rateConnections, duration: s.warmupS, overallRate: s.rate });
   const times: number[] = [];
   const fixed = await run(target, { connections: s.rateConnections, duration: s.rateS, overallRate: s.rate }, times);
+  afterRate();
+  const max = await run(target, { connections: s.maxConnections, duration: s.maxS });
   const failures = (r: autocannon.Result) => r.errors + r.timeouts + r.non2xx;
   return {
     name: target.name,

@@ -13,7 +13,7 @@ import { printReport } from './report.ts';
 const quick = process.argv.includes('--quick');
 const settings = quick
   ? { warmupS: 1, maxS: 2, rateS: 3, rate: 1_000, maxConnections: 32, rateConnections: 16 }
-  : { warmupS: 5, maxS: 6, rateS: 10, rate: 1_000, maxConnections: 32, rateConnections: 16 };
+  : { warmupS: 10, maxS: 6, rateS: 10, rate: 1_000, maxConnections: 32, rateConnections: 16 };
 
 export interface Target {
   readonly name: string;
@@ -50,8 +50,9 @@ async function main(): Promise<void> {
     const results: Measurement[] = [];
     for (const target of targets) {
       process.stderr.write(`measuring ${target.name}...\n`);
-      const measurement = await measure(target, settings);
-      results.push({ ...measurement, rss: target.sidecars.map(rss) });
+      let atRate: number[] = [];
+      const measurement = await measure(target, settings, () => (atRate = target.sidecars.map((pid) => rss(pid).now)));
+      results.push({ ...measurement, rss: target.sidecars.map((pid, i) => ({ atRate: atRate[i]!, peak: rss(pid).peak })) });
     }
     await printReport(results, settings, {
       idleRss: [single.idleRss, pairA.idleRss, pairB.idleRss],
