@@ -24,7 +24,7 @@ export const ErrorCode = {
   UpstreamReset: 'FL_UPSTREAM_RESET',
   UpstreamTimeout: 'FL_UPSTREAM_TIMEOUT',
   DownstreamReset: 'FL_DOWNSTREAM_RESET',
-  MethodNotSupported: 'FL_METHOD_NOT_SUPPORTED',
+  BadRequest: 'FL_BAD_REQUEST',
   Internal: 'FL_INTERNAL',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -139,7 +139,6 @@ export const MeshConfigSchema = z.strictObject({
 });
 
 export type MeshConfig = z.output<typeof MeshConfigSchema>;
-export type ServiceConfig = MeshConfig['services'][number];
 export type RouteConfig = MeshConfig['routes'][number];
 export type SidecarConfig = MeshConfig['sidecars'][number];
 export type StringMatchConfig = z.output<typeof StringMatch>;

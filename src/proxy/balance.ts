@@ -2,6 +2,7 @@
 // with Envoy's panic threshold (too few available → balance over all), and keep the load figures
 // (requests in flight, latency EWMA) that least-request and EWMA balancing read.
 import { noHealthyUpstream } from '../errors.ts';
+import type { PickRequest } from './balancer/index.ts';
 import type { Cluster, Clusters, EndpointState } from './endpoints.ts';
 import { onResponseDone, type Layer } from './types.ts';
 
@@ -28,13 +29,13 @@ export function balance(clusters: Clusters): Layer {
   };
 }
 
-export function eligible(cluster: Cluster, members: readonly EndpointState[]): readonly EndpointState[] {
+function eligible(cluster: Cluster, members: readonly EndpointState[]): readonly EndpointState[] {
   const available = members.filter((e) => e.available);
   const panic = available.length * 100 < members.length * cluster.spec.panicThreshold;
   return panic ? members : available;
 }
 
-function choose(cluster: Cluster, members: readonly EndpointState[], ctx: { headers: import('node:http').IncomingHttpHeaders }) {
+function choose(cluster: Cluster, members: readonly EndpointState[], request: PickRequest): EndpointState | undefined {
   const candidates = eligible(cluster, members);
-  return candidates.length === 0 ? undefined : cluster.balancer.pick(candidates, ctx);
+  return candidates.length === 0 ? undefined : cluster.balancer.pick(candidates, request);
 }

@@ -10,10 +10,6 @@ export class RequestBody {
     this.#source = source;
   }
 
-  get empty(): boolean {
-    return this.#source === null;
-  }
-
   /** The body stream for an upstream attempt; it can be opened once. */
   open(): Readable | null {
     if (this.#opened && this.#source) throw new Error('the request body was already sent and cannot be replayed');

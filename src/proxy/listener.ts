@@ -1,12 +1,11 @@
 // The edge of the request path: an HTTP/1.1 server that turns each request into a RequestContext,
 // runs it through the generation's stack and writes the response, or the rescued error.
 import { randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { STATUS_CODES, createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { stripPort } from '../config/matchers.ts';
 import type { Snapshot } from '../config/snapshot.ts';
 import { ErrorCode, MeshError, ResponseFlag, downstreamReset } from '../errors.ts';
-import type { Logger } from '../telemetry/log.ts';
 import { RequestBody, hasBody } from './body.ts';
 import { Cancellation } from './cancellation.ts';
 import { Header, appendForwardedFor, withoutHopByHop } from './headers.ts';
@@ -20,7 +19,6 @@ export interface ListenerOptions {
   /** The sidecar's own service: the source of its outbound calls. */
   readonly service: string;
   readonly generation: () => Generation;
-  readonly log: Logger;
 }
 
 export function createListener(options: ListenerOptions): Server {
@@ -44,7 +42,9 @@ async function handle(options: ListenerOptions, req: IncomingMessage, res: Serve
   try {
     ctx = createContext(options, generation.snapshot, req, cancellation, undefined);
   } catch (error) {
-    res.writeHead(400, { 'content-type': 'text/plain' }).end(`${(error as Error).message}\n`);
+    // The request could not even be read (an unparseable target): no context to rescue with.
+    const flag = error instanceof MeshError ? error.flag : ResponseFlag.NotSupported;
+    res.writeHead(400, { 'content-type': 'text/plain', [Header.flags]: flag }).end(`${(error as Error).message}\n`);
     return;
   }
   let response: ProxyResponse;
@@ -102,7 +102,7 @@ async function handleUpgrade(options: ListenerOptions, req: IncomingMessage, soc
   } catch (error) {
     if (socket.destroyed) return;
     const rescued = rescue(error, ctx);
-    const lines = [`HTTP/1.1 ${rescued.status} ${rescued.status === 404 ? 'Not Found' : 'Service Unavailable'}`, 'connection: close'];
+    const lines = [`HTTP/1.1 ${rescued.status} ${STATUS_CODES[rescued.status] ?? 'Error'}`, 'connection: close'];
     for (const [name, value] of Object.entries(rescued.headers)) lines.push(`${name}: ${value}`);
     closeWith(socket, `${lines.join('\r\n')}\r\n\r\n${rescued.body}`);
   }
@@ -170,10 +170,10 @@ function parseAbsolute(url: string): URL {
   try {
     parsed = new URL(url);
   } catch {
-    throw new MeshError(ErrorCode.NoRoute, 400, ResponseFlag.NoRoute, `cannot parse request target "${url}"`);
+    throw new MeshError(ErrorCode.BadRequest, 400, ResponseFlag.NotSupported, `cannot parse request target "${url}"`);
   }
   if (parsed.protocol !== 'http:') {
-    throw new MeshError(ErrorCode.MethodNotSupported, 400, ResponseFlag.NotSupported, `only http:// targets are proxied, not ${parsed.protocol}`);
+    throw new MeshError(ErrorCode.BadRequest, 400, ResponseFlag.NotSupported, `only http:// targets are proxied, not ${parsed.protocol}`);
   }
   return parsed;
 }

@@ -156,7 +156,7 @@ export class Sidecar {
 
   async #listen(): Promise<void> {
     const generation = () => this.#generation;
-    const common = { sidecar: this.name, service: this.spec.service, generation, log: this.#log };
+    const common = { sidecar: this.name, service: this.spec.service, generation };
     const outbound = createListener({ ...common, direction: 'outbound' });
     const inbound = createListener({ ...common, direction: 'inbound' });
     const admin = createServer(createAdminApp(this));

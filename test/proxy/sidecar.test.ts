@@ -203,6 +203,13 @@ describe('sidecar request path', function () {
     socket.destroy();
   });
 
+  it('refuses https:// targets of a forward proxy with 400 NS', async () => {
+    const reply = await send(checkout.addresses.outbound, { path: 'https://payments/charge', headers: { host: 'payments' } });
+    expect(reply.status).to.equal(400);
+    expect(reply.headers['x-faultline-flags']).to.equal('NS');
+    expect(reply.text).to.include('only http:// targets are proxied');
+  });
+
   it('refuses CONNECT tunnels with a clear answer', async () => {
     const [host, port] = checkout.addresses.outbound.split(':');
     const status = await new Promise<number>((resolve, reject) => {
