@@ -61,6 +61,9 @@ export class Sidecar {
     this.#configFile = options.configFile;
     this.#health = new HealthChecker(this.events);
     this.#outlier = new OutlierDetector(this.events);
+    this.events.on('health.changed', (e) => this.#log.info(e, `endpoint ${e.healthy ? 'healthy' : 'unhealthy'}`));
+    this.events.on('outlier.ejected', (e) => this.#log.warn(e, 'endpoint ejected'));
+    this.events.on('outlier.restored', (e) => this.#log.info(e, 'endpoint restored'));
     this.#generation = this.#compose(options.snapshot);
   }
 
