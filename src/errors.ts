@@ -8,6 +8,12 @@ export const ResponseFlag = {
   UpstreamConnectFailure: 'UF',
   UpstreamConnectionTermination: 'UC',
   UpstreamRequestTimeout: 'UT',
+  /** Retries used up: the attempt limit was reached (Envoy's URX). */
+  RetryLimitExceeded: 'URX',
+  /** A retry was due but the retry budget was spent. */
+  RetryBudgetExhausted: 'UBX',
+  /** A retry was due but the request body was larger than the replay buffer. */
+  RetryBodyTooLarge: 'RBL',
   DownstreamConnectionTermination: 'DC',
   NotSupported: 'NS',
   InternalError: 'XX',
@@ -23,6 +29,7 @@ export const ErrorCode = {
   UpstreamConnectFailure: 'FL_UPSTREAM_CONNECT_FAILURE',
   UpstreamReset: 'FL_UPSTREAM_RESET',
   UpstreamTimeout: 'FL_UPSTREAM_TIMEOUT',
+  UpstreamPerTryTimeout: 'FL_UPSTREAM_PER_TRY_TIMEOUT',
   DownstreamReset: 'FL_DOWNSTREAM_RESET',
   BadRequest: 'FL_BAD_REQUEST',
   Internal: 'FL_INTERNAL',
@@ -80,6 +87,9 @@ export const upstreamReset = (address: string, cause: unknown): MeshError =>
 
 export const upstreamTimeout = (ms: number): MeshError =>
   new MeshError(ErrorCode.UpstreamTimeout, 504, ResponseFlag.UpstreamRequestTimeout, `upstream request timed out after ${ms}ms`);
+
+export const perTryTimeout = (ms: number): MeshError =>
+  new MeshError(ErrorCode.UpstreamPerTryTimeout, 504, ResponseFlag.UpstreamRequestTimeout, `upstream attempt timed out after ${ms}ms`);
 
 export const downstreamReset = (): MeshError =>
   new MeshError(ErrorCode.DownstreamReset, 499, ResponseFlag.DownstreamConnectionTermination, 'the caller went away');

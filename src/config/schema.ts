@@ -115,11 +115,31 @@ const Destination = z.strictObject({
   weight: z.number().min(0).default(1),
 });
 
+export const RetryOn = z.enum(['5xx', 'gateway-error', 'reset', 'connect-failure', 'retriable-status-codes', 'refused-stream']);
+
+const Retries = z.strictObject({
+  attempts: z.int().min(0).max(10).default(2).meta({ description: 'retries after the first try (as Istio): 2 means up to 3 tries' }),
+  perTryTimeout: Duration.optional().meta({ description: 'each try, until its response headers' }),
+  retryOn: z.array(RetryOn).min(1).default(['connect-failure', 'refused-stream', 'retriable-status-codes']),
+  retriableStatusCodes: z.array(z.int().min(100).max(599)).default([503]),
+  retryNonIdempotent: z.boolean().default(false).meta({ description: 'also retry POST, PATCH, CONNECT' }),
+  backoff: z
+    .strictObject({ base: Duration.default(25), max: Duration.default(250) })
+    .default({ base: 25, max: 250 })
+    .meta({ description: 'exponential with full jitter: a try waits random(0, min(max, base × 2^(n-1)))' }),
+  budget: z
+    .strictObject({ ratio: z.number().min(0).max(10).default(0.2), minPerSecond: z.number().min(0).default(10) })
+    .default({ ratio: 0.2, minPerSecond: 10 })
+    .meta({ description: 'retries may add at most ratio × the requests of the last 10 s, plus minPerSecond' }),
+  bufferLimit: z.int().min(0).default(65_536).meta({ description: 'bytes of request body kept for replay; larger bodies are not retried' }),
+});
+
 const Route = z.strictObject({
   name: Name,
   match: RouteMatch.default({}),
   destinations: z.array(Destination).min(1, { error: 'at least one destination' }),
   timeout: Duration.optional().meta({ description: 'the whole request, response body included' }),
+  retries: Retries.optional(),
 });
 
 const Sidecar = z.strictObject({
@@ -141,6 +161,8 @@ export const MeshConfigSchema = z.strictObject({
 export type MeshConfig = z.output<typeof MeshConfigSchema>;
 export type RouteConfig = MeshConfig['routes'][number];
 export type SidecarConfig = MeshConfig['sidecars'][number];
+export type RetriesConfig = z.output<typeof Retries>;
+export type RetryOnCondition = z.output<typeof RetryOn>;
 export type StringMatchConfig = z.output<typeof StringMatch>;
 export type HealthCheckConfig = z.output<typeof HealthCheck>;
 export type OutlierDetectionConfig = z.output<typeof OutlierDetection>;

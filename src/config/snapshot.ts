@@ -2,7 +2,15 @@
 // request. Its version is a content hash, so the same config always has the same version.
 import { createHash } from 'node:crypto';
 import { compileRouteMatch, type RouteMatcher } from './matchers.ts';
-import type { HealthCheckConfig, LoadBalancerPolicy, MeshConfig, OutlierDetectionConfig, SidecarConfig } from './schema.ts';
+import type {
+  HealthCheckConfig,
+  LoadBalancerPolicy,
+  MeshConfig,
+  OutlierDetectionConfig,
+  RetriesConfig,
+  RetryOnCondition,
+  SidecarConfig,
+} from './schema.ts';
 
 export type Labels = Readonly<Record<string, string>>;
 
@@ -41,12 +49,25 @@ export interface DestinationSpec {
   readonly weight: number;
 }
 
+export interface RetryPolicySpec {
+  /** Retries after the first try. */
+  readonly attempts: number;
+  readonly perTryTimeoutMs: number | undefined;
+  readonly retryOn: ReadonlySet<RetryOnCondition>;
+  readonly retriableStatusCodes: ReadonlySet<number>;
+  readonly retryNonIdempotent: boolean;
+  readonly backoff: { readonly baseMs: number; readonly maxMs: number };
+  readonly budget: { readonly ratio: number; readonly minPerSecond: number };
+  readonly bufferLimit: number;
+}
+
 export interface RouteSpec {
   readonly name: string;
   readonly matches: RouteMatcher;
   readonly destinations: readonly DestinationSpec[];
   readonly totalWeight: number;
   readonly timeoutMs: number | undefined;
+  readonly retries: RetryPolicySpec | undefined;
   /** True for the implicit route a service gets when no route names its host. */
   readonly implicit: boolean;
 }
@@ -132,6 +153,7 @@ function compileRoutes(config: MeshConfig): RouteSpec[] {
       destinations: Object.freeze(destinations),
       totalWeight: destinations.reduce((sum, d) => sum + d.weight, 0),
       timeoutMs: route.timeout,
+      retries: route.retries && compileRetries(route.retries),
       implicit: false,
     });
   });
@@ -144,9 +166,23 @@ function compileRoutes(config: MeshConfig): RouteSpec[] {
       destinations: Object.freeze([Object.freeze({ service: s.name, subset: undefined, subsetKey: '', weight: 1 })]),
       totalWeight: 1,
       timeoutMs: undefined,
+      retries: undefined,
       implicit: true,
     }));
   return [...explicit, ...implicit];
+}
+
+function compileRetries(retries: RetriesConfig): RetryPolicySpec {
+  return Object.freeze({
+    attempts: retries.attempts,
+    perTryTimeoutMs: retries.perTryTimeout,
+    retryOn: new Set(retries.retryOn),
+    retriableStatusCodes: new Set(retries.retriableStatusCodes),
+    retryNonIdempotent: retries.retryNonIdempotent,
+    backoff: Object.freeze({ baseMs: retries.backoff.base, maxMs: retries.backoff.max }),
+    budget: Object.freeze({ ...retries.budget }),
+    bufferLimit: retries.bufferLimit,
+  });
 }
 
 export function subsetKey(subset: Labels | undefined): string {

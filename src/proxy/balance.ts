@@ -10,7 +10,7 @@ export function balance(clusters: Clusters): Layer {
   return (next) => async (ctx) => {
     const destination = ctx.destination!;
     const cluster = clusters.get(destination.service)!;
-    const endpoint = choose(cluster, cluster.subset(destination.subsetKey, destination.subset), ctx);
+    const endpoint = choose(cluster, cluster.subset(destination.subsetKey, destination.subset), ctx, ctx.tried);
     if (!endpoint) throw noHealthyUpstream(destination.service, destination.subsetKey);
     ctx.endpoint = endpoint;
     const load = endpoint.load;
@@ -35,7 +35,12 @@ function eligible(cluster: Cluster, members: readonly EndpointState[]): readonly
   return panic ? members : available;
 }
 
-function choose(cluster: Cluster, members: readonly EndpointState[], request: PickRequest): EndpointState | undefined {
-  const candidates = eligible(cluster, members);
+/** A retry avoids the endpoints already tried, as long as another is eligible. */
+function choose(cluster: Cluster, members: readonly EndpointState[], request: PickRequest, tried: Set<EndpointState> | undefined): EndpointState | undefined {
+  let candidates = eligible(cluster, members);
+  if (tried && tried.size > 0) {
+    const untried = candidates.filter((e) => !tried.has(e));
+    if (untried.length > 0) candidates = untried;
+  }
   return candidates.length === 0 ? undefined : cluster.balancer.pick(candidates, request);
 }

@@ -1,20 +1,72 @@
-// The request body as the layers see it: streamed to the upstream, never buffered on this path.
-// Replay for retries (bounded buffering) is added here, behind open(), by the retry policy.
-import type { Readable } from 'node:stream';
+// The request body as the layers see it: streamed to the upstream, never buffered on the plain path.
+// When a route retries, the body is first read into a replay buffer up to a limit (as Envoy does), so
+// that every attempt can send it again; a body over the limit streams once and is not retried.
+import { Readable } from 'node:stream';
 
 export class RequestBody {
   readonly #source: Readable | null;
   #opened = false;
+  /** The whole body, when it fit the replay buffer. */
+  #buffered: Buffer[] | undefined;
+  /** What was read before the body outgrew the buffer; the rest is still in the source. */
+  #prefix: Buffer[] | undefined;
 
   constructor(source: Readable | null) {
     this.#source = source;
   }
 
-  /** The body stream for an upstream attempt; it can be opened once. */
+  /** Whether every attempt can get the whole body (no body, or one buffered whole). */
+  get replayable(): boolean {
+    return this.#source === null || this.#buffered !== undefined;
+  }
+
+  /** Reads the body into the replay buffer; resolves false when it is larger than `limit` bytes. */
+  bufferForReplay(limit: number): Promise<boolean> {
+    const source = this.#source;
+    if (!source || this.#buffered || this.#prefix) return Promise.resolve(this.replayable);
+    return new Promise((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      const stop = () => {
+        source.off('data', onData);
+        source.off('end', onEnd);
+        source.off('error', onError);
+      };
+      const onData = (chunk: Buffer) => {
+        chunks.push(chunk);
+        size += chunk.length;
+        if (size > limit) {
+          source.pause();
+          stop();
+          this.#prefix = chunks;
+          resolve(false);
+        }
+      };
+      const onEnd = () => {
+        stop();
+        this.#buffered = chunks;
+        resolve(true);
+      };
+      const onError = (error: Error) => {
+        stop();
+        reject(error);
+      };
+      source.on('data', onData).once('end', onEnd).once('error', onError);
+    });
+  }
+
+  /** The body stream for one upstream attempt: any number of times when buffered whole, else once. */
   open(): Readable | null {
+    if (this.#buffered) return Readable.from(this.#buffered, { objectMode: false });
     if (this.#opened && this.#source) throw new Error('the request body was already sent and cannot be replayed');
     this.#opened = true;
-    return this.#source;
+    const source = this.#source;
+    const prefix = this.#prefix;
+    if (!source || !prefix) return source;
+    return Readable.from((async function* () {
+      yield* prefix;
+      for await (const chunk of source) yield chunk as Buffer;
+    })(), { objectMode: false });
   }
 }
 

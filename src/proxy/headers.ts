@@ -17,6 +17,10 @@ const HOP_BY_HOP = new Set([
 
 export const Header = {
   requestId: 'x-request-id',
+  /** On each upstream request: which try this is (1, 2, ...). */
+  attempt: 'x-faultline-attempt',
+  /** On the final response: how many tries it took. */
+  attempts: 'x-faultline-attempts',
   flags: 'x-faultline-flags',
   source: 'x-faultline-source',
   forwardedFor: 'x-forwarded-for',

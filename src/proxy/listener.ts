@@ -64,6 +64,7 @@ function writeResponse(res: ServerResponse, response: ProxyResponse, ctx: Reques
     headers[Header.flags] = [...(upstream ? [String(upstream)] : []), ...ctx.flags].join(',');
   }
   if (headers[Header.requestId] === undefined) headers[Header.requestId] = ctx.id;
+  if (ctx.attempt > 0) headers[Header.attempts] = String(ctx.attempt);
   res.writeHead(response.status, headers);
   if (!response.body) {
     res.end();
@@ -71,8 +72,8 @@ function writeResponse(res: ServerResponse, response: ProxyResponse, ctx: Reques
   }
   // pipe, not pipeline: pipeline builds an AbortController and a DOMException for every stream it finishes.
   const body = response.body;
-  body.once('error', () => {
-    if (!ctx.cancellation.cancelled) ctx.flags.add(ResponseFlag.UpstreamConnectionTermination);
+  body.once('error', (error) => {
+    ctx.flags.add(error instanceof MeshError ? error.flag : ResponseFlag.UpstreamConnectionTermination);
     res.destroy();
   });
   res.once('close', () => {
@@ -162,6 +163,7 @@ export function createContext(
     upgrade,
     flags: new Set(),
     cancellation,
+    attempt: 0,
   };
 }
 

@@ -35,6 +35,7 @@ export function rescue(error: unknown, ctx: RequestContext): RescuedResponse {
       'content-length': String(Buffer.byteLength(body)),
       [Header.flags]: flags,
       [Header.requestId]: ctx.id,
+      ...(ctx.attempt > 0 && { [Header.attempts]: String(ctx.attempt) }),
     },
     body,
   };

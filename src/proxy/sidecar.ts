@@ -16,6 +16,7 @@ import { EndpointRegistry, type Clusters } from './endpoints.ts';
 import { HealthChecker } from './health.ts';
 import { createListener } from './listener.ts';
 import { OutlierDetector } from './outlier.ts';
+import { RetryBudgets } from './retry-budget.ts';
 import { composeGeneration, type Generation } from './stack.ts';
 
 export interface SidecarOptions {
@@ -42,6 +43,7 @@ export class Sidecar {
   readonly events: EventBus;
   readonly #log: Logger;
   readonly #registry = new EndpointRegistry();
+  readonly #retryBudgets = new RetryBudgets();
   readonly #dispatcher = new Agent({ keepAliveTimeout: 4_000, headersTimeout: 0, bodyTimeout: 0, connect: { timeout: 5_000 } });
   readonly #health: HealthChecker;
   readonly #outlier: OutlierDetector;
@@ -126,7 +128,12 @@ export class Sidecar {
     const clusters = this.#registry.reconcile(snapshot);
     this.#health.sync(clusters);
     this.#outlier.sync(clusters);
-    return composeGeneration(snapshot, clusters, this.name, { dispatcher: this.#dispatcher, outlierDetector: this.#outlier });
+    return composeGeneration(snapshot, clusters, this.name, {
+      dispatcher: this.#dispatcher,
+      outlierDetector: this.#outlier,
+      retryBudgets: this.#retryBudgets,
+      events: this.events,
+    });
   }
 
   async #reload(): Promise<ReloadResult> {

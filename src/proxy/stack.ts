@@ -8,7 +8,10 @@ import { forward } from './forward.ts';
 import { toLocalApp } from './local-app.ts';
 import { outlier, type OutlierDetector } from './outlier.ts';
 import { route } from './router.ts';
-import { timeout } from './timeout.ts';
+import { retry } from './retry.ts';
+import type { RetryBudgets } from './retry-budget.ts';
+import { perTryTimeout, timeout } from './timeout.ts';
+import type { EventBus } from '../telemetry/events.ts';
 import { compose, type Handler } from './types.ts';
 
 /** Everything a request needs from one snapshot: swapped atomically on reload. */
@@ -22,6 +25,8 @@ export interface Generation {
 export interface StackParts {
   readonly dispatcher: Dispatcher;
   readonly outlierDetector: OutlierDetector;
+  readonly retryBudgets: RetryBudgets;
+  readonly events: EventBus;
 }
 
 export function composeGeneration(snapshot: Snapshot, clusters: Clusters, sidecar: string, parts: StackParts): Generation {
@@ -30,8 +35,12 @@ export function composeGeneration(snapshot: Snapshot, clusters: Clusters, sideca
   return Object.freeze({
     snapshot,
     clusters,
-    // accept ─ route ─ timeout ─ balance ─ outlier ─ forward
-    outbound: compose([route, timeout, balance(clusters), outlier(parts.outlierDetector, clusters)], forward(parts.dispatcher)),
+    // accept ─ route ─ timeout ─ retry ─┬─ attempt: per-try timeout ─ balance ─ outlier ─ forward
+    //                                  └─ (each retry is a new attempt)
+    outbound: compose(
+      [route, timeout, retry(parts.retryBudgets, parts.events), perTryTimeout, balance(clusters), outlier(parts.outlierDetector, clusters)],
+      forward(parts.dispatcher),
+    ),
     // accept ─ local app ─ forward
     inbound: compose([toLocalApp(app)], forward(parts.dispatcher)),
   });

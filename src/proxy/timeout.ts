@@ -1,29 +1,42 @@
-// Route timeout: the whole request, response body included. Before the response starts, expiry is a
-// 504 with flag UT; after, the response is cut. Either way the upstream request is cancelled, which
-// frees its socket.
-import { ResponseFlag, upstreamTimeout } from '../errors.ts';
-import { onResponseDone, type Layer } from './types.ts';
+// Timeouts. The route timeout covers the whole request — every attempt and the response body: before
+// the response starts, expiry is a 504 with flag UT; after, the response is cut. The per-try timeout
+// covers one attempt until its response headers, so that an attempt that hangs can be retried. Either
+// way the upstream exchange is cancelled, which frees its socket.
+import { ResponseFlag, perTryTimeout as perTryExpired, upstreamTimeout, type MeshError } from '../errors.ts';
+import { onResponseDone, type Handler, type Layer, type ProxyResponse, type RequestContext } from './types.ts';
 
-export const timeout: Layer = (next) => async (ctx) => {
+export const timeout: Layer = (next) => (ctx) => {
   const ms = ctx.route?.timeoutMs;
-  if (ms === undefined) return next(ctx);
-  const expired = upstreamTimeout(ms);
-  const cancellation = ctx.cancellation.child();
+  return ms === undefined ? next(ctx) : withDeadline(next, ctx, ms, upstreamTimeout(ms), true);
+};
+
+export const perTryTimeout: Layer = (next) => (ctx) => {
+  const ms = ctx.route?.retries?.perTryTimeoutMs;
+  return ms === undefined ? next(ctx) : withDeadline(next, ctx, ms, perTryExpired(ms), false);
+};
+
+async function withDeadline(next: Handler, ctx: RequestContext, ms: number, expired: MeshError, coversBody: boolean): Promise<ProxyResponse> {
+  const parent = ctx.cancellation;
+  const cancellation = parent.child();
   const handle = setTimeout(() => {
     ctx.flags.add(ResponseFlag.UpstreamRequestTimeout);
     cancellation.cancel(expired);
   }, ms);
-  const done = () => {
-    clearTimeout(handle);
-    cancellation.release();
-  };
   ctx.cancellation = cancellation;
   try {
     const response = await next(ctx);
-    onResponseDone(response, done);
+    if (!coversBody) clearTimeout(handle);
+    onResponseDone(response, () => {
+      clearTimeout(handle);
+      cancellation.release();
+    });
     return response;
   } catch (error) {
-    done();
+    clearTimeout(handle);
+    cancellation.release();
     throw cancellation.reason === expired ? expired : error;
+  } finally {
+    // The next attempt (or layer) starts again from the cancellation this one narrowed.
+    ctx.cancellation = parent;
   }
-};
+}

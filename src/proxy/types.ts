@@ -50,6 +50,10 @@ export interface RequestContext {
   readonly flags: Set<ResponseFlag>;
   /** Fires when the caller goes away; layers may narrow it (a timeout sets a child). */
   cancellation: Cancellation;
+  /** The try in progress (1 for the first); set by the retry layer. */
+  attempt: number;
+  /** Endpoints already tried for this request, which a retry avoids when it can. */
+  tried?: Set<EndpointState>;
   route?: RouteSpec;
   destination?: DestinationSpec;
   endpoint?: EndpointState;

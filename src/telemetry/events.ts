@@ -14,6 +14,16 @@ export interface MeshEvents {
   'health.changed': EventBase & { service: string; endpoint: string; healthy: boolean; reason: string };
   'outlier.ejected': EventBase & { service: string; endpoint: string; ejections: number; durationMs: number; reason: string };
   'outlier.restored': EventBase & { service: string; endpoint: string };
+  'retry.attempt': EventBase & {
+    requestId: string;
+    route: string;
+    service: string;
+    /** The try about to start (2 for the first retry). */
+    attempt: number;
+    reason: string;
+    failedEndpoint: string | null;
+    backoffMs: number;
+  };
   'config.applied': EventBase & { version: string; source: string };
   'config.rejected': EventBase & { source: string; error: string };
 }

@@ -1,0 +1,91 @@
+// Retry layer: runs the attempt part of the stack (per-try timeout, balance, outlier, forward) until an
+// attempt succeeds or a retry is not allowed. A retry needs: a retriable outcome (retryOn), an
+// idempotent method (or the route's leave), attempts left (else URX), a replayable body (else RBL) and
+// budget (else UBX). Each retry waits a full-jitter backoff and goes to another endpoint when one exists.
+import type { RetryOnCondition } from '../config/schema.ts';
+import type { RetryPolicySpec } from '../config/snapshot.ts';
+import { ErrorCode, MeshError, ResponseFlag } from '../errors.ts';
+import type { EventBus } from '../telemetry/events.ts';
+import { fullJitter, sleep } from './backoff.ts';
+import { Header } from './headers.ts';
+import type { RetryBudgets } from './retry-budget.ts';
+import type { Layer, ProxyResponse, RequestContext } from './types.ts';
+
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
+
+type Outcome = { response: ProxyResponse } | { error: unknown };
+
+export function retry(budgets: RetryBudgets, events: EventBus, random: () => number = Math.random): Layer {
+  return (next) => async (ctx) => {
+    const policy = ctx.route?.retries;
+    ctx.attempt = 1;
+    ctx.headers[Header.attempt] = '1';
+    if (!policy || ctx.upgrade) return next(ctx);
+    const budget = budgets.for(ctx.route!.name, policy.budget);
+    budget.recordRequest();
+    const allowed = policy.retryNonIdempotent || IDEMPOTENT.has(ctx.method);
+    const replayable = allowed && policy.attempts > 0 ? await ctx.body.bufferForReplay(policy.bufferLimit) : ctx.body.replayable;
+    const tried = (ctx.tried = new Set());
+    for (;;) {
+      const outcome = await settle(next, ctx);
+      if (ctx.endpoint) tried.add(ctx.endpoint);
+      const reason = retriable(policy, outcome);
+      if (!reason || !allowed || ctx.cancellation.cancelled) return unwrap(outcome);
+      if (ctx.attempt > policy.attempts) return unwrap(outcome, ctx, ResponseFlag.RetryLimitExceeded);
+      if (!replayable) return unwrap(outcome, ctx, ResponseFlag.RetryBodyTooLarge);
+      if (!budget.tryRetry()) return unwrap(outcome, ctx, ResponseFlag.RetryBudgetExhausted);
+      if ('response' in outcome) outcome.response.body?.destroy();
+      const backoffMs = fullJitter(policy.backoff, ctx.attempt, random);
+      events.emit('retry.attempt', {
+        requestId: ctx.id,
+        route: ctx.route!.name,
+        service: ctx.destination!.service,
+        attempt: ctx.attempt + 1,
+        reason,
+        failedEndpoint: ctx.endpoint?.address ?? null,
+        backoffMs,
+      });
+      await sleep(backoffMs, ctx.cancellation);
+      ctx.attempt++;
+      ctx.headers[Header.attempt] = String(ctx.attempt);
+      ctx.endpoint = undefined;
+    }
+  };
+}
+
+async function settle(next: (ctx: RequestContext) => Promise<ProxyResponse>, ctx: RequestContext): Promise<Outcome> {
+  try {
+    return { response: await next(ctx) };
+  } catch (error) {
+    return { error };
+  }
+}
+
+function unwrap(outcome: Outcome, ctx?: RequestContext, flag?: ResponseFlag): ProxyResponse {
+  if (ctx && flag) ctx.flags.add(flag);
+  if ('response' in outcome) return outcome.response;
+  throw outcome.error;
+}
+
+/** The retryOn condition an outcome meets, if any. */
+export function retriable(policy: RetryPolicySpec, outcome: Outcome): RetryOnCondition | undefined {
+  const on = policy.retryOn;
+  if ('response' in outcome) {
+    const status = outcome.response.status;
+    if (on.has('5xx') && status >= 500) return '5xx';
+    if (on.has('gateway-error') && (status === 502 || status === 503 || status === 504)) return 'gateway-error';
+    if (on.has('retriable-status-codes') && policy.retriableStatusCodes.has(status)) return 'retriable-status-codes';
+    return undefined;
+  }
+  const error = outcome.error;
+  if (!(error instanceof MeshError)) return undefined;
+  const local = error.flag === ResponseFlag.UpstreamConnectFailure ? 'connect-failure'
+    : error.flag === ResponseFlag.UpstreamConnectionTermination ? 'reset'
+    : error.code === ErrorCode.UpstreamPerTryTimeout ? 'per-try-timeout'
+    : undefined;
+  if (!local) return undefined;
+  if (local !== 'per-try-timeout' && on.has(local)) return local;
+  if (on.has('5xx')) return '5xx';
+  if (on.has('gateway-error')) return 'gateway-error';
+  return undefined;
+}
