@@ -7,6 +7,8 @@ export const ResponseFlag = {
   NoHealthyUpstream: 'UH',
   UpstreamConnectFailure: 'UF',
   UpstreamConnectionTermination: 'UC',
+  /** A circuit breaker refused: a limit was reached or the circuit is open (Envoy's UO). */
+  UpstreamOverflow: 'UO',
   UpstreamRequestTimeout: 'UT',
   /** Retries used up: the attempt limit was reached (Envoy's URX). */
   RetryLimitExceeded: 'URX',
@@ -31,6 +33,8 @@ export const ErrorCode = {
   UpstreamTimeout: 'FL_UPSTREAM_TIMEOUT',
   UpstreamPerTryTimeout: 'FL_UPSTREAM_PER_TRY_TIMEOUT',
   DownstreamReset: 'FL_DOWNSTREAM_RESET',
+  CircuitOpen: 'FL_CIRCUIT_OPEN',
+  UpstreamOverflow: 'FL_UPSTREAM_OVERFLOW',
   BadRequest: 'FL_BAD_REQUEST',
   Internal: 'FL_INTERNAL',
 } as const;
@@ -90,6 +94,12 @@ export const upstreamTimeout = (ms: number): MeshError =>
 
 export const perTryTimeout = (ms: number): MeshError =>
   new MeshError(ErrorCode.UpstreamPerTryTimeout, 504, ResponseFlag.UpstreamRequestTimeout, `upstream attempt timed out after ${ms}ms`);
+
+export const circuitOpen = (destination: string, state: string): MeshError =>
+  new MeshError(ErrorCode.CircuitOpen, 503, ResponseFlag.UpstreamOverflow, `circuit breaker for ${destination} is ${state}`);
+
+export const upstreamOverflow = (destination: string, limit: string, value: number): MeshError =>
+  new MeshError(ErrorCode.UpstreamOverflow, 503, ResponseFlag.UpstreamOverflow, `circuit breaker for ${destination}: ${limit} (${value}) reached`);
 
 export const downstreamReset = (): MeshError =>
   new MeshError(ErrorCode.DownstreamReset, 499, ResponseFlag.DownstreamConnectionTermination, 'the caller went away');

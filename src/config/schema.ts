@@ -78,6 +78,23 @@ const OutlierDetection = z.strictObject({
   maxEjectionPercent: z.number().min(0).max(100).default(10),
 });
 
+const CircuitBreaker = z.strictObject({
+  maxConnections: z.int().min(1).default(1024).meta({ description: 'requests in progress to the destination at once (HTTP/1.1: one per connection)' }),
+  maxPendingRequests: z.int().min(0).default(1024).meta({ description: 'requests waiting for one of maxConnections; beyond, 503 UO' }),
+  maxRequests: z.int().min(1).default(1024).meta({ description: 'requests outstanding (in progress and waiting); beyond, 503 UO' }),
+  maxRetries: z.int().min(0).default(3).meta({ description: 'retries in progress at once; beyond, a due retry is not made (UO)' }),
+  consecutiveFailures: z.int().min(1).optional().meta({ description: 'open after this many failures in a row' }),
+  failureRatio: z
+    .strictObject({ threshold: z.number().gt(0).max(1), minRequests: z.int().min(1).default(20), window: Duration.default(10_000) })
+    .optional()
+    .meta({ description: 'open when failures / requests over the window reach threshold, once minRequests were seen' }),
+  coolDown: z
+    .strictObject({ base: Duration.default(5_000), max: Duration.default(60_000) })
+    .default({ base: 5_000, max: 60_000 })
+    .meta({ description: 'open for base × 2^(trips in a row - 1), at most max, then half-open' }),
+  halfOpenRequests: z.int().min(1).default(1).meta({ description: 'probes let through when half-open; all must succeed to close' }),
+});
+
 const Endpoint = z.strictObject({
   address: Address,
   labels: Labels.default({}),
@@ -89,6 +106,7 @@ const Service = z.strictObject({
   loadBalancer: LoadBalancer.default('round-robin'),
   healthCheck: HealthCheck.optional(),
   outlierDetection: OutlierDetection.optional(),
+  circuitBreaker: CircuitBreaker.optional().meta({ description: 'per destination: the service, or each subset a route names, separately' }),
   healthyPanicThreshold: z
     .number()
     .min(0)
@@ -161,6 +179,7 @@ export const MeshConfigSchema = z.strictObject({
 export type MeshConfig = z.output<typeof MeshConfigSchema>;
 export type RouteConfig = MeshConfig['routes'][number];
 export type SidecarConfig = MeshConfig['sidecars'][number];
+export type CircuitBreakerConfig = z.output<typeof CircuitBreaker>;
 export type RetriesConfig = z.output<typeof Retries>;
 export type RetryOnCondition = z.output<typeof RetryOn>;
 export type StringMatchConfig = z.output<typeof StringMatch>;

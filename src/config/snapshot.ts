@@ -3,6 +3,7 @@
 import { createHash } from 'node:crypto';
 import { compileRouteMatch, type RouteMatcher } from './matchers.ts';
 import type {
+  CircuitBreakerConfig,
   HealthCheckConfig,
   LoadBalancerPolicy,
   MeshConfig,
@@ -38,6 +39,7 @@ export interface ServiceSpec {
   readonly loadBalancer: LoadBalancerSpec;
   readonly healthCheck: Readonly<HealthCheckConfig> | undefined;
   readonly outlierDetection: Readonly<OutlierDetectionConfig> | undefined;
+  readonly circuitBreaker: Readonly<CircuitBreakerConfig> | undefined;
   readonly panicThreshold: number;
 }
 
@@ -120,6 +122,7 @@ export function compileSnapshot(config: MeshConfig, source: string): Snapshot {
           }),
           healthCheck: service.healthCheck && Object.freeze({ ...service.healthCheck }),
           outlierDetection: service.outlierDetection && Object.freeze({ ...service.outlierDetection }),
+          circuitBreaker: service.circuitBreaker && deepFreeze(structuredClone(service.circuitBreaker)),
           panicThreshold: service.healthyPanicThreshold,
         }),
       ];

@@ -56,5 +56,9 @@ export function createAdminApp(sidecar: Sidecar): Express {
     res.json({ version: sidecar.snapshot.version, services });
   });
 
+  app.get('/breakers', (_req, res) => {
+    res.json({ version: sidecar.snapshot.version, breakers: sidecar.breakers.all().map((b) => b.view()) });
+  });
+
   return app;
 }

@@ -1,13 +1,15 @@
 // Retry layer: runs the attempt part of the stack (per-try timeout, balance, outlier, forward) until an
 // attempt succeeds or a retry is not allowed. A retry needs: a retriable outcome (retryOn), an
-// idempotent method (or the route's leave), attempts left (else URX), a replayable body (else RBL) and
-// budget (else UBX). Each retry waits a full-jitter backoff and goes to another endpoint when one exists.
+// idempotent method (or the route's leave), attempts left (else URX), a replayable body (else RBL),
+// budget (else UBX) and room under the destination breaker's maxRetries (else UO). Each retry waits a full-jitter backoff and goes to another endpoint when one exists.
 import type { RetryOnCondition } from '../config/schema.ts';
 import type { RetryPolicySpec } from '../config/snapshot.ts';
 import { ErrorCode, MeshError, ResponseFlag } from '../errors.ts';
 import type { EventBus } from '../telemetry/events.ts';
 import { fullJitter, sleep } from './backoff.ts';
 import { Header } from './headers.ts';
+import type { Breakers } from './breaker/registry.ts';
+import type { Clusters } from './endpoints.ts';
 import type { RetryBudgets } from './retry-budget.ts';
 import type { Layer, ProxyResponse, RequestContext } from './types.ts';
 
@@ -15,7 +17,7 @@ const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE'])
 
 type Outcome = { response: ProxyResponse } | { error: unknown };
 
-export function retry(budgets: RetryBudgets, events: EventBus, random: () => number = Math.random): Layer {
+export function retry(budgets: RetryBudgets, breakers: Breakers, clusters: Clusters, events: EventBus, random: () => number = Math.random): Layer {
   return (next) => async (ctx) => {
     const policy = ctx.route?.retries;
     ctx.attempt = 1;
@@ -26,14 +28,20 @@ export function retry(budgets: RetryBudgets, events: EventBus, random: () => num
     const allowed = policy.retryNonIdempotent || IDEMPOTENT.has(ctx.method);
     const replayable = allowed && policy.attempts > 0 ? await ctx.body.bufferForReplay(policy.bufferLimit) : ctx.body.replayable;
     const tried = (ctx.tried = new Set());
+    const circuit = breakers.for(clusters.get(ctx.destination!.service)!.spec, ctx.destination!);
+    let retrying = false;
     for (;;) {
       const outcome = await settle(next, ctx);
+      if (retrying) circuit?.retryDone();
+      retrying = false;
       if (ctx.endpoint) tried.add(ctx.endpoint);
       const reason = retriable(policy, outcome);
       if (!reason || !allowed || ctx.cancellation.cancelled) return unwrap(outcome);
       if (ctx.attempt > policy.attempts) return unwrap(outcome, ctx, ResponseFlag.RetryLimitExceeded);
       if (!replayable) return unwrap(outcome, ctx, ResponseFlag.RetryBodyTooLarge);
       if (!budget.tryRetry()) return unwrap(outcome, ctx, ResponseFlag.RetryBudgetExhausted);
+      if (circuit && !circuit.tryRetry()) return unwrap(outcome, ctx, ResponseFlag.UpstreamOverflow);
+      retrying = true;
       if ('response' in outcome) outcome.response.body?.destroy();
       const backoffMs = fullJitter(policy.backoff, ctx.attempt, random);
       events.emit('retry.attempt', {
@@ -45,7 +53,12 @@ export function retry(budgets: RetryBudgets, events: EventBus, random: () => num
         failedEndpoint: ctx.endpoint?.address ?? null,
         backoffMs,
       });
-      await sleep(backoffMs, ctx.cancellation);
+      try {
+        await sleep(backoffMs, ctx.cancellation);
+      } catch (error) {
+        circuit?.retryDone();
+        throw error;
+      }
       ctx.attempt++;
       ctx.headers[Header.attempt] = String(ctx.attempt);
       ctx.endpoint = undefined;

@@ -17,6 +17,7 @@ import { HealthChecker } from './health.ts';
 import { createListener } from './listener.ts';
 import { OutlierDetector } from './outlier.ts';
 import { RetryBudgets } from './retry-budget.ts';
+import { Breakers } from './breaker/registry.ts';
 import { composeGeneration, type Generation } from './stack.ts';
 
 export interface SidecarOptions {
@@ -44,6 +45,7 @@ export class Sidecar {
   readonly #log: Logger;
   readonly #registry = new EndpointRegistry();
   readonly #retryBudgets = new RetryBudgets();
+  readonly breakers: Breakers;
   readonly #dispatcher = new Agent({ keepAliveTimeout: 4_000, headersTimeout: 0, bodyTimeout: 0, connect: { timeout: 5_000 } });
   readonly #health: HealthChecker;
   readonly #outlier: OutlierDetector;
@@ -61,11 +63,13 @@ export class Sidecar {
     this.events = new EventBus(this.name);
     this.#log = (options.log ?? silentLogger).child({ sidecar: this.name });
     this.#configFile = options.configFile;
+    this.breakers = new Breakers(this.events);
     this.#health = new HealthChecker(this.events);
     this.#outlier = new OutlierDetector(this.events);
     this.events.on('health.changed', (e) => this.#log.info(e, `endpoint ${e.healthy ? 'healthy' : 'unhealthy'}`));
     this.events.on('outlier.ejected', (e) => this.#log.warn(e, 'endpoint ejected'));
     this.events.on('outlier.restored', (e) => this.#log.info(e, 'endpoint restored'));
+    this.events.on('breaker.state', (e) => this.#log.warn(e, `circuit ${e.to}`));
     this.#generation = this.#compose(options.snapshot);
   }
 
@@ -132,6 +136,7 @@ export class Sidecar {
       dispatcher: this.#dispatcher,
       outlierDetector: this.#outlier,
       retryBudgets: this.#retryBudgets,
+      breakers: this.breakers,
       events: this.events,
     });
   }

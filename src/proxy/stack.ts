@@ -3,6 +3,8 @@
 import type { Snapshot } from '../config/snapshot.ts';
 import type { Dispatcher } from 'undici';
 import { balance } from './balance.ts';
+import { breaker } from './breaker.ts';
+import type { Breakers } from './breaker/registry.ts';
 import { EndpointState, type Clusters } from './endpoints.ts';
 import { forward } from './forward.ts';
 import { toLocalApp } from './local-app.ts';
@@ -26,6 +28,7 @@ export interface StackParts {
   readonly dispatcher: Dispatcher;
   readonly outlierDetector: OutlierDetector;
   readonly retryBudgets: RetryBudgets;
+  readonly breakers: Breakers;
   readonly events: EventBus;
 }
 
@@ -35,10 +38,18 @@ export function composeGeneration(snapshot: Snapshot, clusters: Clusters, sideca
   return Object.freeze({
     snapshot,
     clusters,
-    // accept ─ route ─ timeout ─ retry ─┬─ attempt: per-try timeout ─ balance ─ outlier ─ forward
+    // accept ─ route ─ timeout ─ retry ─┬─ attempt: per-try timeout ─ breaker ─ balance ─ outlier ─ forward
     //                                  └─ (each retry is a new attempt)
     outbound: compose(
-      [route, timeout, retry(parts.retryBudgets, parts.events), perTryTimeout, balance(clusters), outlier(parts.outlierDetector, clusters)],
+      [
+        route,
+        timeout,
+        retry(parts.retryBudgets, parts.breakers, clusters, parts.events),
+        perTryTimeout,
+        breaker(parts.breakers, clusters),
+        balance(clusters),
+        outlier(parts.outlierDetector, clusters),
+      ],
       forward(parts.dispatcher),
     ),
     // accept ─ local app ─ forward

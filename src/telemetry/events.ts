@@ -24,6 +24,17 @@ export interface MeshEvents {
     failedEndpoint: string | null;
     backoffMs: number;
   };
+  'breaker.state': EventBase & {
+    service: string;
+    subset: string;
+    from: 'closed' | 'open' | 'half-open';
+    to: 'closed' | 'open' | 'half-open';
+    reason: string;
+    /** Trips in a row; the cool-down grows with it. */
+    trips: number;
+    /** When opening: how long until half-open. */
+    openForMs: number;
+  };
   'config.applied': EventBase & { version: string; source: string };
   'config.rejected': EventBase & { source: string; error: string };
 }

@@ -1,0 +1,40 @@
+// Circuit-breaker layer: each attempt asks its destination's breaker to be admitted (or gets a fast
+// 503 UO), tells it whether the attempt failed once the response starts, and frees its slot when the
+// response is over. Failures are 5xx responses and the mesh's own upstream failures (connect
+// failure, reset, timeout); a caller that left says nothing about the upstream.
+import { ErrorCode, MeshError, ResponseFlag } from '../errors.ts';
+import type { AttemptVerdict } from './breaker/circuit-breaker.ts';
+import type { Breakers } from './breaker/registry.ts';
+import type { Clusters } from './endpoints.ts';
+import { onResponseDone, type Layer } from './types.ts';
+
+const UPSTREAM_FAILURES = new Set<string>([
+  ResponseFlag.UpstreamConnectFailure,
+  ResponseFlag.UpstreamConnectionTermination,
+  ResponseFlag.UpstreamRequestTimeout,
+]);
+
+export function breaker(breakers: Breakers, clusters: Clusters): Layer {
+  return (next) => async (ctx) => {
+    const destination = ctx.destination!;
+    const circuit = breakers.for(clusters.get(destination.service)!.spec, destination);
+    if (!circuit) return next(ctx);
+    const ticket = await circuit.admit(ctx.cancellation);
+    try {
+      const response = await next(ctx);
+      circuit.judge(ticket, response.status >= 500 ? 'failure' : 'success');
+      onResponseDone(response, () => circuit.release());
+      return response;
+    } catch (error) {
+      circuit.judge(ticket, verdictOf(error));
+      circuit.release();
+      throw error;
+    }
+  };
+}
+
+function verdictOf(error: unknown): AttemptVerdict {
+  if (!(error instanceof MeshError)) return 'failure';
+  if (error.code === ErrorCode.DownstreamReset) return 'neutral';
+  return UPSTREAM_FAILURES.has(error.flag) ? 'failure' : 'neutral';
+}
