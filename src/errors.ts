@@ -32,6 +32,7 @@ export const ErrorCode = {
   UpstreamReset: 'FL_UPSTREAM_RESET',
   UpstreamTimeout: 'FL_UPSTREAM_TIMEOUT',
   UpstreamPerTryTimeout: 'FL_UPSTREAM_PER_TRY_TIMEOUT',
+  UpstreamIdleTimeout: 'FL_UPSTREAM_IDLE_TIMEOUT',
   DownstreamReset: 'FL_DOWNSTREAM_RESET',
   CircuitOpen: 'FL_CIRCUIT_OPEN',
   UpstreamOverflow: 'FL_UPSTREAM_OVERFLOW',
@@ -100,6 +101,9 @@ export const circuitOpen = (destination: string, state: string): MeshError =>
 
 export const upstreamOverflow = (destination: string, limit: string, value: number): MeshError =>
   new MeshError(ErrorCode.UpstreamOverflow, 503, ResponseFlag.UpstreamOverflow, `circuit breaker for ${destination}: ${limit} (${value}) reached`);
+
+export const idleTimeout = (ms: number): MeshError =>
+  new MeshError(ErrorCode.UpstreamIdleTimeout, 504, ResponseFlag.UpstreamRequestTimeout, `no data from upstream for ${ms}ms`);
 
 export const downstreamReset = (): MeshError =>
   new MeshError(ErrorCode.DownstreamReset, 499, ResponseFlag.DownstreamConnectionTermination, 'the caller went away');

@@ -157,6 +157,7 @@ const Route = z.strictObject({
   match: RouteMatch.default({}),
   destinations: z.array(Destination).min(1, { error: 'at least one destination' }),
   timeout: Duration.optional().meta({ description: 'the whole request, response body included' }),
+  idleTimeout: Duration.optional().meta({ description: 'cut a response when no byte arrives from the upstream for this long (headers included)' }),
   retries: Retries.optional(),
 });
 

@@ -69,6 +69,7 @@ export interface RouteSpec {
   readonly destinations: readonly DestinationSpec[];
   readonly totalWeight: number;
   readonly timeoutMs: number | undefined;
+  readonly idleTimeoutMs: number | undefined;
   readonly retries: RetryPolicySpec | undefined;
   /** True for the implicit route a service gets when no route names its host. */
   readonly implicit: boolean;
@@ -156,6 +157,7 @@ function compileRoutes(config: MeshConfig): RouteSpec[] {
       destinations: Object.freeze(destinations),
       totalWeight: destinations.reduce((sum, d) => sum + d.weight, 0),
       timeoutMs: route.timeout,
+      idleTimeoutMs: route.idleTimeout,
       retries: route.retries && compileRetries(route.retries),
       implicit: false,
     });
@@ -169,6 +171,7 @@ function compileRoutes(config: MeshConfig): RouteSpec[] {
       destinations: Object.freeze([Object.freeze({ service: s.name, subset: undefined, subsetKey: '', weight: 1 })]),
       totalWeight: 1,
       timeoutMs: undefined,
+      idleTimeoutMs: undefined,
       retries: undefined,
       implicit: true,
     }));

@@ -7,7 +7,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { connect } from 'node:net';
 import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { ResponseFlag, downstreamReset, upstreamConnectFailure, upstreamReset } from '../errors.ts';
+import { MeshError, ResponseFlag, downstreamReset, idleTimeout, upstreamConnectFailure, upstreamReset } from '../errors.ts';
 import type { Cancellation } from './cancellation.ts';
 import { withoutHopByHop } from './headers.ts';
 import type { Handler, ProxyResponse, RequestContext } from './types.ts';
@@ -30,7 +30,7 @@ export function forward(dispatcher: Dispatcher): Handler {
     return new Promise((resolve, reject) => {
       dispatcher.dispatch(
         { origin: `http://${dial}`, path: ctx.path, method: ctx.method as Dispatcher.HttpMethod, headers: ctx.headers, body: ctx.body.open() },
-        new UpstreamExchange(ctx.cancellation, dial, resolve, reject),
+        new UpstreamExchange(ctx.cancellation, dial, ctx.route?.idleTimeoutMs, resolve, reject),
       );
     });
   };
@@ -45,19 +45,32 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
   #body: Readable | undefined;
   #ended = false;
   #unregister: (() => void) | undefined;
+  readonly #idleMs: number | undefined;
+  #idle: NodeJS.Timeout | undefined;
 
-  constructor(cancellation: Cancellation, dial: string, resolve: (response: ProxyResponse) => void, reject: (error: unknown) => void) {
+  constructor(
+    cancellation: Cancellation,
+    dial: string,
+    idleMs: number | undefined,
+    resolve: (response: ProxyResponse) => void,
+    reject: (error: unknown) => void,
+  ) {
     this.#cancellation = cancellation;
     this.#dial = dial;
+    this.#idleMs = idleMs;
     this.#resolve = resolve;
     this.#reject = reject;
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.#unregister = this.#cancellation.onCancel((reason) => controller.abort(reason as Error));
+    // The idle timer restarts with every byte the upstream sends; it fires only on silence.
+    const idleMs = this.#idleMs;
+    if (idleMs !== undefined) this.#idle = setTimeout(() => controller.abort(idleTimeout(idleMs)), idleMs);
   }
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
+    this.#idle?.refresh();
     if (statusCode < 200) return; // informational (100 Continue): the final response follows
     this.#body = new Readable({
       read: () => controller.resume(),
@@ -71,19 +84,22 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.#idle?.refresh();
     if (!this.#body!.push(chunk)) controller.pause();
   }
 
   onResponseEnd(): void {
+    clearTimeout(this.#idle);
     this.#ended = true;
     this.#unregister?.();
     this.#body!.push(null);
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    clearTimeout(this.#idle);
     this.#ended = true;
     this.#unregister?.();
-    const failure = classify(error, this.#dial, this.#cancellation);
+    const failure = error instanceof MeshError ? error : classify(error, this.#dial, this.#cancellation);
     if (this.#body) this.#body.destroy(failure as Error);
     else this.#reject(failure);
   }
