@@ -41,6 +41,7 @@ describe('retries', function () {
         { name: 'client', endpoints: [{ address: await freeAddress() }] },
         { name: 'app', endpoints: [{ address: a.address }] },
         { name: 'pair', loadBalancer: 'random', endpoints: [{ address: b.address }, { address: a.address }] },
+        { name: 'capped', endpoints: [{ address: a.address }], circuitBreaker: { maxRetries: 0 } },
         { name: 'half-down', loadBalancer: 'round-robin', endpoints: [{ address: await freeAddress() }, { address: a.address }] },
       ],
       routes: [
@@ -54,6 +55,7 @@ describe('retries', function () {
         route('rbig', { retryOn: ['5xx'], retryNonIdempotent: true, bufferLimit: 1000 }),
         route('rbudget', { attempts: 3, retryOn: ['5xx'], budget: { ratio: 0.2, minPerSecond: 1 } }),
         route('rpertry', { perTryTimeout: '150ms', retryOn: ['5xx'] }),
+        route('rcapped', { retryOn: ['5xx'] }, {}, 'capped'),
         route('rtotal', { attempts: 5, perTryTimeout: '200ms', retryOn: ['5xx'] }, { timeout: '300ms' }),
       ],
       sidecars: [await sidecarEntry('client', await freeAddress())],
@@ -162,6 +164,12 @@ describe('retries', function () {
     const exhausted = replies.filter((r) => String(r.headers['x-faultline-flags']).includes('UBX')).length;
     expect(exhausted).to.be.greaterThan(offered / 2);
     expect(replies.every((r) => r.status === 500)).to.equal(true);
+  });
+
+  it('makes no retry beyond the destination breaker\'s maxRetries, and says so with UO', async () => {
+    behave = (_n, _req, res) => fail(500)(res);
+    const reply = await to('rcapped');
+    expect([reply.status, reply.headers['x-faultline-flags'], reply.headers['x-faultline-attempts'], calls.length]).to.deep.equal([500, 'UO', '1', 1]);
   });
 
   it('per-try timeout: gives up on a hanging try, frees its socket and retries', async () => {
