@@ -7,20 +7,28 @@ import { onResponseDone, type Handler, type Layer, type ProxyResponse, type Requ
 
 export const timeout: Layer = (next) => (ctx) => {
   const ms = ctx.route?.timeoutMs;
-  return ms === undefined ? next(ctx) : withDeadline(next, ctx, ms, upstreamTimeout(ms), true);
+  return ms === undefined ? next(ctx) : withDeadline(next, ctx, ms, upstreamTimeout, true);
 };
 
 export const perTryTimeout: Layer = (next) => (ctx) => {
   const ms = ctx.route?.retries?.perTryTimeoutMs;
-  return ms === undefined ? next(ctx) : withDeadline(next, ctx, ms, perTryExpired(ms), false);
+  return ms === undefined ? next(ctx) : withDeadline(next, ctx, ms, perTryExpired, false);
 };
 
-async function withDeadline(next: Handler, ctx: RequestContext, ms: number, expired: MeshError, coversBody: boolean): Promise<ProxyResponse> {
+/** `expiry` makes the error only when the deadline passes: an Error's stack trace is too dear to build per request. */
+async function withDeadline(
+  next: Handler,
+  ctx: RequestContext,
+  ms: number,
+  expiry: (ms: number) => MeshError,
+  coversBody: boolean,
+): Promise<ProxyResponse> {
   const parent = ctx.cancellation;
   const cancellation = parent.child();
+  let expired: MeshError | undefined;
   const handle = setTimeout(() => {
     ctx.flags.add(ResponseFlag.UpstreamRequestTimeout);
-    cancellation.cancel(expired);
+    cancellation.cancel((expired = expiry(ms)));
   }, ms);
   ctx.cancellation = cancellation;
   try {
@@ -34,7 +42,7 @@ async function withDeadline(next: Handler, ctx: RequestContext, ms: number, expi
   } catch (error) {
     clearTimeout(handle);
     cancellation.release();
-    throw cancellation.reason === expired ? expired : error;
+    throw expired !== undefined && cancellation.reason === expired ? expired : error;
   } finally {
     // The next attempt (or layer) starts again from the cancellation this one narrowed.
     ctx.cancellation = parent;

@@ -1,0 +1,124 @@
+// `npm run bench` (second part): what the resilience policies cost when nothing fails, and what the
+// retry budget saves when everything does. One sidecar process serves a route without policies and a
+// route with all of them (timeouts, retries, a circuit breaker, outlier detection), measured in turns;
+// then a storm: a fixed rate against an upstream that always answers 503, with and without a budget,
+// counting what reaches the upstream.
+import autocannon from 'autocannon';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { stringify } from 'yaml';
+import { Processes, freePort } from './processes.ts';
+
+const quick = process.argv.includes('--quick');
+const maxS = quick ? 2 : 5;
+const stormRate = 500;
+/** A count, not a duration: every offered request completes, so offered and reached compare exactly. */
+const stormRequests = quick ? 1_500 : 3_000;
+
+function run(url: string, host: string, options: Partial<autocannon.Options>): Promise<autocannon.Result> {
+  return new Promise((resolve, reject) => {
+    autocannon({ url, headers: { host }, ...options }, (error, result) => (error ? reject(error) : resolve(result)));
+  });
+}
+
+async function count(port: number): Promise<number> {
+  const response = await request(`http://127.0.0.1:${port}/__count`);
+  return Number(await response.body.text());
+}
+
+async function main(): Promise<void> {
+  const processes = new Processes();
+  try {
+    const ok = Number(await processes.start('upstream', ['bench/upstream.ts']));
+    const failing = Number(await processes.start('failing', ['bench/upstream.ts', 'fail']));
+    const sidecar = await processes.startSidecar('policies', await meshFile(ok, failing));
+    const url = `http://${sidecar.addresses.outbound}/`;
+
+    const rps: Record<string, number[]> = { plain: [], guarded: [] };
+    await run(url, 'plain', { connections: 32, duration: maxS });
+    for (let round = 0; round < 2; round++) {
+      for (const host of ['plain', 'guarded'] as const) rps[host]!.push((await run(url, host, { connections: 32, duration: maxS })).requests.average);
+    }
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    const overhead = mean(rps.guarded!) / mean(rps.plain!);
+
+    const storms: string[] = [];
+    let held = false;
+    for (const host of ['storm-budget', 'storm-unbudgeted']) {
+      const before = await count(failing);
+      const result = await run(url, host, { connections: 16, amount: stormRequests, overallRate: stormRate });
+      const offered = result.requests.total;
+      const reached = (await count(failing)) - before;
+      storms.push(`| ${host} | ${offered} | ${reached} | ${(reached / offered).toFixed(2)} |`);
+      if (host === 'storm-budget') held = reached <= 1.2 * offered + 10 * 10;
+    }
+
+    const out = [
+      `node ${process.version}; max throughput: 32 connections × ${maxS} s, two rounds each, alternating`,
+      '',
+      '| route | max rps (rounds) | mean |',
+      '|---|---|---:|',
+      `| no policies | ${rps.plain!.map((r) => r.toFixed(0)).join(', ')} | ${mean(rps.plain!).toFixed(0)} |`,
+      `| all policies | ${rps.guarded!.map((r) => r.toFixed(0)).join(', ')} | ${mean(rps.guarded!).toFixed(0)} |`,
+      '',
+      `Policy overhead when nothing fails: ${overhead.toFixed(3)}× the throughput without policies (target ≥ 0.95: ${overhead >= 0.95 ? 'met' : 'NOT met'}).`,
+      '',
+      `Retry storm: ${stormRequests} requests at ${stormRate} rps to an upstream answering 503, 3 retries allowed per request.`,
+      '',
+      '| route | requests offered | requests at the upstream | × offered |',
+      '|---|---:|---:|---:|',
+      ...storms,
+      '',
+      `With the budget (ratio 0.2, minPerSecond 10) the bound is (1 + 0.2) × offered + 10 × 10 s: ${held ? 'held' : 'NOT held'}; without, up to 4 × offered.`,
+    ];
+    process.stdout.write(`${out.join('\n')}\n`);
+  } finally {
+    await processes.stopAll();
+  }
+}
+
+async function meshFile(ok: number, failing: number): Promise<string> {
+  const address = async () => `127.0.0.1:${await freePort()}`;
+  const storm = (name: string, budget: object) => ({
+    name,
+    match: { host: name },
+    destinations: [{ service: 'failing' }],
+    retries: { attempts: 3, retryOn: ['5xx'], backoff: { base: '1ms', max: '5ms' }, budget },
+  });
+  const config = {
+    mesh: { name: 'bench-policies' },
+    services: [
+      { name: 'client', endpoints: [{ address: await address() }] },
+      { name: 'plain', endpoints: [{ address: `127.0.0.2:${ok}` }] },
+      {
+        name: 'guarded',
+        endpoints: [{ address: `127.0.0.2:${ok}` }],
+        circuitBreaker: { consecutiveFailures: 50, failureRatio: { threshold: 0.5 } },
+        outlierDetection: { consecutive5xx: 5 },
+      },
+      { name: 'failing', endpoints: [{ address: `127.0.0.1:${failing}` }] },
+    ],
+    routes: [
+      {
+        name: 'guarded',
+        match: { host: 'guarded' },
+        destinations: [{ service: 'guarded' }],
+        timeout: '5s',
+        idleTimeout: '30s',
+        retries: { attempts: 2, perTryTimeout: '2s', retryOn: ['5xx', 'reset', 'connect-failure'] },
+      },
+      storm('storm-budget', { ratio: 0.2, minPerSecond: 10 }),
+      storm('storm-unbudgeted', { ratio: 10, minPerSecond: 100_000 }),
+    ],
+    sidecars: [{ name: 'policies', service: 'client', outbound: await address(), inbound: await address(), admin: await address(), app: (await address()) }],
+  };
+  config.sidecars[0]!.app = config.services[0]!.endpoints[0]!.address;
+  const dir = await mkdtemp(join(tmpdir(), 'faultline-bench-'));
+  const file = join(dir, 'mesh.yaml');
+  await writeFile(file, stringify(config));
+  return file;
+}
+
+await main();
