@@ -6,6 +6,8 @@ import { CircuitBreaker } from './circuit-breaker.ts';
 
 export class Breakers {
   readonly #breakers = new Map<string, CircuitBreaker>();
+  /** Per destination object of a snapshot: the retry and breaker layers both ask, on every request. */
+  readonly #byDestination = new WeakMap<DestinationSpec, CircuitBreaker | null>();
   readonly #events: EventBus;
   readonly #now: () => number;
 
@@ -16,6 +18,14 @@ export class Breakers {
 
   /** The destination's breaker, or undefined when its service has none configured. */
   for(service: ServiceSpec, destination: DestinationSpec): CircuitBreaker | undefined {
+    const known = this.#byDestination.get(destination);
+    if (known !== undefined) return known ?? undefined;
+    const breaker = this.#lookup(service, destination);
+    this.#byDestination.set(destination, breaker ?? null);
+    return breaker;
+  }
+
+  #lookup(service: ServiceSpec, destination: DestinationSpec): CircuitBreaker | undefined {
     const config = service.circuitBreaker;
     if (!config) return undefined;
     const key = `${destination.service}/${destination.subsetKey}`;
