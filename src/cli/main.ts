@@ -25,7 +25,8 @@ program
   .requiredOption('-c, --config <file>', 'the mesh config (YAML)')
   .requiredOption('-s, --service <name>', 'the sidecar to run: its name, or its service when the service has one sidecar')
   .option('--no-watch', 'do not reload when the config file changes (SIGHUP still reloads)')
-  .action(async (options: { config: string; service: string; watch: boolean }) => {
+  .option('--access-log <file>', 'a JSON line per request to this file, or to stdout with -')
+  .action(async (options: { config: string; service: string; watch: boolean; accessLog?: string }) => {
     const log = createLogger('faultline-sidecar');
     const loaded = await loadConfigFile(options.config);
     const sidecar = await Sidecar.start({
@@ -34,6 +35,7 @@ program
       configFile: options.config,
       watch: options.watch,
       log,
+      ...(options.accessLog && { accessLog: options.accessLog }),
     });
     process.on('SIGHUP', () => void sidecar.reload());
     const stop = async () => {

@@ -1,6 +1,7 @@
 // The admin listener (loopback): liveness, readiness, the snapshot in force and endpoint state.
 // Express is fine here: this is not the data path.
 import express, { type Express } from 'express';
+import { streamEvents } from '../telemetry/event-stream.ts';
 import type { Sidecar } from './sidecar.ts';
 
 export function createAdminApp(sidecar: Sidecar): Express {
@@ -54,6 +55,15 @@ export function createAdminApp(sidecar: Sidecar): Express {
       })),
     }));
     res.json({ version: sidecar.snapshot.version, services });
+  });
+
+  app.get('/events', (req, res) => {
+    const since = req.query.since === undefined ? undefined : Number(req.query.since);
+    if (since !== undefined && !(Number.isInteger(since) && since >= 0)) {
+      res.status(400).json({ error: 'since must be a whole number: the seq of the last event you have' });
+      return;
+    }
+    streamEvents(sidecar.events, since, req, res);
   });
 
   app.get('/breakers', (_req, res) => {

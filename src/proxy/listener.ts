@@ -10,6 +10,7 @@ import { RequestBody, hasBody } from './body.ts';
 import { Cancellation } from './cancellation.ts';
 import { Header, appendForwardedFor, withoutHopByHop } from './headers.ts';
 import { rescue, type RescuedResponse } from './rescue.ts';
+import type { EventBus } from '../telemetry/events.ts';
 import type { Generation } from './stack.ts';
 import type { Direction, ProxyResponse, RequestContext, UpgradeRequest } from './types.ts';
 
@@ -19,6 +20,7 @@ export interface ListenerOptions {
   /** The sidecar's own service: the source of its outbound calls. */
   readonly service: string;
   readonly generation: () => Generation;
+  readonly events: EventBus;
 }
 
 export function createListener(options: ListenerOptions): Server {
@@ -47,17 +49,28 @@ async function handle(options: ListenerOptions, req: IncomingMessage, res: Serve
     res.writeHead(400, { 'content-type': 'text/plain', [Header.flags]: flag }).end(`${(error as Error).message}\n`);
     return;
   }
+  const context = ctx;
+  let written = '';
+  res.once('close', () => {
+    // What the caller was told, plus what happened after the head went out (an upstream reset or a
+    // timeout mid-body); an unfinished response with neither means the caller left.
+    const flags = new Set([...written.split(',').filter(Boolean), ...context.flags]);
+    const cut = flags.has(ResponseFlag.UpstreamConnectionTermination) || flags.has(ResponseFlag.UpstreamRequestTimeout);
+    if (!res.writableFinished && !cut) flags.add(ResponseFlag.DownstreamConnectionTermination);
+    recordDone(options.events, context, res.headersSent ? res.statusCode : 0, [...flags].join(','));
+  });
   let response: ProxyResponse;
   try {
     response = await generation[options.direction](ctx);
   } catch (error) {
-    if (!res.headersSent && !res.destroyed) writeRescued(res, rescue(error, ctx));
+    if (!res.headersSent && !res.destroyed) written = writeRescued(res, rescue(error, ctx));
     return;
   }
-  writeResponse(res, response, ctx);
+  written = writeResponse(res, response, ctx);
 }
 
-function writeResponse(res: ServerResponse, response: ProxyResponse, ctx: RequestContext): void {
+/** Writes the response; returns the response flags it carries. */
+function writeResponse(res: ServerResponse, response: ProxyResponse, ctx: RequestContext): string {
   const headers = response.headers;
   if (ctx.flags.size > 0) {
     const upstream = headers[Header.flags];
@@ -66,9 +79,10 @@ function writeResponse(res: ServerResponse, response: ProxyResponse, ctx: Reques
   if (headers[Header.requestId] === undefined) headers[Header.requestId] = ctx.id;
   if (ctx.attempt > 0) headers[Header.attempts] = String(ctx.attempt);
   res.writeHead(response.status, headers);
+  const flags = String(headers[Header.flags] ?? '');
   if (!response.body) {
     res.end();
-    return;
+    return flags;
   }
   // pipe, not pipeline: pipeline builds an AbortController and a DOMException for every stream it finishes.
   const body = response.body;
@@ -80,10 +94,12 @@ function writeResponse(res: ServerResponse, response: ProxyResponse, ctx: Reques
     if (!body.readableEnded) body.destroy();
   });
   body.pipe(res);
+  return flags;
 }
 
-function writeRescued(res: ServerResponse, rescued: RescuedResponse): void {
+function writeRescued(res: ServerResponse, rescued: RescuedResponse): string {
   res.writeHead(rescued.status, rescued.headers).end(rescued.body);
+  return rescued.headers[Header.flags] ?? '';
 }
 
 async function handleUpgrade(options: ListenerOptions, req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
@@ -100,13 +116,34 @@ async function handleUpgrade(options: ListenerOptions, req: IncomingMessage, soc
   }
   try {
     await generation[options.direction](ctx);
+    recordDone(options.events, ctx, 101, [...ctx.flags].join(','));
   } catch (error) {
     if (socket.destroyed) return;
     const rescued = rescue(error, ctx);
+    recordDone(options.events, ctx, rescued.status, rescued.headers[Header.flags] ?? '');
     const lines = [`HTTP/1.1 ${rescued.status} ${STATUS_CODES[rescued.status] ?? 'Error'}`, 'connection: close'];
     for (const [name, value] of Object.entries(rescued.headers)) lines.push(`${name}: ${value}`);
     closeWith(socket, `${lines.join('\r\n')}\r\n\r\n${rescued.body}`);
   }
+}
+
+/** The request.done event: what the caller got, from the edge, once the exchange is over. */
+function recordDone(events: EventBus, ctx: RequestContext, status: number, flags: string): void {
+  events.emit('request.done', {
+    requestId: ctx.id,
+    direction: ctx.direction,
+    source: ctx.source,
+    service: ctx.destination?.service ?? null,
+    route: ctx.route?.name ?? null,
+    endpoint: ctx.endpoint?.address ?? null,
+    method: ctx.method,
+    authority: ctx.host,
+    path: ctx.pathname,
+    status,
+    flags: flags ? flags.split(',') : [],
+    attempts: ctx.attempt,
+    durationMs: performance.now() - ctx.startedAt,
+  });
 }
 
 /** Writes a last raw response on a socket outside HTTP handling (upgrade, CONNECT) and closes it. */

@@ -9,6 +9,7 @@ import { Agent } from 'undici';
 import { loadConfigFile } from '../config/load.ts';
 import { compileSnapshot, type SidecarSpec, type Snapshot } from '../config/snapshot.ts';
 import { ErrorCode, FaultlineError, describe } from '../errors.ts';
+import { openAccessLog, type AccessLog } from '../telemetry/access-log.ts';
 import { EventBus } from '../telemetry/events.ts';
 import { silentLogger, type Logger } from '../telemetry/log.ts';
 import { createAdminApp } from './admin.ts';
@@ -28,6 +29,8 @@ export interface SidecarOptions {
   readonly configFile?: string;
   readonly watch?: boolean;
   readonly log?: Logger;
+  /** Write an access log line per request to this file, or to stdout with '-'. */
+  readonly accessLog?: string;
 }
 
 export type ReloadResult = { ok: true; version: string; changed: boolean } | { ok: false; error: string };
@@ -55,6 +58,7 @@ export class Sidecar {
   #appliedAt = Date.now();
   #watcher: FSWatcher | undefined;
   #reloading: Promise<ReloadResult> | undefined;
+  readonly #accessLog: AccessLog | undefined;
   addresses: SidecarAddresses = { outbound: '', inbound: '', admin: '' };
 
   private constructor(options: SidecarOptions) {
@@ -64,6 +68,7 @@ export class Sidecar {
     this.#log = (options.log ?? silentLogger).child({ sidecar: this.name });
     this.#configFile = options.configFile;
     this.breakers = new Breakers(this.events);
+    this.#accessLog = options.accessLog ? openAccessLog(this.events, options.accessLog) : undefined;
     this.#health = new HealthChecker(this.events);
     this.#outlier = new OutlierDetector(this.events);
     this.events.on('health.changed', (e) => this.#log.info(e, `endpoint ${e.healthy ? 'healthy' : 'unhealthy'}`));
@@ -124,6 +129,7 @@ export class Sidecar {
     this.#watcher?.close();
     await Promise.all(this.#servers.map(closeServer));
     this.#outlier.close();
+    await this.#accessLog?.close();
     await this.#health.close();
     await this.#dispatcher.destroy();
   }
@@ -171,7 +177,7 @@ export class Sidecar {
 
   async #listen(): Promise<void> {
     const generation = () => this.#generation;
-    const common = { sidecar: this.name, service: this.spec.service, generation };
+    const common = { sidecar: this.name, service: this.spec.service, generation, events: this.events };
     const outbound = createListener({ ...common, direction: 'outbound' });
     const inbound = createListener({ ...common, direction: 'inbound' });
     const admin = createServer(createAdminApp(this));

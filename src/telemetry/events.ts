@@ -1,8 +1,13 @@
 // The typed events the proxy emits for every decision that analysis needs. Names and payloads are
-// declared here and nowhere else; consumers subscribe in process.
+// declared here and nowhere else. Consumers subscribe in process; the last events are kept in a
+// bounded ring, numbered, so that a recorder reading over HTTP (/events?since=N) can resume.
 import { EventEmitter } from 'node:events';
 
 export interface EventBase {
+  /** The event's name, as in MeshEvents. */
+  readonly type: string;
+  /** Position in this sidecar's stream: 1, 2, 3, ... */
+  readonly seq: number;
   /** Milliseconds since the Unix epoch. */
   readonly time: number;
   /** Monotonic milliseconds (performance.now()), for ordering and durations. */
@@ -11,6 +16,22 @@ export interface EventBase {
 }
 
 export interface MeshEvents {
+  'request.done': EventBase & {
+    requestId: string;
+    direction: 'outbound' | 'inbound';
+    source: string;
+    service: string | null;
+    route: string | null;
+    endpoint: string | null;
+    method: string;
+    authority: string;
+    path: string;
+    /** 0 when the caller left before a response could be written. */
+    status: number;
+    flags: string[];
+    attempts: number;
+    durationMs: number;
+  };
   'health.changed': EventBase & { service: string; endpoint: string; healthy: boolean; reason: string };
   'outlier.ejected': EventBase & { service: string; endpoint: string; ejections: number; durationMs: number; reason: string };
   'outlier.restored': EventBase & { service: string; endpoint: string };
@@ -39,25 +60,62 @@ export interface MeshEvents {
   'config.rejected': EventBase & { source: string; error: string };
 }
 export type MeshEventName = keyof MeshEvents;
+export type MeshEvent = MeshEvents[MeshEventName];
 type Payload<K extends MeshEventName> = Omit<MeshEvents[K], keyof EventBase>;
+
+const DEFAULT_CAPACITY = 10_000;
 
 export class EventBus {
   readonly #emitter = new EventEmitter({ captureRejections: false });
   readonly sidecar: string;
+  readonly #ring: (MeshEvent | undefined)[];
+  #seq = 0;
+  #dropped = 0;
 
-  constructor(sidecar: string) {
+  constructor(sidecar: string, capacity = DEFAULT_CAPACITY) {
     this.sidecar = sidecar;
+    this.#ring = new Array(capacity);
     this.#emitter.setMaxListeners(0);
   }
 
   emit<K extends MeshEventName>(name: K, payload: Payload<K>): void {
-    if (this.#emitter.listenerCount(name) === 0) return;
-    const event = { time: Date.now(), monotonic: performance.now(), sidecar: this.sidecar, ...payload };
+    const seq = ++this.#seq;
+    const event = { type: name, seq, time: Date.now(), monotonic: performance.now(), sidecar: this.sidecar, ...payload } as MeshEvents[K];
+    this.#ring[seq % this.#ring.length] = event;
     this.#emitter.emit(name, event);
+    this.#emitter.emit('*', event);
   }
 
   on<K extends MeshEventName>(name: K, listener: (event: MeshEvents[K]) => void): () => void {
     this.#emitter.on(name, listener);
     return () => this.#emitter.off(name, listener);
+  }
+
+  /** Every event, in order. */
+  onAny(listener: (event: MeshEvent) => void): () => void {
+    this.#emitter.on('*', listener);
+    return () => this.#emitter.off('*', listener);
+  }
+
+  /** The kept events after `seq`, and how many after it are no longer kept. */
+  since(seq: number): { events: MeshEvent[]; missed: number } {
+    const oldest = Math.max(1, this.#seq - this.#ring.length + 1);
+    const from = Math.max(seq + 1, oldest);
+    const events: MeshEvent[] = [];
+    for (let s = from; s <= this.#seq; s++) events.push(this.#ring[s % this.#ring.length]!);
+    return { events, missed: Math.max(0, oldest - (seq + 1)) };
+  }
+
+  get lastSeq(): number {
+    return this.#seq;
+  }
+
+  /** Events a reader could not take in time (a slow /events reader), over the sidecar's life. */
+  get dropped(): number {
+    return this.#dropped;
+  }
+
+  countDropped(n: number): void {
+    this.#dropped += n;
   }
 }

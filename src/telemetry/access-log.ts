@@ -1,0 +1,42 @@
+// The access log: one JSON line (pino) per request, from the request.done event, to a file or stdout.
+// Off unless asked for (`faultline sidecar --access-log FILE|-`).
+import { pino } from 'pino';
+import type { EventBus } from './events.ts';
+
+export interface AccessLog {
+  close(): Promise<void>;
+}
+
+export function openAccessLog(events: EventBus, destination: string): AccessLog {
+  const stream = destination === '-'
+    ? pino.destination({ fd: 1, sync: false })
+    : pino.destination({ dest: destination, sync: false, mkdir: true });
+  const log = pino({ base: null, timestamp: pino.stdTimeFunctions.isoTime }, stream);
+  const unsubscribe = events.on('request.done', (e) => {
+    log.info({
+      sidecar: e.sidecar,
+      requestId: e.requestId,
+      direction: e.direction,
+      source: e.source,
+      method: e.method,
+      authority: e.authority,
+      path: e.path,
+      status: e.status,
+      flags: e.flags.join(','),
+      durationMs: Math.round(e.durationMs * 1000) / 1000,
+      service: e.service,
+      route: e.route,
+      endpoint: e.endpoint,
+      attempts: e.attempts,
+    });
+  });
+  return {
+    close: () => new Promise((resolve) => {
+      unsubscribe();
+      stream.flushSync();
+      if (destination === '-') return resolve();
+      stream.once('close', () => resolve());
+      stream.end();
+    }),
+  };
+}

@@ -1,0 +1,181 @@
+// The event stream: numbered events in a bounded ring, request.done for every request at the edge,
+// NDJSON over the admin listener with resume by seq and counted drops, and the access log.
+import { expect } from 'chai';
+import { readFile } from 'node:fs/promises';
+import { createServer, request as httpRequest, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Sidecar } from '../../src/proxy/sidecar.ts';
+import { streamEvents } from '../../src/telemetry/event-stream.ts';
+import { EventBus, type MeshEvent, type MeshEvents } from '../../src/telemetry/events.ts';
+import { call } from '../helpers/client.ts';
+import { sidecarEntry, snapshotOf } from '../helpers/mesh.ts';
+import { freeAddress, startUpstream, waitFor, type Upstream } from '../helpers/net.ts';
+
+const configApplied = (bus: EventBus, n: number) => {
+  for (let i = 0; i < n; i++) bus.emit('config.applied', { version: `v${i}`, source: 'x' });
+};
+
+/** Reads NDJSON lines from a long-lived response until `enough` says so. */
+function readEvents(address: string, path: string, enough: (lines: Record<string, unknown>[]) => boolean): Promise<Record<string, unknown>[]> {
+  const [host, port] = address.split(':');
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host, port: Number(port), path }, (res) => {
+      let buffer = '';
+      const lines: Record<string, unknown>[] = [];
+      res.on('data', (chunk: Buffer) => {
+        buffer += chunk;
+        let newline: number;
+        while ((newline = buffer.indexOf('\n')) !== -1) {
+          lines.push(JSON.parse(buffer.slice(0, newline)));
+          buffer = buffer.slice(newline + 1);
+        }
+        if (enough(lines)) {
+          req.destroy();
+          resolve(lines);
+        }
+      });
+    });
+    req.on('error', (error) => (error.message === 'socket hang up' ? undefined : reject(error)));
+    req.end();
+  });
+}
+
+describe('event bus', () => {
+  it('numbers events and keeps the last ones for readers that resume', () => {
+    const bus = new EventBus('s', 5);
+    configApplied(bus, 8);
+    const { events, missed } = bus.since(0);
+    expect(events.map((e) => e.seq)).to.deep.equal([4, 5, 6, 7, 8]);
+    expect(missed).to.equal(3);
+    expect(bus.since(6)).to.deep.include({ missed: 0 });
+    expect(bus.since(6).events.map((e) => e.seq)).to.deep.equal([7, 8]);
+    expect(bus.since(8).events).to.deep.equal([]);
+    const event = events[0] as MeshEvents['config.applied'];
+    expect(event).to.include({ type: 'config.applied', sidecar: 's', version: 'v3' });
+    expect(event.time).to.be.closeTo(Date.now(), 5_000);
+    expect(event.monotonic).to.be.a('number');
+  });
+});
+
+describe('events from a sidecar', () => {
+  let upstream: Upstream;
+  let sidecar: Sidecar;
+  const logFile = join(tmpdir(), `faultline-access-${process.pid}.log`);
+
+  before(async () => {
+    upstream = await startUpstream('app');
+    const config = {
+      mesh: { name: 'ev' },
+      services: [{ name: 'client', endpoints: [{ address: await freeAddress() }] }, { name: 'app', endpoints: [{ address: upstream.address }] }],
+      sidecars: [await sidecarEntry('client', await freeAddress())],
+    };
+    sidecar = await Sidecar.start({ name: 'client', snapshot: snapshotOf(config), accessLog: logFile });
+  });
+
+  after(async () => {
+    await sidecar.close();
+    await upstream.close();
+  });
+
+  it('emits request.done for every request, with what the caller got', async () => {
+    const done: MeshEvents['request.done'][] = [];
+    const off = sidecar.events.on('request.done', (e) => done.push(e));
+    await call(sidecar.addresses.outbound, 'app', '/orders?x=1', { 'x-request-id': 'r-1' });
+    await call(sidecar.addresses.outbound, 'nowhere', '/');
+    await waitFor(() => done.length === 2, 2_000, 'two request.done events');
+    off();
+    expect(done[0]).to.include({
+      type: 'request.done',
+      requestId: 'r-1',
+      direction: 'outbound',
+      source: 'client',
+      service: 'app',
+      route: 'default-app',
+      endpoint: upstream.address,
+      method: 'GET',
+      authority: 'app',
+      path: '/orders',
+      status: 200,
+      attempts: 1,
+    });
+    expect(done[0]!.flags).to.deep.equal([]);
+    expect(done[0]!.durationMs).to.be.within(0, 2_000);
+    expect(done[1]).to.include({ status: 404, service: null, route: null });
+    expect(done[1]!.flags).to.deep.equal(['NR']);
+  });
+
+  it('streams events as NDJSON on /events: the kept ones after since, then live ones', async () => {
+    const from = sidecar.events.lastSeq;
+    await call(sidecar.addresses.outbound, 'app', '/before');
+    const reading = readEvents(sidecar.addresses.admin, `/events?since=${from}`, (lines) => lines.some((l) => l.path === '/after'));
+    await waitFor(() => sidecar.events.lastSeq > from, 2_000, 'the first event');
+    await call(sidecar.addresses.outbound, 'app', '/after');
+    const lines = await reading;
+    expect(lines.map((l) => l.path)).to.deep.equal(['/before', '/after']);
+    expect(lines.map((l) => l.seq)).to.deep.equal([from + 1, from + 2]);
+  });
+
+  it('refuses a since that is not a sequence number', async () => {
+    const reply = await call(sidecar.addresses.admin, 'admin', '/events?since=soon');
+    expect(reply.status).to.equal(400);
+  });
+
+  it('writes an access log line per request', async () => {
+    await call(sidecar.addresses.outbound, 'app', '/logged', { 'x-request-id': 'logged-1' });
+    const line = await waitFor(async () => {
+      const text = await readFile(logFile, 'utf8').catch(() => '');
+      return text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.requestId === 'logged-1');
+    }, 3_000, 'the access log line');
+    expect(line).to.include({ method: 'GET', authority: 'app', path: '/logged', status: 200, flags: '', endpoint: upstream.address, attempts: 1, sidecar: 'client' });
+    expect(line.time).to.match(/^\d{4}-\d\d-\d\dT/);
+  });
+});
+
+describe('event stream under a slow reader', () => {
+  let server: Server;
+
+  afterEach(() => new Promise<void>((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  }));
+
+  it('drops past its queue and says how many, in place', async () => {
+    const bus = new EventBus('s', 10);
+    server = createServer((req, res) => streamEvents(bus, undefined, req, res, 50));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    const lines: MeshEvent[] = [];
+    let dropped = 0;
+    await new Promise<void>((resolve, reject) => {
+      const req = httpRequest({ host: '127.0.0.1', port, path: '/' }, (res) => {
+        res.pause(); // a reader that does not keep up
+        // Far more than socket buffers and the queue hold, each event large.
+        for (let i = 0; i < 3_000; i++) bus.emit('config.rejected', { source: 'x', error: 'e'.repeat(2_000) });
+        let buffer = '';
+        res.on('data', (chunk: Buffer) => {
+          buffer += chunk;
+          let newline: number;
+          while ((newline = buffer.indexOf('\n')) !== -1) {
+            const line = JSON.parse(buffer.slice(0, newline)) as MeshEvent & { count?: number };
+            buffer = buffer.slice(newline + 1);
+            if ((line.type as string) === 'events.dropped') dropped += line.count!;
+            else lines.push(line);
+          }
+          if (lines.length + dropped === 3_000) {
+            req.destroy();
+            resolve();
+          }
+        });
+        res.resume();
+      });
+      req.on('error', (error) => (error.message === 'socket hang up' ? undefined : reject(error)));
+      req.end();
+    });
+    expect(dropped).to.be.greaterThan(0);
+    expect(bus.dropped).to.equal(dropped);
+    expect(lines.at(-1)!.seq).to.be.at.most(3_000);
+    for (let i = 1; i < lines.length; i++) expect(lines[i]!.seq).to.be.greaterThan(lines[i - 1]!.seq);
+  });
+});
