@@ -57,6 +57,10 @@ export function createAdminApp(sidecar: Sidecar): Express {
     res.json({ version: sidecar.snapshot.version, services });
   });
 
+  app.get('/metrics', async (_req, res) => {
+    res.type(sidecar.metrics.contentType).send(await sidecar.metrics.exposition());
+  });
+
   app.get('/events', (req, res) => {
     const since = req.query.since === undefined ? undefined : Number(req.query.since);
     if (since !== undefined && !(Number.isInteger(since) && since >= 0)) {

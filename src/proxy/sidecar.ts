@@ -11,6 +11,7 @@ import { compileSnapshot, type SidecarSpec, type Snapshot } from '../config/snap
 import { ErrorCode, FaultlineError, describe } from '../errors.ts';
 import { openAccessLog, type AccessLog } from '../telemetry/access-log.ts';
 import { EventBus } from '../telemetry/events.ts';
+import { MeshMetrics } from '../telemetry/metrics.ts';
 import { silentLogger, type Logger } from '../telemetry/log.ts';
 import { createAdminApp } from './admin.ts';
 import { EndpointRegistry, type Clusters } from './endpoints.ts';
@@ -59,6 +60,7 @@ export class Sidecar {
   #watcher: FSWatcher | undefined;
   #reloading: Promise<ReloadResult> | undefined;
   readonly #accessLog: AccessLog | undefined;
+  readonly metrics: MeshMetrics;
   addresses: SidecarAddresses = { outbound: '', inbound: '', admin: '' };
 
   private constructor(options: SidecarOptions) {
@@ -69,6 +71,13 @@ export class Sidecar {
     this.#configFile = options.configFile;
     this.breakers = new Breakers(this.events);
     this.#accessLog = options.accessLog ? openAccessLog(this.events, options.accessLog) : undefined;
+    this.metrics = new MeshMetrics(this.events, this.spec.service, {
+      endpoints: () => [...this.clusters.values()].flatMap((c) =>
+        c.endpoints.map((e) => ({ service: c.name, endpoint: e.address, healthy: e.health.status !== 'unhealthy', ejected: e.outlier.ejected }))),
+      breakers: () => this.breakers.all().map((b) => ({ service: b.service, subset: b.subset, state: b.state })),
+      retryBudgets: () => [...this.#retryBudgets.entries()].map(([route, budget]) => ({ route, remaining: budget.totals().remaining })),
+      configVersion: () => this.snapshot.version,
+    });
     this.#health = new HealthChecker(this.events);
     this.#outlier = new OutlierDetector(this.events);
     this.events.on('health.changed', (e) => this.#log.info(e, `endpoint ${e.healthy ? 'healthy' : 'unhealthy'}`));
@@ -129,6 +138,7 @@ export class Sidecar {
     this.#watcher?.close();
     await Promise.all(this.#servers.map(closeServer));
     this.#outlier.close();
+    this.metrics.close();
     await this.#accessLog?.close();
     await this.#health.close();
     await this.#dispatcher.destroy();
