@@ -82,12 +82,13 @@ export class MeshMetrics {
         this.set({ version: sources.configVersion() }, 1);
       },
     });
-    new Gauge({
+    new Counter({
       name: 'faultline_events_dropped_total',
       help: 'Events a slow /events reader could not take in time',
       registers: [registry],
       collect() {
-        this.set(events.dropped);
+        this.reset();
+        this.inc(events.dropped);
       },
     });
 
