@@ -170,8 +170,19 @@ const Sidecar = z.strictObject({
   app: Address,
 });
 
+const Telemetry = z.strictObject({
+  tracing: z
+    .strictObject({
+      otlpEndpoint: z.url({ error: 'expected an OTLP/HTTP traces URL, e.g. http://127.0.0.1:4318/v1/traces' }),
+      sampleRatio: z.number().min(0).max(1).default(1).meta({ description: 'share of new traces recorded; a caller\'s sampled flag is followed' }),
+    })
+    .optional()
+    .meta({ description: 'spans per hop and per attempt, exported over OTLP/HTTP; off when absent' }),
+});
+
 export const MeshConfigSchema = z.strictObject({
   mesh: z.strictObject({ name: Name }),
+  telemetry: Telemetry.default({}),
   services: z.array(Service).default([]),
   routes: z.array(Route).default([]),
   sidecars: z.array(Sidecar).default([]),

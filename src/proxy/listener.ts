@@ -11,6 +11,7 @@ import { Cancellation } from './cancellation.ts';
 import { Header, appendForwardedFor, withoutHopByHop } from './headers.ts';
 import { rescue, type RescuedResponse } from './rescue.ts';
 import type { EventBus } from '../telemetry/events.ts';
+import { endSpan, propagate, traceIdOf, type MeshTracer } from '../telemetry/tracing.ts';
 import type { Generation } from './stack.ts';
 import type { Direction, ProxyResponse, RequestContext, UpgradeRequest } from './types.ts';
 
@@ -21,6 +22,7 @@ export interface ListenerOptions {
   readonly service: string;
   readonly generation: () => Generation;
   readonly events: EventBus;
+  readonly tracer: MeshTracer | undefined;
 }
 
 export function createListener(options: ListenerOptions): Server {
@@ -129,8 +131,17 @@ async function handleUpgrade(options: ListenerOptions, req: IncomingMessage, soc
 
 /** The request.done event: what the caller got, from the edge, once the exchange is over. */
 function recordDone(events: EventBus, ctx: RequestContext, status: number, flags: string): void {
+  if (ctx.span) {
+    endSpan(ctx.span, status, flags, {
+      'faultline.attempts': ctx.attempt,
+      ...(ctx.route && { 'faultline.route': ctx.route.name }),
+      ...(ctx.destination && { 'faultline.destination': ctx.destination.service }),
+      ...(ctx.endpoint && { 'faultline.endpoint': ctx.endpoint.address }),
+    });
+  }
   events.emit('request.done', {
     requestId: ctx.id,
+    traceId: ctx.traceId,
     direction: ctx.direction,
     source: ctx.source,
     service: ctx.destination?.service ?? null,
@@ -181,6 +192,17 @@ export function createContext(
 
   const queryAt = path.indexOf('?');
   let query: URLSearchParams | undefined;
+  const host = stripPort(authority).toLowerCase();
+  const method = req.method ?? 'GET';
+  const span = options.tracer?.startHop(`${method} ${host}`, options.direction === 'outbound', req.headers, {
+    'http.request.method': method,
+    'server.address': host,
+    'url.path': queryAt === -1 ? path : path.slice(0, queryAt),
+    'faultline.sidecar': options.sidecar,
+    'faultline.direction': options.direction,
+  });
+  // Inbound, the app's own calls continue from this hop; outbound, each attempt span takes over.
+  if (span && options.direction === 'inbound') propagate(span, headers);
   return {
     id,
     direction: options.direction,
@@ -188,8 +210,8 @@ export function createContext(
     source,
     snapshot,
     startedAt: performance.now(),
-    method: req.method ?? 'GET',
-    host: stripPort(authority).toLowerCase(),
+    method,
+    host,
     path,
     pathname: queryAt === -1 ? path : path.slice(0, queryAt),
     get query() {
@@ -201,6 +223,8 @@ export function createContext(
     flags: new Set(),
     cancellation,
     attempt: 0,
+    traceId: span ? span.spanContext().traceId : traceIdOf(req.headers),
+    ...(span && { span }),
   };
 }
 

@@ -46,6 +46,7 @@ export function retry(budgets: RetryBudgets, breakers: Breakers, clusters: Clust
       const backoffMs = fullJitter(policy.backoff, ctx.attempt, random);
       events.emit('retry.attempt', {
         requestId: ctx.id,
+        traceId: ctx.traceId,
         route: ctx.route!.name,
         service: ctx.destination!.service,
         attempt: ctx.attempt + 1,

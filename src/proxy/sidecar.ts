@@ -12,6 +12,7 @@ import { ErrorCode, FaultlineError, describe } from '../errors.ts';
 import { openAccessLog, type AccessLog } from '../telemetry/access-log.ts';
 import { EventBus } from '../telemetry/events.ts';
 import { MeshMetrics } from '../telemetry/metrics.ts';
+import { MeshTracer } from '../telemetry/tracing.ts';
 import { silentLogger, type Logger } from '../telemetry/log.ts';
 import { createAdminApp } from './admin.ts';
 import { EndpointRegistry, type Clusters } from './endpoints.ts';
@@ -61,6 +62,8 @@ export class Sidecar {
   #reloading: Promise<ReloadResult> | undefined;
   readonly #accessLog: AccessLog | undefined;
   readonly metrics: MeshMetrics;
+  /** Tracing is set up from the config the sidecar starts with; a reload does not change it. */
+  readonly #tracer: MeshTracer | undefined;
   addresses: SidecarAddresses = { outbound: '', inbound: '', admin: '' };
 
   private constructor(options: SidecarOptions) {
@@ -71,6 +74,8 @@ export class Sidecar {
     this.#configFile = options.configFile;
     this.breakers = new Breakers(this.events);
     this.#accessLog = options.accessLog ? openAccessLog(this.events, options.accessLog) : undefined;
+    const tracing = options.snapshot.config.telemetry.tracing;
+    this.#tracer = tracing ? new MeshTracer(this.spec.service, this.name, tracing) : undefined;
     this.metrics = new MeshMetrics(this.events, this.spec.service, {
       endpoints: () => [...this.clusters.values()].flatMap((c) =>
         c.endpoints.map((e) => ({ service: c.name, endpoint: e.address, healthy: e.health.status !== 'unhealthy', ejected: e.outlier.ejected }))),
@@ -140,6 +145,7 @@ export class Sidecar {
     this.#outlier.close();
     this.metrics.close();
     await this.#accessLog?.close();
+    await this.#tracer?.close();
     await this.#health.close();
     await this.#dispatcher.destroy();
   }
@@ -153,6 +159,7 @@ export class Sidecar {
       outlierDetector: this.#outlier,
       retryBudgets: this.#retryBudgets,
       breakers: this.breakers,
+      tracer: this.#tracer,
       events: this.events,
     });
   }
@@ -187,7 +194,7 @@ export class Sidecar {
 
   async #listen(): Promise<void> {
     const generation = () => this.#generation;
-    const common = { sidecar: this.name, service: this.spec.service, generation, events: this.events };
+    const common = { sidecar: this.name, service: this.spec.service, generation, events: this.events, tracer: this.#tracer };
     const outbound = createListener({ ...common, direction: 'outbound' });
     const inbound = createListener({ ...common, direction: 'inbound' });
     const admin = createServer(createAdminApp(this));

@@ -14,6 +14,8 @@ import { retry } from './retry.ts';
 import type { RetryBudgets } from './retry-budget.ts';
 import { perTryTimeout, timeout } from './timeout.ts';
 import type { EventBus } from '../telemetry/events.ts';
+import type { MeshTracer } from '../telemetry/tracing.ts';
+import { traceAttempt } from './trace-attempt.ts';
 import { compose, type Handler } from './types.ts';
 
 /** Everything a request needs from one snapshot: swapped atomically on reload. */
@@ -30,6 +32,7 @@ export interface StackParts {
   readonly retryBudgets: RetryBudgets;
   readonly breakers: Breakers;
   readonly events: EventBus;
+  readonly tracer: MeshTracer | undefined;
 }
 
 export function composeGeneration(snapshot: Snapshot, clusters: Clusters, sidecar: string, parts: StackParts): Generation {
@@ -38,13 +41,14 @@ export function composeGeneration(snapshot: Snapshot, clusters: Clusters, sideca
   return Object.freeze({
     snapshot,
     clusters,
-    // accept ─ route ─ timeout ─ retry ─┬─ attempt: per-try timeout ─ breaker ─ balance ─ outlier ─ forward
+    // accept ─ route ─ timeout ─ retry ─┬─ attempt: [attempt span] ─ per-try timeout ─ breaker ─ balance ─ outlier ─ forward
     //                                  └─ (each retry is a new attempt)
     outbound: compose(
       [
         route,
         timeout,
         retry(parts.retryBudgets, parts.breakers, clusters, parts.events),
+        ...(parts.tracer ? [traceAttempt(parts.tracer)] : []),
         perTryTimeout,
         breaker(parts.breakers, clusters),
         balance(clusters),

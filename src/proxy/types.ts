@@ -2,6 +2,7 @@
 // once per snapshot (src/proxy/stack.ts); each request then runs through them with its own context.
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { Duplex, Readable } from 'node:stream';
+import type { Span } from '@opentelemetry/api';
 import type { DestinationSpec, RouteSpec, Snapshot } from '../config/snapshot.ts';
 import type { ResponseFlag } from '../errors.ts';
 import type { RequestBody } from './body.ts';
@@ -50,6 +51,10 @@ export interface RequestContext {
   readonly flags: Set<ResponseFlag>;
   /** Fires when the caller goes away; layers may narrow it (a timeout sets a child). */
   cancellation: Cancellation;
+  /** The trace this request belongs to (from the caller's headers, or the hop span's). */
+  traceId: string | null;
+  /** This hop's span, when tracing is on. */
+  span?: Span;
   /** The try in progress (1 for the first); set by the retry layer. */
   attempt: number;
   /** Endpoints already tried for this request, which a retry avoids when it can. */

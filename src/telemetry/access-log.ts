@@ -16,6 +16,7 @@ export function openAccessLog(events: EventBus, destination: string): AccessLog 
     log.info({
       sidecar: e.sidecar,
       requestId: e.requestId,
+      traceId: e.traceId,
       direction: e.direction,
       source: e.source,
       method: e.method,

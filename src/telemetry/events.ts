@@ -18,6 +18,7 @@ export interface EventBase {
 export interface MeshEvents {
   'request.done': EventBase & {
     requestId: string;
+    traceId: string | null;
     direction: 'outbound' | 'inbound';
     source: string;
     service: string | null;
@@ -37,6 +38,7 @@ export interface MeshEvents {
   'outlier.restored': EventBase & { service: string; endpoint: string };
   'retry.attempt': EventBase & {
     requestId: string;
+    traceId: string | null;
     route: string;
     service: string;
     /** The try about to start (2 for the first retry). */

@@ -82,7 +82,7 @@ describe('events from a sidecar', () => {
   it('emits request.done for every request, with what the caller got', async () => {
     const done: MeshEvents['request.done'][] = [];
     const off = sidecar.events.on('request.done', (e) => done.push(e));
-    await call(sidecar.addresses.outbound, 'app', '/orders?x=1', { 'x-request-id': 'r-1' });
+    await call(sidecar.addresses.outbound, 'app', '/orders?x=1', { 'x-request-id': 'r-1', traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' });
     await call(sidecar.addresses.outbound, 'nowhere', '/');
     await waitFor(() => done.length === 2, 2_000, 'two request.done events');
     off();
@@ -101,6 +101,8 @@ describe('events from a sidecar', () => {
       attempts: 1,
     });
     expect(done[0]!.flags).to.deep.equal([]);
+    expect(done[0]!.traceId, 'read from the caller\'s traceparent, tracing being off').to.equal('4bf92f3577b34da6a3ce929d0e0e4736');
+    expect(done[1]!.traceId).to.equal(null);
     expect(done[0]!.durationMs).to.be.within(0, 2_000);
     expect(done[1]).to.include({ status: 404, service: null, route: null });
     expect(done[1]!.flags).to.deep.equal(['NR']);

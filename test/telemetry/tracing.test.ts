@@ -1,0 +1,143 @@
+// Traces over OTLP/HTTP to a small real receiver: a two-hop call with a retry makes one trace — the
+// caller's span, the outbound hop, an attempt span per try, and under each try the inbound hop that
+// it reached — and both W3C and B3 from the caller are honoured and passed on.
+import { expect } from 'chai';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Sidecar } from '../../src/proxy/sidecar.ts';
+import { call } from '../helpers/client.ts';
+import { sidecarEntry, startSidecar } from '../helpers/mesh.ts';
+import { freeAddress, startUpstream, waitFor, type Upstream } from '../helpers/net.ts';
+
+interface ReceivedSpan {
+  traceId: string;
+  spanId: string;
+  parentSpanId?: string;
+  name: string;
+  kind: number;
+  service: string;
+  attributes: Record<string, unknown>;
+}
+
+const SERVER = 2;
+const CLIENT = 3;
+
+/** An OTLP/HTTP JSON receiver: collects every span it is sent. */
+async function startReceiver(): Promise<{ server: Server; url: string; spans: ReceivedSpan[] }> {
+  const spans: ReceivedSpan[] = [];
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c));
+    req.on('end', () => {
+      const payload = JSON.parse(body) as { resourceSpans: { resource: { attributes: Attribute[] }; scopeSpans: { spans: RawSpan[] }[] }[] };
+      for (const resource of payload.resourceSpans) {
+        const service = String(valueOf(resource.resource.attributes.find((a) => a.key === 'service.name')!.value));
+        for (const scope of resource.scopeSpans) {
+          for (const span of scope.spans) {
+            spans.push({
+              traceId: span.traceId,
+              spanId: span.spanId,
+              ...(span.parentSpanId && { parentSpanId: span.parentSpanId }),
+              name: span.name,
+              kind: span.kind,
+              service,
+              attributes: Object.fromEntries(span.attributes.map((a) => [a.key, valueOf(a.value)])),
+            });
+          }
+        }
+      }
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/traces`, spans };
+}
+
+type Attribute = { key: string; value: Record<string, unknown> };
+type RawSpan = { traceId: string; spanId: string; parentSpanId?: string; name: string; kind: number; attributes: Attribute[] };
+const valueOf = (v: Record<string, unknown>) => v.stringValue ?? v.intValue ?? v.boolValue ?? v.doubleValue;
+
+describe('tracing', function () {
+  this.timeout(30_000);
+  let app: Upstream;
+  let client: Sidecar;
+  let server: Sidecar;
+  let receiver: Awaited<ReturnType<typeof startReceiver>>;
+  let seen: IncomingHttpHeaders[];
+
+  before(async () => {
+    receiver = await startReceiver();
+    app = await startUpstream('payments');
+    const config = {
+      mesh: { name: 'traces' },
+      telemetry: { tracing: { otlpEndpoint: receiver.url } },
+      services: [{ name: 'checkout', endpoints: [{ address: await freeAddress() }] }, { name: 'payments', endpoints: [{ address: app.address }] }],
+      routes: [{ name: 'pay', match: { host: 'payments' }, destinations: [{ service: 'payments' }], retries: { attempts: 1, retryOn: ['5xx'], backoff: { base: '1ms', max: '1ms' } } }],
+      sidecars: [await sidecarEntry('checkout', await freeAddress()), await sidecarEntry('payments', app.address)],
+    };
+    client = await startSidecar(config, 'checkout');
+    server = await startSidecar(config, 'payments');
+  });
+
+  beforeEach(() => {
+    seen = [];
+    receiver.spans.length = 0;
+    app.handler = (req, res) => {
+      seen.push(req.headers);
+      res.writeHead(seen.length === 1 ? 503 : 200).end();
+    };
+  });
+
+  after(async () => {
+    await client.close();
+    await server.close();
+    await app.close();
+    await new Promise<void>((resolve) => receiver.server.close(() => resolve()));
+  });
+
+  it('makes one trace of a two-hop call with a retry, each try a child of the request', async () => {
+    const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
+    const callerSpan = '00f067aa0ba902b7';
+    const reply = await call(client.addresses.outbound, 'payments', '/charge', { traceparent: `00-${traceId}-${callerSpan}-01` });
+    expect(reply.status).to.equal(200);
+    const spans = await waitFor(() => (receiver.spans.length >= 5 ? receiver.spans : undefined), 10_000, 'five spans');
+    expect(spans.every((s) => s.traceId === traceId)).to.equal(true);
+    const hop = spans.find((s) => s.kind === CLIENT && s.service === 'checkout' && s.name === 'GET payments')!;
+    expect(hop.parentSpanId).to.equal(callerSpan);
+    expect(hop.attributes).to.include({ 'faultline.route': 'pay', 'faultline.attempts': 2, 'http.response.status_code': 200 });
+    const attempts = spans.filter((s) => s.name.startsWith('attempt')).sort((a, b) => Number(a.attributes['faultline.attempt']) - Number(b.attributes['faultline.attempt']));
+    expect(attempts.map((s) => [s.name, s.parentSpanId, s.attributes['http.response.status_code']])).to.deep.equal([
+      ['attempt 1', hop.spanId, 503],
+      ['attempt 2', hop.spanId, 200],
+    ]);
+    const inbound = spans.filter((s) => s.kind === SERVER && s.service === 'payments');
+    expect(inbound.map((s) => s.parentSpanId).sort()).to.deep.equal(attempts.map((s) => s.spanId).sort());
+    // The app sees the inbound hop as its parent, in both formats.
+    const lastInbound = inbound.find((s) => s.parentSpanId === attempts[1]!.spanId)!;
+    expect(seen[1]!.traceparent).to.equal(`00-${traceId}-${lastInbound.spanId}-01`);
+    expect(seen[1]!['x-b3-traceid']).to.equal(traceId);
+    expect(seen[1]!['x-b3-spanid']).to.equal(lastInbound.spanId);
+    expect(seen[1]!.b3).to.match(new RegExp(`^${traceId}-${lastInbound.spanId}-1`));
+  });
+
+  it('continues a trace the caller sent in B3 headers', async () => {
+    const traceId = '463ac35c9f6413ad48485a3953bb6124';
+    await call(client.addresses.outbound, 'payments', '/', { 'x-b3-traceid': traceId, 'x-b3-spanid': 'a2fb4a1d1a96d312', 'x-b3-sampled': '1' });
+    const spans = await waitFor(() => (receiver.spans.length >= 5 ? receiver.spans : undefined), 10_000, 'five spans');
+    expect(new Set(spans.map((s) => s.traceId))).to.deep.equal(new Set([traceId]));
+    expect(spans.find((s) => s.name === 'GET payments' && s.kind === CLIENT)!.parentSpanId).to.equal('a2fb4a1d1a96d312');
+  });
+
+  it('puts the trace id on request.done and retry.attempt events', async () => {
+    const traceId = '0af7651916cd43dd8448eb211c80319c';
+    const done: string[] = [];
+    const retried: string[] = [];
+    const offDone = client.events.on('request.done', (e) => done.push(String(e.traceId)));
+    const offRetry = client.events.on('retry.attempt', (e) => retried.push(String(e.traceId)));
+    await call(client.addresses.outbound, 'payments', '/', { traceparent: `00-${traceId}-b7ad6b7169203331-01` });
+    await waitFor(() => done.length === 1, 2_000, 'request.done');
+    offDone();
+    offRetry();
+    expect([done, retried]).to.deep.equal([[traceId], [traceId]]);
+  });
+});
