@@ -5,14 +5,27 @@ import { Readable } from 'node:stream';
 
 export class RequestBody {
   readonly #source: Readable | null;
+  readonly #declaredLength: number | undefined;
   #opened = false;
   /** The whole body, when it fit the replay buffer. */
   #buffered: Buffer[] | undefined;
   /** What was read before the body outgrew the buffer; the rest is still in the source. */
   #prefix: Buffer[] | undefined;
 
-  constructor(source: Readable | null) {
+  constructor(source: Readable | null, declaredLength?: number) {
     this.#source = source;
+    this.#declaredLength = declaredLength;
+  }
+
+  /**
+   * The body's size in bytes when it is known without touching the stream: none, a content-length, or
+   * a body buffered whole for replay. A chunked body streamed straight through is not counted (null):
+   * a second reader on the stream could take data from the upstream's.
+   */
+  get bytes(): number | null {
+    if (!this.#source) return 0;
+    if (this.#buffered) return this.#buffered.reduce((sum, chunk) => sum + chunk.length, 0);
+    return this.#declaredLength ?? null;
   }
 
   /** Whether every attempt can get the whole body (no body, or one buffered whole). */

@@ -53,26 +53,27 @@ async function handle(options: ListenerOptions, req: IncomingMessage, res: Serve
   }
   const context = ctx;
   let written = '';
+  const sent = { bytes: 0 };
   res.once('close', () => {
     // What the caller was told, plus what happened after the head went out (an upstream reset or a
     // timeout mid-body); an unfinished response with neither means the caller left.
     const flags = new Set([...written.split(',').filter(Boolean), ...context.flags]);
     const cut = flags.has(ResponseFlag.UpstreamConnectionTermination) || flags.has(ResponseFlag.UpstreamRequestTimeout);
     if (!res.writableFinished && !cut) flags.add(ResponseFlag.DownstreamConnectionTermination);
-    recordDone(options.events, context, res.headersSent ? res.statusCode : 0, [...flags].join(','));
+    recordDone(options.events, context, res.headersSent ? res.statusCode : 0, [...flags].join(','), sent.bytes);
   });
   let response: ProxyResponse;
   try {
     response = await generation[options.direction](ctx);
   } catch (error) {
-    if (!res.headersSent && !res.destroyed) written = writeRescued(res, rescue(error, ctx));
+    if (!res.headersSent && !res.destroyed) written = writeRescued(res, rescue(error, ctx), sent);
     return;
   }
-  written = writeResponse(res, response, ctx);
+  written = writeResponse(res, response, ctx, sent);
 }
 
 /** Writes the response; returns the response flags it carries. */
-function writeResponse(res: ServerResponse, response: ProxyResponse, ctx: RequestContext): string {
+function writeResponse(res: ServerResponse, response: ProxyResponse, ctx: RequestContext, sent: { bytes: number }): string {
   const headers = response.headers;
   if (ctx.flags.size > 0) {
     const upstream = headers[Header.flags];
@@ -96,11 +97,14 @@ function writeResponse(res: ServerResponse, response: ProxyResponse, ctx: Reques
     if (!body.readableEnded) body.destroy();
   });
   body.pipe(res);
+  // Counted as it goes by (after pipe, which owns the flow): a second 'data' reader only observes.
+  body.on('data', (chunk: Buffer) => (sent.bytes += chunk.length));
   return flags;
 }
 
-function writeRescued(res: ServerResponse, rescued: RescuedResponse): string {
+function writeRescued(res: ServerResponse, rescued: RescuedResponse, sent: { bytes: number }): string {
   res.writeHead(rescued.status, rescued.headers).end(rescued.body);
+  sent.bytes = Buffer.byteLength(rescued.body);
   return rescued.headers[Header.flags] ?? '';
 }
 
@@ -130,7 +134,7 @@ async function handleUpgrade(options: ListenerOptions, req: IncomingMessage, soc
 }
 
 /** The request.done event: what the caller got, from the edge, once the exchange is over. */
-function recordDone(events: EventBus, ctx: RequestContext, status: number, flags: string): void {
+function recordDone(events: EventBus, ctx: RequestContext, status: number, flags: string, responseBytes = 0): void {
   if (ctx.span) {
     endSpan(ctx.span, status, flags, {
       'faultline.attempts': ctx.attempt,
@@ -154,6 +158,8 @@ function recordDone(events: EventBus, ctx: RequestContext, status: number, flags
     flags: flags ? flags.split(',') : [],
     attempts: ctx.attempt,
     durationMs: performance.now() - ctx.startedAt,
+    requestBytes: ctx.body.bytes,
+    responseBytes,
   });
 }
 
@@ -218,7 +224,10 @@ export function createContext(
       return (query ??= new URLSearchParams(queryAt === -1 ? '' : path.slice(queryAt + 1)));
     },
     headers,
-    body: new RequestBody(upgrade === undefined && hasBody(req.headers) ? req : null),
+    body: new RequestBody(
+      upgrade === undefined && hasBody(req.headers) ? req : null,
+      req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']),
+    ),
     upgrade,
     flags: new Set(),
     cancellation,

@@ -29,6 +29,8 @@ export function openAccessLog(events: EventBus, destination: string): AccessLog 
       route: e.route,
       endpoint: e.endpoint,
       attempts: e.attempts,
+      requestBytes: e.requestBytes,
+      responseBytes: e.responseBytes,
     });
   });
   return {

@@ -32,6 +32,10 @@ export interface MeshEvents {
     flags: string[];
     attempts: number;
     durationMs: number;
+    /** Request body bytes; null for a chunked body streamed through uncounted. */
+    requestBytes: number | null;
+    /** Response body bytes sent to the caller. */
+    responseBytes: number;
   };
   'health.changed': EventBase & { service: string; endpoint: string; healthy: boolean; reason: string };
   'outlier.ejected': EventBase & { service: string; endpoint: string; ejections: number; durationMs: number; reason: string };

@@ -32,6 +32,9 @@ export class MeshMetrics {
       buckets: DURATION_BUCKETS_MS,
       registers: [registry],
     });
+    const sizeBuckets = [0, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000];
+    const requestBytes = new Histogram({ name: 'istio_request_bytes', help: 'Request body sizes, in bytes', labelNames: requestLabels, buckets: sizeBuckets, registers: [registry] });
+    const responseBytes = new Histogram({ name: 'istio_response_bytes', help: 'Response body sizes, in bytes', labelNames: requestLabels, buckets: sizeBuckets, registers: [registry] });
     const retries = new Counter({ name: 'faultline_retries_total', help: 'Retries made, by route, destination and the condition that caused them', labelNames: ['route', 'destination_service', 'reason'], registers: [registry] });
     const unretried = new Counter({
       name: 'faultline_retries_refused_total',
@@ -107,6 +110,8 @@ export class MeshMetrics {
         };
         requests.inc(labels);
         duration.observe(labels, e.durationMs);
+        if (e.requestBytes !== null) requestBytes.observe(labels, e.requestBytes);
+        responseBytes.observe(labels, e.responseBytes);
         for (const flag of e.flags) {
           if (refusals.has(flag)) unretried.inc({ route: e.route ?? 'none', destination_service: e.service ?? 'unknown', response_flags: flag });
         }

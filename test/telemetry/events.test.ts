@@ -104,7 +104,10 @@ describe('events from a sidecar', () => {
     expect(done[0]!.traceId, 'read from the caller\'s traceparent, tracing being off').to.equal('4bf92f3577b34da6a3ce929d0e0e4736');
     expect(done[1]!.traceId).to.equal(null);
     expect(done[0]!.durationMs).to.be.within(0, 2_000);
+    expect(done[0]).to.include({ requestBytes: 0 });
+    expect(done[0]!.responseBytes).to.be.greaterThan(100); // the echo upstream's JSON
     expect(done[1]).to.include({ status: 404, service: null, route: null });
+    expect(done[1]!.responseBytes).to.be.greaterThan(50); // the mesh's JSON error
     expect(done[1]!.flags).to.deep.equal(['NR']);
   });
 
@@ -179,5 +182,18 @@ describe('event stream under a slow reader', () => {
     expect(bus.dropped).to.equal(dropped);
     expect(lines.at(-1)!.seq).to.be.at.most(3_000);
     for (let i = 1; i < lines.length; i++) expect(lines[i]!.seq).to.be.greaterThan(lines[i - 1]!.seq);
+  });
+});
+
+describe('request sizes', () => {
+  it('counts a request body by its length, a buffered one whole, and leaves a streamed chunked one uncounted', async () => {
+    const { RequestBody } = await import('../../src/proxy/body.ts');
+    const { Readable } = await import('node:stream');
+    expect(new RequestBody(null).bytes).to.equal(0);
+    expect(new RequestBody(Readable.from(['abc']), 3).bytes).to.equal(3);
+    const chunked = new RequestBody(Readable.from([Buffer.from('hello'), Buffer.from(' world')]));
+    expect(chunked.bytes).to.equal(null);
+    expect(await chunked.bufferForReplay(1_000)).to.equal(true);
+    expect(chunked.bytes).to.equal(11);
   });
 });

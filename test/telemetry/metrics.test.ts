@@ -63,6 +63,9 @@ describe('metrics', () => {
     expect(value(outbound, 'istio_requests_total', { reporter: 'source', destination_service: 'unknown', response_code: '404', response_flags: 'NR' })).to.equal(1);
     expect(value(outbound, 'istio_request_duration_milliseconds_count', { ...source, response_code: '200' })).to.equal(5);
     expect(value(outbound, 'istio_request_duration_milliseconds_bucket', { ...source, response_code: '200', le: '+Inf' })).to.equal(5);
+    expect(value(outbound, 'istio_response_bytes_sum', { ...source, response_code: '200' })).to.equal(5); // 'x' each
+    expect(value(outbound, 'istio_request_bytes_count', { ...source, response_code: '200' })).to.equal(5);
+    expect(value(outbound, 'istio_request_bytes_sum', { ...source, response_code: '200' })).to.equal(0);
     expect(value(outbound, 'faultline_retries_total', { route: 'pay', destination_service: 'payments', reason: '5xx' })).to.equal(1);
     expect(value(outbound, 'faultline_retries_refused_total', { route: 'pay', response_flags: 'URX' })).to.equal(1);
     expect(value(outbound, 'faultline_endpoint_healthy', { destination_service: 'payments', endpoint: app.address })).to.equal(1);
