@@ -171,6 +171,7 @@ const Sidecar = z.strictObject({
 });
 
 const Telemetry = z.strictObject({
+  enabled: z.boolean().default(true).meta({ description: 'per-request telemetry: request.done events, request metrics, access log lines and traces' }),
   tracing: z
     .strictObject({
       otlpEndpoint: z.url({ error: 'expected an OTLP/HTTP traces URL, e.g. http://127.0.0.1:4318/v1/traces' }),
@@ -182,7 +183,7 @@ const Telemetry = z.strictObject({
 
 export const MeshConfigSchema = z.strictObject({
   mesh: z.strictObject({ name: Name }),
-  telemetry: Telemetry.default({}),
+  telemetry: Telemetry.default({ enabled: true }),
   services: z.array(Service).default([]),
   routes: z.array(Route).default([]),
   sidecars: z.array(Sidecar).default([]),

@@ -23,6 +23,8 @@ export interface ListenerOptions {
   readonly generation: () => Generation;
   readonly events: EventBus;
   readonly tracer: MeshTracer | undefined;
+  /** Per-request telemetry (request.done, hence request metrics and access log lines). */
+  readonly perRequest: boolean;
 }
 
 export function createListener(options: ListenerOptions): Server {
@@ -54,14 +56,16 @@ async function handle(options: ListenerOptions, req: IncomingMessage, res: Serve
   const context = ctx;
   let written = '';
   const sent = { bytes: 0 };
-  res.once('close', () => {
-    // What the caller was told, plus what happened after the head went out (an upstream reset or a
-    // timeout mid-body); an unfinished response with neither means the caller left.
-    const flags = new Set([...written.split(',').filter(Boolean), ...context.flags]);
-    const cut = flags.has(ResponseFlag.UpstreamConnectionTermination) || flags.has(ResponseFlag.UpstreamRequestTimeout);
-    if (!res.writableFinished && !cut) flags.add(ResponseFlag.DownstreamConnectionTermination);
-    recordDone(options.events, context, res.headersSent ? res.statusCode : 0, [...flags].join(','), sent.bytes);
-  });
+  if (options.perRequest) {
+    res.once('close', () => {
+      // What the caller was told, plus what happened after the head went out (an upstream reset or a
+      // timeout mid-body); an unfinished response with neither means the caller left.
+      const flags = new Set([...written.split(',').filter(Boolean), ...context.flags]);
+      const cut = flags.has(ResponseFlag.UpstreamConnectionTermination) || flags.has(ResponseFlag.UpstreamRequestTimeout);
+      if (!res.writableFinished && !cut) flags.add(ResponseFlag.DownstreamConnectionTermination);
+      recordDone(options.events, context, res.headersSent ? res.statusCode : 0, [...flags].join(','), sent.bytes);
+    });
+  }
   let response: ProxyResponse;
   try {
     response = await generation[options.direction](ctx);
@@ -69,11 +73,11 @@ async function handle(options: ListenerOptions, req: IncomingMessage, res: Serve
     if (!res.headersSent && !res.destroyed) written = writeRescued(res, rescue(error, ctx), sent);
     return;
   }
-  written = writeResponse(res, response, ctx, sent);
+  written = writeResponse(res, response, ctx, options.perRequest ? sent : undefined);
 }
 
 /** Writes the response; returns the response flags it carries. */
-function writeResponse(res: ServerResponse, response: ProxyResponse, ctx: RequestContext, sent: { bytes: number }): string {
+function writeResponse(res: ServerResponse, response: ProxyResponse, ctx: RequestContext, sent: { bytes: number } | undefined): string {
   const headers = response.headers;
   if (ctx.flags.size > 0) {
     const upstream = headers[Header.flags];
@@ -98,7 +102,7 @@ function writeResponse(res: ServerResponse, response: ProxyResponse, ctx: Reques
   });
   body.pipe(res);
   // Counted as it goes by (after pipe, which owns the flow): a second 'data' reader only observes.
-  body.on('data', (chunk: Buffer) => (sent.bytes += chunk.length));
+  if (sent) body.on('data', (chunk: Buffer) => (sent.bytes += chunk.length));
   return flags;
 }
 
@@ -122,11 +126,11 @@ async function handleUpgrade(options: ListenerOptions, req: IncomingMessage, soc
   }
   try {
     await generation[options.direction](ctx);
-    recordDone(options.events, ctx, 101, [...ctx.flags].join(','));
+    if (options.perRequest) recordDone(options.events, ctx, 101, [...ctx.flags].join(','));
   } catch (error) {
     if (socket.destroyed) return;
     const rescued = rescue(error, ctx);
-    recordDone(options.events, ctx, rescued.status, rescued.headers[Header.flags] ?? '');
+    if (options.perRequest) recordDone(options.events, ctx, rescued.status, rescued.headers[Header.flags] ?? '');
     const lines = [`HTTP/1.1 ${rescued.status} ${STATUS_CODES[rescued.status] ?? 'Error'}`, 'connection: close'];
     for (const [name, value] of Object.entries(rescued.headers)) lines.push(`${name}: ${value}`);
     closeWith(socket, `${lines.join('\r\n')}\r\n\r\n${rescued.body}`);

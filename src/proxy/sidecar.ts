@@ -74,8 +74,8 @@ export class Sidecar {
     this.#configFile = options.configFile;
     this.breakers = new Breakers(this.events);
     this.#accessLog = options.accessLog ? openAccessLog(this.events, options.accessLog) : undefined;
-    const tracing = options.snapshot.config.telemetry.tracing;
-    this.#tracer = tracing ? new MeshTracer(this.spec.service, this.name, tracing) : undefined;
+    const { enabled, tracing } = options.snapshot.config.telemetry;
+    this.#tracer = enabled && tracing ? new MeshTracer(this.spec.service, this.name, tracing) : undefined;
     this.metrics = new MeshMetrics(this.events, this.spec.service, {
       endpoints: () => [...this.clusters.values()].flatMap((c) =>
         c.endpoints.map((e) => ({ service: c.name, endpoint: e.address, healthy: e.health.status !== 'unhealthy', ejected: e.outlier.ejected }))),
@@ -194,7 +194,8 @@ export class Sidecar {
 
   async #listen(): Promise<void> {
     const generation = () => this.#generation;
-    const common = { sidecar: this.name, service: this.spec.service, generation, events: this.events, tracer: this.#tracer };
+    const perRequest = this.snapshot.config.telemetry.enabled;
+    const common = { sidecar: this.name, service: this.spec.service, generation, events: this.events, tracer: this.#tracer, perRequest };
     const outbound = createListener({ ...common, direction: 'outbound' });
     const inbound = createListener({ ...common, direction: 'inbound' });
     const admin = createServer(createAdminApp(this));

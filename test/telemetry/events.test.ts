@@ -185,6 +185,29 @@ describe('event stream under a slow reader', () => {
   });
 });
 
+describe('per-request telemetry switched off', () => {
+  it('emits no request.done (so no request metrics or access log lines), and still proxies', async () => {
+    const upstream = await startUpstream('app');
+    const config = {
+      mesh: { name: 'quiet' },
+      telemetry: { enabled: false },
+      services: [{ name: 'client', endpoints: [{ address: await freeAddress() }] }, { name: 'app', endpoints: [{ address: upstream.address }] }],
+      sidecars: [await sidecarEntry('client', await freeAddress())],
+    };
+    const sidecar = await Sidecar.start({ name: 'client', snapshot: snapshotOf(config) });
+    try {
+      let events = 0;
+      sidecar.events.onAny(() => events++);
+      expect((await call(sidecar.addresses.outbound, 'app')).status).to.equal(200);
+      expect((await call(sidecar.addresses.outbound, 'nowhere')).status).to.equal(404);
+      expect(events).to.equal(0);
+    } finally {
+      await sidecar.close();
+      await upstream.close();
+    }
+  });
+});
+
 describe('request sizes', () => {
   it('counts a request body by its length, a buffered one whole, and leaves a streamed chunked one uncounted', async () => {
     const { RequestBody } = await import('../../src/proxy/body.ts');
