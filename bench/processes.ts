@@ -35,9 +35,10 @@ export class Processes {
     });
   }
 
-  async startSidecar(name: string, config: string): Promise<SidecarProcess> {
-    const line = await this.start(name, [CLI, 'sidecar', '--config', config, '--service', name, '--no-watch'], { FAULTLINE_LOG_LEVEL: 'warn' });
-    const pid = this.pid(name);
+  /** Starts sidecar `name` of the config; `as` names the process when one config's sidecar runs twice. */
+  async startSidecar(name: string, config: string, as = name): Promise<SidecarProcess> {
+    const line = await this.start(as, [CLI, 'sidecar', '--config', config, '--service', name, '--no-watch'], { FAULTLINE_LOG_LEVEL: 'warn' });
+    const pid = this.pid(as);
     return { pid, addresses: JSON.parse(line), idleRss: rss(pid) };
   }
 

@@ -42,7 +42,7 @@ export class MeshTracer {
     this.#provider = new tracing.BasicTracerProvider({
       resource: resourceFromAttributes({ 'service.name': service, 'faultline.sidecar': sidecar }),
       sampler: new tracing.ParentBasedSampler({ root: new tracing.TraceIdRatioBasedSampler(settings.sampleRatio) }),
-      spanProcessors: [new tracing.BatchSpanProcessor(new OTLPTraceExporter({ url: settings.otlpEndpoint }), { scheduledDelayMillis: 200 })],
+      spanProcessors: [new tracing.BatchSpanProcessor(new OTLPTraceExporter({ url: settings.otlpEndpoint, timeoutMillis: 2_000 }), { scheduledDelayMillis: 200 })],
     });
     this.#tracer = this.#provider.getTracer('faultline');
   }

@@ -1,0 +1,88 @@
+// `npm run bench` (third part): what per-request telemetry costs. Two sidecar processes in front of
+// the same upstream, one with telemetry on (request.done events, Istio metrics, tracing at 1 %
+// sampling exported over OTLP/HTTP to a receiver in this process) and one with it off, measured in
+// turns: max throughput, then latency at a fixed rate.
+import autocannon from 'autocannon';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { percentiles } from './load.ts';
+import { Processes, freePort } from './processes.ts';
+
+const quick = process.argv.includes('--quick');
+const maxS = quick ? 2 : 5;
+const rateS = quick ? 3 : 8;
+
+function run(url: string, options: Partial<autocannon.Options>, times?: number[]): Promise<autocannon.Result> {
+  return new Promise((resolve, reject) => {
+    const instance = autocannon({ url, headers: { host: 'upstream' }, ...options }, (error, result) => (error ? reject(error) : resolve(result)));
+    if (times) instance.on('response', (_c, _s, _b, ms: number) => times.push(ms));
+  });
+}
+
+async function meshFile(upstream: number, telemetry: object): Promise<string> {
+  const address = async () => `127.0.0.1:${await freePort()}`;
+  const app = await address();
+  const config = {
+    mesh: { name: 'bench-telemetry' },
+    telemetry,
+    services: [{ name: 'client', endpoints: [{ address: app }] }, { name: 'upstream', endpoints: [{ address: `127.0.0.2:${upstream}` }] }],
+    sidecars: [{ name: 'client', service: 'client', outbound: await address(), inbound: await address(), admin: await address(), app }],
+  };
+  const dir = await mkdtemp(join(tmpdir(), 'faultline-bench-'));
+  await writeFile(join(dir, 'mesh.yaml'), stringify(config));
+  return join(dir, 'mesh.yaml');
+}
+
+async function main(): Promise<void> {
+  const processes = new Processes();
+  let spans = 0;
+  const receiver = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c));
+    req.on('end', () => {
+      spans += (body.match(/"spanId"/g) ?? []).length;
+      res.end('{}');
+    });
+  });
+  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+  const otlp = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/v1/traces`;
+  try {
+    const upstream = Number(await processes.start('upstream', ['bench/upstream.ts']));
+    const on = await processes.startSidecar('client', await meshFile(upstream, { enabled: true, tracing: { otlpEndpoint: otlp, sampleRatio: 0.01 } }), 'on');
+    const off = await processes.startSidecar('client', await meshFile(upstream, { enabled: false }), 'off');
+    const targets = { on: `http://${on.addresses.outbound}/`, off: `http://${off.addresses.outbound}/` };
+    const rps: Record<'on' | 'off', number[]> = { on: [], off: [] };
+    const p99: Record<'on' | 'off', number[]> = { on: [], off: [] };
+    for (const name of ['off', 'on'] as const) await run(targets[name], { connections: 32, duration: maxS });
+    for (let round = 0; round < 2; round++) {
+      for (const name of ['off', 'on'] as const) {
+        rps[name].push((await run(targets[name], { connections: 32, duration: maxS })).requests.average);
+        const times: number[] = [];
+        await run(targets[name], { connections: 16, duration: rateS, overallRate: 1_000 }, times);
+        p99[name].push(percentiles(times).p99);
+      }
+    }
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    const ratio = mean(rps.on) / mean(rps.off);
+    process.stdout.write([
+      `node ${process.version}; max: 32 connections × ${maxS} s; latency: 1000 rps × ${rateS} s; two rounds each, in turns`,
+      '',
+      '| telemetry | max rps (rounds) | p99 ms at 1000 rps (rounds) |',
+      '|---|---|---|',
+      `| off | ${rps.off.map((r) => r.toFixed(0)).join(', ')} | ${p99.off.map((p) => p.toFixed(2)).join(', ')} |`,
+      `| on (events, metrics, traces at 1 %) | ${rps.on.map((r) => r.toFixed(0)).join(', ')} | ${p99.on.map((p) => p.toFixed(2)).join(', ')} |`,
+      '',
+      `Telemetry on: ${ratio.toFixed(3)}× the max throughput with it off (cost ${((1 - ratio) * 100).toFixed(1)} %, target ≤ 10 %: ${ratio >= 0.9 ? 'met' : 'NOT met'}); ${spans} spans received.`,
+      '',
+    ].join('\n'));
+  } finally {
+    await processes.stopAll();
+    receiver.close();
+  }
+}
+
+await main();
