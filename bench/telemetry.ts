@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { percentiles } from './load.ts';
-import { Processes, freePort } from './processes.ts';
+import { Processes, cpuMs, freePort } from './processes.ts';
 
 const quick = process.argv.includes('--quick');
 const maxS = quick ? 2 : 5;
@@ -57,12 +57,17 @@ async function main(): Promise<void> {
     const targets = { on: `http://${on.addresses.outbound}/`, off: `http://${off.addresses.outbound}/` };
     const rps: Record<'on' | 'off', number[]> = { on: [], off: [] };
     const p99: Record<'on' | 'off', number[]> = { on: [], off: [] };
+    /** The sidecar's own CPU per 1,000 requests at the fixed rate: its cost, whatever the load generator gets. */
+    const cpu: Record<'on' | 'off', number[]> = { on: [], off: [] };
+    const pids = { on: on.pid, off: off.pid };
     for (const name of ['off', 'on'] as const) await run(targets[name], { connections: 32, duration: maxS });
     for (let round = 0; round < 2; round++) {
       for (const name of ['off', 'on'] as const) {
         rps[name].push((await run(targets[name], { connections: 32, duration: maxS })).requests.average);
         const times: number[] = [];
-        await run(targets[name], { connections: 16, duration: rateS, overallRate: 1_000 }, times);
+        const before = cpuMs(pids[name]);
+        const fixed = await run(targets[name], { connections: 16, duration: rateS, overallRate: 1_000 }, times);
+        cpu[name].push(((cpuMs(pids[name]) - before) / fixed.requests.total) * 1000);
         p99[name].push(percentiles(times).p99);
       }
     }
@@ -71,12 +76,13 @@ async function main(): Promise<void> {
     process.stdout.write([
       `node ${process.version}; max: 32 connections × ${maxS} s; latency: 1000 rps × ${rateS} s; two rounds each, in turns`,
       '',
-      '| telemetry | max rps (rounds) | p99 ms at 1000 rps (rounds) |',
-      '|---|---|---|',
-      `| off | ${rps.off.map((r) => r.toFixed(0)).join(', ')} | ${p99.off.map((p) => p.toFixed(2)).join(', ')} |`,
-      `| on (events, metrics, traces at 1 %) | ${rps.on.map((r) => r.toFixed(0)).join(', ')} | ${p99.on.map((p) => p.toFixed(2)).join(', ')} |`,
+      '| telemetry | max rps (rounds) | p99 ms at 1000 rps (rounds) | sidecar CPU ms per 1,000 requests at 1000 rps (rounds) |',
+      '|---|---|---|---|',
+      `| off | ${rps.off.map((r) => r.toFixed(0)).join(', ')} | ${p99.off.map((p) => p.toFixed(2)).join(', ')} | ${cpu.off.map((c) => c.toFixed(0)).join(', ')} |`,
+      `| on (events, metrics, traces at 1 %) | ${rps.on.map((r) => r.toFixed(0)).join(', ')} | ${p99.on.map((p) => p.toFixed(2)).join(', ')} | ${cpu.on.map((c) => c.toFixed(0)).join(', ')} |`,
       '',
-      `Telemetry on: ${ratio.toFixed(3)}× the max throughput with it off (cost ${((1 - ratio) * 100).toFixed(1)} %, target ≤ 10 %: ${ratio >= 0.9 ? 'met' : 'NOT met'}); ${spans} spans received.`,
+      `Telemetry on: ${ratio.toFixed(3)}× the max throughput with it off (cost ${((1 - ratio) * 100).toFixed(1)} %, target ≤ 10 %: ${ratio >= 0.9 ? 'met' : 'NOT met'}); ` +
+        `${(mean(cpu.on) / mean(cpu.off)).toFixed(2)}× the sidecar CPU per request; ${spans} spans received.`,
       '',
     ].join('\n'));
   } finally {

@@ -139,7 +139,7 @@ async function handleUpgrade(options: ListenerOptions, req: IncomingMessage, soc
 
 /** The request.done event: what the caller got, from the edge, once the exchange is over. */
 function recordDone(events: EventBus, ctx: RequestContext, status: number, flags: string, responseBytes = 0): void {
-  if (ctx.span) {
+  if (ctx.span?.isRecording()) {
     endSpan(ctx.span, status, flags, {
       'faultline.attempts': ctx.attempt,
       ...(ctx.route && { 'faultline.route': ctx.route.name }),

@@ -96,10 +96,23 @@ export class MeshMetrics {
     });
 
     const refusals = new Set(['URX', 'UBX', 'RBL', 'UO']);
+    // prom-client hashes a label set on every update; the sets are few (bounded labels), so each one's
+    // children are made once and kept.
+    type Label = (typeof requestLabels)[number];
+    const children = new Map<string, { requests: Counter.Internal; duration: Histogram.Internal<Label>; requestBytes: Histogram.Internal<Label>; responseBytes: Histogram.Internal<Label> }>();
+    const childrenFor = (labels: Record<Label, string>) => {
+      const key = Object.values(labels).join('\u0000');
+      let found = children.get(key);
+      if (!found) {
+        found = { requests: requests.labels(labels), duration: duration.labels(labels), requestBytes: requestBytes.labels(labels), responseBytes: responseBytes.labels(labels) };
+        children.set(key, found);
+      }
+      return found;
+    };
     this.#unsubscribe.push(
       events.on('request.done', (e) => {
         const outbound = e.direction === 'outbound';
-        const labels = {
+        const metrics = childrenFor({
           reporter: outbound ? 'source' : 'destination',
           source_workload: e.source,
           destination_workload: outbound ? (e.service ?? 'unknown') : service,
@@ -107,11 +120,11 @@ export class MeshMetrics {
           response_code: String(e.status),
           response_flags: e.flags.length > 0 ? e.flags.join(',') : '-',
           request_protocol: 'http',
-        };
-        requests.inc(labels);
-        duration.observe(labels, e.durationMs);
-        if (e.requestBytes !== null) requestBytes.observe(labels, e.requestBytes);
-        responseBytes.observe(labels, e.responseBytes);
+        });
+        metrics.requests.inc();
+        metrics.duration.observe(e.durationMs);
+        if (e.requestBytes !== null) metrics.requestBytes.observe(e.requestBytes);
+        metrics.responseBytes.observe(e.responseBytes);
         for (const flag of e.flags) {
           if (refusals.has(flag)) unretried.inc({ route: e.route ?? 'none', destination_service: e.service ?? 'unknown', response_flags: flag });
         }

@@ -49,12 +49,21 @@ export class MeshTracer {
 
   /** The span of one hop, child of whatever context the caller sent. */
   startHop(name: string, outbound: boolean, headers: IncomingHttpHeaders, attributes: Record<string, string>): Span {
-    const parent = propagator.extract(ROOT_CONTEXT, headers, getter);
+    const carries = headers.traceparent !== undefined || headers.b3 !== undefined || headers['x-b3-traceid'] !== undefined;
+    const parent = carries ? propagator.extract(ROOT_CONTEXT, headers, getter) : ROOT_CONTEXT;
     return this.#tracer.startSpan(name, { kind: outbound ? SpanKind.CLIENT : SpanKind.SERVER, attributes }, parent);
   }
 
-  /** A child span for one attempt; its context replaces the trace headers going upstream. */
-  startAttempt(hop: Span, attempt: number, headers: IncomingHttpHeaders): Span {
+  /**
+   * A child span for one attempt; its context replaces the trace headers going upstream. When the
+   * hop is not sampled no attempt span is made (nothing would record it): the hop's context goes
+   * upstream, carrying the trace id and the decision not to sample.
+   */
+  startAttempt(hop: Span, attempt: number, headers: IncomingHttpHeaders): Span | undefined {
+    if (!hop.isRecording()) {
+      propagate(hop, headers);
+      return undefined;
+    }
     const parent: Context = trace.setSpan(ROOT_CONTEXT, hop);
     const span = this.#tracer.startSpan(`attempt ${attempt}`, { kind: SpanKind.CLIENT, attributes: { 'faultline.attempt': attempt } }, parent);
     propagate(span, headers);
@@ -73,6 +82,7 @@ export function propagate(span: Span, headers: IncomingHttpHeaders): void {
 
 /** Ends a span with the response it led to. */
 export function endSpan(span: Span, status: number, flags: string, extra: Record<string, string | number> = {}): void {
+  if (!span.isRecording()) return;
   span.setAttributes({ 'http.response.status_code': status, 'faultline.response_flags': flags || '-', ...extra });
   if (status === 0 || status >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
   span.end();
