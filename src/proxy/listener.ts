@@ -204,7 +204,7 @@ export function createContext(
   let query: URLSearchParams | undefined;
   const host = stripPort(authority).toLowerCase();
   const method = req.method ?? 'GET';
-  const span = options.tracer?.startHop(`${method} ${host}`, options.direction === 'outbound', req.headers, {
+  const hop = options.tracer?.startHop(`${method} ${host}`, options.direction === 'outbound', req.headers, headers, {
     'http.request.method': method,
     'server.address': host,
     'url.path': queryAt === -1 ? path : path.slice(0, queryAt),
@@ -212,6 +212,7 @@ export function createContext(
     'faultline.direction': options.direction,
   });
   // Inbound, the app's own calls continue from this hop; outbound, each attempt span takes over.
+  const span = hop?.span;
   if (span && options.direction === 'inbound') propagate(span, headers);
   return {
     id,
@@ -236,7 +237,7 @@ export function createContext(
     flags: new Set(),
     cancellation,
     attempt: 0,
-    traceId: span ? span.spanContext().traceId : traceIdOf(req.headers),
+    traceId: hop ? hop.traceId : traceIdOf(req.headers),
     ...(span && { span }),
   };
 }

@@ -9,7 +9,6 @@ export function traceAttempt(tracer: MeshTracer): Layer {
   return (next) => async (ctx) => {
     if (!ctx.span) return next(ctx);
     const span = tracer.startAttempt(ctx.span, ctx.attempt, ctx.headers);
-    if (!span) return next(ctx);
     try {
       const response = await next(ctx);
       endSpan(span, response.status, String(response.headers['x-faultline-flags'] ?? ''), endpointOf(ctx.endpoint?.address));

@@ -9,7 +9,14 @@ import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { B3InjectEncoding, B3Propagator } from '@opentelemetry/propagator-b3';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { tracing } from '@opentelemetry/sdk-node';
+import { randomFillSync } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
+
+/** A hop's trace: its span when sampled, and the trace id it belongs to either way. */
+export interface Hop {
+  readonly span?: Span;
+  readonly traceId: string | null;
+}
 
 export interface TracingSettings {
   readonly otlpEndpoint: string;
@@ -37,6 +44,7 @@ const propagator = new CompositePropagator({
 export class MeshTracer {
   readonly #provider: tracing.BasicTracerProvider;
   readonly #tracer;
+  readonly #ratio: number;
 
   constructor(service: string, sidecar: string, settings: TracingSettings) {
     this.#provider = new tracing.BasicTracerProvider({
@@ -45,25 +53,35 @@ export class MeshTracer {
       spanProcessors: [new tracing.BatchSpanProcessor(new OTLPTraceExporter({ url: settings.otlpEndpoint, timeoutMillis: 2_000 }), { scheduledDelayMillis: 200 })],
     });
     this.#tracer = this.#provider.getTracer('faultline');
-  }
-
-  /** The span of one hop, child of whatever context the caller sent. */
-  startHop(name: string, outbound: boolean, headers: IncomingHttpHeaders, attributes: Record<string, string>): Span {
-    const carries = headers.traceparent !== undefined || headers.b3 !== undefined || headers['x-b3-traceid'] !== undefined;
-    const parent = carries ? propagator.extract(ROOT_CONTEXT, headers, getter) : ROOT_CONTEXT;
-    return this.#tracer.startSpan(name, { kind: outbound ? SpanKind.CLIENT : SpanKind.SERVER, attributes }, parent);
+    this.#ratio = settings.sampleRatio;
   }
 
   /**
-   * A child span for one attempt; its context replaces the trace headers going upstream. When the
-   * hop is not sampled no attempt span is made (nothing would record it): the hop's context goes
-   * upstream, carrying the trace id and the decision not to sample.
+   * The span of one hop, child of whatever context the caller sent — when the hop is sampled. Most
+   * are not (a ratio of 1 % is usual), and those never reach the SDK: a caller's unsampled context
+   * passes through untouched, and a request that came with none gets a fresh W3C traceparent with the
+   * sampled flag off, so every hop still shares one trace id (which request.done carries).
    */
-  startAttempt(hop: Span, attempt: number, headers: IncomingHttpHeaders): Span | undefined {
-    if (!hop.isRecording()) {
-      propagate(hop, headers);
-      return undefined;
+  startHop(name: string, outbound: boolean, headers: IncomingHttpHeaders, forward: IncomingHttpHeaders, attributes: Record<string, string>): Hop {
+    const sampled = sampledFlag(headers);
+    if (sampled === undefined ? Math.random() >= this.#ratio : !sampled) {
+      if (sampled === undefined) {
+        const ids = randomIds();
+        forward.traceparent = `00-${ids.traceId}-${ids.spanId}-00`;
+        return { traceId: ids.traceId };
+      }
+      return { traceId: traceIdOf(headers) };
     }
+    const parent = sampled === undefined ? ROOT_CONTEXT : propagator.extract(ROOT_CONTEXT, headers, getter);
+    const span = this.#tracer.startSpan(name, { kind: outbound ? SpanKind.CLIENT : SpanKind.SERVER, attributes }, parent);
+    return { span, traceId: span.spanContext().traceId };
+  }
+
+  /**
+   * A child span for one attempt of a sampled hop; its context replaces the trace headers going
+   * upstream.
+   */
+  startAttempt(hop: Span, attempt: number, headers: IncomingHttpHeaders): Span {
     const parent: Context = trace.setSpan(ROOT_CONTEXT, hop);
     const span = this.#tracer.startSpan(`attempt ${attempt}`, { kind: SpanKind.CLIENT, attributes: { 'faultline.attempt': attempt } }, parent);
     propagate(span, headers);
@@ -96,4 +114,36 @@ export function traceIdOf(headers: IncomingHttpHeaders): string | null {
   if (typeof b3 === 'string' && b3.length >= 16) return b3.slice(0, b3.indexOf('-') === -1 ? undefined : b3.indexOf('-'));
   const multi = headers['x-b3-traceid'];
   return typeof multi === 'string' ? multi : null;
+}
+
+/**
+ * The sampling decision the caller's trace context carries: true or false, or undefined when it
+ * carries no context (a root). B3 without a decision counts as not sampled, as OpenTelemetry's B3
+ * propagator reads it; B3 debug (`d`) as sampled.
+ */
+function sampledFlag(headers: IncomingHttpHeaders): boolean | undefined {
+  const traceparent = headers.traceparent;
+  if (typeof traceparent === 'string' && traceparent.length >= 55) return (parseInt(traceparent.slice(53, 55), 16) & 1) === 1;
+  const b3 = headers.b3;
+  if (typeof b3 === 'string' && b3.length > 0) {
+    const parts = b3.split('-');
+    if (parts.length === 1) return b3 === '1' || b3 === 'd';
+    return parts[2] === '1' || parts[2] === 'd';
+  }
+  if (headers['x-b3-traceid'] !== undefined) return headers['x-b3-sampled'] === '1' || headers['x-b3-flags'] === '1';
+  return undefined;
+}
+
+// Ids for unsampled roots, hex from a pool of random bytes refilled 170 requests at a time.
+const pool = Buffer.alloc(24 * 170);
+let used = pool.length;
+function randomIds(): { traceId: string; spanId: string } {
+  if (used === pool.length) {
+    randomFillSync(pool);
+    used = 0;
+  }
+  const traceId = pool.toString('hex', used, used + 16);
+  const spanId = pool.toString('hex', used + 16, used + 24);
+  used += 24;
+  return { traceId, spanId };
 }

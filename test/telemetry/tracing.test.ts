@@ -141,3 +141,64 @@ describe('tracing', function () {
     expect([done, retried]).to.deep.equal([[traceId], [traceId]]);
   });
 });
+
+describe('tracing, hops not sampled', function () {
+  this.timeout(30_000);
+  let app: Upstream;
+  let client: Sidecar;
+  let server: Sidecar;
+  let receiver: Awaited<ReturnType<typeof startReceiver>>;
+  let seen: IncomingHttpHeaders[];
+
+  before(async () => {
+    receiver = await startReceiver();
+    app = await startUpstream('payments');
+    seen = [];
+    app.handler = (req, res) => {
+      seen.push(req.headers);
+      res.writeHead(200).end();
+    };
+    const config = {
+      mesh: { name: 'traces-unsampled' },
+      telemetry: { tracing: { otlpEndpoint: receiver.url, sampleRatio: 0 } },
+      services: [{ name: 'checkout', endpoints: [{ address: await freeAddress() }] }, { name: 'payments', endpoints: [{ address: app.address }] }],
+      sidecars: [await sidecarEntry('checkout', await freeAddress()), await sidecarEntry('payments', app.address)],
+    };
+    client = await startSidecar(config, 'checkout');
+    server = await startSidecar(config, 'payments');
+  });
+
+  after(async () => {
+    await client.close();
+    await server.close();
+    await app.close();
+    await new Promise<void>((resolve) => receiver.server.close(() => resolve()));
+  });
+
+  it('gives a root request one trace id across hops, with the sampled flag off, and exports none of it', async () => {
+    const done: string[] = [];
+    const offClient = client.events.on('request.done', (e) => done.push(String(e.traceId)));
+    const offServer = server.events.on('request.done', (e) => done.push(String(e.traceId)));
+    await call(client.addresses.outbound, 'payments', '/');
+    await waitFor(() => done.length === 2, 2_000, 'request.done at both hops');
+    offClient();
+    offServer();
+    const traceparent = String(seen.at(-1)!.traceparent);
+    expect(traceparent).to.match(/^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/);
+    expect(done).to.deep.equal([traceparent.slice(3, 35), traceparent.slice(3, 35)]);
+    // A sampled request afterwards is exported; the unsampled one before it never is.
+    const sampled = '5b8efff798038103d269b633813fc60c';
+    await call(client.addresses.outbound, 'payments', '/', { traceparent: `00-${sampled}-eee19b7ec3c1b174-01` });
+    const spans = await waitFor(() => (receiver.spans.length >= 3 ? receiver.spans : undefined), 10_000, 'the sampled spans');
+    expect(new Set(spans.map((s) => s.traceId))).to.deep.equal(new Set([sampled]));
+  });
+
+  it("passes a caller's unsampled context through untouched", async () => {
+    const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b9c7c989f97918e1-00';
+    await call(client.addresses.outbound, 'payments', '/', { traceparent });
+    expect(seen.at(-1)!.traceparent).to.equal(traceparent);
+    const b3 = '80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-0';
+    await call(client.addresses.outbound, 'payments', '/', { b3 });
+    expect([seen.at(-1)!.b3, seen.at(-1)!.traceparent]).to.deep.equal([b3, undefined]);
+  });
+});
