@@ -17,6 +17,10 @@ export const ResponseFlag = {
   /** A retry was due but the request body was larger than the replay buffer. */
   RetryBodyTooLarge: 'RBL',
   DownstreamConnectionTermination: 'DC',
+  /** A fault aborted the request (status, reset, cut body, partition), as Envoy's FI. */
+  FaultInjected: 'FI',
+  /** A fault delayed the request, as Envoy's DI. */
+  DelayInjected: 'DI',
   NotSupported: 'NS',
   InternalError: 'XX',
 } as const;
@@ -37,6 +41,10 @@ export const ErrorCode = {
   CircuitOpen: 'FL_CIRCUIT_OPEN',
   UpstreamOverflow: 'FL_UPSTREAM_OVERFLOW',
   BadRequest: 'FL_BAD_REQUEST',
+  FaultReset: 'FL_FAULT_RESET',
+  FaultPartition: 'FL_FAULT_PARTITION',
+  FaultInvalid: 'FL_FAULT_INVALID',
+  FaultLimit: 'FL_FAULT_LIMIT',
   Internal: 'FL_INTERNAL',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

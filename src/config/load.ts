@@ -5,7 +5,7 @@ import { isMap, isNode, isScalar, LineCounter, parseDocument, type Document, typ
 import type { z } from 'zod';
 import { ErrorCode, FaultlineError, describe } from '../errors.ts';
 import { ConfigError, fieldPath, type ConfigProblem } from './errors.ts';
-import { checkReferences } from './references.ts';
+import { checkReferences, type ReferenceProblem } from './references.ts';
 import { MeshConfigSchema, type MeshConfig } from './schema.ts';
 
 export interface LoadedConfig {
@@ -27,6 +27,21 @@ export async function loadConfigFile(file: string): Promise<LoadedConfig> {
 
 /** Parses and validates; throws ConfigError listing every problem. */
 export function parseConfig(text: string, file = '<config>'): MeshConfig {
+  return parseWithSchema(MeshConfigSchema, text, file, { check: checkReferences });
+}
+
+export interface ParseOptions<T> {
+  /** Adjusts the parsed document before validation (e.g. fills a field from elsewhere). */
+  readonly prepare?: (value: unknown) => unknown;
+  /** Checks the schema cannot express; paths are into the document. */
+  readonly check?: (value: T) => ReferenceProblem[];
+}
+
+/**
+ * YAML (or JSON, which is YAML) text → a value of the schema, or a ConfigError naming the file, line,
+ * column and field of every problem at once. The mesh config and a PUT fault are both read this way.
+ */
+export function parseWithSchema<S extends z.ZodType>(schema: S, text: string, file: string, options: ParseOptions<z.output<S>> = {}): z.output<S> {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   const position = (offset: number) => lineCounter.linePos(offset);
@@ -45,11 +60,12 @@ export function parseConfig(text: string, file = '<config>'): MeshConfig {
     return { file, line, column: col, field: fieldPath(key ? [...path, key] : path), message };
   };
 
-  const parsed = MeshConfigSchema.safeParse(doc.toJS() ?? {});
+  const value = doc.toJS() ?? {};
+  const parsed = schema.safeParse(options.prepare ? options.prepare(value) : value);
   if (!parsed.success) {
     throw new ConfigError(parsed.error.issues.flatMap((issue) => problemsOf(issue, locate)));
   }
-  const references = checkReferences(parsed.data);
+  const references = options.check?.(parsed.data) ?? [];
   if (references.length > 0) {
     throw new ConfigError(references.map((p) => locate(p.path, p.message)));
   }

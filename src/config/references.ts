@@ -1,5 +1,6 @@
 // Checks the schema cannot express: names that must be unique, references that must resolve,
 // regexes that must compile, subsets that must select an endpoint.
+import type { FaultConfig } from '../faults/schema.ts';
 import type { MeshConfig } from './schema.ts';
 
 export interface ReferenceProblem {
@@ -61,10 +62,51 @@ export function checkReferences(config: MeshConfig): ReferenceProblem[] {
       problems.push({ path: ['sidecars', i, 'service'], message: `no service named "${sidecar.service}"` });
     }
   });
-  const listeners = config.sidecars.flatMap((s, i) =>
-    (['outbound', 'inbound', 'admin'] as const).map((kind) => ({ address: s[kind], path: ['sidecars', i, kind] })));
+  const listeners = config.sidecars.flatMap((s, i) => [
+    ...(['outbound', 'inbound', 'admin'] as const).map((kind) => ({ address: s[kind], path: ['sidecars', i, kind] })),
+    ...s.tcp.map((t, j) => ({ address: t.listen, path: ['sidecars', i, 'tcp', j, 'listen'] })),
+  ]);
   duplicates(listeners.map((l) => l.address), (i, address) =>
     problems.push({ path: listeners[i]!.path, message: `listener address ${address} is used twice` }));
+  problems.push(...checkFaults(config, services));
+  return problems;
+}
+
+/** The services a fault names are declared, and its tcp listener exists; paths are within the fault. */
+export function checkFault(fault: FaultConfig, services: { has(name: string): boolean }, tcpListeners: { has(name: string): boolean }): ReferenceProblem[] {
+  const problems: ReferenceProblem[] = [];
+  const named: [(string | number)[], string | string[] | undefined][] = [
+    [['match', 'source'], fault.match.source],
+    [['match', 'destination'], fault.match.destination],
+    [['partition', 'from'], fault.partition?.from],
+    [['partition', 'to'], fault.partition?.to],
+  ];
+  for (const [path, names] of named) {
+    for (const name of names === undefined ? [] : [names].flat()) {
+      if (!services.has(name)) problems.push({ path, message: `no service named "${name}"` });
+    }
+  }
+  if (fault.tcp && !tcpListeners.has(fault.tcp.listener)) {
+    problems.push({ path: ['tcp', 'listener'], message: `no sidecar has a tcp listener named "${fault.tcp.listener}"` });
+  }
+  return problems;
+}
+
+/** Fault ids unique, the services they name declared, tcp faults on a listener that exists, percents within the blast-radius limit. */
+function checkFaults(config: MeshConfig, services: ReadonlyMap<string, unknown>): ReferenceProblem[] {
+  const problems: ReferenceProblem[] = [];
+  duplicates(config.faults.map((f) => f.id), (i, id) =>
+    problems.push({ path: ['faults', i, 'id'], message: `fault "${id}" is declared twice` }));
+  const tcpListeners = new Set(config.sidecars.flatMap((s) => s.tcp.map((t) => t.name)));
+  config.faults.forEach((fault, i) => {
+    problems.push(...checkFault(fault, services, tcpListeners).map((p) => ({ ...p, path: ['faults', i, ...p.path] })));
+    if (fault.percent > config.faultInjection.maxPercent) {
+      problems.push({ path: ['faults', i, 'percent'], message: `${fault.percent} % is over the limit faultInjection.maxPercent (${config.faultInjection.maxPercent} %)` });
+    }
+  });
+  if (config.faults.length > config.faultInjection.maxActive) {
+    problems.push({ path: ['faults'], message: `${config.faults.length} faults, over the limit faultInjection.maxActive (${config.faultInjection.maxActive})` });
+  }
   return problems;
 }
 

@@ -1,46 +1,8 @@
 // The mesh config format: one zod schema is the source of validation, of the TypeScript types and of the
 // JSON Schema that editors use (`faultline schema`).
 import { z } from 'zod';
-import { parseDuration } from './duration.ts';
-
-/** A message for a value of the wrong shape, and a plain one for a field that is missing. */
-const expecting = (what: string) => (issue: { input?: unknown }) =>
-  issue.input === undefined ? `missing: expected ${what}` : `expected ${what}`;
-
-const Name = z
-  .string()
-  .regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/, { error: 'expected a DNS-style name: lowercase letters, digits and "-"' });
-
-export const Duration = z
-  .string({ error: expecting('a duration such as "250ms", "2s", "1m"') })
-  .refine((text) => parseDuration(text) !== undefined, { error: 'expected a duration such as "250ms", "2s", "1m"' })
-  .transform((text) => parseDuration(text)!)
-  .meta({ description: 'A duration: a number with a unit, ms, s, m or h ("250ms", "2s")' });
-
-const ADDRESS_PATTERN = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
-
-export const Address = z
-  .string({ error: expecting('an address "host:port"') })
-  .superRefine((text, ctx) => {
-    const match = ADDRESS_PATTERN.exec(text);
-    if (!match) ctx.addIssue({ code: 'custom', message: 'expected an address "host:port", e.g. 127.0.0.1:9101 or [::1]:9101' });
-    else if (Number(match[2]) < 1 || Number(match[2]) > 65535) ctx.addIssue({ code: 'custom', message: 'expected a port between 1 and 65535' });
-  })
-  .meta({ description: 'An address "host:port", e.g. 127.0.0.1:9101 or [::1]:9101' });
-
-const Labels = z.record(z.string(), z.string());
-
-const StringMatch = z
-  .strictObject({
-    exact: z.string().optional(),
-    prefix: z.string().optional(),
-    regex: z.string().optional(),
-    present: z.boolean().optional(),
-    invert: z.boolean().optional().meta({ description: 'match when the condition does not hold' }),
-  })
-  .refine((m) => [m.exact, m.prefix, m.regex, m.present].filter((v) => v !== undefined).length === 1, {
-    error: 'exactly one of exact, prefix, regex or present',
-  });
+import { Address, Duration, Labels, Method, Name, StringMatch } from './primitives.ts';
+import { FaultInjection, FaultSpec } from '../faults/schema.ts';
 
 export const LoadBalancerPolicy = z.enum(['round-robin', 'least-request', 'random', 'ring-hash', 'ewma']);
 
@@ -115,7 +77,6 @@ const Service = z.strictObject({
     .meta({ description: 'percent: below this share of available endpoints, balance over all of them (0, as Istio: never)' }),
 });
 
-const Method = z.string().regex(/^[A-Z]+$/, { error: 'expected an HTTP method in capitals, e.g. GET' });
 
 const RouteMatch = z.strictObject({
   host: z.string().min(1).optional(),
@@ -168,6 +129,10 @@ const Sidecar = z.strictObject({
   inbound: Address,
   admin: Address,
   app: Address,
+  tcp: z
+    .array(z.strictObject({ name: Name, listen: Address, upstream: Address }))
+    .default([])
+    .meta({ description: 'L4 listeners for non-HTTP traffic (a database): bytes relayed to upstream, where tcp faults act' }),
 });
 
 const Telemetry = z.strictObject({
@@ -187,6 +152,8 @@ export const MeshConfigSchema = z.strictObject({
   services: z.array(Service).default([]),
   routes: z.array(Route).default([]),
   sidecars: z.array(Sidecar).default([]),
+  faults: z.array(FaultSpec).default([]).meta({ description: 'static faults, in force while the config is' }),
+  faultInjection: FaultInjection.prefault({}),
 });
 
 export type MeshConfig = z.output<typeof MeshConfigSchema>;

@@ -1,6 +1,7 @@
 // The admin listener (loopback): liveness, readiness, the snapshot in force and endpoint state.
 // Express is fine here: this is not the data path.
 import express, { type Express } from 'express';
+import { faultRoutes } from '../faults/admin.ts';
 import { streamEvents } from '../telemetry/event-stream.ts';
 import type { Sidecar } from './sidecar.ts';
 
@@ -73,6 +74,8 @@ export function createAdminApp(sidecar: Sidecar): Express {
   app.get('/breakers', (_req, res) => {
     res.json({ version: sidecar.snapshot.version, breakers: sidecar.breakers.all().map((b) => b.view()) });
   });
+
+  app.use(faultRoutes(sidecar.faults, () => sidecar.snapshot));
 
   return app;
 }

@@ -11,6 +11,9 @@ export class RequestBody {
   #buffered: Buffer[] | undefined;
   /** What was read before the body outgrew the buffer; the rest is still in the source. */
   #prefix: Buffer[] | undefined;
+  /** Applied to the stream of every attempt (a request-bandwidth fault), and to the next one only. */
+  #wrappers: ((stream: Readable) => Readable)[] = [];
+  #wrapNext: ((stream: Readable) => Readable) | undefined;
 
   constructor(source: Readable | null, declaredLength?: number) {
     this.#source = source;
@@ -68,8 +71,24 @@ export class RequestBody {
     });
   }
 
+  /** Puts a stage between the body and the upstream: for every attempt from now on, or (`once`) for the next one. */
+  wrap(stage: (stream: Readable) => Readable, once = false): void {
+    if (once) this.#wrapNext = stage;
+    else this.#wrappers.push(stage);
+  }
+
   /** The body stream for one upstream attempt: any number of times when buffered whole, else once. */
   open(): Readable | null {
+    const stream = this.#open();
+    const next = this.#wrapNext;
+    this.#wrapNext = undefined;
+    if (!stream || (this.#wrappers.length === 0 && !next)) return stream;
+    let wrapped = stream;
+    for (const stage of this.#wrappers) wrapped = stage(wrapped);
+    return next ? next(wrapped) : wrapped;
+  }
+
+  #open(): Readable | null {
     if (this.#buffered) return Readable.from(this.#buffered, { objectMode: false });
     if (this.#opened && this.#source) throw new Error('the request body was already sent and cannot be replayed');
     this.#opened = true;

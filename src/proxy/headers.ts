@@ -22,6 +22,8 @@ export const Header = {
   /** On the final response: how many tries it took. */
   attempts: 'x-faultline-attempts',
   flags: 'x-faultline-flags',
+  /** On responses a fault touched, when faultInjection.responseHeader is on: the fault ids. */
+  fault: 'x-faultline-fault',
   source: 'x-faultline-source',
   forwardedFor: 'x-forwarded-for',
   forwardedProto: 'x-forwarded-proto',

@@ -7,6 +7,7 @@ import { Agent, request } from 'undici';
 import type { HealthCheckConfig } from '../config/schema.ts';
 import { describe } from '../errors.ts';
 import type { EventBus } from '../telemetry/events.ts';
+import type { ActiveFault } from '../faults/active.ts';
 import type { Clusters, EndpointState } from './endpoints.ts';
 import { Header } from './headers.ts';
 
@@ -22,9 +23,12 @@ export class HealthChecker {
   readonly #agent = new Agent({ keepAliveTimeout: 30_000, connections: 1 });
   readonly #probes = new Map<EndpointState, Probe>();
   readonly #checked = new Set<EndpointState>();
+  /** A partition between this sidecar's service and the destination fails its checks, as on a real network. */
+  readonly #partition: (destination: string) => ActiveFault | undefined;
 
-  constructor(events: EventBus) {
+  constructor(events: EventBus, partition: (destination: string) => ActiveFault | undefined = () => undefined) {
     this.#events = events;
+    this.#partition = partition;
   }
 
   /** Starts probes for new endpoints, restarts those whose check changed, stops the rest. */
@@ -76,6 +80,8 @@ export class HealthChecker {
   /** Undefined when the check passed, else why it failed. */
   async #check(endpoint: EndpointState, probe: Probe): Promise<string | undefined> {
     const { config } = probe;
+    const partition = this.#partition(probe.service);
+    if (partition) return this.#partitioned(partition, probe, endpoint);
     try {
       const response = await request(`http://${endpoint.spec.dial}${config.path}`, {
         dispatcher: this.#agent,
@@ -90,6 +96,35 @@ export class HealthChecker {
     } catch (error) {
       return error instanceof DOMException && error.name === 'TimeoutError' ? `timed out after ${config.timeout}ms` : describe(error);
     }
+  }
+
+  /** A check across a partition: refused at once, or (blackhole) no answer until the check's timeout. */
+  async #partitioned(fault: ActiveFault, probe: Probe, endpoint: EndpointState): Promise<string> {
+    const mode = fault.spec.partition!.mode;
+    this.#events.emit('fault.applied', {
+      faultId: fault.id,
+      action: 'partition',
+      point: 'health-check',
+      ordinal: 0,
+      requestId: null,
+      traceId: null,
+      attempt: 0,
+      source: 'health-check',
+      destination: probe.service,
+      details: { mode, endpoint: endpoint.address },
+    });
+    if (mode === 'reject') return `connection refused (partition "${fault.id}")`;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        off();
+        resolve();
+      }, probe.config.timeout);
+      const off = fault.removed.onCancel(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    return fault.removed.cancelled ? `partition "${fault.id}" removed during the check` : `timed out after ${probe.config.timeout}ms (partition "${fault.id}")`;
   }
 
   #apply(endpoint: EndpointState, service: string, config: HealthCheckConfig, failure: string | undefined): void {

@@ -2,6 +2,7 @@
 // runs it through the generation's stack and writes the response, or the rescued error.
 import { randomUUID } from 'node:crypto';
 import { STATUS_CODES, createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { stripPort } from '../config/matchers.ts';
 import type { Snapshot } from '../config/snapshot.ts';
@@ -61,7 +62,7 @@ async function handle(options: ListenerOptions, req: IncomingMessage, res: Serve
       // What the caller was told, plus what happened after the head went out (an upstream reset or a
       // timeout mid-body); an unfinished response with neither means the caller left.
       const flags = new Set([...written.split(',').filter(Boolean), ...context.flags]);
-      const cut = flags.has(ResponseFlag.UpstreamConnectionTermination) || flags.has(ResponseFlag.UpstreamRequestTimeout);
+      const cut = flags.has(ResponseFlag.UpstreamConnectionTermination) || flags.has(ResponseFlag.UpstreamRequestTimeout) || flags.has(ResponseFlag.FaultInjected);
       if (!res.writableFinished && !cut) flags.add(ResponseFlag.DownstreamConnectionTermination);
       recordDone(options.events, context, res.headersSent ? res.statusCode : 0, [...flags].join(','), sent.bytes);
     });
@@ -70,7 +71,13 @@ async function handle(options: ListenerOptions, req: IncomingMessage, res: Serve
   try {
     response = await generation[options.direction](ctx);
   } catch (error) {
-    if (!res.headersSent && !res.destroyed) written = writeRescued(res, rescue(error, ctx), sent);
+    if (error instanceof MeshError && error.code === ErrorCode.FaultReset && error.status === 0) {
+      // A fault reset the caller's connection: an RST, no response.
+      ctx.flags.add(ResponseFlag.FaultInjected);
+      req.socket.resetAndDestroy();
+      return;
+    }
+    if (!res.headersSent && !res.destroyed) written = writeRescued(res, rescue(error, ctx), ctx, sent);
     return;
   }
   written = writeResponse(res, response, ctx, options.perRequest ? sent : undefined);
@@ -85,6 +92,7 @@ function writeResponse(res: ServerResponse, response: ProxyResponse, ctx: Reques
   }
   if (headers[Header.requestId] === undefined) headers[Header.requestId] = ctx.id;
   if (ctx.attempt > 0) headers[Header.attempts] = String(ctx.attempt);
+  if (ctx.faults && ctx.snapshot.config.faultInjection.responseHeader) headers[Header.fault] = ctx.faults.join(',');
   res.writeHead(response.status, headers);
   const flags = String(headers[Header.flags] ?? '');
   if (!response.body) {
@@ -106,8 +114,10 @@ function writeResponse(res: ServerResponse, response: ProxyResponse, ctx: Reques
   return flags;
 }
 
-function writeRescued(res: ServerResponse, rescued: RescuedResponse, sent: { bytes: number }): string {
-  res.writeHead(rescued.status, rescued.headers).end(rescued.body);
+function writeRescued(res: ServerResponse, rescued: RescuedResponse, ctx: RequestContext, sent: { bytes: number }): string {
+  const headers: Record<string, string> = rescued.headers;
+  if (ctx.faults && ctx.snapshot.config.faultInjection.responseHeader) headers[Header.fault] = ctx.faults.join(',');
+  res.writeHead(rescued.status, headers).end(rescued.body);
   sent.bytes = Buffer.byteLength(rescued.body);
   return rescued.headers[Header.flags] ?? '';
 }
@@ -129,6 +139,12 @@ async function handleUpgrade(options: ListenerOptions, req: IncomingMessage, soc
     if (options.perRequest) recordDone(options.events, ctx, 101, [...ctx.flags].join(','));
   } catch (error) {
     if (socket.destroyed) return;
+    if (error instanceof MeshError && error.code === ErrorCode.FaultReset && error.status === 0) {
+      ctx.flags.add(ResponseFlag.FaultInjected);
+      if (options.perRequest) recordDone(options.events, ctx, 0, [...ctx.flags].join(','));
+      (socket as Socket).resetAndDestroy();
+      return;
+    }
     const rescued = rescue(error, ctx);
     if (options.perRequest) recordDone(options.events, ctx, rescued.status, rescued.headers[Header.flags] ?? '');
     const lines = [`HTTP/1.1 ${rescued.status} ${STATUS_CODES[rescued.status] ?? 'Error'}`, 'connection: close'];
@@ -164,6 +180,7 @@ function recordDone(events: EventBus, ctx: RequestContext, status: number, flags
     durationMs: performance.now() - ctx.startedAt,
     requestBytes: ctx.body.bytes,
     responseBytes,
+    faults: ctx.faults ?? [],
   });
 }
 

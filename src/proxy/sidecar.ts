@@ -22,6 +22,7 @@ import { OutlierDetector } from './outlier.ts';
 import { RetryBudgets } from './retry-budget.ts';
 import { Breakers } from './breaker/registry.ts';
 import { composeGeneration, type Generation } from './stack.ts';
+import { FaultTable } from '../faults/table.ts';
 
 export interface SidecarOptions {
   /** The sidecar's name in the config, or its service's when that is unambiguous. */
@@ -51,6 +52,8 @@ export class Sidecar {
   readonly #registry = new EndpointRegistry();
   readonly #retryBudgets = new RetryBudgets();
   readonly breakers: Breakers;
+  /** Faults in force: the config's and runtime ones (admin API), under leases. */
+  readonly faults: FaultTable;
   readonly #dispatcher = new Agent({ keepAliveTimeout: 4_000, headersTimeout: 0, bodyTimeout: 0, connect: { timeout: 5_000 } });
   readonly #health: HealthChecker;
   readonly #outlier: OutlierDetector;
@@ -73,6 +76,7 @@ export class Sidecar {
     this.#log = (options.log ?? silentLogger).child({ sidecar: this.name });
     this.#configFile = options.configFile;
     this.breakers = new Breakers(this.events);
+    this.faults = new FaultTable(this.events, () => this.snapshot.config.faultInjection);
     this.#accessLog = options.accessLog ? openAccessLog(this.events, options.accessLog) : undefined;
     const { enabled, tracing } = options.snapshot.config.telemetry;
     this.#tracer = enabled && tracing ? new MeshTracer(this.spec.service, this.name, tracing) : undefined;
@@ -82,8 +86,9 @@ export class Sidecar {
       breakers: () => this.breakers.all().map((b) => ({ service: b.service, subset: b.subset, state: b.state })),
       retryBudgets: () => [...this.#retryBudgets.entries()].map(([route, budget]) => ({ route, remaining: budget.totals().remaining })),
       configVersion: () => this.snapshot.version,
+      faults: () => this.faults.all().map((f) => ({ id: f.id, action: f.actionName, origin: f.origin })),
     });
-    this.#health = new HealthChecker(this.events);
+    this.#health = new HealthChecker(this.events, (destination) => this.faults.partitionFor(this.spec.service, destination));
     this.#outlier = new OutlierDetector(this.events);
     this.events.on('health.changed', (e) => this.#log.info(e, `endpoint ${e.healthy ? 'healthy' : 'unhealthy'}`));
     this.events.on('outlier.ejected', (e) => this.#log.warn(e, 'endpoint ejected'));
@@ -143,6 +148,7 @@ export class Sidecar {
     this.#watcher?.close();
     await Promise.all(this.#servers.map(closeServer));
     this.#outlier.close();
+    this.faults.close();
     this.metrics.close();
     await this.#accessLog?.close();
     await this.#tracer?.close();
@@ -152,6 +158,7 @@ export class Sidecar {
 
   #compose(snapshot: Snapshot): Generation {
     const clusters = this.#registry.reconcile(snapshot);
+    this.faults.setConfigFaults(snapshot.config.faults);
     this.#health.sync(clusters);
     this.#outlier.sync(clusters);
     return composeGeneration(snapshot, clusters, this.name, {
@@ -161,6 +168,7 @@ export class Sidecar {
       breakers: this.breakers,
       tracer: this.#tracer,
       events: this.events,
+      faults: this.faults,
     });
   }
 

@@ -14,6 +14,8 @@ import { retry } from './retry.ts';
 import type { RetryBudgets } from './retry-budget.ts';
 import { perTryTimeout, timeout } from './timeout.ts';
 import type { EventBus } from '../telemetry/events.ts';
+import { faultLayer } from '../faults/layer.ts';
+import type { FaultTable } from '../faults/table.ts';
 import type { MeshTracer } from '../telemetry/tracing.ts';
 import { traceAttempt } from './trace-attempt.ts';
 import { compose, type Handler } from './types.ts';
@@ -33,30 +35,35 @@ export interface StackParts {
   readonly breakers: Breakers;
   readonly events: EventBus;
   readonly tracer: MeshTracer | undefined;
+  readonly faults: FaultTable;
 }
 
 export function composeGeneration(snapshot: Snapshot, clusters: Clusters, sidecar: string, parts: StackParts): Generation {
   const spec = snapshot.sidecars.find((s) => s.name === sidecar)!;
+  const triggers = snapshot.config.faultInjection.headerTriggers;
+  const fault = (point: 'request' | 'attempt' | 'inbound') => faultLayer(point, parts.faults, parts.events, spec.service, triggers);
   const app = new EndpointState({ service: spec.service, address: spec.app, labels: {}, dial: spec.app, sidecar: undefined });
   return Object.freeze({
     snapshot,
     clusters,
-    // accept ─ route ─ timeout ─ retry ─┬─ attempt: [attempt span] ─ per-try timeout ─ breaker ─ balance ─ outlier ─ forward
-    //                                  └─ (each retry is a new attempt)
+    // accept ─ route ─ timeout ─ fault(request) ─ retry ─┬─ attempt: [attempt span] ─ per-try timeout ─ breaker ─ fault(attempt) ─ balance ─ outlier ─ forward
+    //                                                  └─ (each retry is a new attempt)
     outbound: compose(
       [
         route,
         timeout,
+        fault('request'),
         retry(parts.retryBudgets, parts.breakers, clusters, parts.events),
         ...(parts.tracer ? [traceAttempt(parts.tracer)] : []),
         perTryTimeout,
         breaker(parts.breakers, clusters),
+        fault('attempt'),
         balance(clusters),
         outlier(parts.outlierDetector, clusters),
       ],
       forward(parts.dispatcher),
     ),
-    // accept ─ local app ─ forward
-    inbound: compose([toLocalApp(app)], forward(parts.dispatcher)),
+    // accept ─ fault(inbound) ─ local app ─ forward
+    inbound: compose([fault('inbound'), toLocalApp(app)], forward(parts.dispatcher)),
   });
 }

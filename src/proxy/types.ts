@@ -59,6 +59,8 @@ export interface RequestContext {
   attempt: number;
   /** Endpoints already tried for this request, which a retry avoids when it can. */
   tried?: Set<EndpointState>;
+  /** Ids of the faults injected into this request so far, at any point and attempt. */
+  faults?: string[];
   route?: RouteSpec;
   destination?: DestinationSpec;
   endpoint?: EndpointState;

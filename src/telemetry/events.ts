@@ -36,7 +36,27 @@ export interface MeshEvents {
     requestBytes: number | null;
     /** Response body bytes sent to the caller. */
     responseBytes: number;
+    /** Ids of the faults injected into this request (at any point, in any attempt), in order. */
+    faults: string[];
   };
+  'fault.applied': EventBase & {
+    faultId: string;
+    action: string;
+    /** Where it was injected: request, attempt or inbound (partitions also act on health checks: health-check). */
+    point: 'request' | 'attempt' | 'inbound' | 'health-check';
+    /** The n-th request this fault matched (1, 2, ...): with the seed, what its decision was drawn from. */
+    ordinal: number;
+    requestId: string | null;
+    traceId: string | null;
+    /** The try it was injected into (attempt faults), else 0. */
+    attempt: number;
+    source: string;
+    destination: string;
+    /** What was drawn: a delay's length, an abort's status, a partition's mode. */
+    details: Record<string, string | number | boolean>;
+  };
+  'fault.installed': EventBase & { faultId: string; action: string; origin: 'config' | 'runtime'; expiresAt: string | null };
+  'fault.removed': EventBase & { faultId: string; origin: 'config' | 'runtime'; reason: 'deleted' | 'expired' | 'replaced' | 'config'; applied: number };
   'health.changed': EventBase & { service: string; endpoint: string; healthy: boolean; reason: string };
   'outlier.ejected': EventBase & { service: string; endpoint: string; ejections: number; durationMs: number; reason: string };
   'outlier.restored': EventBase & { service: string; endpoint: string };

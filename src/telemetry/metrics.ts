@@ -12,6 +12,7 @@ export interface MetricSources {
   readonly breakers: () => Iterable<{ service: string; subset: string; state: 'closed' | 'open' | 'half-open' }>;
   readonly retryBudgets: () => Iterable<{ route: string; remaining: number }>;
   readonly configVersion: () => string;
+  readonly faults: () => Iterable<{ id: string; action: string; origin: string }>;
 }
 
 const DURATION_BUCKETS_MS = [0.5, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000];
@@ -44,6 +45,22 @@ export class MeshMetrics {
     });
     const transitions = new Counter({ name: 'faultline_breaker_transitions_total', help: 'Circuit breaker transitions, by the state entered', labelNames: ['destination_service', 'subset', 'to'], registers: [registry] });
     const ejections = new Counter({ name: 'faultline_outlier_ejections_total', help: 'Endpoints ejected by outlier detection', labelNames: ['destination_service', 'endpoint'], registers: [registry] });
+    const faultsInjected = new Counter({
+      name: 'faultline_faults_injected_total',
+      help: 'Faults injected, by fault id, action and injection point (request, attempt, inbound, health-check)',
+      labelNames: ['fault_id', 'action', 'point'],
+      registers: [registry],
+    });
+    new Gauge({
+      name: 'faultline_fault_active',
+      help: 'Faults in force on this sidecar (value 1), by id, action and origin (config or runtime)',
+      labelNames: ['fault_id', 'action', 'origin'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const f of sources.faults()) this.set({ fault_id: f.id, action: f.action, origin: f.origin }, 1);
+      },
+    });
     const configApplied = new Counter({ name: 'faultline_config_applied_total', help: 'Config snapshots applied', registers: [registry] });
     new Gauge({
       name: 'faultline_endpoint_healthy',
@@ -133,6 +150,7 @@ export class MeshMetrics {
       events.on('breaker.state', (e) => transitions.inc({ destination_service: e.service, subset: e.subset, to: e.to })),
       events.on('outlier.ejected', (e) => ejections.inc({ destination_service: e.service, endpoint: e.endpoint })),
       events.on('config.applied', () => configApplied.inc()),
+      events.on('fault.applied', (e) => faultsInjected.inc({ fault_id: e.faultId, action: e.action, point: e.point })),
     );
   }
 

@@ -1,0 +1,87 @@
+// The fault layer, at one injection point of the request path: the faults acting there are matched
+// against the request, each match is decided (count, percentage: reproducibly), and the faults that
+// fire wrap the rest of the stack, in order. Every injection is recorded on the request (for
+// request.done and the response header) and emitted as fault.applied. With no fault at this point —
+// the usual case — the layer costs one array length check.
+import type { Handler, Layer, RequestContext } from '../proxy/types.ts';
+import type { EventBus } from '../telemetry/events.ts';
+import { ActiveFault, type FaultInput, type Point } from './active.ts';
+import type { Plan } from './actions/index.ts';
+import type { FaultTable } from './table.ts';
+import type { FaultConfig } from './schema.ts';
+
+/** Test-only request headers that inject a fault, when the mesh config enables them. */
+export const TriggerHeader = {
+  delayMs: 'x-faultline-fault-delay-ms',
+  abort: 'x-faultline-fault-abort',
+} as const;
+
+export function faultLayer(point: Point, table: FaultTable, events: EventBus, service: string, triggers: boolean): Layer {
+  return (next) => (ctx) => {
+    const faults = table.at(point);
+    const triggered = triggers && point !== 'attempt' ? triggerFaults(ctx) : undefined;
+    if (faults.length === 0 && !triggered) return next(ctx);
+    const input: FaultInput = {
+      source: ctx.source,
+      destination: point === 'inbound' ? service : (ctx.destination?.service ?? ''),
+      route: point === 'inbound' ? undefined : ctx.route?.name,
+      method: ctx.method,
+      path: ctx.pathname,
+      headers: ctx.headers,
+    };
+    let handler: Handler = next;
+    const fired: { fault: ActiveFault; plan: Plan; ordinal: number }[] = [];
+    for (const fault of [...faults, ...(triggered ?? [])]) {
+      if (!fault.action || !fault.matches(input)) continue;
+      const decision = fault.decide();
+      if (!decision) continue;
+      fired.push({ fault, plan: fault.action.plan(decision.random), ordinal: decision.ordinal });
+    }
+    if (fired.length === 0) return next(ctx);
+    // The first fault is outermost: a delay listed before an abort delays the abort.
+    for (let i = fired.length - 1; i >= 0; i--) {
+      const { fault, plan } = fired[i]!;
+      const inner = handler;
+      handler = (c) => fault.action!.run(c, inner, { fault, point, plan });
+    }
+    for (const { fault, plan, ordinal } of fired) {
+      (ctx.faults ??= []).push(fault.id);
+      events.emit('fault.applied', {
+        faultId: fault.id,
+        action: fault.actionName,
+        point,
+        ordinal,
+        requestId: ctx.id,
+        traceId: ctx.traceId,
+        attempt: point === 'attempt' ? ctx.attempt : 0,
+        source: input.source,
+        destination: input.destination,
+        details: plan,
+      });
+      ctx.span?.addEvent('fault.applied', { 'faultline.fault_id': fault.id, 'faultline.fault_action': fault.actionName });
+    }
+    return handler(ctx);
+  };
+}
+
+/**
+ * Faults asked for by the request's own headers (tests only), made on the spot; the headers are
+ * removed so that the next hop does not inject them again.
+ */
+function triggerFaults(ctx: RequestContext): ActiveFault[] | undefined {
+  const delay = ctx.headers[TriggerHeader.delayMs];
+  const abort = ctx.headers[TriggerHeader.abort];
+  if (delay === undefined && abort === undefined) return undefined;
+  delete ctx.headers[TriggerHeader.delayMs];
+  delete ctx.headers[TriggerHeader.abort];
+  const specs: FaultConfig[] = [];
+  const base = { match: {}, at: 'request', percent: 100, seed: 0 } as const;
+  const ms = Number(delay);
+  if (delay !== undefined && Number.isFinite(ms) && ms >= 0) specs.push({ ...base, id: 'header-delay', delay: { fixed: ms, before: 'request' } });
+  const status = Number(abort);
+  if (abort === 'reset') specs.push({ ...base, id: 'header-abort', abort: { reset: true } });
+  else if (Number.isInteger(status) && status >= 200 && status <= 599) specs.push({ ...base, id: 'header-abort', abort: { status } });
+  return specs.map((spec) => new ActiveFault(spec, 'runtime', undefined));
+}
+
+
