@@ -88,12 +88,13 @@ function writeResponse(res: ServerResponse, response: ProxyResponse, ctx: Reques
   const headers = response.headers;
   if (ctx.flags.size > 0) {
     const upstream = headers[Header.flags];
-    headers[Header.flags] = [...(upstream ? [String(upstream)] : []), ...ctx.flags].join(',');
+    headers[Header.flags] = upstream ? [...new Set([...String(upstream).split(','), ...ctx.flags])].join(',') : [...ctx.flags].join(',');
   }
   if (headers[Header.requestId] === undefined) headers[Header.requestId] = ctx.id;
   if (ctx.attempt > 0) headers[Header.attempts] = String(ctx.attempt);
   if (ctx.faults && ctx.snapshot.config.faultInjection.responseHeader) headers[Header.fault] = ctx.faults.join(',');
   res.writeHead(response.status, headers);
+  if (response.flushHeaders) res.flushHeaders();
   const flags = String(headers[Header.flags] ?? '');
   if (!response.body) {
     res.end();

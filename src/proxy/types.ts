@@ -13,6 +13,8 @@ export interface ProxyResponse {
   readonly status: number;
   readonly headers: OutgoingHttpHeaders;
   readonly body: Readable | null;
+  /** Send the head at once rather than with the first body bytes (the body will be slow to come). */
+  readonly flushHeaders?: boolean;
   /** The forwarder took the connection over (a protocol upgrade): nothing is left to write. */
   readonly upgraded?: boolean;
 }

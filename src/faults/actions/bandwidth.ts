@@ -19,7 +19,7 @@ export function bandwidthAction(config: NonNullable<FaultConfig['bandwidth']>): 
         return next(ctx);
       }
       const response = await next(ctx);
-      return response.body ? { ...response, body: pacedBody(response.body, slice, ctx.cancellation, fault.removed) } : response;
+      return response.body ? { ...response, flushHeaders: true, body: pacedBody(response.body, slice, ctx.cancellation, fault.removed) } : response;
     },
   };
 }

@@ -29,7 +29,7 @@ export function delayAction(config: DelayConfig): FaultAction {
         }
         return response;
       }
-      return response.body ? { ...response, body: delayedBody(response.body, ms, ctx.cancellation, fault.removed) } : response;
+      return response.body ? { ...response, flushHeaders: true, body: delayedBody(response.body, ms, ctx.cancellation, fault.removed) } : response;
     },
   };
 }

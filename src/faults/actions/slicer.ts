@@ -11,7 +11,7 @@ export function slicerAction(config: NonNullable<FaultConfig['slicer']>): FaultA
     plan: () => ({ size: config.size, delayMs: config.delay }),
     async run(ctx, next, { fault }) {
       const response = await next(ctx);
-      return response.body ? { ...response, body: pacedBody(response.body, slice, ctx.cancellation, fault.removed) } : response;
+      return response.body ? { ...response, flushHeaders: true, body: pacedBody(response.body, slice, ctx.cancellation, fault.removed) } : response;
     },
   };
 }
