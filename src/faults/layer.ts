@@ -38,27 +38,28 @@ export function faultLayer(point: Point, table: FaultTable, events: EventBus, se
       fired.push({ fault, plan: fault.action.plan(decision.random), ordinal: decision.ordinal });
     }
     if (fired.length === 0) return next(ctx);
-    // The first fault is outermost: a delay listed before an abort delays the abort.
+    // The first fault listed is outermost: a delay listed before an abort delays the abort, and an
+    // abort stops the faults after it (they are not recorded: they never acted).
     for (let i = fired.length - 1; i >= 0; i--) {
-      const { fault, plan } = fired[i]!;
+      const { fault, plan, ordinal } = fired[i]!;
       const inner = handler;
-      handler = (c) => fault.action!.run(c, inner, { fault, point, plan });
-    }
-    for (const { fault, plan, ordinal } of fired) {
-      (ctx.faults ??= []).push(fault.id);
-      events.emit('fault.applied', {
-        faultId: fault.id,
-        action: fault.actionName,
-        point,
-        ordinal,
-        requestId: ctx.id,
-        traceId: ctx.traceId,
-        attempt: point === 'attempt' ? ctx.attempt : 0,
-        source: input.source,
-        destination: input.destination,
-        details: plan,
-      });
-      ctx.span?.addEvent('fault.applied', { 'faultline.fault_id': fault.id, 'faultline.fault_action': fault.actionName });
+      handler = (c) => {
+        (c.faults ??= []).push(fault.id);
+        events.emit('fault.applied', {
+          faultId: fault.id,
+          action: fault.actionName,
+          point,
+          ordinal,
+          requestId: c.id,
+          traceId: c.traceId,
+          attempt: point === 'attempt' ? c.attempt : 0,
+          source: input.source,
+          destination: input.destination,
+          details: plan,
+        });
+        c.span?.addEvent('fault.applied', { 'faultline.fault_id': fault.id, 'faultline.fault_action': fault.actionName });
+        return fault.action!.run(c, inner, { fault, point, plan });
+      };
     }
     return handler(ctx);
   };

@@ -162,6 +162,7 @@ function recordDone(events: EventBus, ctx: RequestContext, status: number, flags
       ...(ctx.route && { 'faultline.route': ctx.route.name }),
       ...(ctx.destination && { 'faultline.destination': ctx.destination.service }),
       ...(ctx.endpoint && { 'faultline.endpoint': ctx.endpoint.address }),
+      ...(ctx.faults && { 'faultline.faults': ctx.faults.join(',') }),
     });
   }
   events.emit('request.done', {
