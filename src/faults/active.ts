@@ -43,6 +43,8 @@ export class ActiveFault {
   /** The points it acts at: its `at`, or for a partition every connection (attempts and inbound). */
   readonly points: ReadonlySet<Point>;
   readonly matches: (input: FaultInput) => boolean;
+  /** The destinations it can match, when it names them (a partition: both sides); undefined for any. */
+  readonly destinations: readonly string[] | undefined;
   /** Fires when the fault is removed: requests it holds (delays, hangs, blackholes) go on at once. */
   readonly removed = new Cancellation();
   readonly counter: FaultCounter;
@@ -58,6 +60,10 @@ export class ActiveFault {
     this.actionName = this.action?.name ?? 'tcp';
     this.points = new Set<Point>(spec.partition ? ['attempt', 'inbound'] : spec.tcp ? [] : [spec.at]);
     this.matches = spec.partition ? partitionMatcher(spec.partition) : compileMatch(spec.match);
+    const partition = spec.partition;
+    this.destinations = partition
+      ? [...new Set([...partition.to, ...(partition.direction === 'both' ? partition.from : [])])]
+      : spec.match.destination === undefined ? undefined : [spec.match.destination].flat();
   }
 
   get expired(): boolean {

@@ -18,12 +18,13 @@ export const TriggerHeader = {
 
 export function faultLayer(point: Point, table: FaultTable, events: EventBus, service: string, triggers: boolean): Layer {
   return (next) => (ctx) => {
-    const faults = table.at(point);
+    const destination = point === 'inbound' ? service : (ctx.destination?.service ?? '');
+    const faults = table.for(point, destination);
     const triggered = triggers && point !== 'attempt' ? triggerFaults(ctx) : undefined;
     if (faults.length === 0 && !triggered) return next(ctx);
     const input: FaultInput = {
       source: ctx.source,
-      destination: point === 'inbound' ? service : (ctx.destination?.service ?? ''),
+      destination,
       route: point === 'inbound' ? undefined : ctx.route?.name,
       method: ctx.method,
       path: ctx.pathname,
@@ -31,12 +32,13 @@ export function faultLayer(point: Point, table: FaultTable, events: EventBus, se
     };
     let handler: Handler = next;
     const fired: { fault: ActiveFault; plan: Plan; ordinal: number }[] = [];
-    for (const fault of [...faults, ...(triggered ?? [])]) {
-      if (!fault.action || !fault.matches(input)) continue;
+    const consider = (fault: ActiveFault) => {
+      if (!fault.action || !fault.matches(input)) return;
       const decision = fault.decide();
-      if (!decision) continue;
-      fired.push({ fault, plan: fault.action.plan(decision.random), ordinal: decision.ordinal });
-    }
+      if (decision) fired.push({ fault, plan: fault.action.plan(decision.random), ordinal: decision.ordinal });
+    };
+    for (const fault of faults) consider(fault);
+    if (triggered) for (const fault of triggered) consider(fault);
     if (fired.length === 0) return next(ctx);
     // The first fault listed is outermost: a delay listed before an abort delays the abort, and an
     // abort stops the faults after it (they are not recorded: they never acted).

@@ -23,6 +23,8 @@ export class FaultTable {
   /** Config faults' counters by definition, so that a reload that leaves a fault alone keeps its sequence. */
   #configCounters = new Map<string, FaultCounter>();
   #byPoint = new Map<Point, readonly ActiveFault[]>();
+  /** Per point, the faults that can match a destination (those naming it, and those naming none), in order. */
+  #byDestination = new Map<Point, { named: ReadonlyMap<string, readonly ActiveFault[]>; any: readonly ActiveFault[] }>();
   #all: readonly ActiveFault[] = [];
   #sweep: NodeJS.Timeout | undefined;
   readonly #listeners = new Set<() => void>();
@@ -36,6 +38,12 @@ export class FaultTable {
   /** The faults acting at a point, in order: config ones first, then runtime ones by install time. */
   at(point: Point): readonly ActiveFault[] {
     return this.#byPoint.get(point)!;
+  }
+
+  /** The faults at a point that can match calls to `destination`: the hot path's only lookup. */
+  for(point: Point, destination: string): readonly ActiveFault[] {
+    const index = this.#byDestination.get(point)!;
+    return index.named.get(destination) ?? index.any;
   }
 
   all(): readonly ActiveFault[] {
@@ -167,7 +175,12 @@ export class FaultTable {
   #index(): void {
     this.#all = Object.freeze([...this.#config, ...this.#runtime.values()]);
     for (const point of ['request', 'attempt', 'inbound'] as const) {
-      this.#byPoint.set(point, Object.freeze(this.#all.filter((f) => f.points.has(point))));
+      const faults = Object.freeze(this.#all.filter((f) => f.points.has(point)));
+      this.#byPoint.set(point, faults);
+      const names = new Set(faults.flatMap((f) => f.destinations ?? []));
+      const any = Object.freeze(faults.filter((f) => f.destinations === undefined));
+      const named = new Map([...names].map((name) => [name, Object.freeze(faults.filter((f) => f.destinations === undefined || f.destinations.includes(name)))]));
+      this.#byDestination.set(point, { named, any });
     }
   }
 

@@ -1,0 +1,151 @@
+// `npm run bench` (fourth part): what installed faults cost requests they do not match, and how exact
+// an injected delay is. Two sidecar processes in front of the same upstream — one with 20 faults that
+// match nothing the load sends (other destinations, headers, paths), one with none — measured in
+// turns; then, on the sidecar with faults, a route delayed by a fixed 50 ms against an undelayed one
+// at 1,000 rps: the delayed latency distribution should be the plain one shifted by exactly 50 ms.
+import autocannon from 'autocannon';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Pool } from 'undici';
+import { stringify } from 'yaml';
+import { percentiles } from './load.ts';
+import { Processes, cpuMs, freePort } from './processes.ts';
+
+const quick = process.argv.includes('--quick');
+const maxS = quick ? 2 : 5;
+const rateS = quick ? 3 : 8;
+const DELAY_MS = 50;
+
+function run(url: string, host: string, options: Partial<autocannon.Options>, times?: number[]): Promise<autocannon.Result> {
+  return new Promise((resolve, reject) => {
+    const instance = autocannon({ url, headers: { host }, ...options }, (error, result) => (error ? reject(error) : resolve(result)));
+    if (times) instance.on('response', (_c, _s, _b, ms: number) => times.push(ms));
+  });
+}
+
+/** Twenty faults of every kind, none matching a plain GET / to `upstream` or `delayed`. */
+function idleFaults(): object[] {
+  return Array.from({ length: 20 }, (_, i) => {
+    const match = [
+      { destination: 'elsewhere' },
+      { destination: 'upstream', headers: { 'x-user': { exact: `user-${i}` } } },
+      { destination: 'upstream', pathPrefix: `/never/${i}` },
+      { route: 'elsewhere', method: 'POST' },
+    ][i % 4];
+    const action = [{ abort: { status: 503 } }, { delay: { fixed: '1s' } }, { hang: {} }, { abort: { reset: true } }][i % 4];
+    return { id: `idle-${i}`, at: i % 2 === 0 ? 'request' : 'attempt', match, ...action };
+  });
+}
+
+async function meshFile(upstream: number, faults: object[]): Promise<string> {
+  const address = async () => `127.0.0.1:${await freePort()}`;
+  const app = await address();
+  const config = {
+    mesh: { name: 'bench-faults' },
+    services: [
+      { name: 'client', endpoints: [{ address: app }] },
+      { name: 'upstream', endpoints: [{ address: `127.0.0.2:${upstream}` }] },
+      { name: 'elsewhere', endpoints: [{ address: `127.0.0.2:${upstream}` }] },
+    ],
+    routes: [
+      { name: 'plain', match: { host: 'upstream' }, destinations: [{ service: 'upstream' }] },
+      { name: 'delayed', match: { host: 'delayed' }, destinations: [{ service: 'upstream' }] },
+    ],
+    sidecars: [{ name: 'client', service: 'client', outbound: await address(), inbound: await address(), admin: await address(), app }],
+    faultInjection: { maxActive: 50 },
+    faults,
+  };
+  const dir = await mkdtemp(join(tmpdir(), 'faultline-bench-'));
+  await writeFile(join(dir, 'mesh.yaml'), stringify(config));
+  return join(dir, 'mesh.yaml');
+}
+
+async function main(): Promise<void> {
+  const processes = new Processes();
+  try {
+    const upstream = Number(await processes.start('upstream', ['bench/upstream.ts']));
+    // Half the delayed route's requests are delayed (seeded), so delayed and undelayed ones share one load.
+    const delayFault = { id: 'delay-50', match: { route: 'delayed' }, percent: 50, seed: 1, delay: { fixed: `${DELAY_MS}ms` } };
+    const withFaults = await processes.startSidecar('client', await meshFile(upstream, [...idleFaults(), delayFault]), 'with-faults');
+    const without = await processes.startSidecar('client', await meshFile(upstream, []), 'no-faults');
+    const urls = { faults: `http://${withFaults.addresses.outbound}/`, none: `http://${without.addresses.outbound}/` };
+    const pids = { faults: withFaults.pid, none: without.pid };
+    const rps: Record<'faults' | 'none', number[]> = { faults: [], none: [] };
+    const cpu: Record<'faults' | 'none', number[]> = { faults: [], none: [] };
+    for (const name of ['none', 'faults'] as const) await run(urls[name], 'upstream', { connections: 32, duration: maxS });
+    for (let round = 0; round < 2; round++) {
+      for (const name of ['none', 'faults'] as const) {
+        const before = cpuMs(pids[name]);
+        const result = await run(urls[name], 'upstream', { connections: 32, duration: maxS });
+        rps[name].push(result.requests.average);
+        cpu[name].push(((cpuMs(pids[name]) - before) / result.requests.total) * 1000);
+      }
+    }
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    const ratio = mean(rps.faults) / mean(rps.none);
+
+    // Delay accuracy: one stream of requests at a steady 1,000 rps, half of them delayed (told apart by
+    // the DI flag): the delayed latency distribution against the undelayed one, quantile by quantile.
+    const times = await steady(withFaults.addresses.outbound, 'delayed', 1_000, rateS * 1_000);
+    const plain = percentiles(times.plain);
+    const delayed = percentiles(times.delayed);
+    const shift = (q: 'p50' | 'p90' | 'p99') => delayed[q] - plain[q] - DELAY_MS;
+    const worst = Math.max(...(['p50', 'p90', 'p99'] as const).map((q) => Math.abs(shift(q))));
+
+    process.stdout.write([
+      `node ${process.version}; max: 32 connections × ${maxS} s, two rounds each, in turns; delay: ${rateS * 1000} requests at 1000 rps, half delayed`,
+      '',
+      '| sidecar | max rps (rounds) | CPU ms per 1,000 requests (rounds) |',
+      '|---|---|---|',
+      `| no faults | ${rps.none.map((r) => r.toFixed(0)).join(', ')} | ${cpu.none.map((c) => c.toFixed(0)).join(', ')} |`,
+      `| 20 faults, none matching | ${rps.faults.map((r) => r.toFixed(0)).join(', ')} | ${cpu.faults.map((c) => c.toFixed(0)).join(', ')} |`,
+      '',
+      `20 idle faults: ${ratio.toFixed(3)}× the throughput without (cost ${((1 - ratio) * 100).toFixed(1)} %, target ≤ 3 %: ${ratio >= 0.97 ? 'met' : 'NOT met'}); ` +
+        `${(mean(cpu.faults) / mean(cpu.none)).toFixed(2)}× the CPU per request.`,
+      '',
+      `| requests at 1000 rps, one stream | requests | p50 ms | p90 ms | p99 ms |`,
+      '|---|---|---|---|---|',
+      `| not delayed | ${times.plain.length} | ${plain.p50.toFixed(2)} | ${plain.p90.toFixed(2)} | ${plain.p99.toFixed(2)} |`,
+      `| delayed ${DELAY_MS} ms | ${times.delayed.length} | ${delayed.p50.toFixed(2)} | ${delayed.p90.toFixed(2)} | ${delayed.p99.toFixed(2)} |`,
+      `| delayed − not delayed − ${DELAY_MS} | | ${shift('p50').toFixed(2)} | ${shift('p90').toFixed(2)} | ${shift('p99').toFixed(2)} |`,
+      '',
+      `Delay accuracy: worst quantile shift error ${worst.toFixed(2)} ms (target p99 ≤ 2 ms: ${Math.abs(shift('p99')) <= 2 ? 'met' : 'NOT met'}).`,
+      '',
+    ].join('\n'));
+  } finally {
+    await processes.stopAll();
+  }
+}
+
+/**
+ * `count` requests, one every 1000/rps ms on a schedule (not waiting for answers), through a pool of
+ * connections; each one's latency, split by whether a delay was injected (the DI response flag).
+ */
+async function steady(address: string, host: string, rps: number, count: number): Promise<{ plain: number[]; delayed: number[] }> {
+  const pool = new Pool(`http://${address}`, { connections: 200, pipelining: 1 });
+  const result = { plain: [] as number[], delayed: [] as number[] };
+  const start = performance.now();
+  const pending: Promise<void>[] = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      const due = start + (i * 1000) / rps;
+      const wait = due - performance.now();
+      if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
+      const sent = performance.now();
+      pending.push(
+        pool.request({ path: '/', method: 'GET', headers: { host } }).then(async (response) => {
+          await response.body.dump();
+          const ms = performance.now() - sent;
+          (String(response.headers['x-faultline-flags'] ?? '').includes('DI') ? result.delayed : result.plain).push(ms);
+        }),
+      );
+    }
+    await Promise.all(pending);
+  } finally {
+    await pool.close();
+  }
+  return result;
+}
+
+await main();
