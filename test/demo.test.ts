@@ -21,6 +21,16 @@ describe('faultline demo', function () {
     expect(result.endpoints.map((e) => e.service)).to.include.members(['catalog', 'cart', 'payments', 'stock']);
     expect(result.endpoints.every((e) => e.available && e.health === 'healthy')).to.equal(true);
     expect(printed).to.include('availability  100.0% (200: 400)');
+    // Then the same burst with a tenth of cart's tries to payments aborted: retries mask nearly all.
+    const phase = result.faultPhase!;
+    expect(phase.injected).to.be.within(15, 75);
+    expect(phase.masked / phase.injected).to.be.at.least(0.8);
+    expect(phase.result.requests).to.equal(400);
+    // Every request that failed at the edge is one of cart's calls that the fault failed (FI), each
+    // with the reason no retry saved it: attempts used up (URX) or the breaker's maxRetries (UO).
+    expect(phase.flags.FI ?? 0).to.equal(phase.failed);
+    expect((phase.flags.URX ?? 0) + (phase.flags.UO ?? 0) + (phase.flags.UBX ?? 0)).to.equal(phase.failed);
+    expect(printed).to.match(/injected +\d+ aborted tries/);
   });
 
   it('leaves no shop process behind', () => {

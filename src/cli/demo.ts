@@ -22,6 +22,35 @@ export interface DemoOptions {
   out?: (text: string) => void;
 }
 
+/**
+ * The demo's fault: a tenth of cart's tries to payments answered 503 by cart's sidecar, which its
+ * retries should mask. (At a fifth, the retries needed pass the route's retry budget — 20 % of
+ * requests — and some aborts reach the caller as UBX: a game day's finding, not a demo's.)
+ */
+export const DEMO_FAULT = {
+  id: 'demo-payments-errors',
+  description: 'cart → payments: 10 % of tries aborted with 503 at the attempt, inside the retry loop',
+  match: { source: 'cart', destination: 'payments' },
+  at: 'attempt',
+  percent: 10,
+  seed: 1,
+  abort: { status: 503 },
+  ttl: '1m',
+};
+
+export interface FaultPhase {
+  /** Tries the fault aborted, at cart's sidecar. */
+  injected: number;
+  /** Requests at the edge that failed. */
+  failed: number;
+  /** Aborted tries whose request (cart → payments) still succeeded: saved by a retry. */
+  masked: number;
+  retries: number;
+  /** Response flags of cart's failed calls to payments (why a retry did not save them). */
+  flags: Record<string, number>;
+  result: DemoResult;
+}
+
 export interface DemoResult {
   requests: number;
   statuses: Record<string, number>;
@@ -30,6 +59,61 @@ export interface DemoResult {
   paymentsVersions: Record<string, number>;
   endpoints: { service: string; address: string; available: boolean; health: string }[];
   elapsedMs: number;
+  faultPhase?: FaultPhase;
+}
+
+/**
+ * The same burst again with DEMO_FAULT put on cart's sidecar through its admin API (as a game day
+ * will), then removed: how many tries it aborted, how many retries that took, what the edge saw.
+ */
+async function faultPhase(cart: Sidecar, entry: string, options: DemoOptions): Promise<FaultPhase> {
+  const admin = `http://${cart.addresses.admin}/faults/${DEMO_FAULT.id}`;
+  const put = await request(admin, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(DEMO_FAULT) });
+  const body = await put.body.text();
+  if (put.statusCode !== 200) throw new Error(`cart's sidecar refused the demo fault (${put.statusCode}): ${body}`);
+  let retries = 0;
+  const aborted = new Map<string, number>();
+  const outcome = new Map<string, number>();
+  const offs = [
+    cart.events.on('retry.attempt', () => retries++),
+    cart.events.on('fault.applied', (e) => e.requestId && aborted.set(e.requestId, (aborted.get(e.requestId) ?? 0) + 1)),
+    cart.events.on('request.done', (e) => {
+      if (e.faults.length === 0) return;
+      outcome.set(e.requestId, e.status);
+      if (e.status >= 500) for (const flag of e.flags) flags[flag] = (flags[flag] ?? 0) + 1;
+    }),
+  ];
+  const flags: Record<string, number> = {};
+  try {
+    const result = await drive(entry, options);
+    let injected = 0;
+    let masked = 0;
+    for (const [id, n] of aborted) {
+      injected += n;
+      const status = outcome.get(id);
+      if (status !== undefined && status > 0 && status < 500) masked += n;
+    }
+    return { injected, masked, failed: result.requests - (result.statuses['200'] ?? 0), retries, flags, result };
+  } finally {
+    for (const off of offs) off();
+    await (await request(admin, { method: 'DELETE' })).body.dump();
+  }
+}
+
+function summariseFault(phase: FaultPhase): string {
+  const r = phase.result;
+  const ok = r.statuses['200'] ?? 0;
+  return [
+    `with a fault  ${DEMO_FAULT.id}: ${DEMO_FAULT.description}`,
+    `  injected    ${phase.injected} aborted tries; cart's sidecar retried ${phase.retries} times`,
+    `  masked      ${phase.masked} of them (${((100 * phase.masked) / Math.max(1, phase.injected)).toFixed(1)}%): their request still succeeded on a retry`,
+    `  edge        ${ok} of ${r.requests} requests ok (${((100 * ok) / Math.max(1, r.requests)).toFixed(1)}%); ${phase.failed} failed` +
+      (Object.keys(phase.flags).length > 0 ? `; cart's failed calls to payments: ${Object.entries(phase.flags).map(([f, n]) => `${f} ${n}`).join(', ')}` : ''),
+    `  latency     p50 ${r.latencyMs.p50.toFixed(1)} ms, p99 ${r.latencyMs.p99.toFixed(1)} ms`,
+    '  (URX: attempts used up; UO: the breaker\'s maxRetries, 3 at once as Envoy\'s default; UBX: the retry budget)',
+    '  fault removed (DELETE /faults/:id); it was leased for 1 min in any case',
+    '',
+  ].join('\n');
 }
 
 export async function runDemo(options: DemoOptions): Promise<DemoResult> {
@@ -43,11 +127,15 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     await until(async () => apps.every((a) => a.exitCode === null) && (await Promise.all(snapshot.sidecars.map((s) => answers(s.app)))).every(Boolean), 15_000, 'the shop\'s services to answer');
     await until(() => sidecars.every((s) => [...s.clusters.values()].every((c) => c.endpoints.every((e) => e.available))), 15_000, 'every endpoint to be healthy');
     const entry = sidecars.find((s) => s.spec.service === ENTRY)!;
+    const cart = sidecars.find((s) => s.spec.service === 'cart')!;
     const result = await drive(entry.addresses.inbound, options);
-    result.endpoints = [...entry.clusters.values(), ...sidecars.find((s) => s.spec.service === 'cart')!.clusters.values()]
+    result.endpoints = [...entry.clusters.values(), ...cart.clusters.values()]
       .filter((c, i, all) => all.findIndex((d) => d.name === c.name) === i && c.name !== ENTRY)
       .flatMap((c) => c.endpoints.map((e) => ({ service: c.name, address: e.address, available: e.available, health: e.health.status })));
-    (options.out ?? ((t) => process.stdout.write(t)))(summarise(result));
+    const out = options.out ?? ((t) => process.stdout.write(t));
+    out(summarise(result));
+    result.faultPhase = await faultPhase(cart, entry.addresses.inbound, options);
+    out(summariseFault(result.faultPhase));
     return result;
   } finally {
     await Promise.all(sidecars.map((s) => s.close()));
