@@ -165,6 +165,46 @@ describe('config loading', () => {
   });
 });
 
+describe('faults in the config', () => {
+  const withFaults = (faults: string, settings = '') => `${EXAMPLE}${settings}faults:\n${faults}`;
+
+  it('accepts the issue\'s example faults, with defaults filled', () => {
+    const config = parseConfig(withFaults(`  - id: payments-slow
+    match: {source: checkout, destination: payments, headers: {x-user: {exact: jason}}}
+    at: attempt
+    percent: 50
+    seed: 42
+    delay: {fixed: 300ms}
+  - id: payments-errors
+    match: {destination: payments}
+    abort: {status: 503}
+    percent: 10
+  - id: split
+    partition: {from: [checkout], to: [payments], direction: both, mode: blackhole}
+`));
+    expect(config.faults.map((f) => [f.id, f.at, f.percent, f.seed])).to.deep.equal([
+      ['payments-slow', 'attempt', 50, 42],
+      ['payments-errors', 'request', 10, 0],
+      ['split', 'request', 100, 0],
+    ]);
+    expect(config.faults[0]!.delay).to.deep.equal({ fixed: 300, before: 'request' });
+    expect(config.faultInjection).to.include({ maxActive: 50, maxPercent: 100, defaultTtl: 300_000, headerTriggers: false });
+  });
+
+  it('names the line and field of a bad fault, and checks references and limits', () => {
+    const base = EXAMPLE.split('\n').length;
+    expect(only(withFaults('  - id: a\n    abort: {status: 503}\n    delay: {fixed: 1s}\n'))).to.include({ line: base + 1, field: 'faults[0]', message: 'one action, not delay and abort' });
+    expect(only(withFaults('  - id: a\n    delay: {uniform: {min: 2s, max: 1s}}\n'))).to.include({ line: base + 2, field: 'faults[0].delay.uniform', message: 'min must not exceed max' });
+    expect(only(withFaults('  - id: a\n    match: {destination: paymnts}\n    hang: {}\n'))).to.include({ line: base + 2, field: 'faults[0].match.destination', message: 'no service named "paymnts"' });
+    expect(only(withFaults('  - id: a\n    hang: {}\n  - id: a\n    hang: {}\n')).field).to.equal('faults[1].id');
+    expect(only(withFaults('  - id: a\n    tcp: {listener: db, latency: {latency: 1s}}\n')).message).to.equal('no sidecar has a tcp listener named "db"');
+    expect(only(withFaults('  - id: a\n    hang: {}\n    percent: 60\n', 'faultInjection: {maxPercent: 50}\n'))).to.include({
+      field: 'faults[0].percent',
+      message: '60 % is over the limit faultInjection.maxPercent (50 %)',
+    });
+  });
+});
+
 describe('snapshot compilation', () => {
   it('versions by content: same config, same version; any change, a new one', () => {
     const a = compileSnapshot(parseConfig(EXAMPLE), 'a.yaml');
