@@ -23,6 +23,8 @@ import { RetryBudgets } from './retry-budget.ts';
 import { Breakers } from './breaker/registry.ts';
 import { composeGeneration, type Generation } from './stack.ts';
 import { FaultTable } from '../faults/table.ts';
+import { startTcpListeners } from '../faults/tcp/listeners.ts';
+import type { TcpProxy } from '../faults/tcp/proxy.ts';
 
 export interface SidecarOptions {
   /** The sidecar's name in the config, or its service's when that is unambiguous. */
@@ -42,6 +44,8 @@ export interface SidecarAddresses {
   outbound: string;
   inbound: string;
   admin: string;
+  /** tcp listeners by name, when the sidecar has any. */
+  tcp?: Record<string, string>;
 }
 
 export class Sidecar {
@@ -59,6 +63,7 @@ export class Sidecar {
   readonly #outlier: OutlierDetector;
   readonly #configFile: string | undefined;
   readonly #servers: Server[] = [];
+  #tcp = new Map<string, TcpProxy>();
   #generation: Generation;
   #appliedAt = Date.now();
   #watcher: FSWatcher | undefined;
@@ -146,7 +151,7 @@ export class Sidecar {
 
   async close(): Promise<void> {
     this.#watcher?.close();
-    await Promise.all(this.#servers.map(closeServer));
+    await Promise.all([...this.#servers.map(closeServer), ...[...this.#tcp.values()].map((p) => p.close())]);
     this.#outlier.close();
     this.faults.close();
     this.metrics.close();
@@ -212,6 +217,10 @@ export class Sidecar {
       inbound: await listen(inbound, this.spec.inbound, this.#servers),
       admin: await listen(admin, this.spec.admin, this.#servers),
     };
+    if (this.spec.tcp.length > 0) {
+      this.#tcp = await startTcpListeners(this.spec.tcp, this.faults, this.events, this.spec.service);
+      this.addresses.tcp = Object.fromEntries([...this.#tcp].map(([name, proxy]) => [name, proxy.address]));
+    }
   }
 }
 

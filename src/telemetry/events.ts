@@ -42,8 +42,8 @@ export interface MeshEvents {
   'fault.applied': EventBase & {
     faultId: string;
     action: string;
-    /** Where it was injected: request, attempt or inbound (partitions also act on health checks: health-check). */
-    point: 'request' | 'attempt' | 'inbound' | 'health-check';
+    /** Where it was injected: request, attempt or inbound; health-check (a partition); tcp (a connection on a tcp listener). */
+    point: 'request' | 'attempt' | 'inbound' | 'health-check' | 'tcp';
     /** The n-th request this fault matched (1, 2, ...): with the seed, what its decision was drawn from. */
     ordinal: number;
     requestId: string | null;

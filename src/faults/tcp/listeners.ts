@@ -1,0 +1,74 @@
+// A sidecar's tcp listeners: one TcpProxy per `tcp:` entry of its config, whose connections get the
+// toxics of the tcp faults in force on that listener — each fault decided per connection, like an HTTP
+// fault per request (count, percent, seed; the ordinal counts the connections it matched).
+import type { EventBus } from '../../telemetry/events.ts';
+import type { ActiveFault } from '../active.ts';
+import type { TcpConfig } from '../schema.ts';
+import type { FaultTable } from '../table.ts';
+import { TcpProxy, type TcpToxicRule, type TcpToxicSpec } from './proxy.ts';
+
+export interface TcpListenerSpec {
+  readonly name: string;
+  readonly listen: string;
+  readonly upstream: string;
+}
+
+export async function startTcpListeners(specs: readonly TcpListenerSpec[], table: FaultTable, events: EventBus, source: string): Promise<Map<string, TcpProxy>> {
+  const proxies = new Map<string, TcpProxy>();
+  try {
+    for (const spec of specs) {
+      const ordinals = new WeakMap<TcpToxicRule, number>();
+      const faultOf = new WeakMap<TcpToxicRule, ActiveFault>();
+      proxies.set(spec.name, await TcpProxy.start({
+        listen: spec.listen,
+        upstream: spec.upstream,
+        select: () => {
+          const rules: TcpToxicRule[] = [];
+          for (const fault of table.all()) {
+            if (fault.spec.tcp?.listener !== spec.name) continue;
+            const decision = fault.decide();
+            if (!decision) continue;
+            const rule: TcpToxicRule = { id: fault.id, direction: fault.spec.tcp.direction, toxic: toxicOf(fault.spec.tcp) };
+            ordinals.set(rule, decision.ordinal);
+            faultOf.set(rule, fault);
+            rules.push(rule);
+          }
+          return rules;
+        },
+        isActive: (id) => {
+          const fault = table.get(id);
+          return fault !== undefined && !fault.removed.cancelled && !fault.expired;
+        },
+        onApplied: (rule) => {
+          const fault = faultOf.get(rule);
+          if (!fault) return;
+          events.emit('fault.applied', {
+            faultId: rule.id,
+            action: 'tcp',
+            point: 'tcp',
+            ordinal: ordinals.get(rule) ?? 0,
+            requestId: null,
+            traceId: null,
+            attempt: 0,
+            source,
+            destination: spec.name,
+            details: { toxic: rule.toxic.kind, direction: rule.direction },
+          });
+        },
+      }));
+    }
+  } catch (error) {
+    await Promise.all([...proxies.values()].map((p) => p.close()));
+    throw error;
+  }
+  return proxies;
+}
+
+export function toxicOf(tcp: TcpConfig): TcpToxicSpec {
+  if (tcp.latency) return { kind: 'latency', latencyMs: tcp.latency.latency, jitterMs: tcp.latency.jitter };
+  if (tcp.bandwidth) return { kind: 'bandwidth', bytesPerSecond: tcp.bandwidth.bytesPerSecond };
+  if (tcp.resetPeer) return { kind: 'reset_peer', afterMs: tcp.resetPeer.after };
+  if (tcp.timeout) return { kind: 'timeout', afterMs: tcp.timeout.after };
+  if (tcp.slicer) return { kind: 'slicer', averageSize: tcp.slicer.averageSize, sizeVariation: tcp.slicer.sizeVariation, delayMs: tcp.slicer.delay };
+  return { kind: 'limit_data', bytes: tcp.limitData!.bytes };
+}

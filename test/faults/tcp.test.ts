@@ -1,0 +1,303 @@
+// The L4 fault proxy over real sockets: a raw TCP echo server on loopback behind a TcpProxy, each
+// toxic checked by what a raw client sees (bytes, timing measured with performance.now(), how the
+// connection ends) and by what the echo server receives.
+import { expect } from 'chai';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { TcpProxy, type TcpProxyOptions, type TcpToxicRule, type TcpToxicSpec } from '../../src/faults/tcp/proxy.ts';
+
+interface EchoConnection {
+  /** Sizes of the 'data' events the echo server saw, and their bytes. */
+  readonly chunks: Buffer[];
+}
+
+interface EchoServer {
+  readonly address: string;
+  readonly connections: EchoConnection[];
+  close(): Promise<void>;
+}
+
+async function startEcho(): Promise<EchoServer> {
+  const connections: EchoConnection[] = [];
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((socket) => {
+    const connection: EchoConnection = { chunks: [] };
+    connections.push(connection);
+    sockets.add(socket);
+    socket.on('data', (chunk: Buffer) => connection.chunks.push(chunk));
+    socket.on('error', () => {}); // resets are part of the tests
+    socket.on('close', () => sockets.delete(socket));
+    socket.pipe(socket);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  return {
+    address: `127.0.0.1:${port}`,
+    connections,
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/** A raw client that records what it receives and how the connection ended, with times since it connected. */
+class Client {
+  readonly socket: Socket;
+  readonly #chunks: Buffer[] = [];
+  #received = 0;
+  #waiters: { bytes: number; resolve: () => void }[] = [];
+  connectedAt = 0;
+  firstDataAt: number | undefined;
+  endedAt: number | undefined;
+  error: NodeJS.ErrnoException | undefined;
+  readonly closed: Promise<number>;
+
+  constructor(address: string) {
+    const colon = address.lastIndexOf(':');
+    this.socket = connect({ host: address.slice(0, colon), port: Number(address.slice(colon + 1)) });
+    this.socket.on('data', (chunk: Buffer) => {
+      this.firstDataAt ??= performance.now();
+      this.#chunks.push(chunk);
+      this.#received += chunk.length;
+      this.#waiters = this.#waiters.filter((w) => (this.#received >= w.bytes ? (w.resolve(), false) : true));
+    });
+    this.socket.on('end', () => (this.endedAt = performance.now()));
+    this.socket.on('error', (error: NodeJS.ErrnoException) => (this.error = error));
+    this.closed = new Promise((resolve) => this.socket.once('close', () => resolve(performance.now())));
+  }
+
+  static async open(address: string): Promise<Client> {
+    const client = new Client(address);
+    await once(client.socket, 'connect');
+    client.connectedAt = performance.now();
+    return client;
+  }
+
+  get data(): Buffer {
+    return Buffer.concat(this.#chunks);
+  }
+
+  /** Resolves once `bytes` bytes in all have arrived; rejects if the connection closes first. */
+  receive(bytes: number): Promise<Buffer> {
+    return Promise.race([
+      new Promise<void>((resolve) => (this.#received >= bytes ? resolve() : this.#waiters.push({ bytes, resolve }))),
+      this.closed.then(() => {
+        if (this.#received < bytes) throw new Error(`closed after ${this.#received} of ${bytes} bytes`);
+      }),
+    ]).then(() => this.data.subarray(0, bytes));
+  }
+
+  /** Sends `payload` and times how long until that many bytes have come back. */
+  async roundTrip(payload: Buffer): Promise<{ echoed: Buffer; ms: number }> {
+    const already = this.data.length;
+    const start = performance.now();
+    this.socket.write(payload);
+    const all = await this.receive(already + payload.length);
+    return { echoed: all.subarray(already), ms: performance.now() - start };
+  }
+}
+
+function rule(direction: TcpToxicRule['direction'], toxic: TcpToxicSpec, id = 'fault-1'): TcpToxicRule {
+  return { id, direction, toxic };
+}
+
+describe('TcpProxy (L4 toxics)', function () {
+  let echo: EchoServer;
+  const proxies: TcpProxy[] = [];
+  const clients: Client[] = [];
+
+  before(async () => {
+    echo = await startEcho();
+  });
+
+  after(async () => {
+    await echo.close();
+  });
+
+  afterEach(async () => {
+    for (const client of clients.splice(0)) client.socket.destroy();
+    await Promise.all(proxies.splice(0).map((proxy) => proxy.close()));
+  });
+
+  async function proxy(rules: readonly TcpToxicRule[], options: Partial<TcpProxyOptions> = {}): Promise<TcpProxy> {
+    const started = await TcpProxy.start({ listen: '127.0.0.1:0', upstream: echo.address, select: () => rules, isActive: () => true, ...options });
+    proxies.push(started);
+    return started;
+  }
+
+  async function client(target: TcpProxy): Promise<Client> {
+    const opened = await Client.open(target.address);
+    clients.push(opened);
+    return opened;
+  }
+
+  it('passes bytes through unchanged without toxics (1 MiB both ways)', async () => {
+    const c = await client(await proxy([]));
+    const payload = randomBytes(1024 * 1024);
+    const { echoed } = await c.roundTrip(payload);
+    c.socket.end();
+    await c.closed;
+    expect(c.data.length).to.equal(payload.length);
+    expect(echoed.equals(payload)).to.equal(true);
+  });
+
+  it('delays each chunk by the latency, per direction', async () => {
+    const down = await client(await proxy([rule('downstream', { kind: 'latency', latencyMs: 100, jitterMs: 0 })]));
+    const first = await down.roundTrip(Buffer.from('ping'));
+    expect(first.echoed.toString()).to.equal('ping');
+    expect(first.ms).to.be.at.least(100).and.below(180);
+
+    const both = await client(
+      await proxy([
+        rule('upstream', { kind: 'latency', latencyMs: 50, jitterMs: 0 }),
+        rule('downstream', { kind: 'latency', latencyMs: 50, jitterMs: 0 }),
+      ]),
+    );
+    const second = await both.roundTrip(Buffer.from('pong'));
+    expect(second.echoed.toString()).to.equal('pong');
+    expect(second.ms).to.be.at.least(100).and.below(180);
+  });
+
+  it('throttles to the bandwidth (50 KiB at 100 KiB/s in about half a second)', async () => {
+    const c = await client(await proxy([rule('downstream', { kind: 'bandwidth', bytesPerSecond: 100 * 1024 })]));
+    const payload = randomBytes(50 * 1024);
+    const { echoed, ms } = await c.roundTrip(payload);
+    expect(echoed.equals(payload)).to.equal(true);
+    expect(ms).to.be.at.least(350).and.below(900);
+  });
+
+  it('resets both sockets after afterMs with reset_peer (ECONNRESET, not a clean end)', async () => {
+    const c = await client(await proxy([rule('downstream', { kind: 'reset_peer', afterMs: 100 })]));
+    const { echoed } = await c.roundTrip(Buffer.from('before the reset'));
+    expect(echoed.toString()).to.equal('before the reset');
+    const closedAt = await c.closed;
+    expect(c.error?.code).to.equal('ECONNRESET');
+    expect(c.endedAt).to.equal(undefined);
+    expect(closedAt - c.connectedAt).to.be.at.least(100);
+  });
+
+  it('holds all data with timeout and closes the connection after afterMs', async () => {
+    const c = await client(await proxy([rule('downstream', { kind: 'timeout', afterMs: 200 })]));
+    c.socket.write('anyone there?');
+    const closedAt = await c.closed;
+    expect(c.data.length).to.equal(0);
+    expect(c.error).to.equal(undefined);
+    expect(closedAt - c.connectedAt).to.be.at.least(200).and.below(600);
+  });
+
+  it('hangs with timeout 0 until the fault is removed, then lets the held data through', async () => {
+    let active = true;
+    const c = await client(await proxy([rule('downstream', { kind: 'timeout', afterMs: 0 })], { isActive: () => active }));
+    const echoed = c.receive(5);
+    c.socket.write('hello');
+    const { removedAt, heldBack } = await new Promise<{ removedAt: number; heldBack: boolean }>((resolve) =>
+      setTimeout(() => {
+        const heldBack = c.firstDataAt === undefined;
+        active = false;
+        resolve({ removedAt: performance.now(), heldBack });
+      }, 300),
+    );
+    expect(heldBack, 'nothing comes back while the fault is in force').to.equal(true);
+    expect((await echoed).toString()).to.equal('hello');
+    expect(c.firstDataAt! - c.connectedAt).to.be.at.least(300);
+    expect(c.firstDataAt! - removedAt).to.be.below(150);
+  });
+
+  it('slices chunks into small pieces with slicer, intact', async () => {
+    const c = await client(await proxy([rule('upstream', { kind: 'slicer', averageSize: 500, sizeVariation: 100, delayMs: 1 })]));
+    const payload = randomBytes(10 * 1024);
+    const { echoed } = await c.roundTrip(payload);
+    const seen = echo.connections.at(-1)!.chunks;
+    expect(seen.length).to.be.at.least(10);
+    expect(Math.max(...seen.map((chunk) => chunk.length))).to.be.at.most(2 * 600);
+    expect(Buffer.concat(seen).equals(payload)).to.equal(true);
+    expect(echoed.equals(payload)).to.equal(true);
+  });
+
+  it('closes the connection after limit_data bytes in that direction', async () => {
+    const c = await client(await proxy([rule('downstream', { kind: 'limit_data', bytes: 1000 })]));
+    const payload = randomBytes(5000);
+    c.socket.write(payload);
+    await c.closed;
+    expect(c.data.length).to.equal(1000);
+    expect(c.data.equals(payload.subarray(0, 1000))).to.equal(true);
+    expect(c.endedAt).to.be.a('number');
+    expect(c.error).to.equal(undefined);
+  });
+
+  it('selects toxics per connection by ordinal and reports each applied toxic once', async () => {
+    const ordinals: number[] = [];
+    const applied: [string, number][] = [];
+    const slow = rule('downstream', { kind: 'latency', latencyMs: 150, jitterMs: 0 }, 'only-second');
+    const target = await proxy([], {
+      select: (ordinal) => {
+        ordinals.push(ordinal);
+        return ordinal === 2 ? [slow] : [];
+      },
+      onApplied: (r, ordinal) => applied.push([r.id, ordinal]),
+    });
+    const times: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const c = await client(target);
+      times.push((await c.roundTrip(Buffer.from(`first ${i}`))).ms);
+      times.push((await c.roundTrip(Buffer.from(`second ${i}`))).ms);
+    }
+    expect(ordinals).to.deep.equal([1, 2, 3]);
+    expect(times[0]).to.be.below(100);
+    expect(times[1]).to.be.below(100);
+    expect(times[2]).to.be.at.least(150);
+    expect(times[3]).to.be.at.least(150);
+    expect(times[4]).to.be.below(100);
+    expect(times[5]).to.be.below(100);
+    expect(applied).to.deep.equal([['only-second', 2]]);
+  });
+
+  it('passes data untouched once a toxic is removed', async () => {
+    let active = true;
+    const c = await client(await proxy([rule('downstream', { kind: 'latency', latencyMs: 150, jitterMs: 0 })], { isActive: () => active }));
+    expect((await c.roundTrip(Buffer.from('slow'))).ms).to.be.at.least(150);
+    active = false;
+    expect((await c.roundTrip(Buffer.from('fast'))).ms).to.be.below(100);
+  });
+
+  it('carries a half-close through after delayed data is out', async () => {
+    const c = await client(await proxy([rule('downstream', { kind: 'latency', latencyMs: 100, jitterMs: 0 })]));
+    const start = performance.now();
+    c.socket.end('last words');
+    await c.closed;
+    expect(c.data.toString()).to.equal('last words');
+    expect(c.endedAt! - start).to.be.at.least(100);
+    expect(c.firstDataAt).to.be.at.most(c.endedAt!);
+  });
+
+  it('resets the client when the upstream cannot be reached', async () => {
+    const gone = createServer();
+    gone.listen(0, '127.0.0.1');
+    await once(gone, 'listening');
+    const port = (gone.address() as AddressInfo).port;
+    await new Promise<void>((resolve) => gone.close(() => resolve()));
+    const target = await TcpProxy.start({ listen: '127.0.0.1:0', upstream: `127.0.0.1:${port}`, select: () => [], isActive: () => true });
+    proxies.push(target);
+    const c = await client(target);
+    await c.closed;
+    expect(c.error?.code).to.equal('ECONNRESET');
+    expect(c.data.length).to.equal(0);
+  });
+
+  it('close() destroys open connections and stops listening', async () => {
+    const target = await proxy([]);
+    const c = await client(target);
+    await c.roundTrip(Buffer.from('hi'));
+    expect(target.connections).to.equal(1);
+    await target.close();
+    await c.closed;
+    expect(target.connections).to.equal(0);
+    const refused = new Client(target.address);
+    clients.push(refused);
+    await refused.closed;
+    expect(refused.error?.code).to.equal('ECONNREFUSED');
+  });
+});
