@@ -255,6 +255,30 @@ describe('TcpProxy (L4 toxics)', function () {
     expect(applied).to.deep.equal([['only-second', 2]]);
   });
 
+  it('keeps chained toxics flowing and intact under backpressure (a reader that keeps pausing)', async function () {
+    this.timeout(5_000); // a stall shows as a timeout
+    const c = await client(
+      await proxy([
+        rule('upstream', { kind: 'latency', latencyMs: 5, jitterMs: 5 }),
+        rule('upstream', { kind: 'slicer', averageSize: 4000, sizeVariation: 1000, delayMs: 0 }),
+        rule('downstream', { kind: 'latency', latencyMs: 5, jitterMs: 0 }),
+        rule('downstream', { kind: 'bandwidth', bytesPerSecond: 16 * 1024 * 1024 }),
+      ]),
+    );
+    let pauses = 0;
+    c.socket.on('data', () => {
+      if (pauses < 20 && Math.random() < 0.05) {
+        pauses++;
+        c.socket.pause();
+        setTimeout(() => c.socket.resume(), 20);
+      }
+    });
+    const payload = randomBytes(4 * 1024 * 1024);
+    const { echoed } = await c.roundTrip(payload);
+    expect(echoed.equals(payload)).to.equal(true);
+    expect(pauses).to.be.above(0);
+  });
+
   it('passes data untouched once a toxic is removed', async () => {
     let active = true;
     const c = await client(await proxy([rule('downstream', { kind: 'latency', latencyMs: 150, jitterMs: 0 })], { isActive: () => active }));

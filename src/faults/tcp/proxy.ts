@@ -136,7 +136,7 @@ class Connection {
     upstream.once('connect', () => this.#wire());
   }
 
-  /** Destroys both sockets at once (FIN, not RST), dropping whatever is in flight. */
+  /** Closes both sockets at once (no reset asked for), dropping whatever is in flight. */
   destroy(): void {
     this.#teardown(false);
   }

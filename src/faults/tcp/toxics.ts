@@ -1,9 +1,11 @@
-// The L4 toxics (Toxiproxy's set), one stage class per kind. A stage is a Transform between the two
+// The L4 toxics (Toxiproxy's set), one stage class per kind. A stage is a Duplex between the two
 // sockets of one direction of a connection: incoming chunks become queued pieces, each let out no
 // earlier than its release time, in order, with backpressure both ways (a full queue holds the writer,
 // a full reader holds the queue). A stage whose fault is removed lets its held pieces out at once: it
 // re-checks while waiting at least every POLL_MS. Timers live and die with the stage.
-import { Transform, type TransformCallback } from 'node:stream';
+import { Duplex } from 'node:stream';
+
+type Callback = (error?: Error | null) => void;
 
 export type TcpToxicSpec =
   | { readonly kind: 'latency'; readonly latencyMs: number; readonly jitterMs: number }
@@ -39,18 +41,19 @@ interface Piece {
 /** How many bytes a stage holds before it stops taking more from its writer. */
 const DEFAULT_CAPACITY = 64 * 1024;
 
-export abstract class ToxicStage extends Transform {
+export abstract class ToxicStage extends Duplex {
   protected readonly link: ToxicLink;
   readonly #capacity: number;
   readonly #queue: Piece[] = [];
   #queuedBytes = 0;
   #lastPushAt = 0;
   #dropping = false;
-  #readWanted = false;
+  /** The reader's buffer is full (push said so): nothing goes out until it asks again (_read). */
+  #readerFull = false;
   /** The writer's callback, held while the queue is full. */
-  #writeCallback: TransformCallback | undefined;
+  #writeCallback: Callback | undefined;
   /** The end's callback, held until the queue is empty. */
-  #flushCallback: TransformCallback | undefined;
+  #finalCallback: Callback | undefined;
   #pumpTimer: NodeJS.Timeout | undefined;
   #alarmTimer: NodeJS.Timeout | undefined;
 
@@ -98,24 +101,24 @@ export abstract class ToxicStage extends Transform {
     this.#alarmTimer = setTimeout(tick, Math.max(0, ms));
   }
 
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+  // A Duplex rather than a Transform: a Transform holds its writer on its own terms (until _read), which
+  // deadlocks against pieces let out by timers. Here the queue alone decides.
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: Callback): void {
     if (this.#dropping) return callback();
     this.admit(chunk);
     this.#writeCallback = callback;
     this.#pump();
   }
 
-  override _flush(callback: TransformCallback): void {
-    this.#flushCallback = callback;
+  override _final(callback: Callback): void {
+    this.#finalCallback = callback;
     this.#pump();
   }
 
-  override _read(size: number): void {
-    super._read(size);
-    if (this.#readWanted) {
-      this.#readWanted = false;
-      this.#pump();
-    }
+  override _read(): void {
+    if (!this.#readerFull) return; // pieces go out on their own timers
+    this.#readerFull = false;
+    this.#pump();
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
@@ -123,7 +126,7 @@ export abstract class ToxicStage extends Transform {
     clearTimeout(this.#alarmTimer);
     this.#pumpTimer = this.#alarmTimer = undefined;
     this.#queue.length = 0;
-    this.#writeCallback = this.#flushCallback = undefined;
+    this.#writeCallback = this.#finalCallback = undefined;
     callback(error);
   }
 
@@ -132,17 +135,14 @@ export abstract class ToxicStage extends Transform {
     clearTimeout(this.#pumpTimer);
     this.#pumpTimer = undefined;
     if (this.destroyed) return;
-    while (this.#queue.length > 0) {
-      if (this.readableLength >= this.readableHighWaterMark) {
-        this.#readWanted = true;
-        break;
-      }
+    while (this.#queue.length > 0 && !this.#readerFull) {
       const piece = this.#queue[0]!;
       const now = performance.now();
       if (this.link.active()) {
         if (typeof piece.release === 'function') piece.release = piece.release(now, this.#lastPushAt);
         const at = piece.release ?? now;
         if (now < at) {
+          clearTimeout(this.#pumpTimer); // a re-entrant pump (a writer called back) may have set one
           this.#pumpTimer = setTimeout(() => this.#pump(), Math.max(1, Math.min(at - now, POLL_MS)));
           break;
         }
@@ -150,16 +150,17 @@ export abstract class ToxicStage extends Transform {
       this.#queue.shift();
       this.#queuedBytes -= piece.chunk.length;
       this.#lastPushAt = now;
-      this.push(piece.chunk);
+      if (!this.push(piece.chunk)) this.#readerFull = true;
     }
     if (this.#writeCallback && this.#queuedBytes < this.#capacity) {
       const callback = this.#writeCallback;
       this.#writeCallback = undefined;
       callback();
     }
-    if (this.#flushCallback && this.#queue.length === 0) {
-      const callback = this.#flushCallback;
-      this.#flushCallback = undefined;
+    if (this.#finalCallback && this.#queue.length === 0) {
+      const callback = this.#finalCallback;
+      this.#finalCallback = undefined;
+      this.push(null);
       callback();
     }
   }
@@ -284,7 +285,7 @@ export class SlicerStage extends ToxicStage {
   }
 
   protected admit(chunk: Buffer): void {
-    if (!this.link.active() || chunk.length <= this.#averageSize - this.#sizeVariation) return this.enqueue(chunk);
+    if (!this.link.active()) return this.enqueue(chunk);
     this.link.applied();
     const spaced = (_now: number, lastPushAt: number): number => lastPushAt + this.#delayMs;
     let offset = 0;
