@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Pool } from 'undici';
 import { stringify } from 'yaml';
 import { percentiles } from './load.ts';
-import { Processes, cpuMs, freePort } from './processes.ts';
+import { Processes, cpuMs, freePort, pinSelf } from './processes.ts';
 
 const quick = process.argv.includes('--quick');
 const maxS = quick ? 2 : 5;
@@ -64,11 +64,12 @@ async function meshFile(upstream: number, faults: object[]): Promise<string> {
 async function main(): Promise<void> {
   const processes = new Processes();
   try {
-    const upstream = Number(await processes.start('upstream', ['bench/upstream.ts']));
+    const pinning = pinSelf();
+    const upstream = Number(await processes.start('upstream', ['bench/upstream.ts'], {}, 0));
     // Half the delayed route's requests are delayed (seeded), so delayed and undelayed ones share one load.
     const delayFault = { id: 'delay-50', match: { route: 'delayed' }, percent: 50, seed: 1, delay: { fixed: `${DELAY_MS}ms` } };
-    const withFaults = await processes.startSidecar('client', await meshFile(upstream, [...idleFaults(), delayFault]), 'with-faults');
-    const without = await processes.startSidecar('client', await meshFile(upstream, []), 'no-faults');
+    const withFaults = await processes.startSidecar('client', await meshFile(upstream, [...idleFaults(), delayFault]), 'with-faults', 1);
+    const without = await processes.startSidecar('client', await meshFile(upstream, []), 'no-faults', 1);
     const urls = { faults: `http://${withFaults.addresses.outbound}/`, none: `http://${without.addresses.outbound}/` };
     const pids = { faults: withFaults.pid, none: without.pid };
     const rps: Record<'faults' | 'none', number[]> = { faults: [], none: [] };
@@ -94,7 +95,7 @@ async function main(): Promise<void> {
     const worst = Math.max(...(['p50', 'p90', 'p99'] as const).map((q) => Math.abs(shift(q))));
 
     process.stdout.write([
-      `node ${process.version}; max: 32 connections × ${maxS} s, two rounds each, in turns; delay: ${rateS * 1000} requests at 1000 rps, half delayed`,
+      `node ${process.version}; max: 32 connections × ${maxS} s, two rounds each, in turns; delay: ${rateS * 1000} requests at 1000 rps, half delayed; ${pinning}`,
       '',
       '| sidecar | max rps (rounds) | CPU ms per 1,000 requests (rounds) |',
       '|---|---|---|',

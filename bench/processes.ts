@@ -1,6 +1,7 @@
 // Child processes of a benchmark run: started on this Node, each announcing itself with one stdout
 // line, all stopped at the end; plus their memory, read from /proc.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { availableParallelism } from 'node:os';
 import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 
@@ -16,9 +17,12 @@ export interface SidecarProcess {
 export class Processes {
   readonly #children = new Map<string, ChildProcess>();
 
-  /** Starts `node ARGS` and resolves with the first line it prints. */
-  start(name: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<string> {
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } });
+  /** Starts `node ARGS` (on CPU `cpu` only, when given and pinning works here) and resolves with the first line it prints. */
+  start(name: string, args: string[], env: NodeJS.ProcessEnv = {}, cpu?: number): Promise<string> {
+    const pinned = cpu !== undefined && canPin();
+    const child = pinned
+      ? spawn('taskset', ['-c', String(cpu), process.execPath, ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } })
+      : spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } });
     this.#children.set(name, child);
     return new Promise((resolve, reject) => {
       let out = '';
@@ -36,8 +40,8 @@ export class Processes {
   }
 
   /** Starts sidecar `name` of the config; `as` names the process when one config's sidecar runs twice. */
-  async startSidecar(name: string, config: string, as = name): Promise<SidecarProcess> {
-    const line = await this.start(as, [CLI, 'sidecar', '--config', config, '--service', name, '--no-watch'], { FAULTLINE_LOG_LEVEL: 'warn' });
+  async startSidecar(name: string, config: string, as = name, cpu?: number): Promise<SidecarProcess> {
+    const line = await this.start(as, [CLI, 'sidecar', '--config', config, '--service', name, '--no-watch'], { FAULTLINE_LOG_LEVEL: 'warn' }, cpu);
     const pid = this.pid(as);
     return { pid, addresses: JSON.parse(line), idleRss: rss(pid) };
   }
@@ -53,6 +57,22 @@ export class Processes {
       child.kill('SIGTERM');
     })));
   }
+}
+
+/** Whether processes can be pinned to a CPU here: taskset exists and there are at least two. */
+export function canPin(): boolean {
+  return availableParallelism() >= 2 && spawnSync('taskset', ['-V']).status === 0;
+}
+
+/**
+ * Pins this process (the load generator) to CPU 0 and says what it did, so that a sidecar pinned to
+ * CPU 1 has a core of its own: its max throughput is then its own capacity, not a share of a core
+ * fought over with the load generator.
+ */
+export function pinSelf(): string {
+  if (!canPin()) return 'not pinned (no taskset, or one CPU)';
+  spawnSync('taskset', ['-cp', '0', String(process.pid)]);
+  return 'load generator and upstream on CPU 0, sidecars on CPU 1';
 }
 
 /** CPU time (user + system) a process has used so far, in milliseconds. */

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { percentiles } from './load.ts';
-import { Processes, cpuMs, freePort } from './processes.ts';
+import { Processes, cpuMs, freePort, pinSelf } from './processes.ts';
 
 const quick = process.argv.includes('--quick');
 const maxS = quick ? 2 : 5;
@@ -51,9 +51,12 @@ async function main(): Promise<void> {
   await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
   const otlp = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/v1/traces`;
   try {
-    const upstream = Number(await processes.start('upstream', ['bench/upstream.ts']));
-    const on = await processes.startSidecar('client', await meshFile(upstream, { enabled: true, tracing: { otlpEndpoint: otlp, sampleRatio: 0.01 } }), 'on');
-    const off = await processes.startSidecar('client', await meshFile(upstream, { enabled: false }), 'off');
+    const pinning = pinSelf();
+    const upstream = Number(await processes.start('upstream', ['bench/upstream.ts'], {}, 0));
+    // `--no-tracing`: the same, without the tracer (how much of the cost is tracing's).
+    const onTelemetry = process.argv.includes('--no-tracing') ? { enabled: true } : { enabled: true, tracing: { otlpEndpoint: otlp, sampleRatio: 0.01 } };
+    const on = await processes.startSidecar('client', await meshFile(upstream, onTelemetry), 'on', 1);
+    const off = await processes.startSidecar('client', await meshFile(upstream, { enabled: false }), 'off', 1);
     const targets = { on: `http://${on.addresses.outbound}/`, off: `http://${off.addresses.outbound}/` };
     const rps: Record<'on' | 'off', number[]> = { on: [], off: [] };
     const p99: Record<'on' | 'off', number[]> = { on: [], off: [] };
@@ -74,7 +77,7 @@ async function main(): Promise<void> {
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
     const ratio = mean(rps.on) / mean(rps.off);
     process.stdout.write([
-      `node ${process.version}; max: 32 connections × ${maxS} s; latency: 1000 rps × ${rateS} s; two rounds each, in turns`,
+      `node ${process.version}; max: 32 connections × ${maxS} s; latency: 1000 rps × ${rateS} s; two rounds each, in turns; ${pinning}`,
       '',
       '| telemetry | max rps (rounds) | p99 ms at 1000 rps (rounds) | sidecar CPU ms per 1,000 requests at 1000 rps (rounds) |',
       '|---|---|---|---|',
