@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { stringify } from 'yaml';
-import { Processes, freePort } from './processes.ts';
+import { Processes, freePort, pinSelf } from './processes.ts';
 
 const quick = process.argv.includes('--quick');
 const maxS = quick ? 2 : 5;
@@ -31,9 +31,10 @@ async function count(port: number): Promise<number> {
 async function main(): Promise<void> {
   const processes = new Processes();
   try {
-    const ok = Number(await processes.start('upstream', ['bench/upstream.ts']));
-    const failing = Number(await processes.start('failing', ['bench/upstream.ts', 'fail']));
-    const sidecar = await processes.startSidecar('policies', await meshFile(ok, failing));
+    const pinning = pinSelf();
+    const ok = Number(await processes.start('upstream', ['bench/upstream.ts'], {}, 0));
+    const failing = Number(await processes.start('failing', ['bench/upstream.ts', 'fail'], {}, 0));
+    const sidecar = await processes.startSidecar('policies', await meshFile(ok, failing), 'policies', 1);
     const url = `http://${sidecar.addresses.outbound}/`;
 
     const rps: Record<string, number[]> = { plain: [], guarded: [] };
@@ -56,7 +57,7 @@ async function main(): Promise<void> {
     }
 
     const out = [
-      `node ${process.version}; max throughput: 32 connections × ${maxS} s, two rounds each, alternating`,
+      `node ${process.version}; max throughput: 32 connections × ${maxS} s, two rounds each, alternating; ${pinning}`,
       '',
       '| route | max rps (rounds) | mean |',
       '|---|---|---:|',
