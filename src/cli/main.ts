@@ -8,6 +8,9 @@ import { compileSnapshot } from '../config/snapshot.ts';
 import { FaultlineError } from '../errors.ts';
 import { Sidecar } from '../proxy/sidecar.ts';
 import { DEMO_MESH, runDemo } from './demo.ts';
+import { readFile } from 'node:fs/promises';
+import { startControlledSidecar } from '../control/agent.ts';
+import { startControlPlane } from '../control/server.ts';
 import { createLogger } from '../telemetry/log.ts';
 
 /** Exit codes: 1 for a failure at run time, 2 for invalid input (config, arguments). */
@@ -22,23 +25,43 @@ const program = new Command()
 program
   .command('sidecar')
   .description('run the sidecar proxy of one service: outbound, inbound and admin listeners')
-  .requiredOption('-c, --config <file>', 'the mesh config (YAML)')
+  .option('-c, --config <file>', 'the mesh config (YAML), when the sidecar runs without a control plane')
+  .option('--control <url>', 'the control plane to take config and faults from, e.g. http://127.0.0.1:15100')
+  .option('--token-file <file>', 'with --control: the bearer token (or set FAULTLINE_TOKEN)')
+  .option('--state-dir <dir>', 'with --control: where the last snapshot is kept (default .faultline/sidecars/<name>)')
   .requiredOption('-s, --service <name>', 'the sidecar to run: its name, or its service when the service has one sidecar')
   .option('--no-watch', 'do not reload when the config file changes (SIGHUP still reloads)')
   .option('--access-log <file>', 'a JSON line per request to this file, or to stdout with -')
-  .action(async (options: { config: string; service: string; watch: boolean; accessLog?: string }) => {
+  .action(async (options: { config?: string; control?: string; tokenFile?: string; stateDir?: string; service: string; watch: boolean; accessLog?: string }) => {
     const log = createLogger('faultline-sidecar');
-    const loaded = await loadConfigFile(options.config);
-    const sidecar = await Sidecar.start({
-      name: options.service,
-      snapshot: compileSnapshot(loaded.config, options.config),
-      configFile: options.config,
-      watch: options.watch,
-      log,
-      ...(options.accessLog && { accessLog: options.accessLog }),
-    });
-    process.on('SIGHUP', () => void sidecar.reload());
+    if (Boolean(options.config) === Boolean(options.control)) throw new InvalidArgumentError('give either --config FILE or --control URL');
+    let sidecar: Sidecar;
+    let stopControl: (() => Promise<void>) | undefined;
+    if (options.control) {
+      const controlled = await startControlledSidecar({
+        url: options.control.replace(/\/$/, ''),
+        token: await readToken(options.tokenFile),
+        name: options.service,
+        stateDir: options.stateDir ?? `.faultline/sidecars/${options.service}`,
+        log,
+        ...(options.accessLog && { accessLog: options.accessLog }),
+      });
+      sidecar = controlled.sidecar;
+      stopControl = () => controlled.client.close();
+    } else {
+      const loaded = await loadConfigFile(options.config!);
+      sidecar = await Sidecar.start({
+        name: options.service,
+        snapshot: compileSnapshot(loaded.config, options.config!),
+        configFile: options.config!,
+        watch: options.watch,
+        log,
+        ...(options.accessLog && { accessLog: options.accessLog }),
+      });
+      process.on('SIGHUP', () => void sidecar.reload());
+    }
     const stop = async () => {
+      await stopControl?.();
       await sidecar.close();
       log.flush();
       process.exit(0);
@@ -47,6 +70,39 @@ program
     process.once('SIGTERM', () => void stop());
     process.stdout.write(`${JSON.stringify({ sidecar: sidecar.name, version: sidecar.snapshot.version, ...sidecar.addresses })}\n`);
   });
+
+program
+  .command('control')
+  .description('run the control plane: desired state, distribution to sidecars, runtime faults under leases')
+  .option('-c, --config <file>', 'the mesh config to serve (else the one kept in --state-dir)')
+  .option('--listen <address>', 'where its API listens', '127.0.0.1:15100')
+  .option('--token-file <file>', 'the bearer token every caller must present (or set FAULTLINE_TOKEN)')
+  .option('--state-dir <dir>', 'where the desired state is kept', '.faultline/control')
+  .action(async (options: { config?: string; listen: string; tokenFile?: string; stateDir: string }) => {
+    const log = createLogger('faultline-control');
+    const control = await startControlPlane({
+      listen: options.listen,
+      token: await readToken(options.tokenFile),
+      stateDir: options.stateDir,
+      log,
+      ...(options.config && { configFile: options.config }),
+    });
+    const stop = async () => {
+      await control.close();
+      log.flush();
+      process.exit(0);
+    };
+    process.once('SIGINT', () => void stop());
+    process.once('SIGTERM', () => void stop());
+    process.stdout.write(`${JSON.stringify({ control: control.url, version: control.plane.state.version })}\n`);
+  });
+
+/** The bearer token: from a file (trimmed) or FAULTLINE_TOKEN; never printed. */
+async function readToken(file: string | undefined): Promise<string> {
+  const token = file ? (await readFile(file, 'utf8')).trim() : (process.env.FAULTLINE_TOKEN ?? '').trim();
+  if (!token) throw new InvalidArgumentError(file ? `the token file ${file} is empty` : 'a token is required: --token-file FILE or FAULTLINE_TOKEN');
+  return token;
+}
 
 program
   .command('validate')
@@ -86,7 +142,7 @@ export function positiveInt(value: string): number {
 try {
   await program.parseAsync();
 } catch (error) {
-  if (error instanceof ConfigError) {
+  if (error instanceof ConfigError || error instanceof InvalidArgumentError) {
     process.stderr.write(`${error.message}\n`);
     process.exit(EXIT_INVALID);
   }

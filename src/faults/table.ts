@@ -127,6 +127,34 @@ export class FaultTable {
     return fault;
   }
 
+  /**
+   * Makes the runtime faults that came from `owner` (the control plane) exactly `specs`, each with its
+   * absolute lease: new ones installed, changed ones replaced, unchanged ones kept (with their
+   * counters), ones no longer listed removed. Runtime faults put by others are left alone. A fault a
+   * limit refuses is skipped and reported.
+   */
+  sync(specs: readonly FaultConfig[], owned: Set<string>): { installed: string[]; removed: string[]; refused: { id: string; error: string }[] } {
+    const result = { installed: [] as string[], removed: [] as string[], refused: [] as { id: string; error: string }[] };
+    const wanted = new Map(specs.map((s) => [s.id, s]));
+    for (const id of [...owned]) {
+      if (wanted.has(id)) continue;
+      owned.delete(id);
+      if (this.delete(id)) result.removed.push(id);
+    }
+    for (const spec of specs) {
+      const current = this.#runtime.get(spec.id);
+      if (current && owned.has(spec.id) && definition(current.spec) === definition(spec)) continue;
+      try {
+        this.put(spec);
+        owned.add(spec.id);
+        result.installed.push(spec.id);
+      } catch (error) {
+        result.refused.push({ id: spec.id, error: (error as Error).message });
+      }
+    }
+    return result;
+  }
+
   /** Removes a runtime fault; false when there is none by that id. */
   delete(id: string): boolean {
     const fault = this.#runtime.get(id);

@@ -13,6 +13,8 @@ export interface EventBase {
   /** Monotonic milliseconds (performance.now()), for ordering and durations. */
   readonly monotonic: number;
   readonly sidecar: string;
+  /** On an event relayed into a merged stream (the control plane's): its seq in its sidecar's own stream. */
+  readonly sourceSeq?: number;
 }
 
 export interface MeshEvents {
@@ -110,6 +112,18 @@ export class EventBus {
     this.#ring[seq % this.#ring.length] = event;
     this.#emitter.emit(name, event);
     this.#emitter.emit('*', event);
+  }
+
+  /**
+   * Takes in an event from another bus (a sidecar's, read by the control plane): numbered in this
+   * stream, its own number kept as `sourceSeq`, its sidecar, times and payload untouched.
+   */
+  relay(event: MeshEvent): void {
+    const seq = ++this.#seq;
+    const relayed = { ...event, seq, sourceSeq: event.seq } as MeshEvent;
+    this.#ring[seq % this.#ring.length] = relayed;
+    this.#emitter.emit(relayed.type, relayed);
+    this.#emitter.emit('*', relayed);
   }
 
   on<K extends MeshEventName>(name: K, listener: (event: MeshEvents[K]) => void): () => void {

@@ -1,0 +1,120 @@
+// The control plane's HTTP API (express: not a data path). Every route needs the bearer token —
+// operators' and sidecars' alike — compared in constant time; none, or a wrong one, is a 401, and the
+// token never reaches a log line. Operators: /config, /faults, /sidecars, /events. Sidecars: the
+// watch stream (server-sent events), acks, and certificate signing.
+import { timingSafeEqual, createHash } from 'node:crypto';
+import express, { type Express, type NextFunction, type Request, type Response } from 'express';
+import { ConfigError } from '../config/errors.ts';
+import { parseFault } from '../faults/admin.ts';
+import { FaultLimitError } from '../faults/table.ts';
+import { streamEvents } from '../telemetry/event-stream.ts';
+import type { ControlPlane } from './plane.ts';
+
+export interface IdentityIssuer {
+  /** Signs a sidecar's CSR for its service; throws on a bad CSR. */
+  issue(sidecar: string, csrPem: string): Promise<{ certPem: string; caPem: string; spiffeId: string; notAfter: string }>;
+}
+
+export function createControlApp(plane: ControlPlane, token: string, identity?: IdentityIssuer): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('json spaces', 2);
+  app.use(bearer(token));
+
+  app.get('/config', (_req, res) => {
+    res.type('application/yaml').set('x-faultline-version', plane.state.version).send(plane.configText);
+  });
+
+  app.put('/config', express.text({ type: () => true, limit: '4mb' }), async (req, res) => {
+    try {
+      const state = await plane.putConfig(typeof req.body === 'string' ? req.body : '', 'PUT /config');
+      res.json({ version: state.version });
+    } catch (error) {
+      if (error instanceof ConfigError) return void res.status(400).json({ error: error.message, problems: error.problems });
+      throw error;
+    }
+  });
+
+  app.get('/faults', (_req, res) => {
+    const now = Date.now();
+    res.json({ version: plane.state.version, faults: plane.faults.all().map((f) => f.view(now)) });
+  });
+
+  app.get('/faults/:id', (req, res) => {
+    const fault = plane.faults.get(req.params.id);
+    if (!fault) return void res.status(404).json({ error: `no fault "${req.params.id}"` });
+    res.json(fault.view());
+  });
+
+  app.put('/faults/:id', express.text({ type: () => true, limit: '64kb' }), (req, res) => {
+    try {
+      const fault = plane.faults.put(parseFault(typeof req.body === 'string' ? req.body : '', req.params.id, plane.snapshot));
+      res.json({ version: plane.state.version, fault: fault.view() });
+    } catch (error) {
+      if (error instanceof ConfigError) return void res.status(400).json({ error: error.message, problems: error.problems });
+      if (error instanceof FaultLimitError) return void res.status(422).json({ error: error.message, code: error.code });
+      throw error;
+    }
+  });
+
+  app.delete('/faults/:id', (req, res) => {
+    if (!plane.faults.delete(req.params.id)) return void res.status(404).json({ error: `no runtime fault "${req.params.id}"` });
+    res.status(204).end();
+  });
+
+  app.delete('/faults', (_req, res) => {
+    res.json({ deleted: plane.faults.deleteAll(), version: plane.state.version });
+  });
+
+  app.get('/sidecars', (_req, res) => {
+    res.json({ version: plane.state.version, sidecars: plane.sidecars() });
+  });
+
+  app.get('/events', (req, res) => {
+    const since = req.query.since === undefined ? undefined : Number(req.query.since);
+    if (since !== undefined && !(Number.isInteger(since) && since >= 0)) {
+      return void res.status(400).json({ error: 'since must be a whole number: the seq of the last event you have' });
+    }
+    streamEvents(plane.events, since, req, res);
+  });
+
+  // Sidecars.
+  app.get('/v1/watch', (req, res) => {
+    const sidecar = String(req.query.sidecar ?? '');
+    if (!sidecar) return void res.status(400).json({ error: 'watch needs ?sidecar=NAME' });
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
+    res.flushHeaders();
+    plane.subscribe(sidecar, res);
+  });
+
+  app.post('/v1/ack', express.json(), (req, res) => {
+    const { sidecar, version, error } = req.body as { sidecar?: unknown; version?: unknown; error?: unknown };
+    if (typeof sidecar !== 'string' || typeof version !== 'string') return void res.status(400).json({ error: 'ack needs {sidecar, version}' });
+    plane.acknowledge(sidecar, version, typeof error === 'string' ? error : null);
+    res.status(204).end();
+  });
+
+  app.post('/v1/identity', express.json(), async (req, res) => {
+    if (!identity) return void res.status(404).json({ error: 'this control plane issues no identities (mtls is off)' });
+    const { sidecar, csr } = req.body as { sidecar?: unknown; csr?: unknown };
+    if (typeof sidecar !== 'string' || typeof csr !== 'string') return void res.status(400).json({ error: 'identity needs {sidecar, csr}' });
+    try {
+      res.json(await identity.issue(sidecar, csr));
+    } catch (error) {
+      res.status(400).json({ error: (error as Error).message });
+    }
+  });
+
+  return app;
+}
+
+/** Bearer-token check, constant time over digests (so the length leaks nothing either). */
+function bearer(token: string): (req: Request, res: Response, next: NextFunction) => void {
+  const expected = createHash('sha256').update(token).digest();
+  return (req, res, next) => {
+    const header = req.headers.authorization ?? '';
+    const given = header.startsWith('Bearer ') ? header.slice(7) : '';
+    if (given && timingSafeEqual(createHash('sha256').update(given).digest(), expected)) return next();
+    res.status(401).set('www-authenticate', 'Bearer realm="faultline"').json({ error: 'a bearer token is required: Authorization: Bearer <token>' });
+  };
+}

@@ -1,0 +1,182 @@
+// The sidecar's side of distribution: a watch stream (server-sent events) from the control plane,
+// each snapshot parsed and checked here again, applied, persisted locally (so a restart without the
+// control plane still works), and acknowledged — or refused, with the error acknowledged instead.
+// When the stream breaks the sidecar keeps serving its last snapshot and reconnects with backoff.
+import { request } from 'undici';
+import { parseConfig } from '../config/load.ts';
+import { compileSnapshot, type Snapshot } from '../config/snapshot.ts';
+import { silentLogger, type Logger } from '../telemetry/log.ts';
+import type { DesiredState } from './plane.ts';
+import { FileStore } from './store.ts';
+
+export interface ControlClientOptions {
+  /** The control plane's base URL, e.g. http://127.0.0.1:15100 */
+  readonly url: string;
+  readonly token: string;
+  readonly sidecar: string;
+  /** Where the last applied state is kept (a directory). */
+  readonly stateDir: string;
+  readonly log?: Logger;
+  /** Backoff between reconnects: full jitter in [0, min(max, base × 2^n)). */
+  readonly backoff?: { baseMs: number; maxMs: number };
+}
+
+export interface Received {
+  readonly state: DesiredState;
+  readonly snapshot: Snapshot;
+}
+
+/** Applies a received state; throws to refuse it (the error is acknowledged). */
+export type Apply = (received: Received) => void;
+
+const STATE_KEY = 'state.json';
+
+export class ControlClient {
+  readonly #options: ControlClientOptions;
+  readonly #store: FileStore;
+  readonly #log: Logger;
+  #apply: Apply | undefined;
+  #applied: string | undefined;
+  #closed = false;
+  #abort: AbortController | undefined;
+  #failures = 0;
+  #connected = false;
+  #loop: Promise<void> | undefined;
+  #first: ((received: Received) => void) | undefined;
+  /** A state that came before anyone could apply it (between start() and onState()). */
+  #pending: DesiredState | undefined;
+
+  constructor(options: ControlClientOptions) {
+    this.#options = options;
+    this.#store = new FileStore(options.stateDir);
+    this.#log = (options.log ?? silentLogger).child({ control: options.url });
+  }
+
+  get connected(): boolean {
+    return this.#connected;
+  }
+
+  /** The version last applied (from the control plane or the local copy). */
+  get version(): string | undefined {
+    return this.#applied;
+  }
+
+  /**
+   * The state to start from: the control plane's first snapshot when it answers within `waitMs`, else
+   * the one kept locally from the last run; throws when there is neither. The watch keeps running.
+   */
+  async start(waitMs: number): Promise<Received> {
+    const first = new Promise<Received>((resolve) => (this.#first = resolve));
+    this.#loop = this.#run();
+    const timeout = new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), waitMs).unref());
+    const received = await Promise.race([first, timeout]);
+    if (received) return received;
+    const kept = await this.#store.get(STATE_KEY);
+    if (!kept) throw new Error(`the control plane at ${this.#options.url} did not answer within ${waitMs} ms and no state is kept in ${this.#options.stateDir}`);
+    const local = this.#parse(JSON.parse(kept) as DesiredState, 'local copy');
+    this.#log.warn({ version: local.state.version }, 'control plane unreachable: starting from the kept snapshot');
+    this.#applied = local.state.version;
+    this.#first = undefined;
+    return local;
+  }
+
+  /** From now on, every new snapshot goes to `apply` (after the first one, which start() returned). */
+  onState(apply: Apply): void {
+    this.#apply = apply;
+    const pending = this.#pending;
+    this.#pending = undefined;
+    if (pending) void this.#receive(pending);
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#abort?.abort();
+    await this.#loop;
+  }
+
+  async #run(): Promise<void> {
+    const { baseMs, maxMs } = this.#options.backoff ?? { baseMs: 100, maxMs: 5_000 };
+    while (!this.#closed) {
+      try {
+        await this.#watch();
+      } catch (error) {
+        if (this.#closed) break;
+        this.#log.warn({ error: (error as Error).message }, 'watch stream lost; serving the last snapshot');
+      }
+      this.#connected = false;
+      if (this.#closed) break;
+      const wait = Math.random() * Math.min(maxMs, baseMs * 2 ** Math.min(this.#failures++, 16));
+      await new Promise((resolve) => setTimeout(resolve, wait));
+    }
+  }
+
+  async #watch(): Promise<void> {
+    this.#abort = new AbortController();
+    const response = await request(`${this.#options.url}/v1/watch?sidecar=${encodeURIComponent(this.#options.sidecar)}`, {
+      headers: { authorization: `Bearer ${this.#options.token}`, accept: 'text/event-stream' },
+      signal: this.#abort.signal,
+      // The control plane sends a heartbeat every 15 s: silence for 45 s means the connection is dead.
+      bodyTimeout: 45_000,
+      headersTimeout: 10_000,
+    });
+    if (response.statusCode !== 200) {
+      const text = await response.body.text();
+      throw new Error(`watch answered ${response.statusCode}: ${text.slice(0, 200)}`);
+    }
+    this.#connected = true;
+    this.#failures = 0;
+    let buffer = '';
+    for await (const chunk of response.body) {
+      buffer += String(chunk);
+      let end: number;
+      while ((end = buffer.indexOf('\n\n')) !== -1) {
+        const message = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const data = message.split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('\n');
+        if (message.includes('event: snapshot') && data) await this.#receive(JSON.parse(data) as DesiredState);
+      }
+    }
+    throw new Error('the control plane closed the watch stream');
+  }
+
+  async #receive(state: DesiredState): Promise<void> {
+    if (state.version === this.#applied) return this.#ack(state.version, null);
+    let received: Received;
+    try {
+      received = this.#parse(state, `control plane version ${state.version}`);
+      if (this.#first) {
+        this.#first(received);
+        this.#first = undefined;
+      } else if (this.#apply) {
+        this.#apply(received);
+      } else {
+        this.#pending = state;
+        return;
+      }
+    } catch (error) {
+      const message = (error as Error).message;
+      this.#log.error({ version: state.version, error: message }, 'snapshot refused; the one in force stays');
+      return this.#ack(state.version, message);
+    }
+    this.#applied = state.version;
+    await this.#store.put(STATE_KEY, JSON.stringify(state)).catch((error: Error) => this.#log.error({ error: error.message }, 'could not keep the snapshot locally'));
+    await this.#ack(state.version, null);
+  }
+
+  #parse(state: DesiredState, source: string): Received {
+    return { state, snapshot: compileSnapshot(parseConfig(state.config, source), source) };
+  }
+
+  async #ack(version: string, error: string | null): Promise<void> {
+    try {
+      const response = await request(`${this.#options.url}/v1/ack`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${this.#options.token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ sidecar: this.#options.sidecar, version, error }),
+      });
+      await response.body.dump();
+    } catch (failure) {
+      this.#log.warn({ error: (failure as Error).message }, 'could not acknowledge');
+    }
+  }
+}

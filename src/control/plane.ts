@@ -1,0 +1,216 @@
+// The control plane's state and its distribution: the desired mesh config (validated, stored), the
+// runtime faults under leases (a FaultTable of its own, so limits and expiry are the sidecars' own
+// rules), and every subscribed sidecar. Any change makes a new desired state, which goes to every
+// subscriber as one full snapshot (config text + faults with absolute lease ends); each sidecar acks
+// the version it applied, or the error that stopped it.
+import { createHash } from 'node:crypto';
+import type { ServerResponse } from 'node:http';
+import { parseConfig } from '../config/load.ts';
+import { compileSnapshot, type Snapshot } from '../config/snapshot.ts';
+import type { FaultConfig } from '../faults/schema.ts';
+import { FaultTable } from '../faults/table.ts';
+import { EventBus } from '../telemetry/events.ts';
+import type { Logger } from '../telemetry/log.ts';
+import type { Store } from './store.ts';
+
+/** What a sidecar receives: everything it needs to run, in one message. */
+export interface DesiredState {
+  readonly version: string;
+  /** The mesh config, as YAML text (parsed and checked again by the sidecar). */
+  readonly config: string;
+  /** Runtime faults, each with its lease end as `expiresAt`. */
+  readonly faults: readonly FaultConfig[];
+}
+
+export interface SidecarStatus {
+  name: string;
+  connected: boolean;
+  /** The version it last acknowledged applying, and when. */
+  version: string | null;
+  error: string | null;
+  ackedAt: string | null;
+  connectedAt: string | null;
+  disconnectedAt: string | null;
+}
+
+const CONFIG_KEY = 'config.yaml';
+const FAULT_PREFIX = 'faults/';
+
+export class ControlPlane {
+  readonly events = new EventBus('control');
+  readonly faults: FaultTable;
+  readonly #store: Store;
+  readonly #log: Logger;
+  #configText = '';
+  #snapshot!: Snapshot;
+  #state!: DesiredState;
+  readonly #subscribers = new Map<ServerResponse, string>();
+  readonly #sidecars = new Map<string, SidecarStatus>();
+  readonly #ackWaiters = new Set<() => void>();
+  #loading = false;
+
+  private constructor(store: Store, log: Logger) {
+    this.#store = store;
+    this.#log = log;
+    this.faults = new FaultTable(this.events, () => this.#snapshot.config.faultInjection);
+    this.faults.onChange(() => {
+      if (this.#loading) return;
+      void this.#persistFaults();
+      this.#publish();
+    });
+  }
+
+  /**
+   * Starts from `configText` when given (validated: a bad file refuses to start), else from the
+   * stored config; runtime faults come back from the store with their leases (expired ones drop).
+   */
+  static async open(store: Store, log: Logger, configText?: string, source = 'config'): Promise<ControlPlane> {
+    const plane = new ControlPlane(store, log);
+    const text = configText ?? (await store.get(CONFIG_KEY));
+    if (text === undefined) throw new Error('no mesh config: give --config, or a state directory that holds one');
+    plane.#setConfig(text, source);
+    if (configText !== undefined) await store.put(CONFIG_KEY, configText);
+    plane.#loading = true;
+    try {
+      for (const key of await store.list(FAULT_PREFIX)) {
+        const stored = await store.get(key);
+        if (!stored) continue;
+        try {
+          plane.faults.put(JSON.parse(stored) as FaultConfig);
+        } catch (error) {
+          log.warn({ key, error: (error as Error).message }, 'stored fault not restored');
+          await store.delete(key);
+        }
+      }
+    } finally {
+      plane.#loading = false;
+    }
+    plane.#publish();
+    return plane;
+  }
+
+  get state(): DesiredState {
+    return this.#state;
+  }
+
+  get snapshot(): Snapshot {
+    return this.#snapshot;
+  }
+
+  get configText(): string {
+    return this.#configText;
+  }
+
+  /** Validates and stores a new config, then sends it to every sidecar. Throws ConfigError, changing nothing. */
+  async putConfig(text: string, source: string): Promise<DesiredState> {
+    const snapshot = compileSnapshot(parseConfig(text, source), source);
+    await this.#store.put(CONFIG_KEY, text);
+    this.#configText = text;
+    this.#snapshot = snapshot;
+    this.#publish();
+    return this.#state;
+  }
+
+  /** A sidecar's watch stream: the current state at once, then every new one. */
+  subscribe(sidecar: string, res: ServerResponse): void {
+    this.#subscribers.set(res, sidecar);
+    const status = this.#status(sidecar);
+    status.connected = true;
+    status.connectedAt = new Date().toISOString();
+    this.#log.info({ sidecar }, 'sidecar subscribed');
+    send(res, this.#state);
+    const heartbeat = setInterval(() => res.write(': ping\n\n'), 15_000).unref();
+    res.once('close', () => {
+      clearInterval(heartbeat);
+      this.#subscribers.delete(res);
+      if (![...this.#subscribers.values()].includes(sidecar)) {
+        status.connected = false;
+        status.disconnectedAt = new Date().toISOString();
+        this.#log.info({ sidecar }, 'sidecar disconnected');
+      }
+    });
+  }
+
+  acknowledge(sidecar: string, version: string, error: string | null): void {
+    const status = this.#status(sidecar);
+    status.version = error ? status.version : version;
+    status.error = error;
+    status.ackedAt = new Date().toISOString();
+    if (error) this.#log.warn({ sidecar, version, error }, 'sidecar refused a snapshot');
+    for (const waiter of this.#ackWaiters) waiter();
+  }
+
+  sidecars(): SidecarStatus[] {
+    return [...this.#sidecars.values()].sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** Resolves once every connected sidecar has acked `version` (or the time is up: false). */
+  waitForAcks(version: string, timeoutMs: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const check = () => {
+        const connected = this.sidecars().filter((s) => s.connected);
+        if (connected.every((s) => s.version === version)) finish(true);
+      };
+      const finish = (ok: boolean) => {
+        clearTimeout(timer);
+        this.#ackWaiters.delete(check);
+        resolve(ok);
+      };
+      const timer = setTimeout(() => finish(false), timeoutMs);
+      this.#ackWaiters.add(check);
+      check();
+    });
+  }
+
+  close(): void {
+    this.faults.close();
+    for (const res of this.#subscribers.keys()) res.destroy();
+  }
+
+  #setConfig(text: string, source: string): void {
+    this.#snapshot = compileSnapshot(parseConfig(text, source), source);
+    this.#configText = text;
+  }
+
+  #publish(): void {
+    const faults = this.faults.all()
+      .filter((f) => f.origin === 'runtime')
+      .map((f): FaultConfig => {
+        const { ttl: _ttl, ...spec } = f.spec;
+        return { ...spec, expiresAt: new Date(f.expiresAt!).toISOString() };
+      });
+    const version = createHash('sha256').update(this.#configText).update(JSON.stringify(faults)).digest('hex').slice(0, 16);
+    if (this.#state?.version === version) return;
+    this.#state = Object.freeze({ version, config: this.#configText, faults: Object.freeze(faults) });
+    for (const res of this.#subscribers.keys()) send(res, this.#state);
+  }
+
+  async #persistFaults(): Promise<void> {
+    try {
+      const live = new Set(this.faults.all().filter((f) => f.origin === 'runtime').map((f) => f.id));
+      for (const key of await this.#store.list(FAULT_PREFIX)) {
+        if (!live.has(key.slice(FAULT_PREFIX.length))) await this.#store.delete(key);
+      }
+      for (const fault of this.faults.all()) {
+        if (fault.origin !== 'runtime') continue;
+        const { ttl: _ttl, ...spec } = fault.spec;
+        await this.#store.put(`${FAULT_PREFIX}${fault.id}`, JSON.stringify({ ...spec, expiresAt: new Date(fault.expiresAt!).toISOString() }));
+      }
+    } catch (error) {
+      this.#log.error({ error: (error as Error).message }, 'could not store the runtime faults');
+    }
+  }
+
+  #status(sidecar: string): SidecarStatus {
+    let status = this.#sidecars.get(sidecar);
+    if (!status) {
+      status = { name: sidecar, connected: false, version: null, error: null, ackedAt: null, connectedAt: null, disconnectedAt: null };
+      this.#sidecars.set(sidecar, status);
+    }
+    return status;
+  }
+}
+
+function send(res: ServerResponse, state: DesiredState): void {
+  res.write(`event: snapshot\ndata: ${JSON.stringify(state)}\n\n`);
+}

@@ -1,0 +1,180 @@
+// The control plane over real sockets: a token on every route; two sidecars that start from it and
+// acknowledge each new version; a bad config refused with the old one kept everywhere; a config one
+// sidecar cannot run refused by that sidecar alone; runtime faults distributed with their leases;
+// the control plane killed and restarted under traffic with no failed request; a sidecar restarted
+// without it from its kept snapshot; and one merged event stream.
+import { expect } from 'chai';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { stringify } from 'yaml';
+import { startControlledSidecar, type ControlledSidecar } from '../../src/control/agent.ts';
+import { startControlPlane, type RunningControlPlane } from '../../src/control/server.ts';
+import { call, load } from '../helpers/client.ts';
+import { sidecarEntry } from '../helpers/mesh.ts';
+import { freeAddress, startUpstream, waitFor, type Upstream } from '../helpers/net.ts';
+
+const TOKEN = 's3cret-token-for-tests';
+
+async function api(url: string, path: string, options: { method?: string; body?: string; token?: string | null } = {}): Promise<{ status: number; text: string; json<T = Record<string, unknown>>(): T }> {
+  const token = options.token === undefined ? TOKEN : options.token;
+  const response = await request(`${url}${path}`, {
+    method: (options.method ?? 'GET') as 'GET',
+    headers: { ...(token !== null && { authorization: `Bearer ${token}` }), 'content-type': 'application/yaml' },
+    ...(options.body !== undefined && { body: options.body }),
+  });
+  const text = await response.body.text();
+  return { status: response.statusCode, text, json: () => JSON.parse(text) };
+}
+
+describe('control plane: distribution', function () {
+  this.timeout(30_000);
+  let upstream: Upstream;
+  let dir: string;
+  let listen: string;
+  let control: RunningControlPlane;
+  let config: Record<string, unknown>;
+  const sidecars: ControlledSidecar[] = [];
+
+  const start = (name: string) =>
+    startControlledSidecar({ url: control.url, token: TOKEN, name, stateDir: join(dir, 'sidecars', name), waitMs: 2_000 });
+
+  before(async () => {
+    upstream = await startUpstream('payments');
+    dir = await mkdtemp(join(tmpdir(), 'faultline-control-'));
+    listen = await freeAddress();
+    config = {
+      mesh: { name: 'controlled' },
+      services: [
+        { name: 'checkout', endpoints: [{ address: await freeAddress() }] },
+        { name: 'frontend', endpoints: [{ address: await freeAddress() }] },
+        { name: 'payments', endpoints: [{ address: upstream.address }] },
+      ],
+      sidecars: [],
+    };
+    config.sidecars = [
+      await sidecarEntry('checkout', (config.services as { endpoints: { address: string }[] }[])[0]!.endpoints[0]!.address),
+      await sidecarEntry('frontend', (config.services as { endpoints: { address: string }[] }[])[1]!.endpoints[0]!.address),
+    ];
+    const file = join(dir, 'mesh.yaml');
+    await (await import('node:fs/promises')).writeFile(file, stringify(config));
+    control = await startControlPlane({ listen, token: TOKEN, stateDir: join(dir, 'control'), configFile: file });
+    sidecars.push(await start('checkout'), await start('frontend'));
+  });
+
+  after(async () => {
+    for (const s of sidecars) await s.close();
+    await control.close();
+    await upstream.close();
+  });
+
+  it('wants the token on every route, and a wrong one is no better', async () => {
+    const routes: [string, string][] = [['GET', '/config'], ['PUT', '/config'], ['GET', '/faults'], ['PUT', '/faults/x'], ['DELETE', '/faults/x'], ['DELETE', '/faults'], ['GET', '/sidecars'], ['GET', '/events'], ['GET', '/v1/watch?sidecar=checkout'], ['POST', '/v1/ack'], ['POST', '/v1/identity']];
+    for (const [method, path] of routes) {
+      expect((await api(control.url, path, { method, token: null })).status, `${method} ${path}`).to.equal(401);
+      expect((await api(control.url, path, { method, token: 'wrong' })).status, `${method} ${path} (wrong token)`).to.equal(401);
+    }
+  });
+
+  it('starts sidecars from its snapshot; each acknowledges the version', async () => {
+    const version = control.plane.state.version;
+    await waitFor(async () => {
+      const listed = (await api(control.url, '/sidecars')).json<{ sidecars: { name: string; connected: boolean; version: string }[] }>().sidecars;
+      return listed.length === 2 && listed.every((s) => s.connected && s.version === version);
+    }, 5_000, 'both sidecars to acknowledge');
+    expect((await call(sidecars[0]!.sidecar.addresses.outbound, 'payments')).status).to.equal(200);
+  });
+
+  it('pushes a new config to every sidecar; all acknowledge well within a second', async () => {
+    const next = { ...config, routes: [{ name: 'pay', match: { host: 'pay' }, destinations: [{ service: 'payments' }] }] };
+    const start = performance.now();
+    const reply = await api(control.url, '/config', { method: 'PUT', body: stringify(next) });
+    expect(reply.status).to.equal(200);
+    const version = reply.json<{ version: string }>().version;
+    expect(await control.plane.waitForAcks(version, 1_000)).to.equal(true);
+    expect(performance.now() - start).to.be.below(1_000);
+    expect((await call(sidecars[1]!.sidecar.addresses.outbound, 'pay')).status).to.equal(200);
+    config = next;
+  });
+
+  it('refuses a bad config whole, with line and field, and every sidecar keeps the old one', async () => {
+    const before = sidecars.map((s) => s.sidecar.snapshot.version);
+    const reply = await api(control.url, '/config', { method: 'PUT', body: stringify(config).replace('name: pay\n', 'name: Pay!\n') });
+    expect(reply.status).to.equal(400);
+    expect(reply.json<{ problems: { file: string; field: string }[] }>().problems[0]).to.include({ file: 'PUT /config', field: 'routes[0].name' });
+    expect(sidecars.map((s) => s.sidecar.snapshot.version)).to.deep.equal(before);
+    expect((await api(control.url, '/config')).text).to.equal(stringify(config));
+  });
+
+  it('a config one sidecar cannot run is refused by that sidecar, which keeps serving, and says so', async () => {
+    const withoutFrontend = { ...config, sidecars: (config.sidecars as { service: string }[]).filter((s) => s.service !== 'frontend') };
+    const reply = await api(control.url, '/config', { method: 'PUT', body: stringify(withoutFrontend) });
+    const version = reply.json<{ version: string }>().version;
+    const status = await waitFor(async () => {
+      const listed = (await api(control.url, '/sidecars')).json<{ sidecars: { name: string; version: string; error: string | null }[] }>().sidecars;
+      const frontend = listed.find((s) => s.name === 'frontend')!;
+      return frontend.error ? listed : undefined;
+    }, 5_000, 'frontend to refuse');
+    expect(status.find((s) => s.name === 'checkout')!.version).to.equal(version);
+    expect(status.find((s) => s.name === 'frontend')!.error).to.match(/no sidecar "frontend"/);
+    expect((await call(sidecars[1]!.sidecar.addresses.outbound, 'pay')).status).to.equal(200);
+    await api(control.url, '/config', { method: 'PUT', body: stringify(config) });
+    await waitFor(async () => (await api(control.url, '/sidecars')).json<{ sidecars: { error: string | null }[] }>().sidecars.every((s) => !s.error), 5_000, 'all well again');
+  });
+
+  it('distributes runtime faults with their leases, and their removal', async () => {
+    const put = await api(control.url, '/faults/pay-down', { method: 'PUT', body: 'match: {destination: payments}\nabort: {status: 503}\nttl: 2m\n' });
+    expect(put.status).to.equal(200);
+    expect(await control.plane.waitForAcks(put.json<{ version: string }>().version, 2_000)).to.equal(true);
+    expect((await call(sidecars[0]!.sidecar.addresses.outbound, 'payments')).status).to.equal(503);
+    const expiresAt = sidecars[0]!.sidecar.faults.get('pay-down')!.expiresAt!;
+    expect(expiresAt - Date.now()).to.be.within(100_000, 120_000);
+    const removed = await api(control.url, '/faults/pay-down', { method: 'DELETE' });
+    expect(removed.status).to.equal(204);
+    await waitFor(() => sidecars.every((s) => s.sidecar.faults.get('pay-down') === undefined), 2_000, 'the fault to go everywhere');
+    expect((await call(sidecars[0]!.sidecar.addresses.outbound, 'payments')).status).to.equal(200);
+  });
+
+  it('merges the sidecars\' events into one stream', async () => {
+    await call(sidecars[0]!.sidecar.addresses.outbound, 'payments', '/merged-a');
+    await call(sidecars[1]!.sidecar.addresses.outbound, 'payments', '/merged-b');
+    const seen = await waitFor(() => {
+      const events = control.plane.events.since(0).events.filter((e) => e.type === 'request.done' && /merged/.test((e as { path: string }).path));
+      return events.length === 2 ? events : undefined;
+    }, 5_000, 'both sidecars\' request.done in the merged stream');
+    expect(seen.map((e) => e.sidecar).sort()).to.deep.equal(['checkout', 'frontend']);
+    expect(seen.every((e) => typeof e.sourceSeq === 'number')).to.equal(true);
+  });
+
+  it('survives the control plane going away under traffic: no failed request, reconnect on return, state kept', async () => {
+    const stateBefore = control.plane.state.version;
+    let stop = false;
+    const traffic = (async () => {
+      const statuses: number[] = [];
+      while (!stop) statuses.push(...(await load(10, 5, () => call(sidecars[0]!.sidecar.addresses.outbound, 'payments'))).map((r) => r.status));
+      return statuses;
+    })();
+    await control.close();
+    await waitFor(() => sidecars.every((s) => !s.client.connected), 5_000, 'sidecars to notice');
+    control = await startControlPlane({ listen, token: TOKEN, stateDir: join(dir, 'control') });
+    expect(control.plane.state.version).to.equal(stateBefore);
+    await waitFor(() => sidecars.every((s) => s.client.connected), 10_000, 'sidecars to reconnect');
+    expect(await control.plane.waitForAcks(stateBefore, 5_000)).to.equal(true);
+    stop = true;
+    const statuses = await traffic;
+    expect(statuses.length).to.be.above(20);
+    expect(statuses.every((s) => s === 200)).to.equal(true);
+  });
+
+  it('a sidecar restarted while the control plane is down starts from its kept snapshot', async () => {
+    const version = sidecars[0]!.sidecar.snapshot.version;
+    await control.close();
+    await sidecars[0]!.close();
+    sidecars[0] = await startControlledSidecar({ url: control.url, token: TOKEN, name: 'checkout', stateDir: join(dir, 'sidecars', 'checkout'), waitMs: 300 });
+    expect(sidecars[0].sidecar.snapshot.version).to.equal(version);
+    expect((await call(sidecars[0].sidecar.addresses.outbound, 'payments')).status).to.equal(200);
+    control = await startControlPlane({ listen, token: TOKEN, stateDir: join(dir, 'control') });
+    await waitFor(() => sidecars[0]!.client.connected, 10_000, 'reconnect');
+  });
+});
