@@ -72,7 +72,7 @@ export function canPin(): boolean {
 export function pinSelf(): string {
   if (!canPin()) return 'not pinned (no taskset, or one CPU)';
   spawnSync('taskset', ['-cp', '0', String(process.pid)]);
-  return 'load generator and upstream on CPU 0, sidecars on CPU 1';
+  return 'load generator (and upstream) on CPU 0, the measured process(es) on CPU 1';
 }
 
 /** CPU time (user + system) a process has used so far, in milliseconds. */
