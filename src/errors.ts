@@ -22,6 +22,8 @@ export const ResponseFlag = {
   /** A fault delayed the request, as Envoy's DI. */
   DelayInjected: 'DI',
   NotSupported: 'NS',
+  /** Authorization denied the call (as Envoy's RBAC). */
+  Unauthorized: 'RBAC',
   InternalError: 'XX',
 } as const;
 export type ResponseFlag = (typeof ResponseFlag)[keyof typeof ResponseFlag];
@@ -42,6 +44,7 @@ export const ErrorCode = {
   UpstreamOverflow: 'FL_UPSTREAM_OVERFLOW',
   BadRequest: 'FL_BAD_REQUEST',
   FaultReset: 'FL_FAULT_RESET',
+  Forbidden: 'FL_FORBIDDEN',
   FaultPartition: 'FL_FAULT_PARTITION',
   FaultInvalid: 'FL_FAULT_INVALID',
   FaultLimit: 'FL_FAULT_LIMIT',

@@ -68,6 +68,17 @@ export function checkReferences(config: MeshConfig): ReferenceProblem[] {
   ]);
   duplicates(listeners.map((l) => l.address), (i, address) =>
     problems.push({ path: listeners[i]!.path, message: `listener address ${address} is used twice` }));
+  config.authorization.forEach((rule, i) => {
+    if (!services.has(rule.destination)) problems.push({ path: ['authorization', i, 'destination'], message: `no service named "${rule.destination}"` });
+    rule.allow.forEach((entry, j) => {
+      entry.sources?.forEach((source, k) => {
+        if (!services.has(source)) problems.push({ path: ['authorization', i, 'allow', j, 'sources', k], message: `no service named "${source}"` });
+      });
+      entry.paths?.forEach((m, k) => {
+        if (m.regex !== undefined) checkRegex(m.regex, ['authorization', i, 'allow', j, 'paths', k, 'regex'], problems);
+      });
+    });
+  });
   problems.push(...checkFaults(config, services));
   return problems;
 }

@@ -122,6 +122,20 @@ const Route = z.strictObject({
   retries: Retries.optional(),
 });
 
+const AuthorizationRule = z.strictObject({
+  destination: Name.meta({ description: 'the service these rules protect; once it has rules, whatever they do not allow is denied' }),
+  allow: z
+    .array(
+      z.strictObject({
+        sources: z.array(Name).min(1).optional().meta({ description: 'calling services (their identities); any when absent' }),
+        methods: z.array(Method).min(1).optional(),
+        paths: z.array(StringMatch).min(1).optional().meta({ description: 'path matches ({exact}, {prefix}, {regex}); any when absent' }),
+      }),
+    )
+    .default([])
+    .meta({ description: 'a request is allowed when one entry matches it in full' }),
+});
+
 const Sidecar = z.strictObject({
   name: Name.optional().meta({ description: 'defaults to the service name; needed when a service has several' }),
   service: Name,
@@ -152,6 +166,7 @@ export const MeshConfigSchema = z.strictObject({
   services: z.array(Service).default([]),
   routes: z.array(Route).default([]),
   sidecars: z.array(Sidecar).default([]),
+  authorization: z.array(AuthorizationRule).default([]).meta({ description: 'who may call whom, enforced at the destination sidecar' }),
   faults: z.array(FaultSpec).default([]).meta({ description: 'static faults, in force while the config is' }),
   faultInjection: FaultInjection.prefault({}),
 });
@@ -159,6 +174,7 @@ export const MeshConfigSchema = z.strictObject({
 export type MeshConfig = z.output<typeof MeshConfigSchema>;
 export type RouteConfig = MeshConfig['routes'][number];
 export type SidecarConfig = MeshConfig['sidecars'][number];
+export type AuthorizationConfig = z.output<typeof AuthorizationRule>;
 export type CircuitBreakerConfig = z.output<typeof CircuitBreaker>;
 export type RetriesConfig = z.output<typeof Retries>;
 export type RetryOnCondition = z.output<typeof RetryOn>;

@@ -2,6 +2,7 @@
 // a new module and one line here. Stacks are composed once per snapshot.
 import type { Snapshot } from '../config/snapshot.ts';
 import type { Dispatcher } from 'undici';
+import { authorize } from './authz.ts';
 import { balance } from './balance.ts';
 import { breaker } from './breaker.ts';
 import type { Breakers } from './breaker/registry.ts';
@@ -63,7 +64,7 @@ export function composeGeneration(snapshot: Snapshot, clusters: Clusters, sideca
       ],
       forward(parts.dispatcher),
     ),
-    // accept ─ fault(inbound) ─ local app ─ forward
-    inbound: compose([fault('inbound'), toLocalApp(app)], forward(parts.dispatcher)),
+    // accept ─ authz ─ fault(inbound) ─ local app ─ forward
+    inbound: compose([authorize(snapshot.config.authorization, spec.service, parts.events), fault('inbound'), toLocalApp(app)], forward(parts.dispatcher)),
   });
 }

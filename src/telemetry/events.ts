@@ -84,6 +84,7 @@ export interface MeshEvents {
     /** When opening: how long until half-open. */
     openForMs: number;
   };
+  'authz.denied': EventBase & { requestId: string; traceId: string | null; source: string; destination: string; method: string; path: string; reason: string };
   'config.applied': EventBase & { version: string; source: string };
   'config.rejected': EventBase & { source: string; error: string };
 }
