@@ -1,15 +1,16 @@
-// `faultline demo`: the bundled shop (demo/) behind a sidecar per instance, driven with a bounded
-// burst of requests through the mesh, summarised in plain text. Game days build on the same shop.
-import { spawn, type ChildProcess } from 'node:child_process';
+// `faultline demo`: the bundled shop (demo/) brought up with `faultline up` (control plane, a sidecar
+// per instance, the services), driven with a bounded burst of requests through the mesh, then again
+// with a fault put through the control plane, summarised in plain text. Game days build on the same.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Pool, request } from 'undici';
-import { loadConfigFile } from '../config/load.ts';
-import { compileSnapshot, type Snapshot } from '../config/snapshot.ts';
-import { Sidecar } from '../proxy/sidecar.ts';
+import type { Sidecar } from '../proxy/sidecar.ts';
 import type { Logger } from '../telemetry/log.ts';
+import { up, type Mesh } from './up.ts';
 
 export const DEMO_MESH = fileURLToPath(new URL('../../demo/mesh.yaml', import.meta.url));
-const SHOP = fileURLToPath(new URL('../../demo/shop.ts', import.meta.url));
 const ENTRY = 'frontend';
 
 export interface DemoOptions {
@@ -63,14 +64,17 @@ export interface DemoResult {
 }
 
 /**
- * The same burst again with DEMO_FAULT put on cart's sidecar through its admin API (as a game day
- * will), then removed: how many tries it aborted, how many retries that took, what the edge saw.
+ * The same burst again with DEMO_FAULT put through the control plane's API (as a game day will), which
+ * sends it to every sidecar — cart's is the one whose calls it matches — then removed: how many tries
+ * it aborted, how many of those retries saved, what the edge saw.
  */
-async function faultPhase(cart: Sidecar, entry: string, options: DemoOptions): Promise<FaultPhase> {
-  const admin = `http://${cart.addresses.admin}/faults/${DEMO_FAULT.id}`;
-  const put = await request(admin, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(DEMO_FAULT) });
-  const body = await put.body.text();
-  if (put.statusCode !== 200) throw new Error(`cart's sidecar refused the demo fault (${put.statusCode}): ${body}`);
+async function faultPhase(mesh: Mesh, cart: Sidecar, entry: string, options: DemoOptions): Promise<FaultPhase> {
+  const url = `${mesh.control.url}/faults/${DEMO_FAULT.id}`;
+  const auth = { authorization: `Bearer ${mesh.token}` };
+  const put = await request(url, { method: 'PUT', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify(DEMO_FAULT) });
+  const body = (await put.body.json()) as { version?: string; error?: string };
+  if (put.statusCode !== 200 || !body.version) throw new Error(`the control plane refused the demo fault (${put.statusCode}): ${JSON.stringify(body)}`);
+  if (!(await mesh.control.plane.waitForAcks(body.version, 5_000))) throw new Error('not every sidecar acknowledged the demo fault within 5 s');
   let retries = 0;
   const aborted = new Map<string, number>();
   const outcome = new Map<string, number>();
@@ -96,7 +100,7 @@ async function faultPhase(cart: Sidecar, entry: string, options: DemoOptions): P
     return { injected, masked, failed: result.requests - (result.statuses['200'] ?? 0), retries, flags, result };
   } finally {
     for (const off of offs) off();
-    await (await request(admin, { method: 'DELETE' })).body.dump();
+    await (await request(url, { method: 'DELETE', headers: auth })).body.dump();
   }
 }
 
@@ -111,47 +115,36 @@ function summariseFault(phase: FaultPhase): string {
       (Object.keys(phase.flags).length > 0 ? `; cart's failed calls to payments: ${Object.entries(phase.flags).map(([f, n]) => `${f} ${n}`).join(', ')}` : ''),
     `  latency     p50 ${r.latencyMs.p50.toFixed(1)} ms, p99 ${r.latencyMs.p99.toFixed(1)} ms`,
     '  (URX: attempts used up; UO: the breaker\'s maxRetries, 3 at once as Envoy\'s default; UBX: the retry budget)',
-    '  fault removed (DELETE /faults/:id); it was leased for 1 min in any case',
+    '  fault put and removed through the control plane (PUT, DELETE /faults/:id); leased for 1 min in any case',
     '',
   ].join('\n');
 }
 
 export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   const file = options.mesh ?? DEMO_MESH;
-  const snapshot = compileSnapshot((await loadConfigFile(file)).config, file);
-  const apps: ChildProcess[] = [];
-  const sidecars: Sidecar[] = [];
+  // A fresh state directory: the demo must not inherit faults or snapshots from an earlier run.
+  const stateDir = await mkdtemp(join(tmpdir(), 'faultline-demo-'));
   try {
-    for (const spec of snapshot.sidecars) apps.push(startApp(snapshot, spec.name));
-    for (const spec of snapshot.sidecars) sidecars.push(await Sidecar.start({ name: spec.name, snapshot, configFile: file, log: options.log }));
-    await until(async () => apps.every((a) => a.exitCode === null) && (await Promise.all(snapshot.sidecars.map((s) => answers(s.app)))).every(Boolean), 15_000, 'the shop\'s services to answer');
-    await until(() => sidecars.every((s) => [...s.clusters.values()].every((c) => c.endpoints.every((e) => e.available))), 15_000, 'every endpoint to be healthy');
-    const entry = sidecars.find((s) => s.spec.service === ENTRY)!;
-    const cart = sidecars.find((s) => s.spec.service === 'cart')!;
-    const result = await drive(entry.addresses.inbound, options);
-    result.endpoints = [...entry.clusters.values(), ...cart.clusters.values()]
-      .filter((c, i, all) => all.findIndex((d) => d.name === c.name) === i && c.name !== ENTRY)
-      .flatMap((c) => c.endpoints.map((e) => ({ service: c.name, address: e.address, available: e.available, health: e.health.status })));
-    const out = options.out ?? ((t) => process.stdout.write(t));
-    out(summarise(result));
-    result.faultPhase = await faultPhase(cart, entry.addresses.inbound, options);
-    out(summariseFault(result.faultPhase));
-    return result;
+    const mesh = await up({ file, listen: '127.0.0.1:0', stateDir, log: options.log });
+    try {
+      const sidecars = [...mesh.sidecars.values()].map((s) => s.sidecar);
+      const entry = sidecars.find((s) => s.spec.service === ENTRY)!;
+      const cart = sidecars.find((s) => s.spec.service === 'cart')!;
+      const result = await drive(entry.addresses.inbound, options);
+      result.endpoints = [...entry.clusters.values(), ...cart.clusters.values()]
+        .filter((c, i, all) => all.findIndex((d) => d.name === c.name) === i && c.name !== ENTRY)
+        .flatMap((c) => c.endpoints.map((e) => ({ service: c.name, address: e.address, available: e.available, health: e.health.status })));
+      const out = options.out ?? ((t) => process.stdout.write(t));
+      out(summarise(result, mesh.control.url));
+      result.faultPhase = await faultPhase(mesh, cart, entry.addresses.inbound, options);
+      out(summariseFault(result.faultPhase));
+      return result;
+    } finally {
+      await mesh.close();
+    }
   } finally {
-    await Promise.all(sidecars.map((s) => s.close()));
-    await Promise.all(apps.map(stop));
+    await rm(stateDir, { recursive: true, force: true });
   }
-}
-
-function startApp(snapshot: Snapshot, sidecarName: string): ChildProcess {
-  const spec = snapshot.sidecars.find((s) => s.name === sidecarName)!;
-  const endpoint = snapshot.services.get(spec.service)!.endpoints.find((e) => e.address === spec.app);
-  const port = spec.app.slice(spec.app.lastIndexOf(':') + 1);
-  return spawn(process.execPath, [SHOP, spec.service, port, endpoint?.labels.version ?? 'v1'], {
-    // stdin is a pipe the service watches: when this process dies, however, the pipe closes and the service exits.
-    stdio: ['pipe', 'ignore', 'inherit'],
-    env: { ...process.env, FAULTLINE_OUTBOUND: spec.outbound },
-  });
 }
 
 /** Sends the requests to the entry service through its sidecar's inbound listener, as another sidecar would. */
@@ -189,13 +182,14 @@ async function drive(inbound: string, options: DemoOptions): Promise<DemoResult>
   return result;
 }
 
-function summarise(r: DemoResult): string {
+function summarise(r: DemoResult, control: string): string {
   const ok = r.statuses['200'] ?? 0;
   const pct = (n: number, of: number) => `${((100 * n) / Math.max(1, of)).toFixed(1)}%`;
   const versions = Object.values(r.paymentsVersions).reduce((a, b) => a + b, 0);
   const lines = [
     'faultline demo: the shop behind its sidecars',
     '  frontend → catalog, cart; cart → payments (v1, v2 canary at 10%), stock',
+    `  brought up by faultline up: control plane ${control}, 9 sidecars taking their config from it`,
     '',
     `requests      ${r.requests} in ${(r.elapsedMs / 1000).toFixed(1)} s (${((r.requests * 1000) / r.elapsedMs).toFixed(0)}/s)`,
     `availability  ${pct(ok, r.requests)} (${Object.entries(r.statuses).map(([s, n]) => `${s}: ${n}`).join(', ')})`,
@@ -207,30 +201,4 @@ function summarise(r: DemoResult): string {
     '',
   ];
   return lines.join('\n');
-}
-
-async function until(probe: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await probe())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
-async function answers(address: string): Promise<boolean> {
-  try {
-    const response = await request(`http://${address}/healthz`, { signal: AbortSignal.timeout(500) });
-    await response.body.dump();
-    return response.statusCode === 200;
-  } catch {
-    return false;
-  }
-}
-
-function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    child.once('exit', () => resolve());
-    child.kill('SIGTERM');
-  });
 }

@@ -8,6 +8,7 @@ import { compileSnapshot } from '../config/snapshot.ts';
 import { FaultlineError } from '../errors.ts';
 import { Sidecar } from '../proxy/sidecar.ts';
 import { DEMO_MESH, runDemo } from './demo.ts';
+import { up } from './up.ts';
 import { readFile } from 'node:fs/promises';
 import { startControlledSidecar } from '../control/agent.ts';
 import { startControlPlane } from '../control/server.ts';
@@ -95,6 +96,27 @@ program
     process.once('SIGINT', () => void stop());
     process.once('SIGTERM', () => void stop());
     process.stdout.write(`${JSON.stringify({ control: control.url, version: control.plane.state.version })}\n`);
+  });
+
+program
+  .command('up')
+  .description('local staging: the control plane, a sidecar per declared sidecar, and the apps with a command; Ctrl-C stops all')
+  .argument('<mesh>', 'the mesh config (YAML)')
+  .option('--listen <address>', 'where the control plane listens', '127.0.0.1:15100')
+  .option('--state-dir <dir>', 'control plane store, kept snapshots and the token file', '.faultline')
+  .option('--token-file <file>', 'use this bearer token (else a new one is made and written to <state-dir>/token)')
+  .action(async (file: string, options: { listen: string; stateDir: string; tokenFile?: string }) => {
+    const log = createLogger('faultline-up', process.env.FAULTLINE_LOG_LEVEL ?? 'warn');
+    const mesh = await up({ file, listen: options.listen, stateDir: options.stateDir, log, ...(options.tokenFile && { token: await readToken(options.tokenFile) }) });
+    process.stdout.write(mesh.table());
+    process.stdout.write('ready; Ctrl-C stops everything\n');
+    const stop = async () => {
+      await mesh.close();
+      log.flush();
+      process.exit(0);
+    };
+    process.once('SIGINT', () => void stop());
+    process.once('SIGTERM', () => void stop());
   });
 
 /** The bearer token: from a file (trimmed) or FAULTLINE_TOKEN; never printed. */

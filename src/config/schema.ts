@@ -143,6 +143,13 @@ const Sidecar = z.strictObject({
   inbound: Address,
   admin: Address,
   app: Address,
+  command: z
+    .array(z.string().min(1))
+    .min(1)
+    .optional()
+    .meta({
+      description: 'how `faultline up` starts the app: argv, run with FAULTLINE_OUTBOUND (this sidecar\'s outbound) and PORT (the app\'s) set; "node" is the Node running faultline',
+    }),
   tcp: z
     .array(z.strictObject({ name: Name, listen: Address, upstream: Address }))
     .default([])

@@ -11,9 +11,9 @@ export interface Finished {
   stderr: string;
 }
 
-export function runCli(args: string[], timeoutMs = 15_000): Promise<Finished> {
+export function runCli(args: string[], timeoutMs = 15_000, env: NodeJS.ProcessEnv = process.env): Promise<Finished> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs });
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs, env });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d));
