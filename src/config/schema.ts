@@ -167,8 +167,21 @@ const Telemetry = z.strictObject({
     .meta({ description: 'spans per hop and per attempt, exported over OTLP/HTTP; off when absent' }),
 });
 
+const Mtls = z.strictObject({
+  mode: z.enum(['off', 'permissive', 'strict']).default('off').meta({
+    description: 'strict: sidecars accept only mutual TLS 1.3 from mesh identities; permissive: TLS and plaintext both; off: plaintext',
+  }),
+  trustDomain: z
+    .string()
+    .regex(/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/, { error: 'expected a trust domain: lowercase letters, digits, "." and "-"' })
+    .default('faultline.local'),
+  namespace: Name.default('default'),
+  certTtl: Duration.default(3_600_000).meta({ description: 'lifetime of workload certificates; sidecars renew at 2/3 of it' }),
+});
+
 export const MeshConfigSchema = z.strictObject({
   mesh: z.strictObject({ name: Name }),
+  mtls: Mtls.prefault({}).meta({ description: 'identities from the control plane\'s CA and mutual TLS between sidecars; the mode takes effect when a sidecar starts' }),
   telemetry: Telemetry.default({ enabled: true }),
   services: z.array(Service).default([]),
   routes: z.array(Route).default([]),
@@ -181,6 +194,7 @@ export const MeshConfigSchema = z.strictObject({
 export type MeshConfig = z.output<typeof MeshConfigSchema>;
 export type RouteConfig = MeshConfig['routes'][number];
 export type SidecarConfig = MeshConfig['sidecars'][number];
+export type MtlsConfig = z.output<typeof Mtls>;
 export type AuthorizationConfig = z.output<typeof AuthorizationRule>;
 export type CircuitBreakerConfig = z.output<typeof CircuitBreaker>;
 export type RetriesConfig = z.output<typeof Retries>;

@@ -1,7 +1,8 @@
 // A sidecar run by the control plane (`faultline sidecar --control URL`): its config and runtime
 // faults come from the watch stream; it starts from the control plane's snapshot, or from the copy
 // kept locally when the control plane is down, and from then on applies each new snapshot as it comes.
-import { Sidecar } from '../proxy/sidecar.ts';
+import { SidecarIdentity } from '../identity/provider.ts';
+import { Sidecar, resolveSidecar } from '../proxy/sidecar.ts';
 import { silentLogger, type Logger } from '../telemetry/log.ts';
 import { ControlClient } from './client.ts';
 
@@ -27,9 +28,24 @@ export async function startControlledSidecar(options: ControlledSidecarOptions):
   const log = options.log ?? silentLogger;
   const client = new ControlClient({ url: options.url, token: options.token, sidecar: options.name, stateDir: options.stateDir, log });
   let sidecar: Sidecar;
+  let identity: SidecarIdentity | undefined;
   try {
     const first = await client.start(options.waitMs ?? 5_000);
-    sidecar = await Sidecar.start({ name: options.name, snapshot: first.snapshot, log, ...(options.accessLog && { accessLog: options.accessLog }) });
+    const mtls = first.snapshot.config.mtls;
+    if (mtls.mode !== 'off') {
+      const spec = resolveSidecar(first.snapshot, options.name);
+      identity = await SidecarIdentity.obtain({
+        url: options.url,
+        token: options.token,
+        sidecar: spec.name,
+        service: spec.service,
+        trustDomain: mtls.trustDomain,
+        namespace: mtls.namespace,
+        stateDir: options.stateDir,
+        log,
+      });
+    }
+    sidecar = await Sidecar.start({ name: options.name, snapshot: first.snapshot, log, ...(identity && { identity }), ...(options.accessLog && { accessLog: options.accessLog }) });
     const owned = new Set<string>();
     sidecar.faults.sync(first.state.faults, owned);
     client.onState(({ state, snapshot }) => {
@@ -39,6 +55,7 @@ export async function startControlledSidecar(options: ControlledSidecarOptions):
       for (const refused of synced.refused) log.warn(refused, 'fault from the control plane refused by a limit');
     });
   } catch (error) {
+    identity?.close();
     await client.close();
     throw error;
   }
@@ -46,6 +63,7 @@ export async function startControlledSidecar(options: ControlledSidecarOptions):
     sidecar,
     client,
     async close() {
+      identity?.close();
       await client.close();
       await sidecar.close();
     },

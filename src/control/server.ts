@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { readFile } from 'node:fs/promises';
 import { ErrorCode, FaultlineError, describe } from '../errors.ts';
 import { silentLogger, type Logger } from '../telemetry/log.ts';
+import { MeshCa } from '../identity/ca.ts';
 import { createControlApp, type IdentityIssuer } from './api.ts';
 import { EventCollector } from './collector.ts';
 import { ControlPlane } from './plane.ts';
@@ -17,13 +18,27 @@ export interface ControlPlaneOptions {
   readonly stateDir: string;
   readonly configFile?: string;
   readonly log?: Logger;
-  readonly identity?: IdentityIssuer;
+  /** An operator's CA (certificate and key, PEM files) instead of one made and kept by the control plane. */
+  readonly ca?: { readonly certFile: string; readonly keyFile: string };
 }
 
 export interface RunningControlPlane {
   readonly plane: ControlPlane;
   readonly url: string;
   close(): Promise<void>;
+}
+
+/** The mesh CA: the operator's, else the one kept in the store, else a new one (then kept, key 0600). */
+async function openCa(store: FileStore, trustDomain: string, files?: { certFile: string; keyFile: string }): Promise<MeshCa> {
+  if (files) return MeshCa.load({ certPem: await readFile(files.certFile, 'utf8'), keyPem: await readFile(files.keyFile, 'utf8') }, trustDomain);
+  const certPem = await store.get('ca/cert.pem');
+  const keyPem = await store.get('ca/key.pem');
+  if (certPem && keyPem) return MeshCa.load({ certPem, keyPem }, trustDomain);
+  const ca = await MeshCa.create(trustDomain);
+  const material = ca.material();
+  await store.put('ca/key.pem', material.keyPem);
+  await store.put('ca/cert.pem', material.certPem);
+  return ca;
 }
 
 export async function startControlPlane(options: ControlPlaneOptions): Promise<RunningControlPlane> {
@@ -38,7 +53,19 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
   }
   const plane = await ControlPlane.open(new FileStore(options.stateDir), log, configText, options.configFile);
   const collector = new EventCollector(plane, options.token, log);
-  const server: Server = createServer(createControlApp(plane, options.token, options.identity));
+  const store = new FileStore(options.stateDir);
+  const ca = await openCa(store, plane.snapshot.config.mtls.trustDomain, options.ca);
+  const issuer: IdentityIssuer = {
+    async issue(sidecar, csrPem) {
+      const spec = plane.snapshot.sidecars.find((s) => s.name === sidecar);
+      if (!spec) throw new Error(`no sidecar "${sidecar}" in the mesh config`);
+      const { namespace, certTtl } = plane.snapshot.config.mtls;
+      const signed = await ca.sign(csrPem, spec.service, { namespace, ttlMs: certTtl });
+      log.info({ sidecar, spiffeId: signed.spiffeId, notAfter: signed.notAfter.toISOString() }, 'workload certificate issued');
+      return { certPem: signed.certPem, caPem: ca.certPem, spiffeId: signed.spiffeId, notAfter: signed.notAfter.toISOString() };
+    },
+  };
+  const server: Server = createServer(createControlApp(plane, options.token, issuer));
   const colon = options.listen.lastIndexOf(':');
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -13,6 +13,8 @@ import { withoutHopByHop } from './headers.ts';
 import type { Handler, ProxyResponse, RequestContext } from './types.ts';
 
 const CONNECT_FAILURES = new Set([
+  // mTLS: the server is not who the destination must be.
+  'FL_MTLS_IDENTITY',
   'ECONNREFUSED',
   'ENOTFOUND',
   'EHOSTUNREACH',
@@ -22,9 +24,10 @@ const CONNECT_FAILURES = new Set([
   'UND_ERR_CONNECT_TIMEOUT',
 ]);
 
-export function forward(dispatcher: Dispatcher): Handler {
+export function forward(dispatcherFor: (service: string | undefined) => Dispatcher): Handler {
   return (ctx) => {
     const dial = ctx.endpoint!.spec.dial;
+    const dispatcher = dispatcherFor(ctx.destination?.service);
     if (ctx.upgrade) return tunnel(ctx, dial);
     if (ctx.cancellation.cancelled) return Promise.reject(ctx.cancellation.reason);
     return new Promise((resolve, reject) => {

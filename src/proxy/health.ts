@@ -3,7 +3,7 @@
 // pool, `healthyThreshold` passes bring it back. The first result decides at once, so an endpoint
 // that is down at start does not take traffic while failures add up; and until an endpoint has passed
 // once, one pass brings it in (as Envoy's), so peers that start together find each other quickly.
-import { Agent, request } from 'undici';
+import { Agent, request, type Dispatcher } from 'undici';
 import type { HealthCheckConfig } from '../config/schema.ts';
 import { describe } from '../errors.ts';
 import type { EventBus } from '../telemetry/events.ts';
@@ -20,13 +20,17 @@ interface Probe {
 
 export class HealthChecker {
   readonly #events: EventBus;
-  readonly #agent = new Agent({ keepAliveTimeout: 30_000, connections: 1 });
+  readonly #agent: Agent;
+  readonly #dispatcherFor: ((service: string) => Dispatcher) | undefined;
   readonly #probes = new Map<EndpointState, Probe>();
   readonly #checked = new Set<EndpointState>();
   /** A partition between this sidecar's service and the destination fails its checks, as on a real network. */
   readonly #partition: (destination: string) => ActiveFault | undefined;
 
-  constructor(events: EventBus, partition: (destination: string) => ActiveFault | undefined = () => undefined) {
+  /** `dispatcherFor`: the sidecar's pools, so checks reach peer sidecars over mTLS as its traffic does. */
+  constructor(events: EventBus, partition: (destination: string) => ActiveFault | undefined = () => undefined, dispatcherFor?: (service: string) => Dispatcher) {
+    this.#agent = new Agent({ keepAliveTimeout: 30_000, connections: 1 });
+    this.#dispatcherFor = dispatcherFor;
     this.#events = events;
     this.#partition = partition;
   }
@@ -84,7 +88,7 @@ export class HealthChecker {
     if (partition) return this.#partitioned(partition, probe, endpoint);
     try {
       const response = await request(`http://${endpoint.spec.dial}${config.path}`, {
-        dispatcher: this.#agent,
+        dispatcher: this.#dispatcherFor?.(probe.service) ?? this.#agent,
         headers: { host: probe.service, 'user-agent': 'faultline-health-check', [Header.source]: 'faultline-health-check' },
         signal: AbortSignal.timeout(config.timeout),
       });

@@ -2,7 +2,9 @@
 // runs it through the generation's stack and writes the response, or the rescued error.
 import { randomUUID } from 'node:crypto';
 import { STATUS_CODES, createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
+import type { TlsOptions } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { stripPort } from '../config/matchers.ts';
 import type { Snapshot } from '../config/snapshot.ts';
@@ -10,6 +12,7 @@ import { ErrorCode, MeshError, ResponseFlag, downstreamReset } from '../errors.t
 import { RequestBody, hasBody } from './body.ts';
 import { Cancellation } from './cancellation.ts';
 import { Header, appendForwardedFor, withoutHopByHop } from './headers.ts';
+import { peerService } from './mesh-tls.ts';
 import { rescue, type RescuedResponse } from './rescue.ts';
 import type { EventBus } from '../telemetry/events.ts';
 import { endSpan, propagate, traceIdOf, type MeshTracer } from '../telemetry/tracing.ts';
@@ -28,8 +31,10 @@ export interface ListenerOptions {
   readonly perRequest: boolean;
 }
 
-export function createListener(options: ListenerOptions): Server {
-  const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: 30_000 });
+/** The listener's HTTP server: plain, or (`tls`) HTTPS — the inbound listener under mTLS. */
+export function createListener(options: ListenerOptions, tls?: TlsOptions): Server {
+  const settings = { keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: 30_000 };
+  const server: Server = tls ? createHttpsServer({ ...settings, ...tls }) : createServer(settings);
   server.on('request', (req: IncomingMessage, res: ServerResponse) => void handle(options, req, res));
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void handleUpgrade(options, req, socket, head));
   server.on('connect', (req: IncomingMessage, socket: Duplex) => {
@@ -216,8 +221,11 @@ export function createContext(
   headers[Header.forwardedProto] ??= 'http';
   const id = (req.headers[Header.requestId] as string | undefined) || randomUUID();
   headers[Header.requestId] = id;
-  const source = options.direction === 'outbound' ? options.service : String(req.headers[Header.source] ?? 'unknown');
-  if (options.direction === 'outbound') headers[Header.source] = options.service;
+  // Inbound, the caller is who its client certificate says (mTLS), else who its sidecar's header says.
+  const peer = options.direction === 'inbound' ? peerService(req.socket) : undefined;
+  const source = options.direction === 'outbound' ? options.service : (peer ?? String(req.headers[Header.source] ?? 'unknown'));
+  // Outbound, and inbound under mTLS, the app downstream is told who called, whatever the caller claimed.
+  if (options.direction === 'outbound' || peer) headers[Header.source] = source;
 
   const queryAt = path.indexOf('?');
   let query: URLSearchParams | undefined;

@@ -3,7 +3,11 @@
 // builds a new generation and swaps it in one assignment; requests in flight finish on theirs.
 import { watch, type FSWatcher } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { Server as HttpsServer } from 'node:https';
+import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
+import type { SidecarIdentity } from '../identity/provider.ts';
+import { spiffeId } from '../identity/spiffe.ts';
+import { meshConnector, serverTlsOptions, type MtlsMode } from './mesh-tls.ts';
 import { basename, dirname } from 'node:path';
 import { Agent } from 'undici';
 import { loadConfigFile } from '../config/load.ts';
@@ -17,7 +21,7 @@ import { silentLogger, type Logger } from '../telemetry/log.ts';
 import { createAdminApp } from './admin.ts';
 import { EndpointRegistry, type Clusters } from './endpoints.ts';
 import { HealthChecker } from './health.ts';
-import { createListener } from './listener.ts';
+import { createListener, type ListenerOptions } from './listener.ts';
 import { OutlierDetector } from './outlier.ts';
 import { RetryBudgets } from './retry-budget.ts';
 import { Breakers } from './breaker/registry.ts';
@@ -36,6 +40,8 @@ export interface SidecarOptions {
   readonly log?: Logger;
   /** Write an access log line per request to this file, or to stdout with '-'. */
   readonly accessLog?: string;
+  /** Its mesh identity (from the control plane's CA), needed when the config's mtls mode is not off. */
+  readonly identity?: SidecarIdentity;
 }
 
 export type ReloadResult = { ok: true; version: string; changed: boolean } | { ok: false; error: string };
@@ -58,11 +64,18 @@ export class Sidecar {
   readonly breakers: Breakers;
   /** Faults in force: the config's and runtime ones (admin API), under leases. */
   readonly faults: FaultTable;
-  readonly #dispatcher = new Agent({ keepAliveTimeout: 4_000, headersTimeout: 0, bodyTimeout: 0, connect: { timeout: 5_000 } });
+  /** Pools for plain calls, and under mTLS one per destination service (each requires that service's identity). */
+  readonly #dispatchers = new Map<string, Agent>();
+  /** mtls mode, fixed when the sidecar starts (listeners are built for it). */
+  readonly mtls: MtlsMode;
+  readonly identity: SidecarIdentity | undefined;
+  /** Inbound addresses of the sidecars that front endpoints: reached over mTLS when it is on. */
+  #meshAddresses = new Set<string>();
+  #offRotate: (() => void) | undefined;
   readonly #health: HealthChecker;
   readonly #outlier: OutlierDetector;
   readonly #configFile: string | undefined;
-  readonly #servers: Server[] = [];
+  readonly #servers: NetServer[] = [];
   #tcp = new Map<string, TcpProxy>();
   #generation: Generation;
   #appliedAt = Date.now();
@@ -82,6 +95,11 @@ export class Sidecar {
     this.#configFile = options.configFile;
     this.breakers = new Breakers(this.events);
     this.faults = new FaultTable(this.events, () => this.snapshot.config.faultInjection);
+    this.mtls = options.snapshot.config.mtls.mode;
+    this.identity = options.identity;
+    if (this.mtls !== 'off' && !this.identity) {
+      throw new FaultlineError(ErrorCode.ConfigInvalid, `mtls is ${this.mtls}: the sidecar needs an identity from the control plane (run it with --control)`);
+    }
     this.#accessLog = options.accessLog ? openAccessLog(this.events, options.accessLog) : undefined;
     const { enabled, tracing } = options.snapshot.config.telemetry;
     this.#tracer = enabled && tracing ? new MeshTracer(this.spec.service, this.name, tracing) : undefined;
@@ -93,7 +111,7 @@ export class Sidecar {
       configVersion: () => this.snapshot.version,
       faults: () => this.faults.all().map((f) => ({ id: f.id, action: f.actionName, origin: f.origin })),
     });
-    this.#health = new HealthChecker(this.events, (destination) => this.faults.partitionFor(this.spec.service, destination));
+    this.#health = new HealthChecker(this.events, (destination) => this.faults.partitionFor(this.spec.service, destination), (service) => this.#dispatcherFor(service));
     this.#outlier = new OutlierDetector(this.events);
     this.events.on('health.changed', (e) => this.#log.info(e, `endpoint ${e.healthy ? 'healthy' : 'unhealthy'}`));
     this.events.on('outlier.ejected', (e) => this.#log.warn(e, 'endpoint ejected'));
@@ -151,6 +169,7 @@ export class Sidecar {
 
   async close(): Promise<void> {
     this.#watcher?.close();
+    this.#offRotate?.();
     await Promise.all([...this.#servers.map(closeServer), ...[...this.#tcp.values()].map((p) => p.close())]);
     this.#outlier.close();
     this.faults.close();
@@ -158,16 +177,17 @@ export class Sidecar {
     await this.#accessLog?.close();
     await this.#tracer?.close();
     await this.#health.close();
-    await this.#dispatcher.destroy();
+    await Promise.all([...this.#dispatchers.values()].map((d) => d.destroy()));
   }
 
   #compose(snapshot: Snapshot): Generation {
     const clusters = this.#registry.reconcile(snapshot);
     this.faults.setConfigFaults(snapshot.config.faults);
+    this.#meshAddresses = new Set(this.mtls === 'off' ? [] : [...snapshot.services.values()].flatMap((s) => s.endpoints.filter((e) => e.sidecar).map((e) => e.dial)));
     this.#health.sync(clusters);
     this.#outlier.sync(clusters);
     return composeGeneration(snapshot, clusters, this.name, {
-      dispatcher: this.#dispatcher,
+      dispatcher: (service) => this.#dispatcherFor(service),
       outlierDetector: this.#outlier,
       retryBudgets: this.#retryBudgets,
       breakers: this.breakers,
@@ -205,12 +225,54 @@ export class Sidecar {
     this.#watcher.unref();
   }
 
+  /**
+   * The pool for calls to `service`. With mtls off, one plain pool for all. With mtls on, one per
+   * service, whose connections to a peer sidecar are mTLS and require that sidecar to present the
+   * service's own SPIFFE ID — an endpoint listed under a service but fronted by another's sidecar is
+   * refused (UF) rather than trusted.
+   */
+  #dispatcherFor(service: string | undefined): Agent {
+    const key = this.mtls === 'off' || service === undefined ? '' : service;
+    let agent = this.#dispatchers.get(key);
+    if (!agent) {
+      const { trustDomain, namespace } = this.snapshot.config.mtls;
+      const want = key ? spiffeId(trustDomain, namespace, key) : undefined;
+      const connect = meshConnector(() => this.identity?.current, (address) => (want && this.#meshAddresses.has(address) ? want : undefined));
+      agent = new Agent({ keepAliveTimeout: 4_000, headersTimeout: 0, bodyTimeout: 0, connect });
+      this.#dispatchers.set(key, agent);
+    }
+    return agent;
+  }
+
+  /**
+   * The inbound listener for the mtls mode: plain HTTP (off), HTTPS with client certificates required
+   * (strict), or a front that looks at each connection's first byte and hands TLS (a handshake starts
+   * with 0x16) to the HTTPS server and anything else to the plain one (permissive). A renewed
+   * certificate replaces the secure context in place: connections already up keep theirs.
+   */
+  #inboundServer(options: ListenerOptions): NetServer {
+    if (this.mtls === 'off') return createListener(options);
+    const identity = this.identity!;
+    const secure = createListener(options, serverTlsOptions(identity.current)) as HttpsServer;
+    this.#offRotate = identity.onRotate((next) => secure.setSecureContext(serverTlsOptions(next)));
+    if (this.mtls === 'strict') return secure;
+    const plain = createListener(options);
+    return createNetServer((socket) => {
+      socket.once('data', (first: Buffer) => {
+        socket.pause();
+        socket.unshift(first);
+        (first[0] === 0x16 ? secure : plain).emit('connection', socket);
+        process.nextTick(() => socket.resume());
+      });
+    });
+  }
+
   async #listen(): Promise<void> {
     const generation = () => this.#generation;
     const perRequest = this.snapshot.config.telemetry.enabled;
     const common = { sidecar: this.name, service: this.spec.service, generation, events: this.events, tracer: this.#tracer, perRequest };
     const outbound = createListener({ ...common, direction: 'outbound' });
-    const inbound = createListener({ ...common, direction: 'inbound' });
+    const inbound = this.#inboundServer({ ...common, direction: 'inbound' });
     const admin = createServer(createAdminApp(this));
     this.addresses = {
       outbound: await listen(outbound, this.spec.outbound, this.#servers),
@@ -239,16 +301,16 @@ export function resolveSidecar(snapshot: Snapshot, name: string): SidecarSpec {
 }
 
 /** Closes a server and every connection it holds, upgraded (tunnelled) ones included. */
-function closeServer(server: Server): Promise<void> {
+function closeServer(server: NetServer): Promise<void> {
   return new Promise((resolve) => {
     server.close(() => resolve());
     for (const socket of openSockets.get(server) ?? []) socket.destroy();
   });
 }
 
-const openSockets = new WeakMap<Server, Set<Socket>>();
+const openSockets = new WeakMap<NetServer, Set<Socket>>();
 
-function listen(server: Server, address: string, servers: Server[]): Promise<string> {
+function listen(server: NetServer, address: string, servers: NetServer[]): Promise<string> {
   const sockets = new Set<Socket>();
   openSockets.set(server, sockets);
   server.on('connection', (socket: Socket) => {

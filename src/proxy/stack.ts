@@ -30,7 +30,8 @@ export interface Generation {
 }
 
 export interface StackParts {
-  readonly dispatcher: Dispatcher;
+  /** The connection pools for calls to a service (one per service under mTLS: each checks its own server identity). */
+  readonly dispatcher: (service: string | undefined) => Dispatcher;
   readonly outlierDetector: OutlierDetector;
   readonly retryBudgets: RetryBudgets;
   readonly breakers: Breakers;

@@ -1,0 +1,308 @@
+// The mesh's certificate authority: a root (made here, or the operator's) that signs workloads' CSRs
+// into short-lived X.509 SVIDs. The CA alone decides a workload's identity: whatever a CSR asks for,
+// the certificate's only SAN is the URI SAN spiffe://<trust domain>/ns/<namespace>/sa/<service>.
+import { createPrivateKey, createPublicKey, randomBytes, verify, webcrypto, X509Certificate as NodeCertificate, type KeyObject } from 'node:crypto';
+import type * as X509 from '@peculiar/x509';
+import { isPathSegment, isTrustDomain, spiffeId } from './spiffe.ts';
+
+export interface CaMaterial {
+  readonly certPem: string;
+  /** PKCS#8 PEM. */
+  readonly keyPem: string;
+}
+
+export interface SignedWorkload {
+  readonly certPem: string;
+  readonly spiffeId: string;
+  readonly notAfter: Date;
+}
+
+const DAY_MS = 86_400_000;
+/** Allowance for clocks behind ours: certificates are valid from a minute ago. */
+const CLOCK_SKEW_MS = 60_000;
+const DEFAULT_CA_VALIDITY_DAYS = 3650;
+const DEFAULT_WORKLOAD_TTL_MS = 3_600_000;
+
+/** How a CA key of each supported type is imported into WebCrypto and signs. */
+interface SigningScheme {
+  readonly importParams: webcrypto.EcKeyImportParams | webcrypto.RsaHashedImportParams;
+  readonly signingAlgorithm: webcrypto.EcdsaParams | webcrypto.Algorithm;
+}
+
+export class MeshCa {
+  readonly trustDomain: string;
+  /** The CA certificate, PEM: the trust bundle sidecars get. */
+  readonly certPem: string;
+  readonly #keyPem: string;
+  readonly #cert: X509.X509Certificate;
+  readonly #signingKey: webcrypto.CryptoKey;
+  readonly #scheme: SigningScheme;
+
+  private constructor(trustDomain: string, certPem: string, keyPem: string, cert: X509.X509Certificate, signingKey: webcrypto.CryptoKey, scheme: SigningScheme) {
+    this.trustDomain = trustDomain;
+    this.certPem = certPem;
+    this.#keyPem = keyPem;
+    this.#cert = cert;
+    this.#signingKey = signingKey;
+    this.#scheme = scheme;
+  }
+
+  /** A new self-signed root: ECDSA P-256, CA:true, keyCertSign, 10 years by default, CN=faultline mesh CA <trustDomain>. */
+  static async create(trustDomain: string, options: { validityDays?: number } = {}): Promise<MeshCa> {
+    checkTrustDomain(trustDomain);
+    const validityDays = options.validityDays ?? DEFAULT_CA_VALIDITY_DAYS;
+    if (!(validityDays > 0) || !Number.isFinite(validityDays)) throw new Error(`CA validityDays must be a positive number, got ${validityDays}`);
+    const x509 = await loadX509();
+    const keys = await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify']);
+    const now = Date.now();
+    const cert = await x509.X509CertificateGenerator.createSelfSigned(
+      {
+        serialNumber: randomSerial(),
+        name: [{ CN: [`faultline mesh CA ${trustDomain}`] }],
+        notBefore: new Date(now - CLOCK_SKEW_MS),
+        notAfter: new Date(now + validityDays * DAY_MS),
+        signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
+        keys,
+        extensions: [
+          new x509.BasicConstraintsExtension(true, undefined, true),
+          new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+          await x509.SubjectKeyIdentifierExtension.create(keys.publicKey, false, webcrypto),
+        ],
+      },
+      webcrypto,
+    );
+    const pkcs8 = await webcrypto.subtle.exportKey('pkcs8', keys.privateKey);
+    const keyPem = createPrivateKey({ key: Buffer.from(pkcs8), format: 'der', type: 'pkcs8' }).export({ type: 'pkcs8', format: 'pem' }) as string;
+    return new MeshCa(trustDomain, cert.toString('pem') + '\n', keyPem, cert, keys.privateKey, P256);
+  }
+
+  /**
+   * An operator-provided root (or intermediate) certificate and key, PEM. The key may be ECDSA P-256 or
+   * P-384, or RSA; PKCS#8, SEC1 or PKCS#1. Throws if the key does not match the certificate, the
+   * certificate is not a CA (basicConstraints CA:true, keyCertSign if key usage is restricted), or it expired.
+   */
+  static async load(material: CaMaterial, trustDomain: string): Promise<MeshCa> {
+    checkTrustDomain(trustDomain);
+    const certCount = material.certPem.match(/-----BEGIN CERTIFICATE-----/g)?.length ?? 0;
+    if (certCount !== 1) throw new Error(`CA certificate PEM must hold exactly one certificate, found ${certCount}`);
+    let nodeCert: NodeCertificate;
+    try {
+      nodeCert = new NodeCertificate(material.certPem);
+    } catch (error) {
+      throw new Error(`CA certificate is not a valid PEM certificate: ${message(error)}`, { cause: error });
+    }
+    let key: KeyObject;
+    try {
+      key = createPrivateKey(material.keyPem);
+    } catch (error) {
+      throw new Error(`CA key is not a valid unencrypted PEM private key: ${message(error)}`, { cause: error });
+    }
+    if (!nodeCert.ca) throw new Error(`certificate "${nodeCert.subject}" is not a CA (basicConstraints CA:true missing)`);
+    if (!nodeCert.checkPrivateKey(key)) throw new Error(`CA key does not match the CA certificate "${nodeCert.subject}"`);
+    if (new Date(nodeCert.validTo).getTime() <= Date.now()) throw new Error(`CA certificate "${nodeCert.subject}" expired on ${nodeCert.validTo}`);
+    const scheme = schemeFor(key);
+    if (!scheme) throw new Error(`unsupported CA key type ${describeKey(key)} (ECDSA P-256/P-384 or RSA)`);
+    const x509 = await loadX509();
+    const cert = new x509.X509Certificate(nodeCert.raw);
+    const keyUsage = cert.getExtension(x509.KeyUsagesExtension);
+    if (keyUsage && (keyUsage.usages & x509.KeyUsageFlags.keyCertSign) === 0) {
+      throw new Error(`CA certificate "${nodeCert.subject}" may not sign certificates (keyUsage lacks keyCertSign)`);
+    }
+    const keyPem = key.export({ type: 'pkcs8', format: 'pem' }) as string;
+    const signingKey = await webcrypto.subtle.importKey('pkcs8', key.export({ type: 'pkcs8', format: 'der' }), scheme.importParams, false, ['sign']);
+    return new MeshCa(trustDomain, nodeCert.toString(), keyPem, cert, signingKey, scheme);
+  }
+
+  /** The certificate and key, to persist them. */
+  material(): CaMaterial {
+    return { certPem: this.certPem, keyPem: this.#keyPem };
+  }
+
+  /**
+   * Signs a workload's CSR (PEM, PKCS#10) for `service` in `namespace` (default 'default'): checks the
+   * CSR's own signature and that its key is ECDSA P-256, then issues a certificate whose only SAN is the
+   * service's SPIFFE ID (whatever the CSR asked for): CN=<service>, CA:false, digitalSignature,
+   * serverAuth+clientAuth, random 16-byte serial, valid from a minute ago for `ttlMs` (default 1 h;
+   * never past the CA's own expiry).
+   */
+  async sign(csrPem: string, service: string, options: { namespace?: string; ttlMs?: number } = {}): Promise<SignedWorkload> {
+    const namespace = options.namespace ?? 'default';
+    const ttlMs = options.ttlMs ?? DEFAULT_WORKLOAD_TTL_MS;
+    if (!isPathSegment(service)) throw new Error(`invalid service name "${service}" (letters, digits, ".", "-", "_")`);
+    if (!isPathSegment(namespace)) throw new Error(`invalid namespace "${namespace}" (letters, digits, ".", "-", "_")`);
+    if (!(ttlMs > 0) || !Number.isFinite(ttlMs)) throw new Error(`certificate ttlMs must be a positive number, got ${ttlMs}`);
+    const id = spiffeId(this.trustDomain, namespace, service);
+    const x509 = await loadX509();
+    const csr = await checkCsr(x509, csrPem);
+
+    const now = Date.now();
+    const notAfter = new Date(Math.min(now + ttlMs, this.#cert.notAfter.getTime()));
+    const extensions: X509.Extension[] = [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth], false),
+      new x509.SubjectAlternativeNameExtension([{ type: 'url', value: id }], false),
+      await x509.SubjectKeyIdentifierExtension.create(csr.publicKey, false, webcrypto),
+    ];
+    // The issuer's own key id, so that chain builders match it (a recomputed one may differ for an operator's CA).
+    const issuerKeyId = this.#cert.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId;
+    if (issuerKeyId) extensions.push(new x509.AuthorityKeyIdentifierExtension(issuerKeyId, false));
+
+    const cert = await x509.X509CertificateGenerator.create(
+      {
+        serialNumber: randomSerial(),
+        subject: [{ CN: [service] }],
+        issuer: this.#cert.subjectName,
+        notBefore: new Date(now - CLOCK_SKEW_MS),
+        notAfter,
+        publicKey: csr.publicKey,
+        signingKey: this.#signingKey,
+        signingAlgorithm: this.#scheme.signingAlgorithm,
+        extensions,
+      },
+      webcrypto,
+    );
+    return { certPem: cert.toString('pem') + '\n', spiffeId: id, notAfter: cert.notAfter };
+  }
+}
+
+/** A CSR is a few hundred bytes; anything much larger is not one. */
+const MAX_CSR_PEM = 64 * 1024;
+const NODE_HASHES: Readonly<Record<string, string>> = { 'SHA-256': 'sha256', 'SHA-384': 'sha384', 'SHA-512': 'sha512' };
+
+/**
+ * The CSR in `pem`, parsed, with an ECDSA P-256 key and a valid signature by it; throws otherwise.
+ * Strict where x509's parser is lenient, so that a CSR changed anywhere is refused, not only one
+ * changed inside its signed part: canonical base64, exact DER lengths around the signed part, and the
+ * signature checked by OpenSSL (which wants a DER ECDSA signature, not one with padded integers).
+ */
+async function checkCsr(x509: X509Module, pem: string): Promise<X509.Pkcs10CertificateRequest> {
+  const der = csrDer(pem);
+  let parts: { signed: Uint8Array; signature: Uint8Array };
+  let csr: X509.Pkcs10CertificateRequest;
+  let key: KeyObject;
+  try {
+    parts = csrParts(der);
+    csr = new x509.Pkcs10CertificateRequest(der);
+    key = createPublicKey({ key: Buffer.from(csr.publicKey.rawData), format: 'der', type: 'spki' });
+  } catch (error) {
+    throw new Error(`invalid CSR: cannot parse it (${message(error)})`, { cause: error });
+  }
+  if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
+    throw new Error(`invalid CSR: the key must be ECDSA P-256, got ${describeKey(key)}`);
+  }
+  // WebCrypto's view of the signature algorithm: { name: <OID> } when x509 does not know it.
+  const algorithm = csr.signatureAlgorithm as { name?: string; hash?: { name?: string } };
+  const hash = NODE_HASHES[algorithm.hash?.name ?? ''];
+  if (algorithm.name !== 'ECDSA' || !hash) {
+    const named = algorithm.hash?.name ? `${algorithm.name} with ${algorithm.hash.name}` : algorithm.name;
+    throw new Error(`invalid CSR: unsupported signature algorithm ${named} (ECDSA with SHA-256/384/512)`);
+  }
+  let valid: boolean;
+  try {
+    valid = verify(hash, parts.signed, { key, dsaEncoding: 'der' }, parts.signature);
+  } catch (error) {
+    throw new Error(`invalid CSR: cannot verify its signature (${message(error)})`, { cause: error });
+  }
+  if (!valid) throw new Error('invalid CSR: its signature does not verify (tampered, or not signed by its key)');
+  return csr;
+}
+
+/** The DER of the one CERTIFICATE REQUEST block in `pem`, whose base64 must be canonical. */
+function csrDer(pem: string): Buffer {
+  if (pem.length > MAX_CSR_PEM) throw new Error(`invalid CSR: larger than ${MAX_CSR_PEM} bytes`);
+  const blocks = [...pem.matchAll(/-----BEGIN CERTIFICATE REQUEST-----([^-]*)-----END CERTIFICATE REQUEST-----/g)];
+  const begins = pem.match(/-----BEGIN /g)?.length ?? 0;
+  if (blocks.length !== 1 || begins !== 1) throw new Error('invalid CSR: expected exactly one PEM "CERTIFICATE REQUEST" block');
+  const base64 = blocks[0]![1]!.replace(/\s+/g, '');
+  const der = Buffer.from(base64, 'base64');
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(base64) || der.length === 0 || der.toString('base64') !== base64) {
+    throw new Error('invalid CSR: the PEM body is not canonical base64');
+  }
+  return der;
+}
+
+/**
+ * The signed part (CertificationRequestInfo, as its exact bytes) and the signature of a PKCS#10 DER:
+ * SEQUENCE { info SEQUENCE, algorithm SEQUENCE, signature BIT STRING } filling `der` exactly.
+ */
+function csrParts(der: Uint8Array): { signed: Uint8Array; signature: Uint8Array } {
+  const outer = readTlv(der, 0, 0x30);
+  if (outer.end !== der.length) throw new Error('trailing bytes after the CSR');
+  const info = readTlv(der, outer.content, 0x30);
+  const algorithm = readTlv(der, info.end, 0x30);
+  const signature = readTlv(der, algorithm.end, 0x03);
+  if (signature.end !== outer.end) throw new Error('trailing fields in the CSR');
+  if (signature.end - signature.content < 2 || der[signature.content] !== 0) throw new Error('malformed signature BIT STRING');
+  return { signed: der.subarray(info.start, info.end), signature: der.subarray(signature.content + 1, signature.end) };
+}
+
+/** One DER TLV at `at` with tag `tag`: definite, minimally encoded length within `der`. */
+function readTlv(der: Uint8Array, at: number, tag: number): { start: number; content: number; end: number } {
+  if (at + 2 > der.length || der[at] !== tag) throw new Error(`expected DER tag 0x${tag.toString(16)} at byte ${at}`);
+  let length = der[at + 1]!;
+  let content = at + 2;
+  if (length & 0x80) {
+    const octets = length & 0x7f;
+    if (octets === 0 || octets > 3 || content + octets > der.length || der[content] === 0) throw new Error(`bad DER length at byte ${at}`);
+    length = 0;
+    for (let i = 0; i < octets; i++) length = length * 256 + der[content + i]!;
+    if (length < 0x80) throw new Error(`non-minimal DER length at byte ${at}`);
+    content += octets;
+  }
+  const end = content + length;
+  if (end > der.length) throw new Error(`DER length past the end at byte ${at}`);
+  return { start: at, content, end };
+}
+
+const P256: SigningScheme = { importParams: { name: 'ECDSA', namedCurve: 'P-256' }, signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' } };
+
+function schemeFor(key: KeyObject): SigningScheme | undefined {
+  const curve = key.asymmetricKeyDetails?.namedCurve;
+  if (key.asymmetricKeyType === 'ec' && curve === 'prime256v1') return P256;
+  if (key.asymmetricKeyType === 'ec' && curve === 'secp384r1') {
+    return { importParams: { name: 'ECDSA', namedCurve: 'P-384' }, signingAlgorithm: { name: 'ECDSA', hash: 'SHA-384' } };
+  }
+  if (key.asymmetricKeyType === 'rsa') {
+    return { importParams: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' }, signingAlgorithm: { name: 'RSASSA-PKCS1-v1_5' } };
+  }
+  return undefined;
+}
+
+function describeKey(key: KeyObject): string {
+  const details = key.asymmetricKeyDetails;
+  if (details?.namedCurve) return `${key.asymmetricKeyType} ${details.namedCurve}`;
+  if (details?.modulusLength) return `${key.asymmetricKeyType} ${details.modulusLength}`;
+  return String(key.asymmetricKeyType);
+}
+
+/** 16 random bytes, a positive DER INTEGER of exactly that length (top bit clear, next bit set). */
+function randomSerial(): string {
+  const bytes = randomBytes(16);
+  bytes[0] = (bytes[0]! & 0x7f) | 0x40;
+  return bytes.toString('hex');
+}
+
+function checkTrustDomain(trustDomain: string): void {
+  if (!isTrustDomain(trustDomain)) throw new Error(`invalid SPIFFE trust domain "${trustDomain}" (lowercase letters, digits, ".", "-", "_")`);
+}
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+export type X509Module = typeof X509;
+
+let x509Module: Promise<X509Module> | undefined;
+
+/**
+ * @peculiar/x509, loaded on first use, after reflect-metadata: its dependency tsyringe refuses to load
+ * without that polyfill.
+ */
+export function loadX509(): Promise<X509Module> {
+  x509Module ??= (async () => {
+    await import('reflect-metadata');
+    return await import('@peculiar/x509');
+  })();
+  return x509Module;
+}

@@ -1,0 +1,112 @@
+// A sidecar's identity, kept current: its private key (made here, saved owner-only, never sent), a
+// workload certificate from the control plane's CA for the CSR, and renewal at 2/3 of each
+// certificate's lifetime. Listeners read `current` for each new connection and are told on rotation,
+// so a renewed certificate takes over without a failed request.
+import { X509Certificate } from 'node:crypto';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { silentLogger, type Logger } from '../telemetry/log.ts';
+import { spiffeId } from './spiffe.ts';
+import { WorkloadKey, renewAt, type WorkloadIdentity } from './workload.ts';
+
+export interface IdentityOptions {
+  readonly url: string;
+  readonly token: string;
+  readonly sidecar: string;
+  readonly service: string;
+  readonly trustDomain: string;
+  readonly namespace: string;
+  /** The key is kept here as key.pem (0600). */
+  readonly stateDir: string;
+  readonly log?: Logger;
+}
+
+export interface CurrentIdentity extends WorkloadIdentity {
+  readonly notBefore: Date;
+  readonly serial: string;
+}
+
+export class SidecarIdentity {
+  readonly #options: IdentityOptions;
+  readonly #key: WorkloadKey;
+  readonly #log: Logger;
+  #current: CurrentIdentity;
+  #timer: NodeJS.Timeout | undefined;
+  readonly #listeners = new Set<(identity: CurrentIdentity) => void>();
+  #closed = false;
+
+  private constructor(options: IdentityOptions, key: WorkloadKey, current: CurrentIdentity) {
+    this.#options = options;
+    this.#key = key;
+    this.#current = current;
+    this.#log = (options.log ?? silentLogger).child({ identity: current.spiffeId });
+    this.#schedule();
+  }
+
+  /** Makes (or reloads) the key, gets a first certificate, and keeps renewing it. */
+  static async obtain(options: IdentityOptions): Promise<SidecarIdentity> {
+    const file = join(options.stateDir, 'key.pem');
+    let key: WorkloadKey;
+    try {
+      key = await WorkloadKey.load(file);
+    } catch {
+      key = await WorkloadKey.generate();
+      await key.save(file);
+    }
+    return new SidecarIdentity(options, key, await issue(options, key));
+  }
+
+  get current(): CurrentIdentity {
+    return this.#current;
+  }
+
+  /** Called with each renewed identity. */
+  onRotate(listener: (identity: CurrentIdentity) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Renews now (what the timer does at 2/3 of the lifetime). */
+  async renew(): Promise<CurrentIdentity> {
+    const next = await issue(this.#options, this.#key);
+    this.#current = next;
+    this.#log.info({ serial: next.serial, notAfter: next.notAfter.toISOString() }, 'certificate renewed');
+    for (const listener of this.#listeners) listener(next);
+    this.#schedule();
+    return next;
+  }
+
+  close(): void {
+    this.#closed = true;
+    clearTimeout(this.#timer);
+  }
+
+  #schedule(): void {
+    clearTimeout(this.#timer);
+    if (this.#closed) return;
+    const wait = Math.max(0, renewAt(this.#current).getTime() - Date.now());
+    this.#timer = setTimeout(() => {
+      this.renew().catch((error: Error) => {
+        // The certificate in hand is still valid for a third of its life: try again soon.
+        this.#log.warn({ error: error.message }, 'certificate renewal failed; retrying');
+        clearTimeout(this.#timer);
+        if (!this.#closed) this.#timer = setTimeout(() => void this.renew().catch(() => undefined), 1_000).unref();
+      });
+    }, Math.min(wait, 2 ** 31 - 1)).unref();
+  }
+}
+
+async function issue(options: IdentityOptions, key: WorkloadKey): Promise<CurrentIdentity> {
+  const csr = await key.csr(options.service, spiffeId(options.trustDomain, options.namespace, options.service));
+  const response = await request(`${options.url}/v1/identity`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${options.token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ sidecar: options.sidecar, csr }),
+  });
+  const body = (await response.body.json()) as { certPem?: string; caPem?: string; spiffeId?: string; notAfter?: string; error?: string };
+  if (response.statusCode !== 200 || !body.certPem || !body.caPem || !body.spiffeId) {
+    throw new Error(`the control plane did not issue a certificate (${response.statusCode}): ${body.error ?? 'no certificate in the answer'}`);
+  }
+  const cert = new X509Certificate(body.certPem);
+  return { keyPem: key.keyPem, certPem: body.certPem, caPem: body.caPem, spiffeId: body.spiffeId, notBefore: new Date(cert.validFrom), notAfter: new Date(cert.validTo), serial: cert.serialNumber };
+}
