@@ -176,7 +176,7 @@ const Mtls = z.strictObject({
     .regex(/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/, { error: 'expected a trust domain: lowercase letters, digits, "." and "-"' })
     .default('faultline.local'),
   namespace: Name.default('default'),
-  certTtl: Duration.default(3_600_000).meta({ description: 'lifetime of workload certificates; sidecars renew at 2/3 of it' }),
+  certTtl: Duration.refine((ms) => ms >= 1_000, { error: 'expected at least 1s' }).default(3_600_000).meta({ description: 'lifetime of workload certificates; sidecars renew at 2/3 of it' }),
 });
 
 export const MeshConfigSchema = z.strictObject({

@@ -24,6 +24,8 @@ export interface IdentityOptions {
 export interface CurrentIdentity extends WorkloadIdentity {
   readonly notBefore: Date;
   readonly serial: string;
+  /** When this sidecar received it (the CA back-dates notBefore for clock skew). */
+  readonly issuedAt: Date;
 }
 
 export class SidecarIdentity {
@@ -84,7 +86,9 @@ export class SidecarIdentity {
   #schedule(): void {
     clearTimeout(this.#timer);
     if (this.#closed) return;
-    const wait = Math.max(0, renewAt(this.#current).getTime() - Date.now());
+    // 2/3 of the lifetime as this sidecar has it: from issue, not from the back-dated notBefore.
+    const { issuedAt, notBefore, notAfter } = this.#current;
+    const wait = Math.max(0, renewAt({ notBefore: new Date(Math.max(issuedAt.getTime(), notBefore.getTime())), notAfter }).getTime() - Date.now());
     this.#timer = setTimeout(() => {
       this.renew().catch((error: Error) => {
         // The certificate in hand is still valid for a third of its life: try again soon.
@@ -108,5 +112,14 @@ async function issue(options: IdentityOptions, key: WorkloadKey): Promise<Curren
     throw new Error(`the control plane did not issue a certificate (${response.statusCode}): ${body.error ?? 'no certificate in the answer'}`);
   }
   const cert = new X509Certificate(body.certPem);
-  return { keyPem: key.keyPem, certPem: body.certPem, caPem: body.caPem, spiffeId: body.spiffeId, notBefore: new Date(cert.validFrom), notAfter: new Date(cert.validTo), serial: cert.serialNumber };
+  return {
+    keyPem: key.keyPem,
+    certPem: body.certPem,
+    caPem: body.caPem,
+    spiffeId: body.spiffeId,
+    notBefore: new Date(cert.validFrom),
+    notAfter: new Date(cert.validTo),
+    serial: cert.serialNumber,
+    issuedAt: new Date(),
+  };
 }

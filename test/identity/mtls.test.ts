@@ -25,12 +25,12 @@ import { freeAddress, startUpstream, waitFor, type Upstream } from '../helpers/n
 const run = promisify(execFile);
 const TOKEN = 'mtls-test-token';
 
-async function mesh(mode: 'strict' | 'permissive', upstream: Upstream) {
+async function mesh(mode: 'strict' | 'permissive', upstream: Upstream, certTtl = '1h') {
   const dir = await mkdtemp(join(tmpdir(), 'faultline-mtls-'));
   const checkoutApp = await freeAddress();
   const config = {
     mesh: { name: 'mtls' },
-    mtls: { mode, trustDomain: 'shop.test' },
+    mtls: { mode, trustDomain: 'shop.test', certTtl },
     services: [
       { name: 'checkout', endpoints: [{ address: checkoutApp }] },
       { name: 'payments', endpoints: [{ address: upstream.address }], healthCheck: { path: '/healthz', interval: '200ms' } },
@@ -102,7 +102,7 @@ describe('mTLS between sidecars (strict)', function () {
 
   it('carries calls between sidecars over mTLS; the caller is who its certificate says', async () => {
     const done: MeshEvents['request.done'][] = [];
-    const off = m.payments.sidecar.events.on('request.done', (e) => done.push(e));
+    const off = m.payments.sidecar.events.on('request.done', (e) => e.path !== '/healthz' && done.push(e));
     const reply = await send(m.checkout.sidecar.addresses.outbound, { headers: { host: 'payments', 'x-faultline-source': 'impostor' } });
     off();
     expect(reply.status).to.equal(200);
@@ -183,5 +183,41 @@ describe('mTLS (permissive)', function () {
     expect(plain.json()).to.deep.equal({ source: 'legacy' });
     const meshed = await send(m.checkout.sidecar.addresses.outbound, { headers: { host: 'payments' } });
     expect(meshed.json()).to.deep.equal({ source: 'checkout' });
+  });
+});
+
+describe('mTLS certificate renewal on its own schedule', function () {
+  this.timeout(30_000);
+
+  it('renews a 3 s certificate at about 2 s, under traffic, with no failed request', async () => {
+    const upstream = await startUpstream('payments');
+    upstream.handler = (_req, res) => res.end('ok');
+    const m = await mesh('strict', upstream, '3s');
+    try {
+      const identity = m.payments.sidecar.identity!;
+      const first = identity.current;
+      const renewed = new Promise<number>((resolve) => identity.onRotate(() => resolve(Date.now())));
+      const statuses: number[] = [];
+      let stop = false;
+      const traffic = (async () => {
+        while (!stop) statuses.push((await call(m.checkout.sidecar.addresses.outbound, 'payments', '/', { connection: 'close' })).status);
+      })();
+      const at = await renewed;
+      // and past the first certificate's end, on the renewed one
+      await waitFor(() => Date.now() > first.notAfter.getTime() + 200, 5_000, 'the first certificate to expire');
+      stop = true;
+      await traffic;
+      // At 2/3 of the lifetime the sidecar had (certificate times are whole seconds: 2–3 s here).
+      const due = first.issuedAt.getTime() + ((first.notAfter.getTime() - first.issuedAt.getTime()) * 2) / 3;
+      expect(at - due).to.be.within(-20, 300);
+      expect(at).to.be.below(first.notAfter.getTime());
+      expect(identity.current.serial).to.not.equal(first.serial);
+      expect(statuses.length).to.be.above(10);
+      expect(statuses.filter((s) => s !== 200)).to.deep.equal([]);
+    } finally {
+      for (const s of [m.checkout, m.payments]) await s.close();
+      await m.control.close();
+      await upstream.close();
+    }
   });
 });
