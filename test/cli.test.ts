@@ -50,7 +50,9 @@ describe('faultline CLI', () => {
   it('exits 2 on a bad argument', async () => {
     const run = await runCli(['sidecar']);
     expect(run.code).to.equal(2);
-    expect(run.stderr).to.include("required option '-c, --config <file>'");
+    expect(run.stderr).to.include("required option '-s, --service <name>'");
+    const neither = await runCli(['sidecar', '--service', 'x']);
+    expect([neither.code, neither.stderr]).to.deep.equal([2, 'give either --config FILE or --control URL\n']);
   });
 });
 

@@ -68,6 +68,8 @@ export class Sidecar {
   readonly #dispatchers = new Map<string, Agent>();
   /** mtls mode, fixed when the sidecar starts (listeners are built for it). */
   readonly mtls: MtlsMode;
+  /** Trust domain and namespace of the mesh's identities, fixed at start with the mode. */
+  readonly #mtlsIdentity: { readonly trustDomain: string; readonly namespace: string };
   readonly identity: SidecarIdentity | undefined;
   /** Inbound addresses of the sidecars that front endpoints: reached over mTLS when it is on. */
   #meshAddresses = new Set<string>();
@@ -96,6 +98,7 @@ export class Sidecar {
     this.breakers = new Breakers(this.events);
     this.faults = new FaultTable(this.events, () => this.snapshot.config.faultInjection);
     this.mtls = options.snapshot.config.mtls.mode;
+    this.#mtlsIdentity = options.snapshot.config.mtls;
     this.identity = options.identity;
     if (this.mtls !== 'off' && !this.identity) {
       throw new FaultlineError(ErrorCode.ConfigInvalid, `mtls is ${this.mtls}: the sidecar needs an identity from the control plane (run it with --control)`);
@@ -235,7 +238,7 @@ export class Sidecar {
     const key = this.mtls === 'off' || service === undefined ? '' : service;
     let agent = this.#dispatchers.get(key);
     if (!agent) {
-      const { trustDomain, namespace } = this.snapshot.config.mtls;
+      const { trustDomain, namespace } = this.#mtlsIdentity;
       const want = key ? spiffeId(trustDomain, namespace, key) : undefined;
       const connect = meshConnector(() => this.identity?.current, (address) => (want && this.#meshAddresses.has(address) ? want : undefined));
       agent = new Agent({ keepAliveTimeout: 4_000, headersTimeout: 0, bodyTimeout: 0, connect });
