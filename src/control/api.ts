@@ -4,6 +4,7 @@
 // watch stream (server-sent events), acks, and certificate signing.
 import { timingSafeEqual, createHash } from 'node:crypto';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
+import { request } from 'undici';
 import { ConfigError } from '../config/errors.ts';
 import { parseFault } from '../faults/admin.ts';
 import { FaultLimitError } from '../faults/table.ts';
@@ -66,8 +67,13 @@ export function createControlApp(plane: ControlPlane, token: string, identity?: 
     res.json({ deleted: plane.faults.deleteAll(), version: plane.state.version });
   });
 
-  app.get('/sidecars', (_req, res) => {
-    res.json({ version: plane.state.version, sidecars: plane.sidecars() });
+  app.get('/sidecars', async (_req, res) => {
+    // Health is asked of each connected sidecar now (its admin /ready), not remembered.
+    const sidecars = await Promise.all(plane.sidecars().map(async (status) => {
+      const admin = plane.snapshot.sidecars.find((s) => s.name === status.name)?.admin;
+      return { ...status, admin: admin ?? null, health: status.connected && admin ? await readiness(admin) : 'unknown' };
+    }));
+    res.json({ version: plane.state.version, sidecars });
   });
 
   app.get('/events', (req, res) => {
@@ -106,6 +112,16 @@ export function createControlApp(plane: ControlPlane, token: string, identity?: 
   });
 
   return app;
+}
+
+async function readiness(admin: string): Promise<'ready' | 'not ready' | 'unreachable'> {
+  try {
+    const response = await request(`http://${admin}/ready`, { signal: AbortSignal.timeout(500) });
+    await response.body.dump();
+    return response.statusCode === 200 ? 'ready' : 'not ready';
+  } catch {
+    return 'unreachable';
+  }
 }
 
 /** Bearer-token check, constant time over digests (so the length leaks nothing either). */

@@ -79,10 +79,11 @@ describe('control plane: distribution', function () {
 
   it('starts sidecars from its snapshot; each acknowledges the version', async () => {
     const version = control.plane.state.version;
-    await waitFor(async () => {
-      const listed = (await api(control.url, '/sidecars')).json<{ sidecars: { name: string; connected: boolean; version: string }[] }>().sidecars;
-      return listed.length === 2 && listed.every((s) => s.connected && s.version === version);
+    const listed = await waitFor(async () => {
+      const sidecars = (await api(control.url, '/sidecars')).json<{ sidecars: { name: string; connected: boolean; version: string; health: string }[] }>().sidecars;
+      return sidecars.length === 2 && sidecars.every((s) => s.connected && s.version === version) && sidecars;
     }, 5_000, 'both sidecars to acknowledge');
+    expect(listed.map((s) => [s.name, s.health])).to.deep.equal([['checkout', 'ready'], ['frontend', 'ready']]);
     expect((await call(sidecars[0]!.sidecar.addresses.outbound, 'payments')).status).to.equal(200);
   });
 
