@@ -179,3 +179,28 @@ describe('control plane: distribution', function () {
     await waitFor(() => sidecars[0]!.client.connected, 10_000, 'reconnect');
   });
 });
+
+describe('control plane: the token stays secret', function () {
+  this.timeout(20_000);
+
+  it('never writes the token to its log, whatever happens (debug level, bad requests, a sidecar)', async () => {
+    const { pino } = await import('pino');
+    const { Writable } = await import('node:stream');
+    let logged = '';
+    const sink = new Writable({ write(chunk, _encoding, done) { logged += String(chunk); done(); } });
+    const log = pino({ level: 'trace' }, sink);
+    const dir = await mkdtemp(join(tmpdir(), 'faultline-token-'));
+    const app = await freeAddress();
+    const file = join(dir, 'mesh.yaml');
+    await (await import('node:fs/promises')).writeFile(file, stringify({ mesh: { name: 'secret' }, services: [{ name: 'a', endpoints: [{ address: app }] }], sidecars: [await sidecarEntry('a', app)] }));
+    const control = await startControlPlane({ listen: '127.0.0.1:0', token: TOKEN, stateDir: join(dir, 'control'), configFile: file, log });
+    const sidecar = await startControlledSidecar({ url: control.url, token: TOKEN, name: 'a', stateDir: join(dir, 'a'), log });
+    await api(control.url, '/config', { method: 'PUT', body: 'mesh: {name: Bad}\n' });
+    await api(control.url, '/faults/x', { method: 'PUT', body: 'hang: {}\n' });
+    await api(control.url, '/sidecars', { token: `${TOKEN}-wrong` });
+    await sidecar.close();
+    await control.close();
+    expect(logged.length).to.be.above(100);
+    expect(logged).to.not.include(TOKEN);
+  });
+});
