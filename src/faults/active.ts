@@ -36,8 +36,8 @@ export class ActiveFault {
   readonly spec: FaultConfig;
   readonly origin: Origin;
   readonly installedAt: number;
-  /** Epoch milliseconds when the lease ends; undefined for a config fault without one. */
-  readonly expiresAt: number | undefined;
+  /** Epoch milliseconds when the lease ends; undefined for a config fault without one. Renewals move it. */
+  expiresAt: number | undefined;
   readonly action: FaultAction | undefined;
   readonly actionName: string;
   /** The points it acts at: its `at`, or for a partition every connection (attempts and inbound). */

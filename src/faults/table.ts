@@ -118,6 +118,12 @@ export class FaultTable {
     if (ttl > settings.maxTtl) {
       throw new FaultLimitError(`a lease of ${ttl} ms is over the limit faultInjection.maxTtl (${settings.maxTtl} ms)`);
     }
+    if (replacing && definition(withoutLease(replacing.spec)) === definition(withoutLease(spec))) {
+      // The same fault with a new lease (a runner renewing it): extended in place, its decisions go on.
+      replacing.expiresAt = now + ttl;
+      this.#changed();
+      return replacing;
+    }
     const fault = new ActiveFault(spec, 'runtime', now + ttl);
     if (replacing) this.#removed(replacing, 'replaced');
     this.#runtime.delete(spec.id);
@@ -143,7 +149,8 @@ export class FaultTable {
     }
     for (const spec of specs) {
       const current = this.#runtime.get(spec.id);
-      if (current && owned.has(spec.id) && definition(current.spec) === definition(spec)) continue;
+      const lease = spec.expiresAt === undefined ? undefined : Date.parse(spec.expiresAt);
+      if (current && owned.has(spec.id) && definition(withoutLease(current.spec)) === definition(withoutLease(spec)) && current.expiresAt === lease) continue;
       try {
         this.put(spec);
         owned.add(spec.id);
@@ -237,6 +244,11 @@ export class FaultTable {
     if (any) this.#changed();
     else this.#schedule();
   }
+}
+
+function withoutLease(spec: FaultConfig): FaultConfig {
+  const { ttl: _ttl, expiresAt: _expiresAt, ...rest } = spec;
+  return rest;
 }
 
 function definition(spec: FaultConfig): string {

@@ -109,6 +109,21 @@ describe('fault admin API', function () {
     expect(replies.every((r) => r.status === 200)).to.equal(true);
   });
 
+  it('renews a lease in place: the same fault with a new ttl keeps its decisions going', async () => {
+    await put('renewed', 'match: {destination: upstream}\nabort: {status: 503}\npercent: 50\nseed: 3\nttl: 1m\n');
+    const fault = sidecar.faults.get('renewed')!;
+    await load(10, 2, () => call(sidecar.addresses.outbound, 'upstream'));
+    const before = fault.expiresAt!;
+    await put('renewed', 'match: {destination: upstream}\nabort: {status: 503}\npercent: 50\nseed: 3\nttl: 2m\n');
+    expect(sidecar.faults.get('renewed')).to.equal(fault);
+    expect(fault.counter.matched).to.equal(10);
+    expect(fault.expiresAt! - before).to.be.within(59_000, 61_000);
+    expect(removed).to.deep.equal([]);
+    await put('renewed', 'match: {destination: upstream}\nabort: {status: 500}\npercent: 50\nseed: 3\nttl: 2m\n');
+    expect(sidecar.faults.get('renewed')).to.not.equal(fault);
+    expect(removed.map((e) => e.reason)).to.deep.equal(['replaced']);
+  });
+
   it('DELETE /faults/:id: 204, 404 for none, 409 for a config fault', async () => {
     await put('one', 'hang: {}\npercent: 1\n');
     const status = async (id: string) => (await send(sidecar.addresses.admin, { method: 'DELETE', path: `/faults/${id}` })).status;
