@@ -23,6 +23,8 @@ function work(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+const PROPAGATED = ['x-request-id', 'traceparent', 'tracestate', 'b3', 'x-b3-traceid', 'x-b3-spanid', 'x-b3-parentspanid', 'x-b3-sampled', 'x-faultline-cohort'];
+
 let served = 0;
 type Behaviour = (req: IncomingMessage, forward: Record<string, string>) => Promise<unknown>;
 
@@ -69,9 +71,13 @@ if (!process.stdin.isTTY) process.stdin.on('close', () => process.exit(0)).resum
 createServer((req, res: ServerResponse) => {
   if (req.url === '/healthz') return void res.end('ok');
   served++;
-  // Propagate the request id, as apps that forward tracing headers do.
-  const id = req.headers['x-request-id'];
-  const forward: Record<string, string> = typeof id === 'string' ? { 'x-request-id': id } : {};
+  // Propagate the request id, trace context and the game-day cohort, as apps that forward tracing
+  // headers (and baggage) do.
+  const forward: Record<string, string> = {};
+  for (const name of PROPAGATED) {
+    const value = req.headers[name];
+    if (typeof value === 'string') forward[name] = value;
+  }
   behaviour(req, forward).then(
     (body) => {
       res.writeHead(200, { 'content-type': 'application/json' });

@@ -5,14 +5,18 @@ import { ConfigError } from '../config/errors.ts';
 import { loadConfigFile } from '../config/load.ts';
 import { meshJsonSchema } from '../config/schema.ts';
 import { compileSnapshot } from '../config/snapshot.ts';
-import { FaultlineError } from '../errors.ts';
-import { Sidecar } from '../proxy/sidecar.ts';
-import { DEMO_MESH, runDemo } from './demo.ts';
-import { up } from './up.ts';
 import { readFile } from 'node:fs/promises';
+import { parseDocument } from 'yaml';
 import { startControlledSidecar } from '../control/agent.ts';
 import { startControlPlane } from '../control/server.ts';
+import { ErrorCode, FaultlineError } from '../errors.ts';
+import { MeshClient } from '../experiments/mesh-client.ts';
+import { runExperiment } from '../experiments/runner.ts';
+import { experimentJsonSchema, parseExperiment, targetsOf } from '../experiments/spec.ts';
+import { Sidecar } from '../proxy/sidecar.ts';
 import { createLogger } from '../telemetry/log.ts';
+import { DEMO_MESH, runDemo } from './demo.ts';
+import { up } from './up.ts';
 
 /** Exit codes: 1 for a failure at run time, 2 for invalid input (config, arguments). */
 const EXIT_INVALID = 2;
@@ -119,6 +123,12 @@ program
     process.once('SIGTERM', () => void stop());
   });
 
+/** An experiment file has a method; a mesh config has none. */
+function isExperiment(text: string): boolean {
+  const doc = parseDocument(text).toJS() as unknown;
+  return typeof doc === 'object' && doc !== null && 'method' in doc;
+}
+
 /** The bearer token: from a file (trimmed) or FAULTLINE_TOKEN; never printed. */
 async function readToken(file: string | undefined): Promise<string> {
   const token = file ? (await readFile(file, 'utf8')).trim() : (process.env.FAULTLINE_TOKEN ?? '').trim();
@@ -128,19 +138,53 @@ async function readToken(file: string | undefined): Promise<string> {
 
 program
   .command('validate')
-  .description('check a mesh config file; prints every problem with file, line and field')
-  .argument('<file>', 'the mesh config (YAML)')
+  .description('check a mesh config or an experiment file; prints every problem with file, line and field')
+  .argument('<file>', 'a mesh config or an experiment (YAML)')
   .action(async (file: string) => {
+    const text = await readFile(file, 'utf8').catch((error: Error) => {
+      throw new FaultlineError(ErrorCode.ConfigUnreadable, `cannot read ${file}: ${error.message}`);
+    });
+    if (isExperiment(text)) {
+      const experiment = parseExperiment(text, file);
+      process.stdout.write(`${file}: valid experiment ${experiment.name} (${experiment.method.length} steps, ${experiment.steadyState.length + experiment.expect.length} hypotheses, targets ${targetsOf(experiment).join(', ') || 'none'})\n`);
+      return;
+    }
     const loaded = await loadConfigFile(file);
     const snapshot = compileSnapshot(loaded.config, file);
     process.stdout.write(`${file}: valid (version ${snapshot.version}, ${snapshot.services.size} services, ${snapshot.routes.length} routes, ${snapshot.sidecars.length} sidecars)\n`);
   });
 
 program
+  .command('run')
+  .description('run a game day: load, faults, halts, rollback, recording; exit 0 held, 1 failed, 2 invalid, 3 halted, 4 error')
+  .argument('<experiment>', 'the experiment file (YAML)')
+  .option('--seed <n>', 'seed for every fault decision (recorded with the run)', (v) => Number.parseInt(v, 10))
+  .option('--out <dir>', 'where runs are recorded', 'reports')
+  .option('--dry-run', 'validate, resolve every fault against the mesh and print the blast radius; inject nothing')
+  .action(async (file: string, options: { seed?: number; out: string; dryRun?: boolean }) => {
+    if (options.seed !== undefined && !Number.isInteger(options.seed)) throw new InvalidArgumentError('--seed: expected a whole number');
+    const result = await runExperiment({ file, out: options.out, ...(options.seed !== undefined && { seed: options.seed }), ...(options.dryRun && { dryRun: true }) });
+    process.exitCode = result.exitCode;
+  });
+
+program
+  .command('stop')
+  .description('emergency stop: remove every runtime fault mesh-wide at once and halt running experiments')
+  .option('--control <url>', 'the control plane', 'http://127.0.0.1:15100')
+  .option('--token-file <file>', 'its bearer token (or set FAULTLINE_TOKEN)')
+  .option('--by <name>', 'who stops it (recorded)', process.env.USER ?? 'unknown')
+  .option('--reason <text>', 'why (recorded)', 'emergency stop')
+  .action(async (options: { control: string; tokenFile?: string; by: string; reason: string }) => {
+    const { deleted } = await new MeshClient(options.control, await readToken(options.tokenFile)).halt(options.by, options.reason);
+    process.stdout.write(`halted by ${options.by}: ${deleted.length} runtime fault(s) removed${deleted.length ? ` (${deleted.join(', ')})` : ''}\n`);
+  });
+
+program
   .command('schema')
-  .description('print the JSON Schema of the mesh config format (for editors)')
-  .action(() => {
-    process.stdout.write(`${JSON.stringify(meshJsonSchema(), null, 2)}\n`);
+  .description('print the JSON Schema of the mesh config format (or, with --experiment, of experiment files), for editors')
+  .option('--experiment', 'the experiment file format')
+  .action((options: { experiment?: boolean }) => {
+    process.stdout.write(`${JSON.stringify(options.experiment ? experimentJsonSchema() : meshJsonSchema(), null, 2)}\n`);
   });
 
 program

@@ -67,6 +67,17 @@ export function createControlApp(plane: ControlPlane, token: string, identity?: 
     res.json({ deleted: plane.faults.deleteAll(), version: plane.state.version });
   });
 
+  // The emergency stop: every runtime fault gone mesh-wide at once; running experiments see the
+  // mesh.halted event on the stream and halt; who and when are recorded.
+  app.post('/halt', express.json(), (req, res) => {
+    const { by, reason } = (req.body ?? {}) as { by?: unknown; reason?: unknown };
+    const deleted = plane.faults.deleteAll();
+    const who = typeof by === 'string' && by ? by : 'unknown';
+    const why = typeof reason === 'string' && reason ? reason : 'emergency stop';
+    plane.events.emit('mesh.halted', { by: who, reason: why, deleted });
+    res.json({ deleted, by: who, reason: why, at: new Date().toISOString(), version: plane.state.version });
+  });
+
   app.get('/sidecars', async (_req, res) => {
     // Health is asked of each connected sidecar now (its admin /ready), not remembered.
     const sidecars = await Promise.all(plane.sidecars().map(async (status) => {

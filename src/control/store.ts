@@ -34,23 +34,8 @@ export class FileStore implements Store {
 
   async put(key: string, value: string): Promise<void> {
     const file = this.#path(key);
-    const dir = file.slice(0, file.lastIndexOf('/'));
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    const temp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
-    const handle = await open(temp, 'w', 0o600);
-    try {
-      await handle.writeFile(value);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temp, file);
-    const directory = await open(dir, 'r');
-    try {
-      await directory.sync();
-    } finally {
-      await directory.close();
-    }
+    await mkdir(file.slice(0, file.lastIndexOf('/')), { recursive: true, mode: 0o700 });
+    await writeFileAtomic(file, value);
   }
 
   async delete(key: string): Promise<void> {
@@ -71,5 +56,25 @@ export class FileStore implements Store {
   #path(key: string): string {
     if (!KEY.test(key) || key.split('/').includes('..')) throw new Error(`not a valid store key: "${key}"`);
     return join(this.#dir, key);
+  }
+}
+
+/** Writes a file so that a crash leaves the old content or the new, never half: temp, fsync, rename, fsync of the directory. */
+export async function writeFileAtomic(file: string, value: string, mode = 0o600): Promise<void> {
+  const dir = file.slice(0, file.lastIndexOf('/')) || '.';
+  const temp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+  const handle = await open(temp, 'w', mode);
+  try {
+    await handle.writeFile(value);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(temp, file);
+  const directory = await open(dir, 'r');
+  try {
+    await directory.sync();
+  } finally {
+    await directory.close();
   }
 }

@@ -85,6 +85,8 @@ export interface MeshEvents {
     openForMs: number;
   };
   'authz.denied': EventBase & { requestId: string; traceId: string | null; source: string; destination: string; method: string; path: string; reason: string };
+  /** The emergency stop (control plane POST /halt, `faultline stop`): every runtime fault removed. */
+  'mesh.halted': EventBase & { by: string; reason: string; deleted: string[] };
   'config.applied': EventBase & { version: string; source: string };
   'config.rejected': EventBase & { source: string; error: string };
 }

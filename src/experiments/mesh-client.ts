@@ -1,0 +1,116 @@
+// What the game-day runner asks of a running mesh: the control plane's API (config, sidecars, faults,
+// the merged event stream, the emergency halt) with its bearer token, and each sidecar's admin
+// listener (its faults, for verifying a rollback; its metrics, for the recording).
+import { request } from 'undici';
+import { parseConfig } from '../config/load.ts';
+import { compileSnapshot, type Snapshot } from '../config/snapshot.ts';
+import type { FaultConfig } from '../faults/schema.ts';
+
+export interface SidecarView {
+  name: string;
+  connected: boolean;
+  version: string | null;
+  health: string;
+  admin: string | null;
+}
+
+export class MeshClient {
+  readonly url: string;
+  readonly #token: string;
+
+  constructor(url: string, token: string) {
+    this.url = url.replace(/\/$/, '');
+    this.#token = token;
+  }
+
+  async #call(method: string, path: string, body?: string): Promise<{ status: number; text: string }> {
+    const response = await request(`${this.url}${path}`, {
+      method: method as 'GET',
+      headers: { authorization: `Bearer ${this.#token}`, ...(body !== undefined && { 'content-type': 'application/json' }) },
+      ...(body !== undefined && { body }),
+      signal: AbortSignal.timeout(10_000),
+    });
+    return { status: response.statusCode, text: await response.body.text() };
+  }
+
+  async #json<T>(method: string, path: string, body?: string): Promise<T> {
+    const { status, text } = await this.#call(method, path, body);
+    if (status >= 400) throw new Error(`${method} ${path} answered ${status}: ${text.slice(0, 300)}`);
+    return (text ? JSON.parse(text) : {}) as T;
+  }
+
+  /** The config in force, compiled, and its version. */
+  async snapshot(): Promise<{ snapshot: Snapshot; version: string }> {
+    const response = await request(`${this.url}/config`, { headers: { authorization: `Bearer ${this.#token}` }, signal: AbortSignal.timeout(10_000) });
+    const text = await response.body.text();
+    if (response.statusCode !== 200) throw new Error(`GET /config answered ${response.statusCode}: ${text.slice(0, 300)}`);
+    return { snapshot: compileSnapshot(parseConfig(text, `${this.url}/config`), `${this.url}/config`), version: String(response.headers['x-faultline-version']) };
+  }
+
+  async sidecars(): Promise<{ version: string; sidecars: SidecarView[] }> {
+    return this.#json('GET', '/sidecars');
+  }
+
+  async faults(): Promise<{ id: string; origin: string; spec: FaultConfig }[]> {
+    return (await this.#json<{ faults: { id: string; origin: string; spec: FaultConfig }[] }>('GET', '/faults')).faults;
+  }
+
+  /** Installs or renews a runtime fault with a lease of `ttlMs`; resolves with the desired-state version. */
+  async putFault(spec: Record<string, unknown>, ttlMs: number): Promise<string> {
+    const body = { ...spec, ttl: `${Math.ceil(ttlMs)}ms` };
+    return (await this.#json<{ version: string }>('PUT', `/faults/${String(spec.id)}`, JSON.stringify(body))).version;
+  }
+
+  async deleteFault(id: string): Promise<void> {
+    const { status, text } = await this.#call('DELETE', `/faults/${id}`);
+    if (status !== 204 && status !== 404) throw new Error(`DELETE /faults/${id} answered ${status}: ${text.slice(0, 300)}`);
+  }
+
+  async halt(by: string, reason: string): Promise<{ deleted: string[] }> {
+    return this.#json('POST', '/halt', JSON.stringify({ by, reason }));
+  }
+
+  /** Follows the merged event stream from now on; returns a function that stops it. */
+  follow(onEvent: (event: Record<string, unknown>) => void, onError: (error: Error) => void): () => void {
+    const controller = new AbortController();
+    void (async () => {
+      try {
+        const response = await request(`${this.url}/events`, { headers: { authorization: `Bearer ${this.#token}` }, signal: controller.signal, bodyTimeout: 0 });
+        let buffer = '';
+        for await (const chunk of response.body) {
+          buffer += String(chunk);
+          let newline: number;
+          while ((newline = buffer.indexOf('\n')) !== -1) {
+            const line = buffer.slice(0, newline);
+            buffer = buffer.slice(newline + 1);
+            if (line) onEvent(JSON.parse(line) as Record<string, unknown>);
+          }
+        }
+      } catch (error) {
+        if (!controller.signal.aborted) onError(error as Error);
+      }
+    })();
+    return () => controller.abort();
+  }
+}
+
+/** A sidecar's runtime fault ids, read from its own admin listener. */
+export async function sidecarFaults(admin: string): Promise<string[]> {
+  const response = await request(`http://${admin}/faults`, { signal: AbortSignal.timeout(2_000) });
+  const body = (await response.body.json()) as { faults: { id: string; origin: string }[] };
+  return body.faults.filter((f) => f.origin === 'runtime').map((f) => f.id);
+}
+
+/** A sidecar's /metrics as samples: `name{labels}` → value. */
+export async function sidecarMetrics(admin: string): Promise<Record<string, number>> {
+  const response = await request(`http://${admin}/metrics`, { signal: AbortSignal.timeout(2_000) });
+  const text = await response.body.text();
+  const samples: Record<string, number> = {};
+  for (const line of text.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const space = line.lastIndexOf(' ');
+    const value = Number(line.slice(space + 1));
+    if (Number.isFinite(value)) samples[line.slice(0, space)] = value;
+  }
+  return samples;
+}

@@ -1,0 +1,139 @@
+// First verdicts of a run, from its recording alone (the load generator's records and the mesh's
+// events): each steady-state hypothesis per window (baseline, method, recovery) and each `expect`
+// entry, pass / fail / inconclusive, with the measured value and the objective. The analysis issue
+// builds the full report on the same recording.
+import type { LoadRecord } from './load.ts';
+import type { ExpectConfig, Experiment, SteadyStateConfig } from './spec.ts';
+
+export type Outcome = 'pass' | 'fail' | 'inconclusive';
+
+export interface Window {
+  readonly name: string;
+  readonly from: number;
+  readonly to: number;
+}
+
+export interface Verdict {
+  readonly hypothesis: string;
+  readonly window: string;
+  readonly outcome: Outcome;
+  readonly measured: string;
+  readonly objective: string;
+  readonly samples: number;
+}
+
+/** What the verdicts read: records and events with their wall-clock times, and when faults acted. */
+export interface Recording {
+  readonly entry: string | undefined;
+  readonly load: readonly LoadRecord[];
+  readonly events: readonly Record<string, unknown>[];
+  /** Per fault: when it was injected and removed, and the services it targets. */
+  readonly faults: readonly { id: string; injectedAt: number; removedAt: number | null; targets: string[] }[];
+  readonly rollbackAt: number | null;
+  /** Experiment-cohort records only, when the experiment uses a cohort. */
+  readonly cohort: boolean;
+}
+
+const MIN_SAMPLES = 20;
+
+/** Outcomes (status, latency) of requests to `service` in a window: the load's for the entry, else callers' request.done. */
+export function samplesFor(recording: Recording, service: string, window: Window, cohort: LoadRecord['cohort'] | 'any' = 'any'): { status: number; latencyMs: number }[] {
+  if (service === recording.entry) {
+    return recording.load
+      .filter((r) => r.t >= window.from && r.t < window.to && (cohort === 'any' || r.cohort === cohort))
+      .map((r) => ({ status: r.status, latencyMs: r.latencyMs }));
+  }
+  return recording.events
+    .filter((e) => e.type === 'request.done' && e.direction === 'outbound' && e.service === service && (e.time as number) >= window.from && (e.time as number) < window.to)
+    .map((e) => ({ status: e.status as number, latencyMs: e.durationMs as number }));
+}
+
+export function availability(samples: readonly { status: number }[]): number {
+  return samples.length === 0 ? NaN : (100 * samples.filter((s) => s.status > 0 && s.status < 500).length) / samples.length;
+}
+
+export function percentile(samples: readonly { latencyMs: number }[], p: number): number {
+  if (samples.length === 0) return NaN;
+  const sorted = samples.map((s) => s.latencyMs).sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+export function steadyStateVerdict(h: SteadyStateConfig, recording: Recording, window: Window): Verdict {
+  const cohort = recording.cohort && window.name !== 'baseline' ? 'experiment' : 'any';
+  if (h.availability) {
+    const samples = samplesFor(recording, h.availability.service, window, cohort);
+    const value = availability(samples);
+    return verdict(`availability of ${h.availability.service} ≥ ${h.availability.min} %`, window, samples.length, value >= h.availability.min, `${value.toFixed(2)} %`, `≥ ${h.availability.min} %`);
+  }
+  if (h.latency) {
+    const samples = samplesFor(recording, h.latency.service, window, cohort).filter((s) => s.status > 0);
+    const value = percentile(samples, h.latency.percentile);
+    return verdict(`p${h.latency.percentile} latency of ${h.latency.service} < ${h.latency.max} ms`, window, samples.length, value < h.latency.max, `${value.toFixed(1)} ms`, `< ${h.latency.max} ms`);
+  }
+  const b = h.errorBudgetBurn!;
+  const samples = samplesFor(recording, b.service, window, cohort);
+  const burn = (100 - availability(samples)) / (100 - b.slo);
+  return verdict(`error-budget burn of ${b.service} against ${b.slo} % ≤ ${b.max}`, window, samples.length, burn <= b.max, burn.toFixed(2), `≤ ${b.max}`);
+}
+
+function verdict(hypothesis: string, window: Window, samples: number, holds: boolean, measured: string, objective: string): Verdict {
+  return { hypothesis, window: window.name, samples, measured, objective, outcome: samples < MIN_SAMPLES ? 'inconclusive' : holds ? 'pass' : 'fail' };
+}
+
+export function expectVerdict(e: ExpectConfig, experiment: Experiment, recording: Recording, method: Window): Verdict {
+  const events = recording.events;
+  const at = (name: string, from: number, to: number) => ({ name, from, to });
+  if (e.retriesMask) {
+    const service = e.retriesMask.service;
+    const injected = events.filter((ev) => ev.type === 'fault.applied' && ev.point === 'attempt' && ev.destination === service && ev.action === 'abort');
+    const outcome = new Map(events.filter((ev) => ev.type === 'request.done' && ev.direction === 'outbound').map((ev) => [ev.requestId as string, ev.status as number]));
+    const judged = injected.filter((ev) => outcome.has(ev.requestId as string));
+    const masked = judged.filter((ev) => { const s = outcome.get(ev.requestId as string)!; return s > 0 && s < 500; }).length;
+    const share = judged.length === 0 ? NaN : (100 * masked) / judged.length;
+    return { hypothesis: `retries mask ≥ ${e.retriesMask.min} % of aborts on ${service}`, window: 'method', samples: judged.length, measured: `${share.toFixed(1)} % (${masked} of ${judged.length})`, objective: `≥ ${e.retriesMask.min} %`, outcome: judged.length < 5 ? 'inconclusive' : share >= e.retriesMask.min ? 'pass' : 'fail' };
+  }
+  if (e.breaker) {
+    const service = e.breaker.service;
+    const faults = recording.faults.filter((f) => f.targets.includes(service));
+    if (faults.length === 0) return { hypothesis: `breaker on ${service}`, window: 'method', samples: 0, measured: 'no fault targeted it', objective: '-', outcome: 'inconclusive' };
+    const start = Math.min(...faults.map((f) => f.injectedAt));
+    const end = Math.max(...faults.map((f) => f.removedAt ?? recording.rollbackAt ?? method.to));
+    const transitions = events.filter((ev) => ev.type === 'breaker.state' && ev.service === service);
+    const opened = transitions.find((ev) => ev.to === 'open' && (ev.time as number) >= start);
+    const closed = transitions.find((ev) => ev.to === 'closed' && (ev.time as number) >= end);
+    const parts: string[] = [];
+    let holds = true;
+    if (e.breaker.opensWithin !== undefined) {
+      const ms = opened ? (opened.time as number) - start : Infinity;
+      parts.push(`opened ${opened ? `${ms} ms after the fault` : 'never'}`);
+      holds &&= ms <= e.breaker.opensWithin;
+    }
+    if (e.breaker.closesWithin !== undefined) {
+      const ms = closed ? (closed.time as number) - end : Infinity;
+      parts.push(`closed ${closed ? `${ms} ms after it ended` : 'not after it ended'}`);
+      holds &&= ms <= e.breaker.closesWithin;
+    }
+    return { hypothesis: `breaker on ${service} opens/closes in time`, window: 'method', samples: transitions.length, measured: parts.join(', '), objective: [e.breaker.opensWithin !== undefined && `opens ≤ ${e.breaker.opensWithin} ms`, e.breaker.closesWithin !== undefined && `closes ≤ ${e.breaker.closesWithin} ms`].filter(Boolean).join(', '), outcome: holds ? 'pass' : 'fail' };
+  }
+  if (e.outlierEjects) {
+    const service = e.outlierEjects.service;
+    const faults = recording.faults.filter((f) => f.targets.includes(service));
+    const start = faults.length ? Math.min(...faults.map((f) => f.injectedAt)) : method.from;
+    const ejected = events.find((ev) => ev.type === 'outlier.ejected' && ev.service === service && (ev.time as number) >= start);
+    const ms = ejected ? (ejected.time as number) - start : Infinity;
+    return { hypothesis: `outlier detection ejects an endpoint of ${service}`, window: 'method', samples: ejected ? 1 : 0, measured: ejected ? `${ms} ms after the fault` : 'never', objective: `≤ ${e.outlierEjects.within} ms`, outcome: ms <= e.outlierEjects.within ? 'pass' : 'fail' };
+  }
+  const r = e.recovers!;
+  const from = recording.rollbackAt ?? method.to;
+  const bounds = experiment.steadyState.filter((h) => (h.availability ?? h.latency ?? h.errorBudgetBurn)!.service === r.service);
+  // The first second from which every later one-second bucket meets the service's steady state.
+  const end = Math.max(from, ...recording.load.map((l) => l.t));
+  let recoveredAt: number | undefined;
+  for (let t = from; t + 1_000 <= end; t += 1_000) {
+    const ok = bounds.every((h) => steadyStateVerdict(h, { ...recording, cohort: false }, at('bucket', t, t + 1_000)).outcome !== 'fail');
+    if (ok && recoveredAt === undefined) recoveredAt = t;
+    if (!ok) recoveredAt = undefined;
+  }
+  const ms = recoveredAt === undefined ? Infinity : recoveredAt - from;
+  return { hypothesis: `${r.service} back to steady state after rollback`, window: 'recovery', samples: bounds.length, measured: recoveredAt === undefined ? 'not within the recording' : `${ms} ms`, objective: `≤ ${r.within} ms`, outcome: bounds.length === 0 ? 'inconclusive' : ms <= r.within ? 'pass' : 'fail' };
+}
