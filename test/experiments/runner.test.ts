@@ -1,0 +1,152 @@
+// Game days for real: a short run on the demo shop whose recording is checked file by file; halts (a
+// halt condition, and the emergency stop) with rollback and exit code 3; and a runner killed with
+// SIGKILL mid-fault, which leaves a journal marked incomplete and no fault past its lease.
+import { expect } from 'chai';
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { request } from 'undici';
+import { stringify } from 'yaml';
+import { up, type Mesh } from '../../src/cli/up.ts';
+import { LEASE_MS, runExperiment } from '../../src/experiments/runner.ts';
+import { freeAddress, waitFor } from '../helpers/net.ts';
+import { CLI } from '../helpers/process.ts';
+
+const quiet = { write: () => true, isTTY: false } as unknown as NodeJS.WriteStream;
+
+async function lines(file: string): Promise<Record<string, unknown>[]> {
+  return (await readFile(file, 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+describe('game day on the demo shop', function () {
+  this.timeout(60_000);
+
+  it('runs every phase and records journal, events, load and metrics', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'faultline-gameday-'));
+    const file = join(dir, 'short.yaml');
+    await writeFile(file, stringify({
+      name: 'short-aborts',
+      target: { mesh: resolve('demo/mesh.yaml') },
+      load: { entry: 'frontend', rate: 40, connections: 8, cohort: { percent: 50 } },
+      phases: { warmup: '1s', baseline: '2s', recovery: '1s' },
+      steadyState: [{ availability: { service: 'frontend', min: 95 } }],
+      method: [{ at: '0s', duration: '4s', fault: { id: 'short-errors', match: { destination: 'payments' }, at: 'attempt', percent: 20, abort: { status: 503 } } }],
+      expect: [{ retriesMask: { service: 'payments', min: 50 } }],
+    }));
+    const result = await runExperiment({ file, out: join(dir, 'reports'), seed: 7, stream: quiet });
+    expect(result.outcome, JSON.stringify(result.journal.verdicts)).to.equal('passed');
+    expect(result.exitCode).to.equal(0);
+    const files = (await readdir(result.dir)).sort();
+    expect(files).to.deep.equal(['events.ndjson', 'experiment.yaml', 'journal.json', 'load.ndjson', 'metrics.ndjson', 'summary.txt']);
+
+    const journal = JSON.parse(await readFile(join(result.dir, 'journal.json'), 'utf8'));
+    expect(journal).to.include({ status: 'complete', outcome: 'passed', seed: 7 });
+    expect(journal.phases.map((p: { name: string }) => p.name)).to.deep.equal(['preflight', 'warm-up', 'baseline', 'method', 'rollback', 'recovery']);
+    expect(journal.rollback.verified).to.equal(true);
+    const fault = journal.faults[0];
+    expect(Date.parse(fault.removedAt) - Date.parse(fault.injectedAt)).to.be.within(3_900, 4_600);
+    expect(fault.renewals).to.be.at.least(2);
+
+    const events = await lines(join(result.dir, 'events.ndjson'));
+    const applied = events.filter((e) => e.type === 'fault.applied' && e.faultId === 'short-errors');
+    expect(applied.length).to.be.at.least(5);
+    // The cohort: every injection was on a request of the experiment cohort, at cart's sidecar.
+    expect(new Set(applied.map((e) => e.sidecar))).to.deep.equal(new Set(['cart']));
+    expect(new Set(events.filter((e) => e.type === 'request.done').map((e) => e.sidecar)).size).to.equal(9);
+    expect(events.some((e) => e.type === 'fault.installed' && e.faultId === 'short-errors')).to.equal(true);
+
+    const load = await lines(join(result.dir, 'load.ndjson'));
+    expect(load.length).to.be.within(40 * 8 * 0.8, 40 * 9 * 1.1);
+    expect(new Set(load.map((r) => r.cohort))).to.deep.equal(new Set(['experiment', 'control']));
+    const metrics = await lines(join(result.dir, 'metrics.ndjson'));
+    expect(new Set(metrics.map((m) => m.sidecar)).size).to.equal(9);
+    expect(metrics.length).to.be.at.least(9 * 6);
+    expect(await readFile(join(result.dir, 'summary.txt'), 'utf8')).to.match(/game day short-aborts: PASSED/);
+  });
+});
+
+/** A one-service mesh whose app answers 200, brought up in this process; load enters at `front`. */
+async function tinyMesh(): Promise<{ mesh: Mesh; dir: string }> {
+  const dir = await mkdtemp(join(tmpdir(), 'faultline-tiny-'));
+  await writeFile(join(dir, 'app.mjs'), "import { createServer } from 'node:http'; process.stdin.on('close', () => process.exit(0)); createServer((q, s) => s.end('ok')).listen(Number(process.env.PORT), '127.0.0.1');\n");
+  const app = await freeAddress();
+  await writeFile(join(dir, 'mesh.yaml'), stringify({
+    mesh: { name: 'tiny' },
+    services: [{ name: 'front', endpoints: [{ address: app }] }],
+    sidecars: [{ service: 'front', app, outbound: await freeAddress(), inbound: await freeAddress(), admin: await freeAddress(), command: ['node', 'app.mjs'] }],
+  }));
+  const mesh = await up({ file: join(dir, 'mesh.yaml'), listen: '127.0.0.1:0', stateDir: join(dir, 'state') });
+  await writeFile(join(dir, 'token'), mesh.token);
+  return { mesh, dir };
+}
+
+async function experiment(dir: string, mesh: Mesh, name: string, extra: Record<string, unknown>): Promise<string> {
+  const file = join(dir, `${name}.yaml`);
+  await writeFile(file, stringify({
+    name,
+    target: { control: mesh.control.url, tokenFile: join(dir, 'token') },
+    load: { entry: 'front', rate: 50, connections: 4 },
+    phases: { warmup: '500ms', baseline: '1s', recovery: '500ms' },
+    steadyState: [{ availability: { service: 'front', min: 99 } }],
+    ...extra,
+  }));
+  return file;
+}
+
+describe('game day halts and safety', function () {
+  this.timeout(60_000);
+  let tiny: Awaited<ReturnType<typeof tinyMesh>>;
+
+  before(async () => {
+    tiny = await tinyMesh();
+  });
+
+  after(async () => {
+    await tiny.mesh.close();
+  });
+
+  const down = { at: '0s', duration: '20s', fault: { id: 'front-down', match: { destination: 'front' }, at: 'inbound', abort: { status: 503 } } };
+
+  it('halts on a halt condition: rolls back at once, records why, exit code 3', async () => {
+    const file = await experiment(tiny.dir, tiny.mesh, 'halting', { method: [down], halt: [{ availability: { service: 'front', below: 50, for: '1s' } }] });
+    const started = Date.now();
+    const result = await runExperiment({ file, out: join(tiny.dir, 'reports'), stream: quiet });
+    expect([result.outcome, result.exitCode]).to.deep.equal(['halted', 3]);
+    expect(Date.now() - started).to.be.below(10_000);
+    expect(result.journal.halts[0]!.reason).to.match(/^availability of front 0\.0 % < 50 % for 1000 ms/);
+    expect(result.journal.rollback).to.include({ verified: true });
+    expect(tiny.mesh.sidecars.get('front')!.sidecar.faults.get('front-down')).to.equal(undefined);
+  });
+
+  it('halts on the emergency stop (POST /halt), recording who', async () => {
+    const file = await experiment(tiny.dir, tiny.mesh, 'stopped', { method: [down] });
+    const running = runExperiment({ file, out: join(tiny.dir, 'reports'), stream: quiet });
+    const sidecar = tiny.mesh.sidecars.get('front')!.sidecar;
+    await waitFor(() => sidecar.faults.get('front-down'), 10_000, 'the fault to be in force');
+    const response = await request(`${tiny.mesh.control.url}/halt`, { method: 'POST', headers: { authorization: `Bearer ${tiny.mesh.token}`, 'content-type': 'application/json' }, body: JSON.stringify({ by: 'tester', reason: 'drill' }) });
+    expect(((await response.body.json()) as { deleted: string[] }).deleted).to.deep.equal(['front-down']);
+    const result = await running;
+    expect([result.outcome, result.exitCode]).to.deep.equal(['halted', 3]);
+    expect(result.journal.halts[0]!.reason).to.equal('emergency stop by tester: drill');
+  });
+
+  it('a runner killed with SIGKILL mid-fault leaves a journal marked incomplete, and no fault past its lease', async () => {
+    const file = await experiment(tiny.dir, tiny.mesh, 'killed', { method: [{ ...down, fault: { ...down.fault, percent: 10 } }] });
+    const out = join(tiny.dir, 'killed-reports');
+    const child = spawn(process.execPath, [CLI, 'run', file, '--out', out], { stdio: 'ignore' });
+    const sidecar = tiny.mesh.sidecars.get('front')!.sidecar;
+    await waitFor(() => sidecar.faults.get('front-down'), 15_000, 'the fault to be in force');
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGKILL');
+    await exited;
+    const killedAt = Date.now();
+    const runDir = join(out, 'killed', (await readdir(join(out, 'killed')))[0]!);
+    const journal = JSON.parse(await readFile(join(runDir, 'journal.json'), 'utf8'));
+    expect(journal).to.include({ status: 'running', outcome: null });
+    expect(journal.phases.at(-1).name).to.equal('method');
+    // Gone within the lease (5 s) plus a little, with nobody calling back: from the sidecar and the control plane.
+    await waitFor(() => sidecar.faults.get('front-down') === undefined && tiny.mesh.control.plane.faults.get('front-down') === undefined, LEASE_MS + 2_000, 'the fault to expire');
+    expect(Date.now() - killedAt).to.be.below(LEASE_MS + 2_000);
+  });
+});

@@ -1,0 +1,75 @@
+// Experiment files: the bundled game days are valid; bad ones are refused whole, each problem with
+// file, line and field; `faultline validate` tells an experiment from a mesh config.
+import { expect } from 'chai';
+import { mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError, type ConfigProblem } from '../../src/config/errors.ts';
+import { parseExperiment, targetsOf } from '../../src/experiments/spec.ts';
+import { runCli } from '../helpers/process.ts';
+
+const BASE = `name: t
+target: {mesh: mesh.yaml}
+load: {entry: front, rate: 10}
+method:
+  - at: 0s
+    duration: 2s
+    fault: {id: f, match: {destination: front}, abort: {status: 503}}
+`;
+
+function problems(text: string): ConfigProblem[] {
+  try {
+    parseExperiment(text, 'x.yaml');
+  } catch (error) {
+    expect(error).to.be.instanceOf(ConfigError);
+    return [...(error as ConfigError).problems];
+  }
+  return expect.fail('accepted');
+}
+
+describe('experiment files', () => {
+  it('the bundled game days are valid, with their targets', async () => {
+    const files = (await readdir('experiments')).filter((f) => f.endsWith('.yaml'));
+    expect(files.length).to.be.at.least(4);
+    for (const file of files) {
+      const experiment = parseExperiment(await readFile(join('experiments', file), 'utf8'), file);
+      expect(targetsOf(experiment).length, file).to.be.at.least(1);
+    }
+  });
+
+  it('names line and field of each problem, all at once', () => {
+    const found = problems(BASE.replace('duration: 2s', 'duration: soon').replace('rate: 10', 'rate: -1'));
+    expect(found.map((p) => [p.line, p.field, p.message])).to.deep.equal([
+      [3, 'load.rate', 'Too small: expected number to be >0'],
+      [6, 'method[0].duration', 'expected a duration such as "250ms", "2s", "1m"'],
+    ]);
+  });
+
+  it('refuses what the runner cannot do: a lease in a step, two steps on one fault, a ramp down, two load targets', () => {
+    expect(problems(BASE.replace('abort: {status: 503}}', 'abort: {status: 503}, ttl: 1m}'))[0]).to.include({ field: 'method[0].fault', message: 'the runner sets the lease: no ttl or expiresAt here' });
+    const twice = `${BASE}  - at: 1s\n    duration: 1s\n    fault: {id: f, hang: {}}\n`;
+    expect(problems(twice)[0]).to.include({ field: 'method[1].fault.id', line: 10 });
+    expect(problems(BASE.replace('    fault:', '    ramp: {from: 100}\n    fault:'))[0]).to.include({ field: 'method[0].ramp.from' });
+    expect(problems(BASE.replace('entry: front,', 'entry: front, url: "http://127.0.0.1:1/",'))[0]).to.include({ field: 'load', message: 'one of entry (a service) or url' });
+  });
+
+  it('wants one kind per hypothesis, and known kinds', () => {
+    const text = `${BASE}steadyState:\n  - {availability: {service: front, min: 99}, latency: {service: front, max: 1s}}\nexpect:\n  - {retriesSave: {service: front}}\n`;
+    const found = problems(text);
+    expect(found.map((p) => [p.field, p.message])).to.deep.include.members([
+      ['steadyState[0]', 'one per entry, not availability and latency'],
+      ['expect[0].retriesSave', 'unknown field "retriesSave"'],
+    ]);
+  });
+
+  it('faultline validate says which kind of file it checked; exit 2 when invalid', async () => {
+    const good = await runCli(['validate', 'experiments/payments-aborts.yaml']);
+    expect([good.code, good.stdout]).to.deep.equal([0, 'experiments/payments-aborts.yaml: valid experiment payments-aborts (1 steps, 2 hypotheses, targets payments)\n']);
+    const mesh = await runCli(['validate', 'demo/mesh.yaml']);
+    expect(mesh.stdout).to.match(/valid \(version/);
+    const file = join(await mkdtemp(join(tmpdir(), 'faultline-exp-')), 'bad.yaml');
+    await writeFile(file, BASE.replace('rate: 10', 'rate: lots'));
+    const bad = await runCli(['validate', file]);
+    expect([bad.code, bad.stderr]).to.deep.equal([2, `FL_CONFIG_INVALID: 1 problem\n  ${file}:3:28 load.rate: expected number, received string\n`]);
+  });
+});
