@@ -11,6 +11,8 @@ import type { Logger } from '../telemetry/log.ts';
 import { up, type Mesh } from './up.ts';
 
 export const DEMO_MESH = fileURLToPath(new URL('../../demo/mesh.yaml', import.meta.url));
+/** The game day `npm start` runs. */
+export const DEMO_EXPERIMENT = fileURLToPath(new URL('../../experiments/payments-aborts.yaml', import.meta.url));
 const ENTRY = 'frontend';
 
 export interface DemoOptions {
