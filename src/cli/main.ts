@@ -5,13 +5,15 @@ import { ConfigError } from '../config/errors.ts';
 import { loadConfigFile } from '../config/load.ts';
 import { meshJsonSchema } from '../config/schema.ts';
 import { compileSnapshot } from '../config/snapshot.ts';
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { startControlledSidecar } from '../control/agent.ts';
 import { startControlPlane } from '../control/server.ts';
 import { ErrorCode, FaultlineError } from '../errors.ts';
 import { MeshClient } from '../experiments/mesh-client.ts';
 import { runExperiment } from '../experiments/runner.ts';
+import { Scheduler, type ScheduledExperiment } from '../experiments/scheduler.ts';
 import { experimentJsonSchema, parseExperiment, targetsOf } from '../experiments/spec.ts';
 import { Sidecar } from '../proxy/sidecar.ts';
 import { createLogger } from '../telemetry/log.ts';
@@ -165,6 +167,48 @@ program
     if (options.seed !== undefined && !Number.isInteger(options.seed)) throw new InvalidArgumentError('--seed: expected a whole number');
     const result = await runExperiment({ file, out: options.out, ...(options.seed !== undefined && { seed: options.seed }), ...(options.dryRun && { dryRun: true }) });
     process.exitCode = result.exitCode;
+  });
+
+program
+  .command('schedule')
+  .description('run the experiments of a directory on their cron schedules, within their windows, one at a time per target')
+  .argument('<dir>', 'the experiments directory')
+  .option('--state <file>', 'where last and next runs are kept across restarts', '.faultline/schedule.json')
+  .option('--out <dir>', 'where runs are recorded', 'reports')
+  .option('--list', 'print the upcoming runs and exit')
+  .option('-n, --count <n>', 'with --list: how many', positiveInt, 10)
+  .action(async (dir: string, options: { state: string; out: string; list?: boolean; count: number }) => {
+    const entries = (await readdir(dir)).filter((f) => /\.ya?ml$/.test(f)).sort();
+    const scheduled: (ScheduledExperiment & { file: string })[] = [];
+    for (const name of entries) {
+      const file = join(dir, name);
+      const experiment = parseExperiment(await readFile(file, 'utf8'), file);
+      if (experiment.schedule) scheduled.push({ name: experiment.name, file, targets: targetsOf(experiment), schedule: experiment.schedule });
+    }
+    const files = new Map(scheduled.map((e) => [e.name, e.file]));
+    await mkdir(dirname(resolve(options.state)), { recursive: true });
+    const scheduler = await Scheduler.open({
+      experiments: scheduled,
+      stateFile: options.state,
+      log: (line) => process.stdout.write(`${new Date().toISOString()} ${line}\n`),
+      run: async (experiment) => {
+        const result = await runExperiment({ file: files.get(experiment.name)!, out: options.out });
+        return { outcome: result.outcome, ...(result.journal.reason && { reason: result.journal.reason }) };
+      },
+    });
+    if (options.list) {
+      if (scheduled.length === 0) process.stdout.write(`no experiment in ${dir} has a schedule\n`);
+      for (const run of scheduler.upcoming(options.count)) process.stdout.write(`${run.at.toISOString()}  ${run.name}\n`);
+      return;
+    }
+    process.stdout.write(`scheduling ${scheduled.map((e) => e.name).join(', ') || 'nothing'}; state in ${options.state}\n`);
+    scheduler.start();
+    const stop = async () => {
+      await scheduler.stop();
+      process.exit(0);
+    };
+    process.once('SIGINT', () => void stop());
+    process.once('SIGTERM', () => void stop());
   });
 
 program

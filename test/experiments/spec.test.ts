@@ -73,3 +73,17 @@ describe('experiment files', () => {
     expect([bad.code, bad.stderr]).to.deep.equal([2, `FL_CONFIG_INVALID: 1 problem\n  ${file}:3:28 load.rate: expected number, received string\n`]);
   });
 });
+
+describe('faultline schedule --list', () => {
+  it('lists the upcoming runs of the scheduled experiments, soonest first, inside their windows', async () => {
+    const state = join(await mkdtemp(join(tmpdir(), 'faultline-sched-')), 'state.json');
+    const run = await runCli(['schedule', 'experiments', '--list', '-n', '3', '--state', state]);
+    expect(run.code, run.stderr).to.equal(0);
+    const rows = run.stdout.trim().split('\n').map((l) => l.split(/\s+/));
+    expect(rows.map((r) => r[1])).to.deep.equal(['payments-latency', 'payments-latency', 'payments-latency']);
+    const times = rows.map((r) => new Date(r[0]!));
+    // Tuesdays at 10:00 in Berlin (09:00 UTC in winter, 08:00 in summer), a week apart.
+    expect(times.every((t) => t.getUTCDay() === 2 && [8, 9].includes(t.getUTCHours()))).to.equal(true);
+    expect(times[1]!.getTime() - times[0]!.getTime()).to.be.within(7 * 86_400_000 - 3_600_000, 7 * 86_400_000 + 3_600_000);
+  });
+});
