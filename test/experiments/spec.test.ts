@@ -87,3 +87,13 @@ describe('faultline schedule --list', () => {
     expect(times[1]!.getTime() - times[0]!.getTime()).to.be.within(7 * 86_400_000 - 3_600_000, 7 * 86_400_000 + 3_600_000);
   });
 });
+
+describe('faultline run --dry-run', () => {
+  it('prints each fault\'s blast radius — services, endpoints, share of traffic — and injects nothing', async () => {
+    const run = await runCli(['run', 'experiments/payments-aborts.yaml', '--dry-run', '--seed', '5']);
+    expect(run.code, run.stderr).to.equal(0);
+    expect(run.stdout).to.include('dry run of payments-aborts (payments-aborts.yaml), seed 5: nothing injected');
+    expect(run.stdout).to.include('endpoints 3: payments 127.0.0.1:17031; payments 127.0.0.1:17032; payments 127.0.0.1:17033');
+    expect(run.stdout).to.include('traffic   up to 5.00 % of matching requests (the experiment cohort is 50 % of the load)');
+  });
+});
