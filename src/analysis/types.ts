@@ -94,8 +94,10 @@ export interface AttributionRow {
   readonly status: number;
   readonly latencyMs: number;
   readonly flags: readonly string[];
-  /** Faults on its trace, wherever they acted. */
+  /** Faults on its trace, wherever they acted; or (via "window") the fault in force on the failing call's destination. */
   readonly faults: readonly string[];
+  /** trace: a fault acted on this very request; window: none did, but the call failed on a service a fault had hit (a breaker it opened, an ejection). */
+  readonly via: 'trace' | 'window';
   readonly policy: Policy;
 }
 

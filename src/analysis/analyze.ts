@@ -1,0 +1,469 @@
+// The analysis of a run from its recording alone (journal.json, events.ndjson, load.ndjson,
+// experiment.yaml): windows and per-service figures, every hypothesis's verdict, attribution of failed
+// requests to faults and policies, policy checks, the propagation graph, the cohort comparison, the
+// resilience score and the regression against earlier runs. `faultline report DIR` runs it offline.
+//
+// Requests are joined across hops by x-request-id, which every sidecar keeps (and sets when absent)
+// and the demo's apps pass on, as Envoy's tracing does; traceId is carried where the mesh traces.
+import { readFile, readdir } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import type { Journal } from '../experiments/runner.ts';
+import { methodLength, parseExperiment, type Experiment } from '../experiments/spec.ts';
+import { expectVerdict, steadyStateVerdict, type Recording } from '../experiments/verdicts.ts';
+import type { LoadRecord } from '../experiments/load.ts';
+import { mannWhitney, twoProportions } from './stats.ts';
+import type {
+  Analysis,
+  AnalysisWindow,
+  Attribution,
+  AttributionRow,
+  Bucket,
+  CohortComparison,
+  FaultImpact,
+  HypothesisVerdict,
+  Latency,
+  Policies,
+  Policy,
+  Propagation,
+  Regression,
+  Score,
+  ServiceStats,
+} from './types.ts';
+
+type Event = Record<string, unknown> & { type: string; time: number; sidecar: string };
+
+export interface RunFiles {
+  readonly dir: string;
+  readonly experiment: Experiment;
+  readonly journal: Journal;
+  readonly events: readonly Event[];
+  readonly load: readonly LoadRecord[];
+}
+
+export async function readRun(dir: string): Promise<RunFiles> {
+  const experiment = parseExperiment(await readFile(join(dir, 'experiment.yaml'), 'utf8'), join(dir, 'experiment.yaml'));
+  const journal = JSON.parse(await readFile(join(dir, 'journal.json'), 'utf8')) as Journal;
+  const ndjson = async <T>(name: string): Promise<T[]> => {
+    const text = await readFile(join(dir, name), 'utf8').catch(() => '');
+    return text.split('\n').filter(Boolean).map((line) => JSON.parse(line) as T);
+  };
+  return { dir, experiment, journal, events: await ndjson<Event>('events.ndjson'), load: await ndjson<LoadRecord>('load.ndjson') };
+}
+
+/** Points per hypothesis kind in the resilience score (docs/reports.md). */
+export const SCORE_WEIGHTS: Readonly<Record<string, number>> = {
+  availability: 3,
+  latency: 2,
+  errorBudgetBurn: 2,
+  retriesMask: 2,
+  breaker: 2,
+  outlierEjects: 1,
+  recovers: 2,
+};
+
+export async function analyze(run: RunFiles): Promise<Analysis> {
+  const { experiment, journal, events, load } = run;
+  const phase = (name: string) => journal.phases.find((p) => p.name === name);
+  const span = (name: string) => {
+    const p = phase(name);
+    return p ? { from: Date.parse(p.startedAt), to: p.endedAt ? Date.parse(p.endedAt) : (journal.finishedAt ? Date.parse(journal.finishedAt) : Date.now()) } : undefined;
+  };
+  const windows: AnalysisWindow[] = [];
+  const baseline = span('baseline');
+  if (baseline) windows.push({ name: 'baseline', kind: 'baseline', ...baseline });
+  for (const f of journal.faults) {
+    if (f.injectedAt) windows.push({ name: f.id, kind: 'fault', from: Date.parse(f.injectedAt), to: f.removedAt ? Date.parse(f.removedAt) : Date.parse(journal.finishedAt ?? new Date().toISOString()) });
+  }
+  const recovery = span('recovery');
+  if (recovery) windows.push({ name: 'recovery', kind: 'recovery', ...recovery });
+
+  const sidecarService = serviceOfSidecar(events);
+  const recording: Recording = {
+    entry: experiment.load.entry,
+    load,
+    events,
+    cohort: experiment.load.cohort !== undefined,
+    rollbackAt: journal.rollback ? Date.parse(journal.rollback.at) : null,
+    faults: journal.faults.filter((f) => f.injectedAt).map((f) => ({ id: f.id, injectedAt: Date.parse(f.injectedAt!), removedAt: f.removedAt ? Date.parse(f.removedAt) : null, targets: targetsOfStep(experiment, f.step) })),
+  };
+  const services = [...new Set([...(experiment.load.entry ? [experiment.load.entry] : []), ...events.filter((e) => e.type === 'request.done' && e.direction === 'outbound' && e.service).map((e) => String(e.service))])].sort();
+  const calls = (service: string) => (service === experiment.load.entry
+    ? load.map((r) => ({ t: r.t, status: r.status, latencyMs: r.latencyMs }))
+    : events.filter((e) => e.type === 'request.done' && e.direction === 'outbound' && e.service === service).map((e) => ({ t: e.time, status: e.status as number, latencyMs: e.durationMs as number })));
+
+  const stats: ServiceStats[] = [];
+  for (const service of services) {
+    const all = calls(service);
+    for (const w of windows) {
+      const inside = all.filter((c) => c.t >= w.from && c.t < w.to);
+      const availability = ratio(inside.filter(ok).length, inside.length);
+      const slos = experiment.steadyState.filter((h) => h.errorBudgetBurn?.service === service).map((h) => h.errorBudgetBurn!.slo);
+      stats.push({
+        service,
+        window: w.name,
+        requests: inside.length,
+        rps: inside.length / Math.max(0.001, (w.to - w.from) / 1000),
+        availability,
+        latency: latencyOf(inside.filter((c) => c.status > 0).map((c) => c.latencyMs)),
+        burn: slos.map((slo) => ({ slo, rate: (100 - availability) / (100 - slo) })),
+      });
+    }
+  }
+
+  const timeseries: Bucket[] = [];
+  for (const service of services) {
+    const buckets = new Map<number, { status: number; latencyMs: number }[]>();
+    for (const c of calls(service)) {
+      const t = Math.floor(c.t / 1000) * 1000;
+      let list = buckets.get(t);
+      if (!list) buckets.set(t, (list = []));
+      list.push(c);
+    }
+    for (const [t, list] of [...buckets].sort((a, b) => a[0] - b[0])) {
+      const latencies = list.filter((c) => c.status > 0).map((c) => c.latencyMs);
+      const l = latencyOf(latencies);
+      timeseries.push({ service, t, requests: list.length, errors: list.filter((c) => !ok(c)).length, p50: l.p50, p99: l.p99 });
+    }
+  }
+
+  const hypotheses = verdicts(experiment, journal, recording, windows);
+  const byRequest = groupBy(events.filter((e) => typeof e.requestId === 'string' && e.requestId), (e) => String(e.requestId));
+  const attribution = attribute(experiment, events, byRequest, sidecarService);
+  const faults = impacts(experiment, journal, events, byRequest, attribution);
+  const policies = policyChecks(experiment, journal, events, recording, windows, hypotheses);
+  const propagation = propagate(experiment, events, load, byRequest, sidecarService, windows);
+  const score = scoreOf(hypotheses, experiment);
+  return {
+    schema: 'faultline.report/v1',
+    experiment: {
+      name: experiment.name,
+      description: experiment.description,
+      seed: journal.seed,
+      outcome: journal.outcome,
+      reason: journal.reason,
+      startedAt: Date.parse(journal.startedAt),
+      finishedAt: journal.finishedAt ? Date.parse(journal.finishedAt) : null,
+      complete: journal.status === 'complete',
+    },
+    windows,
+    services: stats,
+    timeseries,
+    faults,
+    halts: journal.halts.map((h) => ({ at: Date.parse(h.at), reason: h.reason })),
+    hypotheses,
+    attribution,
+    policies,
+    propagation,
+    score,
+    regression: await regression(run.dir, score, hypotheses, stats, experiment),
+    cohorts: cohortComparison(experiment, load, windows),
+  };
+}
+
+function verdicts(experiment: Experiment, journal: Journal, recording: Recording, windows: AnalysisWindow[]): HypothesisVerdict[] {
+  const out: HypothesisVerdict[] = [];
+  const halted = journal.outcome === 'halted';
+  const faultWindows = windows.filter((w) => w.kind === 'fault');
+  const method = faultWindows.length
+    ? { name: 'method', from: Math.min(...faultWindows.map((w) => w.from)), to: Math.max(...faultWindows.map((w) => w.to)) }
+    : undefined;
+  experiment.steadyState.forEach((h, i) => {
+    const kind = Object.keys(h).find((k) => h[k as keyof typeof h] !== undefined)!;
+    for (const w of [windows.find((x) => x.kind === 'baseline'), method && { ...method, kind: 'fault' as const }, windows.find((x) => x.kind === 'recovery')]) {
+      if (!w) continue;
+      const v = steadyStateVerdict(h, recording, w);
+      out.push({ id: `steadyState[${i}]@${w.name}`, kind, hypothesis: v.hypothesis, window: w.name, outcome: v.outcome, measured: v.measured, objective: v.objective, samples: v.samples });
+    }
+  });
+  experiment.expect.forEach((e, i) => {
+    const kind = Object.keys(e).find((k) => e[k as keyof typeof e] !== undefined)!;
+    if (!method) {
+      out.push({ id: `expect[${i}]`, kind, hypothesis: kind, window: 'method', outcome: 'inconclusive', measured: 'no fault was injected', objective: '-', samples: 0 });
+      return;
+    }
+    const v = expectVerdict(e, experiment, recording, method);
+    // A run halted early cannot show what the policies would have done by the end.
+    const outcome = halted && v.outcome === 'fail' ? 'inconclusive' : v.outcome;
+    out.push({ id: `expect[${i}]`, kind, hypothesis: v.hypothesis, window: v.window, outcome, measured: halted && v.outcome === 'fail' ? `${v.measured} (halted early)` : v.measured, objective: v.objective, samples: v.samples });
+  });
+  return out;
+}
+
+/**
+ * Each failed or slow request at the edge, with the faults on its trace and what the policies did;
+ * and totals per fault and policy over every call a fault touched.
+ */
+function attribute(experiment: Experiment, events: readonly Event[], byRequest: Map<string, Event[]>, sidecarService: Map<string, string>): Attribution {
+  const entry = experiment.load.entry;
+  const slowAfter = experiment.steadyState.find((h) => h.latency?.service === entry)?.latency?.max ?? Infinity;
+  const edge = events.filter((e) => e.type === 'request.done' && e.direction === 'inbound' && sidecarService.get(e.sidecar) === entry);
+  const rows: AttributionRow[] = [];
+  let unattributed = 0;
+  const faultSpans = experiment.method.map((step) => ({ id: step.fault.id, targets: [step.fault.match.destination, step.fault.partition?.to].flat().filter((n): n is string => Boolean(n)) }));
+  const injectedAt = new Map(events.filter((e) => e.type === 'fault.installed').map((e) => [String(e.faultId), e.time]));
+  for (const e of edge) {
+    const failed = !ok({ status: e.status as number });
+    const slow = (e.durationMs as number) > slowAfter;
+    if (!failed && !slow) continue;
+    const trace = byRequest.get(String(e.requestId)) ?? [];
+    let faults = [...new Set(trace.filter((t) => t.type === 'fault.applied').map((t) => String(t.faultId)))];
+    let via: AttributionRow['via'] = 'trace';
+    let faultedCall = trace.find((t) => t.type === 'request.done' && t.direction === 'outbound' && (t.faults as string[]).length > 0);
+    if (faults.length === 0) {
+      // No fault acted on it: did it fail on a service a fault had hit (a breaker it opened, say)?
+      const failing = trace.find((t) => t.type === 'request.done' && t.direction === 'outbound' && !ok({ status: t.status as number }) && faultSpans.some((f) => f.targets.includes(String(t.service)) && (injectedAt.get(f.id) ?? Infinity) <= t.time));
+      if (!failing) {
+        if (failed) unattributed++;
+        continue;
+      }
+      faults = faultSpans.filter((f) => f.targets.includes(String(failing.service)) && (injectedAt.get(f.id) ?? Infinity) <= failing.time).map((f) => f.id);
+      faultedCall = failing;
+      via = 'window';
+    }
+    const call = faultedCall ?? e;
+    rows.push({
+      requestId: String(e.requestId),
+      traceId: (e.traceId as string | null) ?? null,
+      at: e.time,
+      service: String(call.service ?? entry),
+      status: e.status as number,
+      latencyMs: e.durationMs as number,
+      flags: [...new Set([...(e.flags as string[]), ...(call.flags as string[])])],
+      faults,
+      via,
+      policy: policyOf(call),
+    });
+  }
+  rows.sort((a, b) => a.at - b.at);
+  const totals = new Map<string, number>();
+  for (const call of events.filter((e) => e.type === 'request.done' && e.direction === 'outbound' && (e.faults as string[]).length > 0)) {
+    for (const fault of new Set(call.faults as string[])) {
+      const key = `${fault}\u0000${policyOf(call)}`;
+      totals.set(key, (totals.get(key) ?? 0) + 1);
+    }
+  }
+  return {
+    rows: rows.slice(0, 500),
+    totals: [...totals].map(([key, count]) => {
+      const [fault, policy] = key.split('\u0000') as [string, Policy];
+      return { fault, policy, count };
+    }).sort((a, b) => a.fault.localeCompare(b.fault) || b.count - a.count),
+    unattributed,
+  };
+}
+
+/** What the policies did for one call a fault touched, from its flags, status and tries. */
+function policyOf(call: Event): Policy {
+  const flags = new Set(call.flags as string[]);
+  const saved = ok({ status: call.status as number });
+  const attempts = (call.attempts as number) ?? 1;
+  if (saved) return attempts > 1 ? 'retried-and-saved' : 'no-policy-acted';
+  if (flags.has('UBX')) return 'budget-exhausted';
+  if (flags.has('UO')) return 'breaker-rejected';
+  if (flags.has('UT')) return 'timed-out';
+  if (attempts > 1 || flags.has('URX')) return 'retried-and-failed';
+  return 'not-retried';
+}
+
+function impacts(experiment: Experiment, journal: Journal, events: readonly Event[], _byRequest: Map<string, Event[]>, attribution: Attribution): FaultImpact[] {
+  return journal.faults.map((f) => {
+    const injected = events.filter((e) => e.type === 'fault.applied' && e.faultId === f.id).length;
+    const failedAtEdge = attribution.rows.filter((r) => r.faults.includes(f.id) && !ok({ status: r.status })).length;
+    const step = experiment.method[f.step]!;
+    return {
+      id: f.id,
+      action: ['delay', 'abort', 'partition', 'bandwidth', 'slicer', 'hang', 'tcp'].find((k) => (step.fault as Record<string, unknown>)[k] !== undefined) ?? 'unknown',
+      targets: targetsOfStep(experiment, f.step),
+      injectedAt: f.injectedAt ? Date.parse(f.injectedAt) : null,
+      removedAt: f.removedAt ? Date.parse(f.removedAt) : null,
+      injected,
+      failedAtEdge,
+      factor: injected === 0 ? null : failedAtEdge / injected,
+    };
+  });
+}
+
+function policyChecks(experiment: Experiment, journal: Journal, events: readonly Event[], recording: Recording, windows: AnalysisWindow[], hypotheses: HypothesisVerdict[]): Policies {
+  const services = [...new Set(events.filter((e) => e.type === 'request.done' && e.direction === 'outbound' && e.service).map((e) => String(e.service)))].sort();
+  const faultWindows = windows.filter((w) => w.kind === 'fault');
+  const retries = services.map((service) => {
+    const done = events.filter((e) => e.type === 'request.done' && e.direction === 'outbound' && e.service === service);
+    const outcome = new Map(done.map((e) => [String(e.requestId), e.status as number]));
+    const aborts = events.filter((e) => e.type === 'fault.applied' && e.point === 'attempt' && e.destination === service && e.action === 'abort' && outcome.has(String(e.requestId)));
+    const masked = aborts.filter((e) => ok({ status: outcome.get(String(e.requestId))! })).length;
+    const attempts = done.reduce((sum, e) => sum + ((e.attempts as number) || 1), 0);
+    return { service, injectedAborts: aborts.length, masked, maskingRatio: aborts.length ? (100 * masked) / aborts.length : null, attempts, requests: done.length, amplification: done.length ? attempts / done.length : null };
+  });
+  const breakers = [...new Set(events.filter((e) => e.type === 'breaker.state').map((e) => String(e.service)))].map((service) => {
+    const targeting = recording.faults.filter((f) => f.targets.includes(service));
+    const start = targeting.length ? Math.min(...targeting.map((f) => f.injectedAt)) : null;
+    const end = targeting.length ? Math.max(...targeting.map((f) => f.removedAt ?? recording.rollbackAt ?? Date.now())) : null;
+    const transitions = events.filter((e) => e.type === 'breaker.state' && e.service === service);
+    const opened = start === null ? undefined : transitions.find((e) => e.to === 'open' && e.time >= start);
+    const closed = end === null ? undefined : transitions.find((e) => e.to === 'closed' && e.time >= end);
+    return { service, opensAfterMs: opened && start !== null ? opened.time - start : null, closesAfterMs: closed && end !== null ? closed.time - end : null };
+  });
+  const ejections = events.filter((e) => e.type === 'outlier.ejected').map((e) => {
+    const back = events.find((r) => r.type === 'outlier.restored' && r.service === e.service && r.endpoint === e.endpoint && r.time >= e.time);
+    return { service: String(e.service), endpoint: String(e.endpoint), ejectedAt: e.time, restoredAt: back?.time ?? null };
+  });
+  const recovered = hypotheses.filter((h) => h.kind === 'recovers');
+  const recovery = experiment.expect.flatMap((e, i) => (e.recovers ? [{ service: e.recovers.service, afterMs: parseMs(recovered.find((h) => h.id === `expect[${i}]`)?.measured) }] : []));
+  const retryTimeline = countPerSecond(events.filter((e) => e.type === 'retry.attempt'), (e) => String(e.service)).map(([service, t, retries]) => ({ service, t, retries }));
+  const breakerTimeline = events.filter((e) => e.type === 'breaker.state').map((e) => ({ service: String(e.service), t: e.time, state: e.to as 'closed' | 'open' | 'half-open' }));
+  void faultWindows;
+  void journal;
+  return { retries, breakers, ejections, recovery, retryTimeline, breakerTimeline };
+}
+
+function propagate(experiment: Experiment, events: readonly Event[], load: readonly LoadRecord[], byRequest: Map<string, Event[]>, sidecarService: Map<string, string>, windows: AnalysisWindow[]): Propagation {
+  const faulted = new Set(experiment.method.flatMap((_, i) => targetsOfStep(experiment, i)));
+  const inFault = (t: number) => windows.some((w) => w.kind === 'fault' && t >= w.from && t < w.to);
+  const edges = new Map<string, { from: string; to: string; calls: number; errors: number; propagated: number }>();
+  for (const e of events) {
+    if (e.type !== 'request.done' || e.direction !== 'outbound' || !e.service || !inFault(e.time)) continue;
+    const from = sidecarService.get(e.sidecar) ?? String(e.source);
+    const to = String(e.service);
+    const key = `${from}\u0000${to}`;
+    let edge = edges.get(key);
+    if (!edge) edges.set(key, (edge = { from, to, calls: 0, errors: 0, propagated: 0 }));
+    edge.calls++;
+    if (ok({ status: e.status as number })) continue;
+    edge.errors++;
+    // Propagated: the fault that caused it acted on another service than the one called here.
+    const acted = (byRequest.get(String(e.requestId)) ?? []).filter((t) => t.type === 'fault.applied');
+    if (acted.some((t) => t.destination !== to)) edge.propagated++;
+  }
+  const entry = experiment.load.entry;
+  const names = new Set([...(entry ? [entry] : []), ...[...edges.values()].flatMap((e) => [e.from, e.to])]);
+  // The entry service's errors are the load's (what its callers, the users, saw).
+  const edgeErrors = (service: string) => (service === entry ? load.filter((r) => inFault(r.t) && !ok(r)).length : [...edges.values()].filter((e) => e.to === service).reduce((s, e) => s + e.errors, 0));
+  return {
+    nodes: [...names].sort().map((service) => ({ service, faulted: faulted.has(service), errors: edgeErrors(service) })),
+    edges: [...edges.values()].sort((a, b) => a.from.localeCompare(b.from) || a.to.localeCompare(b.to)),
+  };
+}
+
+/**
+ * The resilience score: each hypothesis earns its kind's weight when it passes, half when it is
+ * inconclusive, nothing when it fails; the score is the share of the weights earned, 0–100.
+ */
+function scoreOf(hypotheses: readonly HypothesisVerdict[], _experiment: Experiment): Score {
+  const kinds = [...new Set(hypotheses.map((h) => h.kind))];
+  const parts = kinds.map((kind) => {
+    const of = hypotheses.filter((h) => h.kind === kind);
+    const weight = SCORE_WEIGHTS[kind] ?? 1;
+    const earned = of.reduce((s, h) => s + (h.outcome === 'pass' ? 1 : h.outcome === 'inconclusive' ? 0.5 : 0), 0);
+    return { kind, weight, passed: of.filter((h) => h.outcome === 'pass').length, total: of.length, points: weight * earned };
+  });
+  const possible = parts.reduce((s, p) => s + p.weight * p.total, 0);
+  return { value: possible === 0 ? 0 : Math.round((1000 * parts.reduce((s, p) => s + p.points, 0)) / possible) / 10, parts };
+}
+
+async function regression(dir: string, score: Score, hypotheses: readonly HypothesisVerdict[], stats: readonly ServiceStats[], experiment: Experiment): Promise<Regression | null> {
+  const parent = dirname(dir);
+  const siblings = (await readdir(parent).catch(() => [] as string[])).filter((d) => d < basename(dir)).sort().reverse().slice(0, 5);
+  const previous: { dir: string; startedAt: number; outcome: string | null; score: number; report: { hypotheses: HypothesisVerdict[]; services: ServiceStats[] } }[] = [];
+  for (const name of siblings) {
+    try {
+      const report = JSON.parse(await readFile(join(parent, name, 'report.json'), 'utf8')) as { experiment: { startedAt: number; outcome: string | null }; score: Score; hypotheses: HypothesisVerdict[]; services: ServiceStats[] };
+      previous.push({ dir: join(parent, name), startedAt: report.experiment.startedAt, outcome: report.experiment.outcome, score: report.score.value, report });
+    } catch {
+      // a run without a report (killed, or older): not compared
+    }
+  }
+  if (previous.length === 0) return null;
+  const last = previous[0]!;
+  const worse: string[] = [];
+  if (score.value < last.score) worse.push(`score ${score.value} < ${last.score} in the previous run`);
+  for (const h of hypotheses) {
+    const before = last.report.hypotheses.find((p) => p.id === h.id);
+    if (before?.outcome === 'pass' && h.outcome !== 'pass') worse.push(`${h.hypothesis} [${h.window}]: ${before.outcome} → ${h.outcome}`);
+  }
+  const entry = experiment.load.entry;
+  for (const s of stats.filter((x) => x.service === entry)) {
+    const before = last.report.services.find((p) => p.service === s.service && p.window === s.window);
+    if (!before) continue;
+    if (s.availability < before.availability - 1) worse.push(`availability of ${s.service} [${s.window}] ${s.availability.toFixed(2)} % < ${before.availability.toFixed(2)} %`);
+    if (s.latency.p99 > before.latency.p99 * 1.2 && s.latency.p99 - before.latency.p99 > 5) worse.push(`p99 of ${s.service} [${s.window}] ${s.latency.p99.toFixed(1)} ms > ${before.latency.p99.toFixed(1)} ms`);
+  }
+  return { previous: previous.map(({ dir: d, startedAt, outcome, score: s }) => ({ dir: d, startedAt, outcome, score: s })), worse };
+}
+
+function cohortComparison(experiment: Experiment, load: readonly LoadRecord[], windows: AnalysisWindow[]): CohortComparison | null {
+  if (!experiment.load.cohort || !experiment.load.entry) return null;
+  const faultWindows = windows.filter((w) => w.kind === 'fault');
+  if (faultWindows.length === 0) return null;
+  const inside = (r: LoadRecord) => faultWindows.some((w) => r.t >= w.from && r.t < w.to);
+  const group = (cohort: LoadRecord['cohort']) => load.filter((r) => r.cohort === cohort && inside(r));
+  const exp = group('experiment');
+  const ctl = group('control');
+  const figures = (rs: LoadRecord[]) => ({ requests: rs.length, availability: ratio(rs.filter(ok).length, rs.length), p99: latencyOf(rs.filter((r) => r.status > 0).map((r) => r.latencyMs)).p99 });
+  const availabilityTest = twoProportions(exp.filter(ok).length, exp.length, ctl.filter(ok).length, ctl.length);
+  const latencyTest = mannWhitney(exp.filter((r) => r.status > 0).map((r) => r.latencyMs), ctl.filter((r) => r.status > 0).map((r) => r.latencyMs));
+  return {
+    service: experiment.load.entry,
+    experiment: figures(exp),
+    control: figures(ctl),
+    availabilityTest: { ...availabilityTest, significant: availabilityTest.pValue < 0.05 },
+    latencyTest: { ...latencyTest, significant: latencyTest.pValue < 0.05 },
+  };
+}
+
+function ok(c: { status: number }): boolean {
+  return c.status > 0 && c.status < 500;
+}
+
+function ratio(part: number, whole: number): number {
+  return whole === 0 ? NaN : (100 * part) / whole;
+}
+
+export function latencyOf(values: readonly number[]): Latency {
+  if (values.length === 0) return { p50: NaN, p90: NaN, p99: NaN, max: NaN };
+  const sorted = [...values].sort((a, b) => a - b);
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+  return { p50: at(0.5), p90: at(0.9), p99: at(0.99), max: sorted.at(-1)! };
+}
+
+function serviceOfSidecar(events: readonly Event[]): Map<string, string> {
+  // An outbound request.done names its sidecar's own service as source.
+  const map = new Map<string, string>();
+  for (const e of events) if (e.type === 'request.done' && e.direction === 'outbound' && !map.has(e.sidecar)) map.set(e.sidecar, String(e.source));
+  for (const e of events) if (e.type === 'request.done' && e.direction === 'inbound' && !map.has(e.sidecar)) map.set(e.sidecar, e.sidecar.replace(/-\d+$/, ''));
+  return map;
+}
+
+function targetsOfStep(experiment: Experiment, index: number): string[] {
+  const f = experiment.method[index]!.fault;
+  return [...new Set([f.match.destination, f.partition?.from, f.partition?.to].flat().filter((n): n is string => Boolean(n)))];
+}
+
+function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
+  const map = new Map<string, T[]>();
+  for (const item of items) {
+    const k = key(item);
+    let list = map.get(k);
+    if (!list) map.set(k, (list = []));
+    list.push(item);
+  }
+  return map;
+}
+
+function countPerSecond(events: readonly Event[], key: (e: Event) => string): [string, number, number][] {
+  const counts = new Map<string, number>();
+  for (const e of events) {
+    const k = `${key(e)}\u0000${Math.floor(e.time / 1000) * 1000}`;
+    counts.set(k, (counts.get(k) ?? 0) + 1);
+  }
+  return [...counts].map(([k, n]) => {
+    const [service, t] = k.split('\u0000') as [string, string];
+    return [service, Number(t), n] as [string, number, number];
+  }).sort((a, b) => a[1] - b[1]);
+}
+
+function parseMs(text: string | undefined): number | null {
+  const match = text === undefined ? null : /^(\d+) ms/.exec(text);
+  return match ? Number(match[1]) : null;
+}
+
+export { methodLength };
