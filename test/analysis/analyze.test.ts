@@ -1,0 +1,170 @@
+// The analysis on a small hand-made recording whose answers can be checked by hand: a front service
+// calling api; a fault aborting api's tries for 10 s; ten requests saved by a retry, four that failed
+// after retrying, two refused by the retry budget, one refused by a breaker the fault had opened, one
+// failure no fault explains, and twelve the fault left alone. Then the reports made from it: JSON, Markdown, JUnit (parsed).
+import { expect } from 'chai';
+import { mkdtemp, mkdir, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { analyze, readRun } from '../../src/analysis/analyze.ts';
+import { mannWhitney, normalCdf, twoProportions } from '../../src/analysis/stats.ts';
+import { reportJson, reportJunit, reportMarkdown } from '../../src/reports/text.ts';
+
+const T0 = Date.parse('2026-11-25T10:00:00.000Z');
+const at = (s: number) => T0 + s * 1000;
+const iso = (s: number) => new Date(at(s)).toISOString();
+
+async function fixture(previousScore?: number): Promise<string> {
+  const root = await mkdtemp(join(tmpdir(), 'faultline-analysis-'));
+  const dir = join(root, 'front-aborts', '2026-11-25T10-00-00-000Z');
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, 'experiment.yaml'), stringify({
+    name: 'front-aborts',
+    target: { mesh: 'mesh.yaml' },
+    load: { entry: 'front', rate: 10 },
+    steadyState: [{ availability: { service: 'front', min: 95 } }],
+    method: [{ at: '0s', duration: '10s', fault: { id: 'api-errors', match: { destination: 'api' }, at: 'attempt', percent: 50, abort: { status: 503 } } }],
+    expect: [{ retriesMask: { service: 'api', min: 40 } }],
+  }));
+  await writeFile(join(dir, 'journal.json'), JSON.stringify({
+    experiment: 'front-aborts', file: 'x', seed: 9, status: 'complete', outcome: 'failed', reason: null,
+    startedAt: iso(0), finishedAt: iso(32), target: 'mesh',
+    phases: [
+      { name: 'baseline', startedAt: iso(0), endedAt: iso(10), outcome: 'steady', notes: [] },
+      { name: 'method', startedAt: iso(10), endedAt: iso(20), outcome: 'done', notes: [] },
+      { name: 'rollback', startedAt: iso(20), endedAt: iso(21), outcome: 'verified', notes: [] },
+      { name: 'recovery', startedAt: iso(21), endedAt: iso(31), outcome: null, notes: [] },
+    ],
+    faults: [{ id: 'api-errors', step: 0, injectedAt: iso(10), removedAt: iso(20), renewals: 9, spec: {} }],
+    halts: [], rollback: { at: iso(20), removed: ['api-errors'], verified: true, remaining: {} }, verdicts: [],
+  }));
+  const events: Record<string, unknown>[] = [{ type: 'fault.installed', faultId: 'api-errors', time: at(10), sidecar: 'front' }];
+  const load: Record<string, unknown>[] = [];
+  for (let i = 0; i < 10; i++) load.push({ t: at(i + 0.5), latencyMs: 10, status: 200, cohort: 'all' });
+  for (let i = 0; i < 10; i++) load.push({ t: at(21.5 + i), latencyMs: 10, status: 200, cohort: 'all' });
+  // The method: 30 requests, one every third of a second.
+  const kinds = [...Array(10).fill('saved'), ...Array(4).fill('urx'), 'ubx', 'ubx', 'breaker', 'mystery', ...Array(12).fill('clean')] as string[];
+  kinds.forEach((kind, i) => {
+    const t = at(10.2 + i / 3);
+    const requestId = `r${i + 1}`;
+    const failed = kind !== 'saved' && kind !== 'clean';
+    load.push({ t, latencyMs: 20, status: failed ? 502 : 200, cohort: 'all' });
+    events.push({ type: 'request.done', time: t, sidecar: 'front', direction: 'inbound', requestId, traceId: null, source: 'load', service: null, status: failed ? 502 : 200, flags: [], attempts: 0, durationMs: 20, faults: [] });
+    const aborts = kind === 'saved' || kind === 'ubx' ? 1 : kind === 'urx' ? 2 : 0;
+    for (let a = 0; a < aborts; a++) events.push({ type: 'fault.applied', time: t - 5, sidecar: 'front', faultId: 'api-errors', action: 'abort', point: 'attempt', destination: 'api', requestId, attempt: a + 1 });
+    if (kind === 'mystery') return;
+    events.push({
+      type: 'request.done', time: t - 1, sidecar: 'front', direction: 'outbound', requestId, traceId: null, source: 'front', service: 'api',
+      status: failed ? 503 : 200, attempts: kind === 'saved' || kind === 'urx' ? 2 : 1,
+      flags: kind === 'urx' ? ['FI', 'URX'] : kind === 'ubx' ? ['FI', 'UBX'] : kind === 'breaker' ? ['UO'] : [],
+      durationMs: 15, faults: aborts > 0 ? Array(aborts).fill('api-errors') : [],
+    });
+  });
+  await writeFile(join(dir, 'events.ndjson'), events.map((e) => JSON.stringify(e)).join('\n') + '\n');
+  await writeFile(join(dir, 'load.ndjson'), load.map((e) => JSON.stringify(e)).join('\n') + '\n');
+  if (previousScore !== undefined) {
+    const previous = join(root, 'front-aborts', '2026-11-24T10-00-00-000Z');
+    await mkdir(previous, { recursive: true });
+    await writeFile(join(previous, 'report.json'), JSON.stringify({
+      experiment: { startedAt: at(-86_400), outcome: 'passed' },
+      score: { value: previousScore },
+      hypotheses: [{ id: 'steadyState[0]@method', outcome: 'pass' }],
+      services: [{ service: 'front', window: 'api-errors', availability: 100, latency: { p99: 20 } }],
+    }));
+  }
+  return dir;
+}
+
+describe('analysis of a recording with known answers', () => {
+  it('windows, availability and verdicts', async () => {
+    const a = await analyze(await readRun(await fixture()));
+    expect(a.windows.map((w) => [w.name, w.kind, (w.to - w.from) / 1000])).to.deep.equal([['baseline', 'baseline', 10], ['api-errors', 'fault', 10], ['recovery', 'recovery', 10]]);
+    const front = (w: string) => a.services.find((s) => s.service === 'front' && s.window === w)!;
+    expect([front('baseline').requests, front('baseline').availability]).to.deep.equal([10, 100]);
+    expect(front('api-errors').requests).to.equal(30);
+    expect(front('api-errors').availability).to.be.closeTo(100 * 22 / 30, 1e-9);
+    expect(a.hypotheses.map((h) => [h.id, h.outcome])).to.deep.equal([
+      ['steadyState[0]@baseline', 'inconclusive'], // 10 samples: fewer than the 20 a verdict needs
+      ['steadyState[0]@method', 'fail'],
+      ['steadyState[0]@recovery', 'inconclusive'],
+      ['expect[0]', 'pass'],
+    ]);
+    expect(a.hypotheses[3]!.measured).to.equal('50.0 % (10 of 20)');
+  });
+
+  it('attributes each failed request to its fault and to what the policies did', async () => {
+    const a = await analyze(await readRun(await fixture()));
+    const policies = a.attribution.rows.map((r) => [r.requestId, r.via, r.policy]);
+    expect(policies).to.deep.equal([
+      ['r11', 'trace', 'retried-and-failed'], ['r12', 'trace', 'retried-and-failed'], ['r13', 'trace', 'retried-and-failed'], ['r14', 'trace', 'retried-and-failed'],
+      ['r15', 'trace', 'budget-exhausted'], ['r16', 'trace', 'budget-exhausted'],
+      ['r17', 'window', 'breaker-rejected'],
+    ]);
+    expect(a.attribution.unattributed).to.equal(1);
+    expect(a.attribution.totals).to.deep.equal([
+      { fault: 'api-errors', policy: 'retried-and-saved', count: 10 },
+      { fault: 'api-errors', policy: 'retried-and-failed', count: 4 },
+      { fault: 'api-errors', policy: 'budget-exhausted', count: 2 },
+    ]);
+    expect(a.faults).to.deep.equal([{ id: 'api-errors', action: 'abort', targets: ['api'], injectedAt: at(10), removedAt: at(20), injected: 20, failedAtEdge: 7, factor: 0.35 }]);
+    expect(a.policies.retries.find((r) => r.service === 'api')).to.include({ injectedAborts: 20, masked: 10, maskingRatio: 50, requests: 29, attempts: 43 });
+  });
+
+  it('propagation: errors on front → api counted, and api is where the fault was', async () => {
+    const a = await analyze(await readRun(await fixture()));
+    expect(a.propagation.edges).to.deep.equal([{ from: 'front', to: 'api', calls: 29, errors: 7, propagated: 0 }]);
+    expect(a.propagation.nodes).to.deep.equal([{ service: 'api', faulted: true, errors: 7 }, { service: 'front', faulted: false, errors: 8 }]);
+  });
+
+  it('score from its parts, and what got worse since the previous run', async () => {
+    const a = await analyze(await readRun(await fixture(90)));
+    // availability (weight 3): 0 pass, 2 inconclusive (half), 1 fail → 3; retriesMask (2): pass → 2; of 3×3 + 2.
+    expect(a.score.parts).to.deep.equal([
+      { kind: 'availability', weight: 3, passed: 0, total: 3, points: 3 },
+      { kind: 'retriesMask', weight: 2, passed: 1, total: 1, points: 2 },
+    ]);
+    expect(a.score.value).to.equal(45.5);
+    expect(a.regression!.worse).to.deep.equal([
+      'score 45.5 < 90 in the previous run',
+      'availability of frontend ≥ 95 % [method]: pass → fail'.replace('frontend', 'front'),
+      'availability of front [api-errors] 73.33 % < 100.00 %',
+    ]);
+  });
+
+  it('writes JSON, Markdown and JUnit that parse and say the same', async () => {
+    const a = await analyze(await readRun(await fixture()));
+    expect(JSON.parse(reportJson(a)).schema).to.equal('faultline.report/v1');
+    const md = reportMarkdown(a);
+    expect(md).to.include('# Game day front-aborts: FAILED');
+    expect(md).to.include('| FAIL | availability of front ≥ 95 % | method | 73.33 % | ≥ 95 % | 30 |');
+    const junit = reportJunit(a);
+    const suite = /<testsuite name="front-aborts" tests="(\d+)" failures="(\d+)" errors="0" skipped="(\d+)"/.exec(junit)!;
+    expect(suite.slice(1).map(Number)).to.deep.equal([4, 1, 2]);
+    expect(junit.match(/<testcase /g)).to.have.length(4);
+    expect(junit.match(/<failure /g)).to.have.length(1);
+    // Well formed: every element opened is closed, in order.
+    const stack: string[] = [];
+    for (const [, close, name, self] of junit.matchAll(/<(\/?)([a-z]+)[^>]*?(\/?)>/g)) {
+      if (self) continue;
+      if (close) expect(stack.pop()).to.equal(name);
+      else stack.push(name!);
+    }
+    expect(stack).to.deep.equal([]);
+  });
+});
+
+describe('statistics for cohorts', () => {
+  it('normal CDF, two proportions and Mann–Whitney against known values', () => {
+    expect(normalCdf(1.96)).to.be.closeTo(0.975, 1e-4);
+    expect(normalCdf(-1)).to.be.closeTo(0.1587, 1e-4);
+    // 90/100 vs 80/100: z = 1.98, p = 0.048
+    const p = twoProportions(90, 100, 80, 100);
+    expect(p.z).to.be.closeTo(1.98, 0.01);
+    expect(p.pValue).to.be.closeTo(0.048, 0.002);
+    // Disjoint samples: U is n1 × n2 or 0; identical ones: p = 1.
+    expect(mannWhitney([10, 11, 12, 13, 14, 15, 16, 17], [1, 2, 3, 4, 5, 6, 7, 8]).u).to.equal(64);
+    expect(mannWhitney([1, 2, 3, 4, 5, 6, 7, 8], [10, 11, 12, 13, 14, 15, 16, 17]).pValue).to.be.below(0.001);
+    expect(mannWhitney([5, 5, 5, 5], [5, 5, 5, 5]).pValue).to.equal(1);
+  });
+});
