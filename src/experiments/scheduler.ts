@@ -27,10 +27,11 @@
 // (inside a window, outside blackouts), or it is skipped. `run` throwing is an `error` outcome with
 // its message. The history keeps the last 1000 records (of every experiment, configured or not);
 // `experiments` lists the configured ones only.
-import { mkdir, open, readFile, rename } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { z } from 'zod';
 import { allowedAt, allowedTimes, upcoming, type ScheduleConfig } from './schedule.ts';
+import { writeFileAtomic } from '../control/store.ts';
 
 export interface Clock {
   now(): Date;
@@ -415,7 +416,8 @@ export class Scheduler {
   }
 
   async #write(): Promise<void> {
-    await writeAtomically(this.#file, `${JSON.stringify(this.#snapshot(), null, 2)}\n`);
+    await mkdir(dirname(this.#file), { recursive: true });
+    await writeFileAtomic(this.#file, `${JSON.stringify(this.#snapshot(), null, 2)}\n`, 0o644);
   }
 }
 
@@ -436,26 +438,6 @@ async function load(file: string): Promise<SchedulerState> {
   const parsed = StateFile.safeParse(json);
   if (!parsed.success) throw new Error(`the scheduler state file ${file} is not valid: ${z.prettifyError(parsed.error)}`);
   return parsed.data;
-}
-
-async function writeAtomically(file: string, text: string): Promise<void> {
-  const dir = dirname(file);
-  await mkdir(dir, { recursive: true });
-  const temp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
-  const handle = await open(temp, 'w', 0o644);
-  try {
-    await handle.writeFile(text);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await rename(temp, file);
-  const directory = await open(dir, 'r');
-  try {
-    await directory.sync();
-  } finally {
-    await directory.close();
-  }
 }
 
 function shared(a: ScheduledExperiment, b: ScheduledExperiment): string[] {
