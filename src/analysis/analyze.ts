@@ -11,6 +11,9 @@ import type { Journal } from '../experiments/runner.ts';
 import { methodLength, parseExperiment, type Experiment } from '../experiments/spec.ts';
 import { expectVerdict, steadyStateVerdict, type Recording } from '../experiments/verdicts.ts';
 import type { LoadRecord } from '../experiments/load.ts';
+import { attribute, impacts } from './attribution.ts';
+import { groupBy, ok, targetsOfStep, type Event } from './common.ts';
+import { propagate } from './propagation.ts';
 import { mannWhitney, twoProportions } from './stats.ts';
 import type {
   Analysis,
@@ -30,7 +33,6 @@ import type {
   ServiceStats,
 } from './types.ts';
 
-type Event = Record<string, unknown> & { type: string; time: number; sidecar: string };
 
 export interface RunFiles {
   readonly dir: string;
@@ -189,100 +191,6 @@ function verdicts(experiment: Experiment, journal: Journal, recording: Recording
   return out;
 }
 
-/**
- * Each failed or slow request at the edge, with the faults on its trace and what the policies did;
- * and totals per fault and policy over every call a fault touched.
- */
-function attribute(experiment: Experiment, events: readonly Event[], byRequest: Map<string, Event[]>, sidecarService: Map<string, string>): Attribution {
-  const entry = experiment.load.entry;
-  const slowAfter = experiment.steadyState.find((h) => h.latency?.service === entry)?.latency?.max ?? Infinity;
-  const edge = events.filter((e) => e.type === 'request.done' && e.direction === 'inbound' && sidecarService.get(e.sidecar) === entry);
-  const rows: AttributionRow[] = [];
-  let unattributed = 0;
-  const faultSpans = experiment.method.map((step) => ({ id: step.fault.id, targets: [step.fault.match.destination, step.fault.partition?.to].flat().filter((n): n is string => Boolean(n)) }));
-  const injectedAt = new Map(events.filter((e) => e.type === 'fault.installed').map((e) => [String(e.faultId), e.time]));
-  for (const e of edge) {
-    const failed = !ok({ status: e.status as number });
-    const slow = (e.durationMs as number) > slowAfter;
-    if (!failed && !slow) continue;
-    const trace = byRequest.get(String(e.requestId)) ?? [];
-    let faults = [...new Set(trace.filter((t) => t.type === 'fault.applied').map((t) => String(t.faultId)))];
-    let via: AttributionRow['via'] = 'trace';
-    let faultedCall = trace.find((t) => t.type === 'request.done' && t.direction === 'outbound' && (t.faults as string[]).length > 0);
-    if (faults.length === 0) {
-      // No fault acted on it: did it fail on a service a fault had hit (a breaker it opened, say)?
-      const failing = trace.find((t) => t.type === 'request.done' && t.direction === 'outbound' && !ok({ status: t.status as number }) && faultSpans.some((f) => f.targets.includes(String(t.service)) && (injectedAt.get(f.id) ?? Infinity) <= t.time));
-      if (!failing) {
-        if (failed) unattributed++;
-        continue;
-      }
-      faults = faultSpans.filter((f) => f.targets.includes(String(failing.service)) && (injectedAt.get(f.id) ?? Infinity) <= failing.time).map((f) => f.id);
-      faultedCall = failing;
-      via = 'window';
-    }
-    const call = faultedCall ?? e;
-    rows.push({
-      requestId: String(e.requestId),
-      traceId: (e.traceId as string | null) ?? null,
-      at: e.time,
-      service: String(call.service ?? entry),
-      status: e.status as number,
-      latencyMs: e.durationMs as number,
-      flags: [...new Set([...(e.flags as string[]), ...(call.flags as string[])])],
-      faults,
-      via,
-      policy: policyOf(call),
-    });
-  }
-  rows.sort((a, b) => a.at - b.at);
-  const totals = new Map<string, number>();
-  for (const call of events.filter((e) => e.type === 'request.done' && e.direction === 'outbound' && (e.faults as string[]).length > 0)) {
-    for (const fault of new Set(call.faults as string[])) {
-      const key = `${fault}\u0000${policyOf(call)}`;
-      totals.set(key, (totals.get(key) ?? 0) + 1);
-    }
-  }
-  return {
-    rows: rows.slice(0, 500),
-    totals: [...totals].map(([key, count]) => {
-      const [fault, policy] = key.split('\u0000') as [string, Policy];
-      return { fault, policy, count };
-    }).sort((a, b) => a.fault.localeCompare(b.fault) || b.count - a.count),
-    unattributed,
-  };
-}
-
-/** What the policies did for one call a fault touched, from its flags, status and tries. */
-function policyOf(call: Event): Policy {
-  const flags = new Set(call.flags as string[]);
-  const saved = ok({ status: call.status as number });
-  const attempts = (call.attempts as number) ?? 1;
-  if (saved) return attempts > 1 ? 'retried-and-saved' : 'no-policy-acted';
-  if (flags.has('UBX')) return 'budget-exhausted';
-  if (flags.has('UO')) return 'breaker-rejected';
-  if (flags.has('UT')) return 'timed-out';
-  if (attempts > 1 || flags.has('URX')) return 'retried-and-failed';
-  return 'not-retried';
-}
-
-function impacts(experiment: Experiment, journal: Journal, events: readonly Event[], _byRequest: Map<string, Event[]>, attribution: Attribution): FaultImpact[] {
-  return journal.faults.map((f) => {
-    const injected = events.filter((e) => e.type === 'fault.applied' && e.faultId === f.id).length;
-    const failedAtEdge = attribution.rows.filter((r) => r.faults.includes(f.id) && !ok({ status: r.status })).length;
-    const step = experiment.method[f.step]!;
-    return {
-      id: f.id,
-      action: ['delay', 'abort', 'partition', 'bandwidth', 'slicer', 'hang', 'tcp'].find((k) => (step.fault as Record<string, unknown>)[k] !== undefined) ?? 'unknown',
-      targets: targetsOfStep(experiment, f.step),
-      injectedAt: f.injectedAt ? Date.parse(f.injectedAt) : null,
-      removedAt: f.removedAt ? Date.parse(f.removedAt) : null,
-      injected,
-      failedAtEdge,
-      factor: injected === 0 ? null : failedAtEdge / injected,
-    };
-  });
-}
-
 function policyChecks(experiment: Experiment, journal: Journal, events: readonly Event[], recording: Recording, windows: AnalysisWindow[], hypotheses: HypothesisVerdict[]): Policies {
   const services = [...new Set(events.filter((e) => e.type === 'request.done' && e.direction === 'outbound' && e.service).map((e) => String(e.service)))].sort();
   const faultWindows = windows.filter((w) => w.kind === 'fault');
@@ -314,34 +222,6 @@ function policyChecks(experiment: Experiment, journal: Journal, events: readonly
   void faultWindows;
   void journal;
   return { retries, breakers, ejections, recovery, retryTimeline, breakerTimeline };
-}
-
-function propagate(experiment: Experiment, events: readonly Event[], load: readonly LoadRecord[], byRequest: Map<string, Event[]>, sidecarService: Map<string, string>, windows: AnalysisWindow[]): Propagation {
-  const faulted = new Set(experiment.method.flatMap((_, i) => targetsOfStep(experiment, i)));
-  const inFault = (t: number) => windows.some((w) => w.kind === 'fault' && t >= w.from && t < w.to);
-  const edges = new Map<string, { from: string; to: string; calls: number; errors: number; propagated: number }>();
-  for (const e of events) {
-    if (e.type !== 'request.done' || e.direction !== 'outbound' || !e.service || !inFault(e.time)) continue;
-    const from = sidecarService.get(e.sidecar) ?? String(e.source);
-    const to = String(e.service);
-    const key = `${from}\u0000${to}`;
-    let edge = edges.get(key);
-    if (!edge) edges.set(key, (edge = { from, to, calls: 0, errors: 0, propagated: 0 }));
-    edge.calls++;
-    if (ok({ status: e.status as number })) continue;
-    edge.errors++;
-    // Propagated: the fault that caused it acted on another service than the one called here.
-    const acted = (byRequest.get(String(e.requestId)) ?? []).filter((t) => t.type === 'fault.applied');
-    if (acted.some((t) => t.destination !== to)) edge.propagated++;
-  }
-  const entry = experiment.load.entry;
-  const names = new Set([...(entry ? [entry] : []), ...[...edges.values()].flatMap((e) => [e.from, e.to])]);
-  // The entry service's errors are the load's (what its callers, the users, saw).
-  const edgeErrors = (service: string) => (service === entry ? load.filter((r) => inFault(r.t) && !ok(r)).length : [...edges.values()].filter((e) => e.to === service).reduce((s, e) => s + e.errors, 0));
-  return {
-    nodes: [...names].sort().map((service) => ({ service, faulted: faulted.has(service), errors: edgeErrors(service) })),
-    edges: [...edges.values()].sort((a, b) => a.from.localeCompare(b.from) || a.to.localeCompare(b.to)),
-  };
 }
 
 /**
@@ -410,9 +290,6 @@ function cohortComparison(experiment: Experiment, load: readonly LoadRecord[], w
   };
 }
 
-function ok(c: { status: number }): boolean {
-  return c.status > 0 && c.status < 500;
-}
 
 function ratio(part: number, whole: number): number {
   return whole === 0 ? NaN : (100 * part) / whole;
@@ -433,21 +310,7 @@ function serviceOfSidecar(events: readonly Event[]): Map<string, string> {
   return map;
 }
 
-function targetsOfStep(experiment: Experiment, index: number): string[] {
-  const f = experiment.method[index]!.fault;
-  return [...new Set([f.match.destination, f.partition?.from, f.partition?.to].flat().filter((n): n is string => Boolean(n)))];
-}
 
-function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
-  const map = new Map<string, T[]>();
-  for (const item of items) {
-    const k = key(item);
-    let list = map.get(k);
-    if (!list) map.set(k, (list = []));
-    list.push(item);
-  }
-  return map;
-}
 
 function countPerSecond(events: readonly Event[], key: (e: Event) => string): [string, number, number][] {
   const counts = new Map<string, number>();

@@ -31,6 +31,13 @@ export interface Analysis {
   readonly regression: Regression | null;
   /** Experiment cohort against control group, when the run had a cohort. */
   readonly cohorts: CohortComparison | null;
+  /** The same figures from PromQL, when a Prometheus URL was given. */
+  readonly prometheus?: PrometheusFigures;
+}
+
+export interface PrometheusFigures {
+  readonly url: string;
+  readonly figures: readonly { readonly service: string; readonly window: string; readonly requests: number; readonly availability: number | null; readonly p99: number | null }[];
 }
 
 export interface AnalysisWindow {

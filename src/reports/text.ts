@@ -57,6 +57,17 @@ export function reportMarkdown(analysis: Analysis): string {
       '',
     );
   }
+  const prom = analysis.prometheus;
+  if (prom) {
+    lines.push(
+      `## The same windows from PromQL (${prom.url})`,
+      '',
+      '| service | window | requests | availability | p99 ms |',
+      '|---|---|---:|---:|---:|',
+      ...prom.figures.map((f) => `| ${f.service} | ${cell(f.window)} | ${fixed(f.requests, 0)} | ${fixed(f.availability, 2)} % | ${fixed(f.p99)} |`),
+      '',
+    );
+  }
   const r = analysis.regression;
   if (r) lines.push('## Against earlier runs', '', `Previous: ${r.previous.map((p) => `${new Date(p.startedAt).toISOString()} ${p.outcome} score ${p.score}`).join('; ')}.`, '', r.worse.length ? r.worse.map((w) => `- worse: ${w}`).join('\n') : 'Nothing got worse.', '');
   return `${lines.filter((l, i, all) => !(l === '' && all[i - 1] === '')).join('\n')}\n`;

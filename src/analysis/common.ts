@@ -1,0 +1,28 @@
+// Small pieces the analysis modules share: the event shape, what counts as a good answer, grouping,
+// a method step's targets.
+import type { Experiment } from '../experiments/spec.ts';
+
+/** A recorded event: its type, wall-clock time and sidecar, and the rest of its payload. */
+export type Event = Record<string, unknown> & { type: string; time: number; sidecar: string };
+
+/** An answer below 500 (0: no answer at all). */
+export function ok(c: { status: number }): boolean {
+  return c.status > 0 && c.status < 500;
+}
+
+export function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
+  const map = new Map<string, T[]>();
+  for (const item of items) {
+    const k = key(item);
+    let list = map.get(k);
+    if (!list) map.set(k, (list = []));
+    list.push(item);
+  }
+  return map;
+}
+
+/** The services a method step's fault targets. */
+export function targetsOfStep(experiment: Experiment, index: number): string[] {
+  const f = experiment.method[index]!.fault;
+  return [...new Set([f.match.destination, f.partition?.from, f.partition?.to].flat().filter((n): n is string => Boolean(n)))];
+}
