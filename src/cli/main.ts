@@ -14,6 +14,7 @@ import { ErrorCode, FaultlineError } from '../errors.ts';
 import { MeshClient } from '../experiments/mesh-client.ts';
 import { runExperiment } from '../experiments/runner.ts';
 import { Scheduler, type ScheduledExperiment } from '../experiments/scheduler.ts';
+import { writeReports } from '../reports/write.ts';
 import { experimentJsonSchema, parseExperiment, targetsOf } from '../experiments/spec.ts';
 import { Sidecar } from '../proxy/sidecar.ts';
 import { createLogger } from '../telemetry/log.ts';
@@ -167,6 +168,16 @@ program
     if (options.seed !== undefined && !Number.isInteger(options.seed)) throw new InvalidArgumentError('--seed: expected a whole number');
     const result = await runExperiment({ file, out: options.out, ...(options.seed !== undefined && { seed: options.seed }), ...(options.dryRun && { dryRun: true }) });
     process.exitCode = result.exitCode;
+  });
+
+program
+  .command('report')
+  .description('(re)make the reports of a recorded run from its recording alone: report.html, report.md, report.json, junit.xml')
+  .argument('<dir>', 'the run directory, reports/<experiment>/<timestamp>/')
+  .option('--prometheus <url>', 'also compute the window figures with PromQL from this Prometheus (it scraped the sidecars during the run)')
+  .action(async (dir: string, options: { prometheus?: string }) => {
+    const { analysis, files } = await writeReports(dir, options.prometheus ? { prometheus: options.prometheus } : {});
+    process.stdout.write(`${analysis.experiment.name}: ${analysis.experiment.outcome ?? 'incomplete'}, score ${analysis.score.value}; ${analysis.hypotheses.filter((h) => h.outcome === 'fail').length} of ${analysis.hypotheses.length} hypotheses failed\n  ${Object.values(files).join('\n  ')}\n`);
   });
 
 program

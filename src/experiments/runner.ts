@@ -5,15 +5,19 @@
 // then verified gone on every sidecar) → recovery → done. Everything is recorded in the run's
 // directory — journal, every event of every sidecar, every response of the load, each sidecar's
 // metrics every second — so the analysis can recompute everything without the mesh.
-import { createWriteStream, type WriteStream } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { basename, dirname, join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { up, type Mesh } from '../cli/up.ts';
 import type { Snapshot } from '../config/snapshot.ts';
 import { writeFileAtomic } from '../control/store.ts';
-import { LoadGenerator, COHORT_VALUE, type LoadRecord } from './load.ts';
-import { MeshClient, sidecarFaults, sidecarMetrics } from './mesh-client.ts';
+import { dryRun } from './dry-run.ts';
+import { LoadGenerator } from './load.ts';
+import { MeshClient, sidecarFaults } from './mesh-client.ts';
+import { Recorder } from './recorder.ts';
+import { faultBody, rampPercent } from './steps.ts';
+import { summarise } from './summary.ts';
+import { writeReports } from '../reports/write.ts';
 import { Progress } from './progress.ts';
 import { methodLength, parseExperiment, targetsOf, type Experiment, type HaltConfig, type StepConfig } from './spec.ts';
 import { availability, expectVerdict, percentile, samplesFor, steadyStateVerdict, type Recording, type Verdict, type Window } from './verdicts.ts';
@@ -290,65 +294,20 @@ export async function runExperiment(options: RunOptions): Promise<RunResult> {
     journal.finishedAt = new Date().toISOString();
     if (current) current.endedAt = journal.finishedAt;
     await save();
-    const summary = summarise(journal, dir, recording, experiment);
+    let reports = '';
+    try {
+      const written = await writeReports(dir);
+      reports = `  report: ${written.files.html} (and report.md, report.json, junit.xml); resilience score ${written.analysis.score.value}\n`;
+    } catch (error) {
+      reports = `  report: not written (${(error as Error).message}); the recording is complete: faultline report ${dir}\n`;
+    }
+    const summary = summarise(journal, dir, recording, experiment) + reports;
     await writeFile(join(dir, 'summary.txt'), summary);
     stream.write(summary);
     await mesh?.close();
     if (stateDir) await rm(stateDir, { recursive: true, force: true });
     return { outcome, exitCode: EXIT_CODES[outcome], dir, journal };
   }
-}
-
-/** The fault as the control plane gets it: the run's seed, the cohort header when the experiment has one, its experiment named. */
-function faultBody(experiment: Experiment, step: StepConfig, seed: number, percent?: number): Record<string, unknown> {
-  const fault = step.fault as Record<string, unknown> & { match: { headers?: Record<string, unknown> } };
-  const cohort = experiment.load.cohort;
-  return {
-    ...fault,
-    description: `experiment:${experiment.name}`,
-    seed,
-    ...(percent !== undefined && { percent }),
-    ...(cohort && { match: { ...fault.match, headers: { ...fault.match.headers, [cohort.header]: { exact: COHORT_VALUE } } } }),
-    // Durations went through the schema as milliseconds: send them back as such.
-    ...durationsAsText(fault),
-  };
-}
-
-/** The schema turned durations into numbers; the fault API wants "250ms" strings again. */
-function durationsAsText(fault: Record<string, unknown>): Record<string, unknown> {
-  const ms = (v: unknown) => (typeof v === 'number' ? `${v}ms` : v);
-  const out: Record<string, unknown> = {};
-  const delay = fault.delay as Record<string, unknown> | undefined;
-  if (delay) {
-    const d: Record<string, unknown> = { ...delay };
-    if (d.fixed !== undefined) d.fixed = ms(d.fixed);
-    if (d.max !== undefined) d.max = ms(d.max);
-    for (const key of ['uniform', 'normal', 'lognormal', 'pareto'] as const) {
-      const dist = d[key] as Record<string, unknown> | undefined;
-      if (dist) d[key] = Object.fromEntries(Object.entries(dist).map(([k, v]) => [k, key === 'pareto' && k === 'shape' ? v : ms(v)]));
-    }
-    out.delay = d;
-  }
-  const slicer = fault.slicer as Record<string, unknown> | undefined;
-  if (slicer) out.slicer = { ...slicer, delay: ms(slicer.delay) };
-  const tcp = fault.tcp as Record<string, Record<string, unknown> | string> | undefined;
-  if (tcp) {
-    const t: Record<string, unknown> = { ...tcp };
-    for (const key of ['latency', 'resetPeer', 'timeout', 'slicer'] as const) {
-      const toxic = tcp[key] as Record<string, unknown> | undefined;
-      if (toxic) t[key] = Object.fromEntries(Object.entries(toxic).map(([k, v]) => [k, ['latency', 'jitter', 'after', 'delay'].includes(k) ? ms(v) : v]));
-    }
-    out.tcp = t;
-  }
-  return out;
-}
-
-/** A ramped step's percent `elapsed` ms into it: from `from` up to the fault's, in even steps. */
-function rampPercent(step: StepConfig, elapsed: number): number | undefined {
-  if (!step.ramp) return undefined;
-  const steps = Math.max(1, Math.floor(step.duration / step.ramp.every));
-  const done = Math.min(steps, Math.floor(Math.max(0, elapsed) / step.ramp.every));
-  return step.ramp.from + ((step.fault.percent - step.ramp.from) * done) / steps;
 }
 
 async function preflight(experiment: Experiment, client: MeshClient, version: string, note: (text: string) => Promise<void>): Promise<void> {
@@ -389,121 +348,6 @@ function haltReason(experiment: Experiment, recording: Recording): string | unde
     }
   }
   return undefined;
-}
-
-/** The run's recording: files as it goes, and the same in memory for live halts and the verdicts. */
-class Recorder {
-  readonly #dir: string;
-  readonly load: LoadRecord[] = [];
-  readonly events: Record<string, unknown>[] = [];
-  #files: { load: WriteStream; events: WriteStream; metrics: WriteStream } | undefined;
-  #stopFollow: (() => void) | undefined;
-  #scrape: NodeJS.Timeout | undefined;
-
-  constructor(dir: string) {
-    this.#dir = dir;
-  }
-
-  start(client: MeshClient, onHalt: (reason: string) => void): void {
-    const open = (name: string) => createWriteStream(join(this.#dir, name));
-    this.#files = { load: open('load.ndjson'), events: open('events.ndjson'), metrics: open('metrics.ndjson') };
-    this.#stopFollow = client.follow(
-      (event) => {
-        this.events.push(event);
-        this.#files?.events.write(`${JSON.stringify(event)}\n`);
-        if (event.type === 'mesh.halted') onHalt(`emergency stop by ${String(event.by)}: ${String(event.reason)}`);
-      },
-      (error) => this.#files?.events.write(`${JSON.stringify({ type: 'recorder.error', time: Date.now(), error: error.message })}\n`),
-    );
-    // Each second, each sidecar's samples that changed since the last scrape (the first scrape has them
-    // all); histogram buckets are left out — request durations are in the events, request by request.
-    const last = new Map<string, Record<string, number>>();
-    this.#scrape = setInterval(() => void (async () => {
-      const { sidecars } = await client.sidecars();
-      const t = Date.now();
-      await Promise.all(sidecars.filter((s) => s.connected && s.admin).map(async (s) => {
-        const samples = await sidecarMetrics(s.admin!).catch(() => undefined);
-        if (!samples) return;
-        const before = last.get(s.name) ?? {};
-        const changed: Record<string, number> = {};
-        for (const [key, value] of Object.entries(samples)) if (!key.includes('_bucket{') && before[key] !== value) changed[key] = value;
-        last.set(s.name, samples);
-        this.#files?.metrics.write(`${JSON.stringify({ t, sidecar: s.name, samples: changed })}\n`);
-      }));
-    })().catch(() => undefined), 1_000);
-  }
-
-  record(r: LoadRecord): void {
-    this.load.push(r);
-    this.#files?.load.write(`${JSON.stringify(r)}\n`);
-  }
-
-  recording(experiment: Experiment, journal: Journal): Recording {
-    const targets = (i: number) => {
-      const f = experiment.method[i]!.fault;
-      return [f.match.destination, f.partition?.from, f.partition?.to].flat().filter((n): n is string => Boolean(n));
-    };
-    return {
-      entry: experiment.load.entry,
-      load: this.load,
-      events: this.events,
-      cohort: experiment.load.cohort !== undefined,
-      rollbackAt: journal.rollback ? Date.parse(journal.rollback.at) : null,
-      faults: journal.faults.filter((f) => f.injectedAt).map((f) => ({ id: f.id, injectedAt: Date.parse(f.injectedAt!), removedAt: f.removedAt ? Date.parse(f.removedAt) : null, targets: targets(f.step) })),
-    };
-  }
-
-  async stop(): Promise<void> {
-    clearInterval(this.#scrape);
-    // Let the last events of the run reach the stream before it closes.
-    await sleep(300);
-    this.#stopFollow?.();
-    await Promise.all(Object.values(this.#files ?? {}).map((f) => new Promise<void>((resolve) => f.end(resolve))));
-  }
-}
-
-async function dryRun(experiment: Experiment, file: string, seed: number, progress: Progress): Promise<RunResult> {
-  // Resolved against the mesh file (the control plane's config when the target is a running one).
-  let snapshot: Snapshot;
-  if ('mesh' in experiment.target) {
-    const { loadConfigFile } = await import('../config/load.ts');
-    const { compileSnapshot } = await import('../config/snapshot.ts');
-    const meshFile = resolve(dirname(file), experiment.target.mesh);
-    snapshot = compileSnapshot((await loadConfigFile(meshFile)).config, meshFile);
-  } else {
-    const token = experiment.target.tokenFile ? (await readFile(resolve(dirname(file), experiment.target.tokenFile), 'utf8')).trim() : (process.env.FAULTLINE_TOKEN ?? '').trim();
-    snapshot = (await new MeshClient(experiment.target.control, token).snapshot()).snapshot;
-  }
-  const lines = [`dry run of ${experiment.name} (${basename(file)}), seed ${seed}: nothing injected`, ''];
-  const cohort = experiment.load.cohort ? experiment.load.cohort.percent / 100 : 1;
-  for (const step of experiment.method) {
-    const f = step.fault;
-    const services = f.partition ? [...f.partition.from, ...f.partition.to] : f.match.destination ? [f.match.destination].flat() : [...snapshot.services.keys()];
-    const endpoints = services.flatMap((s) => snapshot.services.get(s)?.endpoints.map((e) => `${s} ${e.address}`) ?? [`${s}: no such service`]);
-    lines.push(`${f.id}: at ${step.at} ms for ${step.duration} ms, ${Object.keys(f).find((k) => ['delay', 'abort', 'partition', 'bandwidth', 'slicer', 'hang', 'tcp'].includes(k))} at ${f.partition ? 'every connection' : f.at}`);
-    lines.push(`  services  ${services.join(', ')}`);
-    lines.push(`  endpoints ${endpoints.length}: ${endpoints.join('; ')}`);
-    lines.push(`  traffic   up to ${(f.percent * cohort).toFixed(2)} % of matching requests${experiment.load.cohort ? ` (the experiment cohort is ${experiment.load.cohort.percent} % of the load)` : ''}`);
-  }
-  progress.line(`${lines.join('\n')}\n`);
-  const journal = { experiment: experiment.name, file, seed } as Journal;
-  return { outcome: 'passed', exitCode: 0, dir: '', journal };
-}
-
-function summarise(journal: Journal, dir: string, recording: Recording, experiment: Experiment): string {
-  const ok = recording.load.filter((r) => r.status > 0 && r.status < 500).length;
-  const lines = [
-    '',
-    `game day ${journal.experiment}: ${journal.outcome?.toUpperCase()}${journal.reason ? ` — ${journal.reason}` : ''}`,
-    `  seed ${journal.seed}; ${recording.load.length} requests at ${experiment.load.rate}/s, ${ok} ok (${availability(recording.load).toFixed(2)} %); ${recording.events.length} events recorded`,
-    `  faults: ${journal.faults.map((f) => `${f.id} ${f.injectedAt ? `${f.injectedAt.slice(11, 23)}–${f.removedAt?.slice(11, 23) ?? '?'}` : 'not injected'}`).join('; ')}`,
-    `  rollback: ${journal.rollback ? (journal.rollback.verified ? 'verified' : 'NOT verified') : 'none'}`,
-    '  hypotheses:',
-    ...journal.verdicts.map((v) => `    ${v.outcome.toUpperCase().padEnd(12)} [${v.window}] ${v.hypothesis}: ${v.measured} (objective ${v.objective}, ${v.samples} samples)`),
-    `  recording: ${dir}`,
-    '',
-  ];
-  return lines.join('\n');
 }
 
 function sleep(ms: number): Promise<void> {

@@ -38,7 +38,7 @@ describe('game day on the demo shop', function () {
     expect(result.outcome, JSON.stringify(result.journal.verdicts)).to.equal('passed');
     expect(result.exitCode).to.equal(0);
     const files = (await readdir(result.dir)).sort();
-    expect(files).to.deep.equal(['events.ndjson', 'experiment.yaml', 'journal.json', 'load.ndjson', 'metrics.ndjson', 'summary.txt']);
+    expect(files).to.deep.equal(['events.ndjson', 'experiment.yaml', 'journal.json', 'junit.xml', 'load.ndjson', 'metrics.ndjson', 'report.html', 'report.json', 'report.md', 'summary.txt']);
 
     const journal = JSON.parse(await readFile(join(result.dir, 'journal.json'), 'utf8'));
     expect(journal).to.include({ status: 'complete', outcome: 'passed', seed: 7 });
@@ -62,7 +62,14 @@ describe('game day on the demo shop', function () {
     const metrics = await lines(join(result.dir, 'metrics.ndjson'));
     expect(new Set(metrics.map((m) => m.sidecar)).size).to.equal(9);
     expect(metrics.length).to.be.at.least(9 * 6);
-    expect(await readFile(join(result.dir, 'summary.txt'), 'utf8')).to.match(/game day short-aborts: PASSED/);
+    expect(await readFile(join(result.dir, 'summary.txt'), 'utf8')).to.match(/game day short-aborts: PASSED[\s\S]*report: .*report\.html/);
+    // The analysis of a real run: the retries saved what the fault aborted, as the attribution shows.
+    const report = JSON.parse(await readFile(join(result.dir, 'report.json'), 'utf8'));
+    expect(report.faults[0]).to.include({ id: 'short-errors', action: 'abort' });
+    expect(report.faults[0].injected).to.equal(applied.length);
+    const saved = report.attribution.totals.find((t: { policy: string }) => t.policy === 'retried-and-saved');
+    expect(saved.count).to.be.at.least(1);
+    expect(report.cohorts.experiment.requests + report.cohorts.control.requests).to.be.above(100);
   });
 });
 

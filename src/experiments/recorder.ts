@@ -1,0 +1,85 @@
+// A run's recording, written as it happens: every event of every sidecar (the control plane's merged
+// stream), every response of the load, each sidecar's metrics every second — and the same in memory
+// for the live halt checks and the verdicts.
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { join } from 'node:path';
+import type { LoadRecord } from './load.ts';
+import { MeshClient, sidecarMetrics } from './mesh-client.ts';
+import type { Journal } from './runner.ts';
+import type { Experiment } from './spec.ts';
+import type { Recording } from './verdicts.ts';
+
+/** The run's recording: files as it goes, and the same in memory for live halts and the verdicts. */
+export class Recorder {
+  readonly #dir: string;
+  readonly load: LoadRecord[] = [];
+  readonly events: Record<string, unknown>[] = [];
+  #files: { load: WriteStream; events: WriteStream; metrics: WriteStream } | undefined;
+  #stopFollow: (() => void) | undefined;
+  #scrape: NodeJS.Timeout | undefined;
+
+  constructor(dir: string) {
+    this.#dir = dir;
+  }
+
+  start(client: MeshClient, onHalt: (reason: string) => void): void {
+    const open = (name: string) => createWriteStream(join(this.#dir, name));
+    this.#files = { load: open('load.ndjson'), events: open('events.ndjson'), metrics: open('metrics.ndjson') };
+    this.#stopFollow = client.follow(
+      (event) => {
+        this.events.push(event);
+        this.#files?.events.write(`${JSON.stringify(event)}\n`);
+        if (event.type === 'mesh.halted') onHalt(`emergency stop by ${String(event.by)}: ${String(event.reason)}`);
+      },
+      (error) => this.#files?.events.write(`${JSON.stringify({ type: 'recorder.error', time: Date.now(), error: error.message })}\n`),
+    );
+    // Each second, each sidecar's samples that changed since the last scrape (the first scrape has them
+    // all); histogram buckets are left out — request durations are in the events, request by request.
+    const last = new Map<string, Record<string, number>>();
+    this.#scrape = setInterval(() => void (async () => {
+      const { sidecars } = await client.sidecars();
+      const t = Date.now();
+      await Promise.all(sidecars.filter((s) => s.connected && s.admin).map(async (s) => {
+        const samples = await sidecarMetrics(s.admin!).catch(() => undefined);
+        if (!samples) return;
+        const before = last.get(s.name) ?? {};
+        const changed: Record<string, number> = {};
+        for (const [key, value] of Object.entries(samples)) if (!key.includes('_bucket{') && before[key] !== value) changed[key] = value;
+        last.set(s.name, samples);
+        this.#files?.metrics.write(`${JSON.stringify({ t, sidecar: s.name, samples: changed })}\n`);
+      }));
+    })().catch(() => undefined), 1_000);
+  }
+
+  record(r: LoadRecord): void {
+    this.load.push(r);
+    this.#files?.load.write(`${JSON.stringify(r)}\n`);
+  }
+
+  recording(experiment: Experiment, journal: Journal): Recording {
+    const targets = (i: number) => {
+      const f = experiment.method[i]!.fault;
+      return [f.match.destination, f.partition?.from, f.partition?.to].flat().filter((n): n is string => Boolean(n));
+    };
+    return {
+      entry: experiment.load.entry,
+      load: this.load,
+      events: this.events,
+      cohort: experiment.load.cohort !== undefined,
+      rollbackAt: journal.rollback ? Date.parse(journal.rollback.at) : null,
+      faults: journal.faults.filter((f) => f.injectedAt).map((f) => ({ id: f.id, injectedAt: Date.parse(f.injectedAt!), removedAt: f.removedAt ? Date.parse(f.removedAt) : null, targets: targets(f.step) })),
+    };
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.#scrape);
+    // Let the last events of the run reach the stream before it closes.
+    await sleep(300);
+    this.#stopFollow?.();
+    await Promise.all(Object.values(this.#files ?? {}).map((f) => new Promise<void>((resolve) => f.end(resolve))));
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
