@@ -168,3 +168,51 @@ describe('statistics for cohorts', () => {
     expect(mannWhitney([5, 5, 5, 5], [5, 5, 5, 5]).pValue).to.equal(1);
   });
 });
+
+describe('attribution across two hops with retries', () => {
+  it('ties a failure at the edge to a fault two hops down, and counts it as propagated on the way', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'faultline-twohop-'));
+    const dir = join(root, 'two-hop', 'run');
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, 'experiment.yaml'), stringify({
+      name: 'two-hop',
+      target: { mesh: 'mesh.yaml' },
+      load: { entry: 'front', rate: 10 },
+      method: [{ at: '0s', duration: '10s', fault: { id: 'api-down', match: { destination: 'api' }, at: 'attempt', abort: { status: 503 } } }],
+    }));
+    await writeFile(join(dir, 'journal.json'), JSON.stringify({
+      experiment: 'two-hop', file: 'x', seed: 1, status: 'complete', outcome: 'passed', reason: null, startedAt: iso(0), finishedAt: iso(20), target: 'mesh',
+      phases: [{ name: 'method', startedAt: iso(0), endedAt: iso(10), outcome: 'done', notes: [] }],
+      faults: [{ id: 'api-down', step: 0, injectedAt: iso(0), removedAt: iso(10), renewals: 0, spec: {} }], halts: [], rollback: null, verdicts: [],
+    }));
+    // r1: front → cart (front's sidecar retries once) → api (cart's sidecar retries once, both tries aborted).
+    // r2: the same, but cart's second try to api succeeds: saved two hops down, nothing reaches the edge.
+    const done = (sidecar: string, direction: string, service: string | null, requestId: string, status: number, attempts: number, flags: string[], faults: string[], t: number) =>
+      ({ type: 'request.done', time: at(t), sidecar, direction, requestId, traceId: null, source: direction === 'outbound' ? sidecar : 'x', service, status, attempts, flags, faults, durationMs: 30 });
+    const applied = (requestId: string, attempt: number, t: number) => ({ type: 'fault.applied', time: at(t), sidecar: 'cart', faultId: 'api-down', action: 'abort', point: 'attempt', destination: 'api', requestId, attempt });
+    const events = [
+      applied('r1', 1, 1), applied('r1', 2, 1.01), applied('r1', 1, 1.02), applied('r1', 2, 1.03),
+      done('cart', 'outbound', 'api', 'r1', 503, 2, ['FI', 'URX'], ['api-down', 'api-down'], 1.011),
+      done('cart', 'outbound', 'api', 'r1', 503, 2, ['FI', 'URX'], ['api-down', 'api-down'], 1.031),
+      done('front', 'outbound', 'cart', 'r1', 502, 2, ['URX'], [], 1.04),
+      done('front', 'inbound', null, 'r1', 502, 0, [], [], 1.05),
+      applied('r2', 1, 2),
+      done('cart', 'outbound', 'api', 'r2', 200, 2, [], ['api-down'], 2.01),
+      done('front', 'outbound', 'cart', 'r2', 200, 1, [], [], 2.02),
+      done('front', 'inbound', null, 'r2', 200, 0, [], [], 2.03),
+    ];
+    await writeFile(join(dir, 'events.ndjson'), events.map((e) => JSON.stringify(e)).join('\n') + '\n');
+    await writeFile(join(dir, 'load.ndjson'), [{ t: at(1.05), latencyMs: 50, status: 502, cohort: 'all' }, { t: at(2.03), latencyMs: 40, status: 200, cohort: 'all' }].map((r) => JSON.stringify(r)).join('\n') + '\n');
+    const a = await analyze(await readRun(dir));
+    expect(a.attribution.rows.map((r) => [r.requestId, r.via, r.faults, r.service, r.policy])).to.deep.equal([['r1', 'trace', ['api-down'], 'api', 'retried-and-failed']]);
+    expect(a.attribution.totals).to.deep.equal([
+      { fault: 'api-down', policy: 'retried-and-failed', count: 2 },
+      { fault: 'api-down', policy: 'retried-and-saved', count: 1 },
+    ]);
+    expect(a.faults[0]).to.include({ injected: 5, failedAtEdge: 1, factor: 0.2 });
+    expect(a.propagation.edges).to.deep.equal([
+      { from: 'cart', to: 'api', calls: 3, errors: 2, propagated: 0 },
+      { from: 'front', to: 'cart', calls: 2, errors: 1, propagated: 1 },
+    ]);
+  });
+});
