@@ -68,14 +68,11 @@ program
       });
       process.on('SIGHUP', () => void sidecar.reload());
     }
-    const stop = async () => {
+    stopOnSignal(async () => {
       await stopControl?.();
       await sidecar.close();
       log.flush();
-      process.exit(0);
-    };
-    process.once('SIGINT', () => void stop());
-    process.once('SIGTERM', () => void stop());
+    });
     process.stdout.write(`${JSON.stringify({ sidecar: sidecar.name, version: sidecar.snapshot.version, ...sidecar.addresses })}\n`);
   });
 
@@ -95,13 +92,10 @@ program
       log,
       ...(options.config && { configFile: options.config }),
     });
-    const stop = async () => {
+    stopOnSignal(async () => {
       await control.close();
       log.flush();
-      process.exit(0);
-    };
-    process.once('SIGINT', () => void stop());
-    process.once('SIGTERM', () => void stop());
+    });
     process.stdout.write(`${JSON.stringify({ control: control.url, version: control.plane.state.version })}\n`);
   });
 
@@ -117,14 +111,21 @@ program
     const mesh = await up({ file, listen: options.listen, stateDir: options.stateDir, log, ...(options.tokenFile && { token: await readToken(options.tokenFile) }) });
     process.stdout.write(mesh.table());
     process.stdout.write('ready; Ctrl-C stops everything\n');
-    const stop = async () => {
+    stopOnSignal(async () => {
       await mesh.close();
       log.flush();
-      process.exit(0);
-    };
-    process.once('SIGINT', () => void stop());
-    process.once('SIGTERM', () => void stop());
+    });
   });
+
+/** On SIGINT or SIGTERM: close what runs, then exit 0. */
+function stopOnSignal(close: () => Promise<void>): void {
+  const stop = async () => {
+    await close();
+    process.exit(0);
+  };
+  process.once('SIGINT', () => void stop());
+  process.once('SIGTERM', () => void stop());
+}
 
 /** An experiment file has a method; a mesh config has none. */
 function isExperiment(text: string): boolean {
@@ -214,12 +215,7 @@ program
     }
     process.stdout.write(`scheduling ${scheduled.map((e) => e.name).join(', ') || 'nothing'}; state in ${options.state}\n`);
     scheduler.start();
-    const stop = async () => {
-      await scheduler.stop();
-      process.exit(0);
-    };
-    process.once('SIGINT', () => void stop());
-    process.once('SIGTERM', () => void stop());
+    stopOnSignal(() => scheduler.stop());
   });
 
 program

@@ -18,18 +18,8 @@ type StringPredicate = (value: string | undefined) => boolean;
 export function compileRouteMatch(match: RouteConfig['match']): RouteMatcher {
   const checks: RouteMatcher[] = [];
   if (match.host !== undefined) checks.push(hostMatcher(match.host));
-  if (match.path !== undefined) {
-    const path = match.path;
-    checks.push((r) => r.path === path);
-  }
-  if (match.pathPrefix !== undefined) {
-    const prefix = match.pathPrefix;
-    checks.push((r) => r.path.startsWith(prefix));
-  }
-  if (match.pathRegex !== undefined) {
-    const regex = new RegExp(`^(?:${match.pathRegex})$`);
-    checks.push((r) => regex.test(r.path));
-  }
+  const path = pathMatcher(match);
+  if (path) checks.push((r) => path(r.path));
   if (match.method !== undefined) {
     const methods = new Set(Array.isArray(match.method) ? match.method : [match.method]);
     checks.push((r) => methods.has(r.method));
@@ -44,6 +34,23 @@ export function compileRouteMatch(match: RouteConfig['match']): RouteMatcher {
     checks.push((r) => test(r.query.get(name) ?? undefined));
   }
   return (input) => checks.every((check) => check(input));
+}
+
+/** The one path condition of a match (exact, prefix or regex, anchored), if it has one. */
+export function pathMatcher(match: { path?: string | undefined; pathPrefix?: string | undefined; pathRegex?: string | undefined }): ((path: string) => boolean) | undefined {
+  if (match.path !== undefined) {
+    const exact = match.path;
+    return (path) => path === exact;
+  }
+  if (match.pathPrefix !== undefined) {
+    const prefix = match.pathPrefix;
+    return (path) => path.startsWith(prefix);
+  }
+  if (match.pathRegex !== undefined) {
+    const regex = new RegExp(`^(?:${match.pathRegex})$`);
+    return (path) => regex.test(path);
+  }
+  return undefined;
 }
 
 /** Exact host, or a leading wildcard as in `*.shop.local`; ports are ignored. */

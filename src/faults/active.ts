@@ -1,7 +1,7 @@
 // A fault in force on a sidecar: its compiled match, its action, its lease and its decision counter.
 // The decision for the n-th matching request is drawn from (seed, id, n) alone (random.ts), after the
 // count rule (first N, every K-th) and before the percentage.
-import { stringMatcher } from '../config/matchers.ts';
+import { pathMatcher, stringMatcher } from '../config/matchers.ts';
 import { Cancellation } from '../proxy/cancellation.ts';
 import { actionOf, type FaultAction } from './actions/index.ts';
 import { decisionRandom } from './random.ts';
@@ -111,18 +111,8 @@ function compileMatch(match: FaultConfig['match']): (input: FaultInput) => boole
   if (sources) checks.push((i) => sources.has(i.source));
   if (routes) checks.push((i) => i.route !== undefined && routes.has(i.route));
   if (methods) checks.push((i) => methods.has(i.method));
-  if (match.path !== undefined) {
-    const path = match.path;
-    checks.push((i) => i.path === path);
-  }
-  if (match.pathPrefix !== undefined) {
-    const prefix = match.pathPrefix;
-    checks.push((i) => i.path.startsWith(prefix));
-  }
-  if (match.pathRegex !== undefined) {
-    const regex = new RegExp(`^(?:${match.pathRegex})$`);
-    checks.push((i) => regex.test(i.path));
-  }
+  const path = pathMatcher(match);
+  if (path) checks.push((i) => path(i.path));
   for (const [name, rule] of Object.entries(match.headers ?? {})) {
     const key = name.toLowerCase();
     const test = stringMatcher(rule);
