@@ -4,15 +4,12 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Pool, request } from 'undici';
 import type { Sidecar } from '../proxy/sidecar.ts';
 import type { Logger } from '../telemetry/log.ts';
+import { DEMO_MESH } from './paths.ts';
 import { up, type Mesh } from './up.ts';
 
-export const DEMO_MESH = fileURLToPath(new URL('../../demo/mesh.yaml', import.meta.url));
-/** The game day `npm start` runs. */
-export const DEMO_EXPERIMENT = fileURLToPath(new URL('../../experiments/payments-aborts.yaml', import.meta.url));
 const ENTRY = 'frontend';
 
 export interface DemoOptions {

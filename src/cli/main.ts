@@ -8,18 +8,15 @@ import { compileSnapshot } from '../config/snapshot.ts';
 import { mkdir, readFile, readdir } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
-import { startControlledSidecar } from '../control/agent.ts';
-import { startControlPlane } from '../control/server.ts';
 import { ErrorCode, FaultlineError } from '../errors.ts';
-import { MeshClient } from '../experiments/mesh-client.ts';
-import { runExperiment } from '../experiments/runner.ts';
-import { Scheduler, type ScheduledExperiment } from '../experiments/scheduler.ts';
-import { writeReports } from '../reports/write.ts';
-import { experimentJsonSchema, parseExperiment, targetsOf } from '../experiments/spec.ts';
-import { Sidecar } from '../proxy/sidecar.ts';
+import type { ScheduledExperiment } from '../experiments/scheduler.ts';
+import type { Sidecar } from '../proxy/sidecar.ts';
 import { createLogger } from '../telemetry/log.ts';
-import { DEMO_EXPERIMENT, DEMO_MESH, runDemo } from './demo.ts';
-import { up } from './up.ts';
+import { DEMO_EXPERIMENT, DEMO_MESH } from './paths.ts';
+
+// Each command loads what it needs when it runs (below, with import()): a sidecar process must not
+// carry the runner, the charts or the load generator in its memory.
+
 
 /** Exit codes: 1 for a failure at run time, 2 for invalid input (config, arguments). */
 const EXIT_INVALID = 2;
@@ -46,6 +43,7 @@ program
     let sidecar: Sidecar;
     let stopControl: (() => Promise<void>) | undefined;
     if (options.control) {
+      const { startControlledSidecar } = await import('../control/agent.ts');
       const controlled = await startControlledSidecar({
         url: options.control.replace(/\/$/, ''),
         token: await readToken(options.tokenFile),
@@ -58,6 +56,7 @@ program
       stopControl = () => controlled.client.close();
     } else {
       const loaded = await loadConfigFile(options.config!);
+      const { Sidecar } = await import('../proxy/sidecar.ts');
       sidecar = await Sidecar.start({
         name: options.service,
         snapshot: compileSnapshot(loaded.config, options.config!),
@@ -85,6 +84,7 @@ program
   .option('--state-dir <dir>', 'where the desired state is kept', '.faultline/control')
   .action(async (options: { config?: string; listen: string; tokenFile?: string; stateDir: string }) => {
     const log = createLogger('faultline-control');
+    const { startControlPlane } = await import('../control/server.ts');
     const control = await startControlPlane({
       listen: options.listen,
       token: await readToken(options.tokenFile),
@@ -108,6 +108,7 @@ program
   .option('--token-file <file>', 'use this bearer token (else a new one is made and written to <state-dir>/token)')
   .action(async (file: string, options: { listen: string; stateDir: string; tokenFile?: string }) => {
     const log = createLogger('faultline-up', process.env.FAULTLINE_LOG_LEVEL ?? 'warn');
+    const { up } = await import('./up.ts');
     const mesh = await up({ file, listen: options.listen, stateDir: options.stateDir, log, ...(options.tokenFile && { token: await readToken(options.tokenFile) }) });
     process.stdout.write(mesh.table());
     process.stdout.write('ready; Ctrl-C stops everything\n');
@@ -149,6 +150,7 @@ program
       throw new FaultlineError(ErrorCode.ConfigUnreadable, `cannot read ${file}: ${error.message}`);
     });
     if (isExperiment(text)) {
+      const { parseExperiment, targetsOf } = await import('../experiments/spec.ts');
       const experiment = parseExperiment(text, file);
       process.stdout.write(`${file}: valid experiment ${experiment.name} (${experiment.method.length} steps, ${experiment.steadyState.length + experiment.expect.length} hypotheses, targets ${targetsOf(experiment).join(', ') || 'none'})\n`);
       return;
@@ -167,6 +169,7 @@ program
   .option('--dry-run', 'validate, resolve every fault against the mesh and print the blast radius; inject nothing')
   .action(async (file: string, options: { seed?: number; out: string; dryRun?: boolean }) => {
     if (options.seed !== undefined && !Number.isInteger(options.seed)) throw new InvalidArgumentError('--seed: expected a whole number');
+    const { runExperiment } = await import('../experiments/runner.ts');
     const result = await runExperiment({ file, out: options.out, ...(options.seed !== undefined && { seed: options.seed }), ...(options.dryRun && { dryRun: true }) });
     process.exitCode = result.exitCode;
   });
@@ -177,6 +180,7 @@ program
   .argument('<dir>', 'the run directory, reports/<experiment>/<timestamp>/')
   .option('--prometheus <url>', 'also compute the window figures with PromQL from this Prometheus (it scraped the sidecars during the run)')
   .action(async (dir: string, options: { prometheus?: string }) => {
+    const { writeReports } = await import('../reports/write.ts');
     const { analysis, files } = await writeReports(dir, options.prometheus ? { prometheus: options.prometheus } : {});
     process.stdout.write(`${analysis.experiment.name}: ${analysis.experiment.outcome ?? 'incomplete'}, score ${analysis.score.value}; ${analysis.hypotheses.filter((h) => h.outcome === 'fail').length} of ${analysis.hypotheses.length} hypotheses failed\n  ${Object.values(files).join('\n  ')}\n`);
   });
@@ -190,6 +194,9 @@ program
   .option('--list', 'print the upcoming runs and exit')
   .option('-n, --count <n>', 'with --list: how many', positiveInt, 10)
   .action(async (dir: string, options: { state: string; out: string; list?: boolean; count: number }) => {
+    const { parseExperiment, targetsOf } = await import('../experiments/spec.ts');
+    const { Scheduler } = await import('../experiments/scheduler.ts');
+    const { runExperiment } = await import('../experiments/runner.ts');
     const entries = (await readdir(dir)).filter((f) => /\.ya?ml$/.test(f)).sort();
     const scheduled: (ScheduledExperiment & { file: string })[] = [];
     for (const name of entries) {
@@ -226,6 +233,7 @@ program
   .option('--by <name>', 'who stops it (recorded)', process.env.USER ?? 'unknown')
   .option('--reason <text>', 'why (recorded)', 'emergency stop')
   .action(async (options: { control: string; tokenFile?: string; by: string; reason: string }) => {
+    const { MeshClient } = await import('../experiments/mesh-client.ts');
     const { deleted } = await new MeshClient(options.control, await readToken(options.tokenFile)).halt(options.by, options.reason);
     process.stdout.write(`halted by ${options.by}: ${deleted.length} runtime fault(s) removed${deleted.length ? ` (${deleted.join(', ')})` : ''}\n`);
   });
@@ -234,8 +242,9 @@ program
   .command('schema')
   .description('print the JSON Schema of the mesh config format (or, with --experiment, of experiment files), for editors')
   .option('--experiment', 'the experiment file format')
-  .action((options: { experiment?: boolean }) => {
-    process.stdout.write(`${JSON.stringify(options.experiment ? experimentJsonSchema() : meshJsonSchema(), null, 2)}\n`);
+  .action(async (options: { experiment?: boolean }) => {
+    const schema = options.experiment ? (await import('../experiments/spec.ts')).experimentJsonSchema() : meshJsonSchema();
+    process.stdout.write(`${JSON.stringify(schema, null, 2)}\n`);
   });
 
 program
@@ -250,11 +259,13 @@ program
   .action(async (options: { experiment: string; out: string; burst?: boolean; mesh: string; requests: number; concurrency: number }) => {
     const log = createLogger('faultline-demo', process.env.FAULTLINE_LOG_LEVEL ?? 'warn');
     if (options.burst) {
+      const { runDemo } = await import('./demo.ts');
       const result = await runDemo({ mesh: options.mesh, requests: options.requests, concurrency: options.concurrency, log });
       process.exitCode = (result.statuses['200'] ?? 0) === result.requests ? 0 : 1;
       return;
     }
     process.stdout.write(`faultline demo: the game day ${options.experiment} on the demo shop (demo/mesh.yaml)\n`);
+    const { runExperiment } = await import('../experiments/runner.ts');
     const result = await runExperiment({ file: options.experiment, out: options.out, seed: 1 });
     process.stdout.write(`exit ${result.exitCode} (0: every hypothesis held; 1: one failed; 3: halted). The recording: ${result.dir}\n`);
     process.exitCode = result.exitCode;
