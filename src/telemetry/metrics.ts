@@ -3,7 +3,8 @@
 // faultline's own are under `faultline_`. Counters follow the event stream; gauges are read from the
 // sidecar's state at scrape time. Labels are bounded: services, routes, endpoints and flags from the
 // config, never request ids or paths.
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Registry } from 'prom-client';
+import { RequestMetrics } from './request-metrics.ts';
 import type { EventBus } from './events.ts';
 
 /** What the gauges read at scrape time. */
@@ -15,7 +16,6 @@ export interface MetricSources {
   readonly faults: () => Iterable<{ id: string; action: string; origin: string }>;
 }
 
-const DURATION_BUCKETS_MS = [0.5, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000];
 const BREAKER_STATE = { closed: 0, 'half-open': 1, open: 2 } as const;
 
 export class MeshMetrics {
@@ -24,18 +24,7 @@ export class MeshMetrics {
 
   constructor(events: EventBus, service: string, sources: MetricSources) {
     const registry = this.registry;
-    const requestLabels = ['reporter', 'source_workload', 'destination_workload', 'destination_service', 'response_code', 'response_flags', 'request_protocol'] as const;
-    const requests = new Counter({ name: 'istio_requests_total', help: 'Requests, by who reports them, source, destination, response code and flags', labelNames: requestLabels, registers: [registry] });
-    const duration = new Histogram({
-      name: 'istio_request_duration_milliseconds',
-      help: 'Request duration as the reporting proxy saw it, in milliseconds',
-      labelNames: requestLabels,
-      buckets: DURATION_BUCKETS_MS,
-      registers: [registry],
-    });
-    const sizeBuckets = [0, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000];
-    const requestBytes = new Histogram({ name: 'istio_request_bytes', help: 'Request body sizes, in bytes', labelNames: requestLabels, buckets: sizeBuckets, registers: [registry] });
-    const responseBytes = new Histogram({ name: 'istio_response_bytes', help: 'Response body sizes, in bytes', labelNames: requestLabels, buckets: sizeBuckets, registers: [registry] });
+    const requests = new RequestMetrics(registry);
     const retries = new Counter({ name: 'faultline_retries_total', help: 'Retries made, by route, destination and the condition that caused them', labelNames: ['route', 'destination_service', 'reason'], registers: [registry] });
     const unretried = new Counter({
       name: 'faultline_retries_refused_total',
@@ -113,35 +102,17 @@ export class MeshMetrics {
     });
 
     const refusals = new Set(['URX', 'UBX', 'RBL', 'UO']);
-    // prom-client hashes a label set on every update; the sets are few (bounded labels), so each one's
-    // children are made once and kept.
-    type Label = (typeof requestLabels)[number];
-    const children = new Map<string, { requests: Counter.Internal; duration: Histogram.Internal<Label>; requestBytes: Histogram.Internal<Label>; responseBytes: Histogram.Internal<Label> }>();
-    const childrenFor = (labels: Record<Label, string>) => {
-      const key = Object.values(labels).join('\u0000');
-      let found = children.get(key);
-      if (!found) {
-        found = { requests: requests.labels(labels), duration: duration.labels(labels), requestBytes: requestBytes.labels(labels), responseBytes: responseBytes.labels(labels) };
-        children.set(key, found);
-      }
-      return found;
-    };
     this.#unsubscribe.push(
       events.on('request.done', (e) => {
         const outbound = e.direction === 'outbound';
-        const metrics = childrenFor({
-          reporter: outbound ? 'source' : 'destination',
-          source_workload: e.source,
-          destination_workload: outbound ? (e.service ?? 'unknown') : service,
-          destination_service: outbound ? (e.service ?? 'unknown') : service,
-          response_code: String(e.status),
-          response_flags: e.flags.length > 0 ? e.flags.join(',') : '-',
-          request_protocol: 'http',
-        });
-        metrics.requests.inc();
-        metrics.duration.observe(e.durationMs);
-        if (e.requestBytes !== null) metrics.requestBytes.observe(e.requestBytes);
-        metrics.responseBytes.observe(e.responseBytes);
+        const flags = e.flags.length > 0 ? e.flags.join(',') : '-';
+        const destination = outbound ? (e.service ?? 'unknown') : service;
+        requests.record(
+          { reporter: outbound ? 'source' : 'destination', source_workload: e.source, destination_workload: destination, destination_service: destination, response_code: String(e.status), response_flags: flags, request_protocol: 'http' },
+          e.durationMs,
+          e.requestBytes,
+          e.responseBytes,
+        );
         for (const flag of e.flags) {
           if (refusals.has(flag)) unretried.inc({ route: e.route ?? 'none', destination_service: e.service ?? 'unknown', response_flags: flag });
         }
