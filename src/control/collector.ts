@@ -2,6 +2,7 @@
 // own /events (NDJSON, from its admin listener) and relays each event into one stream, resuming after
 // the last event it has when a read breaks — so a recorder can follow the whole mesh from one place.
 import { request } from 'undici';
+import { readEventStream } from '../telemetry/event-stream.ts';
 import type { MeshEvent } from '../telemetry/events.ts';
 import type { Logger } from '../telemetry/log.ts';
 import type { ControlPlane } from './plane.ts';
@@ -55,21 +56,14 @@ export class EventCollector {
         await response.body.dump();
         return;
       }
-      let buffer = '';
-      for await (const chunk of response.body) {
-        buffer += String(chunk);
-        let newline: number;
-        while ((newline = buffer.indexOf('\n')) !== -1) {
-          const event = JSON.parse(buffer.slice(0, newline)) as MeshEvent | { type: 'events.dropped'; count: number };
-          buffer = buffer.slice(newline + 1);
-          if (event.type === 'events.dropped') {
-            this.#log.warn({ sidecar: name, count: (event as { count: number }).count }, 'events missed from a sidecar');
-            continue;
-          }
-          const meshEvent = event as MeshEvent;
-          this.#lastSeq.set(name, meshEvent.seq);
-          this.#plane.events.relay(meshEvent);
+      for await (const event of readEventStream(response.body)) {
+        if (event.type === 'events.dropped') {
+          this.#log.warn({ sidecar: name, count: event.count }, 'events missed from a sidecar');
+          continue;
         }
+        const meshEvent = event as unknown as MeshEvent;
+        this.#lastSeq.set(name, meshEvent.seq);
+        this.#plane.events.relay(meshEvent);
       }
     } catch (error) {
       if (!this.#closed && !controller.signal.aborted) this.#log.debug({ sidecar: name, error: (error as Error).message }, 'event read from a sidecar broke; will resume');

@@ -5,6 +5,7 @@ import { request } from 'undici';
 import { parseConfig } from '../config/load.ts';
 import { compileSnapshot, type Snapshot } from '../config/snapshot.ts';
 import type { FaultConfig } from '../faults/schema.ts';
+import { readEventStream } from '../telemetry/event-stream.ts';
 
 export interface SidecarView {
   name: string;
@@ -76,16 +77,7 @@ export class MeshClient {
     void (async () => {
       try {
         const response = await request(`${this.url}/events`, { headers: { authorization: `Bearer ${this.#token}` }, signal: controller.signal, bodyTimeout: 0 });
-        let buffer = '';
-        for await (const chunk of response.body) {
-          buffer += String(chunk);
-          let newline: number;
-          while ((newline = buffer.indexOf('\n')) !== -1) {
-            const line = buffer.slice(0, newline);
-            buffer = buffer.slice(newline + 1);
-            if (line) onEvent(JSON.parse(line) as Record<string, unknown>);
-          }
-        }
+        for await (const event of readEventStream(response.body)) onEvent(event);
       } catch (error) {
         if (!controller.signal.aborted) onError(error as Error);
       }

@@ -49,3 +49,17 @@ export function streamEvents(
 function droppedLine(count: number): string {
   return `${JSON.stringify({ type: 'events.dropped', count })}\n`;
 }
+
+/** Reads an NDJSON event stream (this one, from another process) object by object. */
+export async function* readEventStream(body: AsyncIterable<Buffer | string>): AsyncGenerator<Record<string, unknown>> {
+  let buffer = '';
+  for await (const chunk of body) {
+    buffer += String(chunk);
+    let newline: number;
+    while ((newline = buffer.indexOf('\n')) !== -1) {
+      const line = buffer.slice(0, newline);
+      buffer = buffer.slice(newline + 1);
+      if (line) yield JSON.parse(line) as Record<string, unknown>;
+    }
+  }
+}
