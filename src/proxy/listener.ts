@@ -231,13 +231,17 @@ export function createContext(
   let query: URLSearchParams | undefined;
   const host = stripPort(authority).toLowerCase();
   const method = req.method ?? 'GET';
-  const hop = options.tracer?.startHop(`${method} ${host}`, options.direction === 'outbound', req.headers, headers, {
-    'http.request.method': method,
-    'server.address': host,
-    'url.path': queryAt === -1 ? path : path.slice(0, queryAt),
-    'faultline.sidecar': options.sidecar,
-    'faultline.direction': options.direction,
-  });
+  // The span's name and attributes are built only for a hop that is sampled.
+  const hop = options.tracer?.startHop(options.direction === 'outbound', req.headers, headers, () => ({
+    name: `${method} ${host}`,
+    attributes: {
+      'http.request.method': method,
+      'server.address': host,
+      'url.path': queryAt === -1 ? path : path.slice(0, queryAt),
+      'faultline.sidecar': options.sidecar,
+      'faultline.direction': options.direction,
+    },
+  }));
   // Inbound, the app's own calls continue from this hop; outbound, each attempt span takes over.
   const span = hop?.span;
   if (span && options.direction === 'inbound') propagate(span, headers);

@@ -62,7 +62,7 @@ export class MeshTracer {
    * passes through untouched, and a request that came with none gets a fresh W3C traceparent with the
    * sampled flag off, so every hop still shares one trace id (which request.done carries).
    */
-  startHop(name: string, outbound: boolean, headers: IncomingHttpHeaders, forward: IncomingHttpHeaders, attributes: Record<string, string>): Hop {
+  startHop(outbound: boolean, headers: IncomingHttpHeaders, forward: IncomingHttpHeaders, describe: () => { name: string; attributes: Record<string, string> }): Hop {
     const sampled = sampledFlag(headers);
     if (sampled === undefined ? Math.random() >= this.#ratio : !sampled) {
       if (sampled === undefined) {
@@ -73,6 +73,7 @@ export class MeshTracer {
       return { traceId: traceIdOf(headers) };
     }
     const parent = sampled === undefined ? ROOT_CONTEXT : propagator.extract(ROOT_CONTEXT, headers, getter);
+    const { name, attributes } = describe();
     const span = this.#tracer.startSpan(name, { kind: outbound ? SpanKind.CLIENT : SpanKind.SERVER, attributes }, parent);
     return { span, traceId: span.spanContext().traceId };
   }
