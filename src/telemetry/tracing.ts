@@ -89,8 +89,9 @@ export class MeshTracer {
     return span;
   }
 
+  /** Flushes what is batched; a collector that cannot be reached loses those spans, never the close. */
   async close(): Promise<void> {
-    await this.#provider.shutdown();
+    await this.#provider.shutdown().catch(() => undefined);
   }
 }
 
