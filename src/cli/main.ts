@@ -82,7 +82,10 @@ program
   .option('--listen <address>', 'where its API listens', '127.0.0.1:15100')
   .option('--token-file <file>', 'the bearer token every caller must present (or set FAULTLINE_TOKEN)')
   .option('--state-dir <dir>', 'where the desired state is kept', '.faultline/control')
-  .action(async (options: { config?: string; listen: string; tokenFile?: string; stateDir: string }) => {
+  .option('--ca-cert <file>', 'an operator\'s CA certificate (PEM) to issue identities from, instead of one made and kept here')
+  .option('--ca-key <file>', 'its private key (PEM)')
+  .action(async (options: { config?: string; listen: string; tokenFile?: string; stateDir: string; caCert?: string; caKey?: string }) => {
+    if (Boolean(options.caCert) !== Boolean(options.caKey)) throw new InvalidArgumentError('--ca-cert and --ca-key go together');
     const log = createLogger('faultline-control');
     const { startControlPlane } = await import('../control/server.ts');
     const control = await startControlPlane({
@@ -91,6 +94,7 @@ program
       stateDir: options.stateDir,
       log,
       ...(options.config && { configFile: options.config }),
+      ...(options.caCert && options.caKey && { ca: { certFile: options.caCert, keyFile: options.caKey } }),
     });
     stopOnSignal(async () => {
       await control.close();
