@@ -9,7 +9,7 @@ import { readFile, readdir } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Journal } from '../experiments/runner.ts';
 import { methodLength, parseExperiment, type Experiment } from '../experiments/spec.ts';
-import { expectVerdict, steadyStateVerdict, type Recording } from '../experiments/verdicts.ts';
+import { expectVerdict, samplesFor, steadyStateVerdict, type Recording } from '../experiments/verdicts.ts';
 import type { LoadRecord } from '../experiments/load.ts';
 import { attribute, impacts } from './attribution.ts';
 import { groupBy, ok, targetsOfStep, type Event } from './common.ts';
@@ -89,9 +89,7 @@ export async function analyze(run: RunFiles): Promise<Analysis> {
     faults: journal.faults.filter((f) => f.injectedAt).map((f) => ({ id: f.id, injectedAt: Date.parse(f.injectedAt!), removedAt: f.removedAt ? Date.parse(f.removedAt) : null, targets: targetsOfStep(experiment, f.step) })),
   };
   const services = [...new Set([...(experiment.load.entry ? [experiment.load.entry] : []), ...events.filter((e) => e.type === 'request.done' && e.direction === 'outbound' && e.service).map((e) => String(e.service))])].sort();
-  const calls = (service: string) => (service === experiment.load.entry
-    ? load.map((r) => ({ t: r.t, status: r.status, latencyMs: r.latencyMs }))
-    : events.filter((e) => e.type === 'request.done' && e.direction === 'outbound' && e.service === service).map((e) => ({ t: e.time, status: e.status as number, latencyMs: e.durationMs as number })));
+  const calls = (service: string) => samplesFor(recording, service, { name: 'run', from: -Infinity, to: Infinity });
 
   const stats: ServiceStats[] = [];
   for (const service of services) {

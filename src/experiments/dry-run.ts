@@ -1,11 +1,10 @@
 // `faultline run --dry-run`: the experiment validated and each fault resolved against the mesh — the
 // mesh file, or a running control plane's config — printing its blast radius (services, endpoints,
 // share of traffic it can touch). Nothing is injected.
-import { readFile } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { loadConfigFile } from '../config/load.ts';
 import { compileSnapshot, type Snapshot } from '../config/snapshot.ts';
-import { MeshClient } from './mesh-client.ts';
+import { targetClient } from './mesh-client.ts';
 import type { Progress } from './progress.ts';
 import type { Journal, RunResult } from './runner.ts';
 import type { Experiment } from './spec.ts';
@@ -16,8 +15,7 @@ export async function dryRun(experiment: Experiment, file: string, seed: number,
     const meshFile = resolve(dirname(file), experiment.target.mesh);
     snapshot = compileSnapshot((await loadConfigFile(meshFile)).config, meshFile);
   } else {
-    const token = experiment.target.tokenFile ? (await readFile(resolve(dirname(file), experiment.target.tokenFile), 'utf8')).trim() : (process.env.FAULTLINE_TOKEN ?? '').trim();
-    snapshot = (await new MeshClient(experiment.target.control, token).snapshot()).snapshot;
+    snapshot = (await (await targetClient(experiment.target, file)).snapshot()).snapshot;
   }
   const lines = [`dry run of ${experiment.name} (${basename(file)}), seed ${seed}: nothing injected`, ''];
   const cohort = experiment.load.cohort ? experiment.load.cohort.percent / 100 : 1;

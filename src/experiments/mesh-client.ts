@@ -1,6 +1,8 @@
 // What the game-day runner asks of a running mesh: the control plane's API (config, sidecars, faults,
 // the merged event stream, the emergency halt) with its bearer token, and each sidecar's admin
 // listener (its faults, for verifying a rollback; its metrics, for the recording).
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { request } from 'undici';
 import { parseConfig } from '../config/load.ts';
 import { compileSnapshot, type Snapshot } from '../config/snapshot.ts';
@@ -84,6 +86,13 @@ export class MeshClient {
     })();
     return () => controller.abort();
   }
+}
+
+/** The client of an experiment's `target.control`: its token from target.tokenFile (relative to the experiment file) or FAULTLINE_TOKEN. */
+export async function targetClient(target: { control: string; tokenFile?: string | undefined }, experimentFile: string): Promise<MeshClient> {
+  const token = target.tokenFile ? (await readFile(resolve(dirname(experimentFile), target.tokenFile), 'utf8')).trim() : (process.env.FAULTLINE_TOKEN ?? '').trim();
+  if (!token) throw new Error('the target control plane needs a token: target.tokenFile or FAULTLINE_TOKEN');
+  return new MeshClient(target.control, token);
 }
 
 /** A sidecar's runtime fault ids, read from its own admin listener. */

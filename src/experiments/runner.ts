@@ -13,7 +13,7 @@ import type { Snapshot } from '../config/snapshot.ts';
 import { writeFileAtomic } from '../control/store.ts';
 import { dryRun } from './dry-run.ts';
 import { LoadGenerator } from './load.ts';
-import { MeshClient, sidecarFaults } from './mesh-client.ts';
+import { MeshClient, sidecarFaults, targetClient } from './mesh-client.ts';
 import { Recorder } from './recorder.ts';
 import { faultBody, rampPercent } from './steps.ts';
 import { summarise } from './summary.ts';
@@ -133,9 +133,7 @@ export async function runExperiment(options: RunOptions): Promise<RunResult> {
       client = new MeshClient(mesh.control.url, mesh.token);
       await note(`brought up ${experiment.target.mesh}: control plane ${mesh.control.url}`);
     } else {
-      const token = experiment.target.tokenFile ? (await readFile(resolve(dirname(file), experiment.target.tokenFile), 'utf8')).trim() : (process.env.FAULTLINE_TOKEN ?? '').trim();
-      if (!token) throw new Error('the target control plane needs a token: target.tokenFile or FAULTLINE_TOKEN');
-      client = new MeshClient(experiment.target.control, token);
+      client = await targetClient(experiment.target, file);
     }
     const meshClient = client;
     const state = await meshClient.snapshot();

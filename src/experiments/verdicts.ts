@@ -37,15 +37,15 @@ export interface Recording {
 const MIN_SAMPLES = 20;
 
 /** Outcomes (status, latency) of requests to `service` in a window: the load's for the entry, else callers' request.done. */
-export function samplesFor(recording: Recording, service: string, window: Window, cohort: LoadRecord['cohort'] | 'any' = 'any'): { status: number; latencyMs: number }[] {
+export function samplesFor(recording: Recording, service: string, window: Window, cohort: LoadRecord['cohort'] | 'any' = 'any'): { t: number; status: number; latencyMs: number }[] {
   if (service === recording.entry) {
     return recording.load
       .filter((r) => r.t >= window.from && r.t < window.to && (cohort === 'any' || r.cohort === cohort))
-      .map((r) => ({ status: r.status, latencyMs: r.latencyMs }));
+      .map((r) => ({ t: r.t, status: r.status, latencyMs: r.latencyMs }));
   }
   return recording.events
     .filter((e) => e.type === 'request.done' && e.direction === 'outbound' && e.service === service && (e.time as number) >= window.from && (e.time as number) < window.to)
-    .map((e) => ({ status: e.status as number, latencyMs: e.durationMs as number }));
+    .map((e) => ({ t: e.time as number, status: e.status as number, latencyMs: e.durationMs as number }));
 }
 
 export function availability(samples: readonly { status: number }[]): number {
