@@ -87,6 +87,7 @@ export class Sidecar {
   readonly metrics: MeshMetrics;
   /** Tracing is set up from the config the sidecar starts with; a reload does not change it. */
   readonly #tracer: MeshTracer | undefined;
+  #closing: Promise<void> | undefined;
   addresses: SidecarAddresses = { outbound: '', inbound: '', admin: '' };
 
   private constructor(options: SidecarOptions) {
@@ -170,7 +171,13 @@ export class Sidecar {
     return this.#reloading;
   }
 
-  async close(): Promise<void> {
+  /** Stops listening and lets go of everything; closing twice waits for the one close. */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
     this.#watcher?.close();
     this.#offRotate?.();
     await Promise.all([...this.#servers.map(closeServer), ...[...this.#tcp.values()].map((p) => p.close())]);

@@ -49,7 +49,9 @@ export class MeshTracer {
   constructor(service: string, sidecar: string, settings: TracingSettings) {
     this.#provider = new tracing.BasicTracerProvider({
       resource: resourceFromAttributes({ 'service.name': service, 'faultline.sidecar': sidecar }),
-      sampler: new tracing.ParentBasedSampler({ root: new tracing.TraceIdRatioBasedSampler(settings.sampleRatio) }),
+      // A root reaches the SDK only once startHop has drawn it into the sample; a second ratio here
+      // would sample ratio² of the roots.
+      sampler: new tracing.ParentBasedSampler({ root: new tracing.AlwaysOnSampler() }),
       spanProcessors: [new tracing.BatchSpanProcessor(new OTLPTraceExporter({ url: settings.otlpEndpoint, timeoutMillis: 2_000 }), { scheduledDelayMillis: 200 })],
     });
     this.#tracer = this.#provider.getTracer('faultline');

@@ -202,3 +202,32 @@ describe('tracing, hops not sampled', function () {
     expect([seen.at(-1)!.b3, seen.at(-1)!.traceparent]).to.deep.equal([b3, undefined]);
   });
 });
+
+describe('tracing, sample ratio', function () {
+  this.timeout(30_000);
+
+  it('records the configured share of new traces', async () => {
+    const receiver = await startReceiver();
+    const app = await startUpstream('payments');
+    const config = {
+      mesh: { name: 'traces-ratio' },
+      telemetry: { tracing: { otlpEndpoint: receiver.url, sampleRatio: 0.25 } },
+      services: [{ name: 'checkout', endpoints: [{ address: await freeAddress() }] }, { name: 'payments', endpoints: [{ address: app.address }] }],
+      sidecars: [await sidecarEntry('checkout', await freeAddress())],
+    };
+    const client = await startSidecar(config, 'checkout');
+    try {
+      const calls = 800;
+      for (let i = 0; i < calls; i++) await call(client.addresses.outbound, 'payments', '/');
+      await client.close();
+      // Each sampled root is one hop span and one attempt span; 800 draws at 25 % fall in 200 ± 40 (±3.3 σ).
+      const roots = receiver.spans.filter((s) => s.kind === CLIENT && !s.parentSpanId).length;
+      expect(roots).to.be.within(160, 240);
+      expect(receiver.spans.length).to.equal(2 * roots);
+    } finally {
+      await client.close();
+      await app.close();
+      await new Promise<void>((resolve) => receiver.server.close(() => resolve()));
+    }
+  });
+});
