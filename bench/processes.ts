@@ -1,7 +1,7 @@
 // Child processes of a benchmark run: started on this Node, each announcing itself with one stdout
 // line, all stopped at the end; plus their memory, read from /proc.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { availableParallelism } from 'node:os';
+import { cpus } from 'node:os';
 import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 
@@ -59,9 +59,15 @@ export class Processes {
   }
 }
 
-/** Whether processes can be pinned to a CPU here: taskset exists and there are at least two. */
+/**
+ * Whether processes can be pinned to a CPU here: taskset exists and the machine has at least two.
+ * Counted from os.cpus(), not availableParallelism(): once pinSelf has run, this process's own
+ * affinity is one CPU, and every child would then inherit CPU 0 instead of getting CPU 1.
+ */
+let pinnable: boolean | undefined;
 export function canPin(): boolean {
-  return availableParallelism() >= 2 && spawnSync('taskset', ['-V']).status === 0;
+  pinnable ??= cpus().length >= 2 && spawnSync('taskset', ['-V']).status === 0;
+  return pinnable;
 }
 
 /**

@@ -46,9 +46,6 @@ export function createListener(options: ListenerOptions, tls?: TlsOptions): Serv
 
 async function handle(options: ListenerOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const cancellation = new Cancellation();
-  res.once('close', () => {
-    if (!res.writableFinished) cancellation.cancel(downstreamReset());
-  });
   const generation = options.generation();
   let ctx: RequestContext;
   try {
@@ -61,17 +58,14 @@ async function handle(options: ListenerOptions, req: IncomingMessage, res: Serve
   }
   const context = ctx;
   let written = '';
-  const sent = { bytes: 0 };
-  if (options.perRequest) {
-    res.once('close', () => {
-      // What the caller was told, plus what happened after the head went out (an upstream reset or a
-      // timeout mid-body); an unfinished response with neither means the caller left.
-      const flags = new Set([...written.split(',').filter(Boolean), ...context.flags]);
-      const cut = flags.has(ResponseFlag.UpstreamConnectionTermination) || flags.has(ResponseFlag.UpstreamRequestTimeout) || flags.has(ResponseFlag.FaultInjected);
-      if (!res.writableFinished && !cut) flags.add(ResponseFlag.DownstreamConnectionTermination);
-      recordDone(options.events, context, res.headersSent ? res.statusCode : 0, [...flags].join(','), sent.bytes);
-    });
-  }
+  const sent = options.perRequest ? { bytes: 0 } : undefined;
+  // One listener for the end of the exchange (a response closes once): a caller that left cancels
+  // what is still running, then request.done records what the caller was told.
+  res.on('close', () => {
+    const finished = res.writableFinished;
+    if (!finished) cancellation.cancel(downstreamReset());
+    if (sent) recordDone(options.events, context, res.headersSent ? res.statusCode : 0, flagsAtClose(written, context.flags, finished), sent.bytes);
+  });
   let response: ProxyResponse;
   try {
     response = await generation[options.direction](ctx);
@@ -85,7 +79,20 @@ async function handle(options: ListenerOptions, req: IncomingMessage, res: Serve
     if (!res.headersSent && !res.destroyed) written = writeRescued(res, rescue(error, ctx), ctx, sent);
     return;
   }
-  written = writeResponse(res, response, ctx, options.perRequest ? sent : undefined);
+  written = writeResponse(res, response, ctx, sent);
+}
+
+/**
+ * The flags of a finished exchange: what the caller was told, plus what happened after the head went
+ * out (an upstream reset or a timeout mid-body); an unfinished response with neither means the
+ * caller left.
+ */
+function flagsAtClose(written: string, late: ReadonlySet<string>, finished: boolean): string {
+  if (finished && late.size === 0) return written;
+  const flags = new Set([...written.split(',').filter(Boolean), ...late]);
+  const cut = flags.has(ResponseFlag.UpstreamConnectionTermination) || flags.has(ResponseFlag.UpstreamRequestTimeout) || flags.has(ResponseFlag.FaultInjected);
+  if (!finished && !cut) flags.add(ResponseFlag.DownstreamConnectionTermination);
+  return [...flags].join(',');
 }
 
 /** Writes the response; returns the response flags it carries. */
@@ -120,11 +127,11 @@ function writeResponse(res: ServerResponse, response: ProxyResponse, ctx: Reques
   return flags;
 }
 
-function writeRescued(res: ServerResponse, rescued: RescuedResponse, ctx: RequestContext, sent: { bytes: number }): string {
+function writeRescued(res: ServerResponse, rescued: RescuedResponse, ctx: RequestContext, sent: { bytes: number } | undefined): string {
   const headers: Record<string, string> = rescued.headers;
   if (ctx.faults && ctx.snapshot.config.faultInjection.responseHeader) headers[Header.fault] = ctx.faults.join(',');
   res.writeHead(rescued.status, headers).end(rescued.body);
-  sent.bytes = Buffer.byteLength(rescued.body);
+  if (sent) sent.bytes = Buffer.byteLength(rescued.body);
   return rescued.headers[Header.flags] ?? '';
 }
 
@@ -170,7 +177,12 @@ function recordDone(events: EventBus, ctx: RequestContext, status: number, flags
       ...(ctx.faults && { 'faultline.faults': ctx.faults.join(',') }),
     });
   }
-  events.emit('request.done', {
+  events.emitEvent({
+    type: 'request.done',
+    seq: 0,
+    time: 0,
+    monotonic: 0,
+    sidecar: '',
     requestId: ctx.id,
     traceId: ctx.traceId,
     direction: ctx.direction,

@@ -93,6 +93,7 @@ export interface MeshEvents {
 export type MeshEventName = keyof MeshEvents;
 export type MeshEvent = MeshEvents[MeshEventName];
 type Payload<K extends MeshEventName> = Omit<MeshEvents[K], keyof EventBase>;
+type Mutable<T> = { -readonly [P in keyof T]: T[P] };
 
 const DEFAULT_CAPACITY = 10_000;
 
@@ -110,10 +111,23 @@ export class EventBus {
   }
 
   emit<K extends MeshEventName>(name: K, payload: Payload<K>): void {
+    this.emitEvent({ type: name, seq: 0, time: 0, monotonic: 0, sidecar: '', ...payload } as MeshEvents[K]);
+  }
+
+  /**
+   * Emits an event the caller built whole, its base fields left zero: the bus numbers and stamps it
+   * in place. The per-request path (request.done) uses this: one object per event, not a payload
+   * and then a copy of it.
+   */
+  emitEvent(event: MeshEvent): void {
+    const stamped = event as Mutable<EventBase>;
     const seq = ++this.#seq;
-    const event = { type: name, seq, time: Date.now(), monotonic: performance.now(), sidecar: this.sidecar, ...payload } as MeshEvents[K];
+    stamped.seq = seq;
+    stamped.time = Date.now();
+    stamped.monotonic = performance.now();
+    stamped.sidecar = this.sidecar;
     this.#ring[seq % this.#ring.length] = event;
-    this.#emitter.emit(name, event);
+    this.#emitter.emit(event.type, event);
     this.#emitter.emit('*', event);
   }
 

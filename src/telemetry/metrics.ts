@@ -105,14 +105,8 @@ export class MeshMetrics {
     this.#unsubscribe.push(
       events.on('request.done', (e) => {
         const outbound = e.direction === 'outbound';
-        const flags = e.flags.length > 0 ? e.flags.join(',') : '-';
-        const destination = outbound ? (e.service ?? 'unknown') : service;
-        requests.record(
-          { reporter: outbound ? 'source' : 'destination', source_workload: e.source, destination_workload: destination, destination_service: destination, response_code: String(e.status), response_flags: flags, request_protocol: 'http' },
-          e.durationMs,
-          e.requestBytes,
-          e.responseBytes,
-        );
+        const flags = e.flags.length === 0 ? '-' : e.flags.length === 1 ? e.flags[0]! : e.flags.join(',');
+        requests.record(outbound, e.source, outbound ? (e.service ?? 'unknown') : service, e.status, flags, e.durationMs, e.requestBytes, e.responseBytes);
         for (const flag of e.flags) {
           if (refusals.has(flag)) unretried.inc({ route: e.route ?? 'none', destination_service: e.service ?? 'unknown', response_flags: flag });
         }

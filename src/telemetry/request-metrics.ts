@@ -51,11 +51,16 @@ interface Series {
 
 type Value = { value: number; labels: Record<string, string | number>; metricName?: string };
 
+/** Series by source, destination, status and flags: a request finds its own in four lookups of values it already has, with no key built. */
+type Index = Map<string, Map<string, Map<number, Map<string, Series>>>>;
+
 export class RequestMetrics {
-  readonly #series = new Map<string, Series>();
+  readonly #series: Series[] = [];
+  /** By reporter: [source (outbound), destination (inbound)]. */
+  readonly #index: [Index, Index] = [new Map(), new Map()];
 
   constructor(registry: Registry) {
-    const all = () => [...this.#series.values()];
+    const all = () => this.#series;
     const metric = (name: string, help: string, type: 'counter' | 'histogram', values: () => Value[]) => ({
       name,
       help,
@@ -85,13 +90,32 @@ export class RequestMetrics {
     register(metric('istio_response_bytes', 'Response body sizes, in bytes', 'histogram', histogram('istio_response_bytes', (s) => s.responseBytes)));
   }
 
-  /** One request: counted, its duration and sizes observed, under its label set. */
-  record(labels: RequestLabels, durationMs: number, requestBytes: number | null, responseBytes: number): void {
-    const key = `${labels.reporter}\u0000${labels.source_workload}\u0000${labels.destination_workload}\u0000${labels.destination_service}\u0000${labels.response_code}\u0000${labels.response_flags}`;
-    let series = this.#series.get(key);
+  /**
+   * One request, as a reporter (`outbound`: the source's sidecar) saw it: counted, its duration and
+   * sizes observed under its label set; `flags` as in response_flags ('-' for none).
+   */
+  record(outbound: boolean, source: string, destination: string, status: number, flags: string, durationMs: number, requestBytes: number | null, responseBytes: number): void {
+    const bySource = this.#index[outbound ? 0 : 1];
+    let byDestination = bySource.get(source);
+    if (!byDestination) bySource.set(source, (byDestination = new Map()));
+    let byStatus = byDestination.get(destination);
+    if (!byStatus) byDestination.set(destination, (byStatus = new Map()));
+    let byFlags = byStatus.get(status);
+    if (!byFlags) byStatus.set(status, (byFlags = new Map()));
+    let series = byFlags.get(flags);
     if (!series) {
+      const labels: RequestLabels = {
+        reporter: outbound ? 'source' : 'destination',
+        source_workload: source,
+        destination_workload: destination,
+        destination_service: destination,
+        response_code: String(status),
+        response_flags: flags,
+        request_protocol: 'http',
+      };
       series = { labels, requests: 0, duration: new Distribution(DURATION_BUCKETS_MS), requestBytes: new Distribution(SIZE_BUCKETS), responseBytes: new Distribution(SIZE_BUCKETS) };
-      this.#series.set(key, series);
+      byFlags.set(flags, series);
+      this.#series.push(series);
     }
     series.requests++;
     series.duration.observe(durationMs);
