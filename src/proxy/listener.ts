@@ -166,6 +166,9 @@ async function handleUpgrade(options: ListenerOptions, req: IncomingMessage, soc
   }
 }
 
+/** No flags, no faults: one frozen empty list for every event that has none (events are kept in a ring; less to keep). */
+const NONE: string[] = Object.freeze([]) as unknown as string[];
+
 /** The request.done event: what the caller got, from the edge, once the exchange is over. */
 function recordDone(events: EventBus, ctx: RequestContext, status: number, flags: string, responseBytes = 0): void {
   if (ctx.span?.isRecording()) {
@@ -194,12 +197,12 @@ function recordDone(events: EventBus, ctx: RequestContext, status: number, flags
     authority: ctx.host,
     path: ctx.pathname,
     status,
-    flags: flags ? flags.split(',') : [],
+    flags: flags ? flags.split(',') : NONE,
     attempts: ctx.attempt,
     durationMs: performance.now() - ctx.startedAt,
     requestBytes: ctx.body.bytes,
     responseBytes,
-    faults: ctx.faults ?? [],
+    faults: ctx.faults ?? NONE,
   });
 }
 
@@ -281,7 +284,15 @@ export function createContext(
     cancellation,
     attempt: 0,
     traceId: hop ? hop.traceId : traceIdOf(req.headers),
-    ...(span && { span }),
+    // Every field a layer may set is here from the start, so every context has one shape: with a
+    // span on some and not others, or fields added in different orders, every layer's reads of the
+    // context would see several shapes and run slower (measured: a few percent of throughput).
+    span,
+    tried: undefined,
+    faults: undefined,
+    route: undefined,
+    destination: undefined,
+    endpoint: undefined,
   };
 }
 

@@ -14,7 +14,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 
 /** A hop's trace: its span when sampled, and the trace id it belongs to either way. */
 export interface Hop {
-  readonly span?: Span;
+  readonly span: Span | undefined;
   readonly traceId: string | null;
 }
 
@@ -70,9 +70,9 @@ export class MeshTracer {
       if (sampled === undefined) {
         const ids = randomIds();
         forward.traceparent = `00-${ids.traceId}-${ids.spanId}-00`;
-        return { traceId: ids.traceId };
+        return { span: undefined, traceId: ids.traceId };
       }
-      return { traceId: traceIdOf(headers) };
+      return { span: undefined, traceId: traceIdOf(headers) };
     }
     const parent = sampled === undefined ? ROOT_CONTEXT : propagator.extract(ROOT_CONTEXT, headers, getter);
     const { name, attributes } = describe();
