@@ -2,13 +2,16 @@
 // and a child span per attempt, whose context goes upstream, so retries show as children of their
 // request. W3C traceparent and B3 (single and multi header) are both read and both written, so apps
 // that forward either keep one trace. Exported over OTLP/HTTP when an endpoint is configured; without
-// one no span is made at all and headers pass through untouched.
+// one no span is made at all and headers pass through untouched. The SDK is OpenTelemetry's tracing
+// SDK itself (sdk-trace-base, what @opentelemetry/sdk-node builds on): sdk-node's entry point loads
+// every exporter it offers (gRPC, protobuf, logs, metrics) — 590 ms, 22 MiB of heap and 69 MiB of
+// RSS measured — where a sidecar needs one span processor and one OTLP/HTTP exporter (67 ms, 2.5 MiB).
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Span, type TextMapGetter, type TextMapSetter } from '@opentelemetry/api';
 import { CompositePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { B3InjectEncoding, B3Propagator } from '@opentelemetry/propagator-b3';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import { tracing } from '@opentelemetry/sdk-node';
+import { AlwaysOnSampler, BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler } from '@opentelemetry/sdk-trace-base';
 import { randomFillSync } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 
@@ -42,17 +45,17 @@ const propagator = new CompositePropagator({
 });
 
 export class MeshTracer {
-  readonly #provider: tracing.BasicTracerProvider;
+  readonly #provider: BasicTracerProvider;
   readonly #tracer;
   readonly #ratio: number;
 
   constructor(service: string, sidecar: string, settings: TracingSettings) {
-    this.#provider = new tracing.BasicTracerProvider({
+    this.#provider = new BasicTracerProvider({
       resource: resourceFromAttributes({ 'service.name': service, 'faultline.sidecar': sidecar }),
       // A root reaches the SDK only once startHop has drawn it into the sample; a second ratio here
       // would sample ratio² of the roots.
-      sampler: new tracing.ParentBasedSampler({ root: new tracing.AlwaysOnSampler() }),
-      spanProcessors: [new tracing.BatchSpanProcessor(new OTLPTraceExporter({ url: settings.otlpEndpoint, timeoutMillis: 2_000 }), { scheduledDelayMillis: 200 })],
+      sampler: new ParentBasedSampler({ root: new AlwaysOnSampler() }),
+      spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter({ url: settings.otlpEndpoint, timeoutMillis: 2_000 }), { scheduledDelayMillis: 200 })],
     });
     this.#tracer = this.#provider.getTracer('faultline');
     this.#ratio = settings.sampleRatio;
