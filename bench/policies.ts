@@ -1,7 +1,8 @@
 // `npm run bench` (second part): what the resilience policies cost when nothing fails, and what the
-// retry budget saves when everything does. One sidecar process serves a route without policies and a
-// route with all of them (timeouts, retries, a circuit breaker, outlier detection), measured in turns;
-// then a storm: a fixed rate against an upstream that always answers 503, with and without a budget,
+// retry budget saves when everything does. Two sidecar processes of the same config serve a route
+// without policies and a route with all of them (timeouts, retries, a circuit breaker, outlier
+// detection); head to head (bench/head-to-head.ts), one is loaded on each route at the same time, the
+// two swapping routes every round, and the cost is CPU per request; then a storm: a fixed rate against an upstream that always answers 503, with and without a budget,
 // counting what reaches the upstream.
 import autocannon from 'autocannon';
 import { mkdtemp, writeFile } from 'node:fs/promises';
@@ -9,10 +10,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { stringify } from 'yaml';
+import { headToHead, median, perCpuRatios } from './head-to-head.ts';
 import { Processes, freePort, pinSelf } from './processes.ts';
 
 const quick = process.argv.includes('--quick');
-const maxS = quick ? 2 : 5;
+const ROUND_S = quick ? 2 : 4;
+const ROUNDS = quick ? 4 : 10;
 const stormRate = 500;
 /** A count, not a duration: every offered request completes, so offered and reached compare exactly. */
 const stormRequests = quick ? 1_500 : 3_000;
@@ -34,16 +37,19 @@ async function main(): Promise<void> {
     const pinning = pinSelf();
     const ok = Number(await processes.start('upstream', ['bench/upstream.ts'], {}, 0));
     const failing = Number(await processes.start('failing', ['bench/upstream.ts', 'fail'], {}, 0));
-    const sidecar = await processes.startSidecar('policies', await meshFile(ok, failing), 'policies', 1);
-    const url = `http://${sidecar.addresses.outbound}/`;
-
-    const rps: Record<string, number[]> = { plain: [], guarded: [] };
-    await run(url, 'plain', { connections: 32, duration: maxS });
-    for (let round = 0; round < 2; round++) {
-      for (const host of ['plain', 'guarded'] as const) rps[host]!.push((await run(url, host, { connections: 32, duration: maxS })).requests.average);
-    }
-    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-    const overhead = mean(rps.guarded!) / mean(rps.plain!);
+    // Two copies of the config: the same routes and policies, each sidecar on addresses of its own.
+    const sidecars = [
+      await processes.startSidecar('policies', await meshFile(ok, failing), 'policies', 1),
+      await processes.startSidecar('policies', await meshFile(ok, failing), 'policies-2', 1),
+    ];
+    const url = `http://${sidecars[0]!.addresses.outbound}/`;
+    // Variant 0 is the plain route, 1 the guarded one; the processes take turns at each.
+    const rounds = await headToHead((round) => ['plain', 'guarded'].map((host, v) => {
+      const sidecar = sidecars[(round + v) % 2]!;
+      return { pid: sidecar.pid, url: `http://${sidecar.addresses.outbound}/`, host };
+    }), ROUNDS, ROUND_S);
+    const ratios = perCpuRatios(rounds, 1);
+    const overhead = median(ratios);
 
     const storms: string[] = [];
     let held = false;
@@ -57,14 +63,14 @@ async function main(): Promise<void> {
     }
 
     const out = [
-      `node ${process.version}; max throughput: 32 connections × ${maxS} s, two rounds each, alternating; ${pinning}`,
+      `node ${process.version}; ${pinning}; head to head: two sidecars loaded at once (16 connections each), one per route, swapping every round; ${ROUNDS} rounds × ${ROUND_S} s`,
       '',
-      '| route | max rps (rounds) | mean |',
-      '|---|---|---:|',
-      `| no policies | ${rps.plain!.map((r) => r.toFixed(0)).join(', ')} | ${mean(rps.plain!).toFixed(0)} |`,
-      `| all policies | ${rps.guarded!.map((r) => r.toFixed(0)).join(', ')} | ${mean(rps.guarded!).toFixed(0)} |`,
+      '| route | CPU ms per 1,000 requests (rounds) | rps in the shared core (rounds) |',
+      '|---|---|---|',
+      ...['no policies', 'all policies'].map((name, v) => `| ${name} | ${rounds.cost[v]!.map((c) => c.toFixed(0)).join(', ')} | ${rounds.rps[v]!.map((r) => r.toFixed(0)).join(', ')} |`),
       '',
-      `Policy overhead when nothing fails: ${overhead.toFixed(3)}× the throughput without policies (target ≥ 0.95: ${overhead >= 0.95 ? 'met' : 'NOT met'}).`,
+      `Per-round ratios, requests per CPU-second with all policies ÷ without: ${[...ratios].sort((a, b) => a - b).map((r) => r.toFixed(3)).join(', ')}.`,
+      `Policy overhead when nothing fails: ${overhead.toFixed(3)}× the throughput per CPU without policies, median of the rounds (target ≥ 0.95: ${overhead >= 0.95 ? 'met' : 'NOT met'}).`,
       '',
       `Retry storm: ${stormRequests} requests at ${stormRate} rps to an upstream answering 503, 3 retries allowed per request.`,
       '',

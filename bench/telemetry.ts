@@ -1,12 +1,10 @@
 // `npm run bench` (third part): what per-request telemetry costs. Three sidecar processes in front of
 // the same upstream — telemetry off, events + metrics, and everything (events, metrics, tracing at 1 %
-// sampling exported over OTLP/HTTP to a receiver in this process) — run head to head: loaded at the
-// same time, all pinned to one CPU (the load generator and upstream on the other). This machine's
-// speed drifts by tens of percent over minutes, so runs taken in turns compare different machines;
-// run together, the three share one core fairly and every round compares them at the same moment.
-// Each sidecar's cost is its own CPU time per request (from /proc), and telemetry's throughput cost
-// is the ratio of the off sidecar's cost to its: the requests a CPU-second serves. Then latency: p99
-// at a fixed 1,000 rps, one sidecar at a time.
+// sampling exported over OTLP/HTTP to a receiver in this process) — run head to head
+// (bench/head-to-head.ts): loaded at the same time, all pinned to one CPU, the load generator and
+// upstream on the other. Telemetry's throughput cost is the off sidecar's CPU per request divided by
+// the other's: the requests a CPU-second serves. Then latency: p99 at a fixed 1,000 rps, one sidecar
+// at a time.
 import autocannon from 'autocannon';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
@@ -15,7 +13,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { percentiles } from './load.ts';
-import { Processes, cpuMs, freePort, pinSelf, type SidecarProcess } from './processes.ts';
+import { headToHead, median, perCpuRatios } from './head-to-head.ts';
+import { Processes, freePort, pinSelf, type SidecarProcess } from './processes.ts';
 
 const quick = process.argv.includes('--quick');
 const ROUND_S = quick ? 2 : 4;
@@ -47,11 +46,6 @@ async function meshFile(upstream: number, telemetry: object): Promise<string> {
   return join(dir, 'mesh.yaml');
 }
 
-const median = (xs: number[]) => {
-  const sorted = [...xs].sort((a, b) => a - b);
-  return sorted.length % 2 ? sorted[(sorted.length - 1) / 2]! : (sorted[sorted.length / 2 - 1]! + sorted[sorted.length / 2]!) / 2;
-};
-
 async function main(): Promise<void> {
   const processes = new Processes();
   let spans = 0;
@@ -78,25 +72,8 @@ async function main(): Promise<void> {
     const url = (variant: Variant) => `http://${sidecars[variant].addresses.outbound}/`;
 
     // Head to head: all three loaded at once, each by its own 16 connections.
-    const cost = Object.fromEntries(VARIANTS.map((v) => [v, [] as number[]])) as Record<Variant, number[]>;
-    const rps = Object.fromEntries(VARIANTS.map((v) => [v, [] as number[]])) as Record<Variant, number[]>;
-    const share = Object.fromEntries(VARIANTS.map((v) => [v, [] as number[]])) as Record<Variant, number[]>;
-    // Warm-up: the JIT and the heap settle over the first seconds of load.
-    await Promise.all(VARIANTS.map((v) => run(url(v), { connections: 16, duration: 3 * ROUND_S })));
-    for (let round = 0; round < ROUNDS; round++) {
-      const before = VARIANTS.map((v) => cpuMs(sidecars[v].pid));
-      const started = performance.now();
-      const results = await Promise.all(VARIANTS.map((v) => run(url(v), { connections: 16, duration: ROUND_S })));
-      const wall = performance.now() - started;
-      VARIANTS.forEach((v, i) => {
-        const used = cpuMs(sidecars[v].pid) - before[i]!;
-        cost[v].push((used / results[i]!.requests.total) * 1000);
-        rps[v].push(results[i]!.requests.total / (wall / 1000));
-        share[v].push(used / wall);
-      });
-    }
-    // Requests per CPU-second relative to the off sidecar, round by round.
-    const ratios = (v: Variant) => cost.off.map((off, i) => off / cost[v][i]!);
+    const rounds = await headToHead(() => VARIANTS.map((v) => ({ pid: sidecars[v].pid, url: url(v), host: 'upstream' })), ROUNDS, ROUND_S);
+    const ratios = (v: Variant) => perCpuRatios(rounds, VARIANTS.indexOf(v));
 
     // Latency at a fixed rate, one sidecar at a time, in turns.
     const p99 = Object.fromEntries(VARIANTS.map((v) => [v, [] as number[]])) as Record<Variant, number[]>;
@@ -116,7 +93,7 @@ async function main(): Promise<void> {
       '',
       '| telemetry | CPU ms per 1,000 requests (rounds) | rps in the shared core (rounds) | share of the core (median) | requests per CPU-second ÷ off (median) | p99 ms at 1000 rps (rounds) |',
       '|---|---|---|---|---|---|',
-      ...VARIANTS.map((v) => `| ${v} | ${cells(cost[v])} | ${cells(rps[v])} | ${(median(share[v]) * 100).toFixed(0)} % | ${median(ratios(v)).toFixed(3)}× | ${cells(p99[v], 2)} |`),
+      ...VARIANTS.map((v, i) => `| ${v} | ${cells(rounds.cost[i]!)} | ${cells(rounds.rps[i]!)} | ${(median(rounds.share[i]!) * 100).toFixed(0)} % | ${median(ratios(v)).toFixed(3)}× | ${cells(p99[v], 2)} |`),
       '',
       `Per-round ratios, everything on ÷ off: ${cells(ratios(all).sort((a, b) => a - b), 3)}.`,
       `Telemetry on (events, metrics, traces at 1 %): ${ratio.toFixed(3)}× the throughput per CPU of telemetry off, median of the rounds ` +
