@@ -19,7 +19,7 @@ export function breaker(breakers: Breakers, clusters: Clusters): Layer {
     const destination = ctx.destination!;
     const circuit = breakers.for(clusters.get(destination.service)!.spec, destination);
     if (!circuit) return next(ctx);
-    const ticket = await circuit.admit(ctx.cancellation);
+    const ticket = circuit.tryAdmit() ?? (await circuit.admit(ctx.cancellation));
     try {
       const response = await next(ctx);
       circuit.judge(ticket, response.status >= 500 ? 'failure' : 'success');

@@ -26,12 +26,19 @@ export function retry(budgets: RetryBudgets, breakers: Breakers, clusters: Clust
     const budget = budgets.for(ctx.route!.name, policy.budget);
     budget.recordRequest();
     const allowed = policy.retryNonIdempotent || IDEMPOTENT.has(ctx.method);
-    const replayable = allowed && policy.attempts > 0 ? await ctx.body.bufferForReplay(policy.bufferLimit) : ctx.body.replayable;
+    // A request without a body (most) is replayable as it is: no promise to wait for.
+    const replayable = allowed && policy.attempts > 0 && !ctx.body.replayable ? await ctx.body.bufferForReplay(policy.bufferLimit) : ctx.body.replayable;
     const tried = (ctx.tried = new Set());
     const circuit = breakers.for(clusters.get(ctx.destination!.service)!.spec, ctx.destination!);
     let retrying = false;
     for (;;) {
-      const outcome = await settle(next, ctx);
+      // Inline rather than a helper: one promise less per attempt.
+      let outcome: Outcome;
+      try {
+        outcome = { response: await next(ctx) };
+      } catch (error) {
+        outcome = { error };
+      }
       if (retrying) circuit?.retryDone();
       retrying = false;
       if (ctx.endpoint) tried.add(ctx.endpoint);
@@ -65,14 +72,6 @@ export function retry(budgets: RetryBudgets, breakers: Breakers, clusters: Clust
       ctx.endpoint = undefined;
     }
   };
-}
-
-async function settle(next: (ctx: RequestContext) => Promise<ProxyResponse>, ctx: RequestContext): Promise<Outcome> {
-  try {
-    return { response: await next(ctx) };
-  } catch (error) {
-    return { error };
-  }
 }
 
 function unwrap(outcome: Outcome, ctx?: RequestContext, flag?: ResponseFlag): ProxyResponse {

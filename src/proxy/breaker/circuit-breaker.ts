@@ -78,6 +78,22 @@ export class CircuitBreaker {
       if (this.#queue.length >= maxPendingRequests) throw upstreamOverflow(this.name, 'maxPendingRequests', maxPendingRequests);
       await this.#wait(cancellation);
     }
+    return this.#take();
+  }
+
+  /**
+   * Admits one attempt at once when a slot is free and nothing refuses it (the usual case, with no
+   * promise to wait for); undefined otherwise, and then admit() decides whether to queue or refuse.
+   */
+  tryAdmit(): Ticket | undefined {
+    const state = this.state;
+    const { maxConnections, maxRequests, halfOpenRequests } = this.config;
+    if (state === 'open' || (state === 'half-open' && this.#probesInFlight >= halfOpenRequests)) return undefined;
+    if (this.active + this.#queue.length >= maxRequests || this.active >= maxConnections) return undefined;
+    return this.#take();
+  }
+
+  #take(): Ticket {
     this.active++;
     const probe = this.#state === 'half-open';
     if (probe) this.#probesInFlight++;

@@ -50,6 +50,18 @@ describe('circuit breaker', () => {
     expect([b.active, b.pending]).to.deep.equal([2, 0]);
   });
 
+  it('tryAdmit admits at once only when admit would without waiting, and leaves queueing and refusing to admit', async () => {
+    const b = breakerWith('{maxConnections: 2, maxPendingRequests: 1, consecutiveFailures: 1}', clock);
+    const first = b.tryAdmit();
+    expect(first).to.deep.equal({ probe: false });
+    await b.admit(new Cancellation());
+    expect([b.tryAdmit(), b.active]).to.deep.equal([undefined, 2]);
+    b.judge(first!, 'failure');
+    b.release();
+    expect(b.state).to.equal('open');
+    expect([b.tryAdmit(), b.active]).to.deep.equal([undefined, 1]);
+  });
+
   it('a queued request leaves the queue when cancelled', async () => {
     const b = breakerWith('{maxConnections: 1, maxPendingRequests: 5}', clock);
     await b.admit(new Cancellation());
