@@ -1,7 +1,7 @@
 // `npm run bench` (fourth part): what installed faults cost requests they do not match, and how exact
 // an injected delay is. Two sidecar processes in front of the same upstream — one with 20 faults that
-// match nothing the load sends (other destinations, headers, paths), one with none — measured in
-// turns; then, on the sidecar with faults, a route delayed by a fixed 50 ms against an undelayed one
+// match nothing the load sends (other destinations, headers, paths), one with none — run head to head
+// (bench/head-to-head.ts: loaded at once on one shared CPU, cost = CPU per request); then, on the sidecar with faults, a route delayed by a fixed 50 ms against an undelayed one
 // at 1,000 rps: the delayed latency distribution should be the plain one shifted by exactly 50 ms.
 import autocannon from 'autocannon';
 import { mkdtemp, writeFile } from 'node:fs/promises';
@@ -10,10 +10,12 @@ import { join } from 'node:path';
 import { Pool } from 'undici';
 import { stringify } from 'yaml';
 import { percentiles } from './load.ts';
-import { Processes, cpuMs, freePort, pinSelf } from './processes.ts';
+import { headToHead, median, perCpuRatios } from './head-to-head.ts';
+import { Processes, freePort, pinSelf } from './processes.ts';
 
 const quick = process.argv.includes('--quick');
-const maxS = quick ? 2 : 5;
+const ROUND_S = quick ? 2 : 4;
+const ROUNDS = quick ? 4 : 10;
 const rateS = quick ? 3 : 8;
 const DELAY_MS = 50;
 
@@ -70,21 +72,9 @@ async function main(): Promise<void> {
     const delayFault = { id: 'delay-50', match: { route: 'delayed' }, percent: 50, seed: 1, delay: { fixed: `${DELAY_MS}ms` } };
     const withFaults = await processes.startSidecar('client', await meshFile(upstream, [...idleFaults(), delayFault]), 'with-faults', 1);
     const without = await processes.startSidecar('client', await meshFile(upstream, []), 'no-faults', 1);
-    const urls = { faults: `http://${withFaults.addresses.outbound}/`, none: `http://${without.addresses.outbound}/` };
-    const pids = { faults: withFaults.pid, none: without.pid };
-    const rps: Record<'faults' | 'none', number[]> = { faults: [], none: [] };
-    const cpu: Record<'faults' | 'none', number[]> = { faults: [], none: [] };
-    for (const name of ['none', 'faults'] as const) await run(urls[name], 'upstream', { connections: 32, duration: maxS });
-    for (let round = 0; round < 2; round++) {
-      for (const name of ['none', 'faults'] as const) {
-        const before = cpuMs(pids[name]);
-        const result = await run(urls[name], 'upstream', { connections: 32, duration: maxS });
-        rps[name].push(result.requests.average);
-        cpu[name].push(((cpuMs(pids[name]) - before) / result.requests.total) * 1000);
-      }
-    }
-    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-    const ratio = mean(rps.faults) / mean(rps.none);
+    const rounds = await headToHead(() => [without, withFaults].map((sidecar) => ({ pid: sidecar.pid, url: `http://${sidecar.addresses.outbound}/`, host: 'upstream' })), ROUNDS, ROUND_S);
+    const ratios = perCpuRatios(rounds, 1);
+    const ratio = median(ratios);
 
     // Delay accuracy: one stream of requests at a steady 1,000 rps, half of them delayed (told apart by
     // the DI flag): the delayed latency distribution against the undelayed one, quantile by quantile.
@@ -95,15 +85,14 @@ async function main(): Promise<void> {
     const worst = Math.max(...(['p50', 'p90', 'p99'] as const).map((q) => Math.abs(shift(q))));
 
     process.stdout.write([
-      `node ${process.version}; max: 32 connections × ${maxS} s, two rounds each, in turns; delay: ${rateS * 1000} requests at 1000 rps, half delayed; ${pinning}`,
+      `node ${process.version}; ${pinning}; head to head: both sidecars loaded at once (16 connections each), ${ROUNDS} rounds × ${ROUND_S} s; delay: ${rateS * 1000} requests at 1000 rps, half delayed`,
       '',
-      '| sidecar | max rps (rounds) | CPU ms per 1,000 requests (rounds) |',
+      '| sidecar | CPU ms per 1,000 requests (rounds) | rps in the shared core (rounds) |',
       '|---|---|---|',
-      `| no faults | ${rps.none.map((r) => r.toFixed(0)).join(', ')} | ${cpu.none.map((c) => c.toFixed(0)).join(', ')} |`,
-      `| 20 faults, none matching | ${rps.faults.map((r) => r.toFixed(0)).join(', ')} | ${cpu.faults.map((c) => c.toFixed(0)).join(', ')} |`,
+      ...['no faults', '20 faults, none matching'].map((name, v) => `| ${name} | ${rounds.cost[v]!.map((c) => c.toFixed(0)).join(', ')} | ${rounds.rps[v]!.map((r) => r.toFixed(0)).join(', ')} |`),
       '',
-      `20 idle faults: ${ratio.toFixed(3)}× the throughput without (cost ${((1 - ratio) * 100).toFixed(1)} %, target ≤ 3 %: ${ratio >= 0.97 ? 'met' : 'NOT met'}); ` +
-        `${(mean(cpu.faults) / mean(cpu.none)).toFixed(2)}× the CPU per request.`,
+      `Per-round ratios, requests per CPU-second with the faults ÷ without: ${[...ratios].sort((a, b) => a - b).map((r) => r.toFixed(3)).join(', ')}.`,
+      `20 idle faults: ${ratio.toFixed(3)}× the throughput per CPU without, median of the rounds (cost ${((1 - ratio) * 100).toFixed(1)} %, target ≤ 3 %: ${ratio >= 0.97 ? 'met' : 'NOT met'}).`,
       '',
       `| requests at 1000 rps, one stream | requests | p50 ms | p90 ms | p99 ms |`,
       '|---|---|---|---|---|',
