@@ -3,7 +3,6 @@
 // match nothing the load sends (other destinations, headers, paths), one with none — run head to head
 // (bench/head-to-head.ts: loaded at once on one shared CPU, cost = CPU per request); then, on the sidecar with faults, a route delayed by a fixed 50 ms against an undelayed one
 // at 1,000 rps: the delayed latency distribution should be the plain one shifted by exactly 50 ms.
-import autocannon from 'autocannon';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,13 +17,6 @@ const ROUND_S = quick ? 2 : 4;
 const ROUNDS = quick ? 4 : 10;
 const rateS = quick ? 3 : 8;
 const DELAY_MS = 50;
-
-function run(url: string, host: string, options: Partial<autocannon.Options>, times?: number[]): Promise<autocannon.Result> {
-  return new Promise((resolve, reject) => {
-    const instance = autocannon({ url, headers: { host }, ...options }, (error, result) => (error ? reject(error) : resolve(result)));
-    if (times) instance.on('response', (_c, _s, _b, ms: number) => times.push(ms));
-  });
-}
 
 /** Twenty faults of every kind, none matching a plain GET / to `upstream` or `delayed`. */
 function idleFaults(): object[] {

@@ -3,7 +3,7 @@
 // speed drifts by tens of percent within minutes, so processes measured in turns are measured on
 // different machines; run together, they share one core fairly and every round compares them at the
 // same moment (three identical sidecars agree within ±5 % a round this way).
-import autocannon from 'autocannon';
+import { run } from './load.ts';
 import { cpuMs } from './processes.ts';
 
 /** One process under load in a round: its pid, and where and as which host to send requests. */
@@ -22,12 +22,6 @@ export interface Rounds {
   readonly share: number[][];
 }
 
-function load(contender: Contender, seconds: number, connections: number): Promise<autocannon.Result> {
-  return new Promise((resolve, reject) => {
-    autocannon({ url: contender.url, headers: { host: contender.host }, connections, duration: seconds }, (error, result) => (error ? reject(error) : resolve(result)));
-  });
-}
-
 /**
  * Runs a warm-up and then `rounds` rounds of `seconds`; `contenders(round)` gives, for each variant
  * being compared, the process and route that stand for it in that round (so variants can swap
@@ -35,7 +29,7 @@ function load(contender: Contender, seconds: number, connections: number): Promi
  */
 export async function headToHead(contenders: (round: number) => readonly Contender[], rounds: number, seconds: number, connections = 16): Promise<Rounds> {
   // Warm-up: the JIT and the heap settle over the first seconds of load.
-  await Promise.all(contenders(0).map((c) => load(c, 3 * seconds, connections)));
+  await Promise.all(contenders(0).map((c) => run(c.url, c.host, { connections, duration: 3 * seconds })));
   const variants = contenders(0).length;
   const lists = () => Array.from({ length: variants }, () => [] as number[]);
   const result: Rounds = { cost: lists(), rps: lists(), share: lists() };
@@ -43,7 +37,7 @@ export async function headToHead(contenders: (round: number) => readonly Contend
     const these = contenders(round);
     const before = these.map((c) => cpuMs(c.pid));
     const started = performance.now();
-    const results = await Promise.all(these.map((c) => load(c, seconds, connections)));
+    const results = await Promise.all(these.map((c) => run(c.url, c.host, { connections, duration: seconds })));
     const wall = performance.now() - started;
     these.forEach((c, v) => {
       const used = cpuMs(c.pid) - before[v]!;

@@ -30,12 +30,10 @@ export interface Measurement {
   rss: { atRate: number; peak: number }[];
 }
 
-function run(target: Target, options: Partial<autocannon.Options>, times?: number[]): Promise<autocannon.Result> {
+/** One autocannon run against `url` (as `host`, when given); each response's time goes into `times` when given. */
+export function run(url: string, host: string | undefined, options: Partial<autocannon.Options>, times?: number[]): Promise<autocannon.Result> {
   return new Promise((resolve, reject) => {
-    const instance = autocannon(
-      { url: target.url, headers: target.host ? { host: target.host } : {}, ...options },
-      (error, result) => (error ? reject(error) : resolve(result)),
-    );
+    const instance = autocannon({ url, headers: host ? { host } : {}, ...options }, (error, result) => (error ? reject(error) : resolve(result)));
     if (times) instance.on('response', (_client, _status, _bytes, responseTime: number) => times.push(responseTime));
   });
 }
@@ -48,11 +46,11 @@ export function percentiles(times: number[]): Latency {
 
 /** Warm-up and the fixed rate first, so the memory read after them is the memory at that rate; then the max. */
 export async function measure(target: Target, s: LoadSettings, afterRate: () => void): Promise<Omit<Measurement, 'rss'>> {
-  await run(target, { connections: s.rateConnections, duration: s.warmupS, overallRate: s.rate });
+  await run(target.url, target.host, { connections: s.rateConnections, duration: s.warmupS, overallRate: s.rate });
   const times: number[] = [];
-  const fixed = await run(target, { connections: s.rateConnections, duration: s.rateS, overallRate: s.rate }, times);
+  const fixed = await run(target.url, target.host, { connections: s.rateConnections, duration: s.rateS, overallRate: s.rate }, times);
   afterRate();
-  const max = await run(target, { connections: s.maxConnections, duration: s.maxS });
+  const max = await run(target.url, target.host, { connections: s.maxConnections, duration: s.maxS });
   const failures = (r: autocannon.Result) => r.errors + r.timeouts + r.non2xx;
   return {
     name: target.name,

@@ -4,13 +4,13 @@
 // detection); head to head (bench/head-to-head.ts), one is loaded on each route at the same time, the
 // two swapping routes every round, and the cost is CPU per request; then a storm: a fixed rate against an upstream that always answers 503, with and without a budget,
 // counting what reaches the upstream.
-import autocannon from 'autocannon';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { stringify } from 'yaml';
 import { headToHead, median, perCpuRatios } from './head-to-head.ts';
+import { run } from './load.ts';
 import { Processes, freePort, pinSelf } from './processes.ts';
 
 const quick = process.argv.includes('--quick');
@@ -19,12 +19,6 @@ const ROUNDS = quick ? 4 : 10;
 const stormRate = 500;
 /** A count, not a duration: every offered request completes, so offered and reached compare exactly. */
 const stormRequests = quick ? 1_500 : 3_000;
-
-function run(url: string, host: string, options: Partial<autocannon.Options>): Promise<autocannon.Result> {
-  return new Promise((resolve, reject) => {
-    autocannon({ url, headers: { host }, ...options }, (error, result) => (error ? reject(error) : resolve(result)));
-  });
-}
 
 async function count(port: number): Promise<number> {
   const response = await request(`http://127.0.0.1:${port}/__count`);

@@ -5,14 +5,13 @@
 // upstream on the other. Telemetry's throughput cost is the off sidecar's CPU per request divided by
 // the other's: the requests a CPU-second serves. Then latency: p99 at a fixed 1,000 rps, one sidecar
 // at a time.
-import autocannon from 'autocannon';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { percentiles } from './load.ts';
+import { percentiles, run } from './load.ts';
 import { headToHead, median, perCpuRatios } from './head-to-head.ts';
 import { Processes, freePort, pinSelf, type SidecarProcess } from './processes.ts';
 
@@ -24,13 +23,6 @@ const TARGET = 0.9;
 
 type Variant = 'off' | 'events + metrics' | 'events + metrics + traces (1 %)';
 const VARIANTS: Variant[] = ['off', 'events + metrics', 'events + metrics + traces (1 %)'];
-
-function run(url: string, options: Partial<autocannon.Options>, times?: number[]): Promise<autocannon.Result> {
-  return new Promise((resolve, reject) => {
-    const instance = autocannon({ url, headers: { host: 'upstream' }, ...options }, (error, result) => (error ? reject(error) : resolve(result)));
-    if (times) instance.on('response', (_c, _s, _b, ms: number) => times.push(ms));
-  });
-}
 
 async function meshFile(upstream: number, telemetry: object): Promise<string> {
   const address = async () => `127.0.0.1:${await freePort()}`;
@@ -80,7 +72,7 @@ async function main(): Promise<void> {
     for (let round = 0; round < 2; round++) {
       for (const v of VARIANTS) {
         const times: number[] = [];
-        await run(url(v), { connections: 16, duration: RATE_S, overallRate: 1_000 }, times);
+        await run(url(v), 'upstream', { connections: 16, duration: RATE_S, overallRate: 1_000 }, times);
         p99[v].push(percentiles(times).p99);
       }
     }
