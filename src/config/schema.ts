@@ -165,6 +165,13 @@ const Telemetry = z.strictObject({
     })
     .optional()
     .meta({ description: 'spans per hop and per attempt, exported over OTLP/HTTP; off when absent' }),
+  history: z
+    .strictObject({
+      requests: z.number().int().min(0).default(1_024).meta({ description: 'request.done events kept' }),
+      decisions: z.number().int().min(0).default(10_000).meta({ description: 'every other event kept (faults, retries, breakers, health, config)' }),
+    })
+    .prefault({})
+    .meta({ description: 'events a sidecar keeps for /events readers that resume with ?since=N; takes effect when a sidecar starts' }),
 });
 
 const Mtls = z.strictObject({
@@ -182,7 +189,7 @@ const Mtls = z.strictObject({
 export const MeshConfigSchema = z.strictObject({
   mesh: z.strictObject({ name: Name }),
   mtls: Mtls.prefault({}).meta({ description: 'identities from the control plane\'s CA and mutual TLS between sidecars; the mode takes effect when a sidecar starts' }),
-  telemetry: Telemetry.default({ enabled: true }),
+  telemetry: Telemetry.prefault({}),
   services: z.array(Service).default([]),
   routes: z.array(Route).default([]),
   sidecars: z.array(Sidecar).default([]),

@@ -93,7 +93,7 @@ export class Sidecar {
   private constructor(options: SidecarOptions) {
     this.spec = resolveSidecar(options.snapshot, options.name);
     this.name = this.spec.name;
-    this.events = new EventBus(this.name);
+    this.events = new EventBus(this.name, options.snapshot.config.telemetry.history);
     this.#log = (options.log ?? silentLogger).child({ sidecar: this.name });
     this.#configFile = options.configFile;
     this.breakers = new Breakers(this.events);

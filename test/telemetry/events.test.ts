@@ -44,7 +44,7 @@ function readEvents(address: string, path: string, enough: (lines: Record<string
 
 describe('event bus', () => {
   it('numbers events and keeps the last ones for readers that resume', () => {
-    const bus = new EventBus('s', 5);
+    const bus = new EventBus('s', { requests: 5, decisions: 5 });
     configApplied(bus, 8);
     const { events, missed } = bus.since(0);
     expect(events.map((e) => e.seq)).to.deep.equal([4, 5, 6, 7, 8]);
@@ -56,6 +56,26 @@ describe('event bus', () => {
     expect(event).to.include({ type: 'config.applied', sidecar: 's', version: 'v3' });
     expect(event.time).to.be.closeTo(Date.now(), 5_000);
     expect(event.monotonic).to.be.a('number');
+  });
+
+  it('keeps request.done apart from decisions, so a burst of requests does not push out the decisions', () => {
+    const bus = new EventBus('s', { requests: 3, decisions: 4 });
+    const done = (requestId: string) => bus.emit('request.done', {
+      requestId, traceId: null, direction: 'outbound', source: 'a', service: 'b', route: null, endpoint: null, method: 'GET',
+      authority: 'b', path: '/', status: 200, flags: [], attempts: 1, durationMs: 1, requestBytes: 0, responseBytes: 0, faults: [],
+    });
+    configApplied(bus, 2); // seq 1, 2
+    for (let i = 0; i < 5; i++) done(`r${i}`); // seq 3..7: r0 and r1 fall out
+    configApplied(bus, 1); // seq 8
+    done('r5'); // seq 9: r2 falls out
+    const all = bus.since(0);
+    expect(all.events.map((e) => e.seq)).to.deep.equal([1, 2, 6, 7, 8, 9]);
+    expect(all.missed).to.equal(3);
+    const later = bus.since(6);
+    expect(later.events.map((e) => e.seq)).to.deep.equal([7, 8, 9]);
+    expect(later.missed).to.equal(0);
+    expect(bus.since(9)).to.deep.equal({ events: [], missed: 0 });
+    expect(new EventBus('t', { requests: 0, decisions: 0 }).since(0)).to.deep.equal({ events: [], missed: 0 });
   });
 });
 
@@ -147,7 +167,7 @@ describe('event stream under a slow reader', () => {
   }));
 
   it('drops past its queue and says how many, in place', async () => {
-    const bus = new EventBus('s', 10);
+    const bus = new EventBus('s', { requests: 10, decisions: 10 });
     server = createServer((req, res) => streamEvents(bus, undefined, req, res, 50));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const { port } = server.address() as AddressInfo;
