@@ -16,8 +16,8 @@ import { headToHead, median, perCpuRatios } from './head-to-head.ts';
 import { Processes, freePort, pinSelf, type SidecarProcess } from './processes.ts';
 
 const quick = process.argv.includes('--quick');
-const ROUND_S = quick ? 2 : 4;
-const ROUNDS = quick ? 3 : 9;
+const ROUND_S = quick ? 2 : 3;
+const ROUNDS = quick ? 3 : 21;
 const RATE_S = quick ? 3 : 8;
 const TARGET = 0.9;
 
