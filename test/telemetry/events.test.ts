@@ -166,6 +166,29 @@ describe('event stream under a slow reader', () => {
     server.closeAllConnections();
   }));
 
+  it('writes events in batches, in order, the kept ones first', async () => {
+    const bus = new EventBus('s', { requests: 10, decisions: 10 });
+    configApplied(bus, 3); // kept: a reader with since=0 gets these first
+    let writes = 0;
+    server = createServer((req, res) => {
+      const write = res.write.bind(res) as (chunk: string) => boolean;
+      res.write = ((chunk: string) => {
+        writes++;
+        return write(chunk);
+      }) as typeof res.write;
+      streamEvents(bus, 0, req, res);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    const reading = readEvents(`127.0.0.1:${port}`, '/', (lines) => lines.length === 203);
+    await waitFor(() => (writes === 1 ? true : undefined), 2_000, 'the kept events written');
+    // 200 events at once, as a sidecar under load emits them: one batch (fewer than 256, within 20 ms).
+    for (let i = 0; i < 200; i++) bus.emit('config.rejected', { source: 'x', error: `e${i}` });
+    const lines = await reading;
+    expect(lines.map((l) => l.seq)).to.deep.equal(Array.from({ length: 203 }, (_, i) => i + 1));
+    expect(writes, 'one write for the kept events, one for the 200 new ones').to.equal(2);
+  });
+
   it('drops past its queue and says how many, in place', async () => {
     const bus = new EventBus('s', { requests: 10, decisions: 10 });
     server = createServer((req, res) => streamEvents(bus, undefined, req, res, 50));
