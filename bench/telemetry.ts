@@ -1,12 +1,13 @@
-// `npm run bench` (third part): what per-request telemetry costs. Three sidecar processes in front of
-// the same upstream — telemetry off, events + metrics, and everything (events, metrics, tracing at 1 %
-// sampling exported over OTLP/HTTP to a receiver in this process) — run head to head
+// `npm run bench` (third part): what per-request telemetry costs. Four sidecar processes in front of
+// the same upstream — telemetry off, events + metrics, everything (events, metrics, tracing at 1 %
+// sampling exported over OTLP/HTTP to a receiver in this process), and everything with its /events
+// stream read (as the control plane of a mesh reads every sidecar's) — run head to head
 // (bench/head-to-head.ts): loaded at the same time, all pinned to one CPU, the load generator and
 // upstream on the other. Telemetry's throughput cost is the off sidecar's CPU per request divided by
 // the other's: the requests a CPU-second serves. Then latency: p99 at a fixed 1,000 rps, one sidecar
 // at a time.
 import { mkdtemp, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:http';
+import { createServer, get } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,8 +22,8 @@ const ROUNDS = quick ? 3 : 21;
 const RATE_S = quick ? 3 : 8;
 const TARGET = 0.9;
 
-type Variant = 'off' | 'events + metrics' | 'events + metrics + traces (1 %)';
-const VARIANTS: Variant[] = ['off', 'events + metrics', 'events + metrics + traces (1 %)'];
+type Variant = 'off' | 'events + metrics' | 'events + metrics + traces (1 %)' | 'the same, /events read';
+const VARIANTS: Variant[] = ['off', 'events + metrics', 'events + metrics + traces (1 %)', 'the same, /events read'];
 
 async function meshFile(upstream: number, telemetry: object): Promise<string> {
   const address = async () => `127.0.0.1:${await freePort()}`;
@@ -58,12 +59,18 @@ async function main(): Promise<void> {
       off: { enabled: false },
       'events + metrics': { enabled: true },
       'events + metrics + traces (1 %)': { enabled: true, tracing: { otlpEndpoint: otlp, sampleRatio: 0.01 } },
+      'the same, /events read': { enabled: true, tracing: { otlpEndpoint: otlp, sampleRatio: 0.01 } },
     };
     const sidecars = {} as Record<Variant, SidecarProcess>;
     for (const [i, variant] of VARIANTS.entries()) sidecars[variant] = await processes.startSidecar('client', await meshFile(upstream, settings[variant]), `sidecar-${i}`, 1);
     const url = (variant: Variant) => `http://${sidecars[variant].addresses.outbound}/`;
+    // In a mesh the control plane reads every sidecar's /events; here a reader in this process does.
+    let read = 0;
+    get(`http://${sidecars[VARIANTS[3]].addresses.admin}/events`, (res) => res.on('data', (chunk: Buffer) => {
+      for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) read++;
+    }));
 
-    // Head to head: all three loaded at once, each by its own 16 connections.
+    // Head to head: all four loaded at once, each by its own 16 connections.
     const rounds = await headToHead(() => VARIANTS.map((v) => ({ pid: sidecars[v].pid, url: url(v), host: 'upstream' })), ROUNDS, ROUND_S);
     const ratios = (v: Variant) => perCpuRatios(rounds, VARIANTS.indexOf(v));
 
@@ -77,11 +84,12 @@ async function main(): Promise<void> {
       }
     }
 
+    const dropped = (await (await fetch(`http://${sidecars[VARIANTS[3]].addresses.admin}/metrics`)).text()).match(/^faultline_events_dropped_total (\d+)/m)?.[1];
     const all = VARIANTS[2];
     const ratio = median(ratios(all));
     const cells = (xs: number[], digits = 0) => xs.map((x) => x.toFixed(digits)).join(', ');
     process.stdout.write([
-      `node ${process.version}; ${pinning}; head to head: the three sidecars loaded at once (16 connections each), ${ROUNDS} rounds × ${ROUND_S} s; latency: 1000 rps × ${RATE_S} s each, in turns, two rounds`,
+      `node ${process.version}; ${pinning}; head to head: the four sidecars loaded at once (16 connections each), ${ROUNDS} rounds × ${ROUND_S} s; latency: 1000 rps × ${RATE_S} s each, in turns, two rounds`,
       '',
       '| telemetry | CPU ms per 1,000 requests (rounds) | rps in the shared core (rounds) | share of the core (median) | requests per CPU-second ÷ off (median) | p99 ms at 1000 rps (rounds) |',
       '|---|---|---|---|---|---|',
@@ -89,7 +97,8 @@ async function main(): Promise<void> {
       '',
       `Per-round ratios, everything on ÷ off: ${cells(ratios(all).sort((a, b) => a - b), 3)}.`,
       `Telemetry on (events, metrics, traces at 1 %): ${ratio.toFixed(3)}× the throughput per CPU of telemetry off, median of the rounds ` +
-        `(cost ${((1 - ratio) * 100).toFixed(1)} %, target ≤ ${((1 - TARGET) * 100).toFixed(0)} %: ${ratio >= TARGET ? 'met' : 'NOT met'}); events + metrics alone ${median(ratios(VARIANTS[1])).toFixed(3)}×; ${spans} spans received.`,
+        `(cost ${((1 - ratio) * 100).toFixed(1)} %, target ≤ ${((1 - TARGET) * 100).toFixed(0)} %: ${ratio >= TARGET ? 'met' : 'NOT met'}); events + metrics alone ${median(ratios(VARIANTS[1])).toFixed(3)}×; ` +
+        `with its /events read as the control plane reads it ${median(ratios(VARIANTS[3])).toFixed(3)}× (${read} events read, ${dropped ?? '?'} dropped); ${spans} spans received.`,
       '',
     ].join('\n'));
   } finally {
