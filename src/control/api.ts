@@ -92,6 +92,7 @@ export function createControlApp(plane: ControlPlane, token: string, identity?: 
     if (since !== undefined && !(Number.isInteger(since) && since >= 0)) {
       return void res.status(400).json({ error: 'since must be a whole number: the seq of the last event you have' });
     }
+    res.once('close', plane.attachEventReader());
     streamEvents(plane.events, since, req, res);
   });
 

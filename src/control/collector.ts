@@ -1,6 +1,8 @@
 // The control plane's merged event stream: for every sidecar subscribed to it, it reads that sidecar's
 // own /events (NDJSON, from its admin listener) and relays each event into one stream, resuming after
 // the last event it has when a read breaks — so a recorder can follow the whole mesh from one place.
+// request.done (one per request) is read only while someone reads the merged stream; the decisions
+// always. Switching reconnects from the last event it has, so nothing in between is lost.
 import { request } from 'undici';
 import { readEventStream } from '../telemetry/event-stream.ts';
 import type { MeshEvent } from '../telemetry/events.ts';
@@ -10,8 +12,11 @@ import type { ControlPlane } from './plane.ts';
 export class EventCollector {
   readonly #plane: ControlPlane;
   readonly #log: Logger;
-  readonly #readers = new Map<string, AbortController>();
+  readonly #readers = new Map<string, { controller: AbortController; requests: boolean }>();
+  readonly #stopWatching: () => void;
   readonly #lastSeq = new Map<string, number>();
+  /** Per sidecar, whether the last read took request.done too. */
+  readonly #tookRequests = new Map<string, boolean>();
   readonly #timer: NodeJS.Timeout;
   #closed = false;
 
@@ -20,19 +25,23 @@ export class EventCollector {
     this.#log = log;
     // Follows the subscriptions: a reader per connected sidecar whose admin address the config knows.
     this.#timer = setInterval(() => this.#sync(), 250).unref();
+    this.#stopWatching = plane.onEventReaders(() => this.#sync());
   }
 
   close(): void {
     this.#closed = true;
     clearInterval(this.#timer);
-    for (const controller of this.#readers.values()) controller.abort();
+    this.#stopWatching();
+    for (const { controller } of this.#readers.values()) controller.abort();
   }
 
   #sync(): void {
+    if (this.#closed) return;
+    const requests = this.#plane.collectsRequests;
     const connected = new Set(this.#plane.sidecars().filter((s) => s.connected).map((s) => s.name));
-    for (const [name, controller] of this.#readers) {
-      if (!connected.has(name)) {
-        controller.abort();
+    for (const [name, reader] of this.#readers) {
+      if (!connected.has(name) || reader.requests !== requests) {
+        reader.controller.abort();
         this.#readers.delete(name);
       }
     }
@@ -40,27 +49,33 @@ export class EventCollector {
       if (this.#readers.has(name)) continue;
       const spec = this.#plane.snapshot.sidecars.find((s) => s.name === name);
       if (!spec) continue;
-      const controller = new AbortController();
-      this.#readers.set(name, controller);
-      void this.#read(name, spec.admin, controller).finally(() => {
-        if (this.#readers.get(name) === controller) this.#readers.delete(name);
+      const reader = { controller: new AbortController(), requests };
+      this.#readers.set(name, reader);
+      void this.#read(name, spec.admin, reader).finally(() => {
+        if (this.#readers.get(name) === reader) this.#readers.delete(name);
       });
     }
   }
 
-  async #read(name: string, admin: string, controller: AbortController): Promise<void> {
+  async #read(name: string, admin: string, { controller, requests }: { controller: AbortController; requests: boolean }): Promise<void> {
     const since = this.#lastSeq.get(name) ?? 0;
+    // From decisions only to everything: the request.done not read since `since` are reported as missed — they were not wanted.
+    let widening = requests && this.#tookRequests.get(name) === false;
+    this.#tookRequests.set(name, requests);
     try {
-      const response = await request(`http://${admin}/events?since=${since}`, { signal: controller.signal, bodyTimeout: 0 });
+      const response = await request(`http://${admin}/events?since=${since}&requests=${requests}`, { signal: controller.signal, bodyTimeout: 0 });
       if (response.statusCode !== 200) {
         await response.body.dump();
         return;
       }
       for await (const event of readEventStream(response.body)) {
         if (event.type === 'events.dropped') {
-          this.#log.warn({ sidecar: name, count: event.count }, 'events missed from a sidecar');
+          if (widening) this.#log.debug({ sidecar: name, count: event.count }, 'request.done from before the merged stream had a reader: not collected');
+          else this.#log.warn({ sidecar: name, count: event.count }, 'events missed from a sidecar');
+          widening = false;
           continue;
         }
+        widening = false;
         const meshEvent = event as unknown as MeshEvent;
         this.#lastSeq.set(name, meshEvent.seq);
         this.#plane.events.relay(meshEvent);

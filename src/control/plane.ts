@@ -39,6 +39,8 @@ const FAULT_PREFIX = 'faults/';
 export class ControlPlane {
   /** Every sidecar's events merged; it keeps more request.done than a sidecar does, being off the data path. */
   readonly events = new EventBus('control', { requests: 10_000, decisions: 10_000 });
+  #eventReaders = 0;
+  readonly #readersChanged = new Set<() => void>();
   readonly faults: FaultTable;
   readonly #store: Store;
   readonly #log: Logger;
@@ -92,6 +94,33 @@ export class ControlPlane {
 
   get state(): DesiredState {
     return this.#state;
+  }
+
+  /**
+   * Someone reads the merged stream (a game day's recorder): while anyone does, the sidecars' request.done
+   * are collected too; otherwise only their decisions, and the sidecars do not pay for serializing an
+   * event per request that nobody reads. Returns the function that says the reader left.
+   */
+  attachEventReader(): () => void {
+    this.#eventReaders++;
+    for (const changed of this.#readersChanged) changed();
+    let attached = true;
+    return () => {
+      if (!attached) return;
+      attached = false;
+      this.#eventReaders--;
+      for (const changed of this.#readersChanged) changed();
+    };
+  }
+
+  /** Whether request.done is being collected: someone reads the merged stream. */
+  get collectsRequests(): boolean {
+    return this.#eventReaders > 0;
+  }
+
+  onEventReaders(changed: () => void): () => void {
+    this.#readersChanged.add(changed);
+    return () => this.#readersChanged.delete(changed);
   }
 
   get snapshot(): Snapshot {

@@ -68,7 +68,12 @@ export function createAdminApp(sidecar: Sidecar): Express {
       res.status(400).json({ error: 'since must be a whole number: the seq of the last event you have' });
       return;
     }
-    streamEvents(sidecar.events, since, req, res);
+    const requests = req.query.requests;
+    if (requests !== undefined && requests !== 'true' && requests !== 'false') {
+      res.status(400).json({ error: 'requests must be true or false: whether to send request.done' });
+      return;
+    }
+    streamEvents(sidecar.events, since, req, res, { requests: requests !== 'false' });
   });
 
   app.get('/breakers', (_req, res) => {

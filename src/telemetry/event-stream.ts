@@ -10,12 +10,19 @@ const QUEUE_LIMIT = 10_000;
 const FLUSH_MS = 20;
 const FLUSH_LINES = 256;
 
+export interface StreamOptions {
+  /** Whether to send request.done (one per request); without, decisions only. */
+  readonly requests?: boolean;
+  /** Lines a slow reader may have waiting before events are dropped. */
+  readonly queueLimit?: number;
+}
+
 export function streamEvents(
   events: EventBus,
   since: number | undefined,
   req: IncomingMessage,
   res: ServerResponse,
-  queueLimit = QUEUE_LIMIT,
+  { requests = true, queueLimit = QUEUE_LIMIT }: StreamOptions = {},
 ): void {
   res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
   // Send the head now: a reader waits for it before anything happens, and there may be nothing to send yet.
@@ -45,12 +52,13 @@ export function streamEvents(
     blocked = false;
     flush();
   });
-  const kept = events.since(since ?? events.lastSeq);
+  const kept = events.since(since ?? events.lastSeq, requests);
   // What was kept goes out at once (it is bounded by the bus's history), before anything new.
   const replay = kept.events.map((event) => `${JSON.stringify(event)}\n`);
   if (kept.missed > 0) replay.unshift(droppedLine(kept.missed));
   if (replay.length > 0) blocked = !res.write(replay.join(''));
   const unsubscribe = events.onAny((event) => {
+    if (!requests && event.type === 'request.done') return;
     if (lines.length >= queueLimit) {
       dropped++;
       events.countDropped(1);

@@ -168,15 +168,20 @@ export class EventBus {
     return () => this.#emitter.off('*', listener);
   }
 
-  /** The kept events after `seq`, in order, and how many after it are no longer kept. */
-  since(seq: number): { events: MeshEvent[]; missed: number } {
-    const requests = this.#requests.after(seq);
+  /**
+   * The kept events after `seq`, in order, and how many after it are no longer kept. Without
+   * `requests`, decisions only (a reader that does not want request.done), and the count is of
+   * decisions.
+   */
+  since(seq: number, requests = true): { events: MeshEvent[]; missed: number } {
     const decisions = this.#decisions.after(seq);
+    if (!requests) return { events: decisions, missed: this.#decisions.missedAfter(seq) };
+    const done = this.#requests.after(seq);
     const events: MeshEvent[] = [];
     let r = 0;
     let d = 0;
-    while (r < requests.length || d < decisions.length) {
-      if (d === decisions.length || (r < requests.length && requests[r]!.seq < decisions[d]!.seq)) events.push(requests[r++]!);
+    while (r < done.length || d < decisions.length) {
+      if (d === decisions.length || (r < done.length && done[r]!.seq < decisions[d]!.seq)) events.push(done[r++]!);
       else events.push(decisions[d++]!);
     }
     return { events, missed: Math.max(0, this.#seq - seq - events.length) };
@@ -196,33 +201,58 @@ export class EventBus {
   }
 }
 
-/** The last `capacity` events of one kind, oldest first. */
+/**
+ * The last `capacity` events of one kind, oldest first, and the numbers (seq) of the last `capacity`
+ * it let go, so that it can say how many after a given seq it no longer has.
+ */
 class Ring {
   readonly #slots: MeshEvent[];
-  /** Events ever pushed; the newest is at (pushed - 1) % capacity. */
+  /** In each slot, the seq of the event it held before the current one. */
+  readonly #evicted: Float64Array;
+  /** Events ever pushed; the n-th (from 0) is in slot n % capacity while kept. */
   #pushed = 0;
 
   constructor(capacity: number) {
     this.#slots = new Array<MeshEvent>(capacity);
+    this.#evicted = new Float64Array(capacity);
   }
 
   push(event: MeshEvent): void {
-    if (this.#slots.length === 0) return;
-    this.#slots[this.#pushed++ % this.#slots.length] = event;
+    const capacity = this.#slots.length;
+    if (capacity === 0) return;
+    const slot = this.#pushed++ % capacity;
+    if (this.#pushed > capacity) this.#evicted[slot] = this.#slots[slot]!.seq;
+    this.#slots[slot] = event;
   }
 
-  /** The kept events numbered after `seq` (events arrive in seq order, so a binary search finds the first). */
+  /** The kept events numbered after `seq`. */
   after(seq: number): MeshEvent[] {
-    const at = (i: number) => this.#slots[i % this.#slots.length]!;
-    let low = this.#pushed - Math.min(this.#pushed, this.#slots.length);
+    const events: MeshEvent[] = [];
+    for (let n = Math.max(this.#first(seq), this.#oldestKept()); n < this.#pushed; n++) events.push(this.#slots[n % this.#slots.length]!);
+    return events;
+  }
+
+  /** How many events numbered after `seq` are no longer kept (at least this many, when more than `capacity` went since). */
+  missedAfter(seq: number): number {
+    return Math.max(0, this.#oldestKept() - this.#first(seq));
+  }
+
+  #oldestKept(): number {
+    return this.#pushed - Math.min(this.#pushed, this.#slots.length);
+  }
+
+  /** The first event numbered after `seq`, by its push number, among those whose seq is still known (events arrive in seq order). */
+  #first(seq: number): number {
+    const capacity = this.#slots.length;
+    const kept = this.#oldestKept();
+    const seqOf = (n: number) => (n >= kept ? this.#slots[n % capacity]!.seq : this.#evicted[n % capacity]!);
+    let low = Math.max(0, kept - capacity);
     let high = this.#pushed;
     while (low < high) {
       const middle = (low + high) >>> 1;
-      if (at(middle).seq > seq) high = middle;
+      if (seqOf(middle) > seq) high = middle;
       else low = middle + 1;
     }
-    const events: MeshEvent[] = [];
-    for (let i = low; i < this.#pushed; i++) events.push(at(i));
-    return events;
+    return low;
   }
 }

@@ -137,15 +137,37 @@ describe('control plane: distribution', function () {
     expect((await call(sidecars[0]!.sidecar.addresses.outbound, 'payments')).status).to.equal(200);
   });
 
-  it('merges the sidecars\' events into one stream', async () => {
+  it('merges the sidecars\' events into one stream, their request.done only while someone reads it', async () => {
+    const merged = (path: RegExp) => control.plane.events.since(0).events.filter((e) => e.type === 'request.done' && path.test((e as { path: string }).path));
+    // Nobody reads the merged stream: the sidecars' decisions are collected, their request.done are not.
+    expect(control.plane.collectsRequests).to.equal(false);
+    await call(sidecars[0]!.sidecar.addresses.outbound, 'payments', '/unread');
+    const put = await api(control.url, '/faults/unread-marker', { method: 'PUT', body: 'match: {destination: payments, path: /never}\nabort: {status: 503}\nttl: 1m\n' });
+    expect(put.status).to.equal(200);
+    await waitFor(() => {
+      const installed = control.plane.events.since(0).events.filter((e) => e.type === 'fault.installed' && (e as { faultId: string }).faultId === 'unread-marker');
+      return installed.filter((e) => e.sidecar !== 'control').length === 2 ? true : undefined;
+    }, 5_000, 'both sidecars\' fault.installed in the merged stream');
+    expect(merged(/unread/)).to.deep.equal([]);
+    expect((await api(control.url, '/faults/unread-marker', { method: 'DELETE' })).status).to.equal(204);
+
+    // A reader (a game day's recorder) attaches: request.done is collected while it reads.
+    const reading = new AbortController();
+    const stream = await request(`${control.url}/events`, { headers: { authorization: `Bearer ${TOKEN}` }, signal: reading.signal, bodyTimeout: 0 });
+    expect(stream.statusCode).to.equal(200);
+    stream.body.on('error', () => undefined);
+    stream.body.resume();
+    expect(control.plane.collectsRequests).to.equal(true);
     await call(sidecars[0]!.sidecar.addresses.outbound, 'payments', '/merged-a');
     await call(sidecars[1]!.sidecar.addresses.outbound, 'payments', '/merged-b');
     const seen = await waitFor(() => {
-      const events = control.plane.events.since(0).events.filter((e) => e.type === 'request.done' && /merged/.test((e as { path: string }).path));
+      const events = merged(/merged/);
       return events.length === 2 ? events : undefined;
     }, 5_000, 'both sidecars\' request.done in the merged stream');
     expect(seen.map((e) => e.sidecar).sort()).to.deep.equal(['checkout', 'frontend']);
     expect(seen.every((e) => typeof e.sourceSeq === 'number')).to.equal(true);
+    reading.abort();
+    await waitFor(() => (control.plane.collectsRequests ? undefined : true), 5_000, 'the reader to be gone');
   });
 
   it('survives the control plane going away under traffic: no failed request, reconnect on return, state kept', async () => {

@@ -77,6 +77,26 @@ describe('event bus', () => {
     expect(bus.since(9)).to.deep.equal({ events: [], missed: 0 });
     expect(new EventBus('t', { requests: 0, decisions: 0 }).since(0)).to.deep.equal({ events: [], missed: 0 });
   });
+
+  it('serves decisions alone, counting the decisions no longer kept', () => {
+    const bus = new EventBus('s', { requests: 2, decisions: 3 });
+    const done = () => bus.emit('request.done', {
+      requestId: 'r', traceId: null, direction: 'outbound', source: 'a', service: 'b', route: null, endpoint: null, method: 'GET',
+      authority: 'b', path: '/', status: 200, flags: [], attempts: 1, durationMs: 1, requestBytes: 0, responseBytes: 0, faults: [],
+    });
+    // seq: 1 d, 2 r, 3 d, 4 r, 5 d, 6 d, 7 r, 8 d — decisions 1, 3, 5, 6, 8; the ring keeps 5, 6, 8.
+    configApplied(bus, 1); done(); configApplied(bus, 1); done(); configApplied(bus, 2); done(); configApplied(bus, 1);
+    const seqs = (since: number) => bus.since(since, false).events.map((e) => e.seq);
+    expect(seqs(0)).to.deep.equal([5, 6, 8]);
+    expect(bus.since(0, false).missed).to.equal(2); // decisions 1 and 3
+    expect(bus.since(1, false).missed).to.equal(1);
+    expect(bus.since(4, false)).to.deep.include({ missed: 0 });
+    expect(seqs(5)).to.deep.equal([6, 8]);
+    expect(bus.since(0, false).events.every((e) => e.type !== 'request.done')).to.equal(true);
+    // And all of it, requests included: the requests ring keeps 4 and 7 of 2, 4, 7; gone: 1, 2, 3.
+    expect(bus.since(0).events.map((e) => e.seq)).to.deep.equal([4, 5, 6, 7, 8]);
+    expect(bus.since(0).missed).to.equal(3);
+  });
 });
 
 describe('events from a sidecar', () => {
@@ -142,9 +162,22 @@ describe('events from a sidecar', () => {
     expect(lines.map((l) => l.seq)).to.deep.equal([from + 1, from + 2]);
   });
 
-  it('refuses a since that is not a sequence number', async () => {
+  it('refuses a since that is not a sequence number, and a requests that is not true or false', async () => {
     const reply = await call(sidecar.addresses.admin, 'admin', '/events?since=soon');
     expect(reply.status).to.equal(400);
+    expect((await call(sidecar.addresses.admin, 'admin', '/events?requests=maybe')).status).to.equal(400);
+  });
+
+  it('leaves request.done out of a stream that asks for decisions only', async () => {
+    const from = sidecar.events.lastSeq;
+    await call(sidecar.addresses.outbound, 'app', '/not-wanted');
+    sidecar.events.emit('config.rejected', { source: 'test', error: 'a decision after the request' });
+    const lines = await readEvents(sidecar.addresses.admin, `/events?since=${from}&requests=false`, (seen) => seen.some((l) => l.type === 'config.rejected'));
+    expect(lines.filter((l) => l.type === 'request.done')).to.deep.equal([]);
+    expect(lines.at(-1)).to.include({ type: 'config.rejected', error: 'a decision after the request' });
+    // The same stream with request.done has the request, before the decision.
+    const all = await readEvents(sidecar.addresses.admin, `/events?since=${from}`, (seen) => seen.some((l) => l.type === 'config.rejected'));
+    expect(all.filter((l) => l.type === 'request.done').map((l) => l.path)).to.deep.equal(['/not-wanted']);
   });
 
   it('writes an access log line per request', async () => {
@@ -191,7 +224,7 @@ describe('event stream under a slow reader', () => {
 
   it('drops past its queue and says how many, in place', async () => {
     const bus = new EventBus('s', { requests: 10, decisions: 10 });
-    server = createServer((req, res) => streamEvents(bus, undefined, req, res, 50));
+    server = createServer((req, res) => streamEvents(bus, undefined, req, res, { queueLimit: 50 }));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const { port } = server.address() as AddressInfo;
     const lines: MeshEvent[] = [];
