@@ -56,11 +56,12 @@ async function main(): Promise<void> {
   try {
     const pinning = pinSelf();
     const upstream = Number(await processes.start('upstream', ['bench/upstream.ts'], {}, 0));
+    const everything = { enabled: true, tracing: { otlpEndpoint: otlp, sampleRatio: 0.01 } };
     const settings: Record<Variant, object> = {
       off: { enabled: false },
       'events + metrics': { enabled: true },
-      'events + metrics + traces (1 %)': { enabled: true, tracing: { otlpEndpoint: otlp, sampleRatio: 0.01 } },
-      'the same, whole /events read': { enabled: true, tracing: { otlpEndpoint: otlp, sampleRatio: 0.01 } },
+      'events + metrics + traces (1 %)': everything,
+      'the same, whole /events read': everything,
     };
     const sidecars = {} as Record<Variant, SidecarProcess>;
     for (const [i, variant] of VARIANTS.entries()) sidecars[variant] = await processes.startSidecar('client', await meshFile(upstream, settings[variant]), `sidecar-${i}`, 1);
