@@ -17,6 +17,13 @@ interface ReceivedSpan {
   kind: number;
   service: string;
   attributes: Record<string, unknown>;
+  traceState: string | undefined;
+  /** Milliseconds since the Unix epoch. */
+  start: number;
+  end: number;
+  /** 2 is ERROR. */
+  status: number;
+  events: { name: string; time: number; attributes: Record<string, unknown> }[];
 }
 
 const SERVER = 2;
@@ -42,6 +49,11 @@ async function startReceiver(): Promise<{ server: Server; url: string; spans: Re
               kind: span.kind,
               service,
               attributes: Object.fromEntries(span.attributes.map((a) => [a.key, valueOf(a.value)])),
+              traceState: span.traceState,
+              start: nanosToMs(span.startTimeUnixNano),
+              end: nanosToMs(span.endTimeUnixNano),
+              status: span.status?.code ?? 0,
+              events: (span.events ?? []).map((e) => ({ name: e.name, time: nanosToMs(e.timeUnixNano), attributes: Object.fromEntries(e.attributes.map((a) => [a.key, valueOf(a.value)])) })),
             });
           }
         }
@@ -54,7 +66,20 @@ async function startReceiver(): Promise<{ server: Server; url: string; spans: Re
 }
 
 type Attribute = { key: string; value: Record<string, unknown> };
-type RawSpan = { traceId: string; spanId: string; parentSpanId?: string; name: string; kind: number; attributes: Attribute[] };
+type RawSpan = {
+  traceId: string;
+  spanId: string;
+  parentSpanId?: string;
+  traceState?: string;
+  name: string;
+  kind: number;
+  attributes: Attribute[];
+  startTimeUnixNano: string | number;
+  endTimeUnixNano: string | number;
+  status?: { code?: number };
+  events?: { name: string; timeUnixNano: string | number; attributes: Attribute[] }[];
+};
+const nanosToMs = (nanos: string | number) => Number(BigInt(nanos) / 1_000n) / 1_000;
 const valueOf = (v: Record<string, unknown>) => v.stringValue ?? v.intValue ?? v.boolValue ?? v.doubleValue;
 
 describe('tracing', function () {
@@ -70,6 +95,7 @@ describe('tracing', function () {
     app = await startUpstream('payments');
     const config = {
       mesh: { name: 'traces' },
+      faultInjection: { headerTriggers: true },
       telemetry: { tracing: { otlpEndpoint: receiver.url } },
       services: [{ name: 'checkout', endpoints: [{ address: await freeAddress() }] }, { name: 'payments', endpoints: [{ address: app.address }] }],
       routes: [{ name: 'pay', match: { host: 'payments' }, destinations: [{ service: 'payments' }], retries: { attempts: 1, retryOn: ['5xx'], backoff: { base: '1ms', max: '1ms' } } }],
@@ -118,6 +144,38 @@ describe('tracing', function () {
     expect(seen[1]!['x-b3-traceid']).to.equal(traceId);
     expect(seen[1]!['x-b3-spanid']).to.equal(lastInbound.spanId);
     expect(seen[1]!.b3).to.match(new RegExp(`^${traceId}-${lastInbound.spanId}-1`));
+  });
+
+  it("keeps the caller's tracestate, times each span within its parent, marks a failed try and records a fault as an event", async () => {
+    const traceId = 'a3ce929d0e0e47364bf92f3577b34da6';
+    const before = Date.now();
+    const reply = await call(client.addresses.outbound, 'payments', '/', {
+      traceparent: `00-${traceId}-00f067aa0ba902b7-01`,
+      tracestate: 'vendor=opaque,other=1',
+      'x-faultline-fault-delay-ms': '40',
+    });
+    const after = Date.now();
+    expect(reply.status).to.equal(200);
+    expect(seen.map((h) => h.tracestate)).to.deep.equal(['vendor=opaque,other=1', 'vendor=opaque,other=1']);
+    const spans = await waitFor(() => (receiver.spans.length >= 5 ? receiver.spans : undefined), 10_000, 'five spans');
+    expect(new Set(spans.map((s) => s.traceState))).to.deep.equal(new Set(['vendor=opaque,other=1']));
+    const hop = spans.find((s) => s.kind === CLIENT && s.name === 'GET payments')!;
+    // The delay (a request fault) is inside the hop and before the first try.
+    expect(hop.start).to.be.within(before - 1, after + 1);
+    expect(hop.end).to.be.within(hop.start + 40, after + 1);
+    expect(hop.events.map((e) => [e.name, e.attributes['faultline.fault_id']])).to.deep.equal([['fault.applied', 'header-delay']]);
+    // Across spans, within 1 ms: the SDK stamps each span from its own reading of the wall clock (1 ms resolution).
+    expect(hop.events[0]!.time).to.be.within(hop.start - 1, hop.start + 20);
+    const attempts = spans.filter((s) => s.parentSpanId === hop.spanId).sort((a, b) => a.start - b.start);
+    expect(attempts.map((s) => [s.name, s.status])).to.deep.equal([['attempt 1', 2], ['attempt 2', 0]]);
+    expect(attempts[0]!.start).to.be.at.least(hop.start + 40 - 1);
+    expect(attempts[0]!.end).to.be.at.most(attempts[1]!.start + 1);
+    expect(attempts[1]!.end).to.be.at.most(hop.end + 1);
+    for (const inbound of spans.filter((s) => s.kind === SERVER)) {
+      const parent = attempts.find((a) => a.spanId === inbound.parentSpanId)!;
+      expect(inbound.start).to.be.within(parent.start - 1, parent.end + 1);
+    }
+    expect(hop.status).to.equal(0);
   });
 
   it('continues a trace the caller sent in B3 headers', async () => {
