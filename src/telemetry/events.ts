@@ -131,14 +131,14 @@ export class EventBus {
 
   /**
    * Emits an event the caller built whole, its base fields left zero: the bus numbers and stamps it
-   * in place. The per-request path (request.done) uses this: one object per event, not a payload
-   * and then a copy of it.
+   * in place — with now, or with when it happened when the caller emits it later (request.done). The
+   * per-request path uses this: one object per event, not a payload and then a copy of it.
    */
-  emitEvent(event: MeshEvent): void {
+  emitEvent(event: MeshEvent, time = Date.now(), monotonic = performance.now()): void {
     const stamped = event as Mutable<EventBase>;
     stamped.seq = ++this.#seq;
-    stamped.time = Date.now();
-    stamped.monotonic = performance.now();
+    stamped.time = time;
+    stamped.monotonic = monotonic;
     stamped.sidecar = this.sidecar;
     this.#keep(event);
   }
