@@ -15,7 +15,7 @@ import { Header, appendForwardedFor, withoutHopByHop } from './headers.ts';
 import { peerService } from './mesh-tls.ts';
 import { rescue, type RescuedResponse } from './rescue.ts';
 import type { EventBus } from '../telemetry/events.ts';
-import { endSpan, propagate, traceIdOf, type MeshTracer } from '../telemetry/tracing.ts';
+import { propagate, traceIdOf, type MeshTracer } from '../telemetry/tracing.ts';
 import type { Generation } from './stack.ts';
 import type { Direction, ProxyResponse, RequestContext, UpgradeRequest } from './types.ts';
 
@@ -192,8 +192,8 @@ let closed: Closed[] = [];
 
 /** The request.done event: what the caller got, from the edge, once the exchange is over. */
 function recordDone(events: EventBus, ctx: RequestContext, status: number, flags: string, responseBytes = 0): void {
-  if (ctx.span?.isRecording()) {
-    endSpan(ctx.span, status, flags, {
+  if (ctx.span) {
+    ctx.span.end(status, flags, {
       'faultline.attempts': ctx.attempt,
       ...(ctx.route && { 'faultline.route': ctx.route.name }),
       ...(ctx.destination && { 'faultline.destination': ctx.destination.service }),
@@ -282,17 +282,15 @@ export function createContext(
   let query: URLSearchParams | undefined;
   const host = stripPort(authority).toLowerCase();
   const method = req.method ?? 'GET';
+  const hop = options.tracer?.startHop(options.direction === 'outbound', req.headers, headers);
   // The span's name and attributes are built only for a hop that is sampled.
-  const hop = options.tracer?.startHop(options.direction === 'outbound', req.headers, headers, () => ({
-    name: `${method} ${host}`,
-    attributes: {
-      'http.request.method': method,
-      'server.address': host,
-      'url.path': queryAt === -1 ? path : path.slice(0, queryAt),
-      'faultline.sidecar': options.sidecar,
-      'faultline.direction': options.direction,
-    },
-  }));
+  hop?.span?.describe(`${method} ${host}`, {
+    'http.request.method': method,
+    'server.address': host,
+    'url.path': queryAt === -1 ? path : path.slice(0, queryAt),
+    'faultline.sidecar': options.sidecar,
+    'faultline.direction': options.direction,
+  });
   // Inbound, the app's own calls continue from this hop; outbound, each attempt span takes over.
   const span = hop?.span;
   if (span && options.direction === 'inbound') propagate(span, headers);

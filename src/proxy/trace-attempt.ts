@@ -1,22 +1,21 @@
 // Attempt spans: each try is a child span of the request's hop span, and its context is what goes
 // upstream, so the next hop's span hangs under the try that reached it. In the stack only when
 // tracing is on.
-import type { Span } from '@opentelemetry/api';
 import { MeshError } from '../errors.ts';
-import { endSpan, type MeshTracer } from '../telemetry/tracing.ts';
+import type { MeshTracer, SampledSpan } from '../telemetry/tracing.ts';
 import type { Layer, RequestContext } from './types.ts';
 
 export function traceAttempt(tracer: MeshTracer): Layer {
   return (next) => {
-    const traced = async (ctx: RequestContext, span: Span) => {
+    const traced = async (ctx: RequestContext, span: SampledSpan) => {
       const attempt = tracer.startAttempt(span, ctx.attempt, ctx.headers);
       try {
         const response = await next(ctx);
-        endSpan(attempt, response.status, String(response.headers['x-faultline-flags'] ?? ''), endpointOf(ctx.endpoint?.address));
+        attempt.end(response.status, String(response.headers['x-faultline-flags'] ?? ''), endpointOf(ctx.endpoint?.address));
         return response;
       } catch (error) {
         const mesh = error instanceof MeshError ? error : undefined;
-        endSpan(attempt, mesh?.status ?? 0, mesh?.flag ?? '', endpointOf(ctx.endpoint?.address));
+        attempt.end(mesh?.status ?? 0, mesh?.flag ?? '', endpointOf(ctx.endpoint?.address));
         throw error;
       }
     };

@@ -2,12 +2,12 @@
 // once per snapshot (src/proxy/stack.ts); each request then runs through them with its own context.
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { Duplex, Readable } from 'node:stream';
-import type { Span } from '@opentelemetry/api';
 import type { DestinationSpec, RouteSpec, Snapshot } from '../config/snapshot.ts';
 import type { ResponseFlag } from '../errors.ts';
 import type { RequestBody } from './body.ts';
 import type { Cancellation } from './cancellation.ts';
 import type { EndpointState } from './endpoints.ts';
+import type { SampledSpan } from '../telemetry/tracing.ts';
 
 export interface ProxyResponse {
   readonly status: number;
@@ -56,7 +56,7 @@ export interface RequestContext {
   /** The trace this request belongs to (from the caller's headers, or the hop span's). */
   traceId: string | null;
   /** This hop's span, when tracing is on. */
-  span?: Span;
+  span?: SampledSpan;
   /** The try in progress (1 for the first); set by the retry layer. */
   attempt: number;
   /** Endpoints already tried for this request, which a retry avoids when it can. */

@@ -2,28 +2,76 @@
 // and a child span per attempt, whose context goes upstream, so retries show as children of their
 // request. W3C traceparent and B3 (single and multi header) are both read and both written, so apps
 // that forward either keep one trace. Exported over OTLP/HTTP when an endpoint is configured; without
-// one no span is made at all and headers pass through untouched. The SDK is OpenTelemetry's tracing
-// SDK itself (sdk-trace-base, what @opentelemetry/sdk-node builds on): sdk-node's entry point loads
-// every exporter it offers (gRPC, protobuf, logs, metrics) — 590 ms, 22 MiB of heap and 69 MiB of
-// RSS measured — where a sidecar needs one span processor and one OTLP/HTTP exporter (67 ms, 2.5 MiB).
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Span, type TextMapGetter, type TextMapSetter } from '@opentelemetry/api';
+// one no span is made at all and headers pass through untouched.
+//
+// The event loop only decides, propagates and records: a sampled hop is a SampledSpan, plain data
+// whose context is written into the headers with OpenTelemetry's own propagators. Ended spans are
+// posted every 100 ms to a worker thread (span-export.ts) in which OpenTelemetry's tracing SDK
+// (sdk-trace-base, what @opentelemetry/sdk-node builds on, without its every-exporter entry point)
+// makes them spans and exports them.
+import { ROOT_CONTEXT, TraceFlags, trace, type SpanContext, type TextMapGetter, type TextMapSetter } from '@opentelemetry/api';
 import { CompositePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { B3InjectEncoding, B3Propagator } from '@opentelemetry/propagator-b3';
-import { resourceFromAttributes } from '@opentelemetry/resources';
-import { AlwaysOnSampler, BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler } from '@opentelemetry/sdk-trace-base';
 import { randomFillSync } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
+import { Worker } from 'node:worker_threads';
+import { createLogger } from './log.ts';
 
 /** A hop's trace: its span when sampled, and the trace id it belongs to either way. */
 export interface Hop {
-  readonly span: Span | undefined;
+  readonly span: SampledSpan | undefined;
   readonly traceId: string | null;
 }
 
 export interface TracingSettings {
   readonly otlpEndpoint: string;
   readonly sampleRatio: number;
+}
+
+/** What the export worker is started with. */
+export interface ExporterSettings {
+  readonly service: string;
+  readonly sidecar: string;
+  readonly otlpEndpoint: string;
+}
+
+/** One ended span, as the export worker receives it. Times are milliseconds since the Unix epoch. */
+export interface SpanRecord {
+  readonly name: string;
+  /** CLIENT (outbound hops, attempts) or SERVER (inbound hops). */
+  readonly client: boolean;
+  readonly traceId: string;
+  readonly spanId: string;
+  readonly parentSpanId: string | undefined;
+  /** Whether the parent is the caller's (from its headers) rather than a span of this sidecar. */
+  readonly parentRemote: boolean;
+  /** The W3C tracestate the trace carries, serialized. */
+  readonly traceState: string | undefined;
+  readonly startMs: number;
+  readonly endMs: number;
+  readonly attributes: Record<string, string | number>;
+  /** What happened during the span (a fault applied), in order. */
+  readonly events: SpanEventRecord[];
+  /** Ended with a 5xx or no response: the span's status is ERROR. */
+  readonly error: boolean;
+}
+
+export interface SpanEventRecord {
+  readonly name: string;
+  readonly timeMs: number;
+  readonly attributes: Record<string, string | number>;
+}
+
+/** From a tracer to the export worker: its exporter opens, gets ended spans, closes. */
+export type ExportMessage =
+  | { readonly type: 'open'; readonly id: number; readonly settings: ExporterSettings }
+  | { readonly type: 'spans'; readonly id: number; readonly spans: SpanRecord[] }
+  | { readonly type: 'close'; readonly id: number };
+
+/** From the export worker: a tracer's exporter has flushed and closed. */
+export interface ExportReply {
+  readonly type: 'closed';
+  readonly id: number;
 }
 
 const getter: TextMapGetter<IncomingHttpHeaders> = {
@@ -44,73 +92,205 @@ const propagator = new CompositePropagator({
   ],
 });
 
+/** Ended spans waiting for the next post: at most this many (a stuck worker costs spans, not memory). */
+const QUEUE_LIMIT = 4_096;
+const POST_MS = 100;
+const WORKER = new URL(import.meta.url.endsWith('.ts') ? './span-export.ts' : './span-export.js', import.meta.url);
+
+/**
+ * The process's export worker, started with its first tracer and stopped after its last closes:
+ * the sidecars of one process share it.
+ */
+class ExportWorker {
+  static #shared: ExportWorker | undefined;
+  static #ids = 0;
+
+  readonly #worker = new Worker(WORKER);
+  readonly #closing = new Map<number, () => void>();
+  #users = 0;
+  #failed = false;
+
+  private constructor() {
+    this.#worker.unref();
+    this.#worker.on('message', (reply: ExportReply) => this.#closing.get(reply.id)?.());
+    this.#worker.on('error', (error) => {
+      this.#failed = true;
+      for (const done of this.#closing.values()) done();
+      createLogger('tracing').error({ err: error }, 'the trace export worker failed: spans are no longer exported');
+    });
+  }
+
+  /** Opens an exporter for one tracer; its id goes with everything it posts. */
+  static open(settings: ExporterSettings): { worker: ExportWorker; id: number } {
+    const worker = (ExportWorker.#shared ??= new ExportWorker());
+    const id = ++ExportWorker.#ids;
+    worker.#users++;
+    worker.post({ type: 'open', id, settings });
+    return { worker, id };
+  }
+
+  post(message: ExportMessage): void {
+    if (!this.#failed) this.#worker.postMessage(message);
+  }
+
+  /** Flushes and closes exporter `id`, waiting at most `ms`; the last one out stops the worker. */
+  async close(id: number, ms: number): Promise<void> {
+    if (!this.#failed) {
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        this.#closing.set(id, resolve);
+        timer = setTimeout(resolve, ms);
+        this.post({ type: 'close', id });
+      });
+      clearTimeout(timer);
+      this.#closing.delete(id);
+    }
+    if (--this.#users > 0) return;
+    if (ExportWorker.#shared === this) ExportWorker.#shared = undefined;
+    await this.#worker.terminate();
+  }
+}
+
 export class MeshTracer {
-  readonly #provider: BasicTracerProvider;
-  readonly #tracer;
   readonly #ratio: number;
+  readonly #exporter: { worker: ExportWorker; id: number };
+  #queue: SpanRecord[] = [];
+  #timer: NodeJS.Timeout | undefined;
+  #closed = false;
 
   constructor(service: string, sidecar: string, settings: TracingSettings) {
-    this.#provider = new BasicTracerProvider({
-      resource: resourceFromAttributes({ 'service.name': service, 'faultline.sidecar': sidecar }),
-      // A root reaches the SDK only once startHop has drawn it into the sample; a second ratio here
-      // would sample ratio² of the roots.
-      sampler: new ParentBasedSampler({ root: new AlwaysOnSampler() }),
-      spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter({ url: settings.otlpEndpoint, timeoutMillis: 2_000 }), { scheduledDelayMillis: 200 })],
-    });
-    this.#tracer = this.#provider.getTracer('faultline');
     this.#ratio = settings.sampleRatio;
+    this.#exporter = ExportWorker.open({ service, sidecar, otlpEndpoint: settings.otlpEndpoint });
   }
 
   /**
    * The span of one hop, child of whatever context the caller sent — when the hop is sampled. Most
-   * are not (a ratio of 1 % is usual), and those never reach the SDK: a caller's unsampled context
-   * passes through untouched, and a request that came with none gets a fresh W3C traceparent with the
-   * sampled flag off, so every hop still shares one trace id (which request.done carries).
+   * are not (a ratio of 1 % is usual), and those make no span: a caller's unsampled context passes
+   * through untouched, and a request that came with none gets a fresh W3C traceparent with the
+   * sampled flag off, so every hop still shares one trace id (which request.done carries). A
+   * sampled hop's span is named and described by the caller (SampledSpan.describe), so that an
+   * unsampled one costs no name or attributes.
    */
-  startHop(outbound: boolean, headers: IncomingHttpHeaders, forward: IncomingHttpHeaders, describe: () => { name: string; attributes: Record<string, string> }): Hop {
+  startHop(outbound: boolean, headers: IncomingHttpHeaders, forward: IncomingHttpHeaders): Hop {
     const sampled = sampledFlag(headers);
     if (sampled === undefined ? Math.random() >= this.#ratio : !sampled) {
       if (sampled === undefined) {
         const ids = randomIds();
-        forward.traceparent = `00-${ids.traceId}-${ids.spanId}-00`;
-        return { span: undefined, traceId: ids.traceId };
+        const traceId = ids.slice(0, 32);
+        forward.traceparent = `00-${traceId}-${ids.slice(32)}-00`;
+        return { span: undefined, traceId };
       }
       return { span: undefined, traceId: traceIdOf(headers) };
     }
-    const parent = sampled === undefined ? ROOT_CONTEXT : propagator.extract(ROOT_CONTEXT, headers, getter);
-    const { name, attributes } = describe();
-    const span = this.#tracer.startSpan(name, { kind: outbound ? SpanKind.CLIENT : SpanKind.SERVER, attributes }, parent);
-    return { span, traceId: span.spanContext().traceId };
+    const parent = sampled === undefined ? undefined : trace.getSpanContext(propagator.extract(ROOT_CONTEXT, headers, getter));
+    const ids = randomIds();
+    const context: SpanContext = { traceId: parent?.traceId ?? ids.slice(0, 32), spanId: ids.slice(32), traceFlags: TraceFlags.SAMPLED, ...(parent?.traceState && { traceState: parent.traceState }) };
+    const span = new SampledSpan(this, '', outbound, context, parent, {});
+    return { span, traceId: context.traceId };
   }
 
   /**
    * A child span for one attempt of a sampled hop; its context replaces the trace headers going
    * upstream.
    */
-  startAttempt(hop: Span, attempt: number, headers: IncomingHttpHeaders): Span {
-    const parent: Context = trace.setSpan(ROOT_CONTEXT, hop);
-    const span = this.#tracer.startSpan(`attempt ${attempt}`, { kind: SpanKind.CLIENT, attributes: { 'faultline.attempt': attempt } }, parent);
+  startAttempt(hop: SampledSpan, attempt: number, headers: IncomingHttpHeaders): SampledSpan {
+    const span = new SampledSpan(this, `attempt ${attempt}`, true, { ...hop.context, spanId: randomIds().slice(32) }, hop.context, { 'faultline.attempt': attempt });
     propagate(span, headers);
     return span;
   }
 
-  /** Flushes what is batched; a collector that cannot be reached loses those spans, never the close. */
+  /** Queues an ended span for the export worker. */
+  export(record: SpanRecord): void {
+    if (this.#closed || this.#queue.length >= QUEUE_LIMIT) return;
+    this.#queue.push(record);
+    if (this.#timer === undefined) {
+      this.#timer = setTimeout(() => this.#post(), POST_MS);
+      this.#timer.unref();
+    }
+  }
+
+  #post(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (this.#queue.length === 0) return;
+    this.#exporter.worker.post({ type: 'spans', id: this.#exporter.id, spans: this.#queue });
+    this.#queue = [];
+  }
+
+  /** Flushes what is recorded; a collector that cannot be reached loses those spans, never the close. */
   async close(): Promise<void> {
-    await this.#provider.shutdown().catch(() => undefined);
+    if (this.#closed) return;
+    this.#post();
+    this.#closed = true;
+    // The exporter gives up on a send after 2 s; past 5, the close goes on without it.
+    await this.#exporter.worker.close(this.#exporter.id, 5_000);
+  }
+}
+
+/**
+ * A sampled span, on the data path: its context (which goes upstream) and what the export worker
+ * needs to make an OpenTelemetry span of it once it ends.
+ */
+export class SampledSpan {
+  readonly context: SpanContext;
+  readonly #tracer: MeshTracer;
+  #name: string;
+  readonly #client: boolean;
+  readonly #parent: SpanContext | undefined;
+  #attributes: Record<string, string | number>;
+  readonly #startMs = epochMs();
+  #events: SpanEventRecord[] | undefined;
+  #ended = false;
+
+  constructor(tracer: MeshTracer, name: string, client: boolean, context: SpanContext, parent: SpanContext | undefined, attributes: Record<string, string | number>) {
+    this.#tracer = tracer;
+    this.#name = name;
+    this.#client = client;
+    this.context = context;
+    this.#parent = parent;
+    this.#attributes = attributes;
+  }
+
+  /** Names the span and sets its first attributes. */
+  describe(name: string, attributes: Record<string, string | number>): void {
+    this.#name = name;
+    this.#attributes = attributes;
+  }
+
+  /** Something that happened during the span, now. */
+  addEvent(name: string, attributes: Record<string, string | number>): void {
+    (this.#events ??= []).push({ name, timeMs: epochMs(), attributes });
+  }
+
+  /** Ends the span with the response it led to; a span ends once, later calls do nothing. */
+  end(status: number, flags: string, extra: Record<string, string | number> = {}): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#tracer.export({
+      name: this.#name,
+      client: this.#client,
+      traceId: this.context.traceId,
+      spanId: this.context.spanId,
+      parentSpanId: this.#parent?.spanId,
+      parentRemote: this.#parent?.isRemote === true,
+      traceState: this.context.traceState?.serialize(),
+      startMs: this.#startMs,
+      endMs: epochMs(),
+      attributes: { ...this.#attributes, 'http.response.status_code': status, 'faultline.response_flags': flags || '-', ...extra },
+      events: this.#events ?? [],
+      error: status === 0 || status >= 500,
+    });
   }
 }
 
 /** Writes the span's context into the headers (W3C and both B3 forms), replacing what was there. */
-export function propagate(span: Span, headers: IncomingHttpHeaders): void {
-  propagator.inject(trace.setSpan(ROOT_CONTEXT, span), headers, setter);
+export function propagate(span: SampledSpan, headers: IncomingHttpHeaders): void {
+  propagator.inject(trace.setSpanContext(ROOT_CONTEXT, span.context), headers, setter);
 }
 
-/** Ends a span with the response it led to. */
-export function endSpan(span: Span, status: number, flags: string, extra: Record<string, string | number> = {}): void {
-  if (!span.isRecording()) return;
-  span.setAttributes({ 'http.response.status_code': status, 'faultline.response_flags': flags || '-', ...extra });
-  if (status === 0 || status >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
-  span.end();
+/** Now, in milliseconds since the Unix epoch, to the microsecond (Date.now() has milliseconds only). */
+function epochMs(): number {
+  return performance.timeOrigin + performance.now();
 }
 
 /** The trace id the request carries (traceparent or B3), without making any span. */
@@ -141,16 +321,15 @@ function sampledFlag(headers: IncomingHttpHeaders): boolean | undefined {
   return undefined;
 }
 
-// Ids for unsampled roots, hex from a pool of random bytes refilled 170 requests at a time.
+// Ids, as 48 hex digits (a trace id's 32 and a span id's 16), from a pool of random bytes refilled
+// 170 requests at a time.
 const pool = Buffer.alloc(24 * 170);
 let used = pool.length;
-function randomIds(): { traceId: string; spanId: string } {
+function randomIds(): string {
   if (used === pool.length) {
     randomFillSync(pool);
     used = 0;
   }
-  const traceId = pool.toString('hex', used, used + 16);
-  const spanId = pool.toString('hex', used + 16, used + 24);
   used += 24;
-  return { traceId, spanId };
+  return pool.toString('hex', used - 24, used);
 }

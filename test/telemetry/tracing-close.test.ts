@@ -1,17 +1,60 @@
-// A sidecar whose trace collector is down still closes cleanly, its batched spans lost.
+// Tracers close cleanly: one whose trace collector is down (its batched spans lost), and, of tracers
+// sharing the process's export worker (sidecars of one `faultline up`), one closing while another
+// goes on exporting.
 import { expect } from 'chai';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { MeshTracer } from '../../src/telemetry/tracing.ts';
-import { freeAddress } from '../helpers/net.ts';
+import { freeAddress, waitFor } from '../helpers/net.ts';
 
-describe('tracing without its collector', () => {
+/** Ends one sampled root hop on the tracer. */
+function oneSpan(tracer: MeshTracer): void {
+  const hop = tracer.startHop(true, {}, {});
+  hop.span!.describe('GET x', {});
+  hop.span!.end(200, '');
+}
+
+describe('tracing, closing', () => {
   it('closes without an error when the OTLP endpoint refuses the export', async () => {
     const tracer = new MeshTracer('svc', 'svc', { otlpEndpoint: `http://${await freeAddress()}/v1/traces`, sampleRatio: 1 });
     const forward: Record<string, string> = {};
-    const hop = tracer.startHop(true, {}, forward, () => ({ name: 'GET x', attributes: {} }));
-    hop.span!.end();
+    const hop = tracer.startHop(true, {}, forward);
+    hop.span!.end(200, '');
     const started = Date.now();
     await tracer.close();
     expect(Date.now() - started).to.be.below(3_000);
-    expect(forward.traceparent ?? hop.traceId).to.be.a('string');
+    expect(hop.traceId).to.match(/^[0-9a-f]{32}$/);
+  });
+
+  it('flushes a closing tracer and keeps the others of the process exporting', async () => {
+    const services: string[] = [];
+    const receiver = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c));
+      req.on('end', () => {
+        for (const match of body.matchAll(/"key":"service\.name","value":\{"stringValue":"([^"]+)"/g)) {
+          services.push(...Array.from({ length: (body.match(/"spanId"/g) ?? []).length }, () => match[1]!));
+        }
+        res.end('{}');
+      });
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    const otlpEndpoint = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/v1/traces`;
+    const first = new MeshTracer('first', 'first', { otlpEndpoint, sampleRatio: 1 });
+    const second = new MeshTracer('second', 'second', { otlpEndpoint, sampleRatio: 1 });
+    try {
+      oneSpan(first);
+      oneSpan(second);
+      // Closing flushes: the first tracer's span is sent before close resolves.
+      await first.close();
+      expect(services).to.include('first');
+      oneSpan(second);
+      await waitFor(() => services.filter((s) => s === 'second').length === 2, 5_000, "the second tracer's two spans");
+      expect(services.filter((s) => s === 'first')).to.have.length(1);
+    } finally {
+      await first.close();
+      await second.close();
+      await new Promise<void>((resolve) => receiver.close(() => resolve()));
+    }
   });
 });
