@@ -3,6 +3,12 @@
 // speed drifts by tens of percent within minutes, so processes measured in turns are measured on
 // different machines; run together, they share one core fairly and every round compares them at the
 // same moment (three identical sidecars agree within ±5 % a round this way).
+//
+// But a process keeps the speed it drew when it started, for its whole life: four identical sidecars
+// run head to head differed by up to 13 % (one at 0.87× another in every one of eleven rounds), so
+// one process per variant measures the processes as much as the variants. `sessions` therefore
+// starts fresh processes for every session and reports each variant's ratio per session; the median
+// over sessions is the figure.
 import { run } from './load.ts';
 import { cpuMs } from './processes.ts';
 
@@ -23,13 +29,13 @@ export interface Rounds {
 }
 
 /**
- * Runs a warm-up and then `rounds` rounds of `seconds`; `contenders(round)` gives, for each variant
+ * Runs a warm-up (`warmupS` seconds, all loaded at once) and then `rounds` rounds of `seconds`; `contenders(round)` gives, for each variant
  * being compared, the process and route that stand for it in that round (so variants can swap
  * processes from round to round).
  */
-export async function headToHead(contenders: (round: number) => readonly Contender[], rounds: number, seconds: number, connections = 16): Promise<Rounds> {
+export async function headToHead(contenders: (round: number) => readonly Contender[], rounds: number, seconds: number, connections = 16, warmupS = 3 * seconds): Promise<Rounds> {
   // Warm-up: the JIT and the heap settle over the first seconds of load.
-  await Promise.all(contenders(0).map((c) => run(c.url, c.host, { connections, duration: 3 * seconds })));
+  if (warmupS > 0) await Promise.all(contenders(0).map((c) => run(c.url, c.host, { connections, duration: warmupS })));
   const variants = contenders(0).length;
   const lists = () => Array.from({ length: variants }, () => [] as number[]);
   const result: Rounds = { cost: lists(), rps: lists(), share: lists() };
@@ -57,4 +63,40 @@ export function perCpuRatios(rounds: Rounds, v: number, base = 0): number[] {
 export function median(xs: readonly number[]): number {
   const sorted = [...xs].sort((a, b) => a - b);
   return sorted.length % 2 ? sorted[(sorted.length - 1) / 2]! : (sorted[sorted.length / 2 - 1]! + sorted[sorted.length / 2]!) / 2;
+}
+
+/** One session's processes: who to load, and how to stop them afterwards. */
+export interface Session {
+  readonly contenders: readonly Contender[];
+  stop(): Promise<void>;
+}
+
+/**
+ * `count` sessions, each with fresh processes from `start(session)`: every contender warmed alone
+ * for `warmupS` (a core of its own, so the JIT settles sooner than on a shared one), then `rounds`
+ * rounds of `seconds` head to head, then stopped. `during(session)` runs before the stop (a
+ * bench reads counters there). Returns each session's rounds.
+ */
+export async function sessions(
+  count: number,
+  start: (session: number) => Promise<Session>,
+  options: { rounds: number; seconds: number; warmupS: number; during?: (session: number, contenders: readonly Contender[]) => Promise<void> },
+): Promise<Rounds[]> {
+  const all: Rounds[] = [];
+  for (let session = 0; session < count; session++) {
+    const { contenders, stop } = await start(session);
+    try {
+      for (const c of contenders) await run(c.url, c.host, { connections: 16, duration: options.warmupS });
+      all.push(await headToHead(() => contenders, options.rounds, options.seconds, 16, 0));
+      await options.during?.(session, contenders);
+    } finally {
+      await stop();
+    }
+  }
+  return all;
+}
+
+/** Per session, the median over its rounds of variant `v`'s requests per CPU-second relative to `base`'s. */
+export function sessionRatios(all: readonly Rounds[], v: number, base = 0): number[] {
+  return all.map((rounds) => median(perCpuRatios(rounds, v, base)));
 }
