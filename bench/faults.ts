@@ -1,7 +1,8 @@
 // `npm run bench` (fourth part): what installed faults cost requests they do not match, and how exact
 // an injected delay is. Two sidecar processes in front of the same upstream — one with 20 faults that
 // match nothing the load sends (other destinations, headers, paths), one with none — run head to head
-// (bench/head-to-head.ts: loaded at once on one shared CPU, cost = CPU per request); then, on the sidecar with faults, a route delayed by a fixed 50 ms against an undelayed one
+// (bench/head-to-head.ts: loaded at once on one shared CPU, cost = CPU per request), in sessions of
+// fresh processes (a process keeps the speed it drew at start); then, on the sidecar with faults, a route delayed by a fixed 50 ms against an undelayed one
 // at 1,000 rps: the delayed latency distribution should be the plain one shifted by exactly 50 ms.
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -9,12 +10,14 @@ import { join } from 'node:path';
 import { Pool } from 'undici';
 import { stringify } from 'yaml';
 import { percentiles } from './load.ts';
-import { headToHead, median, perCpuRatios } from './head-to-head.ts';
-import { Processes, freePort, pinSelf } from './processes.ts';
+import { median, sessionRatios, sessions } from './head-to-head.ts';
+import { Processes, freePort, pinSelf, type SidecarProcess } from './processes.ts';
 
 const quick = process.argv.includes('--quick');
-const ROUND_S = quick ? 2 : 4;
-const ROUNDS = quick ? 4 : 10;
+const SESSIONS = quick ? 2 : 10;
+const ROUNDS = quick ? 2 : 5;
+const ROUND_S = quick ? 2 : 3;
+const WARMUP_S = quick ? 2 : 4;
 const rateS = quick ? 3 : 8;
 const DELAY_MS = 50;
 
@@ -62,11 +65,19 @@ async function main(): Promise<void> {
     const upstream = Number(await processes.start('upstream', ['bench/upstream.ts'], {}, 0));
     // Half the delayed route's requests are delayed (seeded), so delayed and undelayed ones share one load.
     const delayFault = { id: 'delay-50', match: { route: 'delayed' }, percent: 50, seed: 1, delay: { fixed: `${DELAY_MS}ms` } };
-    const withFaults = await processes.startSidecar('client', await meshFile(upstream, [...idleFaults(), delayFault]), 'with-faults', 1);
-    const without = await processes.startSidecar('client', await meshFile(upstream, []), 'no-faults', 1);
-    const rounds = await headToHead(() => [without, withFaults].map((sidecar) => ({ pid: sidecar.pid, url: `http://${sidecar.addresses.outbound}/`, host: 'upstream' })), ROUNDS, ROUND_S);
-    const ratios = perCpuRatios(rounds, 1);
+    const configs = { with: await meshFile(upstream, [...idleFaults(), delayFault]), without: await meshFile(upstream, []) };
+    const all = await sessions(SESSIONS, async (session) => {
+      const these = new Processes();
+      // Started in turns: which of the two starts first changes from session to session.
+      const order = session % 2 === 0 ? (['without', 'with'] as const) : (['with', 'without'] as const);
+      const started = { with: undefined as SidecarProcess | undefined, without: undefined as SidecarProcess | undefined };
+      for (const which of order) started[which] = await these.startSidecar('client', configs[which], `${which}-faults`, 1);
+      const contenders = [started.without!, started.with!].map((sidecar) => ({ pid: sidecar.pid, url: `http://${sidecar.addresses.outbound}/`, host: 'upstream' }));
+      return { contenders, stop: () => these.stopAll() };
+    }, { rounds: ROUNDS, seconds: ROUND_S, warmupS: WARMUP_S });
+    const ratios = sessionRatios(all, 1);
     const ratio = median(ratios);
+    const withFaults = await processes.startSidecar('client', configs.with, 'with-faults', 1);
 
     // Delay accuracy: one stream of requests at a steady 1,000 rps, half of them delayed (told apart by
     // the DI flag): the delayed latency distribution against the undelayed one, quantile by quantile.
@@ -77,14 +88,14 @@ async function main(): Promise<void> {
     const worst = Math.max(...(['p50', 'p90', 'p99'] as const).map((q) => Math.abs(shift(q))));
 
     process.stdout.write([
-      `node ${process.version}; ${pinning}; head to head: both sidecars loaded at once (16 connections each), ${ROUNDS} rounds × ${ROUND_S} s; delay: ${rateS * 1000} requests at 1000 rps, half delayed`,
+      `node ${process.version}; ${pinning}; ${SESSIONS} sessions of fresh processes, each: both sidecars warmed alone ${WARMUP_S} s, then loaded at once (16 connections each), ${ROUNDS} rounds × ${ROUND_S} s; delay: ${rateS * 1000} requests at 1000 rps, half delayed`,
       '',
-      '| sidecar | CPU ms per 1,000 requests (rounds) | rps in the shared core (rounds) |',
-      '|---|---|---|',
-      ...['no faults', '20 faults, none matching'].map((name, v) => `| ${name} | ${rounds.cost[v]!.map((c) => c.toFixed(0)).join(', ')} | ${rounds.rps[v]!.map((r) => r.toFixed(0)).join(', ')} |`),
+      '| sidecar | CPU ms per 1,000 requests (session medians) |',
+      '|---|---|',
+      ...['no faults', '20 faults, none matching'].map((name, v) => `| ${name} | ${all.map((rounds) => median(rounds.cost[v]!).toFixed(0)).join(', ')} |`),
       '',
-      `Per-round ratios, requests per CPU-second with the faults ÷ without: ${[...ratios].sort((a, b) => a - b).map((r) => r.toFixed(3)).join(', ')}.`,
-      `20 idle faults: ${ratio.toFixed(3)}× the throughput per CPU without, median of the rounds (cost ${((1 - ratio) * 100).toFixed(1)} %, target ≤ 3 %: ${ratio >= 0.97 ? 'met' : 'NOT met'}).`,
+      `Per-session ratios, requests per CPU-second with the faults ÷ without: ${[...ratios].sort((a, b) => a - b).map((r) => r.toFixed(3)).join(', ')}.`,
+      `20 idle faults: ${ratio.toFixed(3)}× the throughput per CPU without, median of the sessions (cost ${((1 - ratio) * 100).toFixed(1)} %, target ≤ 3 %: ${ratio >= 0.97 ? 'met' : 'NOT met'}).`,
       '',
       `| requests at 1000 rps, one stream | requests | p50 ms | p90 ms | p99 ms |`,
       '|---|---|---|---|---|',

@@ -31,15 +31,11 @@ export function faultLayer(point: Point, table: FaultTable, events: EventBus, se
       headers: ctx.headers,
     };
     let handler: Handler = next;
-    const fired: { fault: ActiveFault; plan: Plan; ordinal: number }[] = [];
-    const consider = (fault: ActiveFault) => {
-      if (!fault.action || !fault.matches(input)) return;
-      const decision = fault.decide();
-      if (decision) fired.push({ fault, plan: fault.action.plan(decision.random), ordinal: decision.ordinal });
-    };
-    for (const fault of faults) consider(fault);
-    if (triggered) for (const fault of triggered) consider(fault);
-    if (fired.length === 0) return next(ctx);
+    // Most requests match none of the faults installed: nothing is allocated for them but the input.
+    let fired: Fired[] | undefined;
+    for (const fault of faults) fired = consider(fault, input, fired);
+    if (triggered) for (const fault of triggered) fired = consider(fault, input, fired);
+    if (fired === undefined) return next(ctx);
     // The first fault listed is outermost: a delay listed before an abort delays the abort, and an
     // abort stops the faults after it (they are not recorded: they never acted).
     for (let i = fired.length - 1; i >= 0; i--) {
@@ -65,6 +61,21 @@ export function faultLayer(point: Point, table: FaultTable, events: EventBus, se
     }
     return handler(ctx);
   };
+}
+
+interface Fired {
+  readonly fault: ActiveFault;
+  readonly plan: Plan;
+  readonly ordinal: number;
+}
+
+/** Adds the fault to those that fire on this request when it matches and its draw says so. */
+function consider(fault: ActiveFault, input: FaultInput, fired: Fired[] | undefined): Fired[] | undefined {
+  if (!fault.action || !fault.matches(input)) return fired;
+  const decision = fault.decide();
+  if (!decision) return fired;
+  (fired ??= []).push({ fault, plan: fault.action.plan(decision.random), ordinal: decision.ordinal });
+  return fired;
 }
 
 /**
