@@ -122,7 +122,9 @@ class ExportWorker {
 
   /** Opens an exporter for one tracer; its id goes with everything it posts. */
   static open(settings: ExporterSettings): { worker: ExportWorker; id: number } {
-    const worker = (ExportWorker.#shared ??= new ExportWorker());
+    // A worker that failed keeps its tracers (they export nothing more); new ones get a new worker.
+    if (ExportWorker.#shared === undefined || ExportWorker.#shared.#failed) ExportWorker.#shared = new ExportWorker();
+    const worker = ExportWorker.#shared;
     const id = ++ExportWorker.#ids;
     worker.#users++;
     worker.post({ type: 'open', id, settings });
