@@ -187,6 +187,8 @@ interface Closed {
  * handler: measured 0.888× → 0.938× the requests per CPU-second of telemetry off (ten sessions each,
  * docs/benchmarks.md). Each event keeps the times its exchange closed at; its seq is its place in
  * the stream when emitted, so an event emitted in the same turn (a breaker opening) may precede it.
+ * The rest is read from the context when emitted, later in the same turn: a try still running for a
+ * caller that left could in principle add its endpoint or fault in between.
  */
 let closed: Closed[] = [];
 
