@@ -3,19 +3,21 @@
 // 100 ms; here each record becomes an SDK span with those ids and times, and the SDK's batch
 // processor and OTLP/HTTP exporter send it. One worker per process, whatever the number of sidecars
 // in it (`faultline up` runs many): a worker's isolate is about 22 MiB of RSS.
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, trace } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, trace, type Tracer } from '@opentelemetry/api';
 import { TraceState } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { AlwaysOnSampler, BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
-import type { Tracer } from '@opentelemetry/api';
 import { parentPort } from 'node:worker_threads';
 import type { ExportMessage, ExportReply, ExporterSettings, SpanRecord } from './tracing.ts';
 
 interface Exporter {
   readonly tracer: Tracer;
   readonly provider: BasicTracerProvider;
-  /** The SDK draws a span's ids from its id generator; each record's own ids, made on the data path (they went upstream in traceparent before the span ended), are handed to it here. */
+  /**
+   * The SDK draws a span's ids from its id generator; each record's own ids, made on the data path
+   * (they went upstream in traceparent before the span ended), are handed to it here.
+   */
   readonly ids: { traceId: string; spanId: string };
 }
 
