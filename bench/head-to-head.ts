@@ -80,7 +80,7 @@ export interface Session {
 export async function sessions(
   count: number,
   start: (session: number) => Promise<Session>,
-  options: { rounds: number; seconds: number; warmupS: number; during?: (session: number, contenders: readonly Contender[]) => Promise<void> },
+  options: { rounds: number; seconds: number; warmupS: number; during?: (session: number) => Promise<void> },
 ): Promise<Rounds[]> {
   const all: Rounds[] = [];
   for (let session = 0; session < count; session++) {
@@ -88,7 +88,7 @@ export async function sessions(
     try {
       for (const c of contenders) await run(c.url, c.host, { connections: 16, duration: options.warmupS });
       all.push(await headToHead(() => contenders, options.rounds, options.seconds, 16, 0));
-      await options.during?.(session, contenders);
+      await options.during?.(session);
     } finally {
       await stop();
     }

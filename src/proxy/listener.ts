@@ -285,8 +285,9 @@ export function createContext(
   const host = stripPort(authority).toLowerCase();
   const method = req.method ?? 'GET';
   const hop = options.tracer?.startHop(options.direction === 'outbound', req.headers, headers);
+  const span = hop?.span;
   // The span's name and attributes are built only for a hop that is sampled.
-  hop?.span?.describe(`${method} ${host}`, {
+  span?.describe(`${method} ${host}`, {
     'http.request.method': method,
     'server.address': host,
     'url.path': queryAt === -1 ? path : path.slice(0, queryAt),
@@ -294,7 +295,6 @@ export function createContext(
     'faultline.direction': options.direction,
   });
   // Inbound, the app's own calls continue from this hop; outbound, each attempt span takes over.
-  const span = hop?.span;
   if (span && options.direction === 'inbound') propagate(span, headers);
   return {
     id,
