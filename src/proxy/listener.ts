@@ -112,7 +112,9 @@ function writeResponse(res: ServerResponse, response: ProxyResponse, ctx: Reques
     res.end();
     return flags;
   }
-  // pipe, not pipeline: pipeline builds an AbortController and a DOMException for every stream it finishes.
+  // Neither pipeline (an AbortController and a DOMException for every stream it finishes) nor pipe
+  // (six listeners added and removed per response, and a second 'data' listener to count the bytes):
+  // one 'data' listener writes, counts and holds back when the caller's socket is full.
   const body = response.body;
   body.once('error', (error) => {
     ctx.flags.add(error instanceof MeshError ? error.flag : ResponseFlag.UpstreamConnectionTermination);
@@ -121,9 +123,14 @@ function writeResponse(res: ServerResponse, response: ProxyResponse, ctx: Reques
   res.once('close', () => {
     if (!body.readableEnded) body.destroy();
   });
-  body.pipe(res);
-  // Counted as it goes by (after pipe, which owns the flow): a second 'data' reader only observes.
-  if (sent) body.on('data', (chunk: Buffer) => (sent.bytes += chunk.length));
+  body.on('data', (chunk: Buffer) => {
+    if (sent) sent.bytes += chunk.length;
+    if (!res.write(chunk)) {
+      body.pause();
+      res.once('drain', () => body.resume());
+    }
+  });
+  body.once('end', () => res.end());
   return flags;
 }
 

@@ -2,7 +2,8 @@
 // `faultline sidecar` process, whose RSS is sampled throughout.
 import { expect } from 'chai';
 import type { ChildProcess } from 'node:child_process';
-import { request as httpRequest } from 'node:http';
+import { readFileSync } from 'node:fs';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import { sidecarEntry, writeMesh } from '../helpers/mesh.ts';
 import { freeAddress, startUpstream, type Upstream } from '../helpers/net.ts';
@@ -13,15 +14,33 @@ const CHUNK = Buffer.alloc(256 * 1024, 0x61);
 // Measured: ~205 MiB peak whether 128 MiB or 2 GiB pass (young-generation growth under a fast stream), so
 // memory is bounded by the stream, not the body; 1 GiB buffered would show as well over 1 GiB.
 const RSS_LIMIT = 320 * 1024 * 1024;
+/**
+ * What the upstream may send while the caller reads nothing: what the kernel buffers on the two
+ * connections (each socket's receive and send buffer, which grow up to tcp_rmem's and tcp_wmem's
+ * maximum; a kept-alive upstream connection that carried the 1 GB has grown its own), plus the
+ * streams' few KiB. Measured: 9.5 MiB on fresh connections, 46 MiB after the 1 GB download. The slow
+ * caller's body is at least three times that.
+ */
+const HELD_LIMIT = 2 * (tcpBufferMax('tcp_rmem') + tcpBufferMax('tcp_wmem')) + 16 * 1024 ** 2;
+const SLOW_BYTES = Math.max(256 * 1024 ** 2, 3 * HELD_LIMIT);
 
-/** Exactly `bytes` bytes, from one reused chunk: the test itself holds no big buffer. */
-function source(bytes: number): Readable {
+function tcpBufferMax(name: string): number {
+  try {
+    return Number(readFileSync(`/proc/sys/net/ipv4/${name}`, 'utf8').trim().split(/\s+/)[2]);
+  } catch {
+    return 16 * 1024 ** 2;
+  }
+}
+
+/** Exactly `bytes` bytes, from one reused chunk: the test itself holds no big buffer. `pulled` hears of each chunk read. */
+function source(bytes: number, pulled: (n: number) => void = () => undefined): Readable {
   let left = bytes;
   return new Readable({
     read() {
       if (left === 0) return void this.push(null);
       const n = Math.min(left, CHUNK.length);
       left -= n;
+      pulled(n);
       this.push(n === CHUNK.length ? CHUNK : CHUNK.subarray(0, n));
     },
   });
@@ -32,6 +51,7 @@ describe('streaming through a sidecar process', function () {
   let upstream: Upstream;
   let sidecar: { child: ChildProcess; addresses: Record<string, string> };
   let peakRss = 0;
+  let slowPulled = 0;
   let sampler: NodeJS.Timeout;
 
   before(async () => {
@@ -41,6 +61,9 @@ describe('streaming through a sidecar process', function () {
         let bytes = 0;
         req.on('data', (c: Buffer) => (bytes += c.length));
         req.on('end', () => res.end(String(bytes)));
+      } else if (req.url === '/slow') {
+        res.writeHead(200, { 'content-length': SLOW_BYTES });
+        source(SLOW_BYTES, (n) => (slowPulled += n)).pipe(res);
       } else {
         res.writeHead(200, { 'content-length': GIB });
         source(GIB).pipe(res);
@@ -92,5 +115,39 @@ describe('streaming through a sidecar process', function () {
     expect(reply.status).to.equal(200);
     expect(reply.received).to.equal(GIB);
     expect(peakRss, `peak RSS ${Math.round(peakRss / 2 ** 20)} MiB`).to.be.below(RSS_LIMIT);
+  });
+
+  it('holds the upstream back while the caller does not read, and counts every byte it sent', async () => {
+    const [host, port] = sidecar.addresses.outbound!.split(':');
+    const requestId = `slow-${Date.now()}`;
+    const response = await new Promise<IncomingMessage>((resolve, reject) => {
+      const req = httpRequest({ host, port: Number(port), path: '/slow', headers: { host: 'sink', 'x-request-id': requestId } }, resolve);
+      req.on('error', reject).end();
+    });
+    response.pause();
+    // The upstream is read only as fast as the caller reads: its progress stops while the caller is paused.
+    let last = -1;
+    for (const deadline = Date.now() + 20_000; slowPulled === 0 || slowPulled !== last; ) {
+      expect(Date.now(), `the upstream kept going: ${slowPulled} bytes`).to.be.below(deadline);
+      last = slowPulled;
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    }
+    expect(slowPulled, 'bytes the upstream sent while the caller read nothing').to.be.below(HELD_LIMIT);
+    let received = 0;
+    response.on('data', (c: Buffer) => (received += c.length));
+    await new Promise((resolve) => response.on('end', resolve).resume());
+    expect(received).to.equal(SLOW_BYTES);
+    // request.done counts what the caller was sent.
+    const events = await fetch(`http://${sidecar.addresses.admin}/events?since=0`, { signal: AbortSignal.timeout(10_000) });
+    const reader = events.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let buffered = '';
+    let done: { responseBytes: number } | undefined;
+    while (!done) {
+      const { value } = await reader.read();
+      buffered += value ?? '';
+      done = buffered.split('\n').filter(Boolean).map((line) => JSON.parse(line)).find((e) => e.requestId === requestId && e.type === 'request.done');
+    }
+    await reader.cancel();
+    expect(done.responseBytes).to.equal(SLOW_BYTES);
   });
 });
