@@ -323,15 +323,16 @@ function sampledFlag(headers: IncomingHttpHeaders): boolean | undefined {
   return undefined;
 }
 
-// Ids, as 48 hex digits (a trace id's 32 and a span id's 16), from a pool of random bytes refilled
-// 170 requests at a time.
+// Ids, as 48 hex digits (a trace id's 32 and a span id's 16), cut from random bytes turned into hex
+// 170 requests' worth at a time: one conversion per refill, a substring per request.
 const pool = Buffer.alloc(24 * 170);
-let used = pool.length;
+let hex = '';
+let used = hex.length;
 function randomIds(): string {
-  if (used === pool.length) {
-    randomFillSync(pool);
+  if (used === hex.length) {
+    hex = randomFillSync(pool).toString('hex');
     used = 0;
   }
-  used += 24;
-  return pool.toString('hex', used - 24, used);
+  used += 48;
+  return hex.slice(used - 48, used);
 }
