@@ -1,8 +1,9 @@
 // The trace export worker: OpenTelemetry's tracing SDK, off the data path. A sidecar's event loop
-// records a sampled span as plain data (ids, times, attributes, events) and posts what ended every
-// 100 ms; here each record becomes an SDK span with those ids and times, and the SDK's batch
-// processor and OTLP/HTTP exporter send it. One worker per process, whatever the number of sidecars
-// in it (`faultline up` runs many): a worker's isolate is about 22 MiB of RSS.
+// records a sampled span as plain data (ids, times, attributes, events) and posts the ended ones in
+// batches (every telemetry.tracing.exportDelayMs, or 512 spans); here each record becomes an SDK span
+// with those ids and times, and the SDK's batch processor (the same delay) and OTLP/HTTP exporter
+// send it. One worker per process, whatever the number of sidecars in it (`faultline up` runs many):
+// a worker's isolate is about 22 MiB of RSS.
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, trace, type Tracer } from '@opentelemetry/api';
 import { TraceState } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
@@ -31,7 +32,7 @@ function open(settings: ExporterSettings): Exporter {
     // The data path sampled these already: every record is recorded and exported.
     sampler: new AlwaysOnSampler(),
     idGenerator: { generateTraceId: () => ids.traceId, generateSpanId: () => ids.spanId },
-    spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter({ url: settings.otlpEndpoint, timeoutMillis: 2_000 }), { scheduledDelayMillis: 200 })],
+    spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter({ url: settings.otlpEndpoint, timeoutMillis: 2_000 }), { scheduledDelayMillis: settings.exportDelayMs })],
   });
   return { tracer: provider.getTracer('faultline'), provider, ids };
 }

@@ -26,6 +26,8 @@ export interface Hop {
 export interface TracingSettings {
   readonly otlpEndpoint: string;
   readonly sampleRatio: number;
+  /** How long ended spans wait to be batched: on the event loop before they are posted, then in the worker before they are sent. */
+  readonly exportDelayMs: number;
 }
 
 /** What the export worker is started with. */
@@ -33,6 +35,7 @@ export interface ExporterSettings {
   readonly service: string;
   readonly sidecar: string;
   readonly otlpEndpoint: string;
+  readonly exportDelayMs: number;
 }
 
 /** One ended span, as the export worker receives it. Times are milliseconds since the Unix epoch. */
@@ -84,17 +87,16 @@ const setter: TextMapSetter<IncomingHttpHeaders> = {
   },
 };
 
-const propagator = new CompositePropagator({
-  propagators: [
-    new B3Propagator({ injectEncoding: B3InjectEncoding.SINGLE_HEADER }),
-    new B3Propagator({ injectEncoding: B3InjectEncoding.MULTI_HEADER }),
-    new W3CTraceContextPropagator(),
-  ],
-});
+const w3c = new W3CTraceContextPropagator();
+const b3Single = new B3Propagator({ injectEncoding: B3InjectEncoding.SINGLE_HEADER });
+const b3Multi = new B3Propagator({ injectEncoding: B3InjectEncoding.MULTI_HEADER });
+/** Reads any of the three formats (extract); writes all three (inject) where the app is next. */
+const propagator = new CompositePropagator({ propagators: [b3Single, b3Multi, w3c] });
 
 /** Ended spans waiting for the next post: at most this many (a stuck worker costs spans, not memory). */
 const QUEUE_LIMIT = 4_096;
-const POST_MS = 100;
+/** Posted as soon as this many are waiting, else when the export delay is up. */
+const POST_BATCH = 512;
 const WORKER = new URL(import.meta.url.endsWith('.ts') ? './span-export.ts' : './span-export.js', import.meta.url);
 
 /**
@@ -155,6 +157,7 @@ class ExportWorker {
 
 export class MeshTracer {
   readonly #ratio: number;
+  readonly #delayMs: number;
   readonly #exporter: { worker: ExportWorker; id: number };
   #queue: SpanRecord[] = [];
   #timer: NodeJS.Timeout | undefined;
@@ -162,7 +165,8 @@ export class MeshTracer {
 
   constructor(service: string, sidecar: string, settings: TracingSettings) {
     this.#ratio = settings.sampleRatio;
-    this.#exporter = ExportWorker.open({ service, sidecar, otlpEndpoint: settings.otlpEndpoint });
+    this.#delayMs = settings.exportDelayMs;
+    this.#exporter = ExportWorker.open({ service, sidecar, otlpEndpoint: settings.otlpEndpoint, exportDelayMs: settings.exportDelayMs });
   }
 
   /**
@@ -193,11 +197,11 @@ export class MeshTracer {
 
   /**
    * A child span for one attempt of a sampled hop; its context replaces the trace headers going
-   * upstream.
+   * upstream (propagateUpstream).
    */
   startAttempt(hop: SampledSpan, attempt: number, headers: IncomingHttpHeaders): SampledSpan {
     const span = new SampledSpan(this, `attempt ${attempt}`, true, { ...hop.context, spanId: randomIds().slice(32) }, hop.context, { 'faultline.attempt': attempt });
-    propagate(span, headers);
+    propagateUpstream(span, headers);
     return span;
   }
 
@@ -205,8 +209,9 @@ export class MeshTracer {
   export(record: SpanRecord): void {
     if (this.#closed || this.#queue.length >= QUEUE_LIMIT) return;
     this.#queue.push(record);
-    if (this.#timer === undefined) {
-      this.#timer = setTimeout(() => this.#post(), POST_MS);
+    if (this.#queue.length >= POST_BATCH) this.#post();
+    else if (this.#timer === undefined) {
+      this.#timer = setTimeout(() => this.#post(), this.#delayMs);
       this.#timer.unref();
     }
   }
@@ -285,9 +290,25 @@ export class SampledSpan {
   }
 }
 
-/** Writes the span's context into the headers (W3C and both B3 forms), replacing what was there. */
+/**
+ * Writes the span's context into the headers going to the app (W3C and both B3 forms, replacing
+ * what was there): an app may forward either format.
+ */
 export function propagate(span: SampledSpan, headers: IncomingHttpHeaders): void {
   propagator.inject(trace.setSpanContext(ROOT_CONTEXT, span.context), headers, setter);
+}
+
+/**
+ * Writes the span's context into the headers going upstream: W3C, which every sidecar reads (as a
+ * new trace's unsampled hops get it), and B3 in the forms the request carries, replaced, so that an
+ * upstream outside the mesh that its callers reach with B3 still gets B3 — as Envoy's OpenTelemetry
+ * tracer writes W3C alone.
+ */
+function propagateUpstream(span: SampledSpan, headers: IncomingHttpHeaders): void {
+  const context = trace.setSpanContext(ROOT_CONTEXT, span.context);
+  w3c.inject(context, headers, setter);
+  if (headers.b3 !== undefined) b3Single.inject(context, headers, setter);
+  if (headers['x-b3-traceid'] !== undefined) b3Multi.inject(context, headers, setter);
 }
 
 /** Now, in milliseconds since the Unix epoch, to the microsecond (Date.now() has milliseconds only). */

@@ -16,7 +16,7 @@ function oneSpan(tracer: MeshTracer): void {
 
 describe('tracing, closing', () => {
   it('closes without an error when the OTLP endpoint refuses the export', async () => {
-    const tracer = new MeshTracer('svc', 'svc', { otlpEndpoint: `http://${await freeAddress()}/v1/traces`, sampleRatio: 1 });
+    const tracer = new MeshTracer('svc', 'svc', { otlpEndpoint: `http://${await freeAddress()}/v1/traces`, sampleRatio: 1, exportDelayMs: 1_000 });
     const forward: Record<string, string> = {};
     const hop = tracer.startHop(true, {}, forward);
     hop.span!.end(200, '');
@@ -40,8 +40,8 @@ describe('tracing, closing', () => {
     });
     await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
     const otlpEndpoint = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/v1/traces`;
-    const first = new MeshTracer('first', 'first', { otlpEndpoint, sampleRatio: 1 });
-    const second = new MeshTracer('second', 'second', { otlpEndpoint, sampleRatio: 1 });
+    const first = new MeshTracer('first', 'first', { otlpEndpoint, sampleRatio: 1, exportDelayMs: 1_000 });
+    const second = new MeshTracer('second', 'second', { otlpEndpoint, sampleRatio: 1, exportDelayMs: 1_000 });
     try {
       oneSpan(first);
       oneSpan(second);

@@ -85,6 +85,8 @@ const valueOf = (v: Record<string, unknown>) => v.stringValue ?? v.intValue ?? v
 describe('tracing', function () {
   this.timeout(30_000);
   let app: Upstream;
+  /** A service outside the mesh (no sidecar): it sees what the caller's sidecar sends upstream. */
+  let ledger: Upstream;
   let client: Sidecar;
   let server: Sidecar;
   let receiver: Awaited<ReturnType<typeof startReceiver>>;
@@ -93,11 +95,17 @@ describe('tracing', function () {
   before(async () => {
     receiver = await startReceiver();
     app = await startUpstream('payments');
+    ledger = await startUpstream('ledger');
     const config = {
       mesh: { name: 'traces' },
       faultInjection: { headerTriggers: true },
-      telemetry: { tracing: { otlpEndpoint: receiver.url } },
-      services: [{ name: 'checkout', endpoints: [{ address: await freeAddress() }] }, { name: 'payments', endpoints: [{ address: app.address }] }],
+      // Spans batched for 100 ms rather than the default second: the tests wait for them.
+      telemetry: { tracing: { otlpEndpoint: receiver.url, exportDelayMs: 100 } },
+      services: [
+        { name: 'checkout', endpoints: [{ address: await freeAddress() }] },
+        { name: 'payments', endpoints: [{ address: app.address }] },
+        { name: 'ledger', endpoints: [{ address: ledger.address }] },
+      ],
       routes: [{ name: 'pay', match: { host: 'payments' }, destinations: [{ service: 'payments' }], retries: { attempts: 1, retryOn: ['5xx'], backoff: { base: '1ms', max: '1ms' } } }],
       sidecars: [await sidecarEntry('checkout', await freeAddress()), await sidecarEntry('payments', app.address)],
     };
@@ -118,6 +126,7 @@ describe('tracing', function () {
     await client.close();
     await server.close();
     await app.close();
+    await ledger.close();
     await new Promise<void>((resolve) => receiver.server.close(() => resolve()));
   });
 
@@ -176,6 +185,34 @@ describe('tracing', function () {
       expect(inbound.start).to.be.within(parent.start - 1, parent.end + 1);
     }
     expect(hop.status).to.equal(0);
+  });
+
+  it('writes W3C upstream, and B3 there only in the forms the request carries, each naming the try', async () => {
+    const upstream: IncomingHttpHeaders[] = [];
+    ledger.handler = (req, res) => {
+      upstream.push(req.headers);
+      res.end();
+    };
+    const traceId = '6e0c63257de34c926f9efcd03927272e';
+    const caller = 'a2fb4a1d1a96d312';
+    await call(client.addresses.outbound, 'ledger', '/', { traceparent: `00-${traceId}-${caller}-01` });
+    await call(client.addresses.outbound, 'ledger', '/', { b3: `${traceId}-${caller}-1` });
+    await call(client.addresses.outbound, 'ledger', '/', { 'x-b3-traceid': traceId, 'x-b3-spanid': caller, 'x-b3-sampled': '1' });
+    const spans = await waitFor(() => (receiver.spans.filter((s) => s.name === 'attempt 1').length >= 3 ? receiver.spans : undefined), 10_000, 'three tries');
+    const tries = new Set(spans.filter((s) => s.name === 'attempt 1').map((s) => s.spanId));
+    const written = upstream.map((h) => ({
+      w3c: String(h.traceparent).split('-')[2],
+      b3: h.b3 === undefined ? undefined : String(h.b3).split('-')[1],
+      multi: h['x-b3-spanid'],
+    }));
+    expect(upstream.every((h) => String(h.traceparent).startsWith(`00-${traceId}-`))).to.equal(true);
+    expect(written.every((w) => tries.has(w.w3c!))).to.equal(true);
+    expect(written).to.deep.equal([
+      { w3c: written[0]!.w3c, b3: undefined, multi: undefined },
+      { w3c: written[1]!.w3c, b3: written[1]!.w3c, multi: undefined },
+      { w3c: written[2]!.w3c, b3: undefined, multi: written[2]!.w3c },
+    ]);
+    expect(upstream[2]!['x-b3-traceid']).to.equal(traceId);
   });
 
   it('continues a trace the caller sent in B3 headers', async () => {
