@@ -1,8 +1,9 @@
 // Traces (OpenTelemetry): a span per hop — CLIENT on the outbound side, SERVER on the inbound side —
 // and a child span per attempt, whose context goes upstream, so retries show as children of their
-// request. W3C traceparent and B3 (single and multi header) are both read and both written, so apps
-// that forward either keep one trace. Exported over OTLP/HTTP when an endpoint is configured; without
-// one no span is made at all and headers pass through untouched.
+// request. W3C traceparent and B3 (single and multi header) are both read, and both written to the
+// app, so apps that forward either keep one trace; upstream, W3C (and B3 where the request has it).
+// Exported over OTLP/HTTP when an endpoint is configured; without one no span is made at all and
+// headers pass through untouched.
 //
 // The event loop only decides, propagates and records: a sampled hop is a SampledSpan, plain data
 // whose context is written into the headers with OpenTelemetry's own propagators. Ended spans are
