@@ -1,16 +1,41 @@
 // Real sockets on loopback for tests: free ports, upstream servers that record what they saw, and
 // polling with a deadline instead of sleeping.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { readFileSync } from 'node:fs';
 import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 
 /** Ports handed out in this process: the kernel may offer a closed one again, and a test needs distinct ones. */
 const handedOut = new Set<number>();
 
+/**
+ * Ports below the kernel's ephemeral range (ip_local_port_range), where a test's listeners go. A
+ * port the kernel hands out for `listen(0)` comes from that range, which is also where every
+ * outgoing connection takes its local port: between the check and the test's own listen, a
+ * connection could take it (seen: EADDRINUSE in CI). Below the range only listeners compete.
+ */
+const [FIRST, END] = ((): [number, number] => {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    if (low > 12_000) return [10_000, low];
+  } catch {
+    // Not Linux: the kernel's choice (port 0) is the only one known to be free.
+  }
+  return [0, 0];
+})();
+let next = FIRST + Math.floor(Math.random() * (END - FIRST));
+
+/** A free port on 127.0.0.1, checked by listening on it, never one handed out before in this process. */
 export async function freePort(): Promise<number> {
-  for (;;) {
+  for (let tries = 0; ; tries++) {
+    const candidate = END === 0 || tries > END - FIRST ? 0 : next;
+    if (END !== 0) next = next + 1 >= END ? FIRST : next + 1;
+    if (candidate !== 0 && handedOut.has(candidate)) continue;
     const server = createNetServer();
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const { port } = server.address() as AddressInfo;
+    const port = await new Promise<number | undefined>((resolve) => {
+      server.once('error', () => resolve(undefined));
+      server.listen(candidate, '127.0.0.1', () => resolve((server.address() as AddressInfo).port));
+    });
+    if (port === undefined) continue;
     await new Promise<void>((resolve) => server.close(() => resolve()));
     if (handedOut.has(port)) continue;
     handedOut.add(port);
