@@ -1,6 +1,6 @@
 // Real sockets on loopback for tests: free ports, upstream servers that record what they saw, and
 // polling with a deadline instead of sleeping.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 
@@ -100,4 +100,29 @@ export async function waitFor<T>(probe: () => T | undefined | false | Promise<T 
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
+}
+
+/** Reads NDJSON lines from a long-lived response until `enough` says so. */
+export function readEvents(address: string, path: string, enough: (lines: Record<string, unknown>[]) => boolean): Promise<Record<string, unknown>[]> {
+  const [host, port] = address.split(':');
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host, port: Number(port), path }, (res) => {
+      let buffer = '';
+      const lines: Record<string, unknown>[] = [];
+      res.on('data', (chunk: Buffer) => {
+        buffer += chunk;
+        let newline: number;
+        while ((newline = buffer.indexOf('\n')) !== -1) {
+          lines.push(JSON.parse(buffer.slice(0, newline)));
+          buffer = buffer.slice(newline + 1);
+        }
+        if (enough(lines)) {
+          req.destroy();
+          resolve(lines);
+        }
+      });
+    });
+    req.on('error', (error) => (error.message === 'socket hang up' ? undefined : reject(error)));
+    req.end();
+  });
 }

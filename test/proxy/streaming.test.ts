@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import { sidecarEntry, writeMesh } from '../helpers/mesh.ts';
-import { freeAddress, startUpstream, type Upstream } from '../helpers/net.ts';
+import { freeAddress, readEvents, startUpstream, type Upstream } from '../helpers/net.ts';
 import { rssOf, startSidecarProcess, stopProcess } from '../helpers/process.ts';
 
 const GIB = Number(process.env.STREAM_BYTES ?? 1024 ** 3);
@@ -138,16 +138,8 @@ describe('streaming through a sidecar process', function () {
     await new Promise((resolve) => response.on('end', resolve).resume());
     expect(received).to.equal(SLOW_BYTES);
     // request.done counts what the caller was sent.
-    const events = await fetch(`http://${sidecar.addresses.admin}/events?since=0`, { signal: AbortSignal.timeout(10_000) });
-    const reader = events.body!.pipeThrough(new TextDecoderStream()).getReader();
-    let buffered = '';
-    let done: { responseBytes: number } | undefined;
-    while (!done) {
-      const { value } = await reader.read();
-      buffered += value ?? '';
-      done = buffered.split('\n').filter(Boolean).map((line) => JSON.parse(line)).find((e) => e.requestId === requestId && e.type === 'request.done');
-    }
-    await reader.cancel();
+    const lines = await readEvents(sidecar.addresses.admin!, '/events?since=0', (read) => read.some((e) => e.requestId === requestId && e.type === 'request.done'));
+    const done = lines.find((e) => e.requestId === requestId && e.type === 'request.done')!;
     expect(done.responseBytes).to.equal(SLOW_BYTES);
   });
 });

@@ -11,36 +11,11 @@ import { streamEvents } from '../../src/telemetry/event-stream.ts';
 import { EventBus, type MeshEvent, type MeshEvents } from '../../src/telemetry/events.ts';
 import { call } from '../helpers/client.ts';
 import { sidecarEntry, snapshotOf } from '../helpers/mesh.ts';
-import { freeAddress, startUpstream, waitFor, type Upstream } from '../helpers/net.ts';
+import { freeAddress, readEvents, startUpstream, waitFor, type Upstream } from '../helpers/net.ts';
 
 const configApplied = (bus: EventBus, n: number) => {
   for (let i = 0; i < n; i++) bus.emit('config.applied', { version: `v${i}`, source: 'x' });
 };
-
-/** Reads NDJSON lines from a long-lived response until `enough` says so. */
-function readEvents(address: string, path: string, enough: (lines: Record<string, unknown>[]) => boolean): Promise<Record<string, unknown>[]> {
-  const [host, port] = address.split(':');
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({ host, port: Number(port), path }, (res) => {
-      let buffer = '';
-      const lines: Record<string, unknown>[] = [];
-      res.on('data', (chunk: Buffer) => {
-        buffer += chunk;
-        let newline: number;
-        while ((newline = buffer.indexOf('\n')) !== -1) {
-          lines.push(JSON.parse(buffer.slice(0, newline)));
-          buffer = buffer.slice(newline + 1);
-        }
-        if (enough(lines)) {
-          req.destroy();
-          resolve(lines);
-        }
-      });
-    });
-    req.on('error', (error) => (error.message === 'socket hang up' ? undefined : reject(error)));
-    req.end();
-  });
-}
 
 describe('event bus', () => {
   it('numbers events and keeps the last ones for readers that resume', () => {
