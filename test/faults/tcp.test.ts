@@ -265,9 +265,12 @@ describe('TcpProxy (L4 toxics)', function () {
         rule('downstream', { kind: 'bandwidth', bytesPerSecond: 16 * 1024 * 1024 }),
       ]),
     );
+    // Every third chunk, up to 20 times (4 MiB arrives in 64 KiB reads at most: at least 64 chunks).
+    // A random choice here once paused none of the chunks, and the test failed on its own premise.
+    let chunks = 0;
     let pauses = 0;
     c.socket.on('data', () => {
-      if (pauses < 20 && Math.random() < 0.05) {
+      if (pauses < 20 && ++chunks % 3 === 0) {
         pauses++;
         c.socket.pause();
         setTimeout(() => c.socket.resume(), 20);
