@@ -176,29 +176,6 @@ async function handleUpgrade(options: ListenerOptions, req: IncomingMessage, soc
 /** No flags, no faults: one frozen empty list for every event that has none (events are kept in a ring; less to keep). */
 const NONE: string[] = Object.freeze([]) as unknown as string[];
 
-/** An exchange that closed in this turn of the event loop, waiting for its request.done. */
-interface Closed {
-  readonly events: EventBus;
-  readonly ctx: RequestContext;
-  readonly status: number;
-  readonly flags: string;
-  readonly responseBytes: number;
-  /** When it closed: wall clock and monotonic milliseconds. */
-  readonly time: number;
-  readonly monotonic: number;
-}
-
-/**
- * request.done is built and emitted for all the exchanges that closed in one turn of the event
- * loop together, once the turn's I/O is done (setImmediate), rather than in each response's close
- * handler: measured 0.888× → 0.938× the requests per CPU-second of telemetry off (ten sessions each,
- * docs/benchmarks.md). Each event keeps the times its exchange closed at; its seq is its place in
- * the stream when emitted, so an event emitted in the same turn (a breaker opening) may precede it.
- * The rest is read from the context when emitted, later in the same turn: a try still running for a
- * caller that left could in principle add its endpoint or fault in between.
- */
-let closed: Closed[] = [];
-
 /** The request.done event: what the caller got, from the edge, once the exchange is over. */
 function recordDone(events: EventBus, ctx: RequestContext, status: number, flags: string, responseBytes = 0): void {
   if (ctx.span) {
@@ -210,45 +187,32 @@ function recordDone(events: EventBus, ctx: RequestContext, status: number, flags
       ...(ctx.faults && { 'faultline.faults': ctx.faults.join(',') }),
     });
   }
-  if (closed.length === 0) setImmediate(emitClosed);
-  closed.push({ events, ctx, status, flags, responseBytes, time: Date.now(), monotonic: performance.now() });
-}
-
-function emitClosed(): void {
-  const batch = closed;
-  closed = [];
-  for (const done of batch) emitDone(done);
-}
-
-function emitDone({ events, ctx, status, flags, responseBytes, time, monotonic }: Closed): void {
-  events.emitEvent(
-    {
-      type: 'request.done',
-      seq: 0,
-      time: 0,
-      monotonic: 0,
-      sidecar: '',
-      requestId: ctx.id,
-      traceId: ctx.traceId,
-      direction: ctx.direction,
-      source: ctx.source,
-      service: ctx.destination?.service ?? null,
-      route: ctx.route?.name ?? null,
-      endpoint: ctx.endpoint?.address ?? null,
-      method: ctx.method,
-      authority: ctx.host,
-      path: ctx.pathname,
-      status,
-      flags: flags ? flags.split(',') : NONE,
-      attempts: ctx.attempt,
-      durationMs: monotonic - ctx.startedAt,
-      requestBytes: ctx.body.bytes,
-      responseBytes,
-      faults: ctx.faults ?? NONE,
-    },
-    time,
+  const monotonic = performance.now();
+  // Built now, as the exchange closed; numbered, stamped and handed to subscribers at the end of this turn's I/O.
+  events.emitSoon({
+    type: 'request.done',
+    seq: 0,
+    time: 0,
     monotonic,
-  );
+    sidecar: '',
+    requestId: ctx.id,
+    traceId: ctx.traceId,
+    direction: ctx.direction,
+    source: ctx.source,
+    service: ctx.destination?.service ?? null,
+    route: ctx.route?.name ?? null,
+    endpoint: ctx.endpoint?.address ?? null,
+    method: ctx.method,
+    authority: ctx.host,
+    path: ctx.pathname,
+    status,
+    flags: flags ? flags.split(',') : NONE,
+    attempts: ctx.attempt,
+    durationMs: monotonic - ctx.startedAt,
+    requestBytes: ctx.body.bytes,
+    responseBytes,
+    faults: ctx.faults ?? NONE,
+  });
 }
 
 /** Writes a last raw response on a socket outside HTTP handling (upgrade, CONNECT) and closes it. */

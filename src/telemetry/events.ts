@@ -117,6 +117,8 @@ export class EventBus {
   readonly #decisions: Ring;
   #seq = 0;
   #dropped = 0;
+  /** Events waiting for the end of this turn's I/O (emitSoon). */
+  #soon: MeshEvent[] = [];
 
   constructor(sidecar: string, history: EventHistory = DEFAULT_HISTORY) {
     this.sidecar = sidecar;
@@ -131,10 +133,34 @@ export class EventBus {
 
   /**
    * Emits an event the caller built whole, its base fields left zero: the bus numbers and stamps it
-   * in place — with now, or with when it happened when the caller emits it later (request.done). The
-   * per-request path uses this: one object per event, not a payload and then a copy of it.
+   * in place with now — one object per event, not a payload and then a copy of it.
    */
-  emitEvent(event: MeshEvent, time = Date.now(), monotonic = performance.now()): void {
+  emitEvent(event: MeshEvent): void {
+    this.#stamp(event, Date.now(), performance.now());
+  }
+
+  /**
+   * Emits an event the caller built whole (base fields zero but `monotonic`: when it happened) once
+   * this turn of the event loop's I/O is done (setImmediate), with every other one deferred in the
+   * same turn: request.done, one per request, goes this way rather than from each response's close
+   * handler (measured 0.888× → 0.938× the requests per CPU-second of telemetry off, ten sessions
+   * each, docs/benchmarks.md). Its wall-clock `time` is its `monotonic` moved by the clocks' offset,
+   * read once per turn: one clock read per event, not two. Its seq is its place in the stream when
+   * emitted, so an event emitted in the same turn (a breaker opening) may precede it.
+   */
+  emitSoon(event: MeshEvent): void {
+    if (this.#soon.length === 0) setImmediate(this.#emitDeferred);
+    this.#soon.push(event);
+  }
+
+  readonly #emitDeferred = (): void => {
+    const events = this.#soon;
+    this.#soon = [];
+    const offset = Date.now() - performance.now();
+    for (const event of events) this.#stamp(event, Math.floor(event.monotonic + offset), event.monotonic);
+  };
+
+  #stamp(event: MeshEvent, time: number, monotonic: number): void {
     const stamped = event as Mutable<EventBase>;
     stamped.seq = ++this.#seq;
     stamped.time = time;
