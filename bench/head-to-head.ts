@@ -9,6 +9,7 @@
 // one process per variant measures the processes as much as the variants. `sessions` therefore
 // starts fresh processes for every session and reports each variant's ratio per session; the median
 // over sessions is the figure.
+import seedrandom from 'seedrandom';
 import { run } from './load.ts';
 import { cpuMs } from './processes.ts';
 
@@ -63,6 +64,31 @@ export function perCpuRatios(rounds: Rounds, v: number, base = 0): number[] {
 export function median(xs: readonly number[]): number {
   const sorted = [...xs].sort((a, b) => a - b);
   return sorted.length % 2 ? sorted[(sorted.length - 1) / 2]! : (sorted[sorted.length / 2 - 1]! + sorted[sorted.length / 2]!) / 2;
+}
+
+/**
+ * A 95 % interval for the median of `xs` (one ratio per session), by bootstrap: the medians of
+ * 10,000 resamples of the sessions with replacement, seeded (the same numbers give the same
+ * interval). With a dozen sessions whose processes each drew their own speed, the median alone
+ * moves by a couple of points from one run to the next; the interval says how far it can.
+ */
+export function medianInterval(xs: readonly number[], resamples = 10_000): [number, number] {
+  const random = seedrandom('faultline');
+  const medians = new Float64Array(resamples);
+  const sample = new Array<number>(xs.length);
+  for (let r = 0; r < resamples; r++) {
+    for (let i = 0; i < xs.length; i++) sample[i] = xs[Math.floor(random() * xs.length)]!;
+    medians[r] = median(sample);
+  }
+  medians.sort();
+  return [medians[Math.floor(0.025 * resamples)]!, medians[Math.ceil(0.975 * resamples) - 1]!];
+}
+
+/** A ratio's target (at least `target`) judged on its interval: met only when all of it is, not met when none of it is. */
+export function verdict([low, high]: readonly [number, number], target: number): string {
+  if (low >= target) return 'met';
+  if (high < target) return 'NOT met';
+  return 'not settled (the interval spans it)';
 }
 
 /** One session's processes: who to load, and how to stop them afterwards. */
