@@ -7,9 +7,9 @@
 //
 // The event loop only decides, propagates and records: a sampled hop is a SampledSpan, plain data
 // whose context is written into the headers with OpenTelemetry's own propagators. Ended spans are
-// posted every 100 ms to a worker thread (span-export.ts) in which OpenTelemetry's tracing SDK
-// (sdk-trace-base, what @opentelemetry/sdk-node builds on, without its every-exporter entry point)
-// makes them spans and exports them.
+// posted in batches (every telemetry.tracing.exportDelayMs, or 512 at once) to a worker thread
+// (span-export.ts) in which OpenTelemetry's tracing SDK (sdk-trace-base, what @opentelemetry/sdk-node
+// builds on, without its every-exporter entry point) makes them spans and exports them.
 import { ROOT_CONTEXT, TraceFlags, trace, type SpanContext, type TextMapGetter, type TextMapSetter } from '@opentelemetry/api';
 import { CompositePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
 import { B3InjectEncoding, B3Propagator } from '@opentelemetry/propagator-b3';
