@@ -6,7 +6,8 @@ import type { RouteConfig, StringMatchConfig } from './schema.ts';
 export interface RouteInput {
   /** Host without port, lowercased. */
   readonly host: string;
-  readonly path: string;
+  /** The path without its query. */
+  readonly pathname: string;
   readonly method: string;
   readonly headers: IncomingHttpHeaders;
   readonly query: URLSearchParams;
@@ -19,7 +20,7 @@ export function compileRouteMatch(match: RouteConfig['match']): RouteMatcher {
   const checks: RouteMatcher[] = [];
   if (match.host !== undefined) checks.push(hostMatcher(match.host));
   const path = pathMatcher(match);
-  if (path) checks.push((r) => path(r.path));
+  if (path) checks.push((r) => path(r.pathname));
   if (match.method !== undefined) {
     const methods = new Set(Array.isArray(match.method) ? match.method : [match.method]);
     checks.push((r) => methods.has(r.method));

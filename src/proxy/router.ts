@@ -1,5 +1,6 @@
 // Route layer: the first route (in config order) whose match holds, then one of its weighted
 // destinations. The destination is chosen once per request; attempts within it balance anew.
+import type { RouteInput } from '../config/matchers.ts';
 import type { DestinationSpec, RouteSpec } from '../config/snapshot.ts';
 import { noRoute } from '../errors.ts';
 import type { Layer, RequestContext } from './types.ts';
@@ -12,17 +13,10 @@ export const route: Layer = (next) => (ctx) => {
   return next(ctx);
 };
 
-export function findRoute(ctx: Pick<RequestContext, 'snapshot' | 'host' | 'pathname' | 'method' | 'headers' | 'query'>): RouteSpec | undefined {
-  const input = {
-    host: ctx.host,
-    path: ctx.pathname,
-    method: ctx.method,
-    headers: ctx.headers,
-    get query() {
-      return ctx.query;
-    },
-  };
-  return ctx.snapshot.routes.find((r) => r.matches(input));
+/** The first route whose match holds; the context is what the matchers read (no copy of it is made). */
+export function findRoute(ctx: RouteInput & Pick<RequestContext, 'snapshot'>): RouteSpec | undefined {
+  for (const route of ctx.snapshot.routes) if (route.matches(ctx)) return route;
+  return undefined;
 }
 
 /** Weighted choice; `draw` is uniform in [0, 1). */

@@ -8,7 +8,7 @@ function input(over: Partial<RouteInput> & { url?: string } = {}): RouteInput {
     host: 'payments',
     method: 'GET',
     headers: {},
-    path: url.split('?')[0]!,
+    pathname: url.split('?')[0]!,
     query: new URLSearchParams(url.split('?')[1] ?? ''),
     ...over,
   };
