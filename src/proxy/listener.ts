@@ -277,12 +277,12 @@ export function createContext(
 }
 
 /**
- * A request's context, as a class rather than an object literal: a literal with a getter (the lazy
- * `query`) is made in dictionary mode — every layer's read of a context a hash lookup — and the
- * old-generation accessor that holds its getter keeps the getter's closure, and all it reaches,
- * alive through young-generation collections until a full one (docs/benchmarks.md: 2.7 KB promoted
- * per request, telemetry off). Every field a layer may set is here from the start too, so every
- * context has one shape; `query` is the prototype's, parsed on first use.
+ * A request's context, as a class rather than an object literal: V8 makes a literal with a getter
+ * (the lazy `query` once was one) a dictionary-mode object — every layer's read of a context a hash
+ * lookup — and such literals outlive young-generation collections, dead or not, to be promoted and
+ * die in a full one (docs/benchmarks.md: 2.7 KB promoted per request, telemetry off). Every field a
+ * layer may set is here from the start too, so every context has one shape; `query` is the
+ * prototype's, parsed on first use.
  */
 class Context implements RequestContext {
   readonly id: string;
