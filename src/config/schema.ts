@@ -170,6 +170,10 @@ const Telemetry = z.strictObject({
     .strictObject({
       requests: z.number().int().min(0).default(1_024).meta({ description: 'request.done events kept' }),
       decisions: z.number().int().min(0).default(10_000).meta({ description: 'every other event kept (faults, retries, breakers, health, config)' }),
+      keepRequests: z
+        .enum(['while-read', 'always'])
+        .default('while-read')
+        .meta({ description: 'while-read: request.done are kept only while an /events reader takes them and for 60 s after the last one leaves (kept events cost throughput); always: from the start' }),
     })
     .prefault({})
     .meta({ description: 'events a sidecar keeps for /events readers that resume with ?since=N; takes effect when a sidecar starts' }),

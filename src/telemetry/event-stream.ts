@@ -52,6 +52,8 @@ export function streamEvents(
     blocked = false;
     flush();
   });
+  // While this reader takes request.done, the bus keeps them for readers that resume (and a while after).
+  const release = requests ? events.readRequests() : undefined;
   const kept = events.since(since ?? events.lastSeq, requests);
   // What was kept goes out at once (it is bounded by the bus's history), before anything new.
   const replay = kept.events.map((event) => `${JSON.stringify(event)}\n`);
@@ -71,6 +73,7 @@ export function streamEvents(
   });
   const stop = () => {
     unsubscribe();
+    release?.();
     clearTimeout(timer);
   };
   req.once('close', stop);

@@ -100,15 +100,23 @@ type Mutable<T> = { -readonly [P in keyof T]: T[P] };
  * How many events a bus keeps for readers that resume (/events?since=N), in two rings: request.done,
  * one per request and the bulk of the stream, and everything else — the decisions (faults, retries,
  * breakers, health, config), rarer and what a late reader most needs. Kept events outlive the
- * young-generation collections and are promoted, which costs the data plane: 10,000 request.done
- * kept measured 2.6 % of a sidecar's throughput per CPU, 1,024 kept 0.6 % (docs/benchmarks.md).
+ * young-generation collections and are promoted, which costs the data plane: with 1,024 request.done
+ * kept a sidecar served 0.921× the requests per CPU-second of telemetry off, with none 0.976×
+ * (docs/benchmarks.md). So by default (`keepRequests: 'while-read'`) request.done are kept only while
+ * a reader takes them, and for `graceMs` after the last one leaves (time to reconnect and resume);
+ * decisions always.
  */
 export interface EventHistory {
   readonly requests: number;
   readonly decisions: number;
+  /** Keep request.done always (the default when not given), or only while read. */
+  readonly keepRequests?: 'always' | 'while-read';
+  /** With 'while-read': how long after the last reader of request.done left they are still kept. */
+  readonly graceMs?: number;
 }
 
-export const DEFAULT_HISTORY: EventHistory = { requests: 1_024, decisions: 10_000 };
+export const DEFAULT_HISTORY: EventHistory = { requests: 1_024, decisions: 10_000, keepRequests: 'while-read' };
+export const REQUESTS_GRACE_MS = 60_000;
 
 export class EventBus {
   readonly #emitter = new EventEmitter({ captureRejections: false });
@@ -119,12 +127,39 @@ export class EventBus {
   #dropped = 0;
   /** Events waiting for the end of this turn's I/O (emitSoon). */
   #soon: MeshEvent[] = [];
+  readonly #keepRequestsAlways: boolean;
+  readonly #graceMs: number;
+  #requestReaders = 0;
+  /** Monotonic time until which request.done are still kept with no reader taking them. */
+  #keepRequestsUntil = -Infinity;
 
   constructor(sidecar: string, history: EventHistory = DEFAULT_HISTORY) {
     this.sidecar = sidecar;
     this.#requests = new Ring(history.requests);
     this.#decisions = new Ring(history.decisions);
+    this.#keepRequestsAlways = (history.keepRequests ?? 'always') === 'always';
+    this.#graceMs = history.graceMs ?? REQUESTS_GRACE_MS;
     this.#emitter.setMaxListeners(0);
+  }
+
+  /**
+   * A reader takes request.done (an /events stream with requests): with `keepRequests: 'while-read'`,
+   * they are kept while one does and for the grace time after the last one leaves. Returns the
+   * release, which may be called more than once.
+   */
+  readRequests(): () => void {
+    this.#requestReaders++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      if (--this.#requestReaders === 0) this.#keepRequestsUntil = performance.now() + this.#graceMs;
+    };
+  }
+
+  /** Whether request.done emitted at `monotonic` is kept for readers that resume. */
+  #keepsRequests(monotonic: number): boolean {
+    return this.#keepRequestsAlways || this.#requestReaders > 0 || monotonic < this.#keepRequestsUntil;
   }
 
   emit<K extends MeshEventName>(name: K, payload: Payload<K>): void {
@@ -136,7 +171,8 @@ export class EventBus {
    * in place with now — one object per event, not a payload and then a copy of it.
    */
   emitEvent(event: MeshEvent): void {
-    this.#stamp(event, Date.now(), performance.now());
+    const monotonic = performance.now();
+    this.#stamp(event, Date.now(), monotonic, event.type !== 'request.done' || this.#keepsRequests(monotonic));
   }
 
   /**
@@ -156,17 +192,19 @@ export class EventBus {
   readonly #emitDeferred = (): void => {
     const events = this.#soon;
     this.#soon = [];
-    const offset = Date.now() - performance.now();
-    for (const event of events) this.#stamp(event, Math.floor(event.monotonic + offset), event.monotonic);
+    const now = performance.now();
+    const offset = Date.now() - now;
+    const keepRequests = this.#keepsRequests(now);
+    for (const event of events) this.#stamp(event, Math.floor(event.monotonic + offset), event.monotonic, event.type !== 'request.done' || keepRequests);
   };
 
-  #stamp(event: MeshEvent, time: number, monotonic: number): void {
+  #stamp(event: MeshEvent, time: number, monotonic: number, kept: boolean): void {
     const stamped = event as Mutable<EventBase>;
     stamped.seq = ++this.#seq;
     stamped.time = time;
     stamped.monotonic = monotonic;
     stamped.sidecar = this.sidecar;
-    this.#keep(event);
+    this.#keep(event, kept);
   }
 
   /**
@@ -174,11 +212,13 @@ export class EventBus {
    * stream, its own number kept as `sourceSeq`, its sidecar, times and payload untouched.
    */
   relay(event: MeshEvent): void {
-    this.#keep({ ...event, seq: ++this.#seq, sourceSeq: event.seq } as MeshEvent);
+    const relayed = { ...event, seq: ++this.#seq, sourceSeq: event.seq } as MeshEvent;
+    this.#keep(relayed, relayed.type !== 'request.done' || this.#keepsRequests(performance.now()));
   }
 
-  #keep(event: MeshEvent): void {
-    (event.type === 'request.done' ? this.#requests : this.#decisions).push(event);
+  /** Hands the event to subscribers, and to its ring when `kept`. */
+  #keep(event: MeshEvent, kept: boolean): void {
+    if (kept) (event.type === 'request.done' ? this.#requests : this.#decisions).push(event);
     this.#emitter.emit(event.type, event);
     this.#emitter.emit('*', event);
   }

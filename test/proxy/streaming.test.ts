@@ -120,6 +120,8 @@ describe('streaming through a sidecar process', function () {
   it('holds the upstream back while the caller does not read, and counts every byte it sent', async () => {
     const [host, port] = sidecar.addresses.outbound!.split(':');
     const requestId = `slow-${Date.now()}`;
+    // request.done is read as it happens (a sidecar keeps request.done for later readers only once one reads them).
+    const reading = readEvents(sidecar.addresses.admin!, '/events', (read) => read.some((e) => e.requestId === requestId && e.type === 'request.done'));
     const response = await new Promise<IncomingMessage>((resolve, reject) => {
       const req = httpRequest({ host, port: Number(port), path: '/slow', headers: { host: 'sink', 'x-request-id': requestId } }, resolve);
       req.on('error', reject).end();
@@ -138,7 +140,7 @@ describe('streaming through a sidecar process', function () {
     await new Promise((resolve) => response.on('end', resolve).resume());
     expect(received).to.equal(SLOW_BYTES);
     // request.done counts what the caller was sent.
-    const lines = await readEvents(sidecar.addresses.admin!, '/events?since=0', (read) => read.some((e) => e.requestId === requestId && e.type === 'request.done'));
+    const lines = await reading;
     const done = lines.find((e) => e.requestId === requestId && e.type === 'request.done')!;
     expect(done.responseBytes).to.equal(SLOW_BYTES);
   });

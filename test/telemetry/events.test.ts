@@ -74,6 +74,41 @@ describe('event bus', () => {
   });
 });
 
+describe('event bus, request.done kept while read', () => {
+  const done = (bus: EventBus, path: string) =>
+    bus.emit('request.done', {
+      requestId: path, traceId: null, direction: 'outbound', source: 'a', service: 'b', route: null, endpoint: null, method: 'GET',
+      authority: 'b', path, status: 200, flags: [], attempts: 1, durationMs: 1, requestBytes: 0, responseBytes: 0, faults: [],
+    });
+  const keptPaths = (bus: EventBus) => bus.since(0).events.map((e) => (e as MeshEvents['request.done']).path);
+
+  it('keeps request.done only while a reader takes them and for the grace time after the last one leaves; decisions always', async () => {
+    const bus = new EventBus('s', { requests: 10, decisions: 10, keepRequests: 'while-read', graceMs: 200 });
+    done(bus, '/unread');
+    configApplied(bus, 1);
+    expect(keptPaths(bus)).to.deep.equal([undefined]); // the config.applied, not the request
+    expect(bus.since(0).missed).to.equal(1);
+    const first = bus.readRequests();
+    const second = bus.readRequests();
+    done(bus, '/read');
+    first();
+    first(); // a release counts once
+    done(bus, '/still-read');
+    second();
+    const left = performance.now();
+    done(bus, '/grace');
+    expect(keptPaths(bus)).to.deep.equal([undefined, '/read', '/still-read', '/grace']);
+    await waitFor(() => performance.now() - left > 200, 2_000, 'the grace time to pass');
+    done(bus, '/after-grace');
+    expect(keptPaths(bus)).to.deep.equal([undefined, '/read', '/still-read', '/grace']);
+    expect(bus.since(0).missed).to.equal(2);
+    // Kept always: as the control plane's merged stream does, and a sidecar with keepRequests: always.
+    const always = new EventBus('s', { requests: 10, decisions: 10 });
+    done(always, '/x');
+    expect(keptPaths(always)).to.deep.equal(['/x']);
+  });
+});
+
 describe('events from a sidecar', () => {
   let upstream: Upstream;
   let sidecar: Sidecar;
@@ -126,7 +161,14 @@ describe('events from a sidecar', () => {
     expect(done[1]!.flags).to.deep.equal(['NR']);
   });
 
-  it('streams events as NDJSON on /events: the kept ones after since, then live ones', async () => {
+  it('streams events as NDJSON on /events: the kept ones after since, then live ones; request.done is kept only once a reader takes them', async () => {
+    // Nobody has read request.done yet: one made now is not kept, and a reader asking for it is told it missed it.
+    const unread = sidecar.events.lastSeq;
+    await call(sidecar.addresses.outbound, 'app', '/unread');
+    await waitFor(() => sidecar.events.lastSeq > unread, 2_000, 'request.done of /unread');
+    const missed = await readEvents(sidecar.addresses.admin, `/events?since=${unread}`, (lines) => lines.length > 0);
+    expect(missed).to.deep.equal([{ type: 'events.dropped', count: 1 }]);
+    // That reader took request.done: they are kept now (and for a while after it left), for readers that resume.
     const from = sidecar.events.lastSeq;
     await call(sidecar.addresses.outbound, 'app', '/before');
     const reading = readEvents(sidecar.addresses.admin, `/events?since=${from}`, (lines) => lines.some((l) => l.path === '/after'));
