@@ -16,7 +16,15 @@ export interface IdentityIssuer {
   issue(sidecar: string, csrPem: string): Promise<{ certPem: string; caPem: string; spiffeId: string; notAfter: string }>;
 }
 
-export function createControlApp(plane: ControlPlane, token: string, identity?: IdentityIssuer): Express {
+/** The merged stream's collector, as the API needs it: when the sidecars' request.done flow in. */
+export interface RequestFlow {
+  requestsFlowing(ms: number): Promise<void>;
+}
+
+/** How long a new reader of /events waits, at most, for every sidecar's request.done to flow in. */
+const FLOW_WAIT_MS = 3_000;
+
+export function createControlApp(plane: ControlPlane, token: string, identity?: IdentityIssuer, flow?: RequestFlow): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('json spaces', 2);
@@ -87,13 +95,18 @@ export function createControlApp(plane: ControlPlane, token: string, identity?: 
     res.json({ version: plane.state.version, sidecars });
   });
 
-  app.get('/events', (req, res) => {
+  app.get('/events', async (req, res) => {
     const since = req.query.since === undefined ? undefined : Number(req.query.since);
     if (since !== undefined && !(Number.isInteger(since) && since >= 0)) {
       return void res.status(400).json({ error: 'since must be a whole number: the seq of the last event you have' });
     }
     res.once('close', plane.attachEventReader());
-    streamEvents(plane.events, since, req, res);
+    // Without since, "from now": now is when the reader came, not when its head goes out.
+    const from = since ?? plane.events.lastSeq;
+    // The head goes out once every sidecar's request.done flow in (sidecars keep them only while
+    // read): a recorder that starts its load when the head arrives misses none.
+    await flow?.requestsFlowing(FLOW_WAIT_MS);
+    if (!res.destroyed) streamEvents(plane.events, from, req, res);
   });
 
   // Sidecars.

@@ -18,6 +18,9 @@ export class EventCollector {
   /** Per sidecar, whether the last read took request.done too. */
   readonly #tookRequests = new Map<string, boolean>();
   readonly #timer: NodeJS.Timeout;
+  /** Sidecars whose current read takes request.done and has begun: their request.done flow in. */
+  readonly #flowing = new Set<string>();
+  #flowChanged = new Set<() => void>();
   #closed = false;
 
   constructor(plane: ControlPlane, _token: string, log: Logger) {
@@ -26,6 +29,34 @@ export class EventCollector {
     // Follows the subscriptions: a reader per connected sidecar whose admin address the config knows.
     this.#timer = setInterval(() => this.#sync(), 250).unref();
     this.#stopWatching = plane.onEventReaders(() => this.#sync());
+  }
+
+  /**
+   * Resolves once the request.done of every connected sidecar flow into the merged stream — each has
+   * a read open that takes them — or after `ms`: a sidecar keeps request.done only while read, so a
+   * recorder that starts its load before then would miss the first ones.
+   */
+  requestsFlowing(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.#flowChanged.delete(check);
+        resolve();
+      };
+      const check = () => {
+        const connected = this.#plane.sidecars().filter((s) => s.connected && this.#plane.snapshot.sidecars.some((spec) => spec.name === s.name));
+        if (connected.every((s) => this.#flowing.has(s.name))) done();
+      };
+      const timer = setTimeout(done, ms);
+      this.#flowChanged.add(check);
+      check();
+    });
+  }
+
+  #flowChange(name: string, flowing: boolean): void {
+    if (flowing) this.#flowing.add(name);
+    else this.#flowing.delete(name);
+    for (const check of [...this.#flowChanged]) check();
   }
 
   close(): void {
@@ -43,6 +74,7 @@ export class EventCollector {
       if (!connected.has(name) || reader.requests !== requests) {
         reader.controller.abort();
         this.#readers.delete(name);
+        this.#flowChange(name, false);
       }
     }
     for (const name of connected) {
@@ -52,7 +84,9 @@ export class EventCollector {
       const reader = { controller: new AbortController(), requests };
       this.#readers.set(name, reader);
       void this.#read(name, spec.admin, reader).finally(() => {
-        if (this.#readers.get(name) === reader) this.#readers.delete(name);
+        if (this.#readers.get(name) !== reader) return;
+        this.#readers.delete(name);
+        this.#flowChange(name, false);
       });
     }
   }
@@ -68,6 +102,8 @@ export class EventCollector {
         await response.body.dump();
         return;
       }
+      // The sidecar subscribed this read before it sent the head.
+      if (requests && this.#readers.get(name)?.controller === controller) this.#flowChange(name, true);
       for await (const event of readEventStream(response.body)) {
         if (event.type === 'events.dropped') {
           if (widening) this.#log.debug({ sidecar: name, count: event.count }, 'request.done from before the merged stream had a reader: not collected');

@@ -73,18 +73,25 @@ export class MeshClient {
     return this.#json('POST', '/halt', JSON.stringify({ by, reason }));
   }
 
-  /** Follows the merged event stream from now on; returns a function that stops it. */
-  follow(onEvent: (event: Record<string, unknown>) => void, onError: (error: Error) => void): () => void {
+  /**
+   * Follows the merged event stream from now on: `ready` resolves once the control plane answers,
+   * which it does when every sidecar's request.done flow into it (or the stream failed); `stop` ends it.
+   */
+  follow(onEvent: (event: Record<string, unknown>) => void, onError: (error: Error) => void): { ready: Promise<void>; stop: () => void } {
     const controller = new AbortController();
+    let answered!: () => void;
+    const ready = new Promise<void>((resolve) => (answered = resolve));
     void (async () => {
       try {
         const response = await request(`${this.url}/events`, { headers: { authorization: `Bearer ${this.#token}` }, signal: controller.signal, bodyTimeout: 0 });
+        answered();
         for await (const event of readEventStream(response.body)) onEvent(event);
       } catch (error) {
+        answered();
         if (!controller.signal.aborted) onError(error as Error);
       }
     })();
-    return () => controller.abort();
+    return { ready, stop: () => controller.abort() };
   }
 }
 

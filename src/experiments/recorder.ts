@@ -22,10 +22,11 @@ export class Recorder {
     this.#dir = dir;
   }
 
-  start(client: MeshClient, onHalt: (reason: string) => void): void {
+  /** Starts recording; resolves once the mesh's events, request.done included, flow in (start the load then). */
+  start(client: MeshClient, onHalt: (reason: string) => void): Promise<void> {
     const open = (name: string) => createWriteStream(join(this.#dir, name));
     this.#files = { load: open('load.ndjson'), events: open('events.ndjson'), metrics: open('metrics.ndjson') };
-    this.#stopFollow = client.follow(
+    const following = client.follow(
       (event) => {
         this.events.push(event);
         this.#files?.events.write(`${JSON.stringify(event)}\n`);
@@ -33,6 +34,7 @@ export class Recorder {
       },
       (error) => this.#files?.events.write(`${JSON.stringify({ type: 'recorder.error', time: Date.now(), error: error.message })}\n`),
     );
+    this.#stopFollow = following.stop;
     // Each second, each sidecar's samples that changed since the last scrape (the first scrape has them
     // all); histogram buckets are left out — request durations are in the events, request by request.
     const last = new Map<string, Record<string, number>>();
@@ -49,6 +51,7 @@ export class Recorder {
         this.#files?.metrics.write(`${JSON.stringify({ t, sidecar: s.name, samples: changed })}\n`);
       }));
     })().catch(() => undefined), 1_000);
+    return following.ready;
   }
 
   record(r: LoadRecord): void {

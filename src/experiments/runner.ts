@@ -142,7 +142,8 @@ export async function runExperiment(options: RunOptions): Promise<RunResult> {
     const target = loadTarget(experiment, snapshot);
 
     // Recording starts before the load: every event from here on, every response, metrics each second.
-    recorder.start(meshClient, (reason) => {
+    // The load waits until the sidecars' request.done flow into the recording (they keep none unread).
+    await recorder.start(meshClient, (reason) => {
       halted ??= reason;
       haltWake?.();
     });

@@ -137,7 +137,7 @@ describe('control plane: distribution', function () {
     expect((await call(sidecars[0]!.sidecar.addresses.outbound, 'payments')).status).to.equal(200);
   });
 
-  it('merges the sidecars\' events into one stream, their request.done only while someone reads it', async () => {
+  it('merges the sidecars\' events into one stream, their request.done only while someone reads it, from the moment its head arrives', async () => {
     const merged = (path: RegExp) => control.plane.events.since(0).events.filter((e) => e.type === 'request.done' && path.test((e as { path: string }).path));
     // Nobody reads the merged stream: the sidecars' decisions are collected, their request.done are not.
     expect(control.plane.collectsRequests).to.equal(false);
@@ -158,8 +158,14 @@ describe('control plane: distribution', function () {
     stream.body.on('error', () => undefined);
     stream.body.resume();
     expect(control.plane.collectsRequests).to.equal(true);
+    // The head came once both sidecars had a read taking request.done open: each keeps them from then on.
+    const before = sidecars.map((s) => s.sidecar.events.lastSeq);
     await call(sidecars[0]!.sidecar.addresses.outbound, 'payments', '/merged-a');
     await call(sidecars[1]!.sidecar.addresses.outbound, 'payments', '/merged-b');
+    for (const [i, s] of sidecars.entries()) {
+      const kept = await waitFor(() => s.sidecar.events.since(before[i]!).events.find((e) => e.type === 'request.done'), 5_000, 'request.done');
+      expect((kept as { path: string }).path).to.match(/merged/);
+    }
     const seen = await waitFor(() => {
       const events = merged(/merged/);
       return events.length === 2 ? events : undefined;
