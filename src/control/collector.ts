@@ -20,7 +20,7 @@ export class EventCollector {
   readonly #timer: NodeJS.Timeout;
   /** Sidecars whose current read takes request.done and has begun: their request.done flow in. */
   readonly #flowing = new Set<string>();
-  #flowChanged = new Set<() => void>();
+  readonly #flowChanged = new Set<() => void>();
   #closed = false;
 
   constructor(plane: ControlPlane, _token: string, log: Logger) {
@@ -44,8 +44,7 @@ export class EventCollector {
         resolve();
       };
       const check = () => {
-        const connected = this.#plane.sidecars().filter((s) => s.connected && this.#plane.snapshot.sidecars.some((spec) => spec.name === s.name));
-        if (connected.every((s) => this.#flowing.has(s.name))) done();
+        if ([...this.#readable().keys()].every((name) => this.#flowing.has(name))) done();
       };
       const timer = setTimeout(done, ms);
       this.#flowChanged.add(check);
@@ -66,24 +65,28 @@ export class EventCollector {
     for (const { controller } of this.#readers.values()) controller.abort();
   }
 
+  /** The sidecars to read: connected, and known to the config (which has their admin address), by name. */
+  #readable(): Map<string, string> {
+    const admins = new Map(this.#plane.snapshot.sidecars.map((spec) => [spec.name, spec.admin]));
+    return new Map(this.#plane.sidecars().flatMap((s) => (s.connected && admins.has(s.name) ? [[s.name, admins.get(s.name)!] as const] : [])));
+  }
+
   #sync(): void {
     if (this.#closed) return;
     const requests = this.#plane.collectsRequests;
-    const connected = new Set(this.#plane.sidecars().filter((s) => s.connected).map((s) => s.name));
+    const readable = this.#readable();
     for (const [name, reader] of this.#readers) {
-      if (!connected.has(name) || reader.requests !== requests) {
+      if (!readable.has(name) || reader.requests !== requests) {
         reader.controller.abort();
         this.#readers.delete(name);
         this.#flowChange(name, false);
       }
     }
-    for (const name of connected) {
+    for (const [name, admin] of readable) {
       if (this.#readers.has(name)) continue;
-      const spec = this.#plane.snapshot.sidecars.find((s) => s.name === name);
-      if (!spec) continue;
       const reader = { controller: new AbortController(), requests };
       this.#readers.set(name, reader);
-      void this.#read(name, spec.admin, reader).finally(() => {
+      void this.#read(name, admin, reader).finally(() => {
         if (this.#readers.get(name) !== reader) return;
         this.#readers.delete(name);
         this.#flowChange(name, false);
