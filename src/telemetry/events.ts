@@ -157,9 +157,9 @@ export class EventBus {
     };
   }
 
-  /** Whether request.done emitted at `monotonic` is kept for readers that resume. */
-  #keepsRequests(monotonic: number): boolean {
-    return this.#keepRequestsAlways || this.#requestReaders > 0 || monotonic < this.#keepRequestsUntil;
+  /** Whether request.done emitted now is kept for readers that resume. */
+  #keepsRequests(): boolean {
+    return this.#keepRequestsAlways || this.#requestReaders > 0 || performance.now() < this.#keepRequestsUntil;
   }
 
   emit<K extends MeshEventName>(name: K, payload: Payload<K>): void {
@@ -171,8 +171,7 @@ export class EventBus {
    * in place with now — one object per event, not a payload and then a copy of it.
    */
   emitEvent(event: MeshEvent): void {
-    const monotonic = performance.now();
-    this.#stamp(event, Date.now(), monotonic, event.type !== 'request.done' || this.#keepsRequests(monotonic));
+    this.#stamp(event, Date.now(), performance.now(), event.type !== 'request.done' || this.#keepsRequests());
   }
 
   /**
@@ -192,9 +191,8 @@ export class EventBus {
   readonly #emitDeferred = (): void => {
     const events = this.#soon;
     this.#soon = [];
-    const now = performance.now();
-    const offset = Date.now() - now;
-    const keepRequests = this.#keepsRequests(now);
+    const offset = Date.now() - performance.now();
+    const keepRequests = this.#keepsRequests();
     for (const event of events) this.#stamp(event, Math.floor(event.monotonic + offset), event.monotonic, event.type !== 'request.done' || keepRequests);
   };
 
@@ -213,7 +211,7 @@ export class EventBus {
    */
   relay(event: MeshEvent): void {
     const relayed = { ...event, seq: ++this.#seq, sourceSeq: event.seq } as MeshEvent;
-    this.#keep(relayed, relayed.type !== 'request.done' || this.#keepsRequests(performance.now()));
+    this.#keep(relayed, relayed.type !== 'request.done' || this.#keepsRequests());
   }
 
   /** Hands the event to subscribers, and to its ring when `kept`. */
