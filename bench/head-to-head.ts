@@ -8,7 +8,10 @@
 // run head to head differed by up to 13 % (one at 0.87× another in every one of eleven rounds), so
 // one process per variant measures the processes as much as the variants. `sessions` therefore
 // starts fresh processes for every session and reports each variant's ratio per session; the median
-// over sessions is the figure.
+// over sessions is the figure. The luck is not V8's seeds nor the address-space layout: four
+// identical sidecars started with --random-seed and --hash-seed fixed, under `setarch -R`, still
+// spread 0.84–1.07 per session; nor did two processes per variant (CPU and requests pooled) narrow
+// it (A/A per session 0.96–1.23, 2026-11-26).
 import seedrandom from 'seedrandom';
 import { run } from './load.ts';
 import { cpuMs } from './processes.ts';
