@@ -81,6 +81,9 @@ export function pinSelf(): string {
   return 'load generator (and upstream) on CPU 0, the measured process(es) on CPU 1';
 }
 
+/** Whether this kernel gives each thread's run time (/proc/PID/task/TID/schedstat): one source for every read. */
+const SCHEDSTAT = existsSync(`/proc/self/task/${process.pid}/schedstat`);
+
 /**
  * CPU time a process has used so far, in milliseconds: the run time the scheduler counts for each of
  * its threads (/proc/PID/task/TID/schedstat, in nanoseconds). /proc/PID/stat's utime and stime come
@@ -90,8 +93,8 @@ export function pinSelf(): string {
  * stat where schedstat is missing.
  */
 export function cpuMs(pid: number): number {
-  let ns = 0;
-  try {
+  if (SCHEDSTAT) {
+    let ns = 0;
     for (const tid of readdirSync(`/proc/${pid}/task`)) {
       try {
         ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
@@ -99,15 +102,12 @@ export function cpuMs(pid: number): number {
         // The thread ended between the listing and the read.
       }
     }
-    if (ns > 0) return ns / 1e6;
-  } catch {
-    // No schedstat here: ticks below.
+    return ns / 1e6;
   }
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   // utime and stime are fields 14 and 15 of /proc/PID/stat, in clock ticks (100 a second here).
   return (Number(fields[11]) + Number(fields[12])) * 10;
 }
-
 /** Resident set size in bytes, now and at its peak (VmHWM). */
 export function rss(pid: number): { now: number; peak: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
