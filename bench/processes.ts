@@ -108,6 +108,7 @@ export function cpuMs(pid: number): number {
   // utime and stime are fields 14 and 15 of /proc/PID/stat, in clock ticks (100 a second here).
   return (Number(fields[11]) + Number(fields[12])) * 10;
 }
+
 /** Resident set size in bytes, now and at its peak (VmHWM). */
 export function rss(pid: number): { now: number; peak: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
