@@ -1,6 +1,7 @@
 // Balance layer: pick an endpoint of the destination (service and subset) among the available ones,
 // with Envoy's panic threshold (too few available → balance over all), and keep the load figures
 // (requests in flight, latency EWMA) that least-request and EWMA balancing read.
+import { performance } from 'node:perf_hooks';
 import { noHealthyUpstream } from '../errors.ts';
 import type { PickRequest } from './balancer/index.ts';
 import type { Cluster, Clusters, EndpointState } from './endpoints.ts';

@@ -2,7 +2,7 @@
 // declared here and nowhere else. Consumers subscribe in process; events are numbered and the last
 // ones kept in two bounded rings (requests, decisions), so that a recorder reading over HTTP
 // (/events?since=N) can resume.
-import { EventEmitter } from 'node:events';
+import { performance } from 'node:perf_hooks';
 
 export interface EventBase {
   /** The event's name, as in MeshEvents. */
@@ -119,7 +119,13 @@ export const DEFAULT_HISTORY: EventHistory = { requests: 1_024, decisions: 10_00
 export const REQUESTS_GRACE_MS = 60_000;
 
 export class EventBus {
-  readonly #emitter = new EventEmitter({ captureRejections: false });
+  /**
+   * Listeners by event name, and '*' for every event: kept here rather than in an EventEmitter, whose
+   * emit gathers its arguments into an array and applies them (twice per event, by name and '*').
+   * A list is replaced, never changed, so a listener that unsubscribes during a dispatch changes
+   * nothing in it.
+   */
+  readonly #listeners = new Map<string, readonly ((event: MeshEvent) => void)[]>();
   readonly sidecar: string;
   readonly #requests: Ring;
   readonly #decisions: Ring;
@@ -139,7 +145,6 @@ export class EventBus {
     this.#decisions = new Ring(history.decisions);
     this.#keepRequestsAlways = (history.keepRequests ?? 'always') === 'always';
     this.#graceMs = history.graceMs ?? REQUESTS_GRACE_MS;
-    this.#emitter.setMaxListeners(0);
   }
 
   /**
@@ -193,7 +198,10 @@ export class EventBus {
     this.#soon = [];
     const offset = Date.now() - performance.now();
     const keepRequests = this.#keepsRequests();
-    for (const event of events) this.#stamp(event, Math.floor(event.monotonic + offset), event.monotonic, event.type !== 'request.done' || keepRequests);
+    for (let i = 0; i < events.length; i++) {
+      const event = events[i]!;
+      this.#stamp(event, Math.floor(event.monotonic + offset), event.monotonic, event.type !== 'request.done' || keepRequests);
+    }
   };
 
   #stamp(event: MeshEvent, time: number, monotonic: number, kept: boolean): void {
@@ -217,19 +225,33 @@ export class EventBus {
   /** Hands the event to subscribers, and to its ring when `kept`. */
   #keep(event: MeshEvent, kept: boolean): void {
     if (kept) (event.type === 'request.done' ? this.#requests : this.#decisions).push(event);
-    this.#emitter.emit(event.type, event);
-    this.#emitter.emit('*', event);
+    const named = this.#listeners.get(event.type);
+    if (named !== undefined) for (let i = 0; i < named.length; i++) named[i]!(event);
+    const any = this.#listeners.get('*');
+    if (any !== undefined) for (let i = 0; i < any.length; i++) any[i]!(event);
   }
 
   on<K extends MeshEventName>(name: K, listener: (event: MeshEvents[K]) => void): () => void {
-    this.#emitter.on(name, listener);
-    return () => this.#emitter.off(name, listener);
+    return this.#subscribe(name, listener as (event: MeshEvent) => void);
   }
 
   /** Every event, in order. */
   onAny(listener: (event: MeshEvent) => void): () => void {
-    this.#emitter.on('*', listener);
-    return () => this.#emitter.off('*', listener);
+    return this.#subscribe('*', listener);
+  }
+
+  /** Adds a listener; returns its removal, which may be called more than once. */
+  #subscribe(name: string, listener: (event: MeshEvent) => void): () => void {
+    this.#listeners.set(name, [...(this.#listeners.get(name) ?? []), listener]);
+    let subscribed = true;
+    return () => {
+      if (!subscribed) return;
+      subscribed = false;
+      const left = [...this.#listeners.get(name)!];
+      left.splice(left.lastIndexOf(listener), 1);
+      if (left.length > 0) this.#listeners.set(name, left);
+      else this.#listeners.delete(name);
+    };
   }
 
   /**

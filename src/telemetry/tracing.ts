@@ -15,6 +15,7 @@ import { CompositePropagator, W3CTraceContextPropagator } from '@opentelemetry/c
 import { B3InjectEncoding, B3Propagator } from '@opentelemetry/propagator-b3';
 import { randomFillSync } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
+import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { createLogger } from './log.ts';
 
