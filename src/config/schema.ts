@@ -162,7 +162,7 @@ const Telemetry = z.strictObject({
     .strictObject({
       otlpEndpoint: z.url({ error: 'expected an OTLP/HTTP traces URL, e.g. http://127.0.0.1:4318/v1/traces' }),
       sampleRatio: z.number().min(0).max(1).default(1).meta({ description: 'share of new traces recorded; a caller\'s sampled flag is followed' }),
-      exportDelayMs: z.number().int().min(10).max(60_000).default(1_000).meta({ description: 'how long an ended span waits to be sent with others: at most twice this from its end to the collector' }),
+      exportDelayMs: z.number().int().min(10).max(60_000).default(5_000).meta({ description: 'how long an ended span waits to be sent with others (OpenTelemetry\'s own default): at most twice this from its end to the collector' }),
     })
     .optional()
     .meta({ description: 'spans per hop and per attempt, exported over OTLP/HTTP; off when absent' }),

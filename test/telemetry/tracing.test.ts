@@ -255,7 +255,7 @@ describe('tracing, hops not sampled', function () {
     };
     const config = {
       mesh: { name: 'traces-unsampled' },
-      telemetry: { tracing: { otlpEndpoint: receiver.url, sampleRatio: 0 } },
+      telemetry: { tracing: { otlpEndpoint: receiver.url, sampleRatio: 0, exportDelayMs: 100 } },
       services: [{ name: 'checkout', endpoints: [{ address: await freeAddress() }] }, { name: 'payments', endpoints: [{ address: app.address }] }],
       sidecars: [await sidecarEntry('checkout', await freeAddress()), await sidecarEntry('payments', app.address)],
     };
