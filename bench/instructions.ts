@@ -1,0 +1,114 @@
+// `npm run bench:instructions`: what per-request telemetry costs in instructions, counted by valgrind's
+// callgrind rather than timed — the same count for the same work whatever else the machine does, so a
+// change of a few hundred instructions per request shows, where the timed bench (bench/telemetry.ts)
+// moves by a point from run to run. Three sidecars, one at a time: telemetry off, events + metrics, and
+// everything (tracing at 1 %, exported to a receiver in this process). Each runs under callgrind with
+// instrumentation off while it warms up (16,000 requests: V8 has optimized the hot code by then), then
+// on for 4,000 requests, and reports instructions per request — its main thread (the data path) and
+// all its threads (V8's helpers, the trace export worker) — and their ratio to telemetry off.
+// Instructions are not time: they leave out cache misses and the kernel, and a thread that does a
+// little every second (the export worker) counts for more per request here, where valgrind runs the
+// sidecar some fifty times slower. Needs valgrind (`apt-get install valgrind`) and the built CLI; not part of `npm run bench`.
+import { execFileSync, spawn } from 'node:child_process';
+import { readdirSync, rmSync } from 'node:fs';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import autocannon from 'autocannon';
+import { stringify } from 'yaml';
+import { Processes, freePort } from './processes.ts';
+
+const WARM = 16_000;
+const COUNT = 4_000;
+
+interface Count {
+  main: number;
+  all: number;
+}
+
+async function meshFile(upstream: number, telemetry: object): Promise<string> {
+  const address = async () => `127.0.0.1:${await freePort()}`;
+  const app = await address();
+  const config = {
+    mesh: { name: 'bench-instructions' },
+    telemetry,
+    services: [{ name: 'client', endpoints: [{ address: app }] }, { name: 'upstream', endpoints: [{ address: `127.0.0.2:${upstream}` }] }],
+    sidecars: [{ name: 'client', service: 'client', outbound: await address(), inbound: await address(), admin: await address(), app }],
+  };
+  const dir = await mkdtemp(join(tmpdir(), 'faultline-bench-'));
+  await writeFile(join(dir, 'mesh.yaml'), stringify(config));
+  return join(dir, 'mesh.yaml');
+}
+
+/** Instructions per request of one sidecar, counted over COUNT requests after WARM uncounted ones. */
+async function count(config: string): Promise<Count> {
+  const dir = await mkdtemp(join(tmpdir(), 'faultline-callgrind-'));
+  const out = join(dir, 'callgrind.out');
+  // Fixed seeds: Math.random (sampling, balancing) draws the same numbers in every run.
+  const child = spawn(
+    'valgrind',
+    ['--tool=callgrind', '--instr-atstart=no', '--separate-threads=yes', '--cache-sim=no', `--callgrind-out-file=${out}`, process.execPath, '--random-seed=42', '--hash-seed=42', 'dist/cli/main.js', 'sidecar', '--config', config, '--service', 'client', '--no-watch'],
+    { env: { ...process.env, FAULTLINE_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'ignore'] },
+  );
+  try {
+    const line = await new Promise<string>((resolve, reject) => {
+      createInterface({ input: child.stdout }).once('line', resolve);
+      child.once('exit', (code) => reject(new Error(`the sidecar under valgrind exited (${code}) before it listened`)));
+    });
+    const url = `http://${(JSON.parse(line) as { outbound: string }).outbound}/`;
+    const load = (amount: number) =>
+      new Promise<autocannon.Result>((resolve, reject) => autocannon({ url, headers: { host: 'upstream' }, connections: 16, amount }, (e, r) => (e ? reject(e) : resolve(r))));
+    await load(WARM);
+    execFileSync('callgrind_control', ['--instr=on', String(child.pid)], { stdio: 'ignore' });
+    const result = await load(COUNT);
+    execFileSync('callgrind_control', ['--instr=off', String(child.pid)], { stdio: 'ignore' });
+    if (result.non2xx + result.errors > 0) throw new Error(`${result.non2xx + result.errors} of ${COUNT} requests failed`);
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    await exited;
+    const total = (file: string) =>
+      Number(execFileSync('callgrind_annotate', [join(dir, file)], { encoding: 'utf8', maxBuffer: 1 << 28 }).match(/([\d,]+) \(100\.0%\)\s+PROGRAM TOTALS/)?.[1]?.replaceAll(',', '') ?? 0);
+    // One file per thread: -01 is the main thread, the event loop that carries the requests.
+    const files = readdirSync(dir).filter((f) => f.startsWith('callgrind.out-')).sort();
+    const perThread = files.map(total);
+    return { main: perThread[0]! / COUNT, all: perThread.reduce((a, b) => a + b, 0) / COUNT };
+  } finally {
+    child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  const processes = new Processes();
+  const receiver = createServer((req, res) => req.resume().on('end', () => res.end('{}')));
+  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+  const otlp = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/v1/traces`;
+  try {
+    const upstream = Number(await processes.start('upstream', ['bench/upstream.ts'], {}));
+    const variants: [string, object][] = [
+      ['off', { enabled: false }],
+      ['events + metrics', { enabled: true }],
+      ['events + metrics + traces (1 %)', { enabled: true, tracing: { otlpEndpoint: otlp, sampleRatio: 0.01 } }],
+    ];
+    const counts: Count[] = [];
+    for (const [, telemetry] of variants) counts.push(await count(await meshFile(upstream, telemetry)));
+    const off = counts[0]!;
+    const k = (n: number) => `${(n / 1000).toFixed(1)} k`;
+    process.stdout.write([
+      `node ${process.version}; callgrind; each sidecar warmed by ${WARM.toLocaleString('en')} requests uncounted, then ${COUNT.toLocaleString('en')} counted (16 connections)`,
+      '',
+      '| telemetry | instructions per request, main thread | ÷ off | all threads | ÷ off |',
+      '|---|---|---|---|---|',
+      ...variants.map(([name], i) => `| ${name} | ${k(counts[i]!.main)} | ${(counts[i]!.main / off.main).toFixed(3)}× | ${k(counts[i]!.all)} | ${(counts[i]!.all / off.all).toFixed(3)}× |`),
+      '',
+    ].join('\n'));
+  } finally {
+    await processes.stopAll();
+    receiver.close();
+  }
+}
+
+await main();
