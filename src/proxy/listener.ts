@@ -6,6 +6,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import type { TlsOptions } from 'node:tls';
 import type { Duplex } from 'node:stream';
+// Imported, not the global: globalThis.performance is a lazy getter, read on every use.
 import { performance } from 'node:perf_hooks';
 import { stripPort } from '../config/matchers.ts';
 import type { DestinationSpec, RouteSpec, Snapshot } from '../config/snapshot.ts';

@@ -51,7 +51,7 @@ interface Series {
 
 type Value = { value: number; labels: Record<string, string | number>; metricName?: string };
 
-/** Series by source, destination, status and flags: a request finds its own in four lookups of values it already has, with no key built (when it is not the last request's). */
+/** Series by source, destination, status and flags: a request finds its own in four lookups of values it already has, with no key built. */
 type Index = Map<string, Map<string, Map<number, Map<string, Series>>>>;
 
 export class RequestMetrics {

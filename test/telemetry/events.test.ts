@@ -33,6 +33,26 @@ describe('event bus', () => {
     expect(event.monotonic).to.be.a('number');
   });
 
+  it('calls every listener of an event once, a removal during a dispatch changing nothing in it', () => {
+    const bus = new EventBus('s');
+    const calls: string[] = [];
+    let offFirst = (): void => undefined;
+    offFirst = bus.on('config.applied', (e) => {
+      calls.push(`first ${e.version}`);
+      offFirst();
+    });
+    const twice = (e: MeshEvent) => calls.push(`any ${e.type}`);
+    const offTwice = bus.onAny(twice);
+    bus.onAny(twice);
+    bus.on('config.rejected', () => calls.push('rejected'));
+    bus.emit('config.applied', { version: 'v1', source: 'x' });
+    // The first listener removed itself while it ran: the others still had the event, and it gets no more.
+    offTwice();
+    offTwice();
+    bus.emit('config.applied', { version: 'v2', source: 'x' });
+    expect(calls).to.deep.equal(['first v1', 'any config.applied', 'any config.applied', 'any config.applied']);
+  });
+
   it('keeps request.done apart from decisions, so a burst of requests does not push out the decisions', () => {
     const bus = new EventBus('s', { requests: 3, decisions: 4 });
     const done = (requestId: string) => bus.emit('request.done', {

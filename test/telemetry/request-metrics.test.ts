@@ -1,0 +1,42 @@
+// Request metrics counted per label set: a request that shares the last one's labels reuses its
+// series, one that does not finds (or makes) its own — so alternating label sets count apart.
+import { expect } from 'chai';
+import { Registry } from 'prom-client';
+import { RequestMetrics } from '../../src/telemetry/request-metrics.ts';
+
+async function counts(registry: Registry): Promise<Record<string, number>> {
+  const text = await registry.getSingleMetricAsString('istio_requests_total');
+  return Object.fromEntries(text.split('\n').filter((l) => l.startsWith('istio_requests_total{')).map((l) => {
+    const labels = Object.fromEntries([...l.matchAll(/(\w+)="([^"]*)"/g)].map(([, k, v]) => [k, v]));
+    return [`${labels.reporter} ${labels.source_workload}>${labels.destination_service} ${labels.response_code} ${labels.response_flags}`, Number(l.split(' ').at(-1))];
+  }));
+}
+
+describe('request metrics', () => {
+  it('counts each label set apart, whether or not a request shares the last one', async () => {
+    const registry = new Registry();
+    const metrics = new RequestMetrics(registry);
+    const sequence: [boolean, string, string, number, string][] = [
+      [true, 'checkout', 'payments', 200, '-'],
+      [true, 'checkout', 'payments', 200, '-'],
+      [true, 'checkout', 'payments', 503, '-'],
+      [true, 'checkout', 'payments', 503, 'URX'],
+      [true, 'checkout', 'payments', 200, '-'],
+      [false, 'checkout', 'payments', 200, '-'],
+      [true, 'checkout', 'ledger', 200, '-'],
+      [true, 'frontend', 'payments', 200, '-'],
+      [true, 'checkout', 'payments', 200, '-'],
+    ];
+    for (const [outbound, source, destination, status, flags] of sequence) metrics.record(outbound, source, destination, status, flags, 3, 0, 10);
+    expect(await counts(registry)).to.deep.equal({
+      'source checkout>payments 200 -': 4,
+      'source checkout>payments 503 -': 1,
+      'source checkout>payments 503 URX': 1,
+      'destination checkout>payments 200 -': 1,
+      'source checkout>ledger 200 -': 1,
+      'source frontend>payments 200 -': 1,
+    });
+    const sum = await registry.getSingleMetricAsString('istio_response_bytes');
+    expect(sum).to.match(/istio_response_bytes_sum\{reporter="source",source_workload="checkout",destination_workload="payments",destination_service="payments",response_code="200",response_flags="-",request_protocol="http"\} 40/);
+  });
+});
