@@ -11,15 +11,14 @@
 // sidecar some fifty times slower. Needs valgrind (`apt-get install valgrind`) and the built CLI; not part of `npm run bench`.
 import { execFileSync, spawn } from 'node:child_process';
 import { readdirSync, rmSync } from 'node:fs';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import autocannon from 'autocannon';
-import { stringify } from 'yaml';
-import { Processes, freePort } from './processes.ts';
+import { Processes, clientMeshFile } from './processes.ts';
 
 const WARM = 16_000;
 const COUNT = 4_000;
@@ -27,20 +26,6 @@ const COUNT = 4_000;
 interface Count {
   main: number;
   all: number;
-}
-
-async function meshFile(upstream: number, telemetry: object): Promise<string> {
-  const address = async () => `127.0.0.1:${await freePort()}`;
-  const app = await address();
-  const config = {
-    mesh: { name: 'bench-instructions' },
-    telemetry,
-    services: [{ name: 'client', endpoints: [{ address: app }] }, { name: 'upstream', endpoints: [{ address: `127.0.0.2:${upstream}` }] }],
-    sidecars: [{ name: 'client', service: 'client', outbound: await address(), inbound: await address(), admin: await address(), app }],
-  };
-  const dir = await mkdtemp(join(tmpdir(), 'faultline-bench-'));
-  await writeFile(join(dir, 'mesh.yaml'), stringify(config));
-  return join(dir, 'mesh.yaml');
 }
 
 /** Instructions per request of one sidecar, counted over COUNT requests after WARM uncounted ones. */
@@ -94,7 +79,7 @@ async function main(): Promise<void> {
       ['events + metrics + traces (1 %)', { enabled: true, tracing: { otlpEndpoint: otlp, sampleRatio: 0.01 } }],
     ];
     const counts: Count[] = [];
-    for (const [, telemetry] of variants) counts.push(await count(await meshFile(upstream, telemetry)));
+    for (const [, telemetry] of variants) counts.push(await count(await clientMeshFile('bench-instructions', upstream, telemetry)));
     const off = counts[0]!;
     const k = (n: number) => `${(n / 1000).toFixed(1)} k`;
     process.stdout.write([

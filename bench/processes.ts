@@ -1,9 +1,12 @@
 // Child processes of a benchmark run: started on this Node, each announcing itself with one stdout
 // line, all stopped at the end; plus their memory, read from /proc.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { cpus } from 'node:os';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
 
 /** The built CLI when there is one (as deployed), else the TypeScript source. */
 const CLI = existsSync('dist/cli/main.js') ? 'dist/cli/main.js' : 'src/cli/main.ts';
@@ -122,4 +125,22 @@ export async function freePort(): Promise<number> {
   const { port } = server.address() as AddressInfo;
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
+}
+
+/**
+ * A mesh file (in a new temporary directory) with one sidecar, 'client', whose outbound calls with
+ * Host 'upstream' go to the bench upstream on 127.0.0.2; `telemetry` is the config's telemetry section.
+ */
+export async function clientMeshFile(mesh: string, upstream: number, telemetry: object): Promise<string> {
+  const address = async () => `127.0.0.1:${await freePort()}`;
+  const app = await address();
+  const config = {
+    mesh: { name: mesh },
+    telemetry,
+    services: [{ name: 'client', endpoints: [{ address: app }] }, { name: 'upstream', endpoints: [{ address: `127.0.0.2:${upstream}` }] }],
+    sidecars: [{ name: 'client', service: 'client', outbound: await address(), inbound: await address(), admin: await address(), app }],
+  };
+  const dir = await mkdtemp(join(tmpdir(), 'faultline-bench-'));
+  await writeFile(join(dir, 'mesh.yaml'), stringify(config));
+  return join(dir, 'mesh.yaml');
 }

@@ -9,15 +9,11 @@
 // fresh processes, and the median over sessions reported. Then latency: p99 at a fixed 1,000 rps,
 // one sidecar at a time. `--aa` runs four identical sidecars (events + metrics) instead: the
 // method's own spread.
-import { mkdtemp, writeFile } from 'node:fs/promises';
 import { createServer, get } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { stringify } from 'yaml';
 import { percentiles, run } from './load.ts';
 import { median, medianInterval, sessionRatios, sessions, verdict, type Contender } from './head-to-head.ts';
-import { Processes, freePort, pinSelf, type SidecarProcess } from './processes.ts';
+import { Processes, clientMeshFile, pinSelf, type SidecarProcess } from './processes.ts';
 
 const quick = process.argv.includes('--quick');
 const aa = process.argv.includes('--aa');
@@ -30,20 +26,6 @@ const TARGET = 0.9;
 
 type Variant = 'off' | 'events + metrics' | 'events + metrics + traces (1 %)' | 'the same, whole /events read';
 const VARIANTS: Variant[] = ['off', 'events + metrics', 'events + metrics + traces (1 %)', 'the same, whole /events read'];
-
-async function meshFile(upstream: number, telemetry: object): Promise<string> {
-  const address = async () => `127.0.0.1:${await freePort()}`;
-  const app = await address();
-  const config = {
-    mesh: { name: 'bench-telemetry' },
-    telemetry,
-    services: [{ name: 'client', endpoints: [{ address: app }] }, { name: 'upstream', endpoints: [{ address: `127.0.0.2:${upstream}` }] }],
-    sidecars: [{ name: 'client', service: 'client', outbound: await address(), inbound: await address(), admin: await address(), app }],
-  };
-  const dir = await mkdtemp(join(tmpdir(), 'faultline-bench-'));
-  await writeFile(join(dir, 'mesh.yaml'), stringify(config));
-  return join(dir, 'mesh.yaml');
-}
 
 async function main(): Promise<void> {
   const shared = new Processes();
@@ -65,7 +47,7 @@ async function main(): Promise<void> {
     const settings: Record<Variant, object> = aa
       ? (Object.fromEntries(VARIANTS.map((v) => [v, { enabled: true }])) as Record<Variant, object>)
       : { off: { enabled: false }, 'events + metrics': { enabled: true }, 'events + metrics + traces (1 %)': everything, 'the same, whole /events read': everything };
-    const configs = await Promise.all(VARIANTS.map((v) => meshFile(upstream, settings[v])));
+    const configs = await Promise.all(VARIANTS.map((v) => clientMeshFile('bench-telemetry', upstream, settings[v])));
     const url = (sidecar: SidecarProcess) => `http://${sidecar.addresses.outbound}/`;
     // While a game day records, the control plane reads every sidecar's whole /events; here a reader in this process does.
     let read = 0;
