@@ -43,6 +43,12 @@ class Distribution {
 
 interface Series {
   readonly labels: RequestLabels;
+  /** The label set as record() is given it, to tell whether the next request shares it. */
+  readonly outbound: boolean;
+  readonly source: string;
+  readonly destination: string;
+  readonly status: number;
+  readonly flags: string;
   requests: number;
   readonly duration: Distribution;
   readonly requestBytes: Distribution;
@@ -58,8 +64,8 @@ export class RequestMetrics {
   readonly #series: Series[] = [];
   /** By reporter: [source (outbound), destination (inbound)]. */
   readonly #index: [Index, Index] = [new Map(), new Map()];
-  /** The label set and series of the last request: most requests in a row share theirs, and find it in five comparisons. */
-  #last: { readonly outbound: boolean; readonly source: string; readonly destination: string; readonly status: number; readonly flags: string; readonly series: Series } | undefined;
+  /** The last request's series: most requests in a row share its label set, and find it in five comparisons. */
+  #last: Series | undefined;
 
   constructor(registry: Registry) {
     const all = () => this.#series;
@@ -99,7 +105,7 @@ export class RequestMetrics {
   record(outbound: boolean, source: string, destination: string, status: number, flags: string, durationMs: number, requestBytes: number | null, responseBytes: number): void {
     const last = this.#last;
     const series = last !== undefined && last.status === status && last.flags === flags && last.destination === destination && last.source === source && last.outbound === outbound
-      ? last.series
+      ? last
       : this.#find(outbound, source, destination, status, flags);
     series.requests++;
     series.duration.observe(durationMs);
@@ -127,11 +133,11 @@ export class RequestMetrics {
         response_flags: flags,
         request_protocol: 'http',
       };
-      series = { labels, requests: 0, duration: new Distribution(DURATION_BUCKETS_MS), requestBytes: new Distribution(SIZE_BUCKETS), responseBytes: new Distribution(SIZE_BUCKETS) };
+      series = { labels, outbound, source, destination, status, flags, requests: 0, duration: new Distribution(DURATION_BUCKETS_MS), requestBytes: new Distribution(SIZE_BUCKETS), responseBytes: new Distribution(SIZE_BUCKETS) };
       byFlags.set(flags, series);
       this.#series.push(series);
     }
-    this.#last = { outbound, source, destination, status, flags, series };
+    this.#last = series;
     return series;
   }
 }
