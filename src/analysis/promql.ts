@@ -22,9 +22,9 @@ export async function prometheusFigures(url: string, services: readonly string[]
       const range = `${Math.max(1, Math.round((w.to - w.from) / 1000))}s`;
       const requests = await query(`sum(increase(istio_requests_total{${selector}}[${range}]))`, w.to);
       const errors = await query(`sum(increase(istio_requests_total{${selector},response_code=~"5..|0"}[${range}]))`, w.to);
+      const p99 = await query(`histogram_quantile(0.99, sum by (le) (increase(istio_request_duration_milliseconds_bucket{${selector}}[${range}])))`, w.to);
       // increase() extrapolates, so `requests` is seldom whole: with no errors, 100 − 0 is exactly 100,
       // where 100 × requests ÷ requests can come out 99.99999999999999.
-      const p99 = await query(`histogram_quantile(0.99, sum by (le) (increase(istio_request_duration_milliseconds_bucket{${selector}}[${range}])))`, w.to);
       figures.push({ service, window: w.name, requests, availability: requests > 0 ? 100 - (100 * errors) / requests : null, p99: Number.isFinite(p99) ? p99 : null });
     }
   }
