@@ -7,7 +7,7 @@
 // and the demo's apps pass on, as Envoy's tracing does; traceId is carried where the mesh traces.
 import { readFile, readdir } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import type { Journal } from '../experiments/runner.ts';
+import type { Journal } from '../experiments/journal.ts';
 import { methodLength, parseExperiment, type Experiment } from '../experiments/spec.ts';
 import { expectVerdict, samplesFor, steadyStateVerdict, type Recording } from '../experiments/verdicts.ts';
 import type { LoadRecord } from '../experiments/load.ts';

@@ -1,7 +1,7 @@
 // Attribution: each failed or slow request at the edge tied to the faults on its trace (or in force on
 // the service its failing call went to) and to what the policies did with it; and each fault's impact
 // factor — failures at the edge per injection.
-import type { Journal } from '../experiments/runner.ts';
+import type { Journal } from '../experiments/journal.ts';
 import type { Experiment } from '../experiments/spec.ts';
 import { ok, targetsOfStep, type Event } from './common.ts';
 import type { Attribution, AttributionRow, FaultImpact, Policy } from './types.ts';

@@ -12,18 +12,15 @@ import { up, type Mesh } from '../cli/up.ts';
 import type { Snapshot } from '../config/snapshot.ts';
 import { writeFileAtomic } from '../control/store.ts';
 import { dryRun } from './dry-run.ts';
+import { EXIT_CODES, type Journal, type RunOutcome, type RunResult } from './journal.ts';
 import { LoadGenerator } from './load.ts';
 import { MeshClient, sidecarFaults, targetClient } from './mesh-client.ts';
 import { Recorder } from './recorder.ts';
 import { faultBody, rampPercent } from './steps.ts';
 import { summarise } from './summary.ts';
-import { writeReports } from '../reports/write.ts';
 import { Progress } from './progress.ts';
 import { methodLength, parseExperiment, targetsOf, type Experiment, type HaltConfig, type StepConfig } from './spec.ts';
 import { availability, expectVerdict, percentile, samplesFor, steadyStateVerdict, type Recording, type Verdict, type Window } from './verdicts.ts';
-
-export type RunOutcome = 'passed' | 'failed' | 'halted' | 'inconclusive' | 'error';
-export const EXIT_CODES: Record<RunOutcome, number> = { passed: 0, failed: 1, halted: 3, inconclusive: 1, error: 4 };
 
 /** How long a fault's lease outlives the moment it was last renewed: a dead runner's faults end this soon. */
 export const LEASE_MS = 5_000;
@@ -37,30 +34,11 @@ export interface RunOptions {
   readonly dryRun?: boolean;
   /** Where progress and phase lines go (a TTY gets a live status line). */
   readonly stream?: NodeJS.WriteStream;
-}
-
-export interface Journal {
-  experiment: string;
-  file: string;
-  seed: number;
-  status: 'running' | 'complete';
-  outcome: RunOutcome | null;
-  reason: string | null;
-  startedAt: string;
-  finishedAt: string | null;
-  target: string;
-  phases: { name: string; startedAt: string; endedAt: string | null; outcome: string | null; notes: string[] }[];
-  faults: { id: string; step: number; injectedAt: string | null; removedAt: string | null; renewals: number; spec: Record<string, unknown> }[];
-  halts: { at: string; reason: string }[];
-  rollback: { at: string; removed: string[]; verified: boolean; remaining: Record<string, string[]> } | null;
-  verdicts: Verdict[];
-}
-
-export interface RunResult {
-  readonly outcome: RunOutcome;
-  readonly exitCode: number;
-  readonly dir: string;
-  readonly journal: Journal;
+  /**
+   * Writes the reports of the finished run and returns the line its summary ends with. The caller
+   * chooses it (the CLI passes the reports' writer), so the runner never depends on the analysis.
+   */
+  readonly report?: (dir: string) => Promise<string>;
 }
 
 class Halted extends Error {}
@@ -293,13 +271,7 @@ export async function runExperiment(options: RunOptions): Promise<RunResult> {
     journal.finishedAt = new Date().toISOString();
     if (current) current.endedAt = journal.finishedAt;
     await save();
-    let reports = '';
-    try {
-      const written = await writeReports(dir);
-      reports = `  report: ${written.files.html} (and report.md, report.json, junit.xml); resilience score ${written.analysis.score.value}\n`;
-    } catch (error) {
-      reports = `  report: not written (${(error as Error).message}); the recording is complete: faultline report ${dir}\n`;
-    }
+    const reports = (await options.report?.(dir)) ?? '';
     const summary = summarise(journal, dir, recording, experiment) + reports;
     await writeFile(join(dir, 'summary.txt'), summary);
     stream.write(summary);

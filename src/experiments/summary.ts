@@ -1,5 +1,5 @@
 // The plain-text summary a run prints at its end (and keeps as summary.txt).
-import type { Journal } from './runner.ts';
+import type { Journal } from './journal.ts';
 import type { Experiment } from './spec.ts';
 import { availability, type Recording } from './verdicts.ts';
 
