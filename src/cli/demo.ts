@@ -8,7 +8,7 @@ import { Pool, request } from 'undici';
 import type { Sidecar } from '../proxy/sidecar.ts';
 import type { Logger } from '../telemetry/log.ts';
 import { DEMO_MESH } from './paths.ts';
-import { up, type Mesh } from './up.ts';
+import { up, type Mesh } from '../control/up.ts';
 
 const ENTRY = 'frontend';
 

@@ -112,7 +112,7 @@ program
   .option('--token-file <file>', 'use this bearer token (else a new one is made and written to <state-dir>/token)')
   .action(async (file: string, options: { listen: string; stateDir: string; tokenFile?: string }) => {
     const log = createLogger('faultline-up', process.env.FAULTLINE_LOG_LEVEL ?? 'warn');
-    const { up } = await import('./up.ts');
+    const { up } = await import('../control/up.ts');
     const mesh = await up({ file, listen: options.listen, stateDir: options.stateDir, log, ...(options.tokenFile && { token: await readToken(options.tokenFile) }) });
     process.stdout.write(mesh.table());
     process.stdout.write('ready; Ctrl-C stops everything\n');

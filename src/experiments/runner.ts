@@ -8,7 +8,7 @@
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { up, type Mesh } from '../cli/up.ts';
+import { up, type Mesh } from '../control/up.ts';
 import type { Snapshot } from '../config/snapshot.ts';
 import { writeFileAtomic } from '../control/store.ts';
 import { dryRun } from './dry-run.ts';
