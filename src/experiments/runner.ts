@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { up, type Mesh } from '../control/up.ts';
 import type { Snapshot } from '../config/snapshot.ts';
-import { writeFileAtomic } from '../control/store.ts';
+import { writeFileAtomic } from '../atomic-write.ts';
 import { dryRun } from './dry-run.ts';
 import { EXIT_CODES, type Journal, type RunOutcome, type RunResult } from './journal.ts';
 import { LoadGenerator } from './load.ts';
