@@ -20,7 +20,7 @@ import { faultBody, rampPercent } from './steps.ts';
 import { summarise } from './summary.ts';
 import { Progress } from './progress.ts';
 import { methodLength, parseExperiment, targetsOf, type Experiment, type HaltConfig, type StepConfig } from './spec.ts';
-import { availability, expectVerdict, percentile, samplesFor, steadyStateVerdict, type Recording, type Verdict, type Window } from './verdicts.ts';
+import { availability, expectVerdict, latencyPercentile, samplesFor, steadyStateVerdict, type Recording, type Verdict, type Window } from './verdicts.ts';
 
 /** How long a fault's lease outlives the moment it was last renewed: a dead runner's faults end this soon. */
 export const LEASE_MS = 5_000;
@@ -314,7 +314,7 @@ function haltReason(experiment: Experiment, recording: Recording): string | unde
       if (samples.length >= 10 && value < h.availability.below) return `availability of ${h.availability.service} ${value.toFixed(1)} % < ${h.availability.below} % for ${h.availability.for} ms`;
     } else if (h.latency) {
       const samples = samplesFor(recording, h.latency.service, { name: 'halt', from: now - h.latency.for, to: now }).filter((s) => s.status > 0);
-      const value = percentile(samples, h.latency.percentile);
+      const value = latencyPercentile(samples, h.latency.percentile);
       if (samples.length >= 10 && value > h.latency.above) return `p${h.latency.percentile} of ${h.latency.service} ${value.toFixed(0)} ms > ${h.latency.above} ms for ${h.latency.for} ms`;
     }
   }
