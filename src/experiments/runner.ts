@@ -13,7 +13,7 @@ import type { Snapshot } from '../config/snapshot.ts';
 import { writeFileAtomic } from '../atomic-write.ts';
 import { dryRun } from './dry-run.ts';
 import { EXIT_CODES, type Journal, type RunOutcome, type RunResult } from './journal.ts';
-import { LoadGenerator } from './load.ts';
+import { ClosedLoopLoad } from './loads/closed-loop.ts';
 import { MeshClient, sidecarFaults, targetClient } from './mesh-client.ts';
 import { Recorder } from './recorder.ts';
 import { faultBody, rampPercent } from './steps.ts';
@@ -91,7 +91,7 @@ export async function runExperiment(options: RunOptions): Promise<RunResult> {
   let stateDir: string | undefined;
   let client: MeshClient | undefined;
   const recorder = new Recorder(dir);
-  const loadGen = new LoadGenerator();
+  const loadGen = new ClosedLoopLoad();
   let loadDone: Promise<void> | undefined;
   const injected = new Set<string>();
   const stepTimers: NodeJS.Timeout[] = [];
