@@ -3,6 +3,7 @@
 // response's time (autocannon's own histogram has 1 ms resolution, too coarse for a proxy's cost).
 import autocannon from 'autocannon';
 import type { Target } from './run.ts';
+import { percentile } from '../src/measures.ts';
 
 export interface LoadSettings {
   warmupS: number;
@@ -40,8 +41,7 @@ export function run(url: string, host: string | undefined, options: Partial<auto
 
 export function percentiles(times: number[]): Latency {
   const sorted = Float64Array.from(times).sort();
-  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
-  return { p50: at(0.5), p90: at(0.9), p99: at(0.99), max: sorted.at(-1) ?? NaN };
+  return { p50: percentile(sorted, 50), p90: percentile(sorted, 90), p99: percentile(sorted, 99), max: sorted.at(-1) ?? NaN };
 }
 
 /** Warm-up and the fixed rate first, so the memory read after them is the memory at that rate; then the max. */

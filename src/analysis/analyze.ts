@@ -7,12 +7,13 @@
 // and the demo's apps pass on, as Envoy's tracing does; traceId is carried where the mesh traces.
 import { readFile, readdir } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import type { Journal } from '../experiments/runner.ts';
+import type { Journal } from '../experiments/journal.ts';
 import { methodLength, parseExperiment, type Experiment } from '../experiments/spec.ts';
 import { expectVerdict, samplesFor, steadyStateVerdict, type Recording } from '../experiments/verdicts.ts';
 import type { LoadRecord } from '../experiments/load.ts';
 import { attribute, impacts } from './attribution.ts';
-import { groupBy, ok, targetsOfStep, type Event } from './common.ts';
+import { percentile, succeeded } from '../measures.ts';
+import { groupBy, targetsOfStep, type Event } from './common.ts';
 import { propagate } from './propagation.ts';
 import { mannWhitney, twoProportions } from './stats.ts';
 import type {
@@ -96,7 +97,7 @@ export async function analyze(run: RunFiles): Promise<Analysis> {
     const all = calls(service);
     for (const w of windows) {
       const inside = all.filter((c) => c.t >= w.from && c.t < w.to);
-      const availability = ratio(inside.filter(ok).length, inside.length);
+      const availability = ratio(inside.filter((r) => succeeded(r.status)).length, inside.length);
       const slos = experiment.steadyState.filter((h) => h.errorBudgetBurn?.service === service).map((h) => h.errorBudgetBurn!.slo);
       stats.push({
         service,
@@ -122,7 +123,7 @@ export async function analyze(run: RunFiles): Promise<Analysis> {
     for (const [t, list] of [...buckets].sort((a, b) => a[0] - b[0])) {
       const latencies = list.filter((c) => c.status > 0).map((c) => c.latencyMs);
       const l = latencyOf(latencies);
-      timeseries.push({ service, t, requests: list.length, errors: list.filter((c) => !ok(c)).length, p50: l.p50, p99: l.p99 });
+      timeseries.push({ service, t, requests: list.length, errors: list.filter((c) => !succeeded(c.status)).length, p50: l.p50, p99: l.p99 });
     }
   }
 
@@ -196,7 +197,7 @@ function policyChecks(experiment: Experiment, journal: Journal, events: readonly
     const done = events.filter((e) => e.type === 'request.done' && e.direction === 'outbound' && e.service === service);
     const outcome = new Map(done.map((e) => [String(e.requestId), e.status as number]));
     const aborts = events.filter((e) => e.type === 'fault.applied' && e.point === 'attempt' && e.destination === service && e.action === 'abort' && outcome.has(String(e.requestId)));
-    const masked = aborts.filter((e) => ok({ status: outcome.get(String(e.requestId))! })).length;
+    const masked = aborts.filter((e) => succeeded(outcome.get(String(e.requestId))!)).length;
     const attempts = done.reduce((sum, e) => sum + ((e.attempts as number) || 1), 0);
     return { service, injectedAborts: aborts.length, masked, maskingRatio: aborts.length ? (100 * masked) / aborts.length : null, attempts, requests: done.length, amplification: done.length ? attempts / done.length : null };
   });
@@ -276,8 +277,8 @@ function cohortComparison(experiment: Experiment, load: readonly LoadRecord[], w
   const group = (cohort: LoadRecord['cohort']) => load.filter((r) => r.cohort === cohort && inside(r));
   const exp = group('experiment');
   const ctl = group('control');
-  const figures = (rs: LoadRecord[]) => ({ requests: rs.length, availability: ratio(rs.filter(ok).length, rs.length), p99: latencyOf(rs.filter((r) => r.status > 0).map((r) => r.latencyMs)).p99 });
-  const availabilityTest = twoProportions(exp.filter(ok).length, exp.length, ctl.filter(ok).length, ctl.length);
+  const figures = (rs: LoadRecord[]) => ({ requests: rs.length, availability: ratio(rs.filter((r) => succeeded(r.status)).length, rs.length), p99: latencyOf(rs.filter((r) => r.status > 0).map((r) => r.latencyMs)).p99 });
+  const availabilityTest = twoProportions(exp.filter((r) => succeeded(r.status)).length, exp.length, ctl.filter((r) => succeeded(r.status)).length, ctl.length);
   const latencyTest = mannWhitney(exp.filter((r) => r.status > 0).map((r) => r.latencyMs), ctl.filter((r) => r.status > 0).map((r) => r.latencyMs));
   return {
     service: experiment.load.entry,
@@ -296,8 +297,7 @@ function ratio(part: number, whole: number): number {
 export function latencyOf(values: readonly number[]): Latency {
   if (values.length === 0) return { p50: NaN, p90: NaN, p99: NaN, max: NaN };
   const sorted = [...values].sort((a, b) => a - b);
-  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
-  return { p50: at(0.5), p90: at(0.9), p99: at(0.99), max: sorted.at(-1)! };
+  return { p50: percentile(sorted, 50), p90: percentile(sorted, 90), p99: percentile(sorted, 99), max: sorted.at(-1)! };
 }
 
 function serviceOfSidecar(events: readonly Event[]): Map<string, string> {

@@ -1,9 +1,10 @@
 // Attribution: each failed or slow request at the edge tied to the faults on its trace (or in force on
 // the service its failing call went to) and to what the policies did with it; and each fault's impact
 // factor — failures at the edge per injection.
-import type { Journal } from '../experiments/runner.ts';
+import type { Journal } from '../experiments/journal.ts';
 import type { Experiment } from '../experiments/spec.ts';
-import { ok, targetsOfStep, type Event } from './common.ts';
+import { succeeded } from '../measures.ts';
+import { targetsOfStep, type Event } from './common.ts';
 import type { Attribution, AttributionRow, FaultImpact, Policy } from './types.ts';
 
 /**
@@ -19,7 +20,7 @@ export function attribute(experiment: Experiment, events: readonly Event[], byRe
   const faultSpans = experiment.method.map((step) => ({ id: step.fault.id, targets: [step.fault.match.destination, step.fault.partition?.to].flat().filter((n): n is string => Boolean(n)) }));
   const injectedAt = new Map(events.filter((e) => e.type === 'fault.installed').map((e) => [String(e.faultId), e.time]));
   for (const e of edge) {
-    const failed = !ok({ status: e.status as number });
+    const failed = !succeeded(e.status as number);
     const slow = (e.durationMs as number) > slowAfter;
     if (!failed && !slow) continue;
     const trace = byRequest.get(String(e.requestId)) ?? [];
@@ -28,7 +29,7 @@ export function attribute(experiment: Experiment, events: readonly Event[], byRe
     let faultedCall = trace.find((t) => t.type === 'request.done' && t.direction === 'outbound' && (t.faults as string[]).length > 0);
     if (faults.length === 0) {
       // No fault acted on it: did it fail on a service a fault had hit (a breaker it opened, say)?
-      const failing = trace.find((t) => t.type === 'request.done' && t.direction === 'outbound' && !ok({ status: t.status as number }) && faultSpans.some((f) => f.targets.includes(String(t.service)) && (injectedAt.get(f.id) ?? Infinity) <= t.time));
+      const failing = trace.find((t) => t.type === 'request.done' && t.direction === 'outbound' && !succeeded(t.status as number) && faultSpans.some((f) => f.targets.includes(String(t.service)) && (injectedAt.get(f.id) ?? Infinity) <= t.time));
       if (!failing) {
         if (failed) unattributed++;
         continue;
@@ -72,7 +73,7 @@ export function attribute(experiment: Experiment, events: readonly Event[], byRe
 /** What the policies did for one call a fault touched, from its flags, status and tries. */
 function policyOf(call: Event): Policy {
   const flags = new Set(call.flags as string[]);
-  const saved = ok({ status: call.status as number });
+  const saved = succeeded(call.status as number);
   const attempts = (call.attempts as number) ?? 1;
   if (saved) return attempts > 1 ? 'retried-and-saved' : 'no-policy-acted';
   if (flags.has('UBX')) return 'budget-exhausted';
@@ -85,7 +86,7 @@ function policyOf(call: Event): Policy {
 export function impacts(experiment: Experiment, journal: Journal, events: readonly Event[], _byRequest: Map<string, Event[]>, attribution: Attribution): FaultImpact[] {
   return journal.faults.map((f) => {
     const injected = events.filter((e) => e.type === 'fault.applied' && e.faultId === f.id).length;
-    const failedAtEdge = attribution.rows.filter((r) => r.faults.includes(f.id) && !ok({ status: r.status })).length;
+    const failedAtEdge = attribution.rows.filter((r) => r.faults.includes(f.id) && !succeeded(r.status)).length;
     const step = experiment.method[f.step]!;
     return {
       id: f.id,

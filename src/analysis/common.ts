@@ -1,14 +1,8 @@
-// Small pieces the analysis modules share: the event shape, what counts as a good answer, grouping,
-// a method step's targets.
+// Small pieces the analysis modules share: the event shape, grouping, a method step's targets.
 import type { Experiment } from '../experiments/spec.ts';
 
 /** A recorded event: its type, wall-clock time and sidecar, and the rest of its payload. */
 export type Event = Record<string, unknown> & { type: string; time: number; sidecar: string };
-
-/** An answer below 500 (0: no answer at all). */
-export function ok(c: { status: number }): boolean {
-  return c.status > 0 && c.status < 500;
-}
 
 export function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
   const map = new Map<string, T[]>();

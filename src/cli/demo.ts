@@ -8,7 +8,8 @@ import { Pool, request } from 'undici';
 import type { Sidecar } from '../proxy/sidecar.ts';
 import type { Logger } from '../telemetry/log.ts';
 import { DEMO_MESH } from './paths.ts';
-import { up, type Mesh } from './up.ts';
+import { up, type Mesh } from '../control/up.ts';
+import { percentile, succeeded } from '../measures.ts';
 
 const ENTRY = 'frontend';
 
@@ -94,7 +95,7 @@ async function faultPhase(mesh: Mesh, cart: Sidecar, entry: string, options: Dem
     for (const [id, n] of aborted) {
       injected += n;
       const status = outcome.get(id);
-      if (status !== undefined && status > 0 && status < 500) masked += n;
+      if (status !== undefined && succeeded(status)) masked += n;
     }
     return { injected, masked, failed: result.requests - (result.statuses['200'] ?? 0), retries, flags, result };
   } finally {
@@ -176,8 +177,8 @@ async function drive(inbound: string, options: DemoOptions): Promise<DemoResult>
   await pool.close();
   result.elapsedMs = performance.now() - started;
   latencies.sort((a, b) => a - b);
-  const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0;
-  result.latencyMs = { p50: at(0.5), p90: at(0.9), p99: at(0.99), max: latencies.at(-1) ?? 0 };
+  const at = (p: number) => (latencies.length ? percentile(latencies, p) : 0);
+  result.latencyMs = { p50: at(50), p90: at(90), p99: at(99), max: latencies.at(-1) ?? 0 };
   return result;
 }
 

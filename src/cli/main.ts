@@ -112,7 +112,7 @@ program
   .option('--token-file <file>', 'use this bearer token (else a new one is made and written to <state-dir>/token)')
   .action(async (file: string, options: { listen: string; stateDir: string; tokenFile?: string }) => {
     const log = createLogger('faultline-up', process.env.FAULTLINE_LOG_LEVEL ?? 'warn');
-    const { up } = await import('./up.ts');
+    const { up } = await import('../control/up.ts');
     const mesh = await up({ file, listen: options.listen, stateDir: options.stateDir, log, ...(options.tokenFile && { token: await readToken(options.tokenFile) }) });
     process.stdout.write(mesh.table());
     process.stdout.write('ready; Ctrl-C stops everything\n');
@@ -174,7 +174,8 @@ program
   .action(async (file: string, options: { seed?: number; out: string; dryRun?: boolean }) => {
     if (options.seed !== undefined && !Number.isInteger(options.seed)) throw new InvalidArgumentError('--seed: expected a whole number');
     const { runExperiment } = await import('../experiments/runner.ts');
-    const result = await runExperiment({ file, out: options.out, ...(options.seed !== undefined && { seed: options.seed }), ...(options.dryRun && { dryRun: true }) });
+    const { writeReportsLine } = await import('../reports/write.ts');
+    const result = await runExperiment({ file, out: options.out, report: writeReportsLine, ...(options.seed !== undefined && { seed: options.seed }), ...(options.dryRun && { dryRun: true }) });
     process.exitCode = result.exitCode;
   });
 
@@ -201,6 +202,7 @@ program
     const { parseExperiment, targetsOf } = await import('../experiments/spec.ts');
     const { Scheduler } = await import('../experiments/scheduler.ts');
     const { runExperiment } = await import('../experiments/runner.ts');
+    const { writeReportsLine } = await import('../reports/write.ts');
     const entries = (await readdir(dir)).filter((f) => /\.ya?ml$/.test(f)).sort();
     const scheduled: (ScheduledExperiment & { file: string })[] = [];
     for (const name of entries) {
@@ -215,7 +217,7 @@ program
       stateFile: options.state,
       log: (line) => process.stdout.write(`${new Date().toISOString()} ${line}\n`),
       run: async (experiment) => {
-        const result = await runExperiment({ file: files.get(experiment.name)!, out: options.out });
+        const result = await runExperiment({ file: files.get(experiment.name)!, out: options.out, report: writeReportsLine });
         return { outcome: result.outcome, ...(result.journal.reason && { reason: result.journal.reason }) };
       },
     });
@@ -270,7 +272,8 @@ program
     }
     process.stdout.write(`faultline demo: the game day ${options.experiment} on the demo shop (demo/mesh.yaml)\n`);
     const { runExperiment } = await import('../experiments/runner.ts');
-    const result = await runExperiment({ file: options.experiment, out: options.out, seed: 1 });
+    const { writeReportsLine } = await import('../reports/write.ts');
+    const result = await runExperiment({ file: options.experiment, out: options.out, seed: 1, report: writeReportsLine });
     process.stdout.write(`exit ${result.exitCode} (0: every hypothesis held; 1: one failed; 3: halted). The recording: ${result.dir}\n`);
     process.exitCode = result.exitCode;
   });

@@ -1,9 +1,9 @@
 // Where the control plane keeps its desired state. Callers see a small key-value interface, so that an
 // etcd-backed store can replace the file one without touching them. The file store writes atomically
-// (a temp file in the same directory, fsync, rename, fsync of the directory): a crash leaves the old
-// value or the new one, never half of one.
-import { mkdir, open, readFile, readdir, rename, rm } from 'node:fs/promises';
+// (atomic-write.ts): a crash leaves the old value or the new one, never half of one.
+import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../atomic-write.ts';
 
 export interface Store {
   get(key: string): Promise<string | undefined>;
@@ -56,25 +56,5 @@ export class FileStore implements Store {
   #path(key: string): string {
     if (!KEY.test(key) || key.split('/').includes('..')) throw new Error(`not a valid store key: "${key}"`);
     return join(this.#dir, key);
-  }
-}
-
-/** Writes a file so that a crash leaves the old content or the new, never half: temp, fsync, rename, fsync of the directory. */
-export async function writeFileAtomic(file: string, value: string, mode = 0o600): Promise<void> {
-  const dir = file.slice(0, file.lastIndexOf('/')) || '.';
-  const temp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
-  const handle = await open(temp, 'w', mode);
-  try {
-    await handle.writeFile(value);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await rename(temp, file);
-  const directory = await open(dir, 'r');
-  try {
-    await directory.sync();
-  } finally {
-    await directory.close();
   }
 }

@@ -6,7 +6,7 @@ import { loadConfigFile } from '../config/load.ts';
 import { compileSnapshot, type Snapshot } from '../config/snapshot.ts';
 import { targetClient } from './mesh-client.ts';
 import type { Progress } from './progress.ts';
-import type { Journal, RunResult } from './runner.ts';
+import type { Journal, RunResult } from './journal.ts';
 import type { Experiment } from './spec.ts';
 
 export async function dryRun(experiment: Experiment, file: string, seed: number, progress: Progress): Promise<RunResult> {

@@ -2,6 +2,7 @@
 // current rps, error rate, p99, active faults); elsewhere (CI, a pipe) plain lines — each phase, and
 // the same figures every five seconds.
 import type { LoadRecord } from './load.ts';
+import { percentile, succeeded } from '../measures.ts';
 
 export class Progress {
   readonly #out: NodeJS.WriteStream;
@@ -37,9 +38,9 @@ export class Progress {
       const { records, faults } = read();
       const now = Date.now();
       const last = records.filter((r) => r.t >= now - 1_000);
-      const errors = last.filter((r) => r.status === 0 || r.status >= 500).length;
+      const errors = last.filter((r) => !succeeded(r.status)).length;
       const latencies = last.filter((r) => r.status > 0).map((r) => r.latencyMs).sort((a, b) => a - b);
-      const p99 = latencies.length ? latencies[Math.min(latencies.length - 1, Math.floor(0.99 * latencies.length))]! : 0;
+      const p99 = latencies.length ? percentile(latencies, 99) : 0;
       const text = `${this.#phase.padEnd(9)} ${((now - this.#startedAt) / 1000).toFixed(0).padStart(3)}/${(this.#total / 1000).toFixed(0)} s  ${String(last.length).padStart(5)} rps  errors ${(last.length ? (100 * errors) / last.length : 0).toFixed(1).padStart(5)} %  p99 ${p99.toFixed(0).padStart(5)} ms  faults ${faults}`;
       if (this.#tty) {
         this.#out.write(`\r\x1b[2K${text}`);

@@ -5,7 +5,7 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
 import type { LoadRecord } from './load.ts';
 import { MeshClient, sidecarMetrics } from './mesh-client.ts';
-import type { Journal } from './runner.ts';
+import type { Journal } from './journal.ts';
 import type { Experiment } from './spec.ts';
 import type { Recording } from './verdicts.ts';
 

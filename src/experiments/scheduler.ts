@@ -31,7 +31,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { z } from 'zod';
 import { allowedAt, allowedTimes, upcoming, type ScheduleConfig } from './schedule.ts';
-import { writeFileAtomic } from '../control/store.ts';
+import { writeFileAtomic } from '../atomic-write.ts';
 
 export interface Clock {
   now(): Date;

@@ -1,10 +1,11 @@
 // The plain-text summary a run prints at its end (and keeps as summary.txt).
-import type { Journal } from './runner.ts';
+import { succeeded } from '../measures.ts';
+import type { Journal } from './journal.ts';
 import type { Experiment } from './spec.ts';
 import { availability, type Recording } from './verdicts.ts';
 
 export function summarise(journal: Journal, dir: string, recording: Recording, experiment: Experiment): string {
-  const ok = recording.load.filter((r) => r.status > 0 && r.status < 500).length;
+  const ok = recording.load.filter((r) => succeeded(r.status)).length;
   const lines = [
     '',
     `game day ${journal.experiment}: ${journal.outcome?.toUpperCase()}${journal.reason ? ` — ${journal.reason}` : ''}`,

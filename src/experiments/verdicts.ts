@@ -2,6 +2,7 @@
 // events): each steady-state hypothesis per window (baseline, method, recovery) and each `expect`
 // entry, pass / fail / inconclusive, with the measured value and the objective. The analysis issue
 // builds the full report on the same recording.
+import { percentile, succeeded } from '../measures.ts';
 import type { LoadRecord } from './load.ts';
 import type { ExpectConfig, Experiment, SteadyStateConfig } from './spec.ts';
 
@@ -49,13 +50,11 @@ export function samplesFor(recording: Recording, service: string, window: Window
 }
 
 export function availability(samples: readonly { status: number }[]): number {
-  return samples.length === 0 ? NaN : (100 * samples.filter((s) => s.status > 0 && s.status < 500).length) / samples.length;
+  return samples.length === 0 ? NaN : (100 * samples.filter((s) => succeeded(s.status)).length) / samples.length;
 }
 
-export function percentile(samples: readonly { latencyMs: number }[], p: number): number {
-  if (samples.length === 0) return NaN;
-  const sorted = samples.map((s) => s.latencyMs).sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+export function latencyPercentile(samples: readonly { latencyMs: number }[], p: number): number {
+  return percentile(samples.map((s) => s.latencyMs).sort((a, b) => a - b), p);
 }
 
 export function steadyStateVerdict(h: SteadyStateConfig, recording: Recording, window: Window): Verdict {
@@ -67,7 +66,7 @@ export function steadyStateVerdict(h: SteadyStateConfig, recording: Recording, w
   }
   if (h.latency) {
     const samples = samplesFor(recording, h.latency.service, window, cohort).filter((s) => s.status > 0);
-    const value = percentile(samples, h.latency.percentile);
+    const value = latencyPercentile(samples, h.latency.percentile);
     return verdict(`p${h.latency.percentile} latency of ${h.latency.service} < ${h.latency.max} ms`, window, samples.length, value < h.latency.max, `${value.toFixed(1)} ms`, `< ${h.latency.max} ms`);
   }
   const b = h.errorBudgetBurn!;
@@ -88,7 +87,7 @@ export function expectVerdict(e: ExpectConfig, experiment: Experiment, recording
     const injected = events.filter((ev) => ev.type === 'fault.applied' && ev.point === 'attempt' && ev.destination === service && ev.action === 'abort');
     const outcome = new Map(events.filter((ev) => ev.type === 'request.done' && ev.direction === 'outbound').map((ev) => [ev.requestId as string, ev.status as number]));
     const judged = injected.filter((ev) => outcome.has(ev.requestId as string));
-    const masked = judged.filter((ev) => { const s = outcome.get(ev.requestId as string)!; return s > 0 && s < 500; }).length;
+    const masked = judged.filter((ev) => succeeded(outcome.get(ev.requestId as string)!)).length;
     const share = judged.length === 0 ? NaN : (100 * masked) / judged.length;
     return { hypothesis: `retries mask ≥ ${e.retriesMask.min} % of aborts on ${service}`, window: 'method', samples: judged.length, measured: `${share.toFixed(1)} % (${masked} of ${judged.length})`, objective: `≥ ${e.retriesMask.min} %`, outcome: judged.length < 5 ? 'inconclusive' : share >= e.retriesMask.min ? 'pass' : 'fail' };
   }

@@ -1,8 +1,8 @@
 // The sidecar's side of its identity: an ECDSA P-256 key that never leaves it (saved owner-only), the
 // CSR it sends to the mesh CA, what it then serves and trusts over TLS, and when to renew.
-import { createPrivateKey, createPublicKey, randomBytes, webcrypto, type KeyObject } from 'node:crypto';
-import { open, readFile, rename, unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { createPrivateKey, createPublicKey, webcrypto, type KeyObject } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { writeFileAtomic } from '../atomic-write.ts';
 import { loadX509 } from './ca.ts';
 import { isPathSegment, isSpiffeId } from './spiffe.ts';
 
@@ -69,41 +69,9 @@ export class WorkloadKey {
     return csr.toString('pem') + '\n';
   }
 
-  /**
-   * Writes the key to `file`, owner-only (0600): a temporary file in the same directory, created 0600
-   * (never readable by others, not even for an instant), written and synced, then renamed over `file`.
-   */
+  /** Writes the key to `file`, owner-only (0600) from the first instant, atomically. */
   async save(file: string): Promise<void> {
-    const temp = join(dirname(file), `.${basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
-    const handle = await open(temp, 'wx', 0o600);
-    try {
-      try {
-        await handle.chmod(0o600); // in case the umask took away the owner's bits
-        await handle.writeFile(this.keyPem);
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      await rename(temp, file);
-    } catch (error) {
-      await unlink(temp).catch(() => {});
-      throw error;
-    }
-    await syncDirectory(dirname(file));
-  }
-}
-
-/** Makes a rename in `dir` durable; best effort (not every platform can open a directory). */
-async function syncDirectory(dir: string): Promise<void> {
-  try {
-    const handle = await open(dir, 'r');
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-  } catch {
-    // the key is written either way
+    await writeFileAtomic(file, this.keyPem, 0o600);
   }
 }
 

@@ -2,6 +2,7 @@
 // report.md (the summary for a pull request or a wiki) and junit.xml (one test case per hypothesis,
 // for CI gates: a failed hypothesis is a failure, an inconclusive one is skipped with its reason).
 import type { Analysis } from '../analysis/types.ts';
+import { succeeded } from '../measures.ts';
 
 export function reportJson(analysis: Analysis): string {
   return `${JSON.stringify(analysis, (_key, value: unknown) => (typeof value === 'number' && !Number.isFinite(value) ? null : value), 2)}\n`;
@@ -38,7 +39,7 @@ export function reportMarkdown(analysis: Analysis): string {
     '|---|---|---:|',
     ...analysis.attribution.totals.map((t) => `| ${cell(t.fault)} | ${t.policy} | ${t.count} |`),
     '',
-    `Failed requests at the edge with a fault on their trace: ${analysis.attribution.rows.filter((r) => r.status === 0 || r.status >= 500).length}; without one: ${analysis.attribution.unattributed}.`,
+    `Failed requests at the edge with a fault on their trace: ${analysis.attribution.rows.filter((r) => !succeeded(r.status)).length}; without one: ${analysis.attribution.unattributed}.`,
     '',
   ];
   if (analysis.halts.length) lines.push('## Halts', '', ...analysis.halts.map((h) => `- ${new Date(h.at).toISOString()}: ${h.reason}`), '');

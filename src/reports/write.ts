@@ -1,5 +1,6 @@
 // Writes a run's reports next to its recording: report.json, report.md, junit.xml and report.html.
-// `faultline report DIR` calls it offline; the runner calls it when a run ends.
+// `faultline report DIR` calls it offline; the commands that run a game day hand writeReportsLine to
+// the runner, which calls it when the run ends.
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { analyze, readRun } from '../analysis/analyze.ts';
@@ -27,4 +28,14 @@ export async function writeReports(dir: string, options: { prometheus?: string }
   await writeFile(files.junit, reportJunit(analysis));
   await writeFile(files.html, await renderHtml(analysis));
   return { analysis, files };
+}
+
+/** Writes the reports of a run that has just ended; returns its summary's last line: where they are, or why not. */
+export async function writeReportsLine(dir: string): Promise<string> {
+  try {
+    const written = await writeReports(dir);
+    return `  report: ${written.files.html} (and report.md, report.json, junit.xml); resilience score ${written.analysis.score.value}\n`;
+  } catch (error) {
+    return `  report: not written (${(error as Error).message}); the recording is complete: faultline report ${dir}\n`;
+  }
 }

@@ -18,6 +18,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { createLogger } from './log.ts';
+import { succeeded } from '../measures.ts';
 
 /** A hop's trace: its span when sampled, and the trace id it belongs to either way. */
 export interface Hop {
@@ -287,7 +288,7 @@ export class SampledSpan {
       endMs: epochMs(),
       attributes: { ...this.#attributes, 'http.response.status_code': status, 'faultline.response_flags': flags || '-', ...extra },
       events: this.#events ?? [],
-      error: status === 0 || status >= 500,
+      error: !succeeded(status),
     });
   }
 }

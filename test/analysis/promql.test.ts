@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { stringify } from 'yaml';
-import { up, type Mesh } from '../../src/cli/up.ts';
+import { up, type Mesh } from '../../src/control/up.ts';
 import { runExperiment } from '../../src/experiments/runner.ts';
 import { writeReports } from '../../src/reports/write.ts';
 import { freeAddress, waitFor } from '../helpers/net.ts';

@@ -8,8 +8,10 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { request } from 'undici';
 import { stringify } from 'yaml';
-import { up, type Mesh } from '../../src/cli/up.ts';
-import { LEASE_MS, runExperiment } from '../../src/experiments/runner.ts';
+import { up, type Mesh } from '../../src/control/up.ts';
+import { runExperiment } from '../../src/experiments/runner.ts';
+import { LEASE_MS } from '../../src/experiments/run/leases.ts';
+import { writeReportsLine } from '../../src/reports/write.ts';
 import { freeAddress, waitFor } from '../helpers/net.ts';
 import { CLI } from '../helpers/process.ts';
 
@@ -34,7 +36,7 @@ describe('game day on the demo shop', function () {
       method: [{ at: '0s', duration: '4s', fault: { id: 'short-errors', match: { destination: 'payments' }, at: 'attempt', percent: 20, abort: { status: 503 } } }],
       expect: [{ retriesMask: { service: 'payments', min: 50 } }],
     }));
-    const result = await runExperiment({ file, out: join(dir, 'reports'), seed: 7, stream: quiet });
+    const result = await runExperiment({ file, out: join(dir, 'reports'), seed: 7, stream: quiet, report: writeReportsLine });
     expect(result.outcome, JSON.stringify(result.journal.verdicts)).to.equal('passed');
     expect(result.exitCode).to.equal(0);
     const files = (await readdir(result.dir)).sort();

@@ -1,7 +1,7 @@
 // `faultline up mesh.yaml`: local staging on one machine — the control plane, one sidecar per declared
 // sidecar (taking its config and faults from the control plane, as in a cluster), and the apps whose
 // sidecar entry gives a `command`; waits until every app answers and every endpoint is healthy, and
-// stops everything on close. The demo and game days run on it.
+// stops everything on close. A library, not a command: `faultline up`, the demo and game days call it.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -9,8 +9,8 @@ import { dirname, join, resolve } from 'node:path';
 import { request } from 'undici';
 import { loadConfigFile } from '../config/load.ts';
 import { compileSnapshot, type Snapshot } from '../config/snapshot.ts';
-import { startControlledSidecar, type ControlledSidecar } from '../control/agent.ts';
-import { startControlPlane, type RunningControlPlane } from '../control/server.ts';
+import { startControlledSidecar, type ControlledSidecar } from './agent.ts';
+import { startControlPlane, type RunningControlPlane } from './server.ts';
 import { silentLogger, type Logger } from '../telemetry/log.ts';
 
 export interface UpOptions {

@@ -1,0 +1,30 @@
+// The time a game day's parts read and wait on: the system's, or a virtual one that a test moves, so
+// that leases, halts and rollback can be tested to the millisecond without waiting.
+
+export interface RunClock {
+  /** Epoch milliseconds. */
+  now(): number;
+  /** Calls `fn` once after `ms`; returns what cancels it. */
+  after(ms: number, fn: () => void): () => void;
+  /** Calls `fn` every `ms` until cancelled. */
+  every(ms: number, fn: () => void): () => void;
+  sleep(ms: number): Promise<void>;
+}
+
+export const systemClock: RunClock = {
+  now: () => Date.now(),
+  after: (ms, fn) => {
+    const timer = setTimeout(fn, ms);
+    return () => clearTimeout(timer);
+  },
+  every: (ms, fn) => {
+    const timer = setInterval(fn, ms);
+    return () => clearInterval(timer);
+  },
+  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+};
+
+/** A clock time as the journal writes it. */
+export function isoAt(ms: number): string {
+  return new Date(ms).toISOString();
+}

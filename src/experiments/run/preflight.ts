@@ -1,0 +1,30 @@
+// Before anything is injected: every sidecar connected, ready and on the current config, and no other
+// experiment holding faults on this one's targets; and where the load enters the mesh.
+import type { Snapshot } from '../../config/snapshot.ts';
+import type { LoadTarget } from '../load.ts';
+import type { MeshClient } from '../mesh-client.ts';
+import { targetsOf, type Experiment } from '../spec.ts';
+
+export async function preflight(experiment: Experiment, client: MeshClient, version: string, note: (text: string) => Promise<void>): Promise<void> {
+  const { sidecars } = await client.sidecars();
+  const unwell = sidecars.filter((s) => !s.connected || s.health !== 'ready' || s.version !== version);
+  if (sidecars.length === 0) throw new Error('no sidecar is connected to the control plane');
+  if (unwell.length > 0) throw new Error(`not every sidecar is ready on the current config: ${unwell.map((s) => `${s.name} (${s.connected ? s.health : 'disconnected'}, version ${s.version})`).join(', ')}`);
+  const targets = new Set(targetsOf(experiment));
+  for (const fault of await client.faults()) {
+    const owner = /^experiment:(.+)$/.exec(String(fault.spec.description ?? ''))?.[1];
+    if (!owner || owner === experiment.name) continue;
+    const touches = [fault.spec.match?.destination, fault.spec.partition?.from, fault.spec.partition?.to].flat().some((n) => n && targets.has(n));
+    if (touches) throw new Error(`experiment ${owner} holds faults on these targets (${fault.id}): one game day at a time`);
+  }
+  await note(`preflight: ${sidecars.length} sidecars ready on version ${version}; targets ${[...targets].join(', ') || 'none'} free`);
+}
+
+/** Where the load goes: the experiment's url, or the inbound listener of the entry service's sidecar. */
+export function loadTarget(experiment: Experiment, snapshot: Snapshot): LoadTarget {
+  if (experiment.load.url) return { url: experiment.load.url };
+  const entry = experiment.load.entry!;
+  const sidecar = snapshot.sidecars.find((s) => s.service === entry);
+  if (!sidecar) throw new Error(`load.entry: no sidecar fronts service "${entry}"`);
+  return { url: `http://${sidecar.inbound}`, host: entry };
+}
