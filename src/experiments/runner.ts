@@ -11,6 +11,7 @@ import { dirname, join, resolve } from 'node:path';
 import { up, type Mesh } from '../cli/up.ts';
 import type { Snapshot } from '../config/snapshot.ts';
 import { writeFileAtomic } from '../control/store.ts';
+import { faultTargets } from '../faults/actions/index.ts';
 import { dryRun } from './dry-run.ts';
 import { LoadGenerator } from './load.ts';
 import { MeshClient, sidecarFaults, targetClient } from './mesh-client.ts';
@@ -318,7 +319,7 @@ async function preflight(experiment: Experiment, client: MeshClient, version: st
   for (const fault of await client.faults()) {
     const owner = /^experiment:(.+)$/.exec(String(fault.spec.description ?? ''))?.[1];
     if (!owner || owner === experiment.name) continue;
-    const touches = [fault.spec.match?.destination, fault.spec.partition?.from, fault.spec.partition?.to].flat().some((n) => n && targets.has(n));
+    const touches = faultTargets(fault.spec).some((n) => targets.has(n));
     if (touches) throw new Error(`experiment ${owner} holds faults on these targets (${fault.id}): one game day at a time`);
   }
   await note(`preflight: ${sidecars.length} sidecars ready on version ${version}; targets ${[...targets].join(', ') || 'none'} free`);
