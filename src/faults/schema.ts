@@ -70,7 +70,6 @@ export const FaultSpec = z
 
 export type FaultConfig = z.output<typeof FaultSpec>;
 export type DelayConfig = NonNullable<FaultConfig['delay']>;
-export type TcpConfig = NonNullable<FaultConfig['tcp']>;
 export type FaultMatchConfig = z.output<typeof FaultMatch>;
 
 /** Mesh-wide fault settings: safety limits, leases, and the test-only header triggers. */

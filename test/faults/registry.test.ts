@@ -1,4 +1,4 @@
-// The action registry walked entry by entry, so that no action can be half-added: a fault with
+// The action and toxic registries walked entry by entry, so that none can be half-added: a fault with
 // each parses and survives the runner's round trip, the JSON Schema has its field, its runtime builds,
 // it is named and targeted, the names it refers to are checked, and docs/faults.md describes it.
 import { expect } from 'chai';
@@ -11,6 +11,8 @@ import { ActiveFault } from '../../src/faults/active.ts';
 import type { ActionDefinition } from '../../src/faults/actions/action.ts';
 import { ACTION_DEFINITIONS, ACTIONS, actionName, actionOf, faultTargets } from '../../src/faults/actions/index.ts';
 import { FaultSpec, type FaultConfig } from '../../src/faults/schema.ts';
+import { createStage, toxicOf, TOXICS } from '../../src/faults/tcp/toxics/index.ts';
+import { ToxicStage } from '../../src/faults/tcp/toxics/stage.ts';
 
 const docs = readFileSync(new URL('../../docs/faults.md', import.meta.url), 'utf8');
 type Properties = { properties: Record<string, Properties> };
@@ -89,4 +91,36 @@ describe('the fault action registry', () => {
     const aimed = FaultSpec.safeParse({ id: 'p', match: { destination: 'payments' }, partition: { from: ['checkout'], to: ['payments'] } });
     expect(aimed.error?.issues.map((i) => [i.path, i.message])).to.deep.equal([[['match'], 'a partition names its services in from and to, not in match']]);
   });
+});
+
+describe('the tcp toxic registry', () => {
+  const link = { active: () => true, applied: () => undefined, close: () => undefined, reset: () => undefined };
+
+  it('a tcp fault without a toxic names each of them', () => {
+    const missing = FaultSpec.safeParse({ id: 't', tcp: { listener: 'db' } });
+    expect(missing.error?.issues[0]?.message).to.equal(`missing: one toxic, of ${TOXICS.map((t) => t.name).join(', ')}`);
+  });
+
+  for (const toxic of TOXICS) {
+    describe(toxic.name, () => {
+      const fault = FaultSpec.parse({ id: 't', tcp: { listener: 'db', [toxic.name]: toxic.example } });
+
+      it('parses from its example, survives the runner\'s round trip, and the JSON Schema has its field', () => {
+        expect(jsonSchema.properties.tcp!.properties).to.have.property(toxic.name);
+        expect(roundTrip(fault)).to.deep.equal({ ...fault, description: 'experiment:registry' });
+      });
+
+      it('reaches the proxy as its kind, which builds its stage', () => {
+        const spec = toxicOf(fault.tcp!);
+        expect(spec.kind).to.equal(toxic.kind);
+        const stage = createStage(spec, link);
+        expect(stage).to.be.instanceOf(ToxicStage);
+        stage.destroy();
+      });
+
+      it('is described in docs/faults.md', () => {
+        expect(docs).to.include(`\`${toxic.name}: {`);
+      });
+    });
+  }
 });
