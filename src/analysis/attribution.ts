@@ -3,6 +3,7 @@
 // factor — failures at the edge per injection.
 import type { Journal } from '../experiments/journal.ts';
 import type { Experiment } from '../experiments/spec.ts';
+import { actionName } from '../faults/actions/index.ts';
 import { succeeded } from '../measures.ts';
 import { targetsOfStep, type Event } from './common.ts';
 import type { Attribution, AttributionRow, FaultImpact, Policy } from './types.ts';
@@ -90,7 +91,7 @@ export function impacts(experiment: Experiment, journal: Journal, events: readon
     const step = experiment.method[f.step]!;
     return {
       id: f.id,
-      action: ['delay', 'abort', 'partition', 'bandwidth', 'slicer', 'hang', 'tcp'].find((k) => (step.fault as Record<string, unknown>)[k] !== undefined) ?? 'unknown',
+      action: actionName(step.fault),
       targets: targetsOfStep(experiment, f.step),
       injectedAt: f.injectedAt ? Date.parse(f.injectedAt) : null,
       removedAt: f.removedAt ? Date.parse(f.removedAt) : null,

@@ -1,5 +1,6 @@
 // Small pieces the analysis modules share: the event shape, grouping, a method step's targets.
 import type { Experiment } from '../experiments/spec.ts';
+import { faultTargets } from '../faults/actions/index.ts';
 
 /** A recorded event: its type, wall-clock time and sidecar, and the rest of its payload. */
 export type Event = Record<string, unknown> & { type: string; time: number; sidecar: string };
@@ -17,6 +18,5 @@ export function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<s
 
 /** The services a method step's fault targets. */
 export function targetsOfStep(experiment: Experiment, index: number): string[] {
-  const f = experiment.method[index]!.fault;
-  return [...new Set([f.match.destination, f.partition?.from, f.partition?.to].flat().filter((n): n is string => Boolean(n)))];
+  return faultTargets(experiment.method[index]!.fault);
 }

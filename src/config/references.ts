@@ -1,5 +1,7 @@
 // Checks the schema cannot express: names that must be unique, references that must resolve,
 // regexes that must compile, subsets that must select an endpoint.
+import type { Reference } from '../faults/actions/action.ts';
+import { actionReferences } from '../faults/actions/index.ts';
 import type { FaultConfig } from '../faults/schema.ts';
 import type { MeshConfig } from './schema.ts';
 
@@ -86,19 +88,16 @@ export function checkReferences(config: MeshConfig): ReferenceProblem[] {
 /** The services a fault names are declared, and its tcp listener exists; paths are within the fault. */
 export function checkFault(fault: FaultConfig, services: { has(name: string): boolean }, tcpListeners: { has(name: string): boolean }): ReferenceProblem[] {
   const problems: ReferenceProblem[] = [];
-  const named: [(string | number)[], string | string[] | undefined][] = [
-    [['match', 'source'], fault.match.source],
-    [['match', 'destination'], fault.match.destination],
-    [['partition', 'from'], fault.partition?.from],
-    [['partition', 'to'], fault.partition?.to],
+  const named: Reference[] = [
+    { path: ['match', 'source'], kind: 'service', names: [fault.match.source ?? []].flat() },
+    { path: ['match', 'destination'], kind: 'service', names: [fault.match.destination ?? []].flat() },
+    ...actionReferences(fault),
   ];
-  for (const [path, names] of named) {
-    for (const name of names === undefined ? [] : [names].flat()) {
-      if (!services.has(name)) problems.push({ path, message: `no service named "${name}"` });
+  for (const { path, kind, names } of named) {
+    for (const name of names) {
+      if (kind === 'service' && !services.has(name)) problems.push({ path: [...path], message: `no service named "${name}"` });
+      if (kind === 'tcpListener' && !tcpListeners.has(name)) problems.push({ path: [...path], message: `no sidecar has a tcp listener named "${name}"` });
     }
-  }
-  if (fault.tcp && !tcpListeners.has(fault.tcp.listener)) {
-    problems.push({ path: ['tcp', 'listener'], message: `no sidecar has a tcp listener named "${fault.tcp.listener}"` });
   }
   return problems;
 }

@@ -4,6 +4,7 @@
 import { basename, dirname, resolve } from 'node:path';
 import { loadConfigFile } from '../config/load.ts';
 import { compileSnapshot, type Snapshot } from '../config/snapshot.ts';
+import { actionName, faultTargets } from '../faults/actions/index.ts';
 import { targetClient } from './mesh-client.ts';
 import type { Progress } from './progress.ts';
 import type { Journal, RunResult } from './journal.ts';
@@ -21,9 +22,10 @@ export async function dryRun(experiment: Experiment, file: string, seed: number,
   const cohort = experiment.load.cohort ? experiment.load.cohort.percent / 100 : 1;
   for (const step of experiment.method) {
     const f = step.fault;
-    const services = f.partition ? [...f.partition.from, ...f.partition.to] : f.match.destination ? [f.match.destination].flat() : [...snapshot.services.keys()];
+    const targets = faultTargets(f);
+    const services = targets.length > 0 ? targets : [...snapshot.services.keys()];
     const endpoints = services.flatMap((s) => snapshot.services.get(s)?.endpoints.map((e) => `${s} ${e.address}`) ?? [`${s}: no such service`]);
-    lines.push(`${f.id}: at ${step.at} ms for ${step.duration} ms, ${Object.keys(f).find((k) => ['delay', 'abort', 'partition', 'bandwidth', 'slicer', 'hang', 'tcp'].includes(k))} at ${f.partition ? 'every connection' : f.at}`);
+    lines.push(`${f.id}: at ${step.at} ms for ${step.duration} ms, ${actionName(f)} at ${f.partition ? 'every connection' : f.at}`);
     lines.push(`  services  ${services.join(', ')}`);
     lines.push(`  endpoints ${endpoints.length}: ${endpoints.join('; ')}`);
     lines.push(`  traffic   up to ${(f.percent * cohort).toFixed(2)} % of matching requests${experiment.load.cohort ? ` (the experiment cohort is ${experiment.load.cohort.percent} % of the load)` : ''}`);

@@ -3,6 +3,7 @@
 // for the live halt checks and the verdicts.
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
+import { faultTargets } from '../faults/actions/index.ts';
 import type { LoadRecord } from './load.ts';
 import { MeshClient, sidecarMetrics } from './mesh-client.ts';
 import type { Journal } from './journal.ts';
@@ -60,10 +61,7 @@ export class Recorder {
   }
 
   recording(experiment: Experiment, journal: Journal): Recording {
-    const targets = (i: number) => {
-      const f = experiment.method[i]!.fault;
-      return [f.match.destination, f.partition?.from, f.partition?.to].flat().filter((n): n is string => Boolean(n));
-    };
+    const targets = (i: number) => faultTargets(experiment.method[i]!.fault);
     return {
       entry: experiment.load.entry,
       load: this.load,

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { parseWithSchema } from '../config/load.ts';
 import { Duration, Method, Name } from '../config/primitives.ts';
+import { faultTargets } from '../faults/actions/index.ts';
 import { FaultSpec } from '../faults/schema.ts';
 import { ScheduleSpec } from './schedule.ts';
 
@@ -141,7 +142,7 @@ export function methodLength(experiment: Experiment): number {
 export function targetsOf(experiment: Experiment): string[] {
   const names = new Set<string>();
   for (const { fault } of experiment.method) {
-    for (const n of [fault.match.destination, fault.partition?.from, fault.partition?.to].flat()) if (n) names.add(n);
+    for (const n of faultTargets(fault)) names.add(n);
   }
   return [...names].sort();
 }

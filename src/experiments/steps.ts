@@ -1,6 +1,8 @@
 // A method step's fault as the control plane gets it: the run's seed, the cohort header when the
 // experiment has one, its experiment named (so other runs see who holds the target), durations back in
 // the text form the fault API reads, and a ramped step's percent at a given moment.
+import { definitionOf } from '../faults/actions/index.ts';
+import type { FaultConfig } from '../faults/schema.ts';
 import { COHORT_VALUE } from './load.ts';
 import type { Experiment, StepConfig } from './spec.ts';
 
@@ -15,37 +17,24 @@ export function faultBody(experiment: Experiment, step: StepConfig, seed: number
     ...(percent !== undefined && { percent }),
     ...(cohort && { match: { ...fault.match, headers: { ...fault.match.headers, [cohort.header]: { exact: COHORT_VALUE } } } }),
     // Durations went through the schema as milliseconds: send them back as such.
-    ...durationsAsText(fault),
+    ...durationsAsText(step.fault),
   };
 }
 
-/** The schema turned durations into numbers; the fault API wants "250ms" strings again. */
-function durationsAsText(fault: Record<string, unknown>): Record<string, unknown> {
-  const ms = (v: unknown) => (typeof v === 'number' ? `${v}ms` : v);
-  const out: Record<string, unknown> = {};
-  const delay = fault.delay as Record<string, unknown> | undefined;
-  if (delay) {
-    const d: Record<string, unknown> = { ...delay };
-    if (d.fixed !== undefined) d.fixed = ms(d.fixed);
-    if (d.max !== undefined) d.max = ms(d.max);
-    for (const key of ['uniform', 'normal', 'lognormal', 'pareto'] as const) {
-      const dist = d[key] as Record<string, unknown> | undefined;
-      if (dist) d[key] = Object.fromEntries(Object.entries(dist).map(([k, v]) => [k, key === 'pareto' && k === 'shape' ? v : ms(v)]));
-    }
-    out.delay = d;
-  }
-  const slicer = fault.slicer as Record<string, unknown> | undefined;
-  if (slicer) out.slicer = { ...slicer, delay: ms(slicer.delay) };
-  const tcp = fault.tcp as Record<string, Record<string, unknown> | string> | undefined;
-  if (tcp) {
-    const t: Record<string, unknown> = { ...tcp };
-    for (const key of ['latency', 'resetPeer', 'timeout', 'slicer'] as const) {
-      const toxic = tcp[key] as Record<string, unknown> | undefined;
-      if (toxic) t[key] = Object.fromEntries(Object.entries(toxic).map(([k, v]) => [k, ['latency', 'jitter', 'after', 'delay'].includes(k) ? ms(v) : v]));
-    }
-    out.tcp = t;
-  }
-  return out;
+/** The schema turned durations into numbers; the fault API wants "250ms" strings again: the action says which. */
+function durationsAsText(fault: FaultConfig): Record<string, unknown> {
+  const { name, durations = [] } = definitionOf(fault);
+  if (durations.length === 0) return {};
+  return { [name]: durations.reduce((settings, path) => asText(settings, path.split('.')), (fault as Record<string, unknown>)[name]) };
+}
+
+/** The value at `path` as "Nms" when it is a number, the objects along it copied. */
+function asText(value: unknown, path: readonly string[]): unknown {
+  if (path.length === 0) return typeof value === 'number' ? `${value}ms` : value;
+  if (typeof value !== 'object' || value === null) return value;
+  const [key, ...rest] = path as [string, ...string[]];
+  const object = value as Record<string, unknown>;
+  return key in object ? { ...object, [key]: asText(object[key], rest) } : object;
 }
 
 /** A ramped step's percent `elapsed` ms into it: from `from` up to the fault's, in even steps. */

@@ -3,7 +3,7 @@
 // count rule (first N, every K-th) and before the percentage.
 import { pathMatcher, stringMatcher } from '../config/matchers.ts';
 import { Cancellation } from '../proxy/cancellation.ts';
-import { actionOf, type FaultAction } from './actions/index.ts';
+import { actionName, actionOf, type FaultAction } from './actions/index.ts';
 import { decisionRandom } from './random.ts';
 import type { FaultConfig } from './schema.ts';
 
@@ -57,7 +57,7 @@ export class ActiveFault {
     this.expiresAt = expiresAt;
     this.counter = counter;
     this.action = actionOf(spec);
-    this.actionName = this.action?.name ?? 'tcp';
+    this.actionName = actionName(spec);
     this.points = new Set<Point>(spec.partition ? ['attempt', 'inbound'] : spec.tcp ? [] : [spec.at]);
     this.matches = spec.partition ? partitionMatcher(spec.partition) : compileMatch(spec.match);
     const partition = spec.partition;

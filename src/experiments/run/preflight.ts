@@ -1,6 +1,7 @@
 // Before anything is injected: every sidecar connected, ready and on the current config, and no other
 // experiment holding faults on this one's targets; and where the load enters the mesh.
 import type { Snapshot } from '../../config/snapshot.ts';
+import { faultTargets } from '../../faults/actions/index.ts';
 import type { LoadTarget } from '../load.ts';
 import type { MeshClient } from '../mesh-client.ts';
 import { targetsOf, type Experiment } from '../spec.ts';
@@ -14,7 +15,7 @@ export async function preflight(experiment: Experiment, client: MeshClient, vers
   for (const fault of await client.faults()) {
     const owner = /^experiment:(.+)$/.exec(String(fault.spec.description ?? ''))?.[1];
     if (!owner || owner === experiment.name) continue;
-    const touches = [fault.spec.match?.destination, fault.spec.partition?.from, fault.spec.partition?.to].flat().some((n) => n && targets.has(n));
+    const touches = faultTargets(fault.spec).some((n) => targets.has(n));
     if (touches) throw new Error(`experiment ${owner} holds faults on these targets (${fault.id}): one game day at a time`);
   }
   await note(`preflight: ${sidecars.length} sidecars ready on version ${version}; targets ${[...targets].join(', ') || 'none'} free`);

@@ -3,16 +3,36 @@
 // injected decides who sees it: at `attempt` the retry layer does (a status or reset it may retry, as
 // it would an upstream's), at `request` and `inbound` the caller does (its connection is reset).
 import { Readable } from 'node:stream';
+import { z } from 'zod';
 import { ErrorCode, MeshError, ResponseFlag } from '../../errors.ts';
 import { Header } from '../../proxy/headers.ts';
-import type { AbortConfig } from '../schema.ts';
-import type { FaultAction } from './index.ts';
+import { defineAction, type FaultAction } from './action.ts';
+
+const Abort = z.union([
+  z.strictObject({
+    status: z.int().min(200).max(599),
+    body: z.string().optional(),
+    headers: z.record(z.string(), z.string()).optional(),
+  }),
+  z.strictObject({ reset: z.literal(true).meta({ description: 'reset the connection instead of answering' }) }),
+  z.strictObject({ closeAfterBytes: z.int().min(0).meta({ description: 'pass the response, but close the connection after this many body bytes' }) }),
+]);
+
+export type AbortConfig = z.output<typeof Abort>;
+
+export const abort = defineAction({
+  name: 'abort',
+  layer: 'http',
+  schema: Abort,
+  example: { status: 503 },
+  create: (config) => abortAction(config),
+});
 
 /** Thrown to make the listener reset the caller's connection. */
 export const resetByFault = (id: string): MeshError =>
   new MeshError(ErrorCode.FaultReset, 0, ResponseFlag.FaultInjected, `fault "${id}" reset the connection`);
 
-export function abortAction(config: AbortConfig): FaultAction {
+function abortAction(config: AbortConfig): FaultAction {
   if ('reset' in config) {
     return {
       name: 'abort',

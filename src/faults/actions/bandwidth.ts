@@ -1,12 +1,25 @@
 // bandwidth: the response body (or the request body) at most `bytesPerSecond`, released in slices of
 // a 20th of a second's worth, each on a schedule kept from the first byte.
+import { z } from 'zod';
 import { pacedBody } from '../hold.ts';
-import type { FaultConfig } from '../schema.ts';
-import type { FaultAction } from './index.ts';
+import { defineAction, type FaultAction } from './action.ts';
 
 const SLICES_PER_SECOND = 20;
 
-export function bandwidthAction(config: NonNullable<FaultConfig['bandwidth']>): FaultAction {
+const Bandwidth = z.strictObject({
+  bytesPerSecond: z.int().min(1),
+  on: z.enum(['response', 'request']).default('response'),
+});
+
+export const bandwidth = defineAction({
+  name: 'bandwidth',
+  layer: 'http',
+  schema: Bandwidth,
+  example: { bytesPerSecond: 1024 },
+  create: (config) => bandwidthAction(config),
+});
+
+function bandwidthAction(config: z.output<typeof Bandwidth>): FaultAction {
   const bytes = Math.max(1, Math.floor(config.bytesPerSecond / SLICES_PER_SECOND));
   const slice = () => ({ bytes, afterMs: (bytes / config.bytesPerSecond) * 1000 });
   return {

@@ -1,13 +1,54 @@
 // delay: hold the request before it goes upstream, before its response headers come back, or before
 // its response body — for a time drawn from the fault's distribution. Bounded by the request's
 // timeouts (a delay longer than a per-try timeout is a timed-out try), ended early when the fault goes.
+import { z } from 'zod';
+import { Duration } from '../../config/primitives.ts';
 import { ResponseFlag } from '../../errors.ts';
 import { delaySampler } from '../distributions.ts';
+import { oneOf } from '../fields.ts';
 import { delayedBody, hold } from '../hold.ts';
-import type { DelayConfig } from '../schema.ts';
-import type { FaultAction } from './index.ts';
+import { defineAction, type FaultAction } from './action.ts';
 
-export function delayAction(config: DelayConfig): FaultAction {
+const positive = (what: string) => Duration.refine((ms) => ms > 0, { error: `expected a ${what} above 0` });
+
+/** Delay distributions, one key each; every sample is at least 0 (and at most `max` when given). */
+const DISTRIBUTIONS = {
+  fixed: Duration,
+  uniform: z.strictObject({ min: Duration, max: Duration }).refine((u) => u.min <= u.max, { error: 'min must not exceed max' }),
+  normal: z.strictObject({ mean: Duration, stddev: Duration }),
+  lognormal: z.strictObject({ median: positive('median'), p99: positive('p99') }).refine((l) => l.p99 >= l.median, { error: 'p99 must not be below the median' }),
+  pareto: z.strictObject({
+    scale: positive('scale').meta({ description: 'the smallest delay (xm)' }),
+    shape: z.number().gt(0).meta({ description: 'alpha: the lower, the heavier the tail (1.16: the 80/20 rule)' }),
+  }),
+};
+
+const Delay = z
+  .strictObject({
+    fixed: DISTRIBUTIONS.fixed.optional(),
+    uniform: DISTRIBUTIONS.uniform.optional(),
+    normal: DISTRIBUTIONS.normal.optional(),
+    lognormal: DISTRIBUTIONS.lognormal.optional(),
+    pareto: DISTRIBUTIONS.pareto.optional(),
+    before: z.enum(['request', 'headers', 'body']).default('request').meta({
+      description: 'request: before the request goes upstream; headers: before the response headers come back; body: before the response body',
+    }),
+    max: Duration.optional().meta({ description: 'cap on any one sample' }),
+  })
+  .superRefine(oneOf(Object.keys(DISTRIBUTIONS), 'distribution'));
+
+export type DelayConfig = z.output<typeof Delay>;
+
+export const delay = defineAction({
+  name: 'delay',
+  layer: 'http',
+  schema: Delay,
+  example: { uniform: { min: '10ms', max: '20ms' }, max: '15ms' },
+  durations: ['fixed', 'max', 'uniform.min', 'uniform.max', 'normal.mean', 'normal.stddev', 'lognormal.median', 'lognormal.p99', 'pareto.scale'],
+  create: (config) => delayAction(config),
+});
+
+function delayAction(config: DelayConfig): FaultAction {
   const sample = delaySampler(config);
   return {
     name: 'delay',

@@ -1,9 +1,18 @@
 // hang: accept the request and never answer — until the caller (or its timeout) gives up, or the fault
 // is removed, when the request goes on as if nothing happened.
+import { z } from 'zod';
 import { hold } from '../hold.ts';
-import type { FaultAction } from './index.ts';
+import { defineAction, type FaultAction } from './action.ts';
 
-export const hangAction: FaultAction = {
+export const hang = defineAction({
+  name: 'hang',
+  layer: 'http',
+  schema: z.strictObject({}).meta({ description: 'accept the request and never answer (until the caller gives up)' }),
+  example: {},
+  create: () => hangAction,
+});
+
+const hangAction: FaultAction = {
   name: 'hang',
   plan: () => ({}),
   async run(ctx, next, { fault }) {

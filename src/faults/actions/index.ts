@@ -1,36 +1,64 @@
-// The HTTP fault actions, one module each. An action first plans an injection (draws what it will do
-// from the decision's random source, so the plan is reproducible and can be reported), then runs the
-// request with the fault in it. tcp faults are not HTTP actions: the sidecar's tcp listeners apply them.
-import type { Handler, ProxyResponse, RequestContext } from '../../proxy/types.ts';
-import type { ActiveFault, Point } from '../active.ts';
-import type { FaultConfig } from '../schema.ts';
-import { abortAction } from './abort.ts';
-import { bandwidthAction } from './bandwidth.ts';
-import { delayAction } from './delay.ts';
-import { hangAction } from './hang.ts';
-import { partitionAction } from './partition.ts';
-import { slicerAction } from './slicer.ts';
+// The fault actions, one module each, in the order the fault schema lists them. A new action is a
+// module and a line here (docs/extending.md): the schema, the sidecar's runtime, the runner's durations,
+// the targets and names every part of faultline reads off a fault all derive from this list.
+import type { FaultConfig, FaultMatchConfig } from '../schema.ts';
+import { abort } from './abort.ts';
+import type { ActionDefinition, FaultAction, Reference } from './action.ts';
+import { bandwidth } from './bandwidth.ts';
+import { delay } from './delay.ts';
+import { hang } from './hang.ts';
+import { partition } from './partition.ts';
+import { slicer } from './slicer.ts';
+import { tcp } from './tcp.ts';
 
-export type Plan = Record<string, string | number | boolean>;
+export type { FaultAction, Injection, Plan } from './action.ts';
 
-export interface Injection {
-  readonly fault: ActiveFault;
-  readonly point: Point;
-  readonly plan: Plan;
+export const ACTION_DEFINITIONS = [
+  delay,
+  abort,
+  partition,
+  bandwidth,
+  slicer,
+  hang,
+  tcp,
+] as const;
+
+export type ActionName = (typeof ACTION_DEFINITIONS)[number]['name'];
+export const ACTIONS: readonly ActionName[] = ACTION_DEFINITIONS.map((d) => d.name);
+
+/** A fault as read here: a parsed one, or one as a sidecar lists it. */
+type FaultLike = Pick<FaultConfig, 'id'> & { readonly match?: FaultMatchConfig };
+
+/** The definition of the action a fault names; the schema lets exactly one through. */
+export function definitionOf(fault: FaultLike): ActionDefinition {
+  const definition = (ACTION_DEFINITIONS as readonly ActionDefinition[]).find((d) => settingsOf(fault, d) !== undefined);
+  if (!definition) throw new Error(`fault "${fault.id}" names no action (one of ${ACTIONS.join(', ')})`);
+  return definition;
 }
 
-export interface FaultAction {
-  readonly name: string;
-  plan(random: () => number): Plan;
-  run(ctx: RequestContext, next: Handler, injection: Injection): Promise<ProxyResponse>;
+const settingsOf = (fault: FaultLike, definition: ActionDefinition): unknown => (fault as Record<string, unknown>)[definition.name];
+
+/** The action's name, as events, metrics and reports give it. */
+export function actionName(fault: FaultLike): ActionName {
+  return definitionOf(fault).name as ActionName;
 }
 
-export function actionOf(spec: FaultConfig): FaultAction | undefined {
-  if (spec.delay) return delayAction(spec.delay);
-  if (spec.abort) return abortAction(spec.abort);
-  if (spec.partition) return partitionAction(spec.partition);
-  if (spec.bandwidth) return bandwidthAction(spec.bandwidth);
-  if (spec.slicer) return slicerAction(spec.slicer);
-  if (spec.hang) return hangAction;
-  return undefined;
+/** The HTTP runtime of the fault's action; undefined for an L4 action. */
+export function actionOf(fault: FaultLike): FaultAction | undefined {
+  const definition = definitionOf(fault);
+  return definition.layer === 'http' ? definition.create(settingsOf(fault, definition)) : undefined;
+}
+
+/** The services a fault touches: its action's targets, else the match's destinations (none: any service). */
+export function faultTargets(fault: FaultLike): string[] {
+  const definition = definitionOf(fault);
+  const match = fault.match ?? {};
+  const names = definition.targets ? definition.targets(settingsOf(fault, definition), match) : [match.destination ?? []].flat();
+  return [...new Set(names)];
+}
+
+/** The names a fault's action refers to, which the config must declare. */
+export function actionReferences(fault: FaultLike): Reference[] {
+  const definition = definitionOf(fault);
+  return definition.references?.(settingsOf(fault, definition)) ?? [];
 }

@@ -3,9 +3,9 @@
 // fault per request (count, percent, seed; the ordinal counts the connections it matched).
 import type { EventBus } from '../../telemetry/events.ts';
 import type { ActiveFault } from '../active.ts';
-import type { TcpConfig } from '../schema.ts';
 import type { FaultTable } from '../table.ts';
-import { TcpProxy, type TcpToxicRule, type TcpToxicSpec } from './proxy.ts';
+import { TcpProxy, type TcpToxicRule } from './proxy.ts';
+import { toxicOf } from './toxics/index.ts';
 
 export interface TcpListenerSpec {
   readonly name: string;
@@ -62,13 +62,4 @@ export async function startTcpListeners(specs: readonly TcpListenerSpec[], table
     throw error;
   }
   return proxies;
-}
-
-export function toxicOf(tcp: TcpConfig): TcpToxicSpec {
-  if (tcp.latency) return { kind: 'latency', latencyMs: tcp.latency.latency, jitterMs: tcp.latency.jitter };
-  if (tcp.bandwidth) return { kind: 'bandwidth', bytesPerSecond: tcp.bandwidth.bytesPerSecond };
-  if (tcp.resetPeer) return { kind: 'reset_peer', afterMs: tcp.resetPeer.after };
-  if (tcp.timeout) return { kind: 'timeout', afterMs: tcp.timeout.after };
-  if (tcp.slicer) return { kind: 'slicer', averageSize: tcp.slicer.averageSize, sizeVariation: tcp.slicer.sizeVariation, delayMs: tcp.slicer.delay };
-  return { kind: 'limit_data', bytes: tcp.limitData!.bytes };
 }

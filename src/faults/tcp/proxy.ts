@@ -1,11 +1,11 @@
 // An L4 fault proxy: raw TCP from a listener to one upstream, each connection's bytes passing through
-// the toxics chosen for it (Toxiproxy's set, per direction; see toxics.ts). Client→upstream bytes go
+// the toxics chosen for it (Toxiproxy's set, per direction; see toxics/). Client→upstream bytes go
 // through the "upstream" toxics in order, upstream→client bytes through the "downstream" ones, piped
 // with backpressure; a FIN from either side reaches the other once delayed data is out.
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { createStage, type TcpToxicSpec, type ToxicLink, type ToxicStage } from './toxics.ts';
+import { createStage, type TcpToxicSpec, type ToxicLink, type ToxicStage } from './toxics/index.ts';
 
-export type { TcpToxicSpec } from './toxics.ts';
+export type { TcpToxicSpec } from './toxics/index.ts';
 
 export interface TcpToxicRule {
   /** The fault id this toxic belongs to. */
