@@ -19,7 +19,7 @@ import { rescue, type RescuedResponse } from './rescue.ts';
 import type { EventBus } from '../telemetry/events.ts';
 import { propagate, traceIdOf, type MeshTracer, type SampledSpan } from '../telemetry/tracing.ts';
 import type { Generation } from './stack.ts';
-import type { EndpointState } from './endpoints.ts';
+import type { EndpointState } from '../http/endpoint-state.ts';
 import type { Direction, ProxyResponse, RequestContext, UpgradeRequest } from './types.ts';
 
 export interface ListenerOptions {

@@ -1,5 +1,5 @@
 // Inbound: every request goes to the one local application this sidecar fronts.
-import type { EndpointState } from './endpoints.ts';
+import type { EndpointState } from '../http/endpoint-state.ts';
 import type { Layer } from './types.ts';
 
 export function toLocalApp(app: EndpointState): Layer {

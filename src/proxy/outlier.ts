@@ -6,7 +6,8 @@
 import type { OutlierDetectionConfig } from '../config/schema.ts';
 import { MeshError, ResponseFlag } from '../errors.ts';
 import type { EventBus } from '../telemetry/events.ts';
-import type { Cluster, Clusters, EndpointState } from './endpoints.ts';
+import type { EndpointState } from '../http/endpoint-state.ts';
+import type { Cluster, Clusters } from './endpoints.ts';
 import type { Layer } from './types.ts';
 
 /** What one upstream attempt came to, as far as outlier detection cares. */

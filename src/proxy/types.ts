@@ -6,7 +6,7 @@ import type { DestinationSpec, RouteSpec, Snapshot } from '../config/snapshot.ts
 import type { ResponseFlag } from '../errors.ts';
 import type { RequestBody } from './body.ts';
 import type { Cancellation } from './cancellation.ts';
-import type { EndpointState } from './endpoints.ts';
+import type { EndpointState } from '../http/endpoint-state.ts';
 import type { SampledSpan } from '../telemetry/tracing.ts';
 
 export interface ProxyResponse {
