@@ -2,7 +2,7 @@
 // The decision for the n-th matching request is drawn from (seed, id, n) alone (random.ts), after the
 // count rule (first N, every K-th) and before the percentage.
 import { pathMatcher, stringMatcher } from '../config/matchers.ts';
-import { Cancellation } from '../proxy/cancellation.ts';
+import { Cancellation } from '../http/cancellation.ts';
 import { actionOf, type FaultAction } from './actions/index.ts';
 import { decisionRandom } from './random.ts';
 import type { FaultConfig } from './schema.ts';

@@ -10,7 +10,7 @@ import type { EventBus } from '../telemetry/events.ts';
 import type { ActiveFault } from '../faults/active.ts';
 import type { EndpointState } from '../http/endpoint-state.ts';
 import type { Clusters } from './endpoints.ts';
-import { Header } from './headers.ts';
+import { Header } from '../http/headers.ts';
 
 interface Probe {
   readonly config: HealthCheckConfig;

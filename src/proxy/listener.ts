@@ -11,16 +11,16 @@ import { performance } from 'node:perf_hooks';
 import { stripPort } from '../config/matchers.ts';
 import type { DestinationSpec, RouteSpec, Snapshot } from '../config/snapshot.ts';
 import { ErrorCode, MeshError, ResponseFlag, downstreamReset } from '../errors.ts';
-import { RequestBody, hasBody } from './body.ts';
-import { Cancellation } from './cancellation.ts';
-import { Header, appendForwardedFor, withoutHopByHop } from './headers.ts';
+import { RequestBody, hasBody } from '../http/body.ts';
+import { Cancellation } from '../http/cancellation.ts';
+import { Header, appendForwardedFor, withoutHopByHop } from '../http/headers.ts';
 import { peerService } from './mesh-tls.ts';
 import { rescue, type RescuedResponse } from './rescue.ts';
 import type { EventBus } from '../telemetry/events.ts';
 import { propagate, traceIdOf, type MeshTracer, type SampledSpan } from '../telemetry/tracing.ts';
 import type { Generation } from './stack.ts';
 import type { EndpointState } from '../http/endpoint-state.ts';
-import type { Direction, ProxyResponse, RequestContext, UpgradeRequest } from './types.ts';
+import type { Direction, ProxyResponse, RequestContext, UpgradeRequest } from '../http/types.ts';
 
 export interface ListenerOptions {
   readonly direction: Direction;

@@ -1,8 +1,8 @@
 // The one place where an error becomes a response: status, JSON body and response flags, so a caller
 // (and analysis) can tell a mesh failure from an application's.
 import { ErrorCode, MeshError, ResponseFlag, describe } from '../errors.ts';
-import { Header } from './headers.ts';
-import type { RequestContext } from './types.ts';
+import { Header } from '../http/headers.ts';
+import type { RequestContext } from '../http/types.ts';
 
 export interface RescuedResponse {
   readonly status: number;

@@ -20,7 +20,7 @@ import { faultLayer } from '../faults/layer.ts';
 import type { FaultTable } from '../faults/table.ts';
 import type { MeshTracer } from '../telemetry/tracing.ts';
 import { traceAttempt } from './trace-attempt.ts';
-import { compose, type Handler } from './types.ts';
+import { compose, type Handler } from '../http/types.ts';
 
 /** Everything a request needs from one snapshot: swapped atomically on reload. */
 export interface Generation {

@@ -4,7 +4,7 @@
 // it would an upstream's), at `request` and `inbound` the caller does (its connection is reset).
 import { Readable } from 'node:stream';
 import { ErrorCode, MeshError, ResponseFlag } from '../../errors.ts';
-import { Header } from '../../proxy/headers.ts';
+import { Header } from '../../http/headers.ts';
 import type { AbortConfig } from '../schema.ts';
 import type { FaultAction } from './index.ts';
 

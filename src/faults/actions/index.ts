@@ -1,7 +1,7 @@
 // The HTTP fault actions, one module each. An action first plans an injection (draws what it will do
 // from the decision's random source, so the plan is reproducible and can be reported), then runs the
 // request with the fault in it. tcp faults are not HTTP actions: the sidecar's tcp listeners apply them.
-import type { Handler, ProxyResponse, RequestContext } from '../../proxy/types.ts';
+import type { Handler, ProxyResponse, RequestContext } from '../../http/types.ts';
 import type { ActiveFault, Point } from '../active.ts';
 import type { FaultConfig } from '../schema.ts';
 import { abortAction } from './abort.ts';
