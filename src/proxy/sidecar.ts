@@ -27,8 +27,8 @@ import { RetryBudgets } from './retry-budget.ts';
 import { Breakers } from './breaker/registry.ts';
 import { composeGeneration, type Generation } from './stack.ts';
 import { FaultTable } from '../faults/table.ts';
-import { startTcpListeners } from '../faults/tcp/listeners.ts';
-import type { TcpProxy } from '../faults/tcp/proxy.ts';
+import { startTcpListeners } from './tcp/listeners.ts';
+import type { TcpProxy } from './tcp/proxy.ts';
 
 export interface SidecarOptions {
   /** The sidecar's name in the config, or its service's when that is unambiguous. */
