@@ -10,7 +10,8 @@ import { parseConfig } from '../../src/config/load.ts';
 import { compileSnapshot } from '../../src/config/snapshot.ts';
 import { findRoute } from '../../src/proxy/router.ts';
 import { Cancellation } from '../../src/http/cancellation.ts';
-import { createContext, type ListenerOptions } from '../../src/proxy/listener.ts';
+import { createContext } from '../../src/proxy/context.ts';
+import type { ListenerOptions } from '../../src/proxy/listener.ts';
 import { EventBus } from '../../src/telemetry/events.ts';
 import type { RequestContext } from '../../src/http/types.ts';
 
