@@ -1,6 +1,6 @@
 // Route match rules compiled once per snapshot into plain predicates; the hot path only calls them.
 import type { IncomingHttpHeaders } from 'node:http';
-import type { RouteConfig, StringMatchConfig } from './schema.ts';
+import type { RouteConfig, StringMatchConfig } from './resources.ts';
 
 /** What a route can match on, taken from a request once. */
 export interface RouteInput {

@@ -1,195 +1,9 @@
 // The mesh config format: one zod schema is the source of validation, of the TypeScript types and of the
-// JSON Schema that editors use (`faultline schema`).
+// JSON Schema that editors use (`faultline schema`): the mesh's resources (resources.ts) and its faults.
 import { z } from 'zod';
-import { Address, Duration, Labels, Method, Name, StringMatch } from './primitives.ts';
 import { FaultInjection, FaultSpec } from '../faults/schema.ts';
-
-export const LoadBalancerPolicy = z.enum(['round-robin', 'least-request', 'random', 'ring-hash', 'ewma']);
-
-const LoadBalancer = z.union([
-  LoadBalancerPolicy,
-  z.strictObject({
-    policy: LoadBalancerPolicy,
-    hashOn: z
-      .strictObject({ header: z.string().min(1) })
-      .optional()
-      .meta({ description: 'ring-hash: the request header whose value picks the endpoint' }),
-    virtualNodes: z.int().min(1).max(4096).optional().meta({ description: 'ring-hash: points on the ring per endpoint (default 160)' }),
-    decay: Duration.optional().meta({ description: 'ewma: how fast old latency samples fade' }),
-  }),
-]);
-
-const HealthCheck = z.strictObject({
-  path: z.string().startsWith('/'),
-  interval: Duration.default(5_000),
-  timeout: Duration.default(1_000),
-  unhealthyThreshold: z.int().min(1).default(3),
-  healthyThreshold: z.int().min(1).default(2),
-  expectedStatuses: z
-    .array(z.int().min(100).max(599))
-    .optional()
-    .meta({ description: 'statuses that count as healthy (default: any 2xx)' }),
-});
-
-const OutlierDetection = z.strictObject({
-  consecutive5xx: z.int().min(1).default(5),
-  consecutiveGatewayErrors: z.int().min(1).optional().meta({ description: '502, 503, 504 and connect failures in a row' }),
-  interval: Duration.default(10_000),
-  baseEjectionTime: Duration.default(30_000),
-  maxEjectionTime: Duration.default(300_000),
-  maxEjectionPercent: z.number().min(0).max(100).default(10),
-});
-
-const CircuitBreaker = z.strictObject({
-  maxConnections: z.int().min(1).default(1024).meta({ description: 'requests in progress to the destination at once (HTTP/1.1: one per connection)' }),
-  maxPendingRequests: z.int().min(0).default(1024).meta({ description: 'requests waiting for one of maxConnections; beyond, 503 UO' }),
-  maxRequests: z.int().min(1).default(1024).meta({ description: 'requests outstanding (in progress and waiting); beyond, 503 UO' }),
-  maxRetries: z.int().min(0).default(3).meta({ description: 'retries in progress at once; beyond, a due retry is not made (UO)' }),
-  consecutiveFailures: z.int().min(1).optional().meta({ description: 'open after this many failures in a row' }),
-  failureRatio: z
-    .strictObject({ threshold: z.number().gt(0).max(1), minRequests: z.int().min(1).default(20), window: Duration.default(10_000) })
-    .optional()
-    .meta({ description: 'open when failures / requests over the window reach threshold, once minRequests were seen' }),
-  coolDown: z
-    .strictObject({ base: Duration.default(5_000), max: Duration.default(60_000) })
-    .default({ base: 5_000, max: 60_000 })
-    .meta({ description: 'open for base × 2^(trips in a row - 1), at most max, then half-open' }),
-  halfOpenRequests: z.int().min(1).default(1).meta({ description: 'probes let through when half-open; all must succeed to close' }),
-});
-
-const Endpoint = z.strictObject({
-  address: Address,
-  labels: Labels.default({}),
-});
-
-const Service = z.strictObject({
-  name: Name,
-  endpoints: z.array(Endpoint).min(1, { error: 'at least one endpoint' }),
-  loadBalancer: LoadBalancer.default('round-robin'),
-  healthCheck: HealthCheck.optional(),
-  outlierDetection: OutlierDetection.optional(),
-  circuitBreaker: CircuitBreaker.optional().meta({ description: 'per destination: the service, or each subset a route names, separately' }),
-  healthyPanicThreshold: z
-    .number()
-    .min(0)
-    .max(100)
-    .default(0)
-    .meta({ description: 'percent: below this share of available endpoints, balance over all of them (0, as Istio: never)' }),
-});
-
-
-const RouteMatch = z.strictObject({
-  host: z.string().min(1).optional(),
-  path: z.string().startsWith('/').optional(),
-  pathPrefix: z.string().startsWith('/').optional(),
-  pathRegex: z.string().optional(),
-  method: z.union([Method, z.array(Method).min(1)]).optional(),
-  headers: z.record(z.string(), StringMatch).optional(),
-  query: z.record(z.string(), StringMatch).optional(),
-});
-
-const Destination = z.strictObject({
-  service: Name,
-  subset: Labels.optional(),
-  weight: z.number().min(0).default(1),
-});
-
-export const RetryOn = z.enum(['5xx', 'gateway-error', 'reset', 'connect-failure', 'retriable-status-codes', 'refused-stream']);
-
-const Retries = z.strictObject({
-  attempts: z.int().min(0).max(10).default(2).meta({ description: 'retries after the first try (as Istio): 2 means up to 3 tries' }),
-  perTryTimeout: Duration.optional().meta({ description: 'each try, until its response headers' }),
-  retryOn: z.array(RetryOn).min(1).default(['connect-failure', 'refused-stream', 'retriable-status-codes']),
-  retriableStatusCodes: z.array(z.int().min(100).max(599)).default([503]),
-  retryNonIdempotent: z.boolean().default(false).meta({ description: 'also retry POST, PATCH, CONNECT' }),
-  backoff: z
-    .strictObject({ base: Duration.default(25), max: Duration.default(250) })
-    .default({ base: 25, max: 250 })
-    .meta({ description: 'exponential with full jitter: a try waits random(0, min(max, base × 2^(n-1)))' }),
-  budget: z
-    .strictObject({ ratio: z.number().min(0).max(10).default(0.2), minPerSecond: z.number().min(0).default(10) })
-    .default({ ratio: 0.2, minPerSecond: 10 })
-    .meta({ description: 'retries may add at most ratio × the requests of the last 10 s, plus minPerSecond' }),
-  bufferLimit: z.int().min(0).default(65_536).meta({ description: 'bytes of request body kept for replay; larger bodies are not retried' }),
-});
-
-const Route = z.strictObject({
-  name: Name,
-  match: RouteMatch.default({}),
-  destinations: z.array(Destination).min(1, { error: 'at least one destination' }),
-  timeout: Duration.optional().meta({ description: 'the whole request, response body included' }),
-  idleTimeout: Duration.optional().meta({ description: 'cut a response when no byte arrives from the upstream for this long (headers included)' }),
-  retries: Retries.optional(),
-});
-
-const AuthorizationRule = z.strictObject({
-  destination: Name.meta({ description: 'the service these rules protect; once it has rules, whatever they do not allow is denied' }),
-  allow: z
-    .array(
-      z.strictObject({
-        sources: z.array(Name).min(1).optional().meta({ description: 'calling services (their identities); any when absent' }),
-        methods: z.array(Method).min(1).optional(),
-        paths: z.array(StringMatch).min(1).optional().meta({ description: 'path matches ({exact}, {prefix}, {regex}); any when absent' }),
-      }),
-    )
-    .default([])
-    .meta({ description: 'a request is allowed when one entry matches it in full' }),
-});
-
-const Sidecar = z.strictObject({
-  name: Name.optional().meta({ description: 'defaults to the service name; needed when a service has several' }),
-  service: Name,
-  outbound: Address,
-  inbound: Address,
-  admin: Address,
-  app: Address,
-  command: z
-    .array(z.string().min(1))
-    .min(1)
-    .optional()
-    .meta({
-      description: 'how `faultline up` starts the app: argv, run with FAULTLINE_OUTBOUND (this sidecar\'s outbound) and PORT (the app\'s) set; "node" is the Node running faultline',
-    }),
-  tcp: z
-    .array(z.strictObject({ name: Name, listen: Address, upstream: Address }))
-    .default([])
-    .meta({ description: 'L4 listeners for non-HTTP traffic (a database): bytes relayed to upstream, where tcp faults act' }),
-});
-
-const Telemetry = z.strictObject({
-  enabled: z.boolean().default(true).meta({ description: 'per-request telemetry: request.done events, request metrics, access log lines and traces' }),
-  tracing: z
-    .strictObject({
-      otlpEndpoint: z.url({ error: 'expected an OTLP/HTTP traces URL, e.g. http://127.0.0.1:4318/v1/traces' }),
-      sampleRatio: z.number().min(0).max(1).default(1).meta({ description: 'share of new traces recorded; a caller\'s sampled flag is followed' }),
-      exportDelayMs: z.number().int().min(10).max(60_000).default(5_000).meta({ description: 'how long an ended span waits to be sent with others (OpenTelemetry\'s own default): at most twice this from its end to the collector' }),
-    })
-    .optional()
-    .meta({ description: 'spans per hop and per attempt, exported over OTLP/HTTP; off when absent' }),
-  history: z
-    .strictObject({
-      requests: z.number().int().min(0).default(1_024).meta({ description: 'request.done events kept' }),
-      decisions: z.number().int().min(0).default(10_000).meta({ description: 'every other event kept (faults, retries, breakers, health, config)' }),
-      keepRequests: z
-        .enum(['while-read', 'always'])
-        .default('while-read')
-        .meta({ description: 'while-read: request.done are kept only while an /events reader takes them and for 60 s after the last one leaves (kept events cost throughput); always: from the start' }),
-    })
-    .prefault({})
-    .meta({ description: 'events a sidecar keeps for /events readers that resume with ?since=N; takes effect when a sidecar starts' }),
-});
-
-const Mtls = z.strictObject({
-  mode: z.enum(['off', 'permissive', 'strict']).default('off').meta({
-    description: 'strict: sidecars accept only mutual TLS 1.3 from mesh identities; permissive: TLS and plaintext both; off: plaintext',
-  }),
-  trustDomain: z
-    .string()
-    .regex(/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/, { error: 'expected a trust domain: lowercase letters, digits, "." and "-"' })
-    .default('faultline.local'),
-  namespace: Name.default('default'),
-  certTtl: Duration.refine((ms) => ms >= 1_000, { error: 'expected at least 1s' }).default(3_600_000).meta({ description: 'lifetime of workload certificates; sidecars renew at 2/3 of it' }),
-});
+import { Name } from './primitives.ts';
+import { AuthorizationRule, Mtls, Route, Service, Sidecar, Telemetry } from './resources.ts';
 
 export const MeshConfigSchema = z.strictObject({
   mesh: z.strictObject({ name: Name }),
@@ -204,17 +18,19 @@ export const MeshConfigSchema = z.strictObject({
 });
 
 export type MeshConfig = z.output<typeof MeshConfigSchema>;
-export type RouteConfig = MeshConfig['routes'][number];
-export type SidecarConfig = MeshConfig['sidecars'][number];
-export type MtlsConfig = z.output<typeof Mtls>;
-export type AuthorizationConfig = z.output<typeof AuthorizationRule>;
-export type CircuitBreakerConfig = z.output<typeof CircuitBreaker>;
-export type RetriesConfig = z.output<typeof Retries>;
-export type RetryOnCondition = z.output<typeof RetryOn>;
-export type StringMatchConfig = z.output<typeof StringMatch>;
-export type HealthCheckConfig = z.output<typeof HealthCheck>;
-export type OutlierDetectionConfig = z.output<typeof OutlierDetection>;
-export type LoadBalancerPolicy = z.output<typeof LoadBalancerPolicy>;
+export type {
+  AuthorizationConfig,
+  CircuitBreakerConfig,
+  HealthCheckConfig,
+  LoadBalancerPolicy,
+  MtlsConfig,
+  OutlierDetectionConfig,
+  RetriesConfig,
+  RetryOnCondition,
+  RouteConfig,
+  SidecarConfig,
+  StringMatchConfig,
+} from './resources.ts';
 
 export function meshJsonSchema(): unknown {
   return z.toJSONSchema(MeshConfigSchema, { io: 'input', target: 'draft-2020-12' });

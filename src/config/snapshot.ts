@@ -2,82 +2,20 @@
 // request. Its version is a content hash, so the same config always has the same version.
 import { createHash } from 'node:crypto';
 import { compileRouteMatch, type RouteMatcher } from './matchers.ts';
-import type {
-  CircuitBreakerConfig,
-  HealthCheckConfig,
-  LoadBalancerPolicy,
-  MeshConfig,
-  OutlierDetectionConfig,
-  RetriesConfig,
-  RetryOnCondition,
-  SidecarConfig,
-} from './schema.ts';
+import type { MeshConfig, RetriesConfig } from './schema.ts';
+import type { DestinationSpec, EndpointSpec, Labels, RetryPolicySpec, RouteSpec, ServiceSpec, SidecarSpec } from './specs.ts';
 
-export type Labels = Readonly<Record<string, string>>;
-
-export interface EndpointSpec {
-  readonly service: string;
-  /** The address the config lists: the service instance itself. */
-  readonly address: string;
-  readonly labels: Labels;
-  /** Where a sidecar connects to reach it: the inbound listener of the sidecar fronting it, or the address. */
-  readonly dial: string;
-  /** Name of the sidecar fronting this endpoint, when one does. */
-  readonly sidecar: string | undefined;
-}
-
-export interface LoadBalancerSpec {
-  readonly policy: LoadBalancerPolicy;
-  readonly hashHeader: string | undefined;
-  readonly virtualNodes: number;
-  readonly decayMs: number;
-}
-
-export interface ServiceSpec {
-  readonly name: string;
-  readonly endpoints: readonly EndpointSpec[];
-  readonly loadBalancer: LoadBalancerSpec;
-  readonly healthCheck: Readonly<HealthCheckConfig> | undefined;
-  readonly outlierDetection: Readonly<OutlierDetectionConfig> | undefined;
-  readonly circuitBreaker: Readonly<CircuitBreakerConfig> | undefined;
-  readonly panicThreshold: number;
-}
-
-export interface DestinationSpec {
-  readonly service: string;
-  readonly subset: Labels | undefined;
-  /** Stable name of the subset, e.g. `version=v2`; '' for the whole service. */
-  readonly subsetKey: string;
-  readonly weight: number;
-}
-
-export interface RetryPolicySpec {
-  /** Retries after the first try. */
-  readonly attempts: number;
-  readonly perTryTimeoutMs: number | undefined;
-  readonly retryOn: ReadonlySet<RetryOnCondition>;
-  readonly retriableStatusCodes: ReadonlySet<number>;
-  readonly retryNonIdempotent: boolean;
-  readonly backoff: { readonly baseMs: number; readonly maxMs: number };
-  readonly budget: { readonly ratio: number; readonly minPerSecond: number };
-  readonly bufferLimit: number;
-}
-
-export interface RouteSpec {
-  readonly name: string;
-  readonly matches: RouteMatcher;
-  readonly destinations: readonly DestinationSpec[];
-  readonly totalWeight: number;
-  readonly timeoutMs: number | undefined;
-  readonly idleTimeoutMs: number | undefined;
-  readonly retries: RetryPolicySpec | undefined;
-  /** True for the implicit route a service gets when no route names its host. */
-  readonly implicit: boolean;
-}
-
-export interface SidecarSpec extends Readonly<SidecarConfig> {
-  readonly name: string;
-}
+export type {
+  DestinationSpec,
+  EndpointSpec,
+  Labels,
+  LoadBalancerSpec,
+  RequestSnapshot,
+  RetryPolicySpec,
+  RouteSpec,
+  ServiceSpec,
+  SidecarSpec,
+} from './specs.ts';
 
 export interface Snapshot {
   readonly version: string;

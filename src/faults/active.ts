@@ -2,12 +2,13 @@
 // The decision for the n-th matching request is drawn from (seed, id, n) alone (random.ts), after the
 // count rule (first N, every K-th) and before the percentage.
 import { pathMatcher, stringMatcher } from '../config/matchers.ts';
-import { Cancellation } from '../proxy/cancellation.ts';
+import { Cancellation } from '../http/cancellation.ts';
+import type { Point } from './actions/action.ts';
 import { actionName, actionOf, type FaultAction } from './actions/index.ts';
 import { decisionRandom } from './random.ts';
 import type { FaultConfig } from './schema.ts';
 
-export type Point = 'request' | 'attempt' | 'inbound';
+export type { Point };
 export type Origin = 'config' | 'runtime';
 
 /** What a fault matches on, read from a request at an injection point. */

@@ -2,7 +2,7 @@
 // expired fault lets held requests go on at once), and fails when the request is cancelled (the
 // caller left, a timeout fired). Paced bodies (bandwidth, slicer) are built on the same hold.
 import { Readable } from 'node:stream';
-import type { Cancellation } from '../proxy/cancellation.ts';
+import type { Cancellation } from '../http/cancellation.ts';
 
 export function hold(ms: number, cancellation: Cancellation, removed: Cancellation): Promise<void> {
   if (removed.cancelled || ms <= 0) return cancellation.cancelled ? Promise.reject(cancellation.reason) : Promise.resolve();

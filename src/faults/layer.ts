@@ -3,7 +3,7 @@
 // fire wrap the rest of the stack, in order. Every injection is recorded on the request (for
 // request.done and the response header) and emitted as fault.applied. With no fault at this point —
 // the usual case — the layer costs one array length check.
-import type { Handler, Layer, RequestContext } from '../proxy/types.ts';
+import type { Handler, Layer, RequestContext } from '../http/types.ts';
 import type { EventBus } from '../telemetry/events.ts';
 import { ActiveFault, type FaultInput, type Point } from './active.ts';
 import type { Plan } from './actions/index.ts';

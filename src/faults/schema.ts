@@ -3,23 +3,11 @@
 // (`faultInjection:`). A fault is a match, an injection point, exactly one action, a percentage and
 // count, a seed, and (at runtime) a lease. The actions' fields come from their registry (actions/index.ts).
 import { z } from 'zod';
-import { Duration, Method, Name, StringMatch } from '../config/primitives.ts';
+import { Duration, Name } from '../config/primitives.ts';
 import type { ActionDefinition } from './actions/action.ts';
 import { ACTION_DEFINITIONS, ACTIONS } from './actions/index.ts';
 import { oneOf, optionalFields } from './fields.ts';
-
-const Names = z.union([Name, z.array(Name).min(1)]);
-
-const FaultMatch = z.strictObject({
-  source: Names.optional().meta({ description: 'calling service(s)' }),
-  destination: Names.optional().meta({ description: 'called service(s)' }),
-  route: Names.optional().meta({ description: 'route name(s) (outbound only: inbound knows no route)' }),
-  method: z.union([Method, z.array(Method).min(1)]).optional(),
-  path: z.string().startsWith('/').optional(),
-  pathPrefix: z.string().startsWith('/').optional(),
-  pathRegex: z.string().optional(),
-  headers: z.record(z.string(), StringMatch).optional(),
-});
+import { FaultMatch } from './match.ts';
 
 export const FaultSpec = z
   .strictObject({
@@ -70,7 +58,7 @@ export const FaultSpec = z
 
 export type FaultConfig = z.output<typeof FaultSpec>;
 export type DelayConfig = NonNullable<FaultConfig['delay']>;
-export type FaultMatchConfig = z.output<typeof FaultMatch>;
+export type { FaultMatchConfig } from './match.ts';
 
 /** Mesh-wide fault settings: safety limits, leases, and the test-only header triggers. */
 export const FaultInjection = z.strictObject({

@@ -1,11 +1,29 @@
 // The admin listener (loopback): liveness, readiness, the snapshot in force and endpoint state.
 // Express is fine here: this is not the data path.
 import express, { type Express } from 'express';
+import type { Snapshot } from '../config/snapshot.ts';
 import { faultRoutes } from '../faults/admin.ts';
+import type { FaultTable } from '../faults/table.ts';
 import { streamEvents } from '../telemetry/event-stream.ts';
-import type { Sidecar } from './sidecar.ts';
+import type { EventBus } from '../telemetry/events.ts';
+import type { MeshMetrics } from '../telemetry/metrics.ts';
+import type { Breakers } from './breaker/registry.ts';
+import type { Clusters } from './endpoints.ts';
 
-export function createAdminApp(sidecar: Sidecar): Express {
+/** What the admin listener shows of a sidecar (a Sidecar is one). */
+export interface AdminView {
+  readonly name: string;
+  readonly ready: boolean;
+  readonly snapshot: Snapshot;
+  readonly appliedAt: number;
+  readonly clusters: Clusters;
+  readonly metrics: MeshMetrics;
+  readonly events: EventBus;
+  readonly breakers: Breakers;
+  readonly faults: FaultTable;
+}
+
+export function createAdminApp(sidecar: AdminView): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('json spaces', 2);

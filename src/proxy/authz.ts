@@ -8,7 +8,7 @@ import { stringMatcher } from '../config/matchers.ts';
 import type { AuthorizationConfig } from '../config/schema.ts';
 import { ErrorCode, MeshError, ResponseFlag } from '../errors.ts';
 import type { EventBus } from '../telemetry/events.ts';
-import type { Layer, RequestContext } from './types.ts';
+import type { Layer, RequestContext } from '../http/types.ts';
 
 type Check = (ctx: RequestContext) => boolean;
 

@@ -1,6 +1,6 @@
 // Waiting between tries: exponential backoff with full jitter (AWS's "full jitter"), and a sleep that
 // ends early, with the reason, when the request is cancelled.
-import type { Cancellation } from './cancellation.ts';
+import type { Cancellation } from '../http/cancellation.ts';
 
 /** Delay before retry number `retry` (1 for the first retry): random in [0, min(max, base × 2^(retry-1))). */
 export function fullJitter(backoff: { baseMs: number; maxMs: number }, retry: number, random: () => number = Math.random): number {

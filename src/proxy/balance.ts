@@ -4,8 +4,9 @@
 import { performance } from 'node:perf_hooks';
 import { noHealthyUpstream } from '../errors.ts';
 import type { PickRequest } from './balancer/index.ts';
-import type { Cluster, Clusters, EndpointState } from './endpoints.ts';
-import { onResponseDone, type Layer } from './types.ts';
+import type { EndpointState } from '../http/endpoint-state.ts';
+import type { Cluster, Clusters } from './endpoints.ts';
+import { onResponseDone, type Layer } from '../http/types.ts';
 
 export function balance(clusters: Clusters): Layer {
   return (next) => async (ctx) => {

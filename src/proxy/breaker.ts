@@ -6,7 +6,7 @@ import { ErrorCode, MeshError, ResponseFlag } from '../errors.ts';
 import type { AttemptVerdict } from './breaker/circuit-breaker.ts';
 import type { Breakers } from './breaker/registry.ts';
 import type { Clusters } from './endpoints.ts';
-import { onResponseDone, type Layer } from './types.ts';
+import { onResponseDone, type Layer } from '../http/types.ts';
 
 const UPSTREAM_FAILURES = new Set<string>([
   ResponseFlag.UpstreamConnectFailure,

@@ -1,68 +1,9 @@
-// Runtime state of every endpoint a sidecar balances over. It outlives snapshots: an endpoint that stays
-// in the config keeps its health, ejection and load across reloads. Each part has one owner:
-// `health` the HealthChecker, `outlier` the OutlierDetector, `load` the balance layer.
-import type { EndpointSpec, ServiceSpec, Snapshot } from '../config/snapshot.ts';
+// The endpoints a sidecar balances over, service by service, and the registry that keeps each one's
+// state across snapshots: an endpoint that stays in the config keeps its health, ejection and load.
+import type { ServiceSpec, Snapshot } from '../config/snapshot.ts';
 import { selects } from '../config/references.ts';
+import { EndpointState } from '../http/endpoint-state.ts';
 import { createBalancer, type Balancer } from './balancer/index.ts';
-
-export type HealthStatus = 'unknown' | 'healthy' | 'unhealthy';
-
-export class HealthState {
-  status: HealthStatus = 'unknown';
-  consecutiveSuccesses = 0;
-  consecutiveFailures = 0;
-  /** Whether a check ever passed: until one does, a single pass is enough to bring it in (as Envoy's startup rule). */
-  everPassed = false;
-  lastCheckedAt: number | undefined;
-  lastError: string | undefined;
-}
-
-export class OutlierState {
-  ejected = false;
-  ejectedUntil = 0;
-  /** Ejections so far; the ejection time grows with it and it decays while the endpoint behaves. */
-  ejections = 0;
-  consecutive5xx = 0;
-  consecutiveGatewayErrors = 0;
-  ejectedInInterval = false;
-}
-
-export class LoadState {
-  active = 0;
-  /** Peak-EWMA of response-header latency, in ms; starts at a default as Linkerd's does. */
-  ewmaMs = 30;
-  ewmaStampMs = 0;
-
-  recordLatency(ms: number, now: number, decayMs: number): void {
-    if (ms > this.ewmaMs) {
-      this.ewmaMs = ms;
-    } else {
-      const weight = Math.exp(-Math.max(0, now - this.ewmaStampMs) / decayMs);
-      this.ewmaMs = this.ewmaMs * weight + ms * (1 - weight);
-    }
-    this.ewmaStampMs = now;
-  }
-}
-
-export class EndpointState {
-  spec: EndpointSpec;
-  readonly health = new HealthState();
-  readonly outlier = new OutlierState();
-  readonly load = new LoadState();
-
-  constructor(spec: EndpointSpec) {
-    this.spec = spec;
-  }
-
-  get address(): string {
-    return this.spec.address;
-  }
-
-  /** Eligible for traffic: not failed by health checks and not ejected. */
-  get available(): boolean {
-    return this.health.status !== 'unhealthy' && !this.outlier.ejected;
-  }
-}
 
 /** One service's endpoints as of a snapshot, with its balancer and pre-computed subsets. */
 export class Cluster {

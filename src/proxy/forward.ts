@@ -8,9 +8,9 @@ import { connect } from 'node:net';
 import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { MeshError, ResponseFlag, downstreamReset, idleTimeout, upstreamConnectFailure, upstreamReset } from '../errors.ts';
-import type { Cancellation } from './cancellation.ts';
-import { withoutHopByHop } from './headers.ts';
-import type { Handler, ProxyResponse, RequestContext } from './types.ts';
+import type { Cancellation } from '../http/cancellation.ts';
+import { withoutHopByHop } from '../http/headers.ts';
+import type { Handler, ProxyResponse, RequestContext } from '../http/types.ts';
 
 const CONNECT_FAILURES = new Set([
   // mTLS: the server is not who the destination must be.

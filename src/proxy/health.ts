@@ -8,8 +8,9 @@ import type { HealthCheckConfig } from '../config/schema.ts';
 import { describe } from '../errors.ts';
 import type { EventBus } from '../telemetry/events.ts';
 import type { ActiveFault } from '../faults/active.ts';
-import type { Clusters, EndpointState } from './endpoints.ts';
-import { Header } from './headers.ts';
+import type { EndpointState } from '../http/endpoint-state.ts';
+import type { Clusters } from './endpoints.ts';
+import { Header } from '../http/headers.ts';
 
 interface Probe {
   readonly config: HealthCheckConfig;

@@ -1,6 +1,6 @@
 // Inbound: every request goes to the one local application this sidecar fronts.
-import type { EndpointState } from './endpoints.ts';
-import type { Layer } from './types.ts';
+import type { EndpointState } from '../http/endpoint-state.ts';
+import type { Layer } from '../http/types.ts';
 
 export function toLocalApp(app: EndpointState): Layer {
   return (next) => (ctx) => {

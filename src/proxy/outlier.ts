@@ -6,8 +6,9 @@
 import type { OutlierDetectionConfig } from '../config/schema.ts';
 import { MeshError, ResponseFlag } from '../errors.ts';
 import type { EventBus } from '../telemetry/events.ts';
-import type { Cluster, Clusters, EndpointState } from './endpoints.ts';
-import type { Layer } from './types.ts';
+import type { EndpointState } from '../http/endpoint-state.ts';
+import type { Cluster, Clusters } from './endpoints.ts';
+import type { Layer } from '../http/types.ts';
 
 /** What one upstream attempt came to, as far as outlier detection cares. */
 export type Outcome = { status: number } | { localFailure: 'connect-failure' | 'reset' | 'timeout' };

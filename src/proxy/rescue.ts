@@ -1,8 +1,8 @@
 // The one place where an error becomes a response: status, JSON body and response flags, so a caller
-// (and analysis) can tell a mesh failure from an application's.
+// (and analysis) can tell a mesh failure from an application's; or none, when a fault resets the caller.
 import { ErrorCode, MeshError, ResponseFlag, describe } from '../errors.ts';
-import { Header } from './headers.ts';
-import type { RequestContext } from './types.ts';
+import { Header } from '../http/headers.ts';
+import type { RequestContext } from '../http/types.ts';
 
 export interface RescuedResponse {
   readonly status: number;
@@ -10,7 +10,12 @@ export interface RescuedResponse {
   readonly body: string;
 }
 
-export function rescue(error: unknown, ctx: RequestContext): RescuedResponse {
+/** The response for a failed request, or null when a fault reset the caller's connection: an RST, no response. */
+export function rescue(error: unknown, ctx: RequestContext): RescuedResponse | null {
+  if (error instanceof MeshError && error.code === ErrorCode.FaultReset && error.status === 0) {
+    ctx.flags.add(ResponseFlag.FaultInjected);
+    return null;
+  }
   const mesh = error instanceof MeshError
     ? error
     : new MeshError(ErrorCode.Internal, 500, ResponseFlag.InternalError, `internal proxy error: ${describe(error)}`, { cause: error });

@@ -7,11 +7,11 @@ import type { RetryPolicySpec } from '../config/snapshot.ts';
 import { ErrorCode, MeshError, ResponseFlag } from '../errors.ts';
 import type { EventBus } from '../telemetry/events.ts';
 import { fullJitter, sleep } from './backoff.ts';
-import { Header } from './headers.ts';
+import { Header } from '../http/headers.ts';
 import type { Breakers } from './breaker/registry.ts';
 import type { Clusters } from './endpoints.ts';
 import type { RetryBudgets } from './retry-budget.ts';
-import type { Layer, ProxyResponse, RequestContext } from './types.ts';
+import type { Layer, ProxyResponse, RequestContext } from '../http/types.ts';
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
 

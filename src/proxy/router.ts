@@ -3,7 +3,7 @@
 import type { RouteInput } from '../config/matchers.ts';
 import type { DestinationSpec, RouteSpec } from '../config/snapshot.ts';
 import { noRoute } from '../errors.ts';
-import type { Layer, RequestContext } from './types.ts';
+import type { Layer, RequestContext } from '../http/types.ts';
 
 export const route: Layer = (next) => (ctx) => {
   const matched = findRoute(ctx);

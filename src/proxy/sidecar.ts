@@ -1,34 +1,32 @@
 // A sidecar: the outbound, inbound and admin listeners of one service instance, the runtime state of
-// the endpoints it balances over, and the generation (snapshot + composed stacks) in force. A reload
-// builds a new generation and swaps it in one assignment; requests in flight finish on theirs.
-import { watch, type FSWatcher } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { Server as HttpsServer } from 'node:https';
-import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
+// the endpoints it balances over, and the generation (snapshot + composed stacks) in force. A new
+// snapshot builds a new generation and swaps it in one assignment; requests in flight finish on theirs.
+// Its parts each have one job: pools (dispatchers.ts), reloads (reload.ts), telemetry
+// (sidecar-telemetry.ts), the inbound server (inbound-server.ts), the admin API (admin.ts).
+import { createServer } from 'node:http';
+import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
 import type { SidecarIdentity } from '../identity/provider.ts';
-import { spiffeId } from '../identity/spiffe.ts';
-import { meshConnector, serverTlsOptions, type MtlsMode } from './mesh-tls.ts';
-import { basename, dirname } from 'node:path';
-import { Agent } from 'undici';
-import { loadConfigFile } from '../config/load.ts';
-import { compileSnapshot, type SidecarSpec, type Snapshot } from '../config/snapshot.ts';
-import { ErrorCode, FaultlineError, describe } from '../errors.ts';
-import { openAccessLog, type AccessLog } from '../telemetry/access-log.ts';
+import type { MtlsMode } from './mesh-tls.ts';
+import type { SidecarSpec, Snapshot } from '../config/snapshot.ts';
+import { ErrorCode, FaultlineError } from '../errors.ts';
 import { EventBus } from '../telemetry/events.ts';
-import { MeshMetrics } from '../telemetry/metrics.ts';
-import { MeshTracer } from '../telemetry/tracing.ts';
+import type { MeshMetrics } from '../telemetry/metrics.ts';
 import { silentLogger, type Logger } from '../telemetry/log.ts';
 import { createAdminApp } from './admin.ts';
+import { Dispatchers } from './dispatchers.ts';
 import { EndpointRegistry, type Clusters } from './endpoints.ts';
 import { HealthChecker } from './health.ts';
-import { createListener, type ListenerOptions } from './listener.ts';
+import { createInboundServer } from './inbound-server.ts';
+import { createListener } from './listener.ts';
 import { OutlierDetector } from './outlier.ts';
+import { ConfigReloader, type ReloadResult } from './reload.ts';
 import { RetryBudgets } from './retry-budget.ts';
 import { Breakers } from './breaker/registry.ts';
+import { SidecarTelemetry } from './sidecar-telemetry.ts';
 import { composeGeneration, type Generation } from './stack.ts';
 import { FaultTable } from '../faults/table.ts';
-import { startTcpListeners } from '../faults/tcp/listeners.ts';
-import type { TcpProxy } from '../faults/tcp/proxy.ts';
+import { startTcpListeners } from './tcp/listeners.ts';
+import type { TcpProxy } from './tcp/proxy.ts';
 
 export interface SidecarOptions {
   /** The sidecar's name in the config, or its service's when that is unambiguous. */
@@ -43,8 +41,6 @@ export interface SidecarOptions {
   /** Its mesh identity (from the control plane's CA), needed when the config's mtls mode is not off. */
   readonly identity?: SidecarIdentity;
 }
-
-export type ReloadResult = { ok: true; version: string; changed: boolean } | { ok: false; error: string };
 
 export interface SidecarAddresses {
   outbound: string;
@@ -64,29 +60,19 @@ export class Sidecar {
   readonly breakers: Breakers;
   /** Faults in force: the config's and runtime ones (admin API), under leases. */
   readonly faults: FaultTable;
-  /** Pools for plain calls, and under mTLS one per destination service (each requires that service's identity). */
-  readonly #dispatchers = new Map<string, Agent>();
+  readonly #dispatchers: Dispatchers;
   /** mtls mode, fixed when the sidecar starts (listeners are built for it). */
   readonly mtls: MtlsMode;
-  /** Trust domain and namespace of the mesh's identities, fixed at start with the mode. */
-  readonly #mtlsIdentity: { readonly trustDomain: string; readonly namespace: string };
   readonly identity: SidecarIdentity | undefined;
-  /** Inbound addresses of the sidecars that front endpoints: reached over mTLS when it is on. */
-  #meshAddresses = new Set<string>();
-  #offRotate: (() => void) | undefined;
   readonly #health: HealthChecker;
   readonly #outlier: OutlierDetector;
-  readonly #configFile: string | undefined;
+  readonly #reloader: ConfigReloader;
+  readonly #telemetry: SidecarTelemetry;
   readonly #servers: NetServer[] = [];
+  #stopInbound: (() => void) | undefined;
   #tcp = new Map<string, TcpProxy>();
   #generation: Generation;
   #appliedAt = Date.now();
-  #watcher: FSWatcher | undefined;
-  #reloading: Promise<ReloadResult> | undefined;
-  readonly #accessLog: AccessLog | undefined;
-  readonly metrics: MeshMetrics;
-  /** Tracing is set up from the config the sidecar starts with; a reload does not change it. */
-  readonly #tracer: MeshTracer | undefined;
   #closing: Promise<void> | undefined;
   addresses: SidecarAddresses = { outbound: '', inbound: '', admin: '' };
 
@@ -95,32 +81,18 @@ export class Sidecar {
     this.name = this.spec.name;
     this.events = new EventBus(this.name, options.snapshot.config.telemetry.history);
     this.#log = (options.log ?? silentLogger).child({ sidecar: this.name });
-    this.#configFile = options.configFile;
     this.breakers = new Breakers(this.events);
     this.faults = new FaultTable(this.events, () => this.snapshot.config.faultInjection);
     this.mtls = options.snapshot.config.mtls.mode;
-    this.#mtlsIdentity = options.snapshot.config.mtls;
     this.identity = options.identity;
     if (this.mtls !== 'off' && !this.identity) {
       throw new FaultlineError(ErrorCode.ConfigInvalid, `mtls is ${this.mtls}: the sidecar needs an identity from the control plane (run it with --control)`);
     }
-    this.#accessLog = options.accessLog ? openAccessLog(this.events, options.accessLog) : undefined;
-    const { enabled, tracing } = options.snapshot.config.telemetry;
-    this.#tracer = enabled && tracing ? new MeshTracer(this.spec.service, this.name, tracing) : undefined;
-    this.metrics = new MeshMetrics(this.events, this.spec.service, {
-      endpoints: () => [...this.clusters.values()].flatMap((c) =>
-        c.endpoints.map((e) => ({ service: c.name, endpoint: e.address, healthy: e.health.status !== 'unhealthy', ejected: e.outlier.ejected }))),
-      breakers: () => this.breakers.all().map((b) => ({ service: b.service, subset: b.subset, state: b.state })),
-      retryBudgets: () => [...this.#retryBudgets.entries()].map(([route, budget]) => ({ route, remaining: budget.totals().remaining })),
-      configVersion: () => this.snapshot.version,
-      faults: () => this.faults.all().map((f) => ({ id: f.id, action: f.actionName, origin: f.origin })),
-    });
-    this.#health = new HealthChecker(this.events, (destination) => this.faults.partitionFor(this.spec.service, destination), (service) => this.#dispatcherFor(service));
+    this.#dispatchers = new Dispatchers(options.snapshot.config.mtls, this.identity);
+    this.#reloader = new ConfigReloader(options.configFile, this, this.events, this.#log);
+    this.#telemetry = new SidecarTelemetry(this.events, { spec: this.spec, config: options.snapshot.config.telemetry, accessLog: options.accessLog, log: this.#log }, this, this.#retryBudgets);
+    this.#health = new HealthChecker(this.events, (destination) => this.faults.partitionFor(this.spec.service, destination), (service) => this.#dispatchers.for(service));
     this.#outlier = new OutlierDetector(this.events);
-    this.events.on('health.changed', (e) => this.#log.info(e, `endpoint ${e.healthy ? 'healthy' : 'unhealthy'}`));
-    this.events.on('outlier.ejected', (e) => this.#log.warn(e, 'endpoint ejected'));
-    this.events.on('outlier.restored', (e) => this.#log.info(e, 'endpoint restored'));
-    this.events.on('breaker.state', (e) => this.#log.warn(e, `circuit ${e.to}`));
     this.#generation = this.#compose(options.snapshot);
   }
 
@@ -132,7 +104,7 @@ export class Sidecar {
       await sidecar.close();
       throw error;
     }
-    if (options.watch && options.configFile) sidecar.#watch(options.configFile);
+    if (options.watch) sidecar.#reloader.watch();
     sidecar.#log.info({ addresses: sidecar.addresses, version: sidecar.snapshot.version }, 'sidecar started');
     return sidecar;
   }
@@ -147,6 +119,10 @@ export class Sidecar {
 
   get appliedAt(): number {
     return this.#appliedAt;
+  }
+
+  get metrics(): MeshMetrics {
+    return this.#telemetry.metrics;
   }
 
   /** Listening, and every health-checked endpoint has had its first check. */
@@ -167,8 +143,7 @@ export class Sidecar {
 
   /** Re-reads the config file; a bad file is refused and the snapshot in force stays. */
   reload(): Promise<ReloadResult> {
-    this.#reloading ??= this.#reload().finally(() => (this.#reloading = undefined));
-    return this.#reloading;
+    return this.#reloader.reload();
   }
 
   /** Stops listening and lets go of everything; closing twice waits for the one close. */
@@ -178,115 +153,44 @@ export class Sidecar {
   }
 
   async #close(): Promise<void> {
-    this.#watcher?.close();
-    this.#offRotate?.();
+    this.#reloader.close();
+    this.#stopInbound?.();
     await Promise.all([...this.#servers.map(closeServer), ...[...this.#tcp.values()].map((p) => p.close())]);
     this.#outlier.close();
     this.faults.close();
-    this.metrics.close();
-    await this.#accessLog?.close();
-    await this.#tracer?.close();
+    await this.#telemetry.close();
     await this.#health.close();
-    await Promise.all([...this.#dispatchers.values()].map((d) => d.destroy()));
+    await this.#dispatchers.close();
   }
 
   #compose(snapshot: Snapshot): Generation {
     const clusters = this.#registry.reconcile(snapshot);
     this.faults.setConfigFaults(snapshot.config.faults);
-    this.#meshAddresses = new Set(this.mtls === 'off' ? [] : [...snapshot.services.values()].flatMap((s) => s.endpoints.filter((e) => e.sidecar).map((e) => e.dial)));
+    this.#dispatchers.sync(snapshot);
     this.#health.sync(clusters);
     this.#outlier.sync(clusters);
     return composeGeneration(snapshot, clusters, this.name, {
-      dispatcher: (service) => this.#dispatcherFor(service),
+      dispatcher: (service) => this.#dispatchers.for(service),
       outlierDetector: this.#outlier,
       retryBudgets: this.#retryBudgets,
       breakers: this.breakers,
-      tracer: this.#tracer,
+      tracer: this.#telemetry.tracer,
       events: this.events,
       faults: this.faults,
-    });
-  }
-
-  async #reload(): Promise<ReloadResult> {
-    const source = this.#configFile;
-    if (!source) return { ok: false, error: 'this sidecar was not started from a config file' };
-    try {
-      const loaded = await loadConfigFile(source);
-      const snapshot = compileSnapshot(loaded.config, source);
-      if (snapshot.version === this.snapshot.version) return { ok: true, version: snapshot.version, changed: false };
-      this.apply(snapshot);
-      return { ok: true, version: snapshot.version, changed: true };
-    } catch (error) {
-      const message = error instanceof Error ? error.message : describe(error);
-      this.#log.error({ source, error: message }, 'config refused; the snapshot in force stays');
-      this.events.emit('config.rejected', { source, error: message });
-      return { ok: false, error: message };
-    }
-  }
-
-  #watch(file: string): void {
-    let debounce: NodeJS.Timeout | undefined;
-    // Watch the directory: editors and `mv` replace the file, which ends a watch on the file itself.
-    this.#watcher = watch(dirname(file), (_event, name) => {
-      if (name !== basename(file)) return;
-      clearTimeout(debounce);
-      debounce = setTimeout(() => void this.reload(), 100);
-    });
-    this.#watcher.unref();
-  }
-
-  /**
-   * The pool for calls to `service`. With mtls off, one plain pool for all. With mtls on, one per
-   * service, whose connections to a peer sidecar are mTLS and require that sidecar to present the
-   * service's own SPIFFE ID — an endpoint listed under a service but fronted by another's sidecar is
-   * refused (UF) rather than trusted.
-   */
-  #dispatcherFor(service: string | undefined): Agent {
-    const key = this.mtls === 'off' || service === undefined ? '' : service;
-    let agent = this.#dispatchers.get(key);
-    if (!agent) {
-      const { trustDomain, namespace } = this.#mtlsIdentity;
-      const want = key ? spiffeId(trustDomain, namespace, key) : undefined;
-      const connect = meshConnector(() => this.identity?.current, (address) => (want && this.#meshAddresses.has(address) ? want : undefined));
-      agent = new Agent({ keepAliveTimeout: 4_000, headersTimeout: 0, bodyTimeout: 0, connect });
-      this.#dispatchers.set(key, agent);
-    }
-    return agent;
-  }
-
-  /**
-   * The inbound listener for the mtls mode: plain HTTP (off), HTTPS with client certificates required
-   * (strict), or a front that looks at each connection's first byte and hands TLS (a handshake starts
-   * with 0x16) to the HTTPS server and anything else to the plain one (permissive). A renewed
-   * certificate replaces the secure context in place: connections already up keep theirs.
-   */
-  #inboundServer(options: ListenerOptions): NetServer {
-    if (this.mtls === 'off') return createListener(options);
-    const identity = this.identity!;
-    const secure = createListener(options, serverTlsOptions(identity.current)) as HttpsServer;
-    this.#offRotate = identity.onRotate((next) => secure.setSecureContext(serverTlsOptions(next)));
-    if (this.mtls === 'strict') return secure;
-    const plain = createListener(options);
-    return createNetServer((socket) => {
-      socket.once('data', (first: Buffer) => {
-        socket.pause();
-        socket.unshift(first);
-        (first[0] === 0x16 ? secure : plain).emit('connection', socket);
-        process.nextTick(() => socket.resume());
-      });
     });
   }
 
   async #listen(): Promise<void> {
     const generation = () => this.#generation;
     const perRequest = this.snapshot.config.telemetry.enabled;
-    const common = { sidecar: this.name, service: this.spec.service, generation, events: this.events, tracer: this.#tracer, perRequest };
+    const common = { sidecar: this.name, service: this.spec.service, generation, events: this.events, tracer: this.#telemetry.tracer, perRequest };
     const outbound = createListener({ ...common, direction: 'outbound' });
-    const inbound = this.#inboundServer({ ...common, direction: 'inbound' });
+    const inbound = createInboundServer({ ...common, direction: 'inbound' }, this.mtls, this.identity);
+    this.#stopInbound = inbound.stop;
     const admin = createServer(createAdminApp(this));
     this.addresses = {
       outbound: await listen(outbound, this.spec.outbound, this.#servers),
-      inbound: await listen(inbound, this.spec.inbound, this.#servers),
+      inbound: await listen(inbound.server, this.spec.inbound, this.#servers),
       admin: await listen(admin, this.spec.admin, this.#servers),
     };
     if (this.spec.tcp.length > 0) {

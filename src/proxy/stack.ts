@@ -6,7 +6,8 @@ import { authorize } from './authz.ts';
 import { balance } from './balance.ts';
 import { breaker } from './breaker.ts';
 import type { Breakers } from './breaker/registry.ts';
-import { EndpointState, type Clusters } from './endpoints.ts';
+import { EndpointState } from '../http/endpoint-state.ts';
+import type { Clusters } from './endpoints.ts';
 import { forward } from './forward.ts';
 import { toLocalApp } from './local-app.ts';
 import { outlier, type OutlierDetector } from './outlier.ts';
@@ -19,7 +20,7 @@ import { faultLayer } from '../faults/layer.ts';
 import type { FaultTable } from '../faults/table.ts';
 import type { MeshTracer } from '../telemetry/tracing.ts';
 import { traceAttempt } from './trace-attempt.ts';
-import { compose, type Handler } from './types.ts';
+import { compose, type Handler } from '../http/types.ts';
 
 /** Everything a request needs from one snapshot: swapped atomically on reload. */
 export interface Generation {

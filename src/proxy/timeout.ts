@@ -3,7 +3,7 @@
 // covers one attempt until its response headers, so that an attempt that hangs can be retried. Either
 // way the upstream exchange is cancelled, which frees its socket.
 import { ResponseFlag, perTryTimeout as perTryExpired, upstreamTimeout, type MeshError } from '../errors.ts';
-import { onResponseDone, type Handler, type Layer, type ProxyResponse, type RequestContext } from './types.ts';
+import { onResponseDone, type Handler, type Layer, type ProxyResponse, type RequestContext } from '../http/types.ts';
 
 export const timeout: Layer = (next) => (ctx) => {
   const ms = ctx.route?.timeoutMs;

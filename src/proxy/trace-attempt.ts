@@ -3,7 +3,7 @@
 // tracing is on.
 import { MeshError } from '../errors.ts';
 import type { MeshTracer, SampledSpan } from '../telemetry/tracing.ts';
-import type { Layer, RequestContext } from './types.ts';
+import type { Layer, RequestContext } from '../http/types.ts';
 
 export function traceAttempt(tracer: MeshTracer): Layer {
   return (next) => {

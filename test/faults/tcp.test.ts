@@ -5,7 +5,7 @@ import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { TcpProxy, type TcpProxyOptions, type TcpToxicRule, type TcpToxicSpec } from '../../src/faults/tcp/proxy.ts';
+import { TcpProxy, type TcpProxyOptions, type TcpToxicRule, type TcpToxicSpec } from '../../src/proxy/tcp/proxy.ts';
 
 interface EchoConnection {
   /** Sizes of the 'data' events the echo server saw, and their bytes. */

@@ -1,6 +1,6 @@
 // Cancellation: callbacks once, children follow their parent, a signal on demand.
 import { expect } from 'chai';
-import { Cancellation } from '../../src/proxy/cancellation.ts';
+import { Cancellation } from '../../src/http/cancellation.ts';
 
 describe('Cancellation', () => {
   it('tells every registered callback once, with the reason', () => {

@@ -9,10 +9,11 @@ import { setFlagsFromString } from 'node:v8';
 import { parseConfig } from '../../src/config/load.ts';
 import { compileSnapshot } from '../../src/config/snapshot.ts';
 import { findRoute } from '../../src/proxy/router.ts';
-import { Cancellation } from '../../src/proxy/cancellation.ts';
-import { createContext, type ListenerOptions } from '../../src/proxy/listener.ts';
+import { Cancellation } from '../../src/http/cancellation.ts';
+import { createContext } from '../../src/proxy/context.ts';
+import type { ListenerOptions } from '../../src/proxy/listener.ts';
 import { EventBus } from '../../src/telemetry/events.ts';
-import type { RequestContext } from '../../src/proxy/types.ts';
+import type { RequestContext } from '../../src/http/types.ts';
 
 setFlagsFromString('--allow-natives-syntax');
 const hasFastProperties = new Function('o', 'return %HasFastProperties(o)') as (o: object) => boolean;

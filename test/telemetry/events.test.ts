@@ -323,7 +323,7 @@ describe('per-request telemetry switched off', () => {
 
 describe('request sizes', () => {
   it('counts a request body by its length, a buffered one whole, and leaves a streamed chunked one uncounted', async () => {
-    const { RequestBody } = await import('../../src/proxy/body.ts');
+    const { RequestBody } = await import('../../src/http/body.ts');
     const { Readable } = await import('node:stream');
     expect(new RequestBody(null).bytes).to.equal(0);
     expect(new RequestBody(Readable.from(['abc']), 3).bytes).to.equal(3);

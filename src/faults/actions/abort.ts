@@ -5,7 +5,7 @@
 import { Readable } from 'node:stream';
 import { z } from 'zod';
 import { ErrorCode, MeshError, ResponseFlag } from '../../errors.ts';
-import { Header } from '../../proxy/headers.ts';
+import { Header } from '../../http/headers.ts';
 import { defineAction, type FaultAction } from './action.ts';
 
 const Abort = z.union([

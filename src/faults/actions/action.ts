@@ -2,14 +2,24 @@
 // declares (ActionDefinition) so the fault schema, the sidecar, the runner and the analysis know it from
 // its line in the registry (actions/index.ts). docs/extending.md shows how to add one.
 import type { z } from 'zod';
-import type { Handler, ProxyResponse, RequestContext } from '../../proxy/types.ts';
-import type { ActiveFault, Point } from '../active.ts';
-import type { FaultMatchConfig } from '../schema.ts';
+import type { Handler, ProxyResponse, RequestContext } from '../../http/types.ts';
+import type { Cancellation } from '../../http/cancellation.ts';
+import type { FaultMatchConfig } from '../match.ts';
 
 export type Plan = Record<string, string | number | boolean>;
 
+/** Where in the request path a fault acts: once per request, at each try, or at the destination. */
+export type Point = 'request' | 'attempt' | 'inbound';
+
+/** What an action sees of the fault it runs for (an ActiveFault). */
+export interface InjectedFault {
+  readonly id: string;
+  /** Fires when the fault is removed: requests it holds (delays, hangs, blackholes) go on at once. */
+  readonly removed: Cancellation;
+}
+
 export interface Injection {
-  readonly fault: ActiveFault;
+  readonly fault: InjectedFault;
   readonly point: Point;
   readonly plan: Plan;
 }

@@ -4,24 +4,10 @@
 import { z } from 'zod';
 import { Duration } from '../../config/primitives.ts';
 import { ResponseFlag } from '../../errors.ts';
-import { delaySampler } from '../distributions.ts';
+import { DISTRIBUTIONS, delaySampler } from '../distributions.ts';
 import { oneOf } from '../fields.ts';
 import { delayedBody, hold } from '../hold.ts';
 import { defineAction, type FaultAction } from './action.ts';
-
-const positive = (what: string) => Duration.refine((ms) => ms > 0, { error: `expected a ${what} above 0` });
-
-/** Delay distributions, one key each; every sample is at least 0 (and at most `max` when given). */
-const DISTRIBUTIONS = {
-  fixed: Duration,
-  uniform: z.strictObject({ min: Duration, max: Duration }).refine((u) => u.min <= u.max, { error: 'min must not exceed max' }),
-  normal: z.strictObject({ mean: Duration, stddev: Duration }),
-  lognormal: z.strictObject({ median: positive('median'), p99: positive('p99') }).refine((l) => l.p99 >= l.median, { error: 'p99 must not be below the median' }),
-  pareto: z.strictObject({
-    scale: positive('scale').meta({ description: 'the smallest delay (xm)' }),
-    shape: z.number().gt(0).meta({ description: 'alpha: the lower, the heavier the tail (1.16: the 80/20 rule)' }),
-  }),
-};
 
 const Delay = z
   .strictObject({

@@ -1,7 +1,7 @@
 // The fault actions, one module each, in the order the fault schema lists them. A new action is a
 // module and a line here (docs/extending.md): the schema, the sidecar's runtime, the runner's durations,
 // the targets and names every part of faultline reads off a fault all derive from this list.
-import type { FaultConfig, FaultMatchConfig } from '../schema.ts';
+import type { FaultMatchConfig } from '../match.ts';
 import { abort } from './abort.ts';
 import type { ActionDefinition, FaultAction, Reference } from './action.ts';
 import { bandwidth } from './bandwidth.ts';
@@ -27,7 +27,7 @@ export type ActionName = (typeof ACTION_DEFINITIONS)[number]['name'];
 export const ACTIONS: readonly ActionName[] = ACTION_DEFINITIONS.map((d) => d.name);
 
 /** A fault as read here: a parsed one, or one as a sidecar lists it. */
-type FaultLike = Pick<FaultConfig, 'id'> & { readonly match?: FaultMatchConfig };
+type FaultLike = { readonly id: string; readonly match?: FaultMatchConfig };
 
 /** The definition of the action a fault names; the schema lets exactly one through. */
 export function definitionOf(fault: FaultLike): ActionDefinition {

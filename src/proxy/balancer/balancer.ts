@@ -1,7 +1,7 @@
 // The contract every load-balancing policy keeps: pick one of a non-empty list of eligible endpoints.
 // Eligibility (health, ejection, panic) is decided before a balancer is asked.
 import type { IncomingHttpHeaders } from 'node:http';
-import type { EndpointState } from '../endpoints.ts';
+import type { EndpointState } from '../../http/endpoint-state.ts';
 
 export interface PickRequest {
   readonly headers: IncomingHttpHeaders;

@@ -1,5 +1,5 @@
 // Uniformly random choice.
-import type { EndpointState } from '../endpoints.ts';
+import type { EndpointState } from '../../http/endpoint-state.ts';
 import { randomIndex, type Balancer } from './balancer.ts';
 
 export class RandomBalancer implements Balancer {

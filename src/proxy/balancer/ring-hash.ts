@@ -1,7 +1,7 @@
 // Consistent hashing on a request header (ketama-style ring with virtual nodes): the same key goes to
 // the same endpoint, and when an endpoint leaves only the keys it held move. Without the header the
 // pick is random, as Envoy's.
-import type { EndpointState } from '../endpoints.ts';
+import type { EndpointState } from '../../http/endpoint-state.ts';
 import { randomIndex, type Balancer, type PickRequest } from './balancer.ts';
 
 interface Ring {

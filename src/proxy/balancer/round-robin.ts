@@ -1,5 +1,5 @@
 // Round robin: each candidate in turn.
-import type { EndpointState } from '../endpoints.ts';
+import type { EndpointState } from '../../http/endpoint-state.ts';
 import type { Balancer } from './balancer.ts';
 
 export class RoundRobinBalancer implements Balancer {

@@ -7,7 +7,7 @@
 import type { CircuitBreakerConfig } from '../../config/schema.ts';
 import { circuitOpen, upstreamOverflow } from '../../errors.ts';
 import type { EventBus } from '../../telemetry/events.ts';
-import type { Cancellation } from '../cancellation.ts';
+import type { Cancellation } from '../../http/cancellation.ts';
 import { SlidingWindow } from '../sliding-window.ts';
 
 export type BreakerState = 'closed' | 'open' | 'half-open';

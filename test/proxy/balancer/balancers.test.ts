@@ -1,7 +1,7 @@
 // Load-balancing policies, on their own: distributions within statistical bounds, load awareness,
 // ring-hash stickiness and minimal remapping.
 import { expect } from 'chai';
-import { EndpointState } from '../../../src/proxy/endpoints.ts';
+import { EndpointState } from '../../../src/http/endpoint-state.ts';
 import { createBalancer } from '../../../src/proxy/balancer/index.ts';
 import { buildRing } from '../../../src/proxy/balancer/ring-hash.ts';
 import type { LoadBalancerSpec } from '../../../src/config/snapshot.ts';

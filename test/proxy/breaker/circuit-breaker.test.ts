@@ -4,7 +4,7 @@ import { expect } from 'chai';
 import { parseConfig } from '../../../src/config/load.ts';
 import { compileSnapshot } from '../../../src/config/snapshot.ts';
 import { CircuitBreaker, type Ticket } from '../../../src/proxy/breaker/circuit-breaker.ts';
-import { Cancellation } from '../../../src/proxy/cancellation.ts';
+import { Cancellation } from '../../../src/http/cancellation.ts';
 import { EventBus, type MeshEvents } from '../../../src/telemetry/events.ts';
 
 function breakerWith(settings: string, clock: { now: number }, events: MeshEvents['breaker.state'][] = []): CircuitBreaker {

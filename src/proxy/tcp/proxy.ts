@@ -3,9 +3,9 @@
 // through the "upstream" toxics in order, upstream→client bytes through the "downstream" ones, piped
 // with backpressure; a FIN from either side reaches the other once delayed data is out.
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { createStage, type TcpToxicSpec, type ToxicLink, type ToxicStage } from './toxics/index.ts';
+import { createStage, type TcpToxicSpec, type ToxicLink, type ToxicStage } from '../../faults/tcp/toxics/index.ts';
 
-export type { TcpToxicSpec } from './toxics/index.ts';
+export type { TcpToxicSpec } from '../../faults/tcp/toxics/index.ts';
 
 export interface TcpToxicRule {
   /** The fault id this toxic belongs to. */

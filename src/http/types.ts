@@ -1,12 +1,13 @@
 // The request path's one abstraction: a Layer wraps the next Handler. The sidecar composes its layers
 // once per snapshot (src/proxy/stack.ts); each request then runs through them with its own context.
+// Here, below src/proxy and src/faults, so that fault layers use it without importing the proxy.
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { Duplex, Readable } from 'node:stream';
-import type { DestinationSpec, RouteSpec, Snapshot } from '../config/snapshot.ts';
+import type { DestinationSpec, RequestSnapshot, RouteSpec } from '../config/specs.ts';
 import type { ResponseFlag } from '../errors.ts';
 import type { RequestBody } from './body.ts';
 import type { Cancellation } from './cancellation.ts';
-import type { EndpointState } from './endpoints.ts';
+import type { EndpointState } from './endpoint-state.ts';
 import type { SampledSpan } from '../telemetry/tracing.ts';
 
 export interface ProxyResponse {
@@ -37,7 +38,7 @@ export interface RequestContext {
   readonly sidecar: string;
   /** The calling service: the sidecar's own on outbound, the peer's on inbound. */
   readonly source: string;
-  readonly snapshot: Snapshot;
+  readonly snapshot: RequestSnapshot;
   readonly startedAt: number;
   readonly method: string;
   /** Host without port, lowercased: what routes match on. */

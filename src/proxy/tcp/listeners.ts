@@ -2,10 +2,10 @@
 // toxics of the tcp faults in force on that listener — each fault decided per connection, like an HTTP
 // fault per request (count, percent, seed; the ordinal counts the connections it matched).
 import type { EventBus } from '../../telemetry/events.ts';
-import type { ActiveFault } from '../active.ts';
-import type { FaultTable } from '../table.ts';
+import type { ActiveFault } from '../../faults/active.ts';
+import type { FaultTable } from '../../faults/table.ts';
 import { TcpProxy, type TcpToxicRule } from './proxy.ts';
-import { toxicOf } from './toxics/index.ts';
+import { toxicOf } from '../../faults/tcp/toxics/index.ts';
 
 export interface TcpListenerSpec {
   readonly name: string;
