@@ -34,6 +34,7 @@ export const ErrorCode = {
   SidecarUnknown: 'FL_SIDECAR_UNKNOWN',
   NoRoute: 'FL_NO_ROUTE',
   NoHealthyUpstream: 'FL_NO_HEALTHY_UPSTREAM',
+  NoEndpoints: 'FL_NO_ENDPOINTS',
   UpstreamConnectFailure: 'FL_UPSTREAM_CONNECT_FAILURE',
   UpstreamReset: 'FL_UPSTREAM_RESET',
   UpstreamTimeout: 'FL_UPSTREAM_TIMEOUT',
@@ -81,6 +82,15 @@ export const noHealthyUpstream = (service: string, subset: string): MeshError =>
     503,
     ResponseFlag.NoHealthyUpstream,
     `no healthy endpoint for service "${service}"${subset ? ` subset ${subset}` : ''}`,
+  );
+
+/** The service has no endpoint at all (client-only, or none known yet): Envoy's UH for an empty cluster. */
+export const noEndpoints = (service: string): MeshError =>
+  new MeshError(
+    ErrorCode.NoEndpoints,
+    503,
+    ResponseFlag.NoHealthyUpstream,
+    `service "${service}" has no endpoints (a client-only service serves nothing, or none is known yet)`,
   );
 
 export const upstreamConnectFailure = (address: string, cause: unknown): MeshError =>

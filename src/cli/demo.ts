@@ -130,13 +130,14 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       const sidecars = [...mesh.sidecars.values()].map((s) => s.sidecar);
       const entry = sidecars.find((s) => s.spec.service === ENTRY)!;
       const cart = sidecars.find((s) => s.spec.service === 'cart')!;
-      const result = await drive(entry.addresses.inbound, options);
+      const inbound = entry.addresses.inbound!; // the demo's frontend serves: its sidecar has an inbound listener
+      const result = await drive(inbound, options);
       result.endpoints = [...entry.clusters.values(), ...cart.clusters.values()]
         .filter((c, i, all) => all.findIndex((d) => d.name === c.name) === i && c.name !== ENTRY)
         .flatMap((c) => c.endpoints.map((e) => ({ service: c.name, address: e.address, available: e.available, health: e.health.status })));
       const out = options.out ?? ((t) => process.stdout.write(t));
       out(summarise(result, mesh.control.url));
-      result.faultPhase = await faultPhase(mesh, cart, entry.addresses.inbound, options);
+      result.faultPhase = await faultPhase(mesh, cart, inbound, options);
       out(summariseFault(result.faultPhase));
       return result;
     } finally {

@@ -50,7 +50,7 @@ export function checkReferences(config: MeshConfig): ReferenceProblem[] {
       const service = services.get(d.service);
       if (!service) {
         problems.push({ path: at('destinations', i, 'service'), message: `no service named "${d.service}"` });
-      } else if (d.subset && !service.endpoints.some((e) => selects(d.subset!, e.labels))) {
+      } else if (d.subset && service.endpoints.length > 0 && !service.endpoints.some((e) => selects(d.subset!, e.labels))) {
         problems.push({
           path: at('destinations', i, 'subset'),
           message: `no endpoint of "${d.service}" has the labels ${JSON.stringify(d.subset)}`,
@@ -65,7 +65,7 @@ export function checkReferences(config: MeshConfig): ReferenceProblem[] {
     }
   });
   const listeners = config.sidecars.flatMap((s, i) => [
-    ...(['outbound', 'inbound', 'admin'] as const).map((kind) => ({ address: s[kind], path: ['sidecars', i, kind] })),
+    ...(['outbound', 'inbound', 'admin'] as const).flatMap((kind) => (s[kind] === undefined ? [] : [{ address: s[kind], path: ['sidecars', i, kind] }])),
     ...s.tcp.map((t, j) => ({ address: t.listen, path: ['sidecars', i, 'tcp', j, 'listen'] })),
   ]);
   duplicates(listeners.map((l) => l.address), (i, address) =>

@@ -64,7 +64,9 @@ const Endpoint = z.strictObject({
 
 export const Service = z.strictObject({
   name: Name,
-  endpoints: z.array(Endpoint).min(1, { error: 'at least one endpoint' }),
+  endpoints: z.array(Endpoint).default([]).meta({
+    description: 'none for a client-only service (a load generator, a batch job, an edge gateway: it calls others and serves nothing) or one whose instances are not known yet; a request to it is 503 UH (FL_NO_ENDPOINTS)',
+  }),
   loadBalancer: LoadBalancer.default('round-robin'),
   healthCheck: HealthCheck.optional(),
   outlierDetection: OutlierDetection.optional(),
@@ -140,9 +142,9 @@ export const Sidecar = z.strictObject({
   name: Name.optional().meta({ description: 'defaults to the service name; needed when a service has several' }),
   service: Name,
   outbound: Address,
-  inbound: Address,
+  inbound: Address.optional().meta({ description: 'where other sidecars reach this service; none for a client-only service (a load generator, a batch job), which has no app either' }),
   admin: Address,
-  app: Address,
+  app: Address.optional().meta({ description: 'the local app this sidecar serves; none for a client-only service' }),
   command: z
     .array(z.string().min(1))
     .min(1)
@@ -154,6 +156,14 @@ export const Sidecar = z.strictObject({
     .array(z.strictObject({ name: Name, listen: Address, upstream: Address }))
     .default([])
     .meta({ description: 'L4 listeners for non-HTTP traffic (a database): bytes relayed to upstream, where tcp faults act' }),
+}).superRefine((sidecar, ctx) => {
+  if ((sidecar.inbound === undefined) !== (sidecar.app === undefined)) {
+    const missing = sidecar.inbound === undefined ? 'inbound' : 'app';
+    ctx.addIssue({ code: 'custom', path: [missing], message: `a sidecar that serves its service has both inbound and app; a client-only one has neither (${missing} is missing)` });
+  }
+  if (sidecar.command && sidecar.app === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['command'], message: 'command starts the app this sidecar serves: give it app (and inbound)' });
+  }
 });
 
 export const Telemetry = z.strictObject({

@@ -33,7 +33,7 @@ export const DEFAULT_EWMA_DECAY_MS = 10_000;
 
 export function compileSnapshot(config: MeshConfig, source: string): Snapshot {
   const sidecars = config.sidecars.map((s): SidecarSpec => Object.freeze({ ...s, name: s.name ?? s.service }));
-  const sidecarByApp = new Map(sidecars.map((s) => [s.app, s]));
+  const sidecarByApp = new Map(sidecars.filter((s) => s.app !== undefined).map((s) => [s.app, s]));
   const services = new Map(
     config.services.map((service): [string, ServiceSpec] => {
       const lb = typeof service.loadBalancer === 'string' ? { policy: service.loadBalancer } : service.loadBalancer;

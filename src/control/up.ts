@@ -55,14 +55,15 @@ export async function up(options: UpOptions): Promise<Mesh> {
   };
   try {
     control = await startControlPlane({ listen: options.listen ?? '127.0.0.1:15100', token, stateDir: join(stateDir, 'control'), configFile: file, log });
-    for (const spec of snapshot.sidecars) if (spec.command) apps.set(spec.name, startApp(spec.command, spec.app, spec.outbound, dirname(file)));
+    // The schema gives every sidecar with a command an app to start.
+    for (const spec of snapshot.sidecars) if (spec.command && spec.app) apps.set(spec.name, startApp(spec.command, spec.app, spec.outbound, dirname(file)));
     for (const spec of snapshot.sidecars) {
       sidecars.set(spec.name, await startControlledSidecar({ url: control.url, token, name: spec.name, stateDir: join(stateDir, 'sidecars', spec.name), log }));
     }
     const deadline = Date.now() + (options.readyTimeoutMs ?? 20_000);
     await until(async () => {
       for (const [name, app] of apps) if (app.exitCode !== null) throw new Error(`the app of sidecar ${name} exited with ${app.exitCode}`);
-      const answering = await Promise.all(snapshot.sidecars.filter((s) => s.command).map((s) => answers(s.app)));
+      const answering = await Promise.all(snapshot.sidecars.flatMap((s) => (s.command && s.app ? [answers(s.app)] : [])));
       return answering.every(Boolean) && [...sidecars.values()].every((s) => s.sidecar.ready && [...s.sidecar.clusters.values()].every((c) => c.endpoints.every((e) => e.available)));
     }, deadline, 'every app to answer and every endpoint to be healthy');
   } catch (error) {
@@ -78,7 +79,7 @@ export async function up(options: UpOptions): Promise<Mesh> {
     sidecars,
     close,
     table: () => {
-      const rows = [...sidecars.values()].map(({ sidecar }) => [sidecar.name, sidecar.spec.service, sidecar.spec.app, sidecar.addresses.outbound, sidecar.addresses.inbound, sidecar.addresses.admin]);
+      const rows = [...sidecars.values()].map(({ sidecar }) => [sidecar.name, sidecar.spec.service, sidecar.spec.app ?? '-', sidecar.addresses.outbound, sidecar.addresses.inbound ?? '-', sidecar.addresses.admin]);
       const header = ['sidecar', 'service', 'app', 'outbound', 'inbound', 'admin'];
       const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
       const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();

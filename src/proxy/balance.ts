@@ -2,7 +2,7 @@
 // with Envoy's panic threshold (too few available → balance over all), and keep the load figures
 // (requests in flight, latency EWMA) that least-request and EWMA balancing read.
 import { performance } from 'node:perf_hooks';
-import { noHealthyUpstream } from '../errors.ts';
+import { noEndpoints, noHealthyUpstream } from '../errors.ts';
 import type { PickRequest } from './balancer/index.ts';
 import type { EndpointState } from '../http/endpoint-state.ts';
 import type { Cluster, Clusters } from './endpoints.ts';
@@ -13,7 +13,7 @@ export function balance(clusters: Clusters): Layer {
     const destination = ctx.destination!;
     const cluster = clusters.get(destination.service)!;
     const endpoint = choose(cluster, cluster.subset(destination.subsetKey, destination.subset), ctx, ctx.tried);
-    if (!endpoint) throw noHealthyUpstream(destination.service, destination.subsetKey);
+    if (!endpoint) throw cluster.endpoints.length === 0 ? noEndpoints(destination.service) : noHealthyUpstream(destination.service, destination.subsetKey);
     ctx.endpoint = endpoint;
     const load = endpoint.load;
     load.active++;

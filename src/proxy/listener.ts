@@ -60,7 +60,7 @@ async function handle(options: ListenerOptions, req: IncomingMessage, res: Serve
   });
   let response: ProxyResponse;
   try {
-    response = await generation[options.direction](ctx);
+    response = await generation[options.direction]!(ctx);
   } catch (error) {
     if (res.headersSent || res.destroyed) return;
     const rescued = rescue(error, ctx);
@@ -146,7 +146,7 @@ async function handleUpgrade(options: ListenerOptions, req: IncomingMessage, soc
   let rescued: RescuedResponse | null = null;
   let status = 101;
   try {
-    await generation[options.direction](ctx);
+    await generation[options.direction]!(ctx);
   } catch (error) {
     if (socket.destroyed) return;
     rescued = rescue(error, ctx);

@@ -44,7 +44,8 @@ export interface SidecarOptions {
 
 export interface SidecarAddresses {
   outbound: string;
-  inbound: string;
+  /** None for a client-only sidecar. */
+  inbound: string | undefined;
   admin: string;
   /** tcp listeners by name, when the sidecar has any. */
   tcp?: Record<string, string>;
@@ -69,6 +70,8 @@ export class Sidecar {
   readonly #reloader: ConfigReloader;
   readonly #telemetry: SidecarTelemetry;
   readonly #servers: NetServer[] = [];
+  /** Every listener of its entry is open (a client-only sidecar has no inbound one). */
+  #listening = false;
   #stopInbound: (() => void) | undefined;
   #tcp = new Map<string, TcpProxy>();
   #generation: Generation;
@@ -127,7 +130,7 @@ export class Sidecar {
 
   /** Listening, and every health-checked endpoint has had its first check. */
   get ready(): boolean {
-    return this.#servers.length === 3 && this.#health.settled;
+    return this.#listening && this.#health.settled;
   }
 
   /** Swaps in a new snapshot. Throws, changing nothing, when the snapshot has no entry for this sidecar. */
@@ -185,14 +188,15 @@ export class Sidecar {
     const perRequest = this.snapshot.config.telemetry.enabled;
     const common = { sidecar: this.name, service: this.spec.service, generation, events: this.events, tracer: this.#telemetry.tracer, perRequest };
     const outbound = createListener({ ...common, direction: 'outbound' });
-    const inbound = createInboundServer({ ...common, direction: 'inbound' }, this.mtls, this.identity);
-    this.#stopInbound = inbound.stop;
+    const inbound = this.spec.inbound === undefined ? undefined : createInboundServer({ ...common, direction: 'inbound' }, this.mtls, this.identity);
+    this.#stopInbound = inbound?.stop;
     const admin = createServer(createAdminApp(this));
     this.addresses = {
       outbound: await listen(outbound, this.spec.outbound, this.#servers),
-      inbound: await listen(inbound.server, this.spec.inbound, this.#servers),
+      inbound: inbound && (await listen(inbound.server, this.spec.inbound!, this.#servers)),
       admin: await listen(admin, this.spec.admin, this.#servers),
     };
+    this.#listening = true;
     if (this.spec.tcp.length > 0) {
       this.#tcp = await startTcpListeners(this.spec.tcp, this.faults, this.events, this.spec.service);
       this.addresses.tcp = Object.fromEntries([...this.#tcp].map(([name, proxy]) => [name, proxy.address]));

@@ -27,7 +27,8 @@ export interface Generation {
   readonly snapshot: Snapshot;
   readonly clusters: Clusters;
   readonly outbound: Handler;
-  readonly inbound: Handler;
+  /** None for a client-only sidecar, which has no inbound listener. */
+  readonly inbound: Handler | undefined;
 }
 
 export interface StackParts {
@@ -45,7 +46,6 @@ export function composeGeneration(snapshot: Snapshot, clusters: Clusters, sideca
   const spec = snapshot.sidecars.find((s) => s.name === sidecar)!;
   const triggers = snapshot.config.faultInjection.headerTriggers;
   const fault = (point: 'request' | 'attempt' | 'inbound') => faultLayer(point, parts.faults, parts.events, spec.service, triggers);
-  const app = new EndpointState({ service: spec.service, address: spec.app, labels: {}, dial: spec.app, sidecar: undefined });
   return Object.freeze({
     snapshot,
     clusters,
@@ -67,6 +67,12 @@ export function composeGeneration(snapshot: Snapshot, clusters: Clusters, sideca
       forward(parts.dispatcher),
     ),
     // accept ─ authz ─ fault(inbound) ─ local app ─ forward
-    inbound: compose([authorize(snapshot.config.authorization, spec.service, parts.events), fault('inbound'), toLocalApp(app)], forward(parts.dispatcher)),
+    inbound: spec.app === undefined
+      ? undefined
+      : compose([authorize(snapshot.config.authorization, spec.service, parts.events), fault('inbound'), toLocalApp(localApp(spec.service, spec.app))], forward(parts.dispatcher)),
   });
+}
+
+function localApp(service: string, address: string): EndpointState {
+  return new EndpointState({ service, address, labels: {}, dial: address, sidecar: undefined });
 }

@@ -112,7 +112,7 @@ describe('mTLS between sidecars (strict)', function () {
   });
 
   it('refuses plaintext, a client without a certificate, and one from another CA; takes a mesh certificate', async () => {
-    const inbound = m.payments.sidecar.addresses.inbound;
+    const inbound = m.payments.sidecar.addresses.inbound!;
     expect(await failure(send(inbound, { headers: { host: 'payments' }, timeoutMs: 3_000 })), 'plaintext').to.be.instanceOf(Error);
     const files = await workloadFiles(m.dir, m.control, 'checkout', 'checkout', 'checkout');
     const noCert = await sClient(inbound, ['-CAfile', files.ca]);
@@ -179,7 +179,7 @@ describe('mTLS (permissive)', function () {
   });
 
   it('takes plaintext (caller named by header) and mTLS (caller named by certificate) on one port', async () => {
-    const plain = await send(m.payments.sidecar.addresses.inbound, { headers: { host: 'payments', 'x-faultline-source': 'legacy' } });
+    const plain = await send(m.payments.sidecar.addresses.inbound!, { headers: { host: 'payments', 'x-faultline-source': 'legacy' } });
     expect(plain.json()).to.deep.equal({ source: 'legacy' });
     const meshed = await send(m.checkout.sidecar.addresses.outbound, { headers: { host: 'payments' } });
     expect(meshed.json()).to.deep.equal({ source: 'checkout' });

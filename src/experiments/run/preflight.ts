@@ -25,7 +25,7 @@ export async function preflight(experiment: Experiment, client: MeshClient, vers
 export function loadTarget(experiment: Experiment, snapshot: Snapshot): LoadTarget {
   if (experiment.load.url) return { url: experiment.load.url };
   const entry = experiment.load.entry!;
-  const sidecar = snapshot.sidecars.find((s) => s.service === entry);
-  if (!sidecar) throw new Error(`load.entry: no sidecar fronts service "${entry}"`);
+  const sidecar = snapshot.sidecars.find((s) => s.service === entry && s.inbound !== undefined);
+  if (!sidecar?.inbound) throw new Error(`load.entry: no sidecar serves service "${entry}" (none fronts it, or its sidecars are client-only)`);
   return { url: `http://${sidecar.inbound}`, host: entry };
 }
