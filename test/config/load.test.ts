@@ -127,6 +127,22 @@ describe('config loading', () => {
     expect(only(EXAMPLE.replace('  - service: checkout', '  - service: cart')).field).to.equal('sidecars[0].service');
   });
 
+  it('client-only: refuses a sidecar with an inbound listener but no app, or a command with no app to start, naming the field', () => {
+    const base = 'mesh: {name: m}\nservices:\n  - name: job\nsidecars:\n  - service: job\n    outbound: 127.0.0.1:15001\n    admin: 127.0.0.1:15000\n';
+    expect(() => parseConfig(base, 'mesh.yaml')).not.to.throw();
+    const halfServing = problems(`${base}    inbound: 127.0.0.1:15006\n`);
+    expect(halfServing.map((p) => [p.line, p.field])).to.deep.equal([[5, 'sidecars[0].app']]);
+    expect(halfServing[0]!.message).to.match(/both inbound and app; a client-only one has neither/);
+    const command = problems(`${base}    command: [node, job.js]\n`);
+    expect(command.map((p) => [p.line, p.field])).to.deep.equal([[8, 'sidecars[0].command']]);
+    expect(command[0]!.message).to.match(/give it app/);
+  });
+
+  it('client-only: does not require a route\'s subset to select an endpoint of a service that has none yet', () => {
+    const text = 'mesh: {name: m}\nservices:\n  - name: api\nroutes:\n  - {name: canary, destinations: [{service: api, subset: {version: v2}}]}\n';
+    expect(() => parseConfig(text, 'mesh.yaml')).not.to.throw();
+  });
+
   it('refuses duplicates: services, routes, endpoints, listener addresses', () => {
     expect(only(EXAMPLE.replace('routes:', '  - {name: payments, endpoints: [{address: "127.0.0.1:9200"}]}\nroutes:')))
       .to.include({ line: 13, field: 'services[2].name', message: 'service "payments" is declared twice' });
