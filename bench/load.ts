@@ -2,8 +2,15 @@
 // connections, then latency at a fixed request rate. Latency percentiles are computed here from each
 // response's time (autocannon's own histogram has 1 ms resolution, too coarse for a proxy's cost).
 import autocannon from 'autocannon';
-import type { Target } from './run.ts';
 import { percentile } from '../src/measures.ts';
+
+export interface Target {
+  readonly name: string;
+  readonly url: string;
+  readonly host?: string;
+  /** Sidecar processes on the path, whose memory is reported. */
+  readonly sidecars: readonly number[];
+}
 
 export interface LoadSettings {
   warmupS: number;

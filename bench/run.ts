@@ -6,7 +6,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { measure, type Measurement } from './load.ts';
+import { measure, type Measurement, type Target } from './load.ts';
 import { Processes, freePort, rss } from './processes.ts';
 import { printReport } from './report.ts';
 
@@ -14,14 +14,6 @@ const quick = process.argv.includes('--quick');
 const settings = quick
   ? { warmupS: 1, maxS: 2, rateS: 3, rate: 1_000, maxConnections: 32, rateConnections: 16 }
   : { warmupS: 10, maxS: 6, rateS: 10, rate: 1_000, maxConnections: 32, rateConnections: 16 };
-
-export interface Target {
-  readonly name: string;
-  readonly url: string;
-  readonly host?: string;
-  /** Sidecar processes on the path, whose memory is reported. */
-  readonly sidecars: readonly number[];
-}
 
 async function main(): Promise<void> {
   const processes = new Processes();
