@@ -5,6 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { DEMO_FAULT, runDemo } from '../src/cli/demo.ts';
 import { decisionRandom } from '../src/faults/random.ts';
 import { silentLogger } from '../src/telemetry/log.ts';
+import { DEMO_SHOP, demoMeshOnFreePorts } from './helpers/mesh.ts';
 
 /**
  * What the demo fault does to `requests` requests sent one at a time, each allowed three tries (the
@@ -44,7 +45,8 @@ describe('faultline demo', function () {
     // belongs to depends on how concurrent requests interleave (and a retry that comes back quickly
     // takes the next draw: the seed's runs of aborted draws, 204–207, 251–254, 389–391, fail one
     // request each or not, by timing). With one in flight, tries take the draws in order.
-    const result = await runDemo({ requests: 400, concurrency: 1, log: silentLogger, out: (text) => (printed += text) });
+    const mesh = await demoMeshOnFreePorts();
+    const result = await runDemo({ mesh, requests: 400, concurrency: 1, log: silentLogger, out: (text) => (printed += text) });
     expect(result.requests).to.equal(400);
     expect(result.statuses).to.deep.equal({ 200: 400 });
     expect(result.flags).to.deep.equal({});
@@ -73,7 +75,7 @@ describe('faultline demo', function () {
   it('leaves no shop process behind', () => {
     let running = '';
     try {
-      running = execFileSync('pgrep', ['-f', 'demo/shop.ts'], { encoding: 'utf8' });
+      running = execFileSync('pgrep', ['-f', DEMO_SHOP], { encoding: 'utf8' });
     } catch {
       // pgrep exits 1 when nothing matches
     }

@@ -1,12 +1,29 @@
 // Builds meshes for tests: a config object → YAML file → snapshot → in-process sidecars on real sockets.
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { stringify } from 'yaml';
+import { DEMO_MESH } from '../../src/cli/paths.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import { compileSnapshot, type Snapshot } from '../../src/config/snapshot.ts';
 import { Sidecar } from '../../src/proxy/sidecar.ts';
-import { freeAddress } from './net.ts';
+import { freeAddress, freePort } from './net.ts';
+
+/** The demo shop's service, by absolute path: this checkout's processes, told from any other's. */
+export const DEMO_SHOP = join(dirname(DEMO_MESH), 'shop.ts');
+
+/**
+ * The demo's mesh file on free ports, written to a new directory: as shipped it names fixed ones
+ * (170xx–173xx), which another checkout's tests on the same machine may hold at the same time.
+ */
+export async function demoMeshOnFreePorts(): Promise<string> {
+  const text = await readFile(DEMO_MESH, 'utf8');
+  const ports = new Map<string, number>();
+  for (const port of new Set(text.match(/\b17[0-3]\d\d\b/g))) ports.set(port, await freePort());
+  const file = join(await mkdtemp(join(tmpdir(), 'faultline-demo-mesh-')), 'mesh.yaml');
+  await writeFile(file, text.replace(/\b17[0-3]\d\d\b/g, (port) => String(ports.get(port))).replaceAll('shop.ts', DEMO_SHOP));
+  return file;
+}
 
 export async function writeMesh(config: unknown): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'faultline-test-'));
