@@ -129,7 +129,10 @@ describe('game day halts and safety', function () {
     const result = await runExperiment({ file, out: join(tiny.dir, 'reports'), stream: quiet });
     expect([result.outcome, result.exitCode]).to.deep.equal(['halted', 3]);
     expect(Date.now() - started).to.be.below(10_000);
-    expect(result.journal.halts[0]!.reason).to.match(/^availability of front 0\.0 % < 50 % for 1000 ms/);
+    // Below 50 % for the second it was measured over, which on a busy machine may begin before
+    // every sidecar had the fault (a few requests still answered): not necessarily 0.0 %.
+    const [, measured] = /^availability of front (\d+\.\d) % < 50 % for 1000 ms/.exec(result.journal.halts[0]!.reason) ?? [];
+    expect(Number(measured), result.journal.halts[0]!.reason).to.be.below(50);
     expect(result.journal.rollback).to.include({ verified: true });
     expect(tiny.mesh.sidecars.get('front')!.sidecar.faults.get('front-down')).to.equal(undefined);
   });
