@@ -111,11 +111,12 @@ describe('control plane: distribution', function () {
     const withoutFrontend = { ...config, sidecars: (config.sidecars as { service: string }[]).filter((s) => s.service !== 'frontend') };
     const reply = await api(control.url, '/config', { method: 'PUT', body: stringify(withoutFrontend) });
     const version = reply.json<{ version: string }>().version;
+    // Both answers are awaited: checkout's ack can come after frontend's refusal.
     const status = await waitFor(async () => {
       const listed = (await api(control.url, '/sidecars')).json<{ sidecars: { name: string; version: string; error: string | null }[] }>().sidecars;
       const frontend = listed.find((s) => s.name === 'frontend')!;
-      return frontend.error ? listed : undefined;
-    }, 5_000, 'frontend to refuse');
+      return frontend.error && listed.find((s) => s.name === 'checkout')!.version === version ? listed : undefined;
+    }, 5_000, 'frontend to refuse and checkout to acknowledge');
     expect(status.find((s) => s.name === 'checkout')!.version).to.equal(version);
     expect(status.find((s) => s.name === 'frontend')!.error).to.match(/no sidecar "frontend"/);
     expect((await call(sidecars[1]!.sidecar.addresses.outbound, 'pay')).status).to.equal(200);
@@ -126,13 +127,13 @@ describe('control plane: distribution', function () {
   it('distributes runtime faults with their leases, and their removal', async () => {
     const put = await api(control.url, '/faults/pay-down', { method: 'PUT', body: 'match: {destination: payments}\nabort: {status: 503}\nttl: 2m\n' });
     expect(put.status).to.equal(200);
-    expect(await control.plane.waitForAcks(put.json<{ version: string }>().version, 2_000)).to.equal(true);
+    expect(await control.plane.waitForAcks(put.json<{ version: string }>().version, 5_000)).to.equal(true);
     expect((await call(sidecars[0]!.sidecar.addresses.outbound, 'payments')).status).to.equal(503);
     const expiresAt = sidecars[0]!.sidecar.faults.get('pay-down')!.expiresAt!;
     expect(expiresAt - Date.now()).to.be.within(100_000, 120_000);
     const removed = await api(control.url, '/faults/pay-down', { method: 'DELETE' });
     expect(removed.status).to.equal(204);
-    await waitFor(() => sidecars.every((s) => s.sidecar.faults.get('pay-down') === undefined), 2_000, 'the fault to go everywhere');
+    await waitFor(() => sidecars.every((s) => s.sidecar.faults.get('pay-down') === undefined), 5_000, 'the fault to go everywhere');
     expect((await call(sidecars[0]!.sidecar.addresses.outbound, 'payments')).status).to.equal(200);
   });
 
