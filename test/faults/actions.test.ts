@@ -19,28 +19,24 @@ interface Timed {
   status: number;
   headers: IncomingHttpHeaders;
   bytes: number;
-  chunks: number;
   headersMs: number;
   endMs: number;
   error?: string;
 }
 
-/** A request that records when the head and the end of the response came, and how the body arrived. */
+/** A request that records when the head and the end of the response came, and how much body. */
 function timed(address: string, host: string, path = '/', options: { method?: string; body?: Buffer; headers?: Record<string, string> } = {}): Promise<Timed> {
   const colon = address.lastIndexOf(':');
   const start = performance.now();
   return new Promise((resolve) => {
     const req = httpRequest({ host: address.slice(0, colon), port: Number(address.slice(colon + 1)), path, method: options.method ?? 'GET', headers: { host, ...options.headers }, agent: false });
     req.on('response', (res) => {
-      const result: Timed = { status: res.statusCode!, headers: res.headers, bytes: 0, chunks: 0, headersMs: performance.now() - start, endMs: 0 };
-      res.on('data', (c: Buffer) => {
-        result.bytes += c.length;
-        result.chunks++;
-      });
+      const result: Timed = { status: res.statusCode!, headers: res.headers, bytes: 0, headersMs: performance.now() - start, endMs: 0 };
+      res.on('data', (c: Buffer) => (result.bytes += c.length));
       res.on('end', () => resolve({ ...result, endMs: performance.now() - start }));
       res.on('error', (e: NodeJS.ErrnoException) => resolve({ ...result, endMs: performance.now() - start, error: e.code ?? e.message }));
     });
-    req.on('error', (e: NodeJS.ErrnoException) => resolve({ status: 0, headers: {}, bytes: 0, chunks: 0, headersMs: 0, endMs: performance.now() - start, error: e.code ?? e.message }));
+    req.on('error', (e: NodeJS.ErrnoException) => resolve({ status: 0, headers: {}, bytes: 0, headersMs: 0, endMs: performance.now() - start, error: e.code ?? e.message }));
     req.end(options.body);
   });
 }
@@ -273,8 +269,9 @@ describe('fault actions', function () {
       install(checkout, { match: { destination: 'payments' }, slicer: { size: 5 * 1024, delay: '20ms' } });
       const r = await timed(checkout.addresses.outbound, 'payments', '/big');
       expect(r.bytes).to.equal(BIG.length);
+      // Nine pauses of 20 ms between ten slices. How many reads the caller saw is not asserted: a
+      // busy event loop reads several slices at once (3 reads were seen).
       expect(r.endMs).to.be.at.least(9 * 20 - 1);
-      expect(r.chunks).to.be.at.least(5);
     });
 
     it('hang: no answer while the fault stands; removing it lets the request through', async () => {
