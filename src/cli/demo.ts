@@ -90,6 +90,10 @@ async function faultPhase(mesh: Mesh, cart: Sidecar, entry: string, options: Dem
   const flags: Record<string, number> = {};
   try {
     const result = await drive(entry, options);
+    // Cart's request.done follows the close of its response, which may come after the edge's answer
+    // was read: wait (briefly) for the outcome of every request the fault touched before counting.
+    const deadline = Date.now() + 2_000;
+    while ([...aborted.keys()].some((id) => !outcome.has(id)) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
     let injected = 0;
     let masked = 0;
     for (const [id, n] of aborted) {

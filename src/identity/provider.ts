@@ -19,7 +19,24 @@ export interface IdentityOptions {
   /** The key is kept here as key.pem (0600). */
   readonly stateDir: string;
   readonly log?: Logger;
+  /** What renewal reads the time from and waits on; the system clock unless a test gives its own. */
+  readonly clock?: RenewalClock;
 }
+
+/** The time and the timers renewal uses. */
+export interface RenewalClock {
+  now(): number;
+  /** Calls `callback` after `ms`, without keeping the process alive; returns what cancels it. */
+  after(ms: number, callback: () => void): () => void;
+}
+
+const systemClock: RenewalClock = {
+  now: () => Date.now(),
+  after(ms, callback) {
+    const timer = setTimeout(callback, ms).unref();
+    return () => clearTimeout(timer);
+  },
+};
 
 export interface CurrentIdentity extends WorkloadIdentity {
   readonly notBefore: Date;
@@ -32,8 +49,9 @@ export class SidecarIdentity {
   readonly #options: IdentityOptions;
   readonly #key: WorkloadKey;
   readonly #log: Logger;
+  readonly #clock: RenewalClock;
   #current: CurrentIdentity;
-  #timer: NodeJS.Timeout | undefined;
+  #cancelTimer: (() => void) | undefined;
   readonly #listeners = new Set<(identity: CurrentIdentity) => void>();
   #closed = false;
 
@@ -42,6 +60,7 @@ export class SidecarIdentity {
     this.#key = key;
     this.#current = current;
     this.#log = (options.log ?? silentLogger).child({ identity: current.spiffeId });
+    this.#clock = options.clock ?? systemClock;
     this.#schedule();
   }
 
@@ -55,7 +74,7 @@ export class SidecarIdentity {
       key = await WorkloadKey.generate();
       await key.save(file);
     }
-    return new SidecarIdentity(options, key, await issue(options, key));
+    return new SidecarIdentity(options, key, await issue(options, key, options.clock ?? systemClock));
   }
 
   get current(): CurrentIdentity {
@@ -70,7 +89,7 @@ export class SidecarIdentity {
 
   /** Renews now (what the timer does at 2/3 of the lifetime). */
   async renew(): Promise<CurrentIdentity> {
-    const next = await issue(this.#options, this.#key);
+    const next = await issue(this.#options, this.#key, this.#clock);
     this.#current = next;
     this.#log.info({ serial: next.serial, notAfter: next.notAfter.toISOString() }, 'certificate renewed');
     for (const listener of this.#listeners) listener(next);
@@ -80,27 +99,27 @@ export class SidecarIdentity {
 
   close(): void {
     this.#closed = true;
-    clearTimeout(this.#timer);
+    this.#cancelTimer?.();
   }
 
   #schedule(): void {
-    clearTimeout(this.#timer);
+    this.#cancelTimer?.();
     if (this.#closed) return;
     // 2/3 of the lifetime as this sidecar has it: from issue, not from the back-dated notBefore.
     const { issuedAt, notBefore, notAfter } = this.#current;
-    const wait = Math.max(0, renewAt({ notBefore: new Date(Math.max(issuedAt.getTime(), notBefore.getTime())), notAfter }).getTime() - Date.now());
-    this.#timer = setTimeout(() => {
+    const wait = Math.max(0, renewAt({ notBefore: new Date(Math.max(issuedAt.getTime(), notBefore.getTime())), notAfter }).getTime() - this.#clock.now());
+    this.#cancelTimer = this.#clock.after(Math.min(wait, 2 ** 31 - 1), () => {
       this.renew().catch((error: Error) => {
         // The certificate in hand is still valid for a third of its life: try again soon.
         this.#log.warn({ error: error.message }, 'certificate renewal failed; retrying');
-        clearTimeout(this.#timer);
-        if (!this.#closed) this.#timer = setTimeout(() => void this.renew().catch(() => undefined), 1_000).unref();
+        this.#cancelTimer?.();
+        if (!this.#closed) this.#cancelTimer = this.#clock.after(1_000, () => void this.renew().catch(() => undefined));
       });
-    }, Math.min(wait, 2 ** 31 - 1)).unref();
+    });
   }
 }
 
-async function issue(options: IdentityOptions, key: WorkloadKey): Promise<CurrentIdentity> {
+async function issue(options: IdentityOptions, key: WorkloadKey, clock: RenewalClock): Promise<CurrentIdentity> {
   const csr = await key.csr(options.service, spiffeId(options.trustDomain, options.namespace, options.service));
   const response = await request(`${options.url}/v1/identity`, {
     method: 'POST',
@@ -120,6 +139,6 @@ async function issue(options: IdentityOptions, key: WorkloadKey): Promise<Curren
     notBefore: new Date(cert.validFrom),
     notAfter: new Date(cert.validTo),
     serial: cert.serialNumber,
-    issuedAt: new Date(),
+    issuedAt: new Date(clock.now()),
   };
 }

@@ -39,12 +39,14 @@ describe('report figures from PromQL against a real Prometheus', function () {
     api = await freeAddress();
     prometheus = spawn('prometheus', [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=${api}`, '--log.level=warn'], { stdio: ['ignore', 'ignore', 'inherit'] });
     await waitFor(async () => (await request(`http://${api}/-/ready`).catch(() => ({ statusCode: 0 }))).statusCode === 200, 20_000, 'Prometheus to be ready');
-    await waitFor(async () => {
-      const response = await request(`http://${api}/api/v1/query?query=${encodeURIComponent('sum(up{job="faultline"})')}`);
-      const body = (await response.body.json()) as { data: { result: { value: [number, string] }[] } };
-      return body.data.result[0]?.value[1] === '1';
-    }, 20_000, 'the sidecar to be scraped');
+    await waitFor(async () => (await query('sum(up{job="faultline"})')) === 1, 20_000, 'the sidecar to be scraped');
   });
+
+  async function query(promql: string): Promise<number> {
+    const response = await request(`http://${api}/api/v1/query?query=${encodeURIComponent(promql)}`);
+    const body = (await response.body.json()) as { data: { result: { value: [number, string] }[] } };
+    return Number(body.data.result[0]?.value[1]);
+  }
 
   after(async () => {
     await stopProcess(prometheus);
@@ -62,8 +64,10 @@ describe('report figures from PromQL against a real Prometheus', function () {
     }));
     const run = await runExperiment({ file, out: join(dir, 'reports'), stream: quiet });
     expect(run.outcome).to.equal('passed');
-    // Let Prometheus take the last scrape of the run.
-    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    // Prometheus has the whole run once it has scraped the sidecar after the run's end (up's sample
+    // is stamped with the scrape's time): waited for, however late that scrape comes.
+    const ended = Date.now();
+    await waitFor(async () => (await query('max(timestamp(up{job="faultline"}))')) * 1000 > ended, 20_000, 'a scrape after the run');
     const { analysis } = await writeReports(run.dir, { prometheus: `http://${api}` });
     const fault = analysis.services.find((s) => s.service === 'front' && s.window === 'front-errors')!;
     const promFault = analysis.prometheus!.figures.find((f) => f.service === 'front' && f.window === 'front-errors')!;

@@ -5,13 +5,14 @@ import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { request } from 'undici';
 import { stringify } from 'yaml';
 import { up, type Mesh } from '../../src/control/up.ts';
 import { runExperiment } from '../../src/experiments/runner.ts';
 import { LEASE_MS } from '../../src/experiments/run/leases.ts';
 import { writeReportsLine } from '../../src/reports/write.ts';
+import { demoMeshOnFreePorts } from '../helpers/mesh.ts';
 import { freeAddress, waitFor } from '../helpers/net.ts';
 import { CLI } from '../helpers/process.ts';
 
@@ -29,7 +30,7 @@ describe('game day on the demo shop', function () {
     const file = join(dir, 'short.yaml');
     await writeFile(file, stringify({
       name: 'short-aborts',
-      target: { mesh: resolve('demo/mesh.yaml') },
+      target: { mesh: await demoMeshOnFreePorts() },
       load: { entry: 'frontend', rate: 40, connections: 8, cohort: { percent: 50 } },
       phases: { warmup: '1s', baseline: '2s', recovery: '1s' },
       steadyState: [{ availability: { service: 'frontend', min: 95 } }],
@@ -47,7 +48,8 @@ describe('game day on the demo shop', function () {
     expect(journal.phases.map((p: { name: string }) => p.name)).to.deep.equal(['preflight', 'warm-up', 'baseline', 'method', 'rollback', 'recovery']);
     expect(journal.rollback.verified).to.equal(true);
     const fault = journal.faults[0];
-    expect(Date.parse(fault.removedAt) - Date.parse(fault.injectedAt)).to.be.within(3_900, 4_600);
+    // The method's 4 s, and up to 2 s more for a busy machine to get round to removing it.
+    expect(Date.parse(fault.removedAt) - Date.parse(fault.injectedAt)).to.be.within(3_900, 6_000);
     expect(fault.renewals).to.be.at.least(2);
 
     const events = await lines(join(result.dir, 'events.ndjson'));
@@ -59,7 +61,13 @@ describe('game day on the demo shop', function () {
     expect(events.some((e) => e.type === 'fault.installed' && e.faultId === 'short-errors')).to.equal(true);
 
     const load = await lines(join(result.dir, 'load.ndjson'));
-    expect(load.length).to.be.within(40 * 8 * 0.8, 40 * 9 * 1.1);
+    // autocannon's rate is a ceiling, which a busy machine can fall short of: no more than 40 a
+    // second over the 8 s (9 with starting and stopping), and load in every phase.
+    expect(load.length).to.be.at.most(40 * 9 * 1.1);
+    for (const phase of journal.phases.filter((p: { name: string }) => ['warm-up', 'baseline', 'method', 'recovery'].includes(p.name))) {
+      const [from, to] = [Date.parse(phase.startedAt), Date.parse(phase.endedAt)];
+      expect(load.filter((r) => (r.t as number) >= from && (r.t as number) <= to).length, phase.name).to.be.above(0);
+    }
     expect(new Set(load.map((r) => r.cohort))).to.deep.equal(new Set(['experiment', 'control']));
     const metrics = await lines(join(result.dir, 'metrics.ndjson'));
     expect(new Set(metrics.map((m) => m.sidecar)).size).to.equal(9);
@@ -123,7 +131,10 @@ describe('game day halts and safety', function () {
     const result = await runExperiment({ file, out: join(tiny.dir, 'reports'), stream: quiet });
     expect([result.outcome, result.exitCode]).to.deep.equal(['halted', 3]);
     expect(Date.now() - started).to.be.below(10_000);
-    expect(result.journal.halts[0]!.reason).to.match(/^availability of front 0\.0 % < 50 % for 1000 ms/);
+    // Below 50 % for the second it was measured over, which on a busy machine may begin before
+    // every sidecar had the fault (a few requests still answered): not necessarily 0.0 %.
+    const [, measured] = /^availability of front (\d+\.\d) % < 50 % for 1000 ms/.exec(result.journal.halts[0]!.reason) ?? [];
+    expect(Number(measured), result.journal.halts[0]!.reason).to.be.below(50);
     expect(result.journal.rollback).to.include({ verified: true });
     expect(tiny.mesh.sidecars.get('front')!.sidecar.faults.get('front-down')).to.equal(undefined);
   });

@@ -78,7 +78,8 @@ describe('tcp faults on a sidecar tcp listener', function () {
     for (let i = 0; i < 3; i++) times.push((await roundTrip(db, Buffer.from('ping'))).ms);
     expect(times[0]).to.be.at.least(149);
     expect(times[1]).to.be.at.least(149);
-    expect(times[2]).to.be.below(100);
+    // The third was not picked: no toxic acted on it (below). How fast it came back says nothing a
+    // busy machine could not blur, so its time is not asserted.
     expect(applied.map((e) => [e.faultId, e.point, e.ordinal, e.details.toxic])).to.deep.equal([
       ['db-slow', 'tcp', 1, 'latency'],
       ['db-slow', 'tcp', 2, 'latency'],
@@ -95,15 +96,18 @@ describe('tcp faults on a sidecar tcp listener', function () {
 
   it('a timeout toxic holds the connection until the fault is removed, then the data flows', async () => {
     await put('db-hang', 'tcp: {listener: orders-db, direction: upstream, timeout: {after: 0ms}}\n');
-    const pending = roundTrip(db, Buffer.from('held'));
+    let settled = false;
+    const pending = roundTrip(db, Buffer.from('held')).finally(() => (settled = true));
     await waitFor(() => applied.length === 1, 2_000, 'the toxic to act');
-    // Held on purpose for a measured while: the echo must not come back during it.
+    // Held on purpose for a measured while: the echo must not come back during it (a slow machine
+    // can only make that likelier to hold, not fail it wrongly).
     await new Promise((resolve) => setTimeout(resolve, 200));
-    const removedAt = performance.now();
+    expect(settled, 'the echo came back while the toxic held the connection').to.equal(false);
     sidecar.faults.delete('db-hang');
-    const result = await pending;
+    // The timeout toxic holds for good: only the removal lets the echo through. 5 s is far more than a
+    // relay takes even on a busy machine, and far less than forever.
+    const result = await Promise.race([pending, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the connection was still held 5 s after the fault was removed')), 5_000).unref())]);
     expect(result.ended).to.equal('echo');
     expect(result.ms).to.be.at.least(199);
-    expect(performance.now() - removedAt).to.be.below(200);
   });
 });

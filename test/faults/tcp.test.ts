@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { TcpProxy, type TcpProxyOptions, type TcpToxicRule, type TcpToxicSpec } from '../../src/proxy/tcp/proxy.ts';
+import { slicer } from '../../src/faults/tcp/toxics/slicer.ts';
 
 interface EchoConnection {
   /** Sizes of the 'data' events the echo server saw, and their bytes. */
@@ -148,7 +149,8 @@ describe('TcpProxy (L4 toxics)', function () {
     const down = await client(await proxy([rule('downstream', { kind: 'latency', latencyMs: 100, jitterMs: 0 })]));
     const first = await down.roundTrip(Buffer.from('ping'));
     expect(first.echoed.toString()).to.equal('ping');
-    expect(first.ms).to.be.at.least(100).and.below(180);
+    // That the latency was added, not how little else a busy machine adds on top.
+    expect(first.ms).to.be.at.least(100);
 
     const both = await client(
       await proxy([
@@ -158,7 +160,8 @@ describe('TcpProxy (L4 toxics)', function () {
     );
     const second = await both.roundTrip(Buffer.from('pong'));
     expect(second.echoed.toString()).to.equal('pong');
-    expect(second.ms).to.be.at.least(100).and.below(180);
+    // Both directions' 50 ms: one alone would be under 100.
+    expect(second.ms).to.be.at.least(100);
   });
 
   it('throttles to the bandwidth (50 KiB at 100 KiB/s in about half a second)', async () => {
@@ -166,7 +169,8 @@ describe('TcpProxy (L4 toxics)', function () {
     const payload = randomBytes(50 * 1024);
     const { echoed, ms } = await c.roundTrip(payload);
     expect(echoed.equals(payload)).to.equal(true);
-    expect(ms).to.be.at.least(350).and.below(900);
+    // At least what the rate allows (less a first burst); 5 s would be a tenth of the rate.
+    expect(ms).to.be.at.least(350).and.below(5_000);
   });
 
   it('resets both sockets after afterMs with reset_peer (ECONNRESET, not a clean end)', async () => {
@@ -185,7 +189,9 @@ describe('TcpProxy (L4 toxics)', function () {
     const closedAt = await c.closed;
     expect(c.data.length).to.equal(0);
     expect(c.error).to.equal(undefined);
-    expect(closedAt - c.connectedAt).to.be.at.least(200).and.below(600);
+    // Closed by the toxic after its 200 ms, not held open: a held connection would meet the
+    // test's timeout (20 s), not a close within 5 s.
+    expect(closedAt - c.connectedAt).to.be.at.least(200).and.below(5_000);
   });
 
   it('hangs with timeout 0 until the fault is removed, then lets the held data through', async () => {
@@ -203,18 +209,33 @@ describe('TcpProxy (L4 toxics)', function () {
     expect(heldBack, 'nothing comes back while the fault is in force').to.equal(true);
     expect((await echoed).toString()).to.equal('hello');
     expect(c.firstDataAt! - c.connectedAt).to.be.at.least(300);
-    expect(c.firstDataAt! - removedAt).to.be.below(150);
+    // Only after the removal (a timeout of 0 holds for good otherwise: \`echoed\` would never come).
+    expect(c.firstDataAt!).to.be.at.least(removedAt);
   });
 
   it('slices chunks into small pieces with slicer, intact', async () => {
     const c = await client(await proxy([rule('upstream', { kind: 'slicer', averageSize: 500, sizeVariation: 100, delayMs: 1 })]));
     const payload = randomBytes(10 * 1024);
     const { echoed } = await c.roundTrip(payload);
-    const seen = echo.connections.at(-1)!.chunks;
-    expect(seen.length).to.be.at.least(10);
-    expect(Math.max(...seen.map((chunk) => chunk.length))).to.be.at.most(2 * 600);
-    expect(Buffer.concat(seen).equals(payload)).to.equal(true);
+    // The sizes are checked on the stage itself (below): what the echo server reads at once depends
+    // on how busy the machine is, several slices in one read or not.
+    expect(Buffer.concat(echo.connections.at(-1)!.chunks).equals(payload)).to.equal(true);
     expect(echoed.equals(payload)).to.equal(true);
+  });
+
+  it('slicer lets a chunk out in pieces of averageSize ± sizeVariation, one at a time', async () => {
+    const link = { active: () => true, applied: () => undefined, close: () => undefined, reset: () => undefined };
+    const stage = slicer.stage(link, { averageSize: 500, sizeVariation: 100, delayMs: 1 });
+    const pieces: Buffer[] = [];
+    stage.on('data', (piece: Buffer) => pieces.push(piece));
+    const payload = randomBytes(10 * 1024);
+    stage.end(payload);
+    await once(stage, 'end');
+    expect(Buffer.concat(pieces).equals(payload)).to.equal(true);
+    expect(pieces.length).to.be.at.least(Math.ceil(payload.length / 600));
+    // Every piece but the last (the remainder) within 500 ± 100 bytes.
+    expect(pieces.slice(0, -1).filter((p) => p.length < 400 || p.length > 600).map((p) => p.length)).to.deep.equal([]);
+    expect(pieces.at(-1)!.length).to.be.at.most(600);
   });
 
   it('closes the connection after limit_data bytes in that direction', async () => {
@@ -246,12 +267,10 @@ describe('TcpProxy (L4 toxics)', function () {
       times.push((await c.roundTrip(Buffer.from(`second ${i}`))).ms);
     }
     expect(ordinals).to.deep.equal([1, 2, 3]);
-    expect(times[0]).to.be.below(100);
-    expect(times[1]).to.be.below(100);
+    // The second connection was slowed; that the others were not is what \`applied\` records (their
+    // times would only say how busy the machine was).
     expect(times[2]).to.be.at.least(150);
     expect(times[3]).to.be.at.least(150);
-    expect(times[4]).to.be.below(100);
-    expect(times[5]).to.be.below(100);
     expect(applied).to.deep.equal([['only-second', 2]]);
   });
 
@@ -284,10 +303,12 @@ describe('TcpProxy (L4 toxics)', function () {
 
   it('passes data untouched once a toxic is removed', async () => {
     let active = true;
-    const c = await client(await proxy([rule('downstream', { kind: 'latency', latencyMs: 150, jitterMs: 0 })], { isActive: () => active }));
-    expect((await c.roundTrip(Buffer.from('slow'))).ms).to.be.at.least(150);
+    // A latency of 1 s, so that "no longer added" has room on a busy machine: a round trip of a
+    // second or more would mean the toxic still acts.
+    const c = await client(await proxy([rule('downstream', { kind: 'latency', latencyMs: 1_000, jitterMs: 0 })], { isActive: () => active }));
+    expect((await c.roundTrip(Buffer.from('slow'))).ms).to.be.at.least(1_000);
     active = false;
-    expect((await c.roundTrip(Buffer.from('fast'))).ms).to.be.below(100);
+    expect((await c.roundTrip(Buffer.from('fast'))).ms).to.be.below(1_000);
   });
 
   it('carries a half-close through after delayed data is out', async () => {

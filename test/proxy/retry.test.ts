@@ -54,9 +54,11 @@ describe('retries', function () {
         route('rpost', { retryOn: ['5xx'], retryNonIdempotent: true }),
         route('rbig', { retryOn: ['5xx'], retryNonIdempotent: true, bufferLimit: 1000 }),
         route('rbudget', { attempts: 3, retryOn: ['5xx'], budget: { ratio: 0.2, minPerSecond: 1 } }),
-        route('rpertry', { perTryTimeout: '150ms', retryOn: ['5xx'] }),
+        // 5 s: the route's default 1 s would leave a busy machine little room for the second try.
+        route('rpertry', { perTryTimeout: '150ms', retryOn: ['5xx'] }, { timeout: '5s' }),
         route('rcapped', { retryOn: ['5xx'] }, {}, 'capped'),
-        route('rtotal', { attempts: 5, perTryTimeout: '200ms', retryOn: ['5xx'] }, { timeout: '300ms' }),
+        // Up to 11 tries of 200 ms, over 2 s: only the route's 300 ms can end it sooner.
+        route('rtotal', { attempts: 10, perTryTimeout: '200ms', retryOn: ['5xx'] }, { timeout: '300ms' }),
       ],
       sidecars: [await sidecarEntry('client', await freeAddress())],
     };
@@ -181,7 +183,8 @@ describe('retries', function () {
     const started = Date.now();
     const reply = await to('rpertry');
     expect([reply.status, reply.headers['x-faultline-attempts']]).to.deep.equal([200, '2']);
-    expect(Date.now() - started).to.be.within(140, 1_500);
+    // After the 150 ms per-try timeout, and before the route's 5 s.
+    expect(Date.now() - started).to.be.within(140, 5_000);
     await waitFor(() => firstClosed, 2_000, 'the hung try\'s socket to close');
   });
 
@@ -195,7 +198,7 @@ describe('retries', function () {
     const reply = await to('rtotal');
     const elapsed = Date.now() - started;
     expect([reply.status, reply.headers['x-faultline-flags']]).to.deep.equal([504, 'UT']);
-    expect(elapsed).to.be.within(290, 1_000);
+    expect(elapsed).to.be.within(290, 2_000);
     expect(sockets.length).to.be.within(1, 2);
     await waitFor(() => sockets.every(Boolean), 2_000, 'every try\'s socket to close');
   });

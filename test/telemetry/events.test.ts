@@ -1,7 +1,7 @@
 // The event stream: numbered events in a bounded ring, request.done for every request at the edge,
 // NDJSON over the admin listener with resume by seq and counted drops, and the access log.
 import { expect } from 'chai';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer, request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -132,9 +132,14 @@ describe('event bus, request.done kept while read', () => {
 describe('events from a sidecar', () => {
   let upstream: Upstream;
   let sidecar: Sidecar;
-  const logFile = join(tmpdir(), `faultline-access-${process.pid}.log`);
+  let logDir: string;
+  let logFile: string;
 
   before(async () => {
+    // A new directory, not a name from the pid: pids come round again (32,768 here), and a file left
+    // by an earlier process held a line with the same request id and another endpoint.
+    logDir = await mkdtemp(join(tmpdir(), 'faultline-access-'));
+    logFile = join(logDir, 'access.log');
     upstream = await startUpstream('app');
     const config = {
       mesh: { name: 'ev' },
@@ -147,6 +152,7 @@ describe('events from a sidecar', () => {
   after(async () => {
     await sidecar.close();
     await upstream.close();
+    await rm(logDir, { recursive: true, force: true });
   });
 
   it('emits request.done for every request, with what the caller got', async () => {
