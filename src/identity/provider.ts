@@ -108,16 +108,26 @@ export class SidecarIdentity {
     // 2/3 of the lifetime as this sidecar has it: from issue, not from the back-dated notBefore.
     const { issuedAt, notBefore, notAfter } = this.#current;
     const wait = Math.max(0, renewAt({ notBefore: new Date(Math.max(issuedAt.getTime(), notBefore.getTime())), notAfter }).getTime() - this.#clock.now());
-    this.#cancelTimer = this.#clock.after(Math.min(wait, 2 ** 31 - 1), () => {
-      this.renew().catch((error: Error) => {
-        // The certificate in hand is still valid for a third of its life: try again soon.
-        this.#log.warn({ error: error.message }, 'certificate renewal failed; retrying');
-        this.#cancelTimer?.();
-        if (!this.#closed) this.#cancelTimer = this.#clock.after(1_000, () => void this.renew().catch(() => undefined));
-      });
+    this.#cancelTimer = this.#clock.after(Math.min(wait, 2 ** 31 - 1), () => this.#attempt(RETRY_FIRST_MS));
+  }
+
+  /**
+   * Renews; when that fails, tries again after `retryMs`, twice as long each time up to RETRY_MAX_MS,
+   * until a renewal succeeds or the identity closes: the certificate in hand is still valid for a third
+   * of its life, and a control plane that is down for a while must not leave it to lapse.
+   */
+  #attempt(retryMs: number): void {
+    this.renew().catch((error: Error) => {
+      if (this.#closed) return;
+      this.#log.warn({ error: error.message, retryInMs: retryMs }, 'certificate renewal failed; retrying');
+      this.#cancelTimer?.();
+      this.#cancelTimer = this.#clock.after(retryMs, () => this.#attempt(Math.min(retryMs * 2, RETRY_MAX_MS)));
     });
   }
 }
+
+const RETRY_FIRST_MS = 1_000;
+const RETRY_MAX_MS = 30_000;
 
 async function issue(options: IdentityOptions, key: WorkloadKey, clock: RenewalClock): Promise<CurrentIdentity> {
   const csr = await key.csr(options.service, spiffeId(options.trustDomain, options.namespace, options.service));

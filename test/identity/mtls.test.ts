@@ -307,11 +307,25 @@ describe('mTLS certificate renewal schedule, on a fake clock', function () {
     expect(clock.pending).to.deep.equal([dueIn(second.notAfter)]);
   });
 
-  it('tries a failed renewal again a second later', async () => {
+  it('tries a failed renewal again a second later, then backs off (2 s, 4 s, … at most 30 s) until one succeeds', async () => {
     const due = clock.pending[0]!;
+    const serial = identity!.current.serial;
     await control.close();
     clock.advance(due);
-    await waitFor(() => clock.pending[0] === 1_000, 5_000, 'the retry to be set');
-    expect(identity!.current.serial).to.be.a('string');
+    for (const retry of [1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000]) {
+      await waitFor(() => clock.pending[0] === retry, 5_000, `a retry in ${retry} ms`);
+      expect(clock.pending).to.have.length(1);
+      clock.advance(retry);
+    }
+    expect(identity!.current.serial).to.equal(serial);
+    // The control plane is back (same address, same CA): the next retry renews, and renewal is on schedule again.
+    await waitFor(() => clock.pending[0] === 30_000, 5_000, 'the next retry');
+    control = await startControlPlane({ listen: new URL(control.url).host, token: TOKEN, stateDir: join(dir, 'control'), configFile: join(dir, 'mesh.yaml') });
+    const rotated: string[] = [];
+    identity!.onRotate((next) => rotated.push(next.serial));
+    clock.advance(30_000);
+    await waitFor(() => rotated.length === 1, 5_000, 'the renewal');
+    expect(rotated[0]).to.not.equal(serial);
+    expect(clock.pending).to.deep.equal([dueIn(identity!.current.notAfter)]);
   });
 });
