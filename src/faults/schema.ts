@@ -26,7 +26,9 @@ export const FaultSpec = z
       .refine((c) => c.first !== undefined || c.every !== undefined, { error: 'first, every, or both' })
       .optional(),
     seed: z.int().default(0).meta({ description: 'decisions are a function of (seed, id, ordinal of the matching request)' }),
-    ttl: Duration.optional().meta({ description: 'lease: the fault removes itself this long after it is installed' }),
+    ttl: Duration.refine((ms) => ms > 0, { error: 'must be above 0: a lease of 0 would end as it begins' })
+      .optional()
+      .meta({ description: 'lease: the fault removes itself this long after it is installed' }),
     expiresAt: z.iso.datetime({ offset: true }).optional().meta({ description: 'lease: the fault removes itself at this time' }),
     ...optionalFields(ACTION_DEFINITIONS),
   })

@@ -114,7 +114,11 @@ export class FaultTable {
     }
     const now = Date.now();
     const ttl = spec.expiresAt !== undefined ? Date.parse(spec.expiresAt) - now : (spec.ttl ?? settings.defaultTtl);
-    if (ttl <= 0) throw new FaultLimitError(`the lease has already ended (expiresAt ${spec.expiresAt})`);
+    if (ttl <= 0) {
+      throw new FaultLimitError(spec.expiresAt !== undefined
+        ? `expiresAt: ${spec.expiresAt} has already passed; a lease must end in the future`
+        : 'faultInjection.defaultTtl: must be above 0 for a fault that names no ttl');
+    }
     if (ttl > settings.maxTtl) {
       throw new FaultLimitError(`a lease of ${ttl} ms is over the limit faultInjection.maxTtl (${settings.maxTtl} ms)`);
     }

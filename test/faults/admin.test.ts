@@ -70,6 +70,17 @@ describe('fault admin API', function () {
     expect(sidecar.faults.get('keep')!.spec.abort).to.deep.equal({ status: 503 });
   });
 
+  it('names the lease field that is wrong: a ttl of 0, an expiresAt already past', async () => {
+    const zero = await put('brief', 'hang: {}\npercent: 1\nttl: 0s\n');
+    expect(zero.status).to.equal(400);
+    expect(zero.json<{ problems: { line: number; field: string; message: string }[] }>().problems.map((p) => [p.line, p.field, p.message])).to.deep.equal([
+      [3, 'ttl', 'must be above 0: a lease of 0 would end as it begins'],
+    ]);
+    const past = await put('brief', 'hang: {}\npercent: 1\nexpiresAt: 2020-01-01T00:00:00Z\n');
+    expect([past.status, past.json().error]).to.deep.equal([422, 'expiresAt: 2020-01-01T00:00:00Z has already passed; a lease must end in the future']);
+    expect(sidecar.faults.get('brief')).to.equal(undefined);
+  });
+
   it('refuses what a limit forbids, with the limit named', async () => {
     const over = await put('big', 'abort: {status: 503}\npercent: 80\n');
     expect([over.status, over.json().error]).to.deep.equal([422, 'percent 80 is over the limit faultInjection.maxPercent (50)']);

@@ -132,5 +132,6 @@ describe('fault schema', () => {
     expect(problems({ hang: {}, match: { pathRegex: '(' } })[0]).to.match(/^match\.pathRegex: not a valid regular expression/);
     expect(problems({ partition: { from: ['a'], to: ['b'] }, match: { destination: 'b' } })[0]).to.match(/^match: a partition names its services/);
     expect(problems({ hang: {}, ttl: '1m', expiresAt: '2030-01-01T00:00:00Z' })[0]).to.equal('ttl: ttl or expiresAt, not both');
+    expect(problems({ hang: {}, ttl: '0s' })).to.deep.equal(['ttl: must be above 0: a lease of 0 would end as it begins']);
   });
 });
