@@ -49,6 +49,8 @@ export const ErrorCode = {
   FaultPartition: 'FL_FAULT_PARTITION',
   FaultInvalid: 'FL_FAULT_INVALID',
   FaultLimit: 'FL_FAULT_LIMIT',
+  /** A sidecar under a control plane takes its runtime faults from there alone. */
+  FaultsControlled: 'FL_FAULTS_CONTROLLED',
   Internal: 'FL_INTERNAL',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -240,8 +240,15 @@ program
   .option('--reason <text>', 'why (recorded)', 'emergency stop')
   .action(async (options: { control: string; tokenFile?: string; by: string; reason: string }) => {
     const { MeshClient } = await import('../experiments/mesh-client.ts');
-    const { deleted } = await new MeshClient(options.control, await readToken(options.tokenFile)).halt(options.by, options.reason);
+    const { deleted, verified, sidecars } = await new MeshClient(options.control, await readToken(options.tokenFile)).halt(options.by, options.reason);
     process.stdout.write(`halted by ${options.by}: ${deleted.length} runtime fault(s) removed${deleted.length ? ` (${deleted.join(', ')})` : ''}\n`);
+    const width = Math.max(0, ...sidecars.map((s) => s.name.length));
+    for (const s of sidecars) {
+      const removed = s.removed.length ? `removed ${s.removed.join(', ')}` : 'removed nothing';
+      process.stdout.write(`  ${s.name.padEnd(width)}  ${removed}; ${s.problem ? `NOT verified: ${s.problem}` : 'none left'}\n`);
+    }
+    process.stdout.write(verified ? `verified: no runtime fault is left on any of ${sidecars.length} sidecar(s)\n` : 'NOT verified: see the sidecars above\n');
+    if (!verified) process.exitCode = 1;
   });
 
 program

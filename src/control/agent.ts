@@ -45,14 +45,15 @@ export async function startControlledSidecar(options: ControlledSidecarOptions):
         log,
       });
     }
-    sidecar = await Sidecar.start({ name: options.name, snapshot: first.snapshot, log, ...(identity && { identity }), ...(options.accessLog && { accessLog: options.accessLog }) });
-    const owned = new Set<string>();
-    sidecar.faults.sync(first.state.faults, owned);
+    // Its runtime faults are the control plane's alone: its admin API refuses to change them (409).
+    sidecar = await Sidecar.start({ name: options.name, snapshot: first.snapshot, log, faultsFrom: options.url, ...(identity && { identity }), ...(options.accessLog && { accessLog: options.accessLog }) });
+    sidecar.faults.sync(first.state.faults);
     client.onState(({ state, snapshot }) => {
       // A config this sidecar cannot run (its entry gone) throws here: refused, acknowledged as such.
       if (snapshot.version !== sidecar.snapshot.version) sidecar.apply(snapshot);
-      const synced = sidecar.faults.sync(state.faults, owned);
+      const synced = sidecar.faults.sync(state.faults);
       for (const refused of synced.refused) log.warn(refused, 'fault from the control plane refused by a limit');
+      return { removed: synced.removed };
     });
   } catch (error) {
     identity?.close();

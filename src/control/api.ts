@@ -10,6 +10,7 @@ import { parseFault } from '../faults/admin.ts';
 import { FaultLimitError } from '../faults/table.ts';
 import { streamEvents } from '../telemetry/event-stream.ts';
 import type { ControlPlane } from './plane.ts';
+import { stopAllFaults } from './stop.ts';
 
 export interface IdentityIssuer {
   /** Signs a sidecar's CSR for its service; throws on a bad CSR. */
@@ -56,6 +57,11 @@ export function createControlApp(plane: ControlPlane, token: string, identity?: 
   });
 
   app.put('/faults/:id', express.text({ type: () => true, limit: '64kb' }), (req, res) => {
+    // If-Match: * (RFC 9110): only if it exists. A lease renewal says so, and cannot bring back a fault
+    // removed meanwhile (by the emergency stop) as a plain PUT would.
+    if (req.headers['if-match'] === '*' && !plane.faults.get(req.params.id)) {
+      return void res.status(412).json({ error: `no runtime fault "${req.params.id}" to renew: it was removed` });
+    }
     try {
       const fault = plane.faults.put(parseFault(typeof req.body === 'string' ? req.body : '', req.params.id, plane.snapshot));
       res.json({ version: plane.state.version, fault: fault.view() });
@@ -71,19 +77,20 @@ export function createControlApp(plane: ControlPlane, token: string, identity?: 
     res.status(204).end();
   });
 
-  app.delete('/faults', (_req, res) => {
-    res.json({ deleted: plane.faults.deleteAll(), version: plane.state.version });
+  // Every runtime fault removed mesh-wide, then checked gone on each sidecar (stop.ts).
+  app.delete('/faults', async (_req, res) => {
+    res.json(await stopAllFaults(plane));
   });
 
-  // The emergency stop: every runtime fault gone mesh-wide at once; running experiments see the
-  // mesh.halted event on the stream and halt; who and when are recorded.
-  app.post('/halt', express.json(), (req, res) => {
+  // The emergency stop: as DELETE /faults, and running experiments see the mesh.halted event on the
+  // stream (sent as soon as the faults are removed, before the check) and halt; who and when are recorded.
+  app.post('/halt', express.json(), async (req, res) => {
     const { by, reason } = (req.body ?? {}) as { by?: unknown; reason?: unknown };
-    const deleted = plane.faults.deleteAll();
     const who = typeof by === 'string' && by ? by : 'unknown';
     const why = typeof reason === 'string' && reason ? reason : 'emergency stop';
-    plane.events.emit('mesh.halted', { by: who, reason: why, deleted });
-    res.json({ deleted, by: who, reason: why, at: new Date().toISOString(), version: plane.state.version });
+    const at = new Date().toISOString();
+    const report = await stopAllFaults(plane, (deleted) => plane.events.emit('mesh.halted', { by: who, reason: why, deleted }));
+    res.json({ ...report, by: who, reason: why, at });
   });
 
   app.get('/sidecars', async (_req, res) => {
@@ -119,9 +126,10 @@ export function createControlApp(plane: ControlPlane, token: string, identity?: 
   });
 
   app.post('/v1/ack', express.json(), (req, res) => {
-    const { sidecar, version, error } = req.body as { sidecar?: unknown; version?: unknown; error?: unknown };
+    const { sidecar, version, error, removed } = req.body as { sidecar?: unknown; version?: unknown; error?: unknown; removed?: unknown };
     if (typeof sidecar !== 'string' || typeof version !== 'string') return void res.status(400).json({ error: 'ack needs {sidecar, version}' });
-    plane.acknowledge(sidecar, version, typeof error === 'string' ? error : null);
+    const ids = Array.isArray(removed) ? removed.filter((id): id is string => typeof id === 'string') : [];
+    plane.acknowledge(sidecar, version, typeof error === 'string' ? error : null, ids);
     res.status(204).end();
   });
 

@@ -26,8 +26,13 @@ export interface Received {
   readonly snapshot: Snapshot;
 }
 
+/** What applying a state did, reported up with the ack: the runtime faults it removed. */
+export interface Applied {
+  readonly removed: readonly string[];
+}
+
 /** Applies a received state; throws to refuse it (the error is acknowledged). */
-export type Apply = (received: Received) => void;
+export type Apply = (received: Received) => Applied | void;
 
 const STATE_KEY = 'state.json';
 
@@ -142,13 +147,14 @@ export class ControlClient {
   async #receive(state: DesiredState): Promise<void> {
     if (state.version === this.#applied) return this.#ack(state.version, null);
     let received: Received;
+    let applied: Applied | void = undefined;
     try {
       received = this.#parse(state, `control plane version ${state.version}`);
       if (this.#first) {
         this.#first(received);
         this.#first = undefined;
       } else if (this.#apply) {
-        this.#apply(received);
+        applied = this.#apply(received);
       } else {
         this.#pending = state;
         return;
@@ -160,19 +166,19 @@ export class ControlClient {
     }
     this.#applied = state.version;
     await this.#store.put(STATE_KEY, JSON.stringify(state)).catch((error: Error) => this.#log.error({ error: error.message }, 'could not keep the snapshot locally'));
-    await this.#ack(state.version, null);
+    await this.#ack(state.version, null, applied?.removed);
   }
 
   #parse(state: DesiredState, source: string): Received {
     return { state, snapshot: compileSnapshot(parseConfig(state.config, source), source) };
   }
 
-  async #ack(version: string, error: string | null): Promise<void> {
+  async #ack(version: string, error: string | null, removed: readonly string[] = []): Promise<void> {
     try {
       const response = await request(`${this.#options.url}/v1/ack`, {
         method: 'POST',
         headers: { authorization: `Bearer ${this.#options.token}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ sidecar: this.#options.sidecar, version, error }),
+        body: JSON.stringify({ sidecar: this.#options.sidecar, version, error, removed }),
       });
       await response.body.dump();
     } catch (failure) {

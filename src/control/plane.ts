@@ -28,6 +28,8 @@ export interface SidecarStatus {
   /** The version it last acknowledged applying, and when. */
   version: string | null;
   error: string | null;
+  /** The runtime faults that applying `version` removed from it, as it reported. */
+  removed: string[];
   ackedAt: string | null;
   connectedAt: string | null;
   disconnectedAt: string | null;
@@ -161,9 +163,12 @@ export class ControlPlane {
     });
   }
 
-  acknowledge(sidecar: string, version: string, error: string | null): void {
+  acknowledge(sidecar: string, version: string, error: string | null, removed: readonly string[] = []): void {
     const status = this.#status(sidecar);
-    status.version = error ? status.version : version;
+    if (!error) {
+      status.version = version;
+      status.removed = [...removed];
+    }
     status.error = error;
     status.ackedAt = new Date().toISOString();
     if (error) this.#log.warn({ sidecar, version, error }, 'sidecar refused a snapshot');
@@ -234,7 +239,7 @@ export class ControlPlane {
   #status(sidecar: string): SidecarStatus {
     let status = this.#sidecars.get(sidecar);
     if (!status) {
-      status = { name: sidecar, connected: false, version: null, error: null, ackedAt: null, connectedAt: null, disconnectedAt: null };
+      status = { name: sidecar, connected: false, version: null, error: null, removed: [], ackedAt: null, connectedAt: null, disconnectedAt: null };
       this.#sidecars.set(sidecar, status);
     }
     return status;

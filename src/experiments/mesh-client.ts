@@ -17,6 +17,15 @@ export interface SidecarView {
   admin: string | null;
 }
 
+/** What the control plane answers an emergency stop (its StopReport, with who and why). */
+export interface HaltReport {
+  deleted: string[];
+  verified: boolean;
+  sidecars: { name: string; removed: string[]; remaining: string[] | null; problem: string | null }[];
+  by: string;
+  reason: string;
+}
+
 export class MeshClient {
   readonly url: string;
   readonly #token: string;
@@ -26,18 +35,18 @@ export class MeshClient {
     this.#token = token;
   }
 
-  async #call(method: string, path: string, body?: string): Promise<{ status: number; text: string }> {
+  async #call(method: string, path: string, body?: string, headers: Record<string, string> = {}): Promise<{ status: number; text: string }> {
     const response = await request(`${this.url}${path}`, {
       method: method as 'GET',
-      headers: { authorization: `Bearer ${this.#token}`, ...(body !== undefined && { 'content-type': 'application/json' }) },
+      headers: { ...headers, authorization: `Bearer ${this.#token}`, ...(body !== undefined && { 'content-type': 'application/json' }) },
       ...(body !== undefined && { body }),
       signal: AbortSignal.timeout(10_000),
     });
     return { status: response.statusCode, text: await response.body.text() };
   }
 
-  async #json<T>(method: string, path: string, body?: string): Promise<T> {
-    const { status, text } = await this.#call(method, path, body);
+  async #json<T>(method: string, path: string, body?: string, headers?: Record<string, string>): Promise<T> {
+    const { status, text } = await this.#call(method, path, body, headers);
     if (status >= 400) throw new Error(`${method} ${path} answered ${status}: ${text.slice(0, 300)}`);
     return (text ? JSON.parse(text) : {}) as T;
   }
@@ -58,10 +67,13 @@ export class MeshClient {
     return (await this.#json<{ faults: { id: string; origin: string; spec: FaultConfig }[] }>('GET', '/faults')).faults;
   }
 
-  /** Installs or renews a runtime fault with a lease of `ttlMs`; resolves with the desired-state version. */
-  async putFault(spec: Record<string, unknown>, ttlMs: number): Promise<string> {
+  /**
+   * Installs a runtime fault with a lease of `ttlMs`, or with `renew` renews it only if it is still
+   * there (If-Match: *; 412 when it was removed); resolves with the desired-state version.
+   */
+  async putFault(spec: Record<string, unknown>, ttlMs: number, renew = false): Promise<string> {
     const body = { ...spec, ttl: `${Math.ceil(ttlMs)}ms` };
-    return (await this.#json<{ version: string }>('PUT', `/faults/${String(spec.id)}`, JSON.stringify(body))).version;
+    return (await this.#json<{ version: string }>('PUT', `/faults/${String(spec.id)}`, JSON.stringify(body), renew ? { 'if-match': '*' } : {})).version;
   }
 
   async deleteFault(id: string): Promise<void> {
@@ -69,7 +81,8 @@ export class MeshClient {
     if (status !== 204 && status !== 404) throw new Error(`DELETE /faults/${id} answered ${status}: ${text.slice(0, 300)}`);
   }
 
-  async halt(by: string, reason: string): Promise<{ deleted: string[] }> {
+  /** The emergency stop: every runtime fault removed mesh-wide, and what each sidecar still holds after. */
+  async halt(by: string, reason: string): Promise<HaltReport> {
     return this.#json('POST', '/halt', JSON.stringify({ by, reason }));
   }
 

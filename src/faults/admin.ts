@@ -1,17 +1,30 @@
 // The fault API of a sidecar's admin listener: GET /faults, GET/PUT/DELETE /faults/:id, DELETE /faults.
 // A PUT body is a fault as in the config's `faults:` (YAML or JSON; `id` may be left to the path), plus
 // its lease (`ttl` or `expiresAt`); it is checked by the same schema and rejected whole, with line and
-// field, or refused by a limit (422). DELETE /faults removes every runtime fault at once.
+// field, or refused by a limit (422). DELETE /faults removes every runtime fault at once. A sidecar under
+// a control plane only shows its faults: they are the control plane's, changed there (409 here).
 import express, { type Router } from 'express';
 import { ConfigError } from '../config/errors.ts';
 import { parseWithSchema } from '../config/load.ts';
 import { checkFault } from '../config/references.ts';
 import type { Snapshot } from '../config/snapshot.ts';
+import { ErrorCode } from '../errors.ts';
 import { FaultSpec, type FaultConfig } from './schema.ts';
 import { FaultLimitError, type FaultTable } from './table.ts';
 
-export function faultRoutes(table: FaultTable, snapshot: () => Snapshot): Router {
+export function faultRoutes(table: FaultTable, snapshot: () => Snapshot, controlPlane?: string): Router {
   const router = express.Router();
+  if (controlPlane) {
+    // A fault put here would be one the control plane cannot see, list or stop, and the next snapshot
+    // would remove it: refused before the body is read, with where to go instead.
+    router.use('/faults', (req, res, next) => {
+      if (req.method === 'GET' || req.method === 'HEAD') return next();
+      res.status(409).json({
+        error: `this sidecar's runtime faults come from the control plane at ${controlPlane}: ${req.method} ${req.originalUrl} there (faultline stop removes them all, mesh-wide)`,
+        code: ErrorCode.FaultsControlled,
+      });
+    });
+  }
   router.use(express.text({ type: () => true, limit: '64kb' }));
 
   router.get('/faults', (_req, res) => {

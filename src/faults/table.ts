@@ -138,26 +138,20 @@ export class FaultTable {
   }
 
   /**
-   * Makes the runtime faults that came from `owner` (the control plane) exactly `specs`, each with its
-   * absolute lease: new ones installed, changed ones replaced, unchanged ones kept (with their
-   * counters), ones no longer listed removed. Runtime faults put by others are left alone. A fault a
-   * limit refuses is skipped and reported.
+   * Makes the runtime faults exactly `specs` (a control plane's snapshot), each with its absolute lease:
+   * new ones installed, changed ones replaced, unchanged ones kept (with their counters), any other
+   * runtime fault removed — whoever put it. A fault a limit refuses is skipped and reported.
    */
-  sync(specs: readonly FaultConfig[], owned: Set<string>): { installed: string[]; removed: string[]; refused: { id: string; error: string }[] } {
+  sync(specs: readonly FaultConfig[]): { installed: string[]; removed: string[]; refused: { id: string; error: string }[] } {
     const result = { installed: [] as string[], removed: [] as string[], refused: [] as { id: string; error: string }[] };
-    const wanted = new Map(specs.map((s) => [s.id, s]));
-    for (const id of [...owned]) {
-      if (wanted.has(id)) continue;
-      owned.delete(id);
-      if (this.delete(id)) result.removed.push(id);
-    }
+    const wanted = new Set(specs.map((s) => s.id));
+    for (const id of [...this.#runtime.keys()]) if (!wanted.has(id) && this.delete(id)) result.removed.push(id);
     for (const spec of specs) {
       const current = this.#runtime.get(spec.id);
       const lease = spec.expiresAt === undefined ? undefined : Date.parse(spec.expiresAt);
-      if (current && owned.has(spec.id) && definition(withoutLease(current.spec)) === definition(withoutLease(spec)) && current.expiresAt === lease) continue;
+      if (current && definition(withoutLease(current.spec)) === definition(withoutLease(spec)) && current.expiresAt === lease) continue;
       try {
         this.put(spec);
-        owned.add(spec.id);
         result.installed.push(spec.id);
       } catch (error) {
         result.refused.push({ id: spec.id, error: (error as Error).message });

@@ -21,6 +21,8 @@ export interface AdminView {
   readonly events: EventBus;
   readonly breakers: Breakers;
   readonly faults: FaultTable;
+  /** The control plane that owns its runtime faults, if any. */
+  readonly faultsFrom: string | undefined;
 }
 
 export function createAdminApp(sidecar: AdminView): Express {
@@ -98,7 +100,7 @@ export function createAdminApp(sidecar: AdminView): Express {
     res.json({ version: sidecar.snapshot.version, breakers: sidecar.breakers.all().map((b) => b.view()) });
   });
 
-  app.use(faultRoutes(sidecar.faults, () => sidecar.snapshot));
+  app.use(faultRoutes(sidecar.faults, () => sidecar.snapshot, sidecar.faultsFrom));
 
   return app;
 }

@@ -40,6 +40,8 @@ export interface SidecarOptions {
   readonly accessLog?: string;
   /** Its mesh identity (from the control plane's CA), needed when the config's mtls mode is not off. */
   readonly identity?: SidecarIdentity;
+  /** The control plane its runtime faults come from, when it has one: its admin API then only shows them. */
+  readonly faultsFrom?: string;
 }
 
 export interface SidecarAddresses {
@@ -65,6 +67,7 @@ export class Sidecar {
   /** mtls mode, fixed when the sidecar starts (listeners are built for it). */
   readonly mtls: MtlsMode;
   readonly identity: SidecarIdentity | undefined;
+  readonly faultsFrom: string | undefined;
   readonly #health: HealthChecker;
   readonly #outlier: OutlierDetector;
   readonly #reloader: ConfigReloader;
@@ -88,6 +91,7 @@ export class Sidecar {
     this.faults = new FaultTable(this.events, () => this.snapshot.config.faultInjection);
     this.mtls = options.snapshot.config.mtls.mode;
     this.identity = options.identity;
+    this.faultsFrom = options.faultsFrom;
     if (this.mtls !== 'off' && !this.identity) {
       throw new FaultlineError(ErrorCode.ConfigInvalid, `mtls is ${this.mtls}: the sidecar needs an identity from the control plane (run it with --control)`);
     }

@@ -13,7 +13,8 @@ const RENEW_EVERY_MS = 1_000;
 
 /** The control plane's fault API, as far as leasing needs it. */
 export interface FaultApi {
-  putFault(spec: Record<string, unknown>, ttlMs: number): Promise<unknown>;
+  /** `renew`: only if the fault is still there (a renewal must not bring back a fault the emergency stop removed). */
+  putFault(spec: Record<string, unknown>, ttlMs: number, renew?: boolean): Promise<unknown>;
   deleteFault(id: string): Promise<void>;
 }
 
@@ -59,7 +60,7 @@ export class FaultLeases {
     // Leases renewed every second while this process lives; ramps move up on the same tick.
     this.#cancels.push(clock.every(RENEW_EVERY_MS, () => {
       for (const entry of this.#active.values()) {
-        void this.#put(entry).then(() => this.#o.journal.data.faults[entry.index]!.renewals++, () => undefined);
+        void this.#put(entry, true).then(() => this.#o.journal.data.faults[entry.index]!.renewals++, () => undefined);
       }
     }));
   }
@@ -95,10 +96,10 @@ export class FaultLeases {
   }
 
   /** Puts a step's fault as it is now (a ramp's current percent), leased until LEASE_MS past now, never past its end. */
-  async #put(entry: { step: StepConfig; endsAt: number }): Promise<void> {
+  async #put(entry: { step: StepConfig; endsAt: number }, renew = false): Promise<void> {
     const { experiment, seed, api, clock } = this.#o;
     const now = clock.now();
     const body = faultBody(experiment, entry.step, seed, rampPercent(entry.step, now - (this.#methodStart + entry.step.at)));
-    await api.putFault(body, Math.min(LEASE_MS, entry.endsAt - now + LEASE_MS));
+    await api.putFault(body, Math.min(LEASE_MS, entry.endsAt - now + LEASE_MS), renew);
   }
 }

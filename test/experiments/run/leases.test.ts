@@ -14,6 +14,7 @@ interface Put {
   id: string;
   percent: number;
   ttlMs: number;
+  renew: boolean;
 }
 
 function harness(exp: Experiment, behaviour: { halted?: boolean; putFails?: boolean } = {}) {
@@ -24,9 +25,9 @@ function harness(exp: Experiment, behaviour: { halted?: boolean; putFails?: bool
   const failures: string[] = [];
   const notes: string[] = [];
   const api: FaultApi = {
-    putFault: async (spec, ttlMs) => {
+    putFault: async (spec, ttlMs, renew = false) => {
       if (behaviour.putFails) throw new Error('refused (409)');
-      puts.push({ t: clock.now() - start, id: String(spec.id), percent: spec.percent as number, ttlMs });
+      puts.push({ t: clock.now() - start, id: String(spec.id), percent: spec.percent as number, ttlMs, renew });
     },
     deleteFault: async (id) => {
       deletes.push({ t: clock.now() - start, id });
@@ -63,6 +64,8 @@ describe('fault leases', () => {
     h.leases.stop();
     expect([...new Set(h.puts.map((p) => p.t))]).to.deep.equal([1_000, 2_000, 3_000]);
     expect(h.puts.every((p) => p.ttlMs === LEASE_MS)).to.equal(true);
+    // Only the first put may install it: a renewal only renews, so it cannot undo an emergency stop.
+    expect(h.puts.map((p) => p.renew)).to.deep.equal([false, ...h.puts.slice(1).map(() => true)]);
     expect(h.data.faults[0]!.renewals).to.equal(h.puts.length - 1);
   });
 
