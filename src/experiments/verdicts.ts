@@ -59,20 +59,36 @@ export function latencyPercentile(samples: readonly { latencyMs: number }[], p: 
 
 export function steadyStateVerdict(h: SteadyStateConfig, recording: Recording, window: Window): Verdict {
   const cohort = recording.cohort && window.name !== 'baseline' ? 'experiment' : 'any';
+  const service = (h.availability ?? h.latency ?? h.errorBudgetBurn)!.service;
+  const outcomes = samplesFor(recording, service, window, cohort);
+  // Latency is measured on responses; availability and burn count failures without one too.
+  const samples = h.latency ? outcomes.filter((s) => s.status > 0) : outcomes;
+  const { hypothesis, objective, holds, measured } = measure(h, samples);
+  if (samples.length === 0) return { hypothesis, window: window.name, samples: 0, measured: noSamples(service, outcomes.length, recording), objective, outcome: 'inconclusive' };
+  return verdict(hypothesis, window, samples.length, holds, measured, objective);
+}
+
+function measure(h: SteadyStateConfig, samples: readonly { status: number; latencyMs: number }[]): { hypothesis: string; objective: string; holds: boolean; measured: string } {
   if (h.availability) {
-    const samples = samplesFor(recording, h.availability.service, window, cohort);
     const value = availability(samples);
-    return verdict(`availability of ${h.availability.service} ≥ ${h.availability.min} %`, window, samples.length, value >= h.availability.min, `${value.toFixed(2)} %`, `≥ ${h.availability.min} %`);
+    return { hypothesis: `availability of ${h.availability.service} ≥ ${h.availability.min} %`, objective: `≥ ${h.availability.min} %`, holds: value >= h.availability.min, measured: `${value.toFixed(2)} %` };
   }
   if (h.latency) {
-    const samples = samplesFor(recording, h.latency.service, window, cohort).filter((s) => s.status > 0);
     const value = latencyPercentile(samples, h.latency.percentile);
-    return verdict(`p${h.latency.percentile} latency of ${h.latency.service} < ${h.latency.max} ms`, window, samples.length, value < h.latency.max, `${value.toFixed(1)} ms`, `< ${h.latency.max} ms`);
+    return { hypothesis: `p${h.latency.percentile} latency of ${h.latency.service} < ${h.latency.max} ms`, objective: `< ${h.latency.max} ms`, holds: value < h.latency.max, measured: `${value.toFixed(1)} ms` };
   }
   const b = h.errorBudgetBurn!;
-  const samples = samplesFor(recording, b.service, window, cohort);
   const burn = (100 - availability(samples)) / (100 - b.slo);
-  return verdict(`error-budget burn of ${b.service} against ${b.slo} % ≤ ${b.max}`, window, samples.length, burn <= b.max, burn.toFixed(2), `≤ ${b.max}`);
+  return { hypothesis: `error-budget burn of ${b.service} against ${b.slo} % ≤ ${b.max}`, objective: `≤ ${b.max}`, holds: burn <= b.max, measured: burn.toFixed(2) };
+}
+
+/** Why a window holds no sample of a service: what an inconclusive verdict says instead of a NaN. */
+function noSamples(service: string, failed: number, recording: Recording): string {
+  if (failed > 0) return `no response from ${service}: all ${failed} requests in this window failed without one`;
+  if (service === recording.entry) {
+    return `no request reached ${service}: the load recorded no response and no error in this window (it could not connect, or its connections were refused: a listener that takes only mTLS refuses plaintext)`;
+  }
+  return `no request to ${service} in this window: no caller's sidecar recorded one`;
 }
 
 function verdict(hypothesis: string, window: Window, samples: number, holds: boolean, measured: string, objective: string): Verdict {

@@ -37,6 +37,22 @@ describe('hypothesis verdicts, every kind', () => {
     expect(outcomes(responses(10, 0, 50))).to.deep.equal(['inconclusive', 'inconclusive', 'inconclusive']);
   });
 
+  it('a hypothesis with no sample is inconclusive and says why, never NaN', () => {
+    const e = experiment({ steadyState: [{ availability: { service: 'front', min: 99 } }, { latency: { service: 'front', percentile: 99, max: '100ms' } }, { errorBudgetBurn: { service: 'api', slo: 99, max: 2 } }] });
+    const verdicts = (load: LoadRecord[]) => e.steadyState.map((h) => steadyStateVerdict(h, recording(load), window)).map((v) => [v.outcome, v.samples, v.measured]);
+    expect(verdicts([])).to.deep.equal([
+      ['inconclusive', 0, 'no request reached front: the load recorded no response and no error in this window (it could not connect, or its connections were refused: a listener that takes only mTLS refuses plaintext)'],
+      ['inconclusive', 0, 'no request reached front: the load recorded no response and no error in this window (it could not connect, or its connections were refused: a listener that takes only mTLS refuses plaintext)'],
+      ['inconclusive', 0, "no request to api in this window: no caller's sidecar recorded one"],
+    ]);
+    // Requests that all failed without a response: availability is 0 %, latency has nothing to measure.
+    const failed = responses(30, 0, 0).map((r) => ({ ...r, status: 0 }));
+    expect(verdicts(failed).slice(0, 2)).to.deep.equal([
+      ['fail', 30, '0.00 %'],
+      ['inconclusive', 0, 'no response from front: all 30 requests in this window failed without one'],
+    ]);
+  });
+
   it('retriesMask: pass and fail by the share of aborted tries whose request succeeded', () => {
     const e = experiment({ expect: [{ retriesMask: { service: 'api', min: 80 } }] });
     const events = (saved: number, lost: number) => Array.from({ length: saved + lost }, (_, i) => [

@@ -21,11 +21,21 @@ export async function preflight(experiment: Experiment, client: MeshClient, vers
   await note(`preflight: ${sidecars.length} sidecars ready on version ${version}; targets ${[...targets].join(', ') || 'none'} free`);
 }
 
-/** Where the load goes: the experiment's url, or the inbound listener of the entry service's sidecar. */
+/**
+ * Where the load goes: the experiment's url; under strict mTLS, the outbound listener of the mesh's
+ * first client-only sidecar (a load generator's), so requests reach the entry service as a workload's
+ * do, with its mesh identity over mTLS; else the inbound listener of the entry service's sidecar, as a
+ * caller from outside the mesh (which permissive mTLS and plaintext take).
+ */
 export function loadTarget(experiment: Experiment, snapshot: Snapshot): LoadTarget {
   if (experiment.load.url) return { url: experiment.load.url };
   const entry = experiment.load.entry!;
   const sidecar = snapshot.sidecars.find((s) => s.service === entry && s.inbound !== undefined);
   if (!sidecar?.inbound) throw new Error(`load.entry: no sidecar serves service "${entry}" (none fronts it, or its sidecars are client-only)`);
-  return { url: `http://${sidecar.inbound}`, host: entry };
+  if (snapshot.config.mtls.mode !== 'strict') return { url: `http://${sidecar.inbound}`, host: entry };
+  const client = snapshot.sidecars.find((s) => s.inbound === undefined);
+  if (!client) {
+    throw new Error(`load.entry: mtls is strict, so ${entry}'s sidecar takes only callers with a mesh identity; declare a client-only sidecar for the load (a service with no endpoints, a sidecar with no inbound and no app), which the load goes through`);
+  }
+  return { url: `http://${client.outbound}`, host: entry };
 }
