@@ -12,6 +12,7 @@ import { methodLength, parseExperiment, type Experiment } from '../experiments/s
 import { expectVerdict, samplesFor, steadyStateVerdict, type Recording } from '../experiments/verdicts.ts';
 import type { LoadRecord } from '../experiments/load.ts';
 import { attribute, impacts } from './attribution.ts';
+import { bucketEdges, retryTimeline as retriesOverTime, timeseries as timeseriesOf } from './buckets.ts';
 import { percentile, succeeded } from '../measures.ts';
 import { groupBy, targetsOfStep, type Event } from './common.ts';
 import { propagate } from './propagation.ts';
@@ -21,7 +22,6 @@ import type {
   AnalysisWindow,
   Attribution,
   AttributionRow,
-  Bucket,
   CohortComparison,
   FaultImpact,
   HypothesisVerdict,
@@ -111,27 +111,15 @@ export async function analyze(run: RunFiles): Promise<Analysis> {
     }
   }
 
-  const timeseries: Bucket[] = [];
-  for (const service of services) {
-    const buckets = new Map<number, { status: number; latencyMs: number }[]>();
-    for (const c of calls(service)) {
-      const t = Math.floor(c.t / 1000) * 1000;
-      let list = buckets.get(t);
-      if (!list) buckets.set(t, (list = []));
-      list.push(c);
-    }
-    for (const [t, list] of [...buckets].sort((a, b) => a[0] - b[0])) {
-      const latencies = list.filter((c) => c.status > 0).map((c) => c.latencyMs);
-      const l = latencyOf(latencies);
-      timeseries.push({ service, t, requests: list.length, errors: list.filter((c) => !succeeded(c.status)).length, p50: l.p50, p99: l.p99 });
-    }
-  }
+  const series = new Map(services.map((s) => [s, calls(s)]));
+  const edges = bucketEdges(Date.parse(journal.startedAt), windows, [...[...series.values()].flatMap((cs) => cs.map((c) => c.t)), ...events.filter((e) => e.type === 'retry.attempt').map((e) => e.time)]);
+  const timeseries = timeseriesOf(services, (s) => series.get(s)!, edges);
 
   const hypotheses = verdicts(experiment, journal, recording, windows);
   const byRequest = groupBy(events.filter((e) => typeof e.requestId === 'string' && e.requestId), (e) => String(e.requestId));
   const attribution = attribute(experiment, events, byRequest, sidecarService);
   const faults = impacts(experiment, journal, events, byRequest, attribution);
-  const policies = policyChecks(experiment, journal, events, recording, windows, hypotheses);
+  const policies = policyChecks(experiment, journal, events, recording, windows, hypotheses, edges);
   const propagation = propagate(experiment, events, load, byRequest, sidecarService, windows);
   const score = scoreOf(hypotheses, experiment);
   return {
@@ -190,7 +178,7 @@ function verdicts(experiment: Experiment, journal: Journal, recording: Recording
   return out;
 }
 
-function policyChecks(experiment: Experiment, journal: Journal, events: readonly Event[], recording: Recording, windows: AnalysisWindow[], hypotheses: HypothesisVerdict[]): Policies {
+function policyChecks(experiment: Experiment, journal: Journal, events: readonly Event[], recording: Recording, windows: AnalysisWindow[], hypotheses: HypothesisVerdict[], edges: readonly number[]): Policies {
   const services = [...new Set(events.filter((e) => e.type === 'request.done' && e.direction === 'outbound' && e.service).map((e) => String(e.service)))].sort();
   const faultWindows = windows.filter((w) => w.kind === 'fault');
   const retries = services.map((service) => {
@@ -216,7 +204,7 @@ function policyChecks(experiment: Experiment, journal: Journal, events: readonly
   });
   const recovered = hypotheses.filter((h) => h.kind === 'recovers');
   const recovery = experiment.expect.flatMap((e, i) => (e.recovers ? [{ service: e.recovers.service, afterMs: parseMs(recovered.find((h) => h.id === `expect[${i}]`)?.measured) }] : []));
-  const retryTimeline = countPerSecond(events.filter((e) => e.type === 'retry.attempt'), (e) => String(e.service)).map(([service, t, retries]) => ({ service, t, retries }));
+  const retryTimeline = retriesOverTime(events, edges);
   const breakerTimeline = events.filter((e) => e.type === 'breaker.state').map((e) => ({ service: String(e.service), t: e.time, state: e.to as 'closed' | 'open' | 'half-open' }));
   void faultWindows;
   void journal;
@@ -309,18 +297,6 @@ function serviceOfSidecar(events: readonly Event[]): Map<string, string> {
 }
 
 
-
-function countPerSecond(events: readonly Event[], key: (e: Event) => string): [string, number, number][] {
-  const counts = new Map<string, number>();
-  for (const e of events) {
-    const k = `${key(e)}\u0000${Math.floor(e.time / 1000) * 1000}`;
-    counts.set(k, (counts.get(k) ?? 0) + 1);
-  }
-  return [...counts].map(([k, n]) => {
-    const [service, t] = k.split('\u0000') as [string, string];
-    return [service, Number(t), n] as [string, number, number];
-  }).sort((a, b) => a[1] - b[1]);
-}
 
 function parseMs(text: string | undefined): number | null {
   const match = text === undefined ? null : /^(\d+) ms/.exec(text);

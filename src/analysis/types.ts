@@ -18,7 +18,7 @@ export interface Analysis {
   readonly windows: readonly AnalysisWindow[];
   /** Per service and window. */
   readonly services: readonly ServiceStats[];
-  /** One-second buckets per service, for the charts. */
+  /** One-second buckets per service on the run's clock (buckets.ts), for the charts. */
   readonly timeseries: readonly Bucket[];
   readonly faults: readonly FaultImpact[];
   readonly halts: readonly { readonly at: number; readonly reason: string }[];
@@ -68,10 +68,12 @@ export interface ServiceStats {
 
 export interface Bucket {
   readonly service: string;
-  /** Start of the second. */
+  /** Start of the bucket. */
   readonly t: number;
   readonly requests: number;
   readonly errors: number;
+  /** Its end: a second after its start, or 0.75–1.25 s where a fault window begins or ends in it (buckets.ts). */
+  readonly to: number;
   readonly p50: number;
   readonly p99: number;
 }
@@ -122,8 +124,8 @@ export interface Policies {
   readonly ejections: readonly { readonly service: string; readonly endpoint: string; readonly ejectedAt: number; readonly restoredAt: number | null }[];
   /** Time from rollback until each service was back to its steady state; null when it was not. */
   readonly recovery: readonly { readonly service: string; readonly afterMs: number | null }[];
-  /** For the timelines: retries per second per service, and breaker states over time. */
-  readonly retryTimeline: readonly { readonly service: string; readonly t: number; readonly retries: number }[];
+  /** For the timelines: retries per service in the same buckets as the time series (from t to to), and breaker states over time. */
+  readonly retryTimeline: readonly { readonly service: string; readonly t: number; readonly to: number; readonly retries: number }[];
   readonly breakerTimeline: readonly { readonly service: string; readonly t: number; readonly state: 'closed' | 'open' | 'half-open' }[];
 }
 

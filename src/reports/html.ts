@@ -79,7 +79,7 @@ const empty = (text: string) => `<p class="empty">${esc(text)}</p>`;
 
 function summary(a: Analysis): string {
   const e = a.experiment;
-  const end = e.finishedAt ?? Math.max(e.startedAt, ...a.timeseries.map((b) => b.t + 1000));
+  const end = e.finishedAt ?? Math.max(e.startedAt, ...a.timeseries.map((b) => b.to));
   const counts = { pass: 0, fail: 0, inconclusive: 0 };
   for (const h of a.hypotheses) counts[h.outcome]++;
   const facts: [string, string][] = [
