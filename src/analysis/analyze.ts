@@ -121,7 +121,7 @@ export async function analyze(run: RunFiles): Promise<Analysis> {
   const faults = impacts(experiment, journal, events, byRequest, attribution);
   const policies = policyChecks(experiment, journal, events, recording, windows, hypotheses, edges);
   const propagation = propagate(experiment, events, load, byRequest, sidecarService, windows);
-  const score = scoreOf(hypotheses, experiment);
+  const score = scoreOf(hypotheses, windows);
   return {
     schema: 'faultline.report/v1',
     experiment: {
@@ -133,6 +133,7 @@ export async function analyze(run: RunFiles): Promise<Analysis> {
       startedAt: Date.parse(journal.startedAt),
       finishedAt: journal.finishedAt ? Date.parse(journal.finishedAt) : null,
       complete: journal.status === 'complete',
+      rollback: journal.rollback && { verified: journal.rollback.verified, remaining: journal.rollback.remaining },
     },
     windows,
     services: stats,
@@ -154,20 +155,27 @@ function verdicts(experiment: Experiment, journal: Journal, recording: Recording
   const halted = journal.outcome === 'halted';
   const faultWindows = windows.filter((w) => w.kind === 'fault');
   const method = faultWindows.length
-    ? { name: 'method', from: Math.min(...faultWindows.map((w) => w.from)), to: Math.max(...faultWindows.map((w) => w.to)) }
+    ? { name: 'method', kind: 'fault' as const, from: Math.min(...faultWindows.map((w) => w.from)), to: Math.max(...faultWindows.map((w) => w.to)) }
     : undefined;
+  // Every hypothesis in every window it names, measured or not: a gate must see what was never tested.
+  const judged = { baseline: windows.find((x) => x.kind === 'baseline'), method, recovery: windows.find((x) => x.kind === 'recovery') };
   experiment.steadyState.forEach((h, i) => {
     const kind = Object.keys(h).find((k) => h[k as keyof typeof h] !== undefined)!;
-    for (const w of [windows.find((x) => x.kind === 'baseline'), method && { ...method, kind: 'fault' as const }, windows.find((x) => x.kind === 'recovery')]) {
-      if (!w) continue;
+    for (const [name, w] of Object.entries(judged)) {
+      const id = `steadyState[${i}]@${name}`;
+      if (!w) {
+        const v = steadyStateVerdict(h, recording, { name, from: 0, to: 0 });
+        out.push({ id, kind, hypothesis: v.hypothesis, window: name, outcome: 'not-run', measured: `not measured: ${notReached(journal, name)}`, objective: v.objective, samples: 0 });
+        continue;
+      }
       const v = steadyStateVerdict(h, recording, w);
-      out.push({ id: `steadyState[${i}]@${w.name}`, kind, hypothesis: v.hypothesis, window: w.name, outcome: v.outcome, measured: v.measured, objective: v.objective, samples: v.samples });
+      out.push({ id, kind, hypothesis: v.hypothesis, window: w.name, outcome: v.outcome, measured: v.measured, objective: v.objective, samples: v.samples });
     }
   });
   experiment.expect.forEach((e, i) => {
     const kind = Object.keys(e).find((k) => e[k as keyof typeof e] !== undefined)!;
     if (!method) {
-      out.push({ id: `expect[${i}]`, kind, hypothesis: kind, window: 'method', outcome: 'inconclusive', measured: 'no fault was injected', objective: '-', samples: 0 });
+      out.push({ id: `expect[${i}]`, kind, hypothesis: kind, window: 'method', outcome: 'not-run', measured: `not measured: ${notReached(journal, 'method')}`, objective: '-', samples: 0 });
       return;
     }
     const v = expectVerdict(e, experiment, recording, method);
@@ -176,6 +184,16 @@ function verdicts(experiment: Experiment, journal: Journal, recording: Recording
     out.push({ id: `expect[${i}]`, kind, hypothesis: v.hypothesis, window: v.window, outcome, measured: halted && v.outcome === 'fail' ? `${v.measured} (halted early)` : v.measured, objective: v.objective, samples: v.samples });
   });
   return out;
+}
+
+/** Why a run has no `window` (baseline, method, recovery), from how it ended. */
+function notReached(journal: Journal, window: string): string {
+  const reason = journal.reason ? `: ${journal.reason}` : '';
+  if (journal.status !== 'complete') return 'the recording ends before it (the runner stopped)';
+  if (journal.outcome === 'error') return `the run ended in an error before it${reason}`;
+  if (journal.outcome === 'inconclusive') return 'the steady state did not hold in the baseline, so no fault was injected';
+  if (journal.outcome === 'halted') return `the run halted before it${reason}`;
+  return window === 'method' ? 'no fault was injected' : 'the run has no such phase';
 }
 
 function policyChecks(experiment: Experiment, journal: Journal, events: readonly Event[], recording: Recording, windows: AnalysisWindow[], hypotheses: HypothesisVerdict[], edges: readonly number[]): Policies {
@@ -213,27 +231,30 @@ function policyChecks(experiment: Experiment, journal: Journal, events: readonly
 
 /**
  * The resilience score: each hypothesis earns its kind's weight when it passes, half when it is
- * inconclusive, nothing when it fails; the score is the share of the weights earned, 0–100.
+ * inconclusive, nothing when it fails; the score is the share of the weights earned, 0–100. Hypotheses
+ * not run are left out, and a run that injected no fault has no score: it tested nothing.
  */
-function scoreOf(hypotheses: readonly HypothesisVerdict[], _experiment: Experiment): Score {
-  const kinds = [...new Set(hypotheses.map((h) => h.kind))];
+function scoreOf(hypotheses: readonly HypothesisVerdict[], windows: readonly AnalysisWindow[]): Score {
+  if (!windows.some((w) => w.kind === 'fault')) return { value: null, reason: 'no fault was injected', parts: [] };
+  const scored = hypotheses.filter((h) => h.outcome !== 'not-run');
+  const kinds = [...new Set(scored.map((h) => h.kind))];
   const parts = kinds.map((kind) => {
-    const of = hypotheses.filter((h) => h.kind === kind);
+    const of = scored.filter((h) => h.kind === kind);
     const weight = SCORE_WEIGHTS[kind] ?? 1;
     const earned = of.reduce((s, h) => s + (h.outcome === 'pass' ? 1 : h.outcome === 'inconclusive' ? 0.5 : 0), 0);
     return { kind, weight, passed: of.filter((h) => h.outcome === 'pass').length, total: of.length, points: weight * earned };
   });
   const possible = parts.reduce((s, p) => s + p.weight * p.total, 0);
-  return { value: possible === 0 ? 0 : Math.round((1000 * parts.reduce((s, p) => s + p.points, 0)) / possible) / 10, parts };
+  return { value: possible === 0 ? 0 : Math.round((1000 * parts.reduce((s, p) => s + p.points, 0)) / possible) / 10, reason: null, parts };
 }
 
 async function regression(dir: string, score: Score, hypotheses: readonly HypothesisVerdict[], stats: readonly ServiceStats[], experiment: Experiment): Promise<Regression | null> {
   const parent = dirname(dir);
   const siblings = (await readdir(parent).catch(() => [] as string[])).filter((d) => d < basename(dir)).sort().reverse().slice(0, 5);
-  const previous: { dir: string; startedAt: number; outcome: string | null; score: number; report: { hypotheses: HypothesisVerdict[]; services: ServiceStats[] } }[] = [];
+  const previous: { dir: string; startedAt: number; outcome: string | null; score: number | null; report: { hypotheses: HypothesisVerdict[]; services: ServiceStats[] } }[] = [];
   for (const name of siblings) {
     try {
-      const report = JSON.parse(await readFile(join(parent, name, 'report.json'), 'utf8')) as { experiment: { startedAt: number; outcome: string | null }; score: Score; hypotheses: HypothesisVerdict[]; services: ServiceStats[] };
+      const report = JSON.parse(await readFile(join(parent, name, 'report.json'), 'utf8')) as { experiment: { startedAt: number; outcome: string | null }; score: { value: number | null }; hypotheses: HypothesisVerdict[]; services: ServiceStats[] };
       previous.push({ dir: join(parent, name), startedAt: report.experiment.startedAt, outcome: report.experiment.outcome, score: report.score.value, report });
     } catch {
       // a run without a report (killed, or older): not compared
@@ -242,7 +263,7 @@ async function regression(dir: string, score: Score, hypotheses: readonly Hypoth
   if (previous.length === 0) return null;
   const last = previous[0]!;
   const worse: string[] = [];
-  if (score.value < last.score) worse.push(`score ${score.value} < ${last.score} in the previous run`);
+  if (score.value !== null && last.score !== null && score.value < last.score) worse.push(`score ${score.value} < ${last.score} in the previous run`);
   for (const h of hypotheses) {
     const before = last.report.hypotheses.find((p) => p.id === h.id);
     if (before?.outcome === 'pass' && h.outcome !== 'pass') worse.push(`${h.hypothesis} [${h.window}]: ${before.outcome} → ${h.outcome}`);

@@ -13,6 +13,8 @@ export interface Analysis {
     readonly startedAt: number;
     readonly finishedAt: number | null;
     readonly complete: boolean;
+    /** The rollback as the journal has it: verified or not, and what was left where; null when none was recorded. */
+    readonly rollback: { readonly verified: boolean; readonly remaining: Readonly<Record<string, readonly string[]>> } | null;
   };
   /** baseline, one per fault step (its fault's id), recovery. */
   readonly windows: readonly AnalysisWindow[];
@@ -70,10 +72,10 @@ export interface Bucket {
   readonly service: string;
   /** Start of the bucket. */
   readonly t: number;
-  readonly requests: number;
-  readonly errors: number;
   /** Its end: a second after its start, or 0.75–1.25 s where a fault window begins or ends in it (buckets.ts). */
   readonly to: number;
+  readonly requests: number;
+  readonly errors: number;
   readonly p50: number;
   readonly p99: number;
 }
@@ -140,19 +142,23 @@ export interface HypothesisVerdict {
   readonly kind: string;
   readonly hypothesis: string;
   readonly window: string;
-  readonly outcome: 'pass' | 'fail' | 'inconclusive';
+  /** not-run: its window never came (the run ended before it, or no fault was injected); left out of the score. */
+  readonly outcome: 'pass' | 'fail' | 'inconclusive' | 'not-run';
   readonly measured: string;
   readonly objective: string;
   readonly samples: number;
 }
 
 export interface Score {
-  readonly value: number;
+  /** 0–100; null when no fault was injected: a run that tested nothing has no score. */
+  readonly value: number | null;
+  /** Why there is no score; null when there is one. */
+  readonly reason: string | null;
   readonly parts: readonly { readonly kind: string; readonly weight: number; readonly passed: number; readonly total: number; readonly points: number }[];
 }
 
 export interface Regression {
-  readonly previous: readonly { readonly dir: string; readonly startedAt: number; readonly outcome: string | null; readonly score: number }[];
+  readonly previous: readonly { readonly dir: string; readonly startedAt: number; readonly outcome: string | null; readonly score: number | null }[];
   readonly worse: readonly string[];
 }
 

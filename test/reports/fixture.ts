@@ -59,6 +59,7 @@ export function fixtureAnalysis(): Analysis {
       startedAt: T0,
       finishedAt: at(30),
       complete: true,
+      rollback: { verified: true, remaining: {} },
     },
     windows: [
       { name: 'baseline', kind: 'baseline', from: at(0), to: at(FAULT_FROM) },
@@ -130,6 +131,7 @@ export function fixtureAnalysis(): Analysis {
     },
     score: {
       value: 50,
+      reason: null,
       parts: [
         { kind: 'availability', weight: 3, passed: 1, total: 2, points: 3 },
         { kind: 'retriesMask', weight: 2, passed: 1, total: 1, points: 2 },
