@@ -12,6 +12,7 @@ import { methodLength, parseExperiment, type Experiment } from '../experiments/s
 import { expectVerdict, samplesFor, steadyStateVerdict, type Recording } from '../experiments/verdicts.ts';
 import type { LoadRecord } from '../experiments/load.ts';
 import { attribute, impacts } from './attribution.ts';
+import { bucketEdges, retryTimeline as retriesOverTime, timeseries as timeseriesOf } from './buckets.ts';
 import { percentile, succeeded } from '../measures.ts';
 import { groupBy, targetsOfStep, type Event } from './common.ts';
 import { propagate } from './propagation.ts';
@@ -21,7 +22,6 @@ import type {
   AnalysisWindow,
   Attribution,
   AttributionRow,
-  Bucket,
   CohortComparison,
   FaultImpact,
   HypothesisVerdict,
@@ -111,29 +111,17 @@ export async function analyze(run: RunFiles): Promise<Analysis> {
     }
   }
 
-  const timeseries: Bucket[] = [];
-  for (const service of services) {
-    const buckets = new Map<number, { status: number; latencyMs: number }[]>();
-    for (const c of calls(service)) {
-      const t = Math.floor(c.t / 1000) * 1000;
-      let list = buckets.get(t);
-      if (!list) buckets.set(t, (list = []));
-      list.push(c);
-    }
-    for (const [t, list] of [...buckets].sort((a, b) => a[0] - b[0])) {
-      const latencies = list.filter((c) => c.status > 0).map((c) => c.latencyMs);
-      const l = latencyOf(latencies);
-      timeseries.push({ service, t, requests: list.length, errors: list.filter((c) => !succeeded(c.status)).length, p50: l.p50, p99: l.p99 });
-    }
-  }
+  const series = new Map(services.map((s) => [s, calls(s)]));
+  const edges = bucketEdges(Date.parse(journal.startedAt), windows, [...[...series.values()].flatMap((cs) => cs.map((c) => c.t)), ...events.filter((e) => e.type === 'retry.attempt').map((e) => e.time)]);
+  const timeseries = timeseriesOf(services, (s) => series.get(s)!, edges);
 
   const hypotheses = verdicts(experiment, journal, recording, windows);
   const byRequest = groupBy(events.filter((e) => typeof e.requestId === 'string' && e.requestId), (e) => String(e.requestId));
   const attribution = attribute(experiment, events, byRequest, sidecarService);
   const faults = impacts(experiment, journal, events, byRequest, attribution);
-  const policies = policyChecks(experiment, journal, events, recording, windows, hypotheses);
+  const policies = policyChecks(experiment, journal, events, recording, windows, hypotheses, edges);
   const propagation = propagate(experiment, events, load, byRequest, sidecarService, windows);
-  const score = scoreOf(hypotheses, experiment);
+  const score = scoreOf(hypotheses, windows);
   return {
     schema: 'faultline.report/v1',
     experiment: {
@@ -145,6 +133,7 @@ export async function analyze(run: RunFiles): Promise<Analysis> {
       startedAt: Date.parse(journal.startedAt),
       finishedAt: journal.finishedAt ? Date.parse(journal.finishedAt) : null,
       complete: journal.status === 'complete',
+      rollback: journal.rollback && { verified: journal.rollback.verified, remaining: journal.rollback.remaining },
     },
     windows,
     services: stats,
@@ -166,20 +155,27 @@ function verdicts(experiment: Experiment, journal: Journal, recording: Recording
   const halted = journal.outcome === 'halted';
   const faultWindows = windows.filter((w) => w.kind === 'fault');
   const method = faultWindows.length
-    ? { name: 'method', from: Math.min(...faultWindows.map((w) => w.from)), to: Math.max(...faultWindows.map((w) => w.to)) }
+    ? { name: 'method', kind: 'fault' as const, from: Math.min(...faultWindows.map((w) => w.from)), to: Math.max(...faultWindows.map((w) => w.to)) }
     : undefined;
+  // Every hypothesis in every window it names, measured or not: a gate must see what was never tested.
+  const judged = { baseline: windows.find((x) => x.kind === 'baseline'), method, recovery: windows.find((x) => x.kind === 'recovery') };
   experiment.steadyState.forEach((h, i) => {
     const kind = Object.keys(h).find((k) => h[k as keyof typeof h] !== undefined)!;
-    for (const w of [windows.find((x) => x.kind === 'baseline'), method && { ...method, kind: 'fault' as const }, windows.find((x) => x.kind === 'recovery')]) {
-      if (!w) continue;
+    for (const [name, w] of Object.entries(judged)) {
+      const id = `steadyState[${i}]@${name}`;
+      if (!w) {
+        const v = steadyStateVerdict(h, recording, { name, from: 0, to: 0 });
+        out.push({ id, kind, hypothesis: v.hypothesis, window: name, outcome: 'not-run', measured: `not measured: ${notReached(journal, name)}`, objective: v.objective, samples: 0 });
+        continue;
+      }
       const v = steadyStateVerdict(h, recording, w);
-      out.push({ id: `steadyState[${i}]@${w.name}`, kind, hypothesis: v.hypothesis, window: w.name, outcome: v.outcome, measured: v.measured, objective: v.objective, samples: v.samples });
+      out.push({ id, kind, hypothesis: v.hypothesis, window: w.name, outcome: v.outcome, measured: v.measured, objective: v.objective, samples: v.samples });
     }
   });
   experiment.expect.forEach((e, i) => {
     const kind = Object.keys(e).find((k) => e[k as keyof typeof e] !== undefined)!;
     if (!method) {
-      out.push({ id: `expect[${i}]`, kind, hypothesis: kind, window: 'method', outcome: 'inconclusive', measured: 'no fault was injected', objective: '-', samples: 0 });
+      out.push({ id: `expect[${i}]`, kind, hypothesis: kind, window: 'method', outcome: 'not-run', measured: `not measured: ${notReached(journal, 'method')}`, objective: '-', samples: 0 });
       return;
     }
     const v = expectVerdict(e, experiment, recording, method);
@@ -190,7 +186,17 @@ function verdicts(experiment: Experiment, journal: Journal, recording: Recording
   return out;
 }
 
-function policyChecks(experiment: Experiment, journal: Journal, events: readonly Event[], recording: Recording, windows: AnalysisWindow[], hypotheses: HypothesisVerdict[]): Policies {
+/** Why a run has no `window` (baseline, method, recovery), from how it ended. */
+function notReached(journal: Journal, window: string): string {
+  const reason = journal.reason ? `: ${journal.reason}` : '';
+  if (journal.status !== 'complete') return 'the recording ends before it (the runner stopped)';
+  if (journal.outcome === 'error') return `the run ended in an error before it${reason}`;
+  if (journal.outcome === 'inconclusive') return 'the steady state did not hold in the baseline, so no fault was injected';
+  if (journal.outcome === 'halted') return `the run halted before it${reason}`;
+  return window === 'method' ? 'no fault was injected' : 'the run has no such phase';
+}
+
+function policyChecks(experiment: Experiment, journal: Journal, events: readonly Event[], recording: Recording, windows: AnalysisWindow[], hypotheses: HypothesisVerdict[], edges: readonly number[]): Policies {
   const services = [...new Set(events.filter((e) => e.type === 'request.done' && e.direction === 'outbound' && e.service).map((e) => String(e.service)))].sort();
   const faultWindows = windows.filter((w) => w.kind === 'fault');
   const retries = services.map((service) => {
@@ -216,7 +222,7 @@ function policyChecks(experiment: Experiment, journal: Journal, events: readonly
   });
   const recovered = hypotheses.filter((h) => h.kind === 'recovers');
   const recovery = experiment.expect.flatMap((e, i) => (e.recovers ? [{ service: e.recovers.service, afterMs: parseMs(recovered.find((h) => h.id === `expect[${i}]`)?.measured) }] : []));
-  const retryTimeline = countPerSecond(events.filter((e) => e.type === 'retry.attempt'), (e) => String(e.service)).map(([service, t, retries]) => ({ service, t, retries }));
+  const retryTimeline = retriesOverTime(events, edges);
   const breakerTimeline = events.filter((e) => e.type === 'breaker.state').map((e) => ({ service: String(e.service), t: e.time, state: e.to as 'closed' | 'open' | 'half-open' }));
   void faultWindows;
   void journal;
@@ -225,27 +231,30 @@ function policyChecks(experiment: Experiment, journal: Journal, events: readonly
 
 /**
  * The resilience score: each hypothesis earns its kind's weight when it passes, half when it is
- * inconclusive, nothing when it fails; the score is the share of the weights earned, 0–100.
+ * inconclusive, nothing when it fails; the score is the share of the weights earned, 0–100. Hypotheses
+ * not run are left out, and a run that injected no fault has no score: it tested nothing.
  */
-function scoreOf(hypotheses: readonly HypothesisVerdict[], _experiment: Experiment): Score {
-  const kinds = [...new Set(hypotheses.map((h) => h.kind))];
+function scoreOf(hypotheses: readonly HypothesisVerdict[], windows: readonly AnalysisWindow[]): Score {
+  if (!windows.some((w) => w.kind === 'fault')) return { value: null, reason: 'no fault was injected', parts: [] };
+  const scored = hypotheses.filter((h) => h.outcome !== 'not-run');
+  const kinds = [...new Set(scored.map((h) => h.kind))];
   const parts = kinds.map((kind) => {
-    const of = hypotheses.filter((h) => h.kind === kind);
+    const of = scored.filter((h) => h.kind === kind);
     const weight = SCORE_WEIGHTS[kind] ?? 1;
     const earned = of.reduce((s, h) => s + (h.outcome === 'pass' ? 1 : h.outcome === 'inconclusive' ? 0.5 : 0), 0);
     return { kind, weight, passed: of.filter((h) => h.outcome === 'pass').length, total: of.length, points: weight * earned };
   });
   const possible = parts.reduce((s, p) => s + p.weight * p.total, 0);
-  return { value: possible === 0 ? 0 : Math.round((1000 * parts.reduce((s, p) => s + p.points, 0)) / possible) / 10, parts };
+  return { value: possible === 0 ? 0 : Math.round((1000 * parts.reduce((s, p) => s + p.points, 0)) / possible) / 10, reason: null, parts };
 }
 
 async function regression(dir: string, score: Score, hypotheses: readonly HypothesisVerdict[], stats: readonly ServiceStats[], experiment: Experiment): Promise<Regression | null> {
   const parent = dirname(dir);
   const siblings = (await readdir(parent).catch(() => [] as string[])).filter((d) => d < basename(dir)).sort().reverse().slice(0, 5);
-  const previous: { dir: string; startedAt: number; outcome: string | null; score: number; report: { hypotheses: HypothesisVerdict[]; services: ServiceStats[] } }[] = [];
+  const previous: { dir: string; startedAt: number; outcome: string | null; score: number | null; report: { hypotheses: HypothesisVerdict[]; services: ServiceStats[] } }[] = [];
   for (const name of siblings) {
     try {
-      const report = JSON.parse(await readFile(join(parent, name, 'report.json'), 'utf8')) as { experiment: { startedAt: number; outcome: string | null }; score: Score; hypotheses: HypothesisVerdict[]; services: ServiceStats[] };
+      const report = JSON.parse(await readFile(join(parent, name, 'report.json'), 'utf8')) as { experiment: { startedAt: number; outcome: string | null }; score: { value: number | null }; hypotheses: HypothesisVerdict[]; services: ServiceStats[] };
       previous.push({ dir: join(parent, name), startedAt: report.experiment.startedAt, outcome: report.experiment.outcome, score: report.score.value, report });
     } catch {
       // a run without a report (killed, or older): not compared
@@ -254,7 +263,7 @@ async function regression(dir: string, score: Score, hypotheses: readonly Hypoth
   if (previous.length === 0) return null;
   const last = previous[0]!;
   const worse: string[] = [];
-  if (score.value < last.score) worse.push(`score ${score.value} < ${last.score} in the previous run`);
+  if (score.value !== null && last.score !== null && score.value < last.score) worse.push(`score ${score.value} < ${last.score} in the previous run`);
   for (const h of hypotheses) {
     const before = last.report.hypotheses.find((p) => p.id === h.id);
     if (before?.outcome === 'pass' && h.outcome !== 'pass') worse.push(`${h.hypothesis} [${h.window}]: ${before.outcome} → ${h.outcome}`);
@@ -309,18 +318,6 @@ function serviceOfSidecar(events: readonly Event[]): Map<string, string> {
 }
 
 
-
-function countPerSecond(events: readonly Event[], key: (e: Event) => string): [string, number, number][] {
-  const counts = new Map<string, number>();
-  for (const e of events) {
-    const k = `${key(e)}\u0000${Math.floor(e.time / 1000) * 1000}`;
-    counts.set(k, (counts.get(k) ?? 0) + 1);
-  }
-  return [...counts].map(([k, n]) => {
-    const [service, t] = k.split('\u0000') as [string, string];
-    return [service, Number(t), n] as [string, number, number];
-  }).sort((a, b) => a[1] - b[1]);
-}
 
 function parseMs(text: string | undefined): number | null {
   const match = text === undefined ? null : /^(\d+) ms/.exec(text);

@@ -13,12 +13,14 @@ export interface Analysis {
     readonly startedAt: number;
     readonly finishedAt: number | null;
     readonly complete: boolean;
+    /** The rollback as the journal has it: verified or not, and what was left where; null when none was recorded. */
+    readonly rollback: { readonly verified: boolean; readonly remaining: Readonly<Record<string, readonly string[]>> } | null;
   };
   /** baseline, one per fault step (its fault's id), recovery. */
   readonly windows: readonly AnalysisWindow[];
   /** Per service and window. */
   readonly services: readonly ServiceStats[];
-  /** One-second buckets per service, for the charts. */
+  /** One-second buckets per service on the run's clock (buckets.ts), for the charts. */
   readonly timeseries: readonly Bucket[];
   readonly faults: readonly FaultImpact[];
   readonly halts: readonly { readonly at: number; readonly reason: string }[];
@@ -68,8 +70,10 @@ export interface ServiceStats {
 
 export interface Bucket {
   readonly service: string;
-  /** Start of the second. */
+  /** Start of the bucket. */
   readonly t: number;
+  /** Its end: a second after its start, or 0.75–1.25 s where a fault window begins or ends in it (buckets.ts). */
+  readonly to: number;
   readonly requests: number;
   readonly errors: number;
   readonly p50: number;
@@ -122,8 +126,8 @@ export interface Policies {
   readonly ejections: readonly { readonly service: string; readonly endpoint: string; readonly ejectedAt: number; readonly restoredAt: number | null }[];
   /** Time from rollback until each service was back to its steady state; null when it was not. */
   readonly recovery: readonly { readonly service: string; readonly afterMs: number | null }[];
-  /** For the timelines: retries per second per service, and breaker states over time. */
-  readonly retryTimeline: readonly { readonly service: string; readonly t: number; readonly retries: number }[];
+  /** For the timelines: retries per service in the same buckets as the time series (from t to to), and breaker states over time. */
+  readonly retryTimeline: readonly { readonly service: string; readonly t: number; readonly to: number; readonly retries: number }[];
   readonly breakerTimeline: readonly { readonly service: string; readonly t: number; readonly state: 'closed' | 'open' | 'half-open' }[];
 }
 
@@ -138,19 +142,23 @@ export interface HypothesisVerdict {
   readonly kind: string;
   readonly hypothesis: string;
   readonly window: string;
-  readonly outcome: 'pass' | 'fail' | 'inconclusive';
+  /** not-run: its window never came (the run ended before it, or no fault was injected); left out of the score. */
+  readonly outcome: 'pass' | 'fail' | 'inconclusive' | 'not-run';
   readonly measured: string;
   readonly objective: string;
   readonly samples: number;
 }
 
 export interface Score {
-  readonly value: number;
+  /** 0–100; null when no fault was injected: a run that tested nothing has no score. */
+  readonly value: number | null;
+  /** Why there is no score; null when there is one. */
+  readonly reason: string | null;
   readonly parts: readonly { readonly kind: string; readonly weight: number; readonly passed: number; readonly total: number; readonly points: number }[];
 }
 
 export interface Regression {
-  readonly previous: readonly { readonly dir: string; readonly startedAt: number; readonly outcome: string | null; readonly score: number }[];
+  readonly previous: readonly { readonly dir: string; readonly startedAt: number; readonly outcome: string | null; readonly score: number | null }[];
   readonly worse: readonly string[];
 }
 

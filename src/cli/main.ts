@@ -186,8 +186,9 @@ program
   .option('--prometheus <url>', 'also compute the window figures with PromQL from this Prometheus (it scraped the sidecars during the run)')
   .action(async (dir: string, options: { prometheus?: string }) => {
     const { writeReports } = await import('../reports/write.ts');
+    const { scoreText } = await import('../reports/text.ts');
     const { analysis, files } = await writeReports(dir, options.prometheus ? { prometheus: options.prometheus } : {});
-    process.stdout.write(`${analysis.experiment.name}: ${analysis.experiment.outcome ?? 'incomplete'}, score ${analysis.score.value}; ${analysis.hypotheses.filter((h) => h.outcome === 'fail').length} of ${analysis.hypotheses.length} hypotheses failed\n  ${Object.values(files).join('\n  ')}\n`);
+    process.stdout.write(`${analysis.experiment.name}: ${analysis.experiment.outcome ?? 'incomplete'}, ${scoreText(analysis.score)}; ${analysis.hypotheses.filter((h) => h.outcome === 'fail').length} of ${analysis.hypotheses.length} hypotheses failed\n  ${Object.values(files).join('\n  ')}\n`);
   });
 
 program

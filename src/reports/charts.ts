@@ -2,6 +2,8 @@
 // and rendered to SVG strings by vega's headless View (no canvas, no browser, no network). Per service,
 // latency p50/p99 and error rate over time; retries per second; breaker states; the propagation graph.
 // Every time chart shades the fault windows (labelled with the fault id) and marks each halt with a rule.
+// A bucket's figure is drawn over the interval it covers (a bar, or a level step from its start to its
+// end), never as a point at its start joined to the next, so nothing shows before the fault that caused it.
 // Time is in seconds since the run started, so the output does not depend on the machine's time zone.
 import * as vega from 'vega';
 import { compile } from 'vega-lite';
@@ -18,6 +20,8 @@ export interface Chart {
 
 /** The fill of the fault-window shading, as it appears in the SVG. */
 export const FAULT_FILL = '#fdd0a2';
+/** The fill of the error-rate bars. */
+export const ERROR_FILL = '#f4a582';
 /** The colour of the halt rules. */
 export const HALT_COLOR = '#b2182b';
 const BREAKER_STATES = ['closed', 'half-open', 'open'] as const;
@@ -53,15 +57,19 @@ export async function renderCharts(analysis: Analysis): Promise<Chart[]> {
   for (const service of servicesOf(analysis)) {
     const buckets = analysis.timeseries.filter((b) => b.service === service);
     const slug = slugOf(service);
-    specs.push({ id: unique(`latency-${slug}`), title: `${service}: latency p50 and p99 per second`, spec: latencySpec(buckets.map((b) => ({ t: seconds(analysis, b.t), p50: b.p50, p99: b.p99 })), timeline) });
+    const latency = buckets.filter((b) => Number.isFinite(b.p50) && Number.isFinite(b.p99));
+    specs.push({ id: unique(`latency-${slug}`), title: `${service}: latency p50 and p99 per second`, spec: latencySpec(steps(analysis, latency, (b) => ({ p50: b.p50, p99: b.p99 })), timeline) });
     specs.push({
       id: unique(`errors-${slug}`),
       title: `${service}: error rate per second`,
-      spec: errorSpec(buckets.filter((b) => b.requests > 0).map((b) => ({ t: seconds(analysis, b.t), rate: (100 * b.errors) / b.requests, errors: b.errors, requests: b.requests })), timeline),
+      spec: errorSpec(buckets.filter((b) => b.requests > 0).map((b) => ({ from: seconds(analysis, b.t), to: seconds(analysis, b.to), rate: (100 * b.errors) / b.requests, errors: b.errors, requests: b.requests })), timeline),
     });
   }
   const retries = analysis.policies.retryTimeline;
-  if (retries.length) specs.push({ id: unique('retries'), title: 'Retries per second, per service', spec: retrySpec(retries.map((r) => ({ service: r.service, t: seconds(analysis, r.t), retries: r.retries })), timeline) });
+  if (retries.length) {
+    const perService = [...new Set(retries.map((r) => r.service))].flatMap((service) => steps(analysis, retries.filter((r) => r.service === service), (r) => ({ service, retries: r.retries / ((r.to - r.t) / 1000) })));
+    specs.push({ id: unique('retries'), title: 'Retries per second, per service', spec: retrySpec(perService, timeline) });
+  }
   if (analysis.policies.breakerTimeline.length) specs.push({ id: unique('breakers'), title: 'Circuit breaker state over time, per service', spec: breakerSpec(analysis, timeline) });
   if (analysis.propagation.nodes.length || analysis.propagation.edges.length) specs.push({ id: unique('propagation'), title: 'Error propagation between services during the fault windows', spec: propagationSpec(analysis) });
   const charts: Chart[] = [];
@@ -92,14 +100,30 @@ function slugOf(text: string): string {
 
 const seconds = (analysis: Analysis, t: number) => (t - analysis.experiment.startedAt) / 1000;
 
+/**
+ * A series of buckets (in time order) as level steps: a row at each bucket's start and one at its end
+ * with the same figures, and a new `segment` wherever a bucket does not begin where the last one ended,
+ * so that a line never slopes across a gap (a line from an empty second into the fault would rise
+ * before the fault did). `n` orders the path: a bucket's end and the next one's start share their x.
+ */
+function steps<B extends { t: number; to: number }>(analysis: Analysis, buckets: readonly B[], figures: (b: B) => Row): Row[] {
+  const rows: Row[] = [];
+  let segment = 0;
+  buckets.forEach((b, i) => {
+    if (i > 0 && buckets[i - 1]!.to !== b.t) segment++;
+    rows.push({ t: seconds(analysis, b.t), segment, n: rows.length, ...figures(b) }, { t: seconds(analysis, b.to), segment, n: rows.length + 1, ...figures(b) });
+  });
+  return rows;
+}
+
 function timelineOf(analysis: Analysis): Timeline {
   const start = analysis.experiment.startedAt;
   const ends = [
     analysis.experiment.finishedAt ?? start,
-    ...analysis.timeseries.map((b) => b.t + 1000),
+    ...analysis.timeseries.map((b) => b.to),
     ...analysis.windows.map((w) => w.to),
     ...analysis.halts.map((h) => h.at),
-    ...analysis.policies.retryTimeline.map((r) => r.t + 1000),
+    ...analysis.policies.retryTimeline.map((r) => r.to),
     ...analysis.policies.breakerTimeline.map((b) => b.t),
   ].filter((t) => Number.isFinite(t));
   const end = Math.max(start + 1000, ...ends);
@@ -152,23 +176,21 @@ function latencySpec(rows: Row[], timeline: Timeline): TopLevelSpec {
         x: { field: 't', ...timeAxis(timeline) },
         y: { field: 'ms', type: 'quantitative', axis: { title: 'latency (ms)' } },
         color: { field: 'percentile', type: 'nominal', scale: { domain: ['p50', 'p99'], range: ['#2166ac', '#762a83'] }, legend: { title: null, orient: 'top-right' } },
+        detail: { field: 'segment', type: 'nominal' },
+        order: { field: 'n', type: 'quantitative' },
       },
     },
   ]);
 }
 
+/** One bar per bucket, from its start to its end, and a rule along its top. */
 function errorSpec(rows: Row[], timeline: Timeline): TopLevelSpec {
   const top = Math.min(100, Math.max(5, ...rows.map((r) => Number(r['rate']))));
+  const y = { field: 'rate', type: 'quantitative' as const, scale: { domain: [0, top], nice: true }, axis: { title: 'errors (% of requests)' } };
   return frame([
     ...faultLayers(timeline),
-    {
-      data: { values: rows },
-      mark: { type: 'area', line: { color: '#b2182b' }, color: '#f4a582', opacity: 0.7, interpolate: 'step-after' },
-      encoding: {
-        x: { field: 't', ...timeAxis(timeline) },
-        y: { field: 'rate', type: 'quantitative', scale: { domain: [0, top], nice: true }, axis: { title: 'errors (% of requests)' } },
-      },
-    },
+    { data: { values: rows }, mark: { type: 'rect', color: ERROR_FILL, opacity: 0.7 }, encoding: { x: { field: 'from', ...timeAxis(timeline) }, x2: { field: 'to' }, y, y2: { datum: 0 } } },
+    { data: { values: rows }, mark: { type: 'rule', color: '#b2182b', strokeWidth: 1.5 }, encoding: { x: { field: 'from', ...timeAxis(timeline) }, x2: { field: 'to' }, y } },
   ]);
 }
 
@@ -177,11 +199,13 @@ function retrySpec(rows: Row[], timeline: Timeline): TopLevelSpec {
     ...faultLayers(timeline),
     {
       data: { values: rows },
-      mark: { type: 'line', strokeWidth: 1.5, point: { size: 12 } },
+      mark: { type: 'line', strokeWidth: 1.5 },
       encoding: {
         x: { field: 't', ...timeAxis(timeline) },
         y: { field: 'retries', type: 'quantitative', axis: { title: 'retries per second' } },
         color: { field: 'service', type: 'nominal', scale: { scheme: 'tableau10' }, legend: { title: 'service' } },
+        detail: { field: 'segment', type: 'nominal' },
+        order: { field: 'n', type: 'quantitative' },
       },
     },
   ]);

@@ -5,6 +5,7 @@
 // Every string from the analysis is escaped: a fault id or a reason holding markup shows as text.
 import type { Analysis, AttributionRow } from '../analysis/types.ts';
 import { renderCharts, type Chart } from './charts.ts';
+import { remainingText } from './text.ts';
 
 /** Rows of the attribution table; the totals above it count them all. */
 export const ATTRIBUTION_ROWS = 200;
@@ -79,8 +80,8 @@ const empty = (text: string) => `<p class="empty">${esc(text)}</p>`;
 
 function summary(a: Analysis): string {
   const e = a.experiment;
-  const end = e.finishedAt ?? Math.max(e.startedAt, ...a.timeseries.map((b) => b.t + 1000));
-  const counts = { pass: 0, fail: 0, inconclusive: 0 };
+  const end = e.finishedAt ?? Math.max(e.startedAt, ...a.timeseries.map((b) => b.to));
+  const counts = { pass: 0, fail: 0, inconclusive: 0, 'not-run': 0 };
   for (const h of a.hypotheses) counts[h.outcome]++;
   const facts: [string, string][] = [
     ['Outcome', `<span class="outcome ${cls(e.outcome ?? 'incomplete')}">${esc((e.outcome ?? 'incomplete').toUpperCase())}</span>`],
@@ -89,7 +90,8 @@ function summary(a: Analysis): string {
     ['Started', esc(iso(e.startedAt))],
     ['Finished', e.finishedAt ? esc(iso(e.finishedAt)) : 'not finished'],
     ['Duration', `${esc(duration(end - e.startedAt))}${e.complete ? '' : ' (recording incomplete)'}`],
-    ['Hypotheses', `${counts.pass} passed, ${counts.fail} failed, ${counts.inconclusive} inconclusive`],
+    ['Hypotheses', `${counts.pass} passed, ${counts.fail} failed, ${counts.inconclusive} inconclusive${counts['not-run'] ? `, ${counts['not-run']} not run` : ''}`],
+    ['Rollback', e.rollback ? (e.rollback.verified ? 'verified' : `<strong>NOT verified</strong>: ${esc(remainingText(e.rollback.remaining))}`) : 'none recorded'],
     ['Halts', a.halts.length ? `<ul class="halts">${a.halts.map((h) => `<li>+${esc(fixed((h.at - e.startedAt) / 1000))} s (${esc(iso(h.at))}): ${esc(h.reason)}</li>`).join('')}</ul>` : 'none'],
   ];
   const possible = a.score.parts.reduce((s, p) => s + p.weight * p.total, 0);
@@ -102,7 +104,9 @@ function summary(a: Analysis): string {
         [1, 2, 3, 4],
       )
     : empty('No hypotheses, so nothing to score.');
-  const score = `<div class="score"><p class="score-value"><strong>Resilience score ${esc(fixed(a.score.value, 1))} / 100</strong> — ${esc(fixed(earned, 1))} of ${esc(possible)} points: a hypothesis earns its kind's weight when it passes, half when inconclusive, nothing when it fails.</p>\n${parts}</div>`;
+  const score = a.score.value === null
+    ? `<div class="score"><p class="score-value"><strong>No resilience score</strong>: ${esc(a.score.reason ?? 'none computed')}.</p></div>`
+    : `<div class="score"><p class="score-value"><strong>Resilience score ${esc(fixed(a.score.value, 1))} / 100</strong> — ${esc(fixed(earned, 1))} of ${esc(possible)} points: a hypothesis earns its kind's weight when it passes, half when inconclusive, nothing when it fails; hypotheses not run are left out.</p>\n${parts}</div>`;
   return section('summary', 'Summary', `<dl class="facts">${facts.map(([k, v]) => `<dt>${esc(k)}</dt><dd>${v}</dd>`).join('')}</dl>\n${score}`);
 }
 

@@ -1,7 +1,6 @@
-// The machine- and people-readable reports besides the HTML: report.json (the analysis as is),
-// report.md (the summary for a pull request or a wiki) and junit.xml (one test case per hypothesis,
-// for CI gates: a failed hypothesis is a failure, an inconclusive one is skipped with its reason).
-import type { Analysis } from '../analysis/types.ts';
+// The machine- and people-readable reports besides the HTML and JUnit: report.json (the analysis as
+// is) and report.md (the summary for a pull request or a wiki), and the lines every report shares.
+import type { Analysis, Score } from '../analysis/types.ts';
 import { succeeded } from '../measures.ts';
 
 export function reportJson(analysis: Analysis): string {
@@ -19,7 +18,11 @@ export function reportMarkdown(analysis: Analysis): string {
     e.description ? `${e.description}\n` : '',
     `Seed ${e.seed}; ${new Date(e.startedAt).toISOString()}${e.finishedAt ? ` – ${new Date(e.finishedAt).toISOString()}` : ' (incomplete)'}${e.reason ? `; ${e.reason}` : ''}.`,
     '',
-    `**Resilience score ${analysis.score.value} / 100** — ${analysis.score.parts.map((p) => `${p.kind}: ${p.passed}/${p.total} passed × ${p.weight}`).join('; ') || 'no hypotheses'}.`,
+    analysis.score.value === null
+      ? `**No resilience score**: ${analysis.score.reason ?? 'none computed'}.`
+      : `**Resilience score ${analysis.score.value} / 100** — ${analysis.score.parts.map((p) => `${p.kind}: ${p.passed}/${p.total} passed × ${p.weight}`).join('; ') || 'no hypotheses'}.`,
+    '',
+    `Rollback: ${e.rollback ? (e.rollback.verified ? 'verified' : `**NOT verified** (${remainingText(e.rollback.remaining)})`) : 'none recorded'}.`,
     '',
     '## Hypotheses',
     '',
@@ -70,34 +73,16 @@ export function reportMarkdown(analysis: Analysis): string {
     );
   }
   const r = analysis.regression;
-  if (r) lines.push('## Against earlier runs', '', `Previous: ${r.previous.map((p) => `${new Date(p.startedAt).toISOString()} ${p.outcome} score ${p.score}`).join('; ')}.`, '', r.worse.length ? r.worse.map((w) => `- worse: ${w}`).join('\n') : 'Nothing got worse.', '');
+  if (r) lines.push('## Against earlier runs', '', `Previous: ${r.previous.map((p) => `${new Date(p.startedAt).toISOString()} ${p.outcome} score ${p.score ?? 'none'}`).join('; ')}.`, '', r.worse.length ? r.worse.map((w) => `- worse: ${w}`).join('\n') : 'Nothing got worse.', '');
   return `${lines.filter((l, i, all) => !(l === '' && all[i - 1] === '')).join('\n')}\n`;
 }
 
-const xml = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+/** "resilience score 87.5" (of 100), or why there is none. */
+export function scoreText(score: Score): string {
+  return score.value === null ? `no resilience score: ${score.reason ?? 'none computed'}` : `resilience score ${score.value}`;
+}
 
-export function reportJunit(analysis: Analysis): string {
-  const e = analysis.experiment;
-  const failures = analysis.hypotheses.filter((h) => h.outcome === 'fail').length;
-  const skipped = analysis.hypotheses.filter((h) => h.outcome === 'inconclusive').length;
-  const seconds = ((e.finishedAt ?? e.startedAt) - e.startedAt) / 1000;
-  const cases = analysis.hypotheses.map((h) => {
-    const open = `    <testcase classname="faultline.${xml(e.name)}" name="${xml(`${h.hypothesis} [${h.window}]`)}" time="0">`;
-    const detail = `measured ${h.measured}, objective ${h.objective}, ${h.samples} samples`;
-    if (h.outcome === 'fail') return `${open}\n      <failure message="${xml(detail)}" type="hypothesis">${xml(detail)}</failure>\n    </testcase>`;
-    if (h.outcome === 'inconclusive') return `${open}\n      <skipped message="${xml(`inconclusive: ${detail}`)}"/>\n    </testcase>`;
-    return `${open}</testcase>`;
-  });
-  const halted = e.outcome === 'halted' ? `\n    <testcase classname="faultline.${xml(e.name)}" name="the run was not halted" time="0">\n      <failure message="${xml(e.reason ?? 'halted')}" type="halt"/>\n    </testcase>` : '';
-  return [
-    '<?xml version="1.0" encoding="UTF-8"?>',
-    `<testsuites name="faultline" tests="${analysis.hypotheses.length + (halted ? 1 : 0)}" failures="${failures + (halted ? 1 : 0)}" skipped="${skipped}" time="${seconds.toFixed(3)}">`,
-    `  <testsuite name="${xml(e.name)}" tests="${analysis.hypotheses.length + (halted ? 1 : 0)}" failures="${failures + (halted ? 1 : 0)}" errors="0" skipped="${skipped}" time="${seconds.toFixed(3)}" timestamp="${new Date(e.startedAt).toISOString()}">`,
-    `    <properties><property name="seed" value="${e.seed}"/><property name="score" value="${analysis.score.value}"/><property name="outcome" value="${xml(e.outcome ?? 'incomplete')}"/></properties>`,
-    ...cases,
-    ...(halted ? [halted.slice(1)] : []),
-    '  </testsuite>',
-    '</testsuites>',
-    '',
-  ].join('\n');
+/** What a rollback left where: "cart: f1, f2; error: connect ECONNREFUSED". */
+export function remainingText(remaining: Readonly<Record<string, readonly string[]>>): string {
+  return Object.entries(remaining).map(([where, ids]) => `${where}: ${ids.join(', ')}`).join('; ') || 'nothing left, yet not verified';
 }

@@ -7,7 +7,8 @@ import { analyze, readRun } from '../analysis/analyze.ts';
 import { prometheusFigures } from '../analysis/promql.ts';
 import type { Analysis } from '../analysis/types.ts';
 import { renderHtml } from './html.ts';
-import { reportJson, reportJunit, reportMarkdown } from './text.ts';
+import { reportJunit } from './junit.ts';
+import { reportJson, reportMarkdown, scoreText } from './text.ts';
 
 export interface WrittenReports {
   readonly analysis: Analysis;
@@ -34,7 +35,7 @@ export async function writeReports(dir: string, options: { prometheus?: string }
 export async function writeReportsLine(dir: string): Promise<string> {
   try {
     const written = await writeReports(dir);
-    return `  report: ${written.files.html} (and report.md, report.json, junit.xml); resilience score ${written.analysis.score.value}\n`;
+    return `  report: ${written.files.html} (and report.md, report.json, junit.xml); ${scoreText(written.analysis.score)}\n`;
   } catch (error) {
     return `  report: not written (${(error as Error).message}); the recording is complete: faultline report ${dir}\n`;
   }

@@ -9,7 +9,9 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { analyze, readRun } from '../../src/analysis/analyze.ts';
 import { mannWhitney, normalCdf, twoProportions } from '../../src/analysis/stats.ts';
-import { reportJson, reportJunit, reportMarkdown } from '../../src/reports/text.ts';
+import { reportJunit } from '../../src/reports/junit.ts';
+import { reportJson, reportMarkdown } from '../../src/reports/text.ts';
+import { readJunit } from '../helpers/junit.ts';
 
 const T0 = Date.parse('2026-11-25T10:00:00.000Z');
 const at = (s: number) => T0 + s * 1000;
@@ -138,19 +140,21 @@ describe('analysis of a recording with known answers', () => {
     const md = reportMarkdown(a);
     expect(md).to.include('# Game day front-aborts: FAILED');
     expect(md).to.include('| FAIL | availability of front ≥ 95 % | method | 73.33 % | ≥ 95 % | 30 |');
-    const junit = reportJunit(a);
-    const suite = /<testsuite name="front-aborts" tests="(\d+)" failures="(\d+)" errors="0" skipped="(\d+)"/.exec(junit)!;
-    expect(suite.slice(1).map(Number)).to.deep.equal([4, 1, 2]);
-    expect(junit.match(/<testcase /g)).to.have.length(4);
-    expect(junit.match(/<failure /g)).to.have.length(1);
-    // Well formed: every element opened is closed, in order.
-    const stack: string[] = [];
-    for (const [, close, name, self] of junit.matchAll(/<(\/?)([a-z]+)[^>]*?(\/?)>/g)) {
-      if (self) continue;
-      if (close) expect(stack.pop()).to.equal(name);
-      else stack.push(name!);
-    }
-    expect(stack).to.deep.equal([]);
+    const [suite] = readJunit(reportJunit(a)).suites;
+    expect(suite!.attrs).to.include({ name: 'front-aborts', tests: '9', failures: '1', errors: '0', skipped: '2' });
+    expect(suite!.cases.map((c) => [c.name, c.result])).to.deep.equal([
+      ['run: ended without error', 'pass'],
+      ['run: steady state held before any fault', 'pass'],
+      ['run: not halted', 'pass'],
+      ['run: faults injected', 'pass'],
+      ['run: rollback verified', 'pass'],
+      ['availability of front ≥ 95 % [baseline]', 'skipped'],
+      ['availability of front ≥ 95 % [method]', 'failure'],
+      ['availability of front ≥ 95 % [recovery]', 'skipped'],
+      ['retries mask ≥ 40 % of aborts on api [method]', 'pass'],
+    ]);
+    expect(suite!.cases[6]).to.include({ type: 'FL_HYPOTHESIS_FAILED', message: 'measured 73.33 %, objective ≥ 95 %, 30 samples' });
+    expect(suite!.properties).to.include({ seed: '9', outcome: 'failed', score: '45.5', faults: 'api-errors' });
   });
 });
 

@@ -24,7 +24,7 @@ function buckets(): Bucket[] {
       const requests = s.rps + ((i * 3) % 5);
       const errors = during ? Math.round(requests * s.hit * (0.8 + jitter / 5)) : after > 0 ? Math.round(requests * s.hit * after * 0.3) : i % 9 === 4 ? 1 : 0;
       const slow = during ? 2.5 : 1 + after * 0.8;
-      out.push({ service, t: at(i), requests, errors, p50: Math.round(s.base * slow * (1 + jitter / 10) * 10) / 10, p99: Math.round(s.tail * slow * (1 + jitter / 4) * 10) / 10 });
+      out.push({ service, t: at(i), to: at(i + 1), requests, errors, p50: Math.round(s.base * slow * (1 + jitter / 10) * 10) / 10, p99: Math.round(s.tail * slow * (1 + jitter / 4) * 10) / 10 });
     }
   }
   return out;
@@ -59,6 +59,7 @@ export function fixtureAnalysis(): Analysis {
       startedAt: T0,
       finishedAt: at(30),
       complete: true,
+      rollback: { verified: true, remaining: {} },
     },
     windows: [
       { name: 'baseline', kind: 'baseline', from: at(0), to: at(FAULT_FROM) },
@@ -106,8 +107,8 @@ export function fixtureAnalysis(): Analysis {
         { service: 'payments', afterMs: null },
       ],
       retryTimeline: [
-        ...Array.from({ length: 10 }, (_, i) => ({ service: 'cart', t: at(FAULT_FROM + i), retries: i < 8 ? 18 + ((i * 5) % 7) : 2 })),
-        ...Array.from({ length: 6 }, (_, i) => ({ service: 'frontend', t: at(FAULT_FROM + 1 + i), retries: 3 + (i % 3) })),
+        ...Array.from({ length: 10 }, (_, i) => ({ service: 'cart', t: at(FAULT_FROM + i), to: at(FAULT_FROM + i + 1), retries: i < 8 ? 18 + ((i * 5) % 7) : 2 })),
+        ...Array.from({ length: 6 }, (_, i) => ({ service: 'frontend', t: at(FAULT_FROM + 1 + i), to: at(FAULT_FROM + 2 + i), retries: 3 + (i % 3) })),
       ],
       breakerTimeline: [
         { service: 'payments', t: at(0), state: 'closed' },
@@ -130,6 +131,7 @@ export function fixtureAnalysis(): Analysis {
     },
     score: {
       value: 50,
+      reason: null,
       parts: [
         { kind: 'availability', weight: 3, passed: 1, total: 2, points: 3 },
         { kind: 'retriesMask', weight: 2, passed: 1, total: 1, points: 2 },
