@@ -63,7 +63,7 @@ describe('reports: HTML', function () {
       const a = fixtureAnalysis();
       const empty: Analysis = { ...a, timeseries: [], halts: [], windows: [], policies: { ...a.policies, retryTimeline: [], breakerTimeline: [] }, propagation: { nodes: [], edges: [] } };
       expect(await renderCharts(empty)).to.deep.equal([]);
-      const html = await renderHtml({ ...empty, experiment: { ...a.experiment, outcome: null, reason: null, finishedAt: null, complete: false }, hypotheses: [], cohorts: null, regression: null, faults: [], attribution: { rows: [], totals: [], unattributed: 0 }, score: { value: 0, parts: [] } });
+      const html = await renderHtml({ ...empty, experiment: { ...a.experiment, outcome: null, reason: null, finishedAt: null, complete: false }, hypotheses: [], cohorts: null, regression: null, faults: [], attribution: { rows: [], totals: [], causes: [], unattributed: 0 }, score: { value: 0, parts: [] } });
       expect(html).to.contain('INCOMPLETE');
       expect(html).not.to.contain('<figure');
       expect(html).not.to.contain('id="cohort"');
