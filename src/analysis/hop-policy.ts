@@ -24,6 +24,12 @@ export function actedAt(hop: Event, route: RouteSpec | undefined | null, ejected
   const tries = (hop.attempts as number) || 1;
   const to = String(hop.service ?? 'the app');
   if (succeeded(status)) return { acted: 'none', how: `${to} answered ${status} after ${took}` };
+  // No answer written: the caller left first, whatever the mesh was doing (a try, a backoff) then.
+  if (status === 0) {
+    const perTryMs = flags.has('UT') ? route?.retries?.perTryTimeoutMs : undefined;
+    const before = perTryMs !== undefined && tries > 1 ? ` (the per-try timeout ${seconds(perTryMs)} had cut the tries before)` : '';
+    return { acted: 'caller-left', how: `the caller left after ${took}, during try ${tries}${before}: its own timeout or cancellation` };
+  }
   if (flags.has('UT')) {
     const routeMs = route?.timeoutMs;
     const perTryMs = route?.retries?.perTryTimeoutMs;
@@ -40,13 +46,14 @@ export function actedAt(hop: Event, route: RouteSpec | undefined | null, ejected
   if (flags.has('FI')) return { acted: 'fault', how: `a fault made the call fail (${status})` };
   if (flags.has('UF')) return { acted: 'connect-failure', how: `could not connect to ${to}` };
   if (flags.has('UC')) return { acted: 'reset', how: `${to} closed the connection` };
-  if (status === 0 || flags.has('DC')) return { acted: 'caller-left', how: `the caller left after ${took}, before an answer (its own timeout or cancellation)` };
+  if (flags.has('DC')) return { acted: 'caller-left', how: `the caller left after ${took}, before the answer was sent` };
   return { acted: 'app', how: `${to} answered ${status}` };
 }
 
 /** Whether the hop's retry could act on its failure, and why not when it could not. */
 export function retryAt(hop: Event, route: RouteSpec | undefined | null, acted: HopActed): RetryVerdict {
   const tries = (hop.attempts as number) || 1;
+  const took = seconds(hop.durationMs as number);
   if (route === undefined) return { verdict: 'unknown', why: 'the run has no recorded config (mesh.yaml): its route policies are unknown' };
   if (route === null) return { verdict: 'unknown', why: `route ${String(hop.route)} is not in the recorded config` };
   const policy = route.retries;
@@ -54,7 +61,11 @@ export function retryAt(hop: Event, route: RouteSpec | undefined | null, acted: 
   if (acted === 'retry-budget') return { verdict: 'budget-spent', why: `the retry budget was spent after ${tries} ${tries === 1 ? 'try' : 'tries'}` };
   if (acted === 'retry-limit') return { verdict: 'limit-reached', why: `${tries} tries of ${policy.attempts + 1} allowed, all failed` };
   if (acted === 'breaker' && tries > 1) return { verdict: 'breaker-refused', why: `the breaker's retry limit refused try ${tries + 1}` };
-  if (acted === 'caller-left') return { verdict: 'not-retriable', why: 'the caller had left: nothing to retry for' };
+  if (acted === 'caller-left') {
+    const perTryMs = policy.perTryTimeoutMs;
+    const outlasted = perTryMs !== undefined && tries > 1 ? `: ${policy.attempts + 1} tries of up to ${seconds(perTryMs)} outlast the ${took} the caller waited` : '';
+    return { verdict: 'not-retriable', why: `the caller left during try ${tries}${outlasted}` };
+  }
   // The mesh's own refusals are errors the retry layer does not retry (only connect failures, resets and per-try timeouts).
   if (acted === 'breaker' || acted === 'no-healthy-upstream' || acted === 'outlier') return { verdict: 'not-retriable', why: `a refusal by the mesh (${describeFailure(hop)}) is not retried` };
   if (!policy.retryNonIdempotent && !IDEMPOTENT.has(String(hop.method))) return { verdict: 'method-not-idempotent', why: `${String(hop.method)} is not retried (retryNonIdempotent is off)` };

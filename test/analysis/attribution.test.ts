@@ -4,16 +4,19 @@
 // while payments' own call returned 200 late: each must come down to the delay, surfaced at
 // frontend → cart, the route timeout there, and a retry that a per-try timeout would have allowed.
 // Then the same walk on hand-made recordings: a failure two hops down seen from each hop on the way
-// out, and a run without its recorded config (the route's policies unknown).
+// out, and a run without its recorded config (the route's policies unknown); and what one hop's
+// policies did, case by case.
 import { expect } from 'chai';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { analyze, readRun } from '../../src/analysis/analyze.ts';
+import { actedAt, retryAt } from '../../src/analysis/hop-policy.ts';
 import type { Analysis } from '../../src/analysis/types.ts';
 import { runExperiment } from '../../src/experiments/runner.ts';
 import { writeReportsLine } from '../../src/reports/write.ts';
+import { snapshotOf } from '../helpers/mesh.ts';
 import { freeAddress } from '../helpers/net.ts';
 
 const quiet = { write: () => true, isTTY: false } as unknown as NodeJS.WriteStream;
@@ -147,5 +150,32 @@ describe('attribution from a hand-made recording, with and without the recorded 
     const [row] = (await recording(false)).attribution.rows;
     expect(row!.surfaced).to.deep.include({ hop: 'cart → api', acted: 'timeout', how: 'a timeout cut the request after 501 ms (the route\'s timeouts are not in the recording)' });
     expect(row!.surfaced!.retry.verdict).to.equal('unknown');
+  });
+});
+
+describe('what a hop\'s policies did, from its request.done and its route', () => {
+  const route = snapshotOf({
+    mesh: { name: 'hop' },
+    services: [{ name: 'payments', endpoints: [{ address: '127.0.0.1:9001' }] }],
+    routes: [{ name: 'payments', match: { host: 'payments' }, destinations: [{ service: 'payments' }], timeout: '1s', retries: { attempts: 2, perTryTimeout: '300ms', retryOn: ['5xx'] } }],
+  }).routes.find((r) => r.name === 'payments')!;
+  const hop = (status: number, flags: string[], attempts: number, durationMs: number) =>
+    ({ type: 'request.done', time: 0, sidecar: 'cart', direction: 'outbound', source: 'cart', service: 'payments', route: 'payments', method: 'GET', status, flags, attempts, durationMs });
+
+  it('a caller that left during the third try: the tries outlasted its wait, whatever the per-try timeouts did', () => {
+    const h = hop(0, ['DI', 'UT'], 3, 809);
+    const { acted, how } = actedAt(h, route, false);
+    expect([acted, how]).to.deep.equal(['caller-left', 'the caller left after 809 ms, during try 3 (the per-try timeout 300 ms had cut the tries before): its own timeout or cancellation']);
+    expect(retryAt(h, route, acted)).to.deep.equal({ verdict: 'not-retriable', why: 'the caller left during try 3: 3 tries of up to 300 ms outlast the 809 ms the caller waited' });
+  });
+
+  it('per-try timeouts until the retries ran out; a spent budget; a breaker\'s refusal', () => {
+    expect(actedAt(hop(504, ['UT', 'URX'], 3, 930), route, false).acted).to.equal('retry-limit');
+    expect(retryAt(hop(504, ['UT', 'URX'], 3, 930), route, 'retry-limit').verdict).to.equal('limit-reached');
+    expect(actedAt(hop(503, ['UBX'], 1, 20), route, false).acted).to.equal('retry-budget');
+    expect(retryAt(hop(503, ['UBX'], 1, 20), route, 'retry-budget').verdict).to.equal('budget-spent');
+    expect(actedAt(hop(503, ['UO'], 1, 1), route, false).acted).to.equal('breaker');
+    expect(retryAt(hop(503, ['UO'], 1, 1), route, 'breaker')).to.deep.equal({ verdict: 'not-retriable', why: 'a refusal by the mesh (503 UO) is not retried' });
+    expect(actedAt(hop(503, ['UH'], 1, 1), route, true).acted).to.equal('outlier');
   });
 });
