@@ -1,12 +1,15 @@
 // The analysis of a run from its recording alone (journal.json, events.ndjson, load.ndjson,
-// experiment.yaml): windows and per-service figures, every hypothesis's verdict, attribution of failed
-// requests to faults and policies, policy checks, the propagation graph, the cohort comparison, the
-// resilience score and the regression against earlier runs. `faultline report DIR` runs it offline.
+// experiment.yaml, and mesh.yaml — the config in force when it began — where the run kept one):
+// windows and per-service figures, every hypothesis's verdict, attribution of failed requests to faults
+// and policies, policy checks, the propagation graph, the cohort comparison, the resilience score and
+// the regression against earlier runs. `faultline report DIR` runs it offline.
 //
 // Requests are joined across hops by x-request-id, which every sidecar keeps (and sets when absent)
 // and the demo's apps pass on, as Envoy's tracing does; traceId is carried where the mesh traces.
 import { readFile, readdir } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { parseConfig } from '../config/load.ts';
+import { compileSnapshot, type Snapshot } from '../config/snapshot.ts';
 import type { Journal } from '../experiments/journal.ts';
 import { methodLength, parseExperiment, type Experiment } from '../experiments/spec.ts';
 import { expectVerdict, samplesFor, steadyStateVerdict, type Recording } from '../experiments/verdicts.ts';
@@ -41,6 +44,8 @@ export interface RunFiles {
   readonly journal: Journal;
   readonly events: readonly Event[];
   readonly load: readonly LoadRecord[];
+  /** The mesh config in force when the run began (mesh.yaml), for the routes' policies; absent in older runs. */
+  readonly config?: Snapshot;
 }
 
 export async function readRun(dir: string): Promise<RunFiles> {
@@ -50,7 +55,10 @@ export async function readRun(dir: string): Promise<RunFiles> {
     const text = await readFile(join(dir, name), 'utf8').catch(() => '');
     return text.split('\n').filter(Boolean).map((line) => JSON.parse(line) as T);
   };
-  return { dir, experiment, journal, events: await ndjson<Event>('events.ndjson'), load: await ndjson<LoadRecord>('load.ndjson') };
+  const meshFile = join(dir, 'mesh.yaml');
+  const meshText = await readFile(meshFile, 'utf8').catch(() => undefined);
+  const config = meshText === undefined ? undefined : compileSnapshot(parseConfig(meshText, meshFile), meshFile);
+  return { dir, experiment, journal, events: await ndjson<Event>('events.ndjson'), load: await ndjson<LoadRecord>('load.ndjson'), ...(config && { config }) };
 }
 
 /** Points per hypothesis kind in the resilience score (docs/reports.md). */
@@ -117,7 +125,8 @@ export async function analyze(run: RunFiles): Promise<Analysis> {
 
   const hypotheses = verdicts(experiment, journal, recording, windows);
   const byRequest = groupBy(events.filter((e) => typeof e.requestId === 'string' && e.requestId), (e) => String(e.requestId));
-  const attribution = attribute(experiment, events, byRequest, sidecarService);
+  const routes = run.config?.routes;
+  const attribution = attribute(experiment, events, byRequest, sidecarService, (name) => (routes ? (routes.find((r) => r.name === name) ?? null) : undefined));
   const faults = impacts(experiment, journal, events, byRequest, attribution);
   const policies = policyChecks(experiment, journal, events, recording, windows, hypotheses, edges);
   const propagation = propagate(experiment, events, load, byRequest, sidecarService, windows);

@@ -100,22 +100,61 @@ export interface AttributionRow {
   readonly requestId: string;
   readonly traceId: string | null;
   readonly at: number;
-  /** The service the failing (or slow) call went to, and what its caller got. */
+  /** The service called at the hop where the failure surfaced (or, for a slow request, the faulted call's), and what the edge got. */
   readonly service: string;
   readonly status: number;
   readonly latencyMs: number;
   readonly flags: readonly string[];
-  /** Faults on its trace, wherever they acted; or (via "window") the fault in force on the failing call's destination. */
+  /** Faults on its trace, wherever they acted; or (via "window") the faults in force on a service on its path. */
   readonly faults: readonly string[];
   /** trace: a fault acted on this very request; window: none did, but the call failed on a service a fault had hit (a breaker it opened, an ejection). */
   readonly via: 'trace' | 'window';
+  /** What the policies did at the hop where it surfaced, read from its flags and tries. */
   readonly policy: Policy;
+  /** Where a fault on its trace acted, "source → destination"; null when none did. */
+  readonly faultHop: string | null;
+  /**
+   * The hop where the failure surfaced: the innermost on its trace whose failure the mesh made (flags
+   * UT, URX, UBX, UO, UH, UF, UC, FI...), else the fault's, else the innermost that failed.
+   */
+  readonly surfaced: AttributedHop | null;
+  /** The callers' hops from the surfaced one's out to the edge: what each could have done. */
+  readonly path: readonly AttributedHop[];
+  /** The whole of it in one sentence: the fault, where it surfaced, what acted, whether a retry could. */
+  readonly explanation: string;
+}
+
+/** Which policy made a hop fail (or 'app': the service answered the failure; 'caller-left': DC). */
+export type HopActed = 'route-timeout' | 'per-try-timeout' | 'timeout' | 'retry-limit' | 'retry-budget' | 'breaker' | 'outlier' | 'no-healthy-upstream' | 'fault' | 'connect-failure' | 'reset' | 'caller-left' | 'app' | 'none';
+
+export interface RetryVerdict {
+  readonly verdict: 'retried' | 'none-configured' | 'per-try-timeout-would-allow' | 'no-time-left' | 'budget-spent' | 'limit-reached' | 'breaker-refused' | 'method-not-idempotent' | 'not-retriable' | 'not-retried' | 'unknown';
+  readonly why: string;
+}
+
+/** One call as the calling sidecar saw it (inbound: at the called service's own sidecar). */
+export interface AttributedHop {
+  /** "source → destination", as the table shows it. */
+  readonly hop: string;
+  readonly sidecar: string;
+  readonly direction: 'outbound' | 'inbound';
+  readonly route: string | null;
+  readonly status: number;
+  readonly flags: readonly string[];
+  readonly attempts: number;
+  readonly latencyMs: number;
+  readonly acted: HopActed;
+  /** What acted, in words ("route timeout 3 s of route cart cut the request after 3 s"). */
+  readonly how: string;
+  readonly retry: RetryVerdict;
 }
 
 export interface Attribution {
   /** Failed or slow calls with a fault on their trace (at most 500, the earliest first). */
   readonly rows: readonly AttributionRow[];
   readonly totals: readonly { readonly fault: string; readonly policy: Policy; readonly count: number }[];
+  /** Failed requests at the edge per fault, hop where they surfaced, policy that acted there and retry verdict (all of them, not only the rows kept); most first. */
+  readonly causes: readonly { readonly faults: readonly string[]; readonly hop: string; readonly sidecar: string; readonly acted: HopActed; readonly retry: RetryVerdict['verdict']; readonly failures: number }[];
   /** Failed calls with no fault on their trace. */
   readonly unattributed: number;
 }

@@ -51,12 +51,12 @@ export class MeshClient {
     return (text ? JSON.parse(text) : {}) as T;
   }
 
-  /** The config in force, compiled, and its version. */
-  async snapshot(): Promise<{ snapshot: Snapshot; version: string }> {
+  /** The config in force, compiled and as text, and its version. */
+  async snapshot(): Promise<{ snapshot: Snapshot; text: string; version: string }> {
     const response = await request(`${this.url}/config`, { headers: { authorization: `Bearer ${this.#token}` }, signal: AbortSignal.timeout(10_000) });
     const text = await response.body.text();
     if (response.statusCode !== 200) throw new Error(`GET /config answered ${response.statusCode}: ${text.slice(0, 300)}`);
-    return { snapshot: compileSnapshot(parseConfig(text, `${this.url}/config`), `${this.url}/config`), version: String(response.headers['x-faultline-version']) };
+    return { snapshot: compileSnapshot(parseConfig(text, `${this.url}/config`), `${this.url}/config`), text, version: String(response.headers['x-faultline-version']) };
   }
 
   async sidecars(): Promise<{ version: string; sidecars: SidecarView[] }> {

@@ -1,7 +1,8 @@
 // report.html: one self-contained HTML5 document for people — inline CSS and inline SVG charts, no
 // script and no external URL, so it opens from a CI artifact or an e-mail as is. Summary first (outcome,
 // reason, seed, duration, the score with its parts), then the verdicts, the charts, the faults, the
-// policy checks, the attribution, and the cohort comparison and regression when the run has them.
+// policy checks, the attribution (which fault and policy each failed request comes down to), and the
+// cohort comparison and regression when the run has them.
 // Every string from the analysis is escaped: a fault id or a reason holding markup shows as text.
 import type { Analysis, AttributionRow } from '../analysis/types.ts';
 import { renderCharts, type Chart } from './charts.ts';
@@ -210,22 +211,27 @@ function policies(a: Analysis): string {
 
 function attribution(a: Analysis): string {
   const t = a.attribution;
+  const faultList = (faults: readonly string[]) => faults.map((f) => `<code>${esc(f)}</code>`).join(', ');
+  const causes = t.causes.length ? table('id="attribution-causes"', ['faults', 'surfaced at', 'sidecar', 'policy that acted', 'retry', 'failures'], t.causes.map((c) => [faultList(c.faults), esc(c.hop), esc(c.sidecar), esc(c.acted), esc(c.retry), esc(num(c.failures))]), [5]) : empty('No failed request at the edge came down to a fault.');
   const totals = t.totals.length ? table('id="attribution-totals"', ['fault', 'what the policies did', 'calls'], t.totals.map((x) => [`<code>${esc(x.fault)}</code>`, esc(x.policy), esc(num(x.count))]), [2]) : empty('No failed or slow call had a fault on its trace.');
   const shown = t.rows.slice(0, ATTRIBUTION_ROWS);
   const more = t.rows.length > shown.length ? `<p class="note">The first ${shown.length} of ${t.rows.length} calls.</p>` : '';
+  // The hops on the way out, after the surfaced one: what each caller's policies could have done.
+  const outward = (r: AttributionRow) => r.path.slice(1).map((h) => `${esc(h.hop)}: ${esc(h.status === 0 ? 'no answer' : h.status)} (${esc(h.acted)}; retry ${esc(h.retry.verdict)})`).join('<br>');
   const row = (r: AttributionRow) => [
     `+${esc(fixed((r.at - a.experiment.startedAt) / 1000, 3))} s`,
     `<code>${esc(r.requestId)}</code>`,
-    esc(r.service),
+    `${faultList(r.faults)}${r.faultHop ? ` on ${esc(r.faultHop)}` : ''} (${esc(r.via)})`,
+    r.surfaced ? `${esc(r.surfaced.hop)} <span class="note">(${esc(r.surfaced.sidecar)})</span>` : '–',
     r.status === 0 ? 'no answer' : esc(r.status),
     esc(ms(r.latencyMs)),
-    r.faults.map((f) => `<code>${esc(f)}</code>`).join(', '),
-    esc(r.via),
-    esc(r.policy),
+    r.surfaced ? `${esc(r.surfaced.acted)}: ${esc(r.surfaced.how)}` : esc(r.policy),
+    r.surfaced ? `${esc(r.surfaced.retry.verdict)}: ${esc(r.surfaced.retry.why)}` : '–',
+    outward(r),
     esc(r.flags.join(', ')),
   ];
-  const rows = shown.length ? table('id="attribution"', ['at', 'request', 'service', 'status', 'latency', 'faults', 'via', 'policy', 'flags'], shown.map(row), [0, 3, 4]) : '<table id="attribution"><tbody></tbody></table>';
-  return section('attribution-section', 'Attribution of failed and slow calls', `${totals}\n<p>Failed calls with no fault on their trace: <strong>${esc(num(t.unattributed))}</strong>.</p>\n${rows}\n${more}`);
+  const rows = shown.length ? table('id="attribution"', ['at', 'request', 'faults', 'surfaced at', 'status', 'latency', 'policy that acted', 'retry', 'on the way out', 'flags'], shown.map(row), [0, 4, 5]) : '<table id="attribution"><tbody></tbody></table>';
+  return section('attribution-section', 'Which fault and which policy each failed request comes down to', `${causes}\n<p>Failed calls with no fault on their trace: <strong>${esc(num(t.unattributed))}</strong>.</p>\n<h3>What the policies did with every call a fault touched</h3>\n${totals}\n<h3>Request by request</h3>\n${rows}\n${more}`);
 }
 
 function cohorts(a: Analysis): string {

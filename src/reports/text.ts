@@ -1,6 +1,7 @@
 // The machine- and people-readable reports besides the HTML and JUnit: report.json (the analysis as
 // is) and report.md (the summary for a pull request or a wiki), and the lines every report shares.
-import type { Analysis, Score } from '../analysis/types.ts';
+import { causeOf } from '../analysis/attribution.ts';
+import type { Analysis, AttributionRow, Score } from '../analysis/types.ts';
 import { succeeded } from '../measures.ts';
 
 export function reportJson(analysis: Analysis): string {
@@ -35,6 +36,16 @@ export function reportMarkdown(analysis: Analysis): string {
     '| fault | action | targets | injected | failed at the edge | factor |',
     '|---|---|---|---:|---:|---:|',
     ...analysis.faults.map((f) => `| ${cell(f.id)} | ${f.action} | ${f.targets.join(', ')} | ${f.injected} | ${f.failedAtEdge} | ${fixed(f.factor, 3)} |`),
+    '',
+    '## Which fault and which policy each failed request comes down to',
+    '',
+    ...(analysis.attribution.causes.length === 0 ? ['No failed request at the edge came down to a fault.'] : [
+      '| faults | surfaced at | sidecar | policy that acted | retry | failures |',
+      '|---|---|---|---|---|---:|',
+      ...analysis.attribution.causes.map((c) => `| ${cell(c.faults.join(', '))} | ${cell(c.hop)} | ${cell(c.sidecar)} | ${c.acted} | ${c.retry} | ${c.failures} |`),
+    ]),
+    '',
+    ...firstOfEachCause(analysis).map((r) => `- ${cell(r.explanation)}`),
     '',
     '## What the policies did with the calls the faults touched',
     '',
@@ -75,6 +86,17 @@ export function reportMarkdown(analysis: Analysis): string {
   const r = analysis.regression;
   if (r) lines.push('## Against earlier runs', '', `Previous: ${r.previous.map((p) => `${new Date(p.startedAt).toISOString()} ${p.outcome} score ${p.score ?? 'none'}`).join('; ')}.`, '', r.worse.length ? r.worse.map((w) => `- worse: ${w}`).join('\n') : 'Nothing got worse.', '');
   return `${lines.filter((l, i, all) => !(l === '' && all[i - 1] === '')).join('\n')}\n`;
+}
+
+/** One failed request of each cause, the earliest, as an example of it in words. */
+function firstOfEachCause(analysis: Analysis): AttributionRow[] {
+  const seen = new Set<string>();
+  return analysis.attribution.rows.filter((r) => {
+    const key = causeOf(r);
+    if (key === undefined || seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
 }
 
 /** "resilience score 87.5" (of 100), or why there is none. */

@@ -41,7 +41,7 @@ describe('game day on the demo shop', function () {
     expect(result.outcome, JSON.stringify(result.journal.verdicts)).to.equal('passed');
     expect(result.exitCode).to.equal(0);
     const files = (await readdir(result.dir)).sort();
-    expect(files).to.deep.equal(['events.ndjson', 'experiment.yaml', 'journal.json', 'junit.xml', 'load.ndjson', 'metrics.ndjson', 'report.html', 'report.json', 'report.md', 'summary.txt']);
+    expect(files).to.deep.equal(['events.ndjson', 'experiment.yaml', 'journal.json', 'junit.xml', 'load.ndjson', 'mesh.yaml', 'metrics.ndjson', 'report.html', 'report.json', 'report.md', 'summary.txt']);
 
     const journal = JSON.parse(await readFile(join(result.dir, 'journal.json'), 'utf8'));
     expect(journal).to.include({ status: 'complete', outcome: 'passed', seed: 7 });

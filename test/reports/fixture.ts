@@ -3,7 +3,7 @@
 // availability fell below its objective), five hypotheses (pass, fail, inconclusive), the breaker on
 // payments going closed → open → half-open → closed, a cohort comparison, and strings made to test
 // escaping: the fault id holds `<b>` and the halt reason a `<script>`.
-import type { Analysis, AttributionRow, Bucket, Policy } from '../../src/analysis/types.ts';
+import type { Analysis, AttributedHop, AttributionRow, Bucket, Policy } from '../../src/analysis/types.ts';
 
 export const T0 = Date.parse('2026-11-25T10:00:00.000Z');
 export const FAULT_ID = 'payments-<b>abort</b>';
@@ -43,8 +43,17 @@ function attributionRows(): AttributionRow[] {
     faults: [FAULT_ID],
     via: policies[i % policies.length] === 'breaker-rejected' ? 'window' : 'trace',
     policy: policies[i % policies.length]!,
+    faultHop: 'cart → payments',
+    surfaced: surfacedHop,
+    path: [surfacedHop],
+    explanation: `${FAULT_ID} (abort) on cart → payments; surfaced at cart → payments (sidecar cart) as 503 FI URX: 3 tries all failed: the retries were used up; retries: 3 tries of 3 allowed, all failed`,
   }));
 }
+
+const surfacedHop: AttributedHop = {
+  hop: 'cart → payments', sidecar: 'cart', direction: 'outbound', route: 'payments', status: 503, flags: ['FI', 'URX'], attempts: 3, latencyMs: 31,
+  acted: 'retry-limit', how: '3 tries all failed: the retries were used up', retry: { verdict: 'limit-reached', why: '3 tries of 3 allowed, all failed' },
+};
 
 export function fixtureAnalysis(): Analysis {
   const latency = (p50: number, p99: number) => ({ p50, p90: Math.round((p50 + p99) / 2), p99, max: p99 * 1.4 });
@@ -95,6 +104,7 @@ export function fixtureAnalysis(): Analysis {
         { fault: FAULT_ID, policy: 'budget-exhausted', count: 9 },
         { fault: FAULT_ID, policy: 'breaker-rejected', count: 7 },
       ],
+      causes: [{ faults: [FAULT_ID], hop: 'cart → payments', sidecar: 'cart', acted: 'retry-limit', retry: 'limit-reached', failures: 10 }],
       unattributed: 3,
     },
     policies: {

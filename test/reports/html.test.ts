@@ -63,7 +63,7 @@ describe('reports: HTML', function () {
       const a = fixtureAnalysis();
       const empty: Analysis = { ...a, timeseries: [], halts: [], windows: [], policies: { ...a.policies, retryTimeline: [], breakerTimeline: [] }, propagation: { nodes: [], edges: [] } };
       expect(await renderCharts(empty)).to.deep.equal([]);
-      const html = await renderHtml({ ...empty, experiment: { ...a.experiment, outcome: null, reason: null, finishedAt: null, complete: false }, hypotheses: [], cohorts: null, regression: null, faults: [], attribution: { rows: [], totals: [], unattributed: 0 }, score: { value: null, reason: 'no fault was injected', parts: [] } });
+      const html = await renderHtml({ ...empty, experiment: { ...a.experiment, outcome: null, reason: null, finishedAt: null, complete: false }, hypotheses: [], cohorts: null, regression: null, faults: [], attribution: { rows: [], totals: [], causes: [], unattributed: 0 }, score: { value: null, reason: 'no fault was injected', parts: [] } });
       expect(html).to.contain('INCOMPLETE');
       expect(html).to.contain('<strong>No resilience score</strong>: no fault was injected.');
       expect(html).not.to.contain('<figure');

@@ -103,6 +103,8 @@ export class GameDay {
       this.#client = await targetClient(experiment.target, file);
     }
     const state = await this.#client.snapshot();
+    // The config in force, kept with the recording: the analysis reads the routes' policies from it.
+    await writeFile(join(this.#o.dir, 'mesh.yaml'), state.text);
     await preflight(experiment, this.#client, state.version, (text) => journal.note(text));
     const target = loadTarget(experiment, state.snapshot);
 
