@@ -190,7 +190,7 @@ export class Sidecar {
     const outbound = createListener({ ...common, direction: 'outbound' });
     const inbound = this.spec.inbound === undefined ? undefined : createInboundServer({ ...common, direction: 'inbound' }, this.mtls, this.identity);
     this.#stopInbound = inbound?.stop;
-    const admin = createServer(createAdminApp(this));
+    const admin = createServer(createAdminApp(this, this.#log));
     this.addresses = {
       outbound: await listen(outbound, this.spec.outbound, this.#servers),
       inbound: inbound && (await listen(inbound.server, this.spec.inbound!, this.#servers)),
