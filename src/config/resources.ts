@@ -138,6 +138,14 @@ export const AuthorizationRule = z.strictObject({
     .meta({ description: 'a request is allowed when one entry matches it in full' }),
 });
 
+/** Slow or piled-up clients (slowloris) cannot hold a listener: a cap on connections, a deadline on request heads. */
+const ListenerLimits = z.strictObject({
+  maxConnections: z.int().min(1).default(4_096).meta({ description: 'connections a listener holds at once; one more is closed as it arrives' }),
+  headersTimeout: Duration.refine((ms) => ms >= 100, { error: 'expected at least 100ms' })
+    .default(10_000)
+    .meta({ description: 'a connection that has begun a request but not sent its whole head within this is answered 408 and closed' }),
+});
+
 /**
  * An admin listener is bound to loopback, as Envoy's admin is in Istio (127.0.0.1:15000): it has no
  * credential, and whoever reaches it can inject faults.
@@ -162,6 +170,7 @@ export const Sidecar = z.strictObject({
     .array(z.strictObject({ name: Name, listen: Address, upstream: Address }))
     .default([])
     .meta({ description: 'L4 listeners for non-HTTP traffic (a database): bytes relayed to upstream, where tcp faults act' }),
+  listeners: ListenerLimits.prefault({}).meta({ description: 'overload guards of its HTTP listeners (outbound and inbound), each on its own; take effect when the sidecar starts' }),
 }).superRefine((sidecar, ctx) => {
   const adminHost = hostOf(sidecar.admin);
   if (adminHost !== undefined && !LOOPBACK_HOST.test(adminHost)) {
@@ -217,6 +226,7 @@ export const Mtls = z.strictObject({
 
 export type RouteConfig = z.output<typeof Route>;
 export type SidecarConfig = z.output<typeof Sidecar>;
+export type ListenerLimitsConfig = z.output<typeof ListenerLimits>;
 export type MtlsConfig = z.output<typeof Mtls>;
 export type AuthorizationConfig = z.output<typeof AuthorizationRule>;
 export type CircuitBreakerConfig = z.output<typeof CircuitBreaker>;

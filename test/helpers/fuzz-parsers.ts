@@ -40,7 +40,7 @@ routes:
     idleTimeout: 1s
     retries: {attempts: 2, perTryTimeout: 300ms, retryOn: [5xx, reset], backoff: {base: 25ms, max: 250ms}}
 sidecars:
-  - {service: checkout, outbound: 127.0.0.1:15001, inbound: 127.0.0.1:15006, admin: 127.0.0.1:15000, app: 127.0.0.1:9000}
+  - {service: checkout, outbound: 127.0.0.1:15001, inbound: 127.0.0.1:15006, admin: 127.0.0.1:15000, app: 127.0.0.1:9000, listeners: {maxConnections: 100, headersTimeout: 2s}}
 authorization:
   - destination: payments
     allow: [{sources: [checkout], methods: [GET], paths: [{prefix: /pay}]}]
