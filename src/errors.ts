@@ -44,6 +44,10 @@ export const ErrorCode = {
   CircuitOpen: 'FL_CIRCUIT_OPEN',
   UpstreamOverflow: 'FL_UPSTREAM_OVERFLOW',
   BadRequest: 'FL_BAD_REQUEST',
+  /** An API request to a route that is not there. */
+  NotFound: 'FL_NOT_FOUND',
+  /** An API request body over the API's limit. */
+  BodyTooLarge: 'FL_BODY_TOO_LARGE',
   FaultReset: 'FL_FAULT_RESET',
   Forbidden: 'FL_FORBIDDEN',
   FaultPartition: 'FL_FAULT_PARTITION',

@@ -26,6 +26,15 @@ describe('faultline CLI', () => {
     expect(run.stderr).to.match(new RegExp(`${file}:18:\\d+ routes\\[0\\]\\.destinations\\[1\\]\\.weight: expected number`));
   });
 
+  it('validate: exits 2 on an alias bomb, with the position of its first alias', async () => {
+    const levels = ['a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]'];
+    for (let i = 1; i < 10; i++) levels.push(`a${i}: &a${i} [${Array(9).fill(`*a${i - 1}`).join(', ')}]`);
+    await writeFile(file, `${levels.join('\n')}\nmesh: *a9\n`);
+    const run = await runCli(['validate', file]);
+    expect(run.code).to.equal(2);
+    expect(run.stderr).to.include(`${file}:2:10 (top level): YAML: aliases expand to too much`);
+  });
+
   it('validate: exits 2 on a missing file', async () => {
     const run = await runCli(['validate', join(tmpdir(), 'does-not-exist.yaml')]);
     expect(run.code).to.equal(2);

@@ -7,7 +7,7 @@ import { meshJsonSchema } from '../config/schema.ts';
 import { compileSnapshot } from '../config/snapshot.ts';
 import { mkdir, readFile, readdir } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { parseDocument } from 'yaml';
+import { isMap, parseDocument } from 'yaml';
 import { ErrorCode, FaultlineError } from '../errors.ts';
 import type { ScheduledExperiment } from '../experiments/scheduler.ts';
 import type { Sidecar } from '../proxy/sidecar.ts';
@@ -132,10 +132,18 @@ function stopOnSignal(close: () => Promise<void>): void {
   process.once('SIGTERM', () => void stop());
 }
 
-/** An experiment file has a method; a mesh config has none. */
+/**
+ * An experiment file has a method; a mesh config has none. Asked of the document's top-level keys, not
+ * of its values: the file is not yet validated (an alias bomb expands only when read in full, which the
+ * parser then refuses with a position).
+ */
 function isExperiment(text: string): boolean {
-  const doc = parseDocument(text).toJS() as unknown;
-  return typeof doc === 'object' && doc !== null && 'method' in doc;
+  try {
+    const doc = parseDocument(text);
+    return isMap(doc.contents) && doc.contents.has('method');
+  } catch {
+    return false;
+  }
 }
 
 /** The bearer token: from a file (trimmed) or FAULTLINE_TOKEN; never printed. */

@@ -12,15 +12,20 @@ export interface ConfigProblem {
 
 export class ConfigError extends FaultlineError {
   readonly problems: readonly ConfigProblem[];
-  constructor(problems: readonly ConfigProblem[]) {
-    super(ErrorCode.ConfigInvalid, formatProblems(problems));
+  /** Problems found beyond those listed (a file can have thousands; the first ones are listed). */
+  readonly unlisted: number;
+  constructor(problems: readonly ConfigProblem[], unlisted = 0) {
+    super(ErrorCode.ConfigInvalid, formatProblems(problems, unlisted));
     this.problems = problems;
+    this.unlisted = unlisted;
   }
 }
 
-export function formatProblems(problems: readonly ConfigProblem[]): string {
+export function formatProblems(problems: readonly ConfigProblem[], unlisted = 0): string {
   const lines = problems.map((p) => `${p.file}:${p.line}:${p.column} ${p.field || '(top level)'}: ${p.message}`);
-  return `${ErrorCode.ConfigInvalid}: ${problems.length} problem${problems.length === 1 ? '' : 's'}\n  ${lines.join('\n  ')}`;
+  const total = problems.length + unlisted;
+  const head = `${ErrorCode.ConfigInvalid}: ${total} problem${total === 1 ? '' : 's'}${unlisted > 0 ? ` (the first ${problems.length} listed)` : ''}`;
+  return `${head}\n  ${lines.join('\n  ')}`;
 }
 
 export function fieldPath(path: readonly PropertyKey[]): string {

@@ -1,7 +1,7 @@
 // YAML text → validated MeshConfig. Positions come from the YAML document, so every problem names
 // the file, line and column of the field at fault, and all problems of a file are reported at once.
 import { readFile } from 'node:fs/promises';
-import { isMap, isNode, isScalar, LineCounter, parseDocument, type Document, type Node } from 'yaml';
+import { Document, isMap, isNode, isScalar, LineCounter, parseDocument, visit, type Node } from 'yaml';
 import type { z } from 'zod';
 import { ErrorCode, FaultlineError, describe } from '../errors.ts';
 import { ConfigError, fieldPath, type ConfigProblem } from './errors.ts';
@@ -43,47 +43,96 @@ export interface ParseOptions<T> {
  */
 export function parseWithSchema<S extends z.ZodType>(schema: S, text: string, file: string, options: ParseOptions<z.output<S>> = {}): z.output<S> {
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   const position = (offset: number) => lineCounter.linePos(offset);
-
-  if (doc.errors.length > 0) {
-    throw new ConfigError(
-      doc.errors.map((error) => {
-        const { line, col } = position(error.pos[0]);
-        return { file, line, column: col, field: '', message: `YAML: ${error.message.split('\n')[0]}` };
-      }),
-    );
-  }
-  const locate = (path: readonly PropertyKey[], message: string, key?: string): ConfigProblem => {
-    const offset = offsetOf(doc, path, key);
+  const at = (offset: number, message: string): ConfigProblem => {
     const { line, col } = position(offset);
-    return { file, line, column: col, field: fieldPath(key ? [...path, key] : path), message };
+    return { file, line, column: col, field: '', message: `YAML: ${message}` };
   };
+  const { doc, syntax } = readDocument(text, lineCounter);
+  if (syntax.length > 0) throw listed(syntax, (s) => at(s.offset, s.message));
 
-  const value = doc.toJS() ?? {};
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) ?? {};
+  } catch (error) {
+    // An alias bomb (aliases of aliases, expanding exponentially) is refused at its first alias.
+    if (error instanceof ReferenceError) throw new ConfigError([at(firstAlias(doc), `aliases expand to too much (more than ${MAX_ALIAS_COUNT} expansions)`)]);
+    throw new ConfigError([at(0, `cannot read the document (${error instanceof RangeError ? 'nested too deeply' : 'malformed'})`)]);
+  }
+  const locate = (finding: Finding): ConfigProblem => {
+    const { line, col } = position(offsetOf(doc, finding.path, finding.key));
+    return { file, line, column: col, field: fieldPath(finding.key ? [...finding.path, finding.key] : finding.path), message: finding.message };
+  };
   const parsed = schema.safeParse(options.prepare ? options.prepare(value) : value);
-  if (!parsed.success) {
-    throw new ConfigError(parsed.error.issues.flatMap((issue) => problemsOf(issue, locate)));
-  }
+  if (!parsed.success) throw listed(parsed.error.issues.flatMap(findingsOf), locate);
   const references = options.check?.(parsed.data) ?? [];
-  if (references.length > 0) {
-    throw new ConfigError(references.map((p) => locate(p.path, p.message)));
-  }
+  if (references.length > 0) throw listed(references, locate);
   return parsed.data;
 }
 
-type Locate = (path: readonly PropertyKey[], message: string, key?: string) => ConfigProblem;
+/** Alias expansions a document may make: far above any real file, far below an alias bomb. */
+const MAX_ALIAS_COUNT = 1_000;
+/** Problems listed with their positions; beyond, counted (locating each costs a walk of its map). */
+const MAX_LISTED = 100;
 
-function problemsOf(issue: z.core.$ZodIssue, locate: Locate): ConfigProblem[] {
+function listed<T>(found: readonly T[], toProblem: (item: T) => ConfigProblem): ConfigError {
+  return new ConfigError(found.slice(0, MAX_LISTED).map(toProblem), Math.max(0, found.length - MAX_LISTED));
+}
+
+/**
+ * The document and its syntax problems. Duplicate keys are found here in one pass: the parser's own
+ * check compares each key with every other key of its map, seconds of CPU for a 64 KiB body of
+ * keys. A document nested deeper than the parser's stack is a problem at its start.
+ */
+function readDocument(text: string, lineCounter: LineCounter): { doc: Document; syntax: { offset: number; message: string }[] } {
+  try {
+    const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: false });
+    // The parser reports its own stack overflow (deep nesting) with the engine's words: ours are plainer.
+    const syntax = doc.errors.map((error) => ({ offset: error.pos[0], message: /stack/i.test(error.message) ? 'nested too deeply' : error.message.split('\n')[0]! }));
+    visit(doc, {
+      Map(_key, map) {
+        const seen = new Set<unknown>();
+        for (const { key } of map.items) {
+          if (!isScalar(key)) continue;
+          if (seen.has(key.value)) syntax.push({ offset: key.range?.[0] ?? 0, message: 'Map keys must be unique' });
+          seen.add(key.value);
+        }
+      },
+    });
+    return { doc, syntax: syntax.sort((a, b) => a.offset - b.offset) };
+  } catch (error) {
+    return { doc: new Document(), syntax: [{ offset: 0, message: `cannot read the document (${error instanceof RangeError ? 'nested too deeply' : 'malformed'})` }] };
+  }
+}
+
+function firstAlias(doc: Document): number {
+  let offset = 0;
+  visit(doc, {
+    Alias(_key, node) {
+      offset = node.range?.[0] ?? 0;
+      return visit.BREAK;
+    },
+  });
+  return offset;
+}
+
+/** A problem before it is given a position: where in the document, and what. */
+interface Finding {
+  readonly path: readonly PropertyKey[];
+  readonly message: string;
+  readonly key?: string;
+}
+
+function findingsOf(issue: z.core.$ZodIssue): Finding[] {
   switch (issue.code) {
     case 'unrecognized_keys':
-      return issue.keys.map((key) => locate(issue.path, `unknown field "${key}"`, key));
+      return issue.keys.map((key) => ({ path: issue.path, message: `unknown field "${key}"`, key }));
     case 'invalid_union':
-      return [locate(issue.path, `expected ${issue.errors.map(describeBranch).join(', or ')}`)];
+      return [{ path: issue.path, message: `expected ${issue.errors.map(describeBranch).join(', or ')}` }];
     case 'invalid_type':
-      return [locate(issue.path, issue.message.replace(/^Invalid input: /, '').replace(/, received undefined$/, ', but it is missing'))];
+      return [{ path: issue.path, message: issue.message.replace(/^Invalid input: /, '').replace(/, received undefined$/, ', but it is missing') }];
     default:
-      return [locate(issue.path, issue.message.replace(/^Invalid input: /, ''))];
+      return [{ path: issue.path, message: issue.message.replace(/^Invalid input: /, '') }];
   }
 }
 

@@ -28,6 +28,9 @@ export const Address = z
   })
   .meta({ description: 'An address "host:port", e.g. 127.0.0.1:9101 or [::1]:9101' });
 
+/** The host of an address, or undefined when it is not one (then Address says so). */
+export const hostOf = (address: string): string | undefined => ADDRESS_PATTERN.exec(address)?.[1];
+
 export const Labels = z.record(z.string(), z.string());
 
 export const StringMatch = z

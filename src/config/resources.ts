@@ -2,7 +2,7 @@
 // and their types. The whole file format (config/schema.ts) adds the faults to them; the compiled specs
 // and the request path read these types without depending on the fault actions.
 import { z } from 'zod';
-import { Address, Duration, Labels, Method, Name, StringMatch } from './primitives.ts';
+import { Address, Duration, Labels, Method, Name, StringMatch, hostOf } from './primitives.ts';
 
 export const LoadBalancerPolicy = z.enum(['round-robin', 'least-request', 'random', 'ring-hash', 'ewma']);
 
@@ -138,12 +138,26 @@ export const AuthorizationRule = z.strictObject({
     .meta({ description: 'a request is allowed when one entry matches it in full' }),
 });
 
+/** Slow or piled-up clients (slowloris) cannot hold a listener: a cap on connections, a deadline on request heads. */
+const ListenerLimits = z.strictObject({
+  maxConnections: z.int().min(1).default(4_096).meta({ description: 'connections a listener holds at once; one more is closed as it arrives' }),
+  headersTimeout: Duration.refine((ms) => ms >= 100, { error: 'expected at least 100ms' })
+    .default(10_000)
+    .meta({ description: 'a connection that has begun a request but not sent its whole head within this is answered 408 and closed' }),
+});
+
+/**
+ * An admin listener is bound to loopback, as Envoy's admin is in Istio (127.0.0.1:15000): it has no
+ * credential, and whoever reaches it can inject faults.
+ */
+const LOOPBACK_HOST = /^(localhost|127\.\d{1,3}\.\d{1,3}\.\d{1,3}|\[::1\])$/;
+
 export const Sidecar = z.strictObject({
   name: Name.optional().meta({ description: 'defaults to the service name; needed when a service has several' }),
   service: Name,
   outbound: Address,
   inbound: Address.optional().meta({ description: 'where other sidecars reach this service; none for a client-only service (a load generator, a batch job), which has no app either' }),
-  admin: Address,
+  admin: Address.meta({ description: 'the admin API (health, config, faults): on loopback only, as it has no credential' }),
   app: Address.optional().meta({ description: 'the local app this sidecar serves; none for a client-only service' }),
   command: z
     .array(z.string().min(1))
@@ -156,7 +170,16 @@ export const Sidecar = z.strictObject({
     .array(z.strictObject({ name: Name, listen: Address, upstream: Address }))
     .default([])
     .meta({ description: 'L4 listeners for non-HTTP traffic (a database): bytes relayed to upstream, where tcp faults act' }),
+  listeners: ListenerLimits.prefault({}).meta({ description: 'overload guards of its HTTP listeners (outbound and inbound), each on its own; take effect when the sidecar starts' }),
 }).superRefine((sidecar, ctx) => {
+  const adminHost = hostOf(sidecar.admin);
+  if (adminHost !== undefined && !LOOPBACK_HOST.test(adminHost)) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['admin'],
+      message: 'the admin listener takes faults without a credential: bind it to loopback (127.0.0.1, [::1] or localhost); from elsewhere, use the control plane\'s API, which needs its token',
+    });
+  }
   if ((sidecar.inbound === undefined) !== (sidecar.app === undefined)) {
     const missing = sidecar.inbound === undefined ? 'inbound' : 'app';
     ctx.addIssue({ code: 'custom', path: [missing], message: `a sidecar that serves its service has both inbound and app; a client-only one has neither (${missing} is missing)` });
@@ -203,6 +226,7 @@ export const Mtls = z.strictObject({
 
 export type RouteConfig = z.output<typeof Route>;
 export type SidecarConfig = z.output<typeof Sidecar>;
+export type ListenerLimitsConfig = z.output<typeof ListenerLimits>;
 export type MtlsConfig = z.output<typeof Mtls>;
 export type AuthorizationConfig = z.output<typeof AuthorizationRule>;
 export type CircuitBreakerConfig = z.output<typeof CircuitBreaker>;

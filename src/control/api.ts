@@ -1,14 +1,17 @@
 // The control plane's HTTP API (express: not a data path). Every route needs the bearer token —
 // operators' and sidecars' alike — compared in constant time; none, or a wrong one, is a 401, and the
 // token never reaches a log line. Operators: /config, /faults, /sidecars, /events. Sidecars: the
-// watch stream (server-sent events), acks, and certificate signing.
+// watch stream (server-sent events), acks, and certificate signing. Every error, a parser's or an
+// unknown route's included, is a JSON body (http/api-errors.ts).
 import { timingSafeEqual, createHash } from 'node:crypto';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import { request } from 'undici';
 import { ConfigError } from '../config/errors.ts';
 import { parseFault } from '../faults/admin.ts';
+import { endWithJsonErrors } from '../http/api-errors.ts';
 import { FaultLimitError } from '../faults/table.ts';
 import { streamEvents } from '../telemetry/event-stream.ts';
+import { silentLogger, type Logger } from '../telemetry/log.ts';
 import type { ControlPlane } from './plane.ts';
 import { stopAllFaults } from './stop.ts';
 
@@ -25,7 +28,7 @@ export interface RequestFlow {
 /** How long a new reader of /events waits, at most, for every sidecar's request.done to flow in. */
 const FLOW_WAIT_MS = 3_000;
 
-export function createControlApp(plane: ControlPlane, token: string, identity?: IdentityIssuer, flow?: RequestFlow): Express {
+export function createControlApp(plane: ControlPlane, token: string, identity?: IdentityIssuer, flow?: RequestFlow, log: Logger = silentLogger): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('json spaces', 2);
@@ -144,6 +147,7 @@ export function createControlApp(plane: ControlPlane, token: string, identity?: 
     }
   });
 
+  endWithJsonErrors(app, log);
   return app;
 }
 

@@ -65,7 +65,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
       return { certPem: signed.certPem, caPem: ca.certPem, spiffeId: signed.spiffeId, notAfter: signed.notAfter.toISOString() };
     },
   };
-  const server: Server = createServer(createControlApp(plane, options.token, issuer, collector));
+  const server: Server = createServer(createControlApp(plane, options.token, issuer, collector, log));
   const colon = options.listen.lastIndexOf(':');
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -1,11 +1,13 @@
 // The admin listener (loopback): liveness, readiness, the snapshot in force and endpoint state.
-// Express is fine here: this is not the data path.
+// Express is fine here: this is not the data path. Every error is a JSON body (http/api-errors.ts).
 import express, { type Express } from 'express';
 import type { Snapshot } from '../config/snapshot.ts';
 import { faultRoutes } from '../faults/admin.ts';
+import { endWithJsonErrors } from '../http/api-errors.ts';
 import type { FaultTable } from '../faults/table.ts';
 import { streamEvents } from '../telemetry/event-stream.ts';
 import type { EventBus } from '../telemetry/events.ts';
+import type { Logger } from '../telemetry/log.ts';
 import type { MeshMetrics } from '../telemetry/metrics.ts';
 import type { Breakers } from './breaker/registry.ts';
 import type { Clusters } from './endpoints.ts';
@@ -25,7 +27,7 @@ export interface AdminView {
   readonly faultsFrom: string | undefined;
 }
 
-export function createAdminApp(sidecar: AdminView): Express {
+export function createAdminApp(sidecar: AdminView, log: Logger): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('json spaces', 2);
@@ -101,6 +103,6 @@ export function createAdminApp(sidecar: AdminView): Express {
   });
 
   app.use(faultRoutes(sidecar.faults, () => sidecar.snapshot, sidecar.faultsFrom));
-
+  endWithJsonErrors(app, log);
   return app;
 }

@@ -24,13 +24,29 @@ export function createInboundServer(options: ListenerOptions, mtls: MtlsMode, id
   const stop = identity!.onRotate((next) => secure.setSecureContext(serverTlsOptions(next)));
   if (mtls === 'strict') return { server: secure, stop };
   const plain = createListener(options);
+  const { headersTimeout, maxConnections } = options.limits;
   const server = createNetServer((socket) => {
+    // Until its first byte a connection belongs to no HTTP server, whose head deadline would cut it.
+    const cut = () => socket.destroy();
+    socket.setTimeout(headersTimeout, cut);
     socket.once('data', (first: Buffer) => {
+      socket.setTimeout(0);
+      socket.off('timeout', cut);
       socket.pause();
       socket.unshift(first);
       (first[0] === 0x16 ? secure : plain).emit('connection', socket);
       process.nextTick(() => socket.resume());
     });
   });
-  return { server, stop };
+  server.maxConnections = maxConnections;
+  // Node starts checking head deadlines when an HTTP server listens; these two never do (the front
+  // listens for them), so they are told they are, and told to stop with the front.
+  for (const behind of [secure, plain]) behind.emit('listening');
+  return {
+    server,
+    stop: () => {
+      stop();
+      for (const behind of [secure, plain]) behind.close(() => {});
+    },
+  };
 }

@@ -1,10 +1,12 @@
 // The edge of the request path: an HTTP/1.1 server that turns each request into a RequestContext
 // (context.ts), runs it through the generation's stack and writes the response, or the rescued error;
-// when the exchange is over, it ends the hop's telemetry (hop-telemetry.ts) once.
+// when the exchange is over, it ends the hop's telemetry (hop-telemetry.ts) once. Its overload guards
+// (a cap on connections, a deadline on request heads) keep slow clients from holding it.
 import { STATUS_CODES, createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import type { TlsOptions } from 'node:tls';
+import type { ListenerLimitsConfig } from '../config/resources.ts';
 import type { Duplex } from 'node:stream';
 import { MeshError, ResponseFlag, downstreamReset } from '../errors.ts';
 import { Cancellation } from '../http/cancellation.ts';
@@ -21,12 +23,18 @@ export interface ListenerOptions extends ContextOptions {
   readonly events: EventBus;
   /** Per-request telemetry (request.done, hence request metrics and access log lines). */
   readonly perRequest: boolean;
+  /** Its overload guards (the sidecar's `listeners`). */
+  readonly limits: ListenerLimitsConfig;
 }
 
 /** The listener's HTTP server: plain, or (`tls`) HTTPS — the inbound listener under mTLS. */
 export function createListener(options: ListenerOptions, tls?: TlsOptions): Server {
-  const settings = { keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: 30_000 };
+  const { headersTimeout, maxConnections } = options.limits;
+  // Node looks for heads past their deadline every connectionsCheckingInterval (30 s unless told):
+  // checked ten times per deadline, at least once a second, a slow head is cut close to its deadline.
+  const settings = { keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout, connectionsCheckingInterval: Math.min(1_000, headersTimeout / 10) };
   const server: Server = tls ? createHttpsServer({ ...settings, ...tls }) : createServer(settings);
+  server.maxConnections = maxConnections;
   server.on('request', (req: IncomingMessage, res: ServerResponse) => void handle(options, req, res));
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void handleUpgrade(options, req, socket, head));
   server.on('connect', (req: IncomingMessage, socket: Duplex) => {

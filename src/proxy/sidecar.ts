@@ -190,11 +190,11 @@ export class Sidecar {
   async #listen(): Promise<void> {
     const generation = () => this.#generation;
     const perRequest = this.snapshot.config.telemetry.enabled;
-    const common = { sidecar: this.name, service: this.spec.service, generation, events: this.events, tracer: this.#telemetry.tracer, perRequest };
+    const common = { sidecar: this.name, service: this.spec.service, generation, events: this.events, tracer: this.#telemetry.tracer, perRequest, limits: this.spec.listeners };
     const outbound = createListener({ ...common, direction: 'outbound' });
     const inbound = this.spec.inbound === undefined ? undefined : createInboundServer({ ...common, direction: 'inbound' }, this.mtls, this.identity);
     this.#stopInbound = inbound?.stop;
-    const admin = createServer(createAdminApp(this));
+    const admin = createServer(createAdminApp(this, this.#log));
     this.addresses = {
       outbound: await listen(outbound, this.spec.outbound, this.#servers),
       inbound: inbound && (await listen(inbound.server, this.spec.inbound!, this.#servers)),

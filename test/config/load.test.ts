@@ -138,6 +138,18 @@ describe('config loading', () => {
     expect(command[0]!.message).to.match(/give it app/);
   });
 
+  it('refuses an admin listener off loopback, naming the field; loopback in any spelling is fine', () => {
+    const withAdmin = (admin: string) => `mesh: {name: m}\nservices:\n  - name: job\nsidecars:\n  - service: job\n    outbound: 0.0.0.0:15001\n    admin: "${admin}"\n`;
+    for (const admin of ['127.0.0.1:15000', '127.0.0.2:15000', '[::1]:15000', 'localhost:15000']) {
+      expect(() => parseConfig(withAdmin(admin), 'mesh.yaml'), admin).not.to.throw();
+    }
+    for (const admin of ['0.0.0.0:15000', '10.0.0.5:15000', '[::]:15000', 'sidecar.internal:15000']) {
+      const problem = only(withAdmin(admin));
+      expect([problem.line, problem.column, problem.field], admin).to.deep.equal([7, 12, 'sidecars[0].admin']);
+      expect(problem.message).to.match(/without a credential: bind it to loopback/);
+    }
+  });
+
   it('client-only: does not require a route\'s subset to select an endpoint of a service that has none yet', () => {
     const text = 'mesh: {name: m}\nservices:\n  - name: api\nroutes:\n  - {name: canary, destinations: [{service: api, subset: {version: v2}}]}\n';
     expect(() => parseConfig(text, 'mesh.yaml')).not.to.throw();

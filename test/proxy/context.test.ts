@@ -35,7 +35,7 @@ sidecars:
     const snapshot = compileSnapshot(config, 'test');
     const options: ListenerOptions = {
       direction: 'outbound', sidecar: 'checkout', service: 'checkout', generation: () => { throw new Error('not used'); },
-      events: new EventBus('checkout'), tracer: undefined, perRequest: true,
+      events: new EventBus('checkout'), tracer: undefined, perRequest: true, limits: snapshot.sidecars[0]!.listeners,
     };
     const contexts: RequestContext[] = [];
     const server = createServer((req: IncomingMessage, res) => {
