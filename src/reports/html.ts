@@ -4,6 +4,7 @@
 // policy checks, the attribution, and the cohort comparison and regression when the run has them.
 // Every string from the analysis is escaped: a fault id or a reason holding markup shows as text.
 import type { Analysis, AttributionRow } from '../analysis/types.ts';
+import { describeLoad } from '../experiments/load.ts';
 import { renderCharts, type Chart } from './charts.ts';
 
 /** Rows of the attribution table; the totals above it count them all. */
@@ -89,6 +90,7 @@ function summary(a: Analysis): string {
     ['Started', esc(iso(e.startedAt))],
     ['Finished', e.finishedAt ? esc(iso(e.finishedAt)) : 'not finished'],
     ['Duration', `${esc(duration(end - e.startedAt))}${e.complete ? '' : ' (recording incomplete)'}`],
+    ['Load', a.load ? esc(describeLoad(a.load)) : 'none sent'],
     ['Hypotheses', `${counts.pass} passed, ${counts.fail} failed, ${counts.inconclusive} inconclusive`],
     ['Halts', a.halts.length ? `<ul class="halts">${a.halts.map((h) => `<li>+${esc(fixed((h.at - e.startedAt) / 1000))} s (${esc(iso(h.at))}): ${esc(h.reason)}</li>`).join('')}</ul>` : 'none'],
   ];

@@ -2,6 +2,7 @@
 // report.md (the summary for a pull request or a wiki) and junit.xml (one test case per hypothesis,
 // for CI gates: a failed hypothesis is a failure, an inconclusive one is skipped with its reason).
 import type { Analysis } from '../analysis/types.ts';
+import { describeLoad } from '../experiments/load.ts';
 import { succeeded } from '../measures.ts';
 
 export function reportJson(analysis: Analysis): string {
@@ -18,6 +19,8 @@ export function reportMarkdown(analysis: Analysis): string {
     '',
     e.description ? `${e.description}\n` : '',
     `Seed ${e.seed}; ${new Date(e.startedAt).toISOString()}${e.finishedAt ? ` – ${new Date(e.finishedAt).toISOString()}` : ' (incomplete)'}${e.reason ? `; ${e.reason}` : ''}.`,
+    '',
+    `Load: ${analysis.load ? describeLoad(analysis.load) : 'none sent'}.`,
     '',
     `**Resilience score ${analysis.score.value} / 100** — ${analysis.score.parts.map((p) => `${p.kind}: ${p.passed}/${p.total} passed × ${p.weight}`).join('; ') || 'no hypotheses'}.`,
     '',
