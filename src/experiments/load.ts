@@ -1,7 +1,7 @@
 // A game day's load, as the run sees it: one interface a load model implements (loads/, one model a
 // file), the target it sends to, the record it makes of every request, and the one classification of
 // those records that the summary, verdicts, halts, analysis and reports all count by.
-import { succeeded } from '../measures.ts';
+import { percentile, succeeded } from '../measures.ts';
 import type { Experiment } from './spec.ts';
 
 export interface LoadRecord {
@@ -19,6 +19,8 @@ export interface LoadRecord {
   readonly kind?: 'cut' | 'missed';
   /** The x-request-id it was sent with, when the model sets one (the open model does). */
   readonly requestId?: string;
+  /** From the intended start to the send: the generator's own lateness, inside latencyMs (open model). */
+  readonly lagMs?: number;
 }
 
 /** What became of one request of the load; `cut` and `missed` are the load's doing, not the system's. */
@@ -52,6 +54,8 @@ export interface LoadFigures extends Record<LoadOutcome, number> {
   readonly achieved: number;
   readonly sent: number;
   readonly maxInFlight: number | null;
+  /** p99 of the send lag (ms): high, and the generator was late, not the system (null: the model does not measure it). */
+  readonly sendLagP99: number | null;
 }
 
 /** Every count of a run's load, from its records alone: the one place they are counted. */
@@ -59,13 +63,15 @@ export function loadFigures(records: readonly LoadRecord[], run: LoadRun): LoadF
   const counts: Record<LoadOutcome, number> = { ok: 0, failed: 0, cut: 0, missed: 0 };
   for (const r of records) counts[outcomeOf(r)]++;
   const sent = counts.ok + counts.failed + counts.cut;
-  return { model: run.model, rate: run.rate, achieved: sent / Math.max(0.001, (run.to - run.from) / 1000), sent, maxInFlight: run.maxInFlight, ...counts };
+  const lags = records.flatMap((r) => (r.lagMs === undefined ? [] : [r.lagMs])).sort((a, b) => a - b);
+  const sendLagP99 = lags.length ? percentile(lags, 99) : null;
+  return { model: run.model, rate: run.rate, achieved: sent / Math.max(0.001, (run.to - run.from) / 1000), sent, maxInFlight: run.maxInFlight, sendLagP99, ...counts };
 }
 
 /** One line of figures, as the summary and the text reports print it. */
 export function describeLoad(f: LoadFigures): string {
   const cap = f.maxInFlight === null ? '' : `, at most ${f.maxInFlight} in flight`;
-  return `${f.model}-model load at ${f.rate}/s (achieved ${f.achieved.toFixed(2)}/s${cap}): ${f.sent} sent, ${f.ok} ok, ${f.failed} failed, ${f.cut} cut by the load's stop, ${f.missed} missed starts`;
+  return `${f.model}-model load at ${f.rate}/s (achieved ${f.achieved.toFixed(2)}/s${cap}): ${f.sent} sent, ${f.ok} ok, ${f.failed} failed, ${f.cut} cut by the load's stop, ${f.missed} missed starts${f.sendLagP99 === null ? '' : `; send lag p99 ${f.sendLagP99.toFixed(0)} ms`}`;
 }
 
 export const COHORT_VALUE = 'experiment';

@@ -59,9 +59,10 @@ export class OpenModelLoad implements Load {
       const requestId = `${prefix}-${index}`;
       const headers = { ...(target.host && { host: target.host }), ...r.headers, [Header.requestId]: requestId, ...(cohort === 'experiment' && { [load.cohort!.header]: COHORT_VALUE }) };
       const cut = new AbortController();
+      const lagMs = this.#clock.now() - dueAt;
       const end = (status: number, kind?: 'cut') => {
         const t = this.#clock.now();
-        record({ t, latencyMs: t - dueAt, status, cohort, requestId, ...(kind && { kind }) });
+        record({ t, latencyMs: t - dueAt, status, cohort, requestId, lagMs, ...(kind && { kind }) });
       };
       const done = pool
         .request({ path: `${base}${r.path}`, method: r.method as Dispatcher.HttpMethod, headers, body: r.body ?? null, signal: cut.signal })

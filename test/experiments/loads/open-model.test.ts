@@ -99,8 +99,13 @@ describe('open-model load', function () {
       for (const r of records) {
         const due = r.t - r.latencyMs;
         // Sent no earlier than the end of the block, so its latency holds the wait since it was due.
-        if (due < blockedFrom + 280) expect(r.latencyMs, `request ${indexOf(r)}`).to.be.at.least(blockedFrom + 300 - due - 1);
+        if (due < blockedFrom + 280) {
+          expect(r.latencyMs, `request ${indexOf(r)}`).to.be.at.least(blockedFrom + 300 - due - 1);
+          // ... and says how much of it was the generator's own lateness (the first started before the block).
+          if (due > blockedFrom) expect(r.lagMs, `request ${indexOf(r)}`).to.be.at.least(blockedFrom + 300 - due - 1);
+        }
       }
+      expect(loadFigures(records, run).sendLagP99).to.be.at.least(250);
       expect(run.from).to.be.at.most(blockedFrom);
       // The cohort: a quarter of the arrivals, spread evenly, each with the header.
       const experiment = records.filter((r) => r.cohort === 'experiment').map(indexOf).sort((a, b) => a - b);
