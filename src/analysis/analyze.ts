@@ -13,7 +13,7 @@ import { compileSnapshot, type Snapshot } from '../config/snapshot.ts';
 import type { Journal } from '../experiments/journal.ts';
 import { methodLength, parseExperiment, type Experiment } from '../experiments/spec.ts';
 import { expectVerdict, samplesFor, steadyStateVerdict, type Recording } from '../experiments/verdicts.ts';
-import type { LoadRecord } from '../experiments/load.ts';
+import { isSample, loadFigures, type LoadRecord } from '../experiments/load.ts';
 import { attribute, impacts } from './attribution.ts';
 import { bucketEdges, retryTimeline as retriesOverTime, timeseries as timeseriesOf } from './buckets.ts';
 import { percentile, succeeded } from '../measures.ts';
@@ -73,9 +73,21 @@ export const SCORE_WEIGHTS: Readonly<Record<string, number>> = {
 };
 
 export async function analyze(run: RunFiles): Promise<Analysis> {
-  const { experiment, journal, events, load } = run;
+  const { experiment, journal, load } = run;
+  // A request the load cut at its own stop is no outcome of the system: its trace leaves every figure.
+  // The open model names them by request id; the closed one records none, so its cut requests are the
+  // entry's DC after the load's end.
+  const cut = new Set(load.filter((r) => r.kind === 'cut' && r.requestId).map((r) => r.requestId));
+  const closedEnd = journal.load?.model === 'closed' ? journal.load.to : Infinity;
+  const sidecarService = serviceOfSidecar(run.events);
+  const entryCut = (e: Event) => e.type === 'request.done' && e.direction === 'inbound' && sidecarService.get(e.sidecar) === experiment.load.entry && e.time >= closedEnd && (e.flags as string[]).includes('DC');
+  for (const e of run.events) if (entryCut(e) && e.requestId) cut.add(String(e.requestId));
+  const events = cut.size ? run.events.filter((e) => !cut.has(e.requestId as string)) : run.events;
   const phase = (name: string) => journal.phases.find((p) => p.name === name);
+  // The windows the runner judged, when the journal has them, so that summary and report count the same samples.
   const span = (name: string) => {
+    const judged = journal.windows?.find((w) => w.name === name);
+    if (judged) return { from: judged.from, to: judged.to };
     const p = phase(name);
     return p ? { from: Date.parse(p.startedAt), to: p.endedAt ? Date.parse(p.endedAt) : (journal.finishedAt ? Date.parse(journal.finishedAt) : Date.now()) } : undefined;
   };
@@ -88,7 +100,6 @@ export async function analyze(run: RunFiles): Promise<Analysis> {
   const recovery = span('recovery');
   if (recovery) windows.push({ name: 'recovery', kind: 'recovery', ...recovery });
 
-  const sidecarService = serviceOfSidecar(events);
   const recording: Recording = {
     entry: experiment.load.entry,
     load,
@@ -156,6 +167,7 @@ export async function analyze(run: RunFiles): Promise<Analysis> {
     score,
     regression: await regression(run.dir, score, hypotheses, stats, experiment),
     cohorts: cohortComparison(experiment, load, windows),
+    load: journal.load ? loadFigures(load, journal.load) : null,
   };
 }
 
@@ -292,7 +304,7 @@ function cohortComparison(experiment: Experiment, load: readonly LoadRecord[], w
   const faultWindows = windows.filter((w) => w.kind === 'fault');
   if (faultWindows.length === 0) return null;
   const inside = (r: LoadRecord) => faultWindows.some((w) => r.t >= w.from && r.t < w.to);
-  const group = (cohort: LoadRecord['cohort']) => load.filter((r) => r.cohort === cohort && inside(r));
+  const group = (cohort: LoadRecord['cohort']) => load.filter((r) => isSample(r) && r.cohort === cohort && inside(r));
   const exp = group('experiment');
   const ctl = group('control');
   const figures = (rs: LoadRecord[]) => ({ requests: rs.length, availability: ratio(rs.filter((r) => succeeded(r.status)).length, rs.length), p99: latencyOf(rs.filter((r) => r.status > 0).map((r) => r.latencyMs)).p99 });

@@ -1,6 +1,7 @@
 // The analysis of one run, as `report.json` holds it (schema "faultline.report/v1"): everything the
 // HTML, Markdown and JUnit reports show is read from here, and machines can gate on it. Times are epoch
 // milliseconds; durations milliseconds; percentages 0–100.
+import type { LoadFigures } from '../experiments/load.ts';
 
 export interface Analysis {
   readonly schema: 'faultline.report/v1';
@@ -33,6 +34,8 @@ export interface Analysis {
   readonly regression: Regression | null;
   /** Experiment cohort against control group, when the run had a cohort. */
   readonly cohorts: CohortComparison | null;
+  /** How the load was made and what became of its requests (ok, failed, cut by its stop, missed); null when none was sent. */
+  readonly load: LoadFigures | null;
   /** The same figures from PromQL, when a Prometheus URL was given. */
   readonly prometheus?: PrometheusFigures;
 }

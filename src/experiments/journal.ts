@@ -1,6 +1,7 @@
 // What a run leaves behind for whoever reads it later — the journal's shape, the outcome and the
 // result — kept apart from the runner so that the analysis and the reports can read a run without it.
-import type { Verdict } from './verdicts.ts';
+import type { LoadRun } from './load.ts';
+import type { Verdict, Window } from './verdicts.ts';
 
 export type RunOutcome = 'passed' | 'failed' | 'halted' | 'inconclusive' | 'error';
 export const EXIT_CODES: Record<RunOutcome, number> = { passed: 0, failed: 1, halted: 3, inconclusive: 1, error: 4 };
@@ -20,6 +21,10 @@ export interface Journal {
   halts: { at: string; reason: string }[];
   rollback: { at: string; removed: string[]; verified: boolean; remaining: Record<string, string[]> } | null;
   verdicts: Verdict[];
+  /** The windows the verdicts were judged over (epoch ms), so that the analysis counts the same samples; absent in older runs. */
+  windows?: Window[];
+  /** How the load was made; null until it has ended (absent in older runs). */
+  load?: LoadRun | null;
 }
 
 export interface RunResult {

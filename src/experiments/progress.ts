@@ -1,7 +1,7 @@
 // The runner's progress: on a terminal, one status line redrawn each second (phase, elapsed/total,
 // current rps, error rate, p99, active faults); elsewhere (CI, a pipe) plain lines — each phase, and
 // the same figures every five seconds.
-import type { LoadRecord } from './load.ts';
+import { isSample, type LoadRecord } from './load.ts';
 import { percentile, succeeded } from '../measures.ts';
 
 export class Progress {
@@ -37,11 +37,13 @@ export class Progress {
       this.#ticks++;
       const { records, faults } = read();
       const now = Date.now();
-      const last = records.filter((r) => r.t >= now - 1_000);
+      const recent = records.filter((r) => r.t >= now - 1_000);
+      const last = recent.filter(isSample);
+      const missed = recent.filter((r) => r.kind === 'missed').length;
       const errors = last.filter((r) => !succeeded(r.status)).length;
       const latencies = last.filter((r) => r.status > 0).map((r) => r.latencyMs).sort((a, b) => a - b);
       const p99 = latencies.length ? percentile(latencies, 99) : 0;
-      const text = `${this.#phase.padEnd(9)} ${((now - this.#startedAt) / 1000).toFixed(0).padStart(3)}/${(this.#total / 1000).toFixed(0)} s  ${String(last.length).padStart(5)} rps  errors ${(last.length ? (100 * errors) / last.length : 0).toFixed(1).padStart(5)} %  p99 ${p99.toFixed(0).padStart(5)} ms  faults ${faults}`;
+      const text = `${this.#phase.padEnd(9)} ${((now - this.#startedAt) / 1000).toFixed(0).padStart(3)}/${(this.#total / 1000).toFixed(0)} s  ${String(last.length).padStart(5)} rps  errors ${(last.length ? (100 * errors) / last.length : 0).toFixed(1).padStart(5)} %  p99 ${p99.toFixed(0).padStart(5)} ms${missed ? `  missed ${missed}` : ''}  faults ${faults}`;
       if (this.#tty) {
         this.#out.write(`\r\x1b[2K${text}`);
         this.#drawn = true;

@@ -1,12 +1,13 @@
 // `faultline run`: one game day (run/game-day.ts sequences its phases and parts), or with --dry-run
 // the experiment resolved against the mesh and nothing injected. Everything is recorded in the run's
-// directory — journal, every event of every sidecar, every response of the load, each sidecar's
+// directory — journal, every event of every sidecar, every request of the load (open model unless the experiment asks for closed), each sidecar's
 // metrics every second — so the analysis can recompute everything without the mesh.
 import { copyFile, mkdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { dryRun } from './dry-run.ts';
 import type { RunResult } from './journal.ts';
 import { ClosedLoopLoad } from './loads/closed-loop.ts';
+import { OpenModelLoad } from './loads/open-model.ts';
 import { Progress } from './progress.ts';
 import { GameDay } from './run/game-day.ts';
 import { parseExperiment } from './spec.ts';
@@ -38,5 +39,5 @@ export async function runExperiment(options: RunOptions): Promise<RunResult> {
   const dir = join(resolve(options.out), experiment.name, stamp);
   await mkdir(dir, { recursive: true });
   await copyFile(file, join(dir, 'experiment.yaml'));
-  return new GameDay({ experiment, file, seed, dir, progress, stream, load: new ClosedLoopLoad(), report: options.report }).run();
+  return new GameDay({ experiment, file, seed, dir, progress, stream, load: experiment.load.model === 'closed' ? new ClosedLoopLoad() : new OpenModelLoad(), report: options.report }).run();
 }

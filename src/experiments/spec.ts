@@ -33,7 +33,9 @@ const Load = z
     url: z.url().optional().meta({ description: 'or a URL to send the load to' }),
     requests: z.array(RequestMix).min(1).default([{ method: 'GET', path: '/', headers: {}, weight: 1 }]),
     rate: z.number().gt(0).meta({ description: 'requests per second, in total' }),
-    connections: z.int().min(1).default(10),
+    model: z.enum(['open', 'closed']).default('open').meta({ description: 'open: requests start on schedule whatever the responses do; closed: each connection waits for its response (benchmarks, not verdicts)' }),
+    maxInFlight: z.int().min(1).optional().meta({ description: 'open model: most requests in flight at once, a start beyond it is a missed start (default: rate × the 10 s client timeout, at most 1000)' }),
+    connections: z.int().min(1).default(10).meta({ description: 'closed model: connections, each waiting for its response' }),
     cohort: z
       .strictObject({
         percent: z.number().gt(0).lt(100).meta({ description: 'share of the load in the experiment cohort; the rest is the control group' }),

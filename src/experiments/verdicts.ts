@@ -3,7 +3,7 @@
 // entry, pass / fail / inconclusive, with the measured value and the objective. The analysis issue
 // builds the full report on the same recording.
 import { percentile, succeeded } from '../measures.ts';
-import type { LoadRecord } from './load.ts';
+import { isSample, type LoadRecord } from './load.ts';
 import type { ExpectConfig, Experiment, SteadyStateConfig } from './spec.ts';
 
 export type Outcome = 'pass' | 'fail' | 'inconclusive';
@@ -37,11 +37,14 @@ export interface Recording {
 
 const MIN_SAMPLES = 20;
 
-/** Outcomes (status, latency) of requests to `service` in a window: the load's for the entry, else callers' request.done. */
+/**
+ * Outcomes (status, latency) of requests to `service` in a window: the load's for the entry (its samples
+ * only: not the requests the load cut at its stop, nor its missed starts), else callers' request.done.
+ */
 export function samplesFor(recording: Recording, service: string, window: Window, cohort: LoadRecord['cohort'] | 'any' = 'any'): { t: number; status: number; latencyMs: number }[] {
   if (service === recording.entry) {
     return recording.load
-      .filter((r) => r.t >= window.from && r.t < window.to && (cohort === 'any' || r.cohort === cohort))
+      .filter((r) => isSample(r) && r.t >= window.from && r.t < window.to && (cohort === 'any' || r.cohort === cohort))
       .map((r) => ({ t: r.t, status: r.status, latencyMs: r.latencyMs }));
   }
   return recording.events

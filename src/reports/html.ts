@@ -5,6 +5,7 @@
 // cohort comparison and regression when the run has them.
 // Every string from the analysis is escaped: a fault id or a reason holding markup shows as text.
 import type { Analysis, AttributionRow } from '../analysis/types.ts';
+import { describeLoad } from '../experiments/load.ts';
 import { renderCharts, type Chart } from './charts.ts';
 import { remainingText } from './text.ts';
 
@@ -91,6 +92,7 @@ function summary(a: Analysis): string {
     ['Started', esc(iso(e.startedAt))],
     ['Finished', e.finishedAt ? esc(iso(e.finishedAt)) : 'not finished'],
     ['Duration', `${esc(duration(end - e.startedAt))}${e.complete ? '' : ' (recording incomplete)'}`],
+    ['Load', a.load ? esc(describeLoad(a.load)) : 'none sent'],
     ['Hypotheses', `${counts.pass} passed, ${counts.fail} failed, ${counts.inconclusive} inconclusive${counts['not-run'] ? `, ${counts['not-run']} not run` : ''}`],
     ['Rollback', e.rollback ? (e.rollback.verified ? 'verified' : `<strong>NOT verified</strong>: ${esc(remainingText(e.rollback.remaining))}`) : 'none recorded'],
     ['Halts', a.halts.length ? `<ul class="halts">${a.halts.map((h) => `<li>+${esc(fixed((h.at - e.startedAt) / 1000))} s (${esc(iso(h.at))}): ${esc(h.reason)}</li>`).join('')}</ul>` : 'none'],

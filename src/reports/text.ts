@@ -2,6 +2,7 @@
 // is) and report.md (the summary for a pull request or a wiki), and the lines every report shares.
 import { causeOf } from '../analysis/attribution.ts';
 import type { Analysis, AttributionRow, Score } from '../analysis/types.ts';
+import { describeLoad } from '../experiments/load.ts';
 import { succeeded } from '../measures.ts';
 
 export function reportJson(analysis: Analysis): string {
@@ -18,6 +19,8 @@ export function reportMarkdown(analysis: Analysis): string {
     '',
     e.description ? `${e.description}\n` : '',
     `Seed ${e.seed}; ${new Date(e.startedAt).toISOString()}${e.finishedAt ? ` – ${new Date(e.finishedAt).toISOString()}` : ' (incomplete)'}${e.reason ? `; ${e.reason}` : ''}.`,
+    '',
+    `Load: ${analysis.load ? describeLoad(analysis.load) : 'none sent'}.`,
     '',
     analysis.score.value === null
       ? `**No resilience score**: ${analysis.score.reason ?? 'none computed'}.`

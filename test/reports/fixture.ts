@@ -160,5 +160,6 @@ export function fixtureAnalysis(): Analysis {
       availabilityTest: { z: -4.41, pValue: 0.00001, significant: true },
       latencyTest: { u: 12840, pValue: 0.0003, significant: true },
     },
+    load: { model: 'open', rate: 50, achieved: 48.7, sent: 1461, maxInFlight: 500, sendLagP99: 3, ok: 1380, failed: 79, cut: 2, missed: 39 },
   };
 }

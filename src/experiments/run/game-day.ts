@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { up, type Mesh } from '../../control/up.ts';
 import { EXIT_CODES, type RunOutcome, type RunResult } from '../journal.ts';
-import type { Load } from '../load.ts';
+import type { Load, LoadRun } from '../load.ts';
 import { MeshClient, targetClient } from '../mesh-client.ts';
 import type { Progress } from '../progress.ts';
 import { Recorder } from '../recorder.ts';
@@ -50,7 +50,7 @@ export class GameDay {
   #mesh: Mesh | undefined;
   #stateDir: string | undefined;
   #client: MeshClient | undefined;
-  #loadDone: Promise<void> | undefined;
+  #loadDone: Promise<LoadRun> | undefined;
   readonly #windows: Window[] = [];
   #outcome: RunOutcome = 'error';
 
@@ -201,14 +201,15 @@ export class GameDay {
       journal.data.rollback ??= { at: isoAt(this.#clock.now()), removed: [], verified: false, remaining: { error: [(error as Error).message] } };
     }
     this.#o.load.stop();
-    await this.#loadDone?.catch(() => undefined);
+    journal.data.load = (await this.#loadDone?.catch(() => undefined)) ?? null;
+    journal.data.windows = this.#windows;
     await this.#recorder.stop();
     this.#o.progress.stop();
     const recording = this.#recording();
     if (this.#outcome !== 'inconclusive' && this.#outcome !== 'error') this.#judge(recording);
     await journal.finish(this.#outcome);
     const reports = (await this.#o.report?.(dir)) ?? '';
-    const summary = summarise(journal.data, dir, recording, experiment) + reports;
+    const summary = summarise(journal.data, dir, recording) + reports;
     await writeFile(join(dir, 'summary.txt'), summary);
     this.#o.stream.write(summary);
     await this.#mesh?.close();

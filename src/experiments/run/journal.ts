@@ -45,6 +45,8 @@ export class RunJournal {
       halts: [],
       rollback: null,
       verdicts: [],
+      windows: [],
+      load: null,
     }, log, clock);
   }
 
