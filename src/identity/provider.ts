@@ -5,6 +5,7 @@
 import { X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
 import { request } from 'undici';
+import { systemClock, type Clock } from '../clock.ts';
 import { silentLogger, type Logger } from '../telemetry/log.ts';
 import { spiffeId } from './spiffe.ts';
 import { WorkloadKey, renewAt, type WorkloadIdentity } from './workload.ts';
@@ -24,14 +25,11 @@ export interface IdentityOptions {
 }
 
 /** The time and the timers renewal uses. */
-export interface RenewalClock {
-  now(): number;
-  /** Calls `callback` after `ms`, without keeping the process alive; returns what cancels it. */
-  after(ms: number, callback: () => void): () => void;
-}
+export type RenewalClock = Pick<Clock, 'now' | 'after'>;
 
-const systemClock: RenewalClock = {
-  now: () => Date.now(),
+/** The system's, but a renewal timer does not keep the process alive. */
+const systemRenewalClock: RenewalClock = {
+  now: systemClock.now,
   after(ms, callback) {
     const timer = setTimeout(callback, ms).unref();
     return () => clearTimeout(timer);
@@ -60,7 +58,7 @@ export class SidecarIdentity {
     this.#key = key;
     this.#current = current;
     this.#log = (options.log ?? silentLogger).child({ identity: current.spiffeId });
-    this.#clock = options.clock ?? systemClock;
+    this.#clock = options.clock ?? systemRenewalClock;
     this.#schedule();
   }
 
@@ -74,7 +72,7 @@ export class SidecarIdentity {
       key = await WorkloadKey.generate();
       await key.save(file);
     }
-    return new SidecarIdentity(options, key, await issue(options, key, options.clock ?? systemClock));
+    return new SidecarIdentity(options, key, await issue(options, key, options.clock ?? systemRenewalClock));
   }
 
   get current(): CurrentIdentity {

@@ -15,10 +15,11 @@ import { stringify } from 'yaml';
 import { startControlledSidecar, type ControlledSidecar } from '../../src/control/agent.ts';
 import { startControlPlane, type RunningControlPlane } from '../../src/control/server.ts';
 import { MeshCa } from '../../src/identity/ca.ts';
-import { SidecarIdentity, type RenewalClock } from '../../src/identity/provider.ts';
+import { SidecarIdentity } from '../../src/identity/provider.ts';
 import { WorkloadKey } from '../../src/identity/workload.ts';
 import { spiffeId } from '../../src/identity/spiffe.ts';
 import type { MeshEvents } from '../../src/telemetry/events.ts';
+import { FakeClock } from '../helpers/fake-clock.ts';
 import { call, load, send } from '../helpers/client.ts';
 import { sidecarEntry } from '../helpers/mesh.ts';
 import { freeAddress, startUpstream, waitFor, type Upstream } from '../helpers/net.ts';
@@ -227,37 +228,6 @@ describe('mTLS certificate renewal on its own schedule', function () {
   });
 });
 
-/** Timers that fire only when a test moves the time. */
-class FakeClock implements RenewalClock {
-  // Certificates carry the CA's real times: the fake time starts at the real one.
-  #now = Date.now();
-  readonly #timers = new Set<{ at: number; callback: () => void }>();
-
-  now(): number {
-    return this.#now;
-  }
-
-  after(ms: number, callback: () => void): () => void {
-    const timer = { at: this.#now + ms, callback };
-    this.#timers.add(timer);
-    return () => this.#timers.delete(timer);
-  }
-
-  /** The timers set, in milliseconds from now. */
-  get pending(): number[] {
-    return [...this.#timers].map((t) => t.at - this.#now);
-  }
-
-  advance(ms: number): void {
-    this.#now += ms;
-    for (const timer of [...this.#timers]) {
-      if (timer.at > this.#now) continue;
-      this.#timers.delete(timer);
-      timer.callback();
-    }
-  }
-}
-
 describe('mTLS certificate renewal schedule, on a fake clock', function () {
   let dir: string;
   let control: RunningControlPlane;
@@ -275,7 +245,8 @@ describe('mTLS certificate renewal schedule, on a fake clock', function () {
     await writeFile(join(dir, 'mesh.yaml'), stringify(config));
     control = await startControlPlane({ listen: '127.0.0.1:0', token: TOKEN, stateDir: join(dir, 'control'), configFile: join(dir, 'mesh.yaml') });
     await mkdir(join(dir, 'payments'));
-    clock = new FakeClock();
+    // Certificates carry the CA's real times: the fake time starts at the real one.
+    clock = new FakeClock(Date.now());
     identity = await SidecarIdentity.obtain({ url: control.url, token: TOKEN, sidecar: 'payments', service: 'payments', trustDomain: 'shop.test', namespace: 'default', stateDir: join(dir, 'payments'), clock });
   });
 
@@ -294,38 +265,38 @@ describe('mTLS certificate renewal schedule, on a fake clock', function () {
     const due = dueIn(first.notAfter);
     // 1 h certificates: about 40 min, give or take whole seconds and how long the CA took to answer.
     expect(due).to.be.within((2 / 3) * 3_590_000, (2 / 3) * 3_610_000);
-    expect(clock.pending).to.deep.equal([due]);
+    expect(clock.due).to.deep.equal([due]);
     const rotated: string[] = [];
     identity!.onRotate((next) => rotated.push(next.serial));
-    clock.advance(due - 1);
-    expect([rotated, clock.pending]).to.deep.equal([[], [1]]);
-    clock.advance(1);
+    await clock.advance(due - 1);
+    expect([rotated, clock.due]).to.deep.equal([[], [1]]);
+    await clock.advance(1);
     await waitFor(() => rotated.length === 1, 5_000, 'the renewal');
     const second = identity!.current;
     expect([second.serial, second.issuedAt.getTime()]).to.deep.equal([rotated[0], clock.now()]);
     expect(second.serial).to.not.equal(first.serial);
-    expect(clock.pending).to.deep.equal([dueIn(second.notAfter)]);
+    expect(clock.due).to.deep.equal([dueIn(second.notAfter)]);
   });
 
   it('tries a failed renewal again a second later, then backs off (2 s, 4 s, … at most 30 s) until one succeeds', async () => {
-    const due = clock.pending[0]!;
+    const due = clock.due[0]!;
     const serial = identity!.current.serial;
     await control.close();
-    clock.advance(due);
+    await clock.advance(due);
     for (const retry of [1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000]) {
-      await waitFor(() => clock.pending[0] === retry, 5_000, `a retry in ${retry} ms`);
-      expect(clock.pending).to.have.length(1);
-      clock.advance(retry);
+      await waitFor(() => clock.due[0] === retry, 5_000, `a retry in ${retry} ms`);
+      expect(clock.due).to.have.length(1);
+      await clock.advance(retry);
     }
     expect(identity!.current.serial).to.equal(serial);
     // The control plane is back (same address, same CA): the next retry renews, and renewal is on schedule again.
-    await waitFor(() => clock.pending[0] === 30_000, 5_000, 'the next retry');
+    await waitFor(() => clock.due[0] === 30_000, 5_000, 'the next retry');
     control = await startControlPlane({ listen: new URL(control.url).host, token: TOKEN, stateDir: join(dir, 'control'), configFile: join(dir, 'mesh.yaml') });
     const rotated: string[] = [];
     identity!.onRotate((next) => rotated.push(next.serial));
-    clock.advance(30_000);
+    await clock.advance(30_000);
     await waitFor(() => rotated.length === 1, 5_000, 'the renewal');
     expect(rotated[0]).to.not.equal(serial);
-    expect(clock.pending).to.deep.equal([dueIn(identity!.current.notAfter)]);
+    expect(clock.due).to.deep.equal([dueIn(identity!.current.notAfter)]);
   });
 });

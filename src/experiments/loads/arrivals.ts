@@ -1,10 +1,10 @@
 // The open model's schedule: arrival i is due at t0 + i × 1000 / rate, every due time computed from the
 // start (never from the previous wake), so timer lateness does not accumulate. One timer at a time; on
 // each wake every arrival already due is started, so a late timer makes starts late, never fewer.
-import type { RunClock } from '../run/clock.ts';
+import type { Clock } from '../../clock.ts';
 
 export class Arrivals {
-  readonly #clock: RunClock;
+  readonly #clock: Clock;
   readonly #intervalMs: number;
   /** Arrivals due before the end: the ones with t0 + i × interval < t0 + duration. */
   readonly #count: number;
@@ -14,7 +14,7 @@ export class Arrivals {
   #cancel: (() => void) | undefined;
   #end: ((to: number) => void) | undefined;
 
-  constructor(clock: RunClock, rate: number, durationMs: number, onDue: (index: number, dueAt: number) => void) {
+  constructor(clock: Clock, rate: number, durationMs: number, onDue: (index: number, dueAt: number) => void) {
     this.#clock = clock;
     this.#intervalMs = 1000 / rate;
     this.#count = Math.ceil((durationMs * rate) / 1000);

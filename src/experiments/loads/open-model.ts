@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { Pool, type Dispatcher } from 'undici';
 import { Header } from '../../http/headers.ts';
 import { COHORT_VALUE, type Load, type LoadRecord, type LoadRun, type LoadTarget } from '../load.ts';
-import { systemClock, type RunClock } from '../run/clock.ts';
+import { systemClock, type Clock } from '../../clock.ts';
 import type { Experiment } from '../spec.ts';
 import { Arrivals } from './arrivals.ts';
 
@@ -19,14 +19,14 @@ export function defaultMaxInFlight(rate: number): number {
 }
 
 export interface OpenModelOptions {
-  readonly clock?: RunClock;
+  readonly clock?: Clock;
   readonly timeoutMs?: number;
   /** How long requests still in flight at the end are awaited before the load cuts them. */
   readonly drainMs?: number;
 }
 
 export class OpenModelLoad implements Load {
-  readonly #clock: RunClock;
+  readonly #clock: Clock;
   readonly #timeoutMs: number;
   readonly #drainMs: number;
   #arrivals: Arrivals | undefined;

@@ -14,7 +14,7 @@ import { Recorder } from '../recorder.ts';
 import { methodLength, type Experiment } from '../spec.ts';
 import { summarise } from '../summary.ts';
 import { expectVerdict, steadyStateVerdict, type Recording, type Window } from '../verdicts.ts';
-import { isoAt, systemClock, type RunClock } from './clock.ts';
+import { isoAt, systemClock, type Clock } from '../../clock.ts';
 import { HaltWatch } from './halt.ts';
 import { RunJournal } from './journal.ts';
 import { FaultLeases } from './leases.ts';
@@ -34,7 +34,7 @@ export interface GameDayOptions {
   readonly load: Load;
   /** Writes the reports of the finished run; returns the line the summary ends with. */
   readonly report?: ((dir: string) => Promise<string>) | undefined;
-  readonly clock?: RunClock;
+  readonly clock?: Clock;
 }
 
 /** The method ended because the run must halt. */
@@ -42,7 +42,7 @@ class Halted extends Error {}
 
 export class GameDay {
   readonly #o: GameDayOptions;
-  readonly #clock: RunClock;
+  readonly #clock: Clock;
   readonly #journal: RunJournal;
   readonly #recorder: Recorder;
   readonly #halt: HaltWatch;

@@ -3,19 +3,19 @@
 // first reason is kept and wakes the method phase, which then ends early.
 import type { Experiment, HaltConfig } from '../spec.ts';
 import { availability, latencyPercentile, samplesFor, type Recording } from '../verdicts.ts';
-import type { RunClock } from './clock.ts';
+import type { Clock } from '../../clock.ts';
 
 const CHECK_EVERY_MS = 1_000;
 /** Fewer samples than this in a halt's window say nothing either way. */
 const MIN_SAMPLES = 10;
 
 export class HaltWatch {
-  readonly #clock: RunClock;
+  readonly #clock: Clock;
   #reason: string | undefined;
   #wake: (() => void) | undefined;
   #stopWatching: (() => void) | undefined;
 
-  constructor(clock: RunClock) {
+  constructor(clock: Clock) {
     this.#clock = clock;
   }
 

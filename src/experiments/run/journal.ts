@@ -5,7 +5,7 @@ import { writeFileAtomic } from '../../atomic-write.ts';
 import type { Journal, RunOutcome } from '../journal.ts';
 import type { Experiment } from '../spec.ts';
 import { faultBody } from '../steps.ts';
-import { isoAt, type RunClock } from './clock.ts';
+import { isoAt, type Clock } from '../../clock.ts';
 
 /** Where phases and notes are shown as they happen (the progress line). */
 export interface RunLog {
@@ -18,10 +18,10 @@ export class RunJournal {
   readonly data: Journal;
   readonly #file: string;
   readonly #log: RunLog;
-  readonly #clock: RunClock;
+  readonly #clock: Clock;
   #current: Journal['phases'][number] | undefined;
 
-  constructor(dir: string, data: Journal, log: RunLog, clock: RunClock) {
+  constructor(dir: string, data: Journal, log: RunLog, clock: Clock) {
     this.#file = join(dir, 'journal.json');
     this.data = data;
     this.#log = log;
@@ -29,7 +29,7 @@ export class RunJournal {
   }
 
   /** A new run's journal: nothing happened yet, every fault of the method listed as it will be put. */
-  static forRun(dir: string, experiment: Experiment, file: string, seed: number, log: RunLog, clock: RunClock): RunJournal {
+  static forRun(dir: string, experiment: Experiment, file: string, seed: number, log: RunLog, clock: Clock): RunJournal {
     return new RunJournal(dir, {
       experiment: experiment.name,
       file,

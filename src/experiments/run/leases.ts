@@ -4,7 +4,7 @@
 // own within LEASE_MS.
 import type { Experiment, StepConfig } from '../spec.ts';
 import { faultBody, rampPercent } from '../steps.ts';
-import { isoAt, type RunClock } from './clock.ts';
+import { isoAt, type Clock } from '../../clock.ts';
 import type { RunJournal } from './journal.ts';
 
 /** How long a fault's lease outlives the moment it was last renewed: a dead runner's faults end this soon. */
@@ -24,7 +24,7 @@ export interface FaultLeasesOptions {
   readonly api: FaultApi;
   /** Where injections, removals and renewals are written down. */
   readonly journal: Pick<RunJournal, 'data' | 'note'>;
-  readonly clock: RunClock;
+  readonly clock: Clock;
   /** Whether the run is halting: a step due then is not injected. */
   readonly halted: () => boolean;
   /** A fault could not be put: the run must halt, for this reason. */

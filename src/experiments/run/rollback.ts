@@ -3,7 +3,7 @@
 // sidecar still holds which fault: the run's result must not claim a clean mesh it did not see).
 import type { Journal } from '../journal.ts';
 import { sidecarFaults, type SidecarView } from '../mesh-client.ts';
-import { isoAt, type RunClock } from './clock.ts';
+import { isoAt, type Clock } from '../../clock.ts';
 
 const VERIFY_WITHIN_MS = 5_000;
 const POLL_EVERY_MS = 100;
@@ -17,7 +17,7 @@ export interface RollbackApi {
 /** The fault ids a sidecar holds now, from its admin address. */
 export type SidecarFaults = (admin: string) => Promise<string[]>;
 
-export async function rollBack(ids: readonly string[], api: RollbackApi, clock: RunClock, faultsOf: SidecarFaults = sidecarFaults): Promise<NonNullable<Journal['rollback']>> {
+export async function rollBack(ids: readonly string[], api: RollbackApi, clock: Clock, faultsOf: SidecarFaults = sidecarFaults): Promise<NonNullable<Journal['rollback']>> {
   const at = clock.now();
   await Promise.all(ids.map((id) => api.deleteFault(id).catch(() => undefined)));
   const deadline = clock.now() + VERIFY_WITHIN_MS;

@@ -3,7 +3,7 @@
 // count is the rate × the duration, and a stop ends it with its span.
 import { expect } from 'chai';
 import { Arrivals } from '../../../src/experiments/loads/arrivals.ts';
-import { FakeClock } from '../run/fake-clock.ts';
+import { FakeClock } from '../../helpers/fake-clock.ts';
 
 /** A clock whose timers all fire `lateMs` after they were asked to: a busy event loop. */
 class LateClock extends FakeClock {

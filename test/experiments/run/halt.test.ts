@@ -5,7 +5,7 @@ import type { LoadRecord } from '../../../src/experiments/load.ts';
 import { HaltWatch, haltReason } from '../../../src/experiments/run/halt.ts';
 import type { Recording } from '../../../src/experiments/verdicts.ts';
 import { experiment } from './experiment.ts';
-import { FakeClock } from './fake-clock.ts';
+import { FakeClock } from '../../helpers/fake-clock.ts';
 
 const halting = experiment({ halt: [{ availability: { service: 'front', below: 50, for: '2s' } }, { latency: { service: 'front', percentile: 99, above: '100ms', for: '2s' } }] });
 

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { Journal } from '../../../src/experiments/journal.ts';
 import { RunJournal } from '../../../src/experiments/run/journal.ts';
 import { experiment } from './experiment.ts';
-import { FakeClock } from './fake-clock.ts';
+import { FakeClock } from '../../helpers/fake-clock.ts';
 
 describe('run journal', () => {
   let dir: string;

@@ -7,7 +7,7 @@ import { FaultLeases, LEASE_MS, type FaultApi } from '../../../src/experiments/r
 import type { Experiment } from '../../../src/experiments/spec.ts';
 import { faultBody } from '../../../src/experiments/steps.ts';
 import { experiment } from './experiment.ts';
-import { FakeClock } from './fake-clock.ts';
+import { FakeClock } from '../../helpers/fake-clock.ts';
 
 interface Put {
   t: number;

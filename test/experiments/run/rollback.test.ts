@@ -3,7 +3,7 @@
 import { expect } from 'chai';
 import type { SidecarView } from '../../../src/experiments/mesh-client.ts';
 import { rollBack, type RollbackApi } from '../../../src/experiments/run/rollback.ts';
-import { FakeClock } from './fake-clock.ts';
+import { FakeClock } from '../../helpers/fake-clock.ts';
 
 const ids = ['a', 'b'];
 

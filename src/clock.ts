@@ -1,7 +1,8 @@
-// The time a game day's parts read and wait on: the system's, or a virtual one that a test moves, so
-// that leases, halts and rollback can be tested to the millisecond without waiting.
+// The time the parts that wait read and wait on — a game day's leases, halts and rollback, the load's
+// schedule, certificate renewal —: the system's, or a virtual one that a test moves, so that they can
+// be tested to the millisecond without waiting.
 
-export interface RunClock {
+export interface Clock {
   /** Epoch milliseconds. */
   now(): number;
   /** Calls `fn` once after `ms`; returns what cancels it. */
@@ -11,7 +12,7 @@ export interface RunClock {
   sleep(ms: number): Promise<void>;
 }
 
-export const systemClock: RunClock = {
+export const systemClock: Clock = {
   now: () => Date.now(),
   after: (ms, fn) => {
     const timer = setTimeout(fn, ms);

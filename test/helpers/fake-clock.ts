@@ -1,6 +1,6 @@
-// Virtual time for the parts of a game day: timers fire only when a test moves the time past them, in
+// Virtual time for what waits (a game day's parts, the load's schedule, certificate renewal): timers fire only when a test moves the time past them, in
 // time order, with the promise chains they start settled before the next one fires.
-import type { RunClock } from '../../../src/experiments/run/clock.ts';
+import type { Clock } from '../../src/clock.ts';
 
 interface Timer {
   at: number;
@@ -8,7 +8,7 @@ interface Timer {
   readonly fn: () => void;
 }
 
-export class FakeClock implements RunClock {
+export class FakeClock implements Clock {
   #now: number;
   readonly #timers = new Set<Timer>();
 
@@ -35,6 +35,11 @@ export class FakeClock implements RunClock {
   /** Timers still set (not fired, not cancelled). */
   get pending(): number {
     return this.#timers.size;
+  }
+
+  /** When the timers still set are due, in milliseconds from now, soonest first. */
+  get due(): number[] {
+    return [...this.#timers].map((t) => t.at - this.#now).sort((x, y) => x - y);
   }
 
   /** Moves the time `ms` on, firing each timer due on the way at its own time. */
