@@ -3,12 +3,11 @@
 // (the route timeout, a per-try timeout, the retry limit or budget, the breaker, outlier detection...)
 // and whether the hop's retry could act on the failure, and if not, why not.
 import type { RouteSpec } from '../config/specs.ts';
+import { upstreamConnectFailure, upstreamReset } from '../errors.ts';
 import { succeeded } from '../measures.ts';
+import { mayRetry, retriable, type Outcome } from '../proxy/retry.ts';
 import type { Event } from './common.ts';
 import type { HopActed, RetryVerdict } from './types.ts';
-
-/** Methods a route retries without `retryNonIdempotent` (as the retry layer, src/proxy/retry.ts). */
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
 
 /** Flags the mesh sets when it, not the app, made a call fail: the failures attribution walks to. */
 export const MESH_FAILURE_FLAGS = new Set(['UT', 'URX', 'UBX', 'RBL', 'UO', 'UH', 'UF', 'UC', 'FI', 'NR', 'XX']);
@@ -68,7 +67,7 @@ export function retryAt(hop: Event, route: RouteSpec | undefined | null, acted: 
   }
   // The mesh's own refusals are errors the retry layer does not retry (only connect failures, resets and per-try timeouts).
   if (acted === 'breaker' || acted === 'no-healthy-upstream' || acted === 'outlier') return { verdict: 'not-retriable', why: `a refusal by the mesh (${describeFailure(hop)}) is not retried` };
-  if (!policy.retryNonIdempotent && !IDEMPOTENT.has(String(hop.method))) return { verdict: 'method-not-idempotent', why: `${String(hop.method)} is not retried (retryNonIdempotent is off)` };
+  if (!mayRetry(policy, String(hop.method))) return { verdict: 'method-not-idempotent', why: `${String(hop.method)} is not retried (retryNonIdempotent is off)` };
   if (acted === 'route-timeout' || acted === 'timeout') {
     if (tries > 1) return { verdict: 'retried', why: `${tries} tries before the route timeout cut the request` };
     const routeMs = route.timeoutMs ?? Infinity;
@@ -81,24 +80,19 @@ export function retryAt(hop: Event, route: RouteSpec | undefined | null, acted: 
     return { verdict: 'no-time-left', why: `the per-try timeout ${seconds(policy.perTryTimeoutMs)} left no time for another try` };
   }
   if (tries > 1) return { verdict: 'retried', why: `${tries} tries, the last one failed` };
-  const condition = retryCondition(hop);
-  if (condition === undefined || !conditionMet(policy.retryOn, policy.retriableStatusCodes, condition)) return { verdict: 'not-retriable', why: `${describeFailure(hop)} is not in retryOn (${[...policy.retryOn].join(', ')})` };
+  const outcome = outcomeOf(hop);
+  if (outcome === undefined || retriable(policy, outcome) === undefined) return { verdict: 'not-retriable', why: `${describeFailure(hop)} is not in retryOn (${[...policy.retryOn].join(', ')})` };
   return { verdict: 'not-retried', why: `retriable (${describeFailure(hop)}) but not retried` };
 }
 
-type Condition = { status: number } | { local: 'connect-failure' | 'reset' };
-
-function retryCondition(hop: Event): Condition | undefined {
-  const flags = new Set(hop.flags as string[]);
-  if (flags.has('UF')) return { local: 'connect-failure' };
-  if (flags.has('UC')) return { local: 'reset' };
+/** The hop's failure as its retry layer saw it, so the layer's own rule (`retriable`) judges it. */
+function outcomeOf(hop: Event): Outcome | undefined {
+  const flags = hop.flags as string[];
+  const at = String(hop.endpoint ?? hop.service);
+  if (flags.includes('UF')) return { error: upstreamConnectFailure(at, 'as recorded') };
+  if (flags.includes('UC')) return { error: upstreamReset(at, 'as recorded') };
   const status = hop.status as number;
-  return status > 0 ? { status } : undefined;
-}
-
-function conditionMet(on: ReadonlySet<string>, codes: ReadonlySet<number>, c: Condition): boolean {
-  if ('local' in c) return on.has(c.local) || on.has('5xx') || on.has('gateway-error');
-  return (on.has('5xx') && c.status >= 500) || (on.has('gateway-error') && [502, 503, 504].includes(c.status)) || (on.has('retriable-status-codes') && codes.has(c.status));
+  return status > 0 ? { response: { status, headers: {}, body: null } } : undefined;
 }
 
 function describeFailure(hop: Event): string {

@@ -15,7 +15,13 @@ import type { Layer, ProxyResponse, RequestContext } from '../http/types.ts';
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
 
-type Outcome = { response: ProxyResponse } | { error: unknown };
+/** Whether the route's retry may retry a request with this method at all. */
+export function mayRetry(policy: RetryPolicySpec, method: string): boolean {
+  return policy.retryNonIdempotent || IDEMPOTENT.has(method);
+}
+
+/** A try's outcome as the retry layer judges it (and analysis, from a recorded hop). */
+export type Outcome = { response: ProxyResponse } | { error: unknown };
 
 export function retry(budgets: RetryBudgets, breakers: Breakers, clusters: Clusters, events: EventBus, random: () => number = Math.random): Layer {
   return (next) => async (ctx) => {
@@ -25,7 +31,7 @@ export function retry(budgets: RetryBudgets, breakers: Breakers, clusters: Clust
     if (!policy || ctx.upgrade) return next(ctx);
     const budget = budgets.for(ctx.route!.name, policy.budget);
     budget.recordRequest();
-    const allowed = policy.retryNonIdempotent || IDEMPOTENT.has(ctx.method);
+    const allowed = mayRetry(policy, ctx.method);
     // A request without a body (most) is replayable as it is: no promise to wait for.
     const replayable = allowed && policy.attempts > 0 && !ctx.body.replayable ? await ctx.body.bufferForReplay(policy.bufferLimit) : ctx.body.replayable;
     const tried = (ctx.tried = new Set());
