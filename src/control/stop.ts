@@ -67,7 +67,8 @@ function problemOf(connected: boolean, acknowledged: boolean, remaining: readonl
   return null;
 }
 
-async function runtimeFaults(admin: string): Promise<string[] | null> {
+/** The runtime faults a sidecar's admin listener lists; null when it does not answer. */
+export async function runtimeFaults(admin: string): Promise<string[] | null> {
   try {
     const response = await request(`http://${admin}/faults`, { signal: AbortSignal.timeout(ASK_TIMEOUT_MS) });
     if (response.statusCode !== 200) {

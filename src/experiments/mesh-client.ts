@@ -115,13 +115,6 @@ export async function targetClient(target: { control: string; tokenFile?: string
   return new MeshClient(target.control, token);
 }
 
-/** A sidecar's runtime fault ids, read from its own admin listener. */
-export async function sidecarFaults(admin: string): Promise<string[]> {
-  const response = await request(`http://${admin}/faults`, { signal: AbortSignal.timeout(2_000) });
-  const body = (await response.body.json()) as { faults: { id: string; origin: string }[] };
-  return body.faults.filter((f) => f.origin === 'runtime').map((f) => f.id);
-}
-
 /** A sidecar's /metrics as samples: `name{labels}` → value. */
 export async function sidecarMetrics(admin: string): Promise<Record<string, number>> {
   const response = await request(`http://${admin}/metrics`, { signal: AbortSignal.timeout(2_000) });

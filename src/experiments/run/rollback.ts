@@ -2,7 +2,8 @@
 // connected sidecar polled until none of them holds one, or a deadline passes (then it says which
 // sidecar still holds which fault: the run's result must not claim a clean mesh it did not see).
 import type { Journal } from '../journal.ts';
-import { sidecarFaults, type SidecarView } from '../mesh-client.ts';
+import { runtimeFaults } from '../../control/stop.ts';
+import type { SidecarView } from '../mesh-client.ts';
 import { isoAt, type Clock } from '../../clock.ts';
 
 const VERIFY_WITHIN_MS = 5_000;
@@ -14,10 +15,10 @@ export interface RollbackApi {
   sidecars(): Promise<{ sidecars: readonly SidecarView[] }>;
 }
 
-/** The fault ids a sidecar holds now, from its admin address. */
-export type SidecarFaults = (admin: string) => Promise<string[]>;
+/** The fault ids a sidecar holds now, from its admin address; null when it cannot say. */
+export type SidecarFaults = (admin: string) => Promise<string[] | null>;
 
-export async function rollBack(ids: readonly string[], api: RollbackApi, clock: Clock, faultsOf: SidecarFaults = sidecarFaults): Promise<NonNullable<Journal['rollback']>> {
+export async function rollBack(ids: readonly string[], api: RollbackApi, clock: Clock, faultsOf: SidecarFaults = runtimeFaults): Promise<NonNullable<Journal['rollback']>> {
   const at = clock.now();
   await Promise.all(ids.map((id) => api.deleteFault(id).catch(() => undefined)));
   const deadline = clock.now() + VERIFY_WITHIN_MS;
@@ -27,7 +28,7 @@ export async function rollBack(ids: readonly string[], api: RollbackApi, clock: 
     const { sidecars } = await api.sidecars();
     for (const s of sidecars.filter((x) => x.connected && x.admin)) {
       // A sidecar that cannot say what it holds is taken to hold them all.
-      const left = (await faultsOf(s.admin!).catch(() => [...ids])).filter((id) => ids.includes(id));
+      const left = ((await faultsOf(s.admin!).catch(() => null)) ?? [...ids]).filter((id) => ids.includes(id));
       if (left.length > 0) remaining[s.name] = left;
     }
     if (Object.keys(remaining).length === 0 || clock.now() > deadline) break;
