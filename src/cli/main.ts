@@ -173,6 +173,30 @@ program
   });
 
 program
+  .command('lint')
+  .description('find resilience bugs in a mesh before a game day does: timeout inversions, hops with no timeout, retries that multiply, breakers that cannot trip; exit 1 when a finding at or above --fail-on is present')
+  .argument('<mesh>', 'the mesh config (YAML)')
+  .option('--recording <dir>', 'a recorded run (reports/<experiment>/<timestamp>/): adds the observed calls, rates and latencies')
+  .option('--suggest <dir>', 'write a game day per finding into this directory: the fault that exposes it and the hypothesis that would fail')
+  .option('--json', 'print the findings as JSON (schema faultline.lint/v1)')
+  .option('--fail-on <severity>', 'exit 1 when a finding of this severity or above is present: error, warning, info, or never', 'error')
+  .action(async (file: string, options: { recording?: string; suggest?: string; json?: boolean; failOn: string }) => {
+    if (!['error', 'warning', 'info', 'never'].includes(options.failOn)) throw new InvalidArgumentError('--fail-on: expected error, warning, info or never');
+    const { lintFile, fails } = await import('../lint/lint.ts');
+    const { lintJson, lintText } = await import('../lint/format.ts');
+    const { result, model } = await lintFile(file, { ...(options.recording !== undefined && { recording: options.recording }) });
+    process.stdout.write(options.json ? lintJson(result) : lintText(result));
+    if (options.suggest !== undefined) {
+      const { writeSuggestions } = await import('../lint/suggest.ts');
+      const suggested = await writeSuggestions(result.findings, model, options.suggest);
+      const out = options.json ? process.stderr : process.stdout;
+      for (const s of suggested.written) out.write(`suggested ${s.file}  (${s.finding.rule} ${s.finding.path.join(' → ')})\n`);
+      for (const s of suggested.skipped) out.write(`no game day for ${s.finding.rule} ${s.finding.path.join(' → ')}: ${s.reason}\n`);
+    }
+    if (options.failOn !== 'never' && fails(result, options.failOn as 'error' | 'warning' | 'info')) process.exitCode = 1;
+  });
+
+program
   .command('run')
   .description('run a game day: load, faults, halts, rollback, recording; exit 0 held, 1 failed, 2 invalid, 3 halted, 4 error')
   .argument('<experiment>', 'the experiment file (YAML)')

@@ -70,6 +70,16 @@ export function parseWithSchema<S extends z.ZodType>(schema: S, text: string, fi
   return parsed.data;
 }
 
+/** Where a field of a (valid) document is: its line and column, for messages about a config that loaded. */
+export function locator(text: string, file: string): (path: readonly PropertyKey[]) => { file: string; line: number; column: number; field: string } {
+  const lineCounter = new LineCounter();
+  const { doc } = readDocument(text, lineCounter);
+  return (path) => {
+    const { line, col } = lineCounter.linePos(offsetOf(doc, path));
+    return { file, line, column: col, field: fieldPath(path) };
+  };
+}
+
 /** Alias expansions a document may make: far above any real file, far below an alias bomb. */
 const MAX_ALIAS_COUNT = 1_000;
 /** Problems listed with their positions; beyond, counted (locating each costs a walk of its map). */

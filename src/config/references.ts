@@ -23,6 +23,14 @@ export function checkReferences(config: MeshConfig): ReferenceProblem[] {
     problems.push({ path: ['sidecars', i, 'name'], message: `sidecar "${name}" is declared twice (give each a distinct name)` }));
 
   config.services.forEach((service, s) => {
+    const called = new Set<string>();
+    (service.calls ?? []).forEach((call, i) => {
+      const name = typeof call === 'string' ? call : call.service;
+      const at = typeof call === 'string' ? ['services', s, 'calls', i] : ['services', s, 'calls', i, 'service'];
+      if (!services.has(name)) problems.push({ path: at, message: `no service named "${name}"` });
+      else if (called.has(name)) problems.push({ path: at, message: `"${name}" is listed twice` });
+      called.add(name);
+    });
     duplicates(service.endpoints.map((e) => e.address), (i, address) =>
       problems.push({ path: ['services', s, 'endpoints', i, 'address'], message: `endpoint ${address} is listed twice` }));
     const lb = service.loadBalancer;
@@ -70,6 +78,10 @@ export function checkReferences(config: MeshConfig): ReferenceProblem[] {
   ]);
   duplicates(listeners.map((l) => l.address), (i, address) =>
     problems.push({ path: listeners[i]!.path, message: `listener address ${address} is used twice` }));
+  config.lint.ignore.forEach((entry, i) => {
+    if (entry.service !== undefined && !services.has(entry.service)) problems.push({ path: ['lint', 'ignore', i, 'service'], message: `no service named "${entry.service}"` });
+    if (entry.route !== undefined && !config.routes.some((r) => r.name === entry.route)) problems.push({ path: ['lint', 'ignore', i, 'route'], message: `no route named "${entry.route}"` });
+  });
   config.authorization.forEach((rule, i) => {
     if (!services.has(rule.destination)) problems.push({ path: ['authorization', i, 'destination'], message: `no service named "${rule.destination}"` });
     rule.allow.forEach((entry, j) => {

@@ -62,8 +62,28 @@ const Endpoint = z.strictObject({
   labels: Labels.default({}),
 });
 
+/**
+ * A call the service's app makes, as its owners declare it (Istio's Sidecar egress hosts and Kuma's
+ * reachable services name the same thing): what `faultline lint` reads the call graph and the app's own
+ * policies from, which the mesh cannot see. Absent, the service's calls are unknown (a recording can show them).
+ */
+const Call = z.union([
+  Name,
+  z.strictObject({
+    service: Name,
+    timeout: Duration.optional().meta({ description: 'the app\'s own timeout on this call; absent: it sets none' }),
+    retries: z.int().min(0).max(10).default(0).meta({ description: 'retries the app itself makes after a failed call (on top of the mesh\'s)' }),
+  }),
+]);
+
 export const Service = z.strictObject({
   name: Name,
+  calls: z.array(Call).optional().meta({
+    description: 'the services its app calls, with the app\'s own timeout and retries on each (for faultline lint); absent: not declared',
+  }),
+  callOrder: z.enum(['parallel', 'sequential']).default('parallel').meta({
+    description: 'whether the app makes its calls for one request at once (its time is the slowest call\'s) or one after another (their sum)',
+  }),
   endpoints: z.array(Endpoint).default([]).meta({
     description: 'none for a client-only service (a load generator, a batch job, an edge gateway: it calls others and serves nothing) or one whose instances are not known yet; a request to it is 503 UH (FL_NO_ENDPOINTS)',
   }),
@@ -224,7 +244,23 @@ export const Mtls = z.strictObject({
   certTtl: Duration.refine((ms) => ms >= 1_000, { error: 'expected at least 1s' }).default(3_600_000).meta({ description: 'lifetime of workload certificates; sidecars renew at 2/3 of it' }),
 });
 
+/** What `faultline lint` is told to leave alone, each with the reason (listed in its output). */
+export const Lint = z.strictObject({
+  ignore: z
+    .array(
+      z.strictObject({
+        rule: Name.meta({ description: 'the finding kind, e.g. retry-amplification' }),
+        service: Name.optional().meta({ description: 'only findings of this service (the caller, for a hop)' }),
+        route: Name.optional().meta({ description: 'only findings on this route' }),
+        reason: z.string().min(1, { error: 'say why: a suppression needs a reason' }),
+      }),
+    )
+    .default([]),
+});
+
 export type RouteConfig = z.output<typeof Route>;
+export type LintConfig = z.output<typeof Lint>;
+export type ServiceConfig = z.output<typeof Service>;
 export type SidecarConfig = z.output<typeof Sidecar>;
 export type ListenerLimitsConfig = z.output<typeof ListenerLimits>;
 export type MtlsConfig = z.output<typeof Mtls>;

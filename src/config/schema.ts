@@ -3,7 +3,7 @@
 import { z } from 'zod';
 import { FaultInjection, FaultSpec } from '../faults/schema.ts';
 import { Name } from './primitives.ts';
-import { AuthorizationRule, Mtls, Route, Service, Sidecar, Telemetry } from './resources.ts';
+import { AuthorizationRule, Lint, Mtls, Route, Service, Sidecar, Telemetry } from './resources.ts';
 
 export const MeshConfigSchema = z.strictObject({
   mesh: z.strictObject({ name: Name }),
@@ -15,6 +15,7 @@ export const MeshConfigSchema = z.strictObject({
   authorization: z.array(AuthorizationRule).default([]).meta({ description: 'who may call whom, enforced at the destination sidecar' }),
   faults: z.array(FaultSpec).default([]).meta({ description: 'static faults, in force while the config is' }),
   faultInjection: FaultInjection.prefault({}),
+  lint: Lint.prefault({}).meta({ description: 'faultline lint: findings left alone, each with its reason' }),
 });
 
 export type MeshConfig = z.output<typeof MeshConfigSchema>;
@@ -22,12 +23,14 @@ export type {
   AuthorizationConfig,
   CircuitBreakerConfig,
   HealthCheckConfig,
+  LintConfig,
   LoadBalancerPolicy,
   MtlsConfig,
   OutlierDetectionConfig,
   RetriesConfig,
   RetryOnCondition,
   RouteConfig,
+  ServiceConfig,
   SidecarConfig,
   StringMatchConfig,
 } from './resources.ts';
