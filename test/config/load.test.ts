@@ -265,7 +265,7 @@ describe('snapshot compilation', () => {
   it('exports a JSON Schema of the format from the same schema', () => {
     const schema = meshJsonSchema() as { properties: Record<string, unknown>; required: string[] };
     expect(schema.required).to.include('mesh');
-    expect(Object.keys(schema.properties)).to.deep.equal(['mesh', 'mtls', 'telemetry', 'services', 'routes', 'sidecars', 'authorization', 'faults', 'faultInjection']);
+    expect(Object.keys(schema.properties)).to.deep.equal(['mesh', 'mtls', 'telemetry', 'services', 'routes', 'sidecars', 'authorization', 'faults', 'faultInjection', 'lint']);
     expect(JSON.stringify(schema)).to.include('ring-hash').and.include('A duration');
   });
 });
