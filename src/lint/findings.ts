@@ -65,7 +65,7 @@ export const RULES = {
   'timeout-inversion': { severity: 'error', summary: 'a caller gives up before its callee\'s own timeouts and retries can act' },
   'missing-timeout': { severity: 'error', summary: 'a hop with no timeout anywhere (error in a chain, warning at a leaf)' },
   'app-timeout-below-mesh': { severity: 'warning', summary: 'the app gives up before the mesh\'s last try can end' },
-  'per-try-ge-route-timeout': { severity: 'warning', summary: 'the per-try timeout is at least the route timeout: no second try can happen' },
+  'per-try-ge-route-timeout': { severity: 'warning', summary: 'the per-try timeout is at least the route timeout: no retry follows a slow try' },
   'timeout-retry-without-per-try': { severity: 'warning', summary: 'retries on failures a slow try never returns, with no per-try timeout' },
   'attempts-exceed-budget': { severity: 'info', summary: 'the declared tries and backoff do not fit in the route timeout' },
   'retry-amplification': { severity: 'warning', summary: 'retries at several hops multiply the load on the services below' },

@@ -1,6 +1,19 @@
 // Every lint rule, in the order their findings are listed within a service and severity.
+import { appTimeoutBelowMesh } from './app-timeout-below-mesh.ts';
+import { attemptsExceedBudget } from './attempts-exceed-budget.ts';
 import { missingTimeout } from './missing-timeout.ts';
+import { perTryGeRouteTimeout } from './per-try-ge-route-timeout.ts';
 import type { Rule } from './rule.ts';
+import { timeoutBelowLatency } from './timeout-below-latency.ts';
 import { timeoutInversion } from './timeout-inversion.ts';
+import { timeoutRetryWithoutPerTry } from './timeout-retry-without-per-try.ts';
 
-export const RULE_CHECKS: readonly Rule[] = [timeoutInversion, missingTimeout];
+export const RULE_CHECKS: readonly Rule[] = [
+  timeoutInversion,
+  missingTimeout,
+  appTimeoutBelowMesh,
+  perTryGeRouteTimeout,
+  timeoutRetryWithoutPerTry,
+  attemptsExceedBudget,
+  timeoutBelowLatency,
+];
