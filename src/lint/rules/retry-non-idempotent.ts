@@ -47,7 +47,7 @@ function report(model: LintModel, edge: Edge, route: RetryingRoute, writes: read
     route: route.name,
     at: i < 0 ? route.retriesAt : model.where(['routes', i, 'retries', 'retryNonIdempotent']),
     message: `route ${route.name} retries ${methods.join('/')} from ${edge.from} to ${edge.to} (retryNonIdempotent: true; it carries ${carried}) on ${after.join(', ')}: failures after which ${edge.to} may already have applied the write`,
-    why: `a status, a reset or a per-try timeout come after the request reached ${edge.to}'s app: a retry makes it do the write again (a second charge, a second order). Only connect-failure and refused-stream mean the request never arrived. RFC 9110 §9.2.2: clients SHOULD NOT retry non-idempotent methods automatically; RFC 9112 §9.3.1: a proxy MUST NOT`,
+    why: `a status, a reset or a per-try timeout come after the request reached ${edge.to}'s app: a retry makes it do the write again (a second charge, a second order). Only connect-failure and refused-stream mean the request never arrived. RFC 9110 §9.2.2: clients SHOULD NOT retry non-idempotent methods automatically; RFC 9112 §9.3.1: a proxy MUST NOT${route.retries.bufferLimit === 0 ? ' (with bufferLimit 0 only writes without a body are replayed, but those are)' : ''}`,
     fix: `retry writes on connect-failure (and refused-stream) only — a separate route for ${methods.join('/')} with retryOn [connect-failure] — or drop retryNonIdempotent; retry a write elsewhere only with an idempotency key ${edge.to} checks`,
     figures: [
       { name: `route ${route.name} retryNonIdempotent`, value: 'true', origin: 'config' },
