@@ -49,7 +49,7 @@ function noTripCondition(model: LintModel, service: LintService, edge: Edge | un
       { name: 'circuitBreaker.failureRatio', value: 'none', origin: 'default' },
     ],
     observed: false,
-    predicts: edge && abortPrediction(model, edge, 10, `with every try from ${edge.from} to ${service.name} failing (503) for ${ms(FAULT_MS)}, ${edge.from}'s breaker on ${service.name} stays closed: it has no condition to open on`),
+    predicts: edge && abortPrediction(edge, 10, `with every try from ${edge.from} to ${service.name} failing (503) for ${ms(FAULT_MS)}, ${edge.from}'s breaker on ${service.name} stays closed: it has no condition to open on`),
   });
 }
 
@@ -143,7 +143,7 @@ function ratioOutOfReach(model: LintModel, service: LintService, edge: Edge): Fi
         { name: 'tries in the window when every try fails', value: count(b.tries), origin: 'derived' },
       ],
       predicts: short.length === shares.length
-        ? abortPrediction(model, edge, entryRate(model, edge.from, edge.observed!.rps), `with every try from ${edge.from} to ${service.name} failing (503) for ${ms(FAULT_MS)} at the recorded rate, ${edge.from}'s breaker on ${name} counts at most ${count(b.tries)} tries in its window, under minRequests ${minRequests}: it never opens`)
+        ? abortPrediction(edge, entryRate(model, edge.from, edge.observed!.rps), `with every try from ${edge.from} to ${service.name} failing (503) for ${ms(FAULT_MS)} at the recorded rate, ${edge.from}'s breaker on ${name} counts at most ${count(b.tries)} tries in its window, under minRequests ${minRequests}: it never opens`)
         : undefined,
     });
   });
@@ -186,7 +186,7 @@ function limitsOutOfReach(model: LintModel, service: LintService, edge: Edge): F
 }
 
 /** Every try from the caller to the service fails with a 503, at the attempt: the breaker sees each one. */
-function abortPrediction(model: LintModel, edge: Edge, rate: number, outcome: string): Prediction {
+function abortPrediction(edge: Edge, rate: number, outcome: string): Prediction {
   return {
     fault: { match: { source: edge.from, destination: edge.to }, at: 'attempt', abort: { status: 503 } },
     durationMs: FAULT_MS,

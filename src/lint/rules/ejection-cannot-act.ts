@@ -68,7 +68,6 @@ function onlyEndpoint(model: LintModel, service: LintService, edge: Edge | undef
       observed: false,
     });
   }
-  const k503 = k.value;
   return finding(model, 'ejection-cannot-act', {
     service: service.name,
     path: edge ? [edge.from, service.name] : [service.name],
@@ -79,13 +78,13 @@ function onlyEndpoint(model: LintModel, service: LintService, edge: Edge | undef
     figures,
     observed: false,
     predicts: edge && {
-      fault: { match: { source: edge.from, destination: service.name }, at: 'inbound', abort: { status: 503 }, count: { first: k503 } },
+      fault: { match: { source: edge.from, destination: service.name }, at: 'inbound', abort: { status: 503 }, count: { first: k.value } },
       durationMs: FAULT_MS,
       entry: edge.from,
       rate: 20,
-      steadyState: [{ availability: { service: service.name, min: Math.max(50, 100 - k503) } }],
+      steadyState: [{ availability: { service: service.name, min: Math.max(50, 100 - k.value) } }],
       expect: [],
-      outcome: `${k503} aborted calls in a row (at most ${k503} of the ~${(20 * FAULT_MS) / 1000} requests) eject ${service.name}'s only endpoint: every later call is 503 UH for ${outage}, far more than the aborts alone would fail`,
+      outcome: `${k.value} aborted calls in a row (at most ${k.value} of the ~${(20 * FAULT_MS) / 1000} requests) eject ${service.name}'s only endpoint: every later call is 503 UH for ${outage}, far more than the aborts alone would fail`,
       signature: { hop: `${edge.from} → ${service.name}`, acted: ['no-healthy-upstream', 'outlier'] },
     },
   });
