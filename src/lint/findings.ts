@@ -74,9 +74,9 @@ export const RULES = {
   'retry-on-overload': { severity: 'warning', summary: 'retries on the statuses a callee uses to say it is overloaded (429, 503)' },
   'layered-retries': { severity: 'warning', summary: 'the app and the mesh both retry the same call' },
   'backoff-missing': { severity: 'warning', summary: 'retries with no backoff to speak of' },
-  'breaker-cannot-trip': { severity: 'warning', summary: 'a circuit breaker threshold the service\'s traffic never reaches' },
-  'ejection-cannot-act': { severity: 'warning', summary: 'outlier detection that cannot eject, or ejects the last endpoint' },
-  'health-check-slower-than-breaker': { severity: 'info', summary: 'health checks take longer to mark an endpoint down than the breaker takes to try again' },
+  'breaker-cannot-trip': { severity: 'warning', summary: 'a circuit breaker that cannot open (or shed load) on the failures and traffic it gets' },
+  'ejection-cannot-act': { severity: 'warning', summary: 'outlier detection that ejects the only endpoint, one endpoint at most, or too late for the traffic' },
+  'health-check-slower-than-breaker': { severity: 'info', summary: 'health checks take longer to mark an endpoint down than the breaker\'s cool-down or an ejection lasts' },
   'timeout-below-latency': { severity: 'warning', summary: 'a timeout at or below what the callee takes in a recording' },
 } as const satisfies Record<string, { severity: Severity; summary: string }>;
 

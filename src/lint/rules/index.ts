@@ -2,6 +2,9 @@
 import { appTimeoutBelowMesh } from './app-timeout-below-mesh.ts';
 import { attemptsExceedBudget } from './attempts-exceed-budget.ts';
 import { backoffMissing } from './backoff-missing.ts';
+import { breakerCannotTrip } from './breaker-cannot-trip.ts';
+import { ejectionCannotAct } from './ejection-cannot-act.ts';
+import { healthCheckSlowerThanBreaker } from './health-check-slower-than-breaker.ts';
 import { layeredRetries } from './layered-retries.ts';
 import { missingTimeout } from './missing-timeout.ts';
 import { perTryGeRouteTimeout } from './per-try-ge-route-timeout.ts';
@@ -28,4 +31,7 @@ export const RULE_CHECKS: readonly Rule[] = [
   retryOnOverload,
   layeredRetries,
   backoffMissing,
+  breakerCannotTrip,
+  ejectionCannotAct,
+  healthCheckSlowerThanBreaker,
 ];
