@@ -15,6 +15,7 @@ import { methodLength, parseExperiment, type Experiment } from '../experiments/s
 import { expectVerdict, samplesFor, steadyStateVerdict, type Recording } from '../experiments/verdicts.ts';
 import { isSample, loadFigures, type LoadRecord } from '../experiments/load.ts';
 import { attribute, impacts } from './attribution.ts';
+import { lintSection, type RunMesh } from './lint.ts';
 import { bucketEdges, retryTimeline as retriesOverTime, timeseries as timeseriesOf } from './buckets.ts';
 import { percentile, succeeded } from '../measures.ts';
 import { groupBy, targetsOfStep, type Event } from './common.ts';
@@ -46,6 +47,8 @@ export interface RunFiles {
   readonly load: readonly LoadRecord[];
   /** The mesh config in force when the run began (mesh.yaml), for the routes' policies; absent in older runs. */
   readonly config?: Snapshot;
+  /** The same mesh file as text and parsed, for linting it with the run's recording (analysis/lint.ts). */
+  readonly mesh?: RunMesh;
 }
 
 export async function readRun(dir: string): Promise<RunFiles> {
@@ -57,8 +60,10 @@ export async function readRun(dir: string): Promise<RunFiles> {
   };
   const meshFile = join(dir, 'mesh.yaml');
   const meshText = await readFile(meshFile, 'utf8').catch(() => undefined);
-  const config = meshText === undefined ? undefined : compileSnapshot(parseConfig(meshText, meshFile), meshFile);
-  return { dir, experiment, journal, events: await ndjson<Event>('events.ndjson'), load: await ndjson<LoadRecord>('load.ndjson'), ...(config && { config }) };
+  const parsed = meshText === undefined ? undefined : parseConfig(meshText, meshFile);
+  const config = parsed && compileSnapshot(parsed, meshFile);
+  const mesh = parsed && config && { file: meshFile, text: meshText!, config: parsed, snapshot: config };
+  return { dir, experiment, journal, events: await ndjson<Event>('events.ndjson'), load: await ndjson<LoadRecord>('load.ndjson'), ...(config && { config }), ...(mesh && { mesh }) };
 }
 
 /** Points per hypothesis kind in the resilience score (docs/reports.md). */
@@ -142,6 +147,8 @@ export async function analyze(run: RunFiles): Promise<Analysis> {
   const policies = policyChecks(experiment, journal, events, recording, windows, hypotheses, edges);
   const propagation = propagate(experiment, events, load, byRequest, sidecarService, windows);
   const score = scoreOf(hypotheses, windows);
+  // The lint findings of the run's mesh, on the whole recording (the requests the load cut too: lint reads calls, not outcomes).
+  const lint = run.mesh && lintSection({ dir: run.dir, mesh: run.mesh, experiment, events: run.events, windows, attribution, hypotheses });
   return {
     schema: 'faultline.report/v1',
     experiment: {
@@ -168,6 +175,7 @@ export async function analyze(run: RunFiles): Promise<Analysis> {
     regression: await regression(run.dir, score, hypotheses, stats, experiment),
     cohorts: cohortComparison(experiment, load, windows),
     load: journal.load ? loadFigures(load, journal.load) : null,
+    ...(lint && { lint }),
   };
 }
 

@@ -38,6 +38,47 @@ export interface Analysis {
   readonly load: LoadFigures | null;
   /** The same figures from PromQL, when a Prometheus URL was given. */
   readonly prometheus?: PrometheusFigures;
+  /** The lint findings of the run's mesh file (with its recording) and whether this run confirms each; absent when the run kept no mesh.yaml. */
+  readonly lint?: LintSection;
+}
+
+/** `faultline lint` on the run's own mesh.yaml and recording: each finding that predicts a game day, and whether this run confirms it. */
+export interface LintSection {
+  /** The mesh file linted (the run's mesh.yaml). */
+  readonly file: string;
+  /** Why the lint could not be made; null when it was. */
+  readonly error: string | null;
+  readonly findings: readonly LintConfirmation[];
+  /** Findings that predict no game day (about settings, not behaviour under a fault): counted, not judged. */
+  readonly unpredicted: number;
+}
+
+export interface LintConfirmation {
+  readonly rule: string;
+  readonly severity: 'error' | 'warning' | 'info';
+  readonly service: string;
+  readonly path: readonly string[];
+  readonly route: string | null;
+  readonly at: { readonly file: string; readonly line: number; readonly field: string };
+  readonly message: string;
+  /** What the finding predicts: the hop where failures surface, the policies that act there, in words, and the hypothesis that fails. */
+  readonly predicted: { readonly hop: string; readonly acted: readonly string[]; readonly outcome: string; readonly hypothesis: string | null };
+  /**
+   * confirmed: failures surfaced at the predicted hop with a predicted policy, from a fault like the
+   * predicted one, and the predicted hypothesis (any, when the experiment does not state it) failed.
+   * not-confirmed: such a fault was injected, and that did not happen (not refuted: a longer fault or more
+   * load may yet show it). not-exercised: no such fault was injected.
+   */
+  readonly status: 'confirmed' | 'not-confirmed' | 'not-exercised';
+  /** The run's faults like the predicted one (same action, on the predicted services, point and source). */
+  readonly faults: readonly string[];
+  /** Failed requests at the edge from those faults, surfaced at the predicted hop with a predicted policy. */
+  readonly failures: number;
+  /** Failed requests at the edge from those faults that surfaced elsewhere, or with another policy. */
+  readonly elsewhere: number;
+  /** The failed verdicts that count: the predicted hypothesis's (any, when the experiment does not state it) in the method window. */
+  readonly failedHypotheses: readonly string[];
+  readonly why: string;
 }
 
 export interface PrometheusFigures {

@@ -38,6 +38,7 @@ export async function renderHtml(analysis: Analysis): Promise<string> {
     services(analysis),
     policies(analysis),
     attribution(analysis),
+    lintFindings(analysis),
     cohorts(analysis),
     regression(analysis),
     '</main>',
@@ -234,6 +235,29 @@ function attribution(a: Analysis): string {
   ];
   const rows = shown.length ? table('id="attribution"', ['at', 'request', 'faults', 'surfaced at', 'status', 'latency', 'policy that acted', 'retry', 'on the way out', 'flags'], shown.map(row), [0, 4, 5]) : '<table id="attribution"><tbody></tbody></table>';
   return section('attribution-section', 'Which fault and which policy each failed request comes down to', `${causes}\n<p>Failed calls with no fault on their trace: <strong>${esc(num(t.unattributed))}</strong>.</p>\n<h3>What the policies did with every call a fault touched</h3>\n${totals}\n<h3>Request by request</h3>\n${rows}\n${more}`);
+}
+
+/** The lint findings of the run's mesh that predict a game day, and whether this run confirms each. */
+function lintFindings(a: Analysis): string {
+  const l = a.lint;
+  if (!l) return '';
+  const heading = 'Lint findings this run confirms';
+  if (l.error !== null) return section('lint', heading, empty(`The run's mesh file could not be linted: ${l.error}`));
+  const others = l.unpredicted > 0 ? ` ${l.unpredicted} other finding${l.unpredicted === 1 ? '' : 's'} predict${l.unpredicted === 1 ? 's' : ''} no game day.` : '';
+  if (l.findings.length === 0) return section('lint', heading, empty(`faultline lint finds nothing in the run's mesh file that a game day could confirm.${others}`));
+  // Confirmed: the finding's failure is real (red); tested and not shown: inconclusive; never tested: a note.
+  const status = (s: string) => (s === 'not-exercised' ? `<span class="note">${esc(s)}</span>` : `<span class="badge ${s === 'confirmed' ? 'fail' : 'inconclusive'}">${esc(s)}</span>`);
+  const rows = l.findings.map((f) => [
+    status(f.status),
+    `<code>${esc(f.rule)}</code> (${esc(f.severity)})<br>${esc(f.message)}`,
+    esc(f.path.join(' → ')),
+    `line ${esc(f.at.line)} <code>${esc(f.at.field)}</code>`,
+    `${esc(f.predicted.hop)}, ${esc(f.predicted.acted.join(' or '))}; ${esc(f.predicted.hypothesis ?? 'a hypothesis')} fails`,
+    esc(num(f.failures)),
+    esc(f.why),
+  ]);
+  const confirmed = l.findings.filter((f) => f.status === 'confirmed').length;
+  return section('lint', heading, `<p><strong>${esc(confirmed)}</strong> of ${esc(l.findings.length)} finding${l.findings.length === 1 ? '' : 's'} of <code>faultline lint</code> on the run's mesh file confirmed by this run.${esc(others)}</p>\n${table('id="lint-findings"', ['status', 'finding', 'path', 'at', 'predicted', 'failures there', 'why'], rows, [5])}`);
 }
 
 function cohorts(a: Analysis): string {

@@ -58,6 +58,7 @@ export function reportMarkdown(analysis: Analysis): string {
     '',
     `Failed requests at the edge with a fault on their trace: ${analysis.attribution.rows.filter((r) => !succeeded(r.status)).length}; without one: ${analysis.attribution.unattributed}.`,
     '',
+    ...lintMarkdown(analysis, cell),
   ];
   if (analysis.halts.length) lines.push('## Halts', '', ...analysis.halts.map((h) => `- ${new Date(h.at).toISOString()}: ${h.reason}`), '');
   const c = analysis.cohorts;
@@ -89,6 +90,26 @@ export function reportMarkdown(analysis: Analysis): string {
   const r = analysis.regression;
   if (r) lines.push('## Against earlier runs', '', `Previous: ${r.previous.map((p) => `${new Date(p.startedAt).toISOString()} ${p.outcome} score ${p.score ?? 'none'}`).join('; ')}.`, '', r.worse.length ? r.worse.map((w) => `- worse: ${w}`).join('\n') : 'Nothing got worse.', '');
   return `${lines.filter((l, i, all) => !(l === '' && all[i - 1] === '')).join('\n')}\n`;
+}
+
+/** The lint findings of the run's mesh that predict a game day, and whether this run confirms each. */
+function lintMarkdown(analysis: Analysis, cell: (text: string) => string): string[] {
+  const l = analysis.lint;
+  if (!l) return [];
+  const head = ['## Lint findings this run confirms', ''];
+  if (l.error !== null) return [...head, `The run's mesh file could not be linted: ${cell(l.error)}.`, ''];
+  const others = l.unpredicted > 0 ? ` (${l.unpredicted} other finding${l.unpredicted === 1 ? '' : 's'} predict${l.unpredicted === 1 ? 's' : ''} no game day)` : '';
+  if (l.findings.length === 0) return [...head, `\`faultline lint\` finds nothing in the run's mesh file that a game day could confirm${others}.`, ''];
+  const confirmed = l.findings.filter((f) => f.status === 'confirmed').length;
+  return [
+    ...head,
+    `${confirmed} of ${l.findings.length} finding${l.findings.length === 1 ? '' : 's'} of \`faultline lint\` on the run's mesh file confirmed by this run${others}.`,
+    '',
+    '| status | finding | path | at | predicted | failures there | why |',
+    '|---|---|---|---|---|---:|---|',
+    ...l.findings.map((f) => `| ${f.status.toUpperCase()} | ${f.rule} (${f.severity}): ${cell(f.message)} | ${cell(f.path.join(' → '))} | ${cell(`line ${f.at.line} ${f.at.field}`)} | ${cell(`${f.predicted.hop}, ${f.predicted.acted.join(' or ')}; ${f.predicted.hypothesis ?? 'a hypothesis'} fails`)} | ${f.failures} | ${cell(f.why)} |`),
+    '',
+  ];
 }
 
 /** One failed request of each cause, the earliest, as an example of it in words. */
