@@ -76,6 +76,11 @@ export function needMs(model: LintModel, service: string): { ms: number; calls: 
   return { ms, calls: bounded };
 }
 
+/** The game day's rate at a service: what the recording saw, within 5–50 per second; 20 without one. */
+export function loadRate(model: LintModel, service: string): number {
+  return Math.max(5, Math.min(50, Math.round(model.services.get(service)?.observed?.rps ?? 20)));
+}
+
 /** A duration for people: 800ms, 1.5s, 2m. */
 export function ms(value: number): string {
   if (value < 1000) return `${Math.round(value)}ms`;

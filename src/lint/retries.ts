@@ -74,11 +74,6 @@ export function entryOf(model: LintModel, path: readonly string[]): string {
   return path.find((s) => model.snapshot.sidecars.some((c) => c.service === s && c.inbound !== undefined)) ?? path[0]!;
 }
 
-/** A game day's rate at an entry: its recorded rate, else 20/s, within 5–50. */
-export function rateAt(model: LintModel, service: string): number {
-  return Math.max(5, Math.min(50, Math.round(model.services.get(service)?.observed?.rps ?? 20)));
-}
-
 /** A factor for people: 27, 1.73. */
 export function times(value: number): string {
   return Number.isFinite(value) ? `${+value.toFixed(2)}` : '∞';

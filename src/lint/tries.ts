@@ -5,7 +5,7 @@
 import type { RetryPolicySpec } from '../config/snapshot.ts';
 import { perTryTimeout } from '../errors.ts';
 import { mayRetry, retriable } from '../proxy/retry.ts';
-import { maxBackoffMs, ms, triesOf } from './budget.ts';
+import { loadRate, maxBackoffMs, ms, triesOf } from './budget.ts';
 import type { Prediction } from './findings.ts';
 import type { Edge, HopRoute, LintModel, Where } from './model.ts';
 
@@ -68,11 +68,6 @@ export function perTryAt(model: LintModel, route: HopRoute): Where {
   return model.snapshot.config.routes[i]!.retries?.perTryTimeout !== undefined ? model.where(['routes', i, 'retries', 'perTryTimeout']) : route.retriesAt;
 }
 
-/** The game day's rate at a service: what the recording saw, within 5–50 per second; 20 without one. */
-export function loadRate(model: LintModel, service: string): number {
-  return Math.max(5, Math.min(50, Math.round(model.services.get(service)?.observed?.rps ?? 20)));
-}
-
 /** Tries as people count them: the declared number, with its origin. */
 export function triesFigure(route: HopRoute): { name: string; value: string; origin: 'config' | 'default' } {
   return { name: `route ${route.name} tries`, value: `${triesOf(route)} (1 + ${route.retries?.attempts ?? 0} ${route.retries?.attempts === 1 ? 'retry' : 'retries'})`, origin: route.explicit.attempts ? 'config' : 'default' };
@@ -96,5 +91,21 @@ export function slowHalfOfTries(model: LintModel, edge: Edge, route: HopRoute, d
     expect: [],
     outcome: `with half the tries of route ${route.name} ${ms(delayMs)} slow, about half of ${edge.from}'s calls to ${edge.to} fail at the route timeout ${ms(route.timeoutMs!)} with one try, where retries after a slow try would lose only ${+(100 - retried).toFixed(1)} %`,
     signature: { hop: `${edge.from} → ${edge.to}`, acted: ['route-timeout'] },
+  };
+}
+
+/** Every try of the route slowed past its per-try timeout (+20 %, at least +100 ms) at the caller's attempt point. */
+export function slowEveryTry(model: LintModel, edge: Edge, route: HopRoute, perTryMs: number, told: (delay: string) => { outcome: string; acted: readonly string[] }): Prediction {
+  const delayMs = perTryMs + Math.max(100, Math.round(perTryMs / 5));
+  const { outcome, acted } = told(ms(delayMs));
+  return {
+    fault: { match: { source: edge.from, destination: edge.to, route: route.name }, at: 'attempt', delay: { fixed: ms(delayMs) } },
+    durationMs: 10_000,
+    entry: edge.from,
+    rate: loadRate(model, edge.from),
+    steadyState: [{ availability: { service: edge.to, min: 99 } }],
+    expect: [],
+    outcome,
+    signature: { hop: `${edge.from} → ${edge.to}`, acted },
   };
 }

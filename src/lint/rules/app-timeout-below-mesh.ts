@@ -3,10 +3,10 @@
 // 975 ms). When the callee is slow, the mesh's last tries are cut by the app leaving: retries the route
 // promises, the caller never waits for. Only where the route retries a slow try (a per-try timeout and
 // a retryOn covering it): without one, its retries follow fast failures, which fit.
-import { maxBackoffMs, ms, triesOf } from '../budget.ts';
+import { loadRate, maxBackoffMs, ms, triesOf } from '../budget.ts';
 import type { Finding, Prediction } from '../findings.ts';
 import type { Edge, HopRoute, LintModel } from '../model.ts';
-import { loadRate, perTryToFit, retriesSlowTries, triesFigure, triesFitting, tryEndsMs } from '../tries.ts';
+import { perTryToFit, retriesSlowTries, slowEveryTry, triesFigure, triesFitting, tryEndsMs } from '../tries.ts';
 import { finding, type Rule } from './rule.ts';
 
 export const appTimeoutBelowMesh: Rule = {
@@ -57,15 +57,8 @@ export const appTimeoutBelowMesh: Rule = {
  * as the caller leaving (with the app's timeout above the mesh's, they would be the mesh's retry limit).
  */
 function predict(model: LintModel, edge: Edge, route: HopRoute, perTryMs: number, appMs: number, fit: number): Prediction {
-  const delayMs = perTryMs + Math.max(100, Math.round(perTryMs / 5));
-  return {
-    fault: { match: { source: edge.from, destination: edge.to, route: route.name }, at: 'attempt', delay: { fixed: ms(delayMs) } },
-    durationMs: 10_000,
-    entry: edge.from,
-    rate: loadRate(model, edge.from),
-    steadyState: [{ availability: { service: edge.to, min: 99 } }],
-    expect: [],
-    outcome: `with every try of route ${route.name} ${ms(delayMs)} slow, the per-try timeout cuts ${fit === 1 ? 'the first try' : `the first ${fit} tries`} and ${edge.from} leaves at ${ms(appMs)}, during try ${fit + 1}: its calls to ${edge.to} fail as the caller leaving, not as the mesh's retry limit`,
-    signature: { hop: `${edge.from} → ${edge.to}`, acted: ['caller-left'] },
-  };
+  return slowEveryTry(model, edge, route, perTryMs, (delay) => ({
+    outcome: `with every try of route ${route.name} ${delay} slow, the per-try timeout cuts ${fit === 1 ? 'the first try' : `the first ${fit} tries`} and ${edge.from} leaves at ${ms(appMs)}, during try ${fit + 1}: its calls to ${edge.to} fail as the caller leaving, not as the mesh's retry limit`,
+    acted: ['caller-left'],
+  }));
 }

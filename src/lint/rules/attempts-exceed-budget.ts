@@ -2,10 +2,10 @@
 // outlast its timeout, so when the callee is slow the later tries never run: the declared count
 // misleads whoever reads it. Info: the route still retries, and fast failures fit; a per-try timeout
 // at or above the route timeout is per-try-ge-route-timeout's, not this rule's.
-import { maxBackoffMs, ms, triesOf } from '../budget.ts';
+import { loadRate, maxBackoffMs, ms, triesOf } from '../budget.ts';
 import type { Finding, Prediction } from '../findings.ts';
 import type { Edge, HopRoute, LintModel } from '../model.ts';
-import { loadRate, perTryToFit, retriesSlowTries, routesOfCalls, triesFigure, triesFitting, tryEndsMs } from '../tries.ts';
+import { perTryToFit, retriesSlowTries, routesOfCalls, slowEveryTry, triesFigure, triesFitting, tryEndsMs } from '../tries.ts';
 import { finding, type Rule } from './rule.ts';
 
 export const attemptsExceedBudget: Rule = {
@@ -50,15 +50,8 @@ export const attemptsExceedBudget: Rule = {
  * timeout after `fit` + 1 tries (attribution: no time left), not at the retry limit after all of them.
  */
 function predict(model: LintModel, edge: Edge, route: HopRoute, perTryMs: number, fit: number): Prediction {
-  const delayMs = perTryMs + Math.max(100, Math.round(perTryMs / 5));
-  return {
-    fault: { match: { source: edge.from, destination: edge.to, route: route.name }, at: 'attempt', delay: { fixed: ms(delayMs) } },
-    durationMs: 10_000,
-    entry: edge.from,
-    rate: loadRate(model, edge.from),
-    steadyState: [{ availability: { service: edge.to, min: 99 } }],
-    expect: [],
-    outcome: `with every try of route ${route.name} ${ms(delayMs)} slow, ${edge.from}'s calls to ${edge.to} fail at the route timeout ${ms(route.timeoutMs!)} during try ${fit + 1} of the ${triesOf(route)} declared`,
-    signature: { hop: `${edge.from} → ${edge.to}`, acted: ['route-timeout'] },
-  };
+  return slowEveryTry(model, edge, route, perTryMs, (delay) => ({
+    outcome: `with every try of route ${route.name} ${delay} slow, ${edge.from}'s calls to ${edge.to} fail at the route timeout ${ms(route.timeoutMs!)} during try ${fit + 1} of the ${triesOf(route)} declared`,
+    acted: ['route-timeout'],
+  }));
 }

@@ -2,9 +2,10 @@
 // recording) and the mesh's route retries it too: the tries multiply on one hop, and the app's own
 // have no budget and no backoff the mesh knows of. Istio's bookinfo: productpage's hidden retry in
 // code doubled the mesh's timeout. Google SRE and AWS both say: retry at one layer.
+import { loadRate } from '../budget.ts';
 import type { Finding } from '../findings.ts';
 import type { Edge, LintModel } from '../model.ts';
-import { entryOf, mostTries, rateAt, retriedFailure, type RetryingRoute } from '../retries.ts';
+import { entryOf, mostTries, retriedFailure, type RetryingRoute } from '../retries.ts';
 import { finding, type Rule } from './rule.ts';
 
 export const layeredRetries: Rule = {
@@ -47,7 +48,7 @@ function report(model: LintModel, edge: Edge, route: RetryingRoute, declared: nu
       fault: failure,
       durationMs: 10_000,
       entry,
-      rate: rateAt(model, entry),
+      rate: loadRate(model, entry),
       steadyState: [{ availability: { service: edge.to, min: 99 } }],
       expect: [],
       outcome: `with every try from ${edge.from} to ${edge.to} failing, each of ${edge.from}'s calls costs ${tries} tries: ${mesh} by the mesh, ${declared > 0 ? `for each of the app's ${1 + declared}` : 'for each the app makes'}`,

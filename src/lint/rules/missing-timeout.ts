@@ -1,7 +1,7 @@
 // missing-timeout: a hop nothing bounds — no route timeout, no per-try timeout, no app timeout. In a
 // chain (the callee calls others, or the caller is itself called) it is an error: one slow service
 // holds every caller above it for as long as it likes. At a lone leaf, a warning.
-import { waitBound } from '../budget.ts';
+import { loadRate, waitBound } from '../budget.ts';
 import type { Finding } from '../findings.ts';
 import { callees, callers } from '../model.ts';
 import { finding, type Rule } from './rule.ts';
@@ -34,7 +34,7 @@ export const missingTimeout: Rule = {
           fault: { partition: { from: [edge.from], to: [edge.to], direction: 'both', mode: 'blackhole' } },
           durationMs: 8_000,
           entry: above[0] ?? edge.from,
-          rate: Math.max(5, Math.min(50, Math.round(model.services.get(above[0] ?? edge.from)?.observed?.rps ?? 20))),
+          rate: loadRate(model, above[0] ?? edge.from),
           steadyState: [{ availability: { service: edge.from === (above[0] ?? edge.from) ? edge.to : edge.from, min: 99 } }],
           expect: [],
           outcome: `with ${edge.to} unreachable from ${edge.from}, ${edge.from}'s calls hang until something above gives up${above.length > 0 ? ` (${above[0]}'s wait)` : ''}`,

@@ -2,10 +2,10 @@
 // failing service at the bottom takes the product for each request at the top — 3 × 3 × 3 = 27, the
 // Google SRE book's 4 × 4 × 4 = 64. The retry budgets bound the sustained factor of a hop to about
 // 1 + ratio once its rate is well above minPerSecond; below that, the worst case stands.
-import { edgeTries } from '../budget.ts';
+import { edgeTries, loadRate } from '../budget.ts';
 import type { Figure, Finding, Prediction } from '../findings.ts';
 import { edgeOf, paths, type Edge, type LintModel } from '../model.ts';
-import { budgetTries, entryOf, mostTries, rateAt, retriedFailure, sidecarsOf, times } from '../retries.ts';
+import { budgetTries, entryOf, mostTries, retriedFailure, sidecarsOf, times } from '../retries.ts';
 import { finding, type Rule } from './rule.ts';
 
 const WARN_ABOVE = 4;
@@ -93,7 +93,7 @@ function predict(model: LintModel, path: readonly string[], chain: readonly Edge
     fault: failure,
     durationMs: 10_000,
     entry,
-    rate: rateAt(model, entry),
+    rate: loadRate(model, entry),
     steadyState: [{ availability: { service: leafHop.to, min: 99 } }],
     expect: [],
     outcome: `with ${leafHop.to} failing every call from ${leafHop.from}, each request at ${entry} reaches ${leafHop.to} up to ${times(fromEntry)} times (the product of the tries on the way), until the budgets are spent`,

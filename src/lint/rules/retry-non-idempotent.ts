@@ -5,9 +5,9 @@
 // methods automatically; RFC 9112 §9.3.1: a proxy MUST NOT.
 import type { RetryOnCondition } from '../../config/schema.ts';
 import type { Finding, Prediction } from '../findings.ts';
-import { ms } from '../budget.ts';
+import { loadRate, ms } from '../budget.ts';
 import type { Edge, LintModel } from '../model.ts';
-import { NEVER_REACHED, entryOf, nonIdempotent, rateAt, retrying, type RetryingRoute } from '../retries.ts';
+import { NEVER_REACHED, entryOf, nonIdempotent, retrying, type RetryingRoute } from '../retries.ts';
 import { finding, type Rule } from './rule.ts';
 
 /** The writes a route with no method match may carry, when no recording says which. */
@@ -76,7 +76,7 @@ function predict(model: LintModel, edge: Edge, route: RetryingRoute, methods: re
     fault: { match: { source: edge.from, destination: edge.to, method: [...methods] }, at: 'attempt', delay: { fixed: ms(perTry * 2), before: 'headers' } },
     durationMs: 10_000,
     entry,
-    rate: rateAt(model, entry),
+    rate: loadRate(model, entry),
     steadyState: [{ availability: { service: edge.to, min: 99 } }],
     expect: [],
     outcome: `every ${methods.join('/')} from ${edge.from} reaches ${edge.to}'s app ${1 + route.retries.attempts} times: each try is cut by the ${ms(perTry)} per-try timeout after the app has it, and tried again (only the writes ${edge.from}'s app sends are touched)`,

@@ -1,10 +1,10 @@
 // retry-on-overload: retries on 429 or 503 — what a callee answers to say it is overloaded — with a
 // budget above the Google SRE book's 10 % of requests. The retry layer (proxy/retry.ts) never reads
 // Retry-After: an overloaded callee asking for 30 s gets the retry after the backoff (≤ backoff.max).
-import { ms } from '../budget.ts';
+import { loadRate, ms } from '../budget.ts';
 import type { Figure, Finding } from '../findings.ts';
 import type { Edge, LintModel } from '../model.ts';
-import { entryOf, rateAt, retriesStatus, retrying, type RetryingRoute } from '../retries.ts';
+import { entryOf, retriesStatus, retrying, type RetryingRoute } from '../retries.ts';
 import { finding, type Rule } from './rule.ts';
 
 /** The Google SRE book's per-client retry ratio. */
@@ -50,7 +50,7 @@ function report(model: LintModel, edge: Edge, route: RetryingRoute, statuses: re
       fault: { match: { source: edge.from, destination: edge.to }, at: 'inbound', abort: { status, headers: { 'retry-after': '5' } } },
       durationMs: 10_000,
       entry,
-      rate: rateAt(model, entry),
+      rate: loadRate(model, entry),
       steadyState: [{ availability: { service: edge.to, min: 99 } }],
       expect: [],
       outcome: `with ${edge.to} answering ${status} with Retry-After: 5, ${edge.from}'s sidecar retries each call ${route.retries.attempts} more time${route.retries.attempts > 1 ? 's' : ''} within ${ms(route.retries.backoff.maxMs)} until the budget is spent, not 5 s later`,

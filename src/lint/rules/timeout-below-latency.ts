@@ -3,11 +3,11 @@
 // latency at an accepted false-timeout rate (AWS: p99.9); below it, normal running already cuts calls,
 // and with no headroom a small slowdown cuts many. Needs a recording: without one it says nothing
 // rather than guess (research pitfall 8).
-import { ms } from '../budget.ts';
+import { loadRate, ms } from '../budget.ts';
 import type { Finding, Prediction } from '../findings.ts';
 import type { Edge, HopRoute, LintModel, Where } from '../model.ts';
 import type { EdgeObservation } from '../recording.ts';
-import { loadRate, perTryAt } from '../tries.ts';
+import { perTryAt } from '../tries.ts';
 import { finding, type Rule } from './rule.ts';
 
 /** Headroom a bound needs over the observed p99.9. */

@@ -1,7 +1,7 @@
 // timeout-inversion: a caller gives up on a call before the callee's own timeouts and retries to its
 // dependencies can act (Istio's bookinfo: productpage allows reviews 3 s + one retry, reviews allows
 // ratings 10 s). Seen only along a path, never service by service.
-import { ms, needMs, waitBound, type Bound } from '../budget.ts';
+import { loadRate, ms, needMs, waitBound, type Bound } from '../budget.ts';
 import type { Finding, Prediction } from '../findings.ts';
 import type { Edge, LintModel } from '../model.ts';
 import { finding, type Rule } from './rule.ts';
@@ -54,7 +54,7 @@ function predict(model: LintModel, edge: Edge, bound: Bound, deepest: { edge: Ed
   const singleTry = Math.min(single, inner.app?.timeoutMs ?? Infinity, deepest.bound.ms);
   const margin = Math.max(50, Math.round((deepest.bound.ms - bound.ms) / 10));
   const delayMs = singleTry > bound.ms + 2 * margin ? Math.round((bound.ms + singleTry) / 2) : Math.round(singleTry + margin);
-  const rate = Math.max(5, Math.min(50, Math.round(model.services.get(edge.from)?.observed?.rps ?? 20)));
+  const rate = loadRate(model, edge.from);
   return {
     fault: { match: { source: inner.from, destination: inner.to }, at: 'inbound', delay: { fixed: ms(delayMs) } },
     durationMs: 10_000,
