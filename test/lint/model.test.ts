@@ -101,6 +101,18 @@ describe('faultline lint (the command)', function () {
     expect(failed!.stdout).to.match(/\d+ errors?, \d+ warnings?, \d+ info/);
   });
 
+  it('finds on the demo shop its stock gap and the other problems its mesh file has, and nothing else', async () => {
+    const { stdout } = await run(process.execPath, [CLI, 'lint', 'demo/mesh.yaml', '--json', '--fail-on', 'never']);
+    const report = JSON.parse(stdout) as { findings: { rule: string; severity: string; path: string[] }[] };
+    expect(report.findings.map((f) => `${f.severity} ${f.rule} ${f.path.join('>')}`).sort()).to.deep.equal([
+      'error missing-timeout frontend>cart>stock',
+      'warning app-timeout-below-mesh cart>payments',
+      'warning retry-on-overload cart>payments',
+      'warning retry-on-overload frontend>catalog',
+      'warning timeout-retry-without-per-try frontend>catalog',
+    ]);
+  });
+
   it('prints JSON for CI, and --fail-on never (or a suppression) lets it pass', async () => {
     const { stdout } = await run(process.execPath, [CLI, 'lint', 'demo/mesh.yaml', '--json', '--fail-on', 'never']);
     const report = JSON.parse(stdout) as { schema: string; counts: { error: number }; findings: { rule: string; severity: string; at: { line: number } }[] };
