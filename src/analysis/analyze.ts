@@ -148,7 +148,7 @@ export async function analyze(run: RunFiles): Promise<Analysis> {
   const propagation = propagate(experiment, events, load, byRequest, sidecarService, windows);
   const score = scoreOf(hypotheses, windows);
   // The lint findings of the run's mesh, on the whole recording (the requests the load cut too: lint reads calls, not outcomes).
-  const lint = run.mesh && lintSection({ dir: run.dir, mesh: run.mesh, experiment, events: run.events, windows, attribution, hypotheses });
+  const lint = run.mesh && lintSection({ dir: run.dir, mesh: run.mesh, experiment, events: run.events, windows, attribution, hypotheses, halts: journal.halts.map((h) => h.reason) });
   return {
     schema: 'faultline.report/v1',
     experiment: {

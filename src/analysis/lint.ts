@@ -34,6 +34,8 @@ export interface LintInputs {
   readonly windows: readonly AnalysisWindow[];
   readonly attribution: Attribution;
   readonly hypotheses: readonly HypothesisVerdict[];
+  /** Why the run halted, when it did: a halt condition tripped under the fault is a failed hypothesis too (the worst kind). */
+  readonly halts?: readonly string[];
 }
 
 /** Lints the run's mesh with its recording, and tells of each predicting finding whether the run confirms it. */
@@ -56,7 +58,7 @@ export function lintSection(run: LintInputs): LintSection {
 }
 
 /** Whether the run confirms one finding's prediction, with the counts it rests on. */
-export function confirmation(finding: Finding & { predicts: Prediction }, run: Pick<LintInputs, 'experiment' | 'windows' | 'attribution' | 'hypotheses'>): LintConfirmation {
+export function confirmation(finding: Finding & { predicts: Prediction }, run: Pick<LintInputs, 'experiment' | 'windows' | 'attribution' | 'hypotheses' | 'halts'>): LintConfirmation {
   const p = finding.predicts;
   const { hop, acted } = p.signature;
   // The run's faults that put the finding to the test: injected, and like the predicted one.
@@ -69,6 +71,8 @@ export function confirmation(finding: Finding & { predicts: Prediction }, run: P
   const named = namedHypotheses(p, run.experiment);
   // Failed under the fault: a baseline that did not hold, or a slow recovery, is not what the finding predicts.
   const failed = run.hypotheses.filter((h) => h.outcome === 'fail' && h.window !== 'baseline' && h.window !== 'recovery' && (named.length === 0 || named.includes(baseId(h.id))));
+  // A halt stops the run before its hypotheses can be judged (they are inconclusive): the halt condition is the failure.
+  const halted = (run.halts ?? []).map((reason) => `halted: ${reason}`);
   const hypothesis = describeHypothesis(p);
   const base = {
     rule: finding.rule,
@@ -82,15 +86,15 @@ export function confirmation(finding: Finding & { predicts: Prediction }, run: P
     faults: like,
     failures,
     elsewhere,
-    failedHypotheses: failed.map((h) => h.id),
+    failedHypotheses: [...failed.map((h) => h.id), ...halted],
   };
   if (like.length === 0) {
     return { ...base, status: 'not-exercised', why: `no fault like the predicted one (${describeFault(p.fault)}) was injected in this run: it did not put the finding to the test` };
   }
   const at = `${failures} failed request${failures === 1 ? '' : 's'} at the edge surfaced at ${hop} where ${acted.join(' or ')} acted`;
   const which = named.length > 0 ? `the predicted hypothesis (${hypothesis ?? named.join(', ')})` : 'a hypothesis (the experiment does not state the predicted one)';
-  if (failures > 0 && failed.length > 0) {
-    return { ...base, status: 'confirmed', why: `${at}, from ${like.join(', ')}; ${which} failed: ${failed.map((h) => h.id).join(', ')}` };
+  if (failures > 0 && failed.length + halted.length > 0) {
+    return { ...base, status: 'confirmed', why: `${at}, from ${like.join(', ')}; ${failed.length > 0 ? `${which} failed: ${failed.map((h) => h.id).join(', ')}` : `the run ${halted.join('; ')}`}` };
   }
   const missing = failures === 0
     ? `no failure surfaced at ${hop} with ${acted.join(' or ')}${elsewhere > 0 ? ` (${elsewhere} surfaced elsewhere)` : ''}`

@@ -9,6 +9,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { analyze, readRun } from '../../src/analysis/analyze.ts';
+import { confirmation } from '../../src/analysis/lint.ts';
+import { parseConfig } from '../../src/config/load.ts';
+import { parseExperiment } from '../../src/experiments/spec.ts';
+import { lint } from '../../src/lint/lint.ts';
+import { buildModel } from '../../src/lint/model.ts';
 import type { Analysis } from '../../src/analysis/types.ts';
 import { renderHtml } from '../../src/reports/html.ts';
 import { reportMarkdown } from '../../src/reports/text.ts';
@@ -119,6 +124,21 @@ describe('the lint findings a game day confirms', () => {
     expect(wider.lint!.findings[0]).to.deep.include({ status: 'confirmed', failures: 25 });
     const elsewhere = await run({ ...PREDICTED, at: 'attempt' }, 'a-b-timed-out');
     expect(elsewhere.lint!.findings[0]).to.deep.include({ status: 'not-exercised' });
+  });
+
+  it('a halted run confirms it when the failures are the predicted ones: its halt condition is the hypothesis that failed', () => {
+    const text = stringify(MESH);
+    const [finding] = lint(buildModel(parseConfig(text, 'mesh.yaml'), text, 'mesh.yaml')).findings.filter((f) => f.rule === 'timeout-inversion');
+    const experiment = parseExperiment(stringify({ name: 'x', target: { mesh: 'mesh.yaml' }, load: { entry: 'a', rate: 20 }, method: [{ at: '0s', duration: '4s', fault: PREDICTED }] }), 'x.yaml');
+    const inputs = {
+      experiment,
+      windows: [{ name: PREDICTED.id, kind: 'fault' as const, from: at(3), to: at(7) }],
+      attribution: { rows: [], totals: [], unattributed: 0, causes: [{ faults: [PREDICTED.id], hop: 'a → b', sidecar: 'a', acted: 'route-timeout' as const, retry: 'no-time-left' as const, failures: 9 }] },
+      hypotheses: [],
+    };
+    expect(confirmation(finding as Parameters<typeof confirmation>[0], inputs)).to.deep.include({ status: 'not-confirmed', failures: 9 });
+    const halted = confirmation(finding as Parameters<typeof confirmation>[0], { ...inputs, halts: ['availability of b 10.0 % < 50 % for 2000 ms'] });
+    expect(halted).to.deep.include({ status: 'confirmed', failures: 9, failedHypotheses: ['halted: availability of b 10.0 % < 50 % for 2000 ms'] });
   });
 
   it('a run without its mesh file has no lint section', async () => {

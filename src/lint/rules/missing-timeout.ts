@@ -38,7 +38,8 @@ export const missingTimeout: Rule = {
           steadyState: [{ availability: { service: edge.from === (above[0] ?? edge.from) ? edge.to : edge.from, min: 99 } }],
           expect: [],
           outcome: `with ${edge.to} unreachable from ${edge.from}, ${edge.from}'s calls hang until something above gives up${above.length > 0 ? ` (${above[0]}'s wait)` : ''}`,
-          signature: { hop: above.length > 0 ? `${above[0]} → ${edge.from}` : `${edge.from} → ${edge.to}`, acted: ['route-timeout', 'timeout', 'per-try-timeout', 'caller-left', 'fault'] },
+          // Nothing bounds the hop, so nothing acts there: the failures surface at it with no policy acting (or the caller leaving).
+          signature: { hop: `${edge.from} → ${edge.to}`, acted: ['none', 'fault', 'caller-left'] },
         },
       }));
     }
