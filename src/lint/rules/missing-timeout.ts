@@ -38,8 +38,9 @@ export const missingTimeout: Rule = {
           steadyState: [{ availability: { service: edge.from === (above[0] ?? edge.from) ? edge.to : edge.from, min: 99 } }],
           expect: [],
           outcome: `with ${edge.to} unreachable from ${edge.from}, ${edge.from}'s calls hang until something above gives up${above.length > 0 ? ` (${above[0]}'s wait)` : ''}`,
-          // Nothing bounds the hop, so nothing acts there: the failures surface at it with no policy acting (or the caller leaving).
-          signature: { hop: `${edge.from} → ${edge.to}`, acted: ['none', 'fault', 'caller-left'] },
+          // Nothing bounds the hop, so no timeout acts there: its calls fail however the hang ends — the caller
+          // leaving, the health checks marking the callee down (its checks are cut too), the fault's end.
+          signature: { hop: `${edge.from} → ${edge.to}`, acted: ['none', 'fault', 'caller-left', 'no-healthy-upstream', 'reset', 'connect-failure'] },
         },
       }));
     }
