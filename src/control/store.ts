@@ -1,9 +1,27 @@
-// Where the control plane keeps its desired state. Callers see a small key-value interface, so that an
-// etcd-backed store can replace the file one without touching them. The file store writes atomically
-// (atomic-write.ts): a crash leaves the old value or the new one, never half of one.
+// Where the control plane keeps its desired state. Callers see a small key-value interface with leases
+// and watches, so that several control planes can share one store (etcd, etcd-store.ts) and one machine
+// can keep using files (FileStore). The file store writes atomically (atomic-write.ts): a crash leaves
+// the old value or the new one, never half of one.
+import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../atomic-write.ts';
+
+/** A change under a watched prefix: the key and its new value, or undefined when it was deleted (or its lease ended). */
+export interface StoreChange {
+  readonly key: string;
+  readonly value: string | undefined;
+}
+
+/**
+ * A lease: keys put under it vanish when it is revoked or not renewed within its TTL — whoever holds
+ * it (the store owns the clock: with etcd they vanish even with every control plane gone). Its id is
+ * the store's, so any control plane sharing the store can renew it.
+ */
+export interface Lease {
+  readonly id: string;
+  readonly ttlMs: number;
+}
 
 export interface Store {
   get(key: string): Promise<string | undefined>;
@@ -11,19 +29,52 @@ export interface Store {
   delete(key: string): Promise<void>;
   /** Keys under a prefix ("faults/"), sorted. */
   list(prefix: string): Promise<string[]>;
+  /** Keys and values under a prefix, in one read. */
+  entries(prefix: string): Promise<Map<string, string>>;
+  /** A new lease of `ttlMs` (the store may round it up to what it can keep). */
+  grant(ttlMs: number): Promise<Lease>;
+  /** Puts a key that lives as long as the lease does. */
+  putLeased(key: string, value: string, lease: Lease): Promise<void>;
+  /** Renews a lease for another TTL; false when it has already ended (its keys are gone). */
+  renew(leaseId: string): Promise<boolean>;
+  /** Ends a lease now, deleting its keys. */
+  revoke(leaseId: string): Promise<void>;
+  /** Calls `onChange` for every later change under the prefix (by any writer of the store); returns the stop. */
+  watch(prefix: string, onChange: (change: StoreChange) => void): Promise<() => void>;
+  close(): Promise<void>;
 }
 
 /** Keys are paths of safe segments: lowercase letters, digits, "-", "." and "/" between them. */
-const KEY = /^[a-z0-9][a-z0-9.-]*(\/[a-z0-9][a-z0-9.-]*)*$/;
+export const STORE_KEY = /^[a-z0-9][a-z0-9.-]*(\/[a-z0-9][a-z0-9.-]*)*$/;
 
+export function checkKey(key: string): void {
+  if (!STORE_KEY.test(key) || key.split('/').includes('..')) throw new Error(`not a valid store key: "${key}"`);
+}
+
+interface LocalLease {
+  readonly ttlMs: number;
+  readonly keys: Set<string>;
+  timer: NodeJS.Timeout;
+}
+
+/**
+ * One machine's store: files in a directory, for what must outlive a restart; leased keys in memory,
+ * for what lives only while its owner renews it (registrations: an instance re-registers when its
+ * control plane comes back). Watches see the writes of this process, the only writer of its directory.
+ */
 export class FileStore implements Store {
   readonly #dir: string;
+  readonly #leased = new Map<string, string>();
+  readonly #leases = new Map<string, LocalLease>();
+  readonly #watchers = new Set<{ prefix: string; onChange: (change: StoreChange) => void }>();
 
   constructor(dir: string) {
     this.#dir = dir;
   }
 
   async get(key: string): Promise<string | undefined> {
+    checkKey(key);
+    if (this.#leased.has(key)) return this.#leased.get(key);
     try {
       return await readFile(this.#path(key), 'utf8');
     } catch (error) {
@@ -36,25 +87,95 @@ export class FileStore implements Store {
     const file = this.#path(key);
     await mkdir(file.slice(0, file.lastIndexOf('/')), { recursive: true, mode: 0o700 });
     await writeFileAtomic(file, value);
+    this.#changed(key, value);
   }
 
   async delete(key: string): Promise<void> {
+    checkKey(key);
+    if (this.#leased.delete(key)) {
+      for (const lease of this.#leases.values()) lease.keys.delete(key);
+      this.#changed(key, undefined);
+      return;
+    }
+    const existed = await readFile(this.#path(key), 'utf8').then(() => true, () => false);
     await rm(this.#path(key), { force: true });
+    if (existed) this.#changed(key, undefined);
   }
 
   async list(prefix: string): Promise<string[]> {
     const dir = join(this.#dir, prefix);
+    let files: string[] = [];
     try {
-      const names = await readdir(dir);
-      return names.filter((n) => !n.endsWith('.tmp')).map((n) => `${prefix}${n}`).sort();
+      files = (await readdir(dir, { withFileTypes: true })).filter((e) => e.isFile() && !e.name.endsWith('.tmp')).map((e) => `${prefix}${e.name}`);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw error;
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
+    const leased = [...this.#leased.keys()].filter((k) => k.startsWith(prefix));
+    return [...new Set([...files, ...leased])].sort();
+  }
+
+  async entries(prefix: string): Promise<Map<string, string>> {
+    const found = new Map<string, string>();
+    for (const key of await this.list(prefix)) {
+      const value = await this.get(key);
+      if (value !== undefined) found.set(key, value);
+    }
+    return found;
+  }
+
+  async grant(ttlMs: number): Promise<Lease> {
+    const id = randomBytes(8).toString('hex');
+    const lease: LocalLease = { ttlMs, keys: new Set(), timer: setTimeout(() => void this.revoke(id), ttlMs).unref() };
+    this.#leases.set(id, lease);
+    return { id, ttlMs };
+  }
+
+  async putLeased(key: string, value: string, lease: Lease): Promise<void> {
+    checkKey(key);
+    const held = this.#leases.get(lease.id);
+    if (!held) throw new Error(`lease ${lease.id} has ended`);
+    held.keys.add(key);
+    this.#leased.set(key, value);
+    this.#changed(key, value);
+  }
+
+  async renew(leaseId: string): Promise<boolean> {
+    const lease = this.#leases.get(leaseId);
+    if (!lease) return false;
+    clearTimeout(lease.timer);
+    lease.timer = setTimeout(() => void this.revoke(leaseId), lease.ttlMs).unref();
+    return true;
+  }
+
+  async revoke(leaseId: string): Promise<void> {
+    const lease = this.#leases.get(leaseId);
+    if (!lease) return;
+    clearTimeout(lease.timer);
+    this.#leases.delete(leaseId);
+    for (const key of lease.keys) {
+      if (this.#leased.delete(key)) this.#changed(key, undefined);
     }
   }
 
+  async watch(prefix: string, onChange: (change: StoreChange) => void): Promise<() => void> {
+    const watcher = { prefix, onChange };
+    this.#watchers.add(watcher);
+    return () => this.#watchers.delete(watcher);
+  }
+
+  async close(): Promise<void> {
+    for (const lease of this.#leases.values()) clearTimeout(lease.timer);
+    this.#leases.clear();
+    this.#leased.clear();
+    this.#watchers.clear();
+  }
+
+  #changed(key: string, value: string | undefined): void {
+    for (const w of this.#watchers) if (key.startsWith(w.prefix)) w.onChange({ key, value });
+  }
+
   #path(key: string): string {
-    if (!KEY.test(key) || key.split('/').includes('..')) throw new Error(`not a valid store key: "${key}"`);
+    checkKey(key);
     return join(this.#dir, key);
   }
 }
