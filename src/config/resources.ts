@@ -175,7 +175,7 @@ const LOOPBACK_HOST = /^(localhost|127\.\d{1,3}\.\d{1,3}\.\d{1,3}|\[::1\])$/;
 export const Sidecar = z.strictObject({
   name: Name.optional().meta({ description: 'defaults to the service name; needed when a service has several' }),
   service: Name,
-  outbound: Address,
+  outbound: Address.optional().meta({ description: 'where its app sends its outbound calls; none for a service that calls nobody' }),
   inbound: Address.optional().meta({ description: 'where other sidecars reach this service; none for a client-only service (a load generator, a batch job), which has no app either' }),
   admin: Address.meta({ description: 'the admin API (health, config, faults): on loopback only, as it has no credential' }),
   app: Address.optional().meta({ description: 'the local app this sidecar serves; none for a client-only service' }),

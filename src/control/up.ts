@@ -79,7 +79,7 @@ export async function up(options: UpOptions): Promise<Mesh> {
     sidecars,
     close,
     table: () => {
-      const rows = [...sidecars.values()].map(({ sidecar }) => [sidecar.name, sidecar.spec.service, sidecar.spec.app ?? '-', sidecar.addresses.outbound, sidecar.addresses.inbound ?? '-', sidecar.addresses.admin]);
+      const rows = [...sidecars.values()].map(({ sidecar }) => [sidecar.name, sidecar.spec.service, sidecar.spec.app ?? '-', sidecar.addresses.outbound ?? '-', sidecar.addresses.inbound ?? '-', sidecar.addresses.admin]);
       const header = ['sidecar', 'service', 'app', 'outbound', 'inbound', 'admin'];
       const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
       const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
@@ -89,13 +89,13 @@ export async function up(options: UpOptions): Promise<Mesh> {
 }
 
 /** Runs an app's command from the mesh file's directory. */
-function startApp(command: readonly string[], app: string, outbound: string, cwd: string): ChildProcess {
+function startApp(command: readonly string[], app: string, outbound: string | undefined, cwd: string): ChildProcess {
   const [program, ...args] = command;
   return spawn(program === 'node' ? process.execPath : program!, args, {
     cwd,
     // stdin is a pipe the demo services watch: when faultline dies, however, it closes and they exit.
     stdio: ['pipe', 'ignore', 'inherit'],
-    env: { ...process.env, FAULTLINE_OUTBOUND: outbound, PORT: app.slice(app.lastIndexOf(':') + 1) },
+    env: { ...process.env, ...(outbound !== undefined && { FAULTLINE_OUTBOUND: outbound }), PORT: app.slice(app.lastIndexOf(':') + 1) },
   });
 }
 

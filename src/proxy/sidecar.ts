@@ -45,7 +45,8 @@ export interface SidecarOptions {
 }
 
 export interface SidecarAddresses {
-  outbound: string;
+  /** None for a sidecar whose service calls nobody. */
+  outbound: string | undefined;
   /** None for a client-only sidecar. */
   inbound: string | undefined;
   admin: string;
@@ -191,12 +192,12 @@ export class Sidecar {
     const generation = () => this.#generation;
     const perRequest = this.snapshot.config.telemetry.enabled;
     const common = { sidecar: this.name, service: this.spec.service, generation, events: this.events, tracer: this.#telemetry.tracer, perRequest, limits: this.spec.listeners };
-    const outbound = createListener({ ...common, direction: 'outbound' });
+    const outbound = this.spec.outbound === undefined ? undefined : createListener({ ...common, direction: 'outbound' });
     const inbound = this.spec.inbound === undefined ? undefined : createInboundServer({ ...common, direction: 'inbound' }, this.mtls, this.identity);
     this.#stopInbound = inbound?.stop;
     const admin = createServer(createAdminApp(this, this.#log));
     this.addresses = {
-      outbound: await listen(outbound, this.spec.outbound, this.#servers),
+      outbound: outbound && (await listen(outbound, this.spec.outbound!, this.#servers)),
       inbound: inbound && (await listen(inbound.server, this.spec.inbound!, this.#servers)),
       admin: await listen(admin, this.spec.admin, this.#servers),
     };

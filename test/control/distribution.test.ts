@@ -84,7 +84,7 @@ describe('control plane: distribution', function () {
       return sidecars.length === 2 && sidecars.every((s) => s.connected && s.version === version) && sidecars;
     }, 5_000, 'both sidecars to acknowledge');
     expect(listed.map((s) => [s.name, s.health])).to.deep.equal([['checkout', 'ready'], ['frontend', 'ready']]);
-    expect((await call(sidecars[0]!.sidecar.addresses.outbound, 'payments')).status).to.equal(200);
+    expect((await call(sidecars[0]!.sidecar.addresses.outbound!, 'payments')).status).to.equal(200);
   });
 
   it('pushes a new config to every sidecar; all acknowledge', async () => {
@@ -94,7 +94,7 @@ describe('control plane: distribution', function () {
     const version = reply.json<{ version: string }>().version;
     // Pushed over the watch streams (milliseconds when idle); 5 s leaves a busy machine room.
     expect(await control.plane.waitForAcks(version, 5_000)).to.equal(true);
-    expect((await call(sidecars[1]!.sidecar.addresses.outbound, 'pay')).status).to.equal(200);
+    expect((await call(sidecars[1]!.sidecar.addresses.outbound!, 'pay')).status).to.equal(200);
     config = next;
   });
 
@@ -119,7 +119,7 @@ describe('control plane: distribution', function () {
     }, 5_000, 'frontend to refuse and checkout to acknowledge');
     expect(status.find((s) => s.name === 'checkout')!.version).to.equal(version);
     expect(status.find((s) => s.name === 'frontend')!.error).to.match(/no sidecar "frontend"/);
-    expect((await call(sidecars[1]!.sidecar.addresses.outbound, 'pay')).status).to.equal(200);
+    expect((await call(sidecars[1]!.sidecar.addresses.outbound!, 'pay')).status).to.equal(200);
     await api(control.url, '/config', { method: 'PUT', body: stringify(config) });
     await waitFor(async () => (await api(control.url, '/sidecars')).json<{ sidecars: { error: string | null }[] }>().sidecars.every((s) => !s.error), 5_000, 'all well again');
   });
@@ -128,20 +128,20 @@ describe('control plane: distribution', function () {
     const put = await api(control.url, '/faults/pay-down', { method: 'PUT', body: 'match: {destination: payments}\nabort: {status: 503}\nttl: 2m\n' });
     expect(put.status).to.equal(200);
     expect(await control.plane.waitForAcks(put.json<{ version: string }>().version, 5_000)).to.equal(true);
-    expect((await call(sidecars[0]!.sidecar.addresses.outbound, 'payments')).status).to.equal(503);
+    expect((await call(sidecars[0]!.sidecar.addresses.outbound!, 'payments')).status).to.equal(503);
     const expiresAt = sidecars[0]!.sidecar.faults.get('pay-down')!.expiresAt!;
     expect(expiresAt - Date.now()).to.be.within(100_000, 120_000);
     const removed = await api(control.url, '/faults/pay-down', { method: 'DELETE' });
     expect(removed.status).to.equal(204);
     await waitFor(() => sidecars.every((s) => s.sidecar.faults.get('pay-down') === undefined), 5_000, 'the fault to go everywhere');
-    expect((await call(sidecars[0]!.sidecar.addresses.outbound, 'payments')).status).to.equal(200);
+    expect((await call(sidecars[0]!.sidecar.addresses.outbound!, 'payments')).status).to.equal(200);
   });
 
   it('merges the sidecars\' events into one stream, their request.done only while someone reads it, from the moment its head arrives', async () => {
     const merged = (path: RegExp) => control.plane.events.since(0).events.filter((e) => e.type === 'request.done' && path.test((e as { path: string }).path));
     // Nobody reads the merged stream: the sidecars' decisions are collected, their request.done are not.
     expect(control.plane.collectsRequests).to.equal(false);
-    await call(sidecars[0]!.sidecar.addresses.outbound, 'payments', '/unread');
+    await call(sidecars[0]!.sidecar.addresses.outbound!, 'payments', '/unread');
     const put = await api(control.url, '/faults/unread-marker', { method: 'PUT', body: 'match: {destination: payments, path: /never}\nabort: {status: 503}\nttl: 1m\n' });
     expect(put.status).to.equal(200);
     await waitFor(() => {
@@ -160,8 +160,8 @@ describe('control plane: distribution', function () {
     expect(control.plane.collectsRequests).to.equal(true);
     // The head came once both sidecars had a read taking request.done open: each keeps them from then on.
     const before = sidecars.map((s) => s.sidecar.events.lastSeq);
-    await call(sidecars[0]!.sidecar.addresses.outbound, 'payments', '/merged-a');
-    await call(sidecars[1]!.sidecar.addresses.outbound, 'payments', '/merged-b');
+    await call(sidecars[0]!.sidecar.addresses.outbound!, 'payments', '/merged-a');
+    await call(sidecars[1]!.sidecar.addresses.outbound!, 'payments', '/merged-b');
     for (const [i, s] of sidecars.entries()) {
       const kept = await waitFor(() => s.sidecar.events.since(before[i]!).events.find((e) => e.type === 'request.done'), 5_000, 'request.done');
       expect((kept as { path: string }).path).to.match(/merged/);
@@ -188,7 +188,7 @@ describe('control plane: distribution', function () {
       const statuses: number[] = [];
       while (!stop) {
         const during: Phase = phase;
-        statuses.push(...(await load(10, 5, () => call(sidecars[0]!.sidecar.addresses.outbound, 'payments'))).map((r) => r.status));
+        statuses.push(...(await load(10, 5, () => call(sidecars[0]!.sidecar.addresses.outbound!, 'payments'))).map((r) => r.status));
         if (phase === during) batches[during]++;
       }
       return statuses;
@@ -214,7 +214,7 @@ describe('control plane: distribution', function () {
     await sidecars[0]!.close();
     sidecars[0] = await startControlledSidecar({ url: control.url, token: TOKEN, name: 'checkout', stateDir: join(dir, 'sidecars', 'checkout'), waitMs: 300 });
     expect(sidecars[0].sidecar.snapshot.version).to.equal(version);
-    expect((await call(sidecars[0].sidecar.addresses.outbound, 'payments')).status).to.equal(200);
+    expect((await call(sidecars[0].sidecar.addresses.outbound!, 'payments')).status).to.equal(200);
     control = await startControlPlane({ listen, token: TOKEN, stateDir: join(dir, 'control') });
     await waitFor(() => sidecars[0]!.client.connected, 10_000, 'reconnect');
   });

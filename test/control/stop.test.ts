@@ -82,7 +82,7 @@ describe('control plane: the emergency stop is complete', function () {
     });
     expect((await send(admin, { method: 'DELETE', path: '/faults' })).status).to.equal(409);
     expect((await send(admin, { path: '/faults' })).json()).to.deep.equal({ faults: [] });
-    expect((await call(sidecars.get('checkout')!.sidecar.addresses.outbound, 'payments')).status).to.equal(200);
+    expect((await call(sidecars.get('checkout')!.sidecar.addresses.outbound!, 'payments')).status).to.equal(200);
   });
 
   it('a snapshot makes a sidecar\'s runtime faults exactly the control plane\'s', async () => {
@@ -91,7 +91,7 @@ describe('control plane: the emergency stop is complete', function () {
     checkout.faults.put(FaultSpec.parse({ id: 'stray', match: { destination: 'payments' }, abort: { status: 503 }, ttl: '1m' }));
     await putFault('listed', 'match: {destination: payments, path: /never}\nabort: {status: 503}\nttl: 1m\n');
     expect(checkout.faults.all().map((f) => f.id)).to.deep.equal(['listed']);
-    expect((await call(checkout.addresses.outbound, 'payments')).status).to.equal(200);
+    expect((await call(checkout.addresses.outbound!, 'payments')).status).to.equal(200);
   });
 
   it('DELETE /faults removes every runtime fault mesh-wide, checks each sidecar, and reports what it removed where', async () => {

@@ -115,7 +115,7 @@ describe('fault actions', function () {
     it('before the request: the upstream sees it late; flag DI, fault header, event and request.done say so', async () => {
       install(checkout, { match: { destination: 'payments' }, delay: { fixed: '150ms' } });
       const start = performance.now();
-      const reply = await timed(checkout.addresses.outbound, 'payments');
+      const reply = await timed(checkout.addresses.outbound!, 'payments');
       expect(reply.status).to.equal(200);
       expect(received[0]!.at - start).to.be.at.least(149);
       // Status 200 says it ended before the route's 2 s timeout: no tighter upper bound, which only a
@@ -133,7 +133,7 @@ describe('fault actions', function () {
     it('before the response headers: the upstream answers at once, the caller hears late', async () => {
       install(checkout, { match: { destination: 'payments' }, delay: { fixed: '150ms', before: 'headers' } });
       const start = performance.now();
-      const reply = await timed(checkout.addresses.outbound, 'payments');
+      const reply = await timed(checkout.addresses.outbound!, 'payments');
       // Measured from the upstream's answer, not from a fixed "at once": the delay sits after it.
       expect(reply.status).to.equal(200);
       expect(reply.headersMs - (received[0]!.at - start)).to.be.at.least(149);
@@ -142,7 +142,7 @@ describe('fault actions', function () {
     it('before the response body: headers at once, body late', async () => {
       install(checkout, { match: { destination: 'payments' }, delay: { fixed: '500ms', before: 'body' } });
       const start = performance.now();
-      const reply = await timed(checkout.addresses.outbound, 'payments', '/big');
+      const reply = await timed(checkout.addresses.outbound!, 'payments', '/big');
       // Measured from when the upstream had the request (the delay starts after it answers): the end
       // came at least the delay later, the head sooner than that. Not from the head as this test
       // sees it, which a busy event loop may hand over a little late: a gap of 143 ms was seen.
@@ -155,7 +155,7 @@ describe('fault actions', function () {
 
     it('is bounded by the route timeout, as a slow upstream would be', async () => {
       install(checkout, { match: { destination: 'stock' }, delay: { fixed: '10s' } });
-      const reply = await timed(checkout.addresses.outbound, 'stock');
+      const reply = await timed(checkout.addresses.outbound!, 'stock');
       expect([reply.status, reply.headers['x-faultline-flags']]).to.deep.equal([504, 'DI,UT']);
       // At the 300 ms route timeout, not the 10 s delay's end: the gap leaves a busy machine seconds.
       expect(reply.endMs).to.be.at.least(299).and.below(5_000);
@@ -166,32 +166,32 @@ describe('fault actions', function () {
   describe('abort', () => {
     it('answers with the status, body and headers asked for, flag FI', async () => {
       install(checkout, { match: { destination: 'stock' }, abort: { status: 418, body: 'short and stout', headers: { 'retry-after': '3' } } });
-      const reply = await call(checkout.addresses.outbound, 'stock');
+      const reply = await call(checkout.addresses.outbound!, 'stock');
       expect([reply.status, reply.text, reply.headers['retry-after'], reply.headers['x-faultline-flags']]).to.deep.equal([418, 'short and stout', '3', 'FI']);
       expect(received).to.have.length(0);
     });
 
     it('at attempt is masked by a retry; at request the caller sees it', async () => {
       install(checkout, { at: 'attempt', match: { destination: 'payments' }, abort: { status: 503 }, count: { first: 1 } });
-      const masked = await call(checkout.addresses.outbound, 'payments');
+      const masked = await call(checkout.addresses.outbound!, 'payments');
       expect([masked.status, masked.headers['x-faultline-attempts'], masked.headers['x-faultline-fault']]).to.deep.equal([200, '2', 'f']);
       install(checkout, { at: 'request', match: { destination: 'payments' }, abort: { status: 503 }, count: { first: 1 } });
-      const seen = await call(checkout.addresses.outbound, 'payments');
+      const seen = await call(checkout.addresses.outbound!, 'payments');
       expect([seen.status, seen.headers['x-faultline-flags']]).to.deep.equal([503, 'FI']);
       expect(received).to.have.length(1);
     });
 
     it('reset at request resets the caller; at attempt it is an upstream reset that retryOn reset retries', async () => {
       install(checkout, { match: { destination: 'payments' }, abort: { reset: true } });
-      expect((await timed(checkout.addresses.outbound, 'payments')).error).to.equal('ECONNRESET');
+      expect((await timed(checkout.addresses.outbound!, 'payments')).error).to.equal('ECONNRESET');
       install(checkout, { at: 'attempt', match: { destination: 'payments' }, abort: { reset: true }, count: { first: 1 } });
-      const reply = await call(checkout.addresses.outbound, 'payments');
+      const reply = await call(checkout.addresses.outbound!, 'payments');
       expect([reply.status, reply.headers['x-faultline-attempts']]).to.deep.equal([200, '2']);
     });
 
     it('closeAfterBytes: the body stops after N bytes and the connection closes', async () => {
       install(checkout, { match: { destination: 'payments' }, abort: { closeAfterBytes: 1000 } });
-      const reply = await timed(checkout.addresses.outbound, 'payments', '/big');
+      const reply = await timed(checkout.addresses.outbound!, 'payments', '/big');
       expect(reply.status).to.equal(200);
       expect(reply.bytes).to.equal(1000);
       expect(reply.error).to.be.a('string');
@@ -201,9 +201,9 @@ describe('fault actions', function () {
   describe('partition', () => {
     it('reject: refused at once, one way or both', async () => {
       install(checkout, { partition: { from: ['payments'], to: ['checkout'], direction: 'one-way', mode: 'reject' } });
-      expect((await call(checkout.addresses.outbound, 'payments')).status).to.equal(200);
+      expect((await call(checkout.addresses.outbound!, 'payments')).status).to.equal(200);
       install(checkout, { partition: { from: ['payments'], to: ['checkout'], direction: 'both', mode: 'reject' } });
-      const reply = await timed(checkout.addresses.outbound, 'payments');
+      const reply = await timed(checkout.addresses.outbound!, 'payments');
       expect(reply.status).to.equal(503);
       // Refused, not held: a held call would end at the route timeout as 504 UT, not 503 UF.
       expect(String(reply.headers['x-faultline-flags']).split(',')).to.include.members(['UF', 'URX']);
@@ -213,7 +213,7 @@ describe('fault actions', function () {
 
     it('blackhole: the call hangs until the route timeout', async () => {
       install(checkout, { partition: { from: ['checkout'], to: ['stock'], mode: 'blackhole' } });
-      const reply = await timed(checkout.addresses.outbound, 'stock');
+      const reply = await timed(checkout.addresses.outbound!, 'stock');
       expect([reply.status, reply.headers['x-faultline-flags']]).to.deep.equal([504, 'UT']);
       // Held until the 300 ms route timeout (504 UT says it was that timeout that ended it).
       expect(reply.endMs).to.be.at.least(299);
@@ -222,12 +222,12 @@ describe('fault actions', function () {
 
     it('at the destination sidecar: reject resets the caller, blackhole hangs it', async () => {
       install(paymentsSidecar, { partition: { from: ['checkout'], to: ['payments'], mode: 'reject' } });
-      const rejected = await call(checkout.addresses.outbound, 'payments');
+      const rejected = await call(checkout.addresses.outbound!, 'payments');
       expect(rejected.status).to.equal(503);
       expect(String(rejected.headers['x-faultline-flags']).split(',')).to.include('UC');
       expect(applied.filter((e) => e.point === 'inbound')).to.have.length(3);
       install(paymentsSidecar, { partition: { from: ['checkout'], to: ['payments'], mode: 'blackhole' } });
-      const held = await timed(checkout.addresses.outbound, 'payments');
+      const held = await timed(checkout.addresses.outbound!, 'payments');
       expect([held.status, held.headers['x-faultline-flags']]).to.deep.equal([504, 'UT']);
       expect(received).to.have.length(0);
     });
@@ -247,9 +247,9 @@ describe('fault actions', function () {
   describe('bandwidth, slicer, hang', () => {
     it('bandwidth: a 50 KiB response at 100 KiB/s takes about half a second', async () => {
       install(checkout, { match: { destination: 'payments' }, bandwidth: { bytesPerSecond: 100 * 1024 } });
-      const reply = await send(checkout.addresses.outbound, { path: '/big', headers: { host: 'payments' }, timeoutMs: 5_000 });
+      const reply = await send(checkout.addresses.outbound!, { path: '/big', headers: { host: 'payments' }, timeoutMs: 5_000 });
       expect(reply.text.length).to.equal(BIG.length);
-      const r = await timed(checkout.addresses.outbound, 'payments', '/big');
+      const r = await timed(checkout.addresses.outbound!, 'payments', '/big');
       expect(r.bytes).to.equal(BIG.length);
       // At least the time the rate allows (less a first burst); under the route's 2 s timeout, which
       // would cut the body: a rate a quarter of the one asked would not make it.
@@ -259,7 +259,7 @@ describe('fault actions', function () {
     it('bandwidth on the request: a 20 KiB body at 40 KiB/s reaches the upstream after about half a second', async () => {
       install(checkout, { match: { destination: 'payments' }, bandwidth: { bytesPerSecond: 40 * 1024, on: 'request' } });
       const start = performance.now();
-      const r = await timed(checkout.addresses.outbound, 'payments', '/upload', { method: 'POST', body: Buffer.alloc(20 * 1024, 'u') });
+      const r = await timed(checkout.addresses.outbound!, 'payments', '/upload', { method: 'POST', body: Buffer.alloc(20 * 1024, 'u') });
       expect(r.status).to.equal(200);
       expect(received[0]!.bytes).to.equal(20 * 1024);
       expect(received[0]!.at - start).to.be.at.least(400);
@@ -267,7 +267,7 @@ describe('fault actions', function () {
 
     it('slicer: the body in small slices with pauses between them', async () => {
       install(checkout, { match: { destination: 'payments' }, slicer: { size: 5 * 1024, delay: '20ms' } });
-      const r = await timed(checkout.addresses.outbound, 'payments', '/big');
+      const r = await timed(checkout.addresses.outbound!, 'payments', '/big');
       expect(r.bytes).to.equal(BIG.length);
       // Nine pauses of 20 ms between ten slices. How many reads the caller saw is not asserted: a
       // busy event loop reads several slices at once (3 reads were seen).
@@ -283,7 +283,7 @@ describe('fault actions', function () {
         });
       });
       let settled = false;
-      const pending = timed(checkout.addresses.outbound, 'payments').finally(() => (settled = true));
+      const pending = timed(checkout.addresses.outbound!, 'payments').finally(() => (settled = true));
       await started;
       // Held on purpose a while (well inside the route's 2 s timeout): nothing may get through.
       await new Promise((resolve) => setTimeout(resolve, 100));
@@ -300,12 +300,12 @@ describe('fault actions', function () {
   describe('header triggers', () => {
     it('are ignored unless the config enables them, then delay or abort the request', async () => {
       const headers = { 'x-faultline-fault-abort': '503' };
-      expect((await call(checkout.addresses.outbound, 'stock', '/', headers)).status).to.equal(200);
+      expect((await call(checkout.addresses.outbound!, 'stock', '/', headers)).status).to.equal(200);
       checkout.apply(snapshotOf({ ...config, faultInjection: { responseHeader: true, headerTriggers: true } }));
       try {
-        const aborted = await call(checkout.addresses.outbound, 'stock', '/', headers);
+        const aborted = await call(checkout.addresses.outbound!, 'stock', '/', headers);
         expect([aborted.status, aborted.headers['x-faultline-fault']]).to.deep.equal([503, 'header-abort']);
-        const delayed = await timed(checkout.addresses.outbound, 'stock', '/', { headers: { 'x-faultline-fault-delay-ms': '120' } });
+        const delayed = await timed(checkout.addresses.outbound!, 'stock', '/', { headers: { 'x-faultline-fault-delay-ms': '120' } });
         expect(delayed.status).to.equal(200);
         expect(delayed.endMs).to.be.at.least(119);
         // Removed once used: the upstream never sees them.
@@ -318,7 +318,7 @@ describe('fault actions', function () {
 
   it('counts injections in faultline_faults_injected_total and shows active faults', async () => {
     install(checkout, { id: 'counted', match: { destination: 'stock' }, abort: { status: 500 }, percent: 100 });
-    for (let i = 0; i < 3; i++) await call(checkout.addresses.outbound, 'stock');
+    for (let i = 0; i < 3; i++) await call(checkout.addresses.outbound!, 'stock');
     const metrics = await send(checkout.addresses.admin, { path: '/metrics' });
     expect(metrics.text).to.include('faultline_faults_injected_total{fault_id="counted",action="abort",point="request"} 3');
     expect(metrics.text).to.include('faultline_fault_active{fault_id="counted",action="abort",origin="runtime"} 1');

@@ -99,12 +99,12 @@ describe('fault admin API', function () {
     const start = Date.now();
     // A 1 s lease: the 20 requests meant to meet it have that long to start, even on a busy machine.
     expect((await put('brief', 'match: {destination: upstream}\nabort: {status: 503}\npercent: 50\nttl: 1s\n')).status).to.equal(200);
-    expect((await load(20, 4, () => call(sidecar.addresses.outbound, 'upstream'))).some((r) => r.status === 503)).to.equal(true);
+    expect((await load(20, 4, () => call(sidecar.addresses.outbound!, 'upstream'))).some((r) => r.status === 503)).to.equal(true);
     // Ended by its own timer: nothing calls the sidecar while this waits.
     await waitFor(() => removed.find((e) => e.faultId === 'brief'), 5_000, 'the lease to end');
     expect(removed[0]).to.include({ faultId: 'brief', reason: 'expired', origin: 'runtime' });
     expect(Date.now() - start).to.be.at.least(990);
-    const after = await load(40, 4, () => call(sidecar.addresses.outbound, 'upstream'));
+    const after = await load(40, 4, () => call(sidecar.addresses.outbound!, 'upstream'));
     expect(after.every((r) => r.status === 200)).to.equal(true);
     expect(sidecar.faults.get('brief')).to.equal(undefined);
   });
@@ -112,7 +112,7 @@ describe('fault admin API', function () {
   it('DELETE /faults removes every runtime fault at once, releasing requests they hold, under load', async () => {
     await put('stuck', 'match: {destination: upstream}\nhang: {}\npercent: 50\n');
     await put('slow', 'match: {destination: upstream}\ndelay: {fixed: 30s}\npercent: 50\n');
-    const inFlight = load(60, 30, () => call(sidecar.addresses.outbound, 'upstream'));
+    const inFlight = load(60, 30, () => call(sidecar.addresses.outbound!, 'upstream'));
     await waitFor(() => sidecar.faults.get('stuck')!.counter.applied + sidecar.faults.get('slow')!.counter.applied >= 10, 5_000, 'held requests');
     const start = performance.now();
     const reply = await send(sidecar.addresses.admin, { method: 'DELETE', path: '/faults' });
@@ -126,7 +126,7 @@ describe('fault admin API', function () {
   it('renews a lease in place: the same fault with a new ttl keeps its decisions going', async () => {
     await put('renewed', 'match: {destination: upstream}\nabort: {status: 503}\npercent: 50\nseed: 3\nttl: 1m\n');
     const fault = sidecar.faults.get('renewed')!;
-    await load(10, 2, () => call(sidecar.addresses.outbound, 'upstream'));
+    await load(10, 2, () => call(sidecar.addresses.outbound!, 'upstream'));
     const before = fault.expiresAt!;
     await put('renewed', 'match: {destination: upstream}\nabort: {status: 503}\npercent: 50\nseed: 3\nttl: 2m\n');
     expect(sidecar.faults.get('renewed')).to.equal(fault);
@@ -146,7 +146,7 @@ describe('fault admin API', function () {
 
   it('config faults come and go with the config, and keep their sequence across an unrelated reload', async () => {
     const before = sidecar.faults.get('static')!;
-    await call(sidecar.addresses.outbound, 'upstream', '/static');
+    await call(sidecar.addresses.outbound!, 'upstream', '/static');
     sidecar.apply(snapshotOf({ ...config, routes: [{ name: 'other', match: { host: 'other' }, destinations: [{ service: 'upstream' }] }] }));
     expect(sidecar.faults.get('static')).to.equal(before);
     expect(before.counter.matched).to.equal(1);

@@ -105,7 +105,7 @@ describe('mTLS between sidecars (strict)', function () {
   it('carries calls between sidecars over mTLS; the caller is who its certificate says', async () => {
     const done: MeshEvents['request.done'][] = [];
     const off = m.payments.sidecar.events.on('request.done', (e) => e.path !== '/healthz' && done.push(e));
-    const reply = await send(m.checkout.sidecar.addresses.outbound, { headers: { host: 'payments', 'x-faultline-source': 'impostor' } });
+    const reply = await send(m.checkout.sidecar.addresses.outbound!, { headers: { host: 'payments', 'x-faultline-source': 'impostor' } });
     off();
     expect(reply.status).to.equal(200);
     expect(done.map((d) => [d.direction, d.source])).to.deep.equal([['inbound', 'checkout']]);
@@ -138,7 +138,7 @@ describe('mTLS between sidecars (strict)', function () {
   });
 
   it('refuses a server whose SPIFFE ID is not the destination\'s', async () => {
-    const reply = await call(m.checkout.sidecar.addresses.outbound, 'stock');
+    const reply = await call(m.checkout.sidecar.addresses.outbound!, 'stock');
     expect(reply.status).to.equal(503);
     expect(reply.headers['x-faultline-flags']).to.equal('UF');
     expect(reply.json<{ error: { message: string } }>().error.message).to.include('not spiffe://shop.test/ns/default/sa/stock');
@@ -152,7 +152,7 @@ describe('mTLS between sidecars (strict)', function () {
         await Promise.all([m.checkout.sidecar.identity!.renew(), m.payments.sidecar.identity!.renew()]);
         rotations++;
       }
-      return (await call(m.checkout.sidecar.addresses.outbound, 'payments', `/r${i}`, { connection: 'close' })).status;
+      return (await call(m.checkout.sidecar.addresses.outbound!, 'payments', `/r${i}`, { connection: 'close' })).status;
     });
     const statuses = await traffic;
     expect(rotations).to.equal(4);
@@ -183,7 +183,7 @@ describe('mTLS (permissive)', function () {
   it('takes plaintext (caller named by header) and mTLS (caller named by certificate) on one port', async () => {
     const plain = await send(m.payments.sidecar.addresses.inbound!, { headers: { host: 'payments', 'x-faultline-source': 'legacy' } });
     expect(plain.json()).to.deep.equal({ source: 'legacy' });
-    const meshed = await send(m.checkout.sidecar.addresses.outbound, { headers: { host: 'payments' } });
+    const meshed = await send(m.checkout.sidecar.addresses.outbound!, { headers: { host: 'payments' } });
     expect(meshed.json()).to.deep.equal({ source: 'checkout' });
   });
 });
@@ -204,7 +204,7 @@ describe('mTLS certificate renewal on its own schedule', function () {
       const statuses: number[] = [];
       let stop = false;
       const traffic = (async () => {
-        while (!stop) statuses.push((await call(m.checkout.sidecar.addresses.outbound, 'payments', '/', { connection: 'close' })).status);
+        while (!stop) statuses.push((await call(m.checkout.sidecar.addresses.outbound!, 'payments', '/', { connection: 'close' })).status);
       })();
       const at = await renewed;
       // and past the first certificate's end, on the renewed one

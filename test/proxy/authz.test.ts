@@ -18,7 +18,7 @@ describe('authorization', function () {
   const denied: MeshEvents['authz.denied'][] = [];
 
   const charge = (from: Sidecar, method = 'POST', path = '/charge/1') =>
-    send(from.addresses.outbound, { method, path, headers: { host: 'payments' }, body: method === 'POST' ? '{}' : undefined });
+    send(from.addresses.outbound!, { method, path, headers: { host: 'payments' }, body: method === 'POST' ? '{}' : undefined });
 
   before(async () => {
     payments = await startUpstream('payments');

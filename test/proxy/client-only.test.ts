@@ -45,14 +45,14 @@ describe('client-only workloads', function () {
   });
 
   it('calls other services through its outbound listener', async () => {
-    const reply = await call(loadgen.addresses.outbound, 'payments', '/charge');
+    const reply = await call(loadgen.addresses.outbound!, 'payments', '/charge');
     expect(reply.status).to.equal(200);
     expect(reply.json()).to.include({ name: 'payments', url: '/charge' });
   });
 
   it('answers a call to a service with no endpoints with 503 UH, code FL_NO_ENDPOINTS', async () => {
     for (const service of ['ledger', 'loadgen']) {
-      const reply = await call(paymentsSidecar.addresses.outbound, service, '/');
+      const reply = await call(paymentsSidecar.addresses.outbound!, service, '/');
       expect(reply.status, service).to.equal(503);
       expect(reply.headers['x-faultline-flags'], service).to.equal('UH');
       const error = reply.json<{ error: { code: string; message: string; service: string } }>().error;

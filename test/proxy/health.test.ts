@@ -17,7 +17,7 @@ async function endpointsOf(sidecar: Sidecar, service: string): Promise<EndpointV
 async function spread(sidecar: Sidecar, n: number): Promise<Map<string, number>> {
   const seen = new Map<string, number>();
   for (let i = 0; i < n; i++) {
-    const reply = await call(sidecar.addresses.outbound, 'stock');
+    const reply = await call(sidecar.addresses.outbound!, 'stock');
     const key = reply.status === 200 ? reply.json<{ name: string }>().name : `status ${reply.status}`;
     seen.set(key, (seen.get(key) ?? 0) + 1);
   }
@@ -140,7 +140,7 @@ describe('panic threshold', () => {
   it('answers 503 UH when no endpoint is healthy and panic is off (the default)', async () => {
     const mesh = await meshWithAllUnhealthy(0);
     try {
-      const reply = await call(mesh.sidecar.addresses.outbound, 'stock');
+      const reply = await call(mesh.sidecar.addresses.outbound!, 'stock');
       expect(reply.status).to.equal(503);
       expect(reply.headers['x-faultline-flags']).to.equal('UH');
       expect(reply.json<{ error: { code: string } }>().error.code).to.equal('FL_NO_HEALTHY_UPSTREAM');
@@ -152,7 +152,7 @@ describe('panic threshold', () => {
   it('balances over all endpoints when too few are healthy and a panic threshold is set', async () => {
     const mesh = await meshWithAllUnhealthy(50);
     try {
-      const reply = await call(mesh.sidecar.addresses.outbound, 'stock');
+      const reply = await call(mesh.sidecar.addresses.outbound!, 'stock');
       expect(reply.status).to.equal(200);
       expect(reply.json<{ name: string }>().name).to.equal('a');
     } finally {

@@ -31,7 +31,7 @@ describe('idle timeout', () => {
     let closed = false;
     upstream.handler = (req) => req.socket.once('close', () => (closed = true));
     const started = Date.now();
-    const reply = await call(sidecar.addresses.outbound, 'app');
+    const reply = await call(sidecar.addresses.outbound!, 'app');
     expect([reply.status, reply.headers['x-faultline-flags']]).to.deep.equal([504, 'UT']);
     expect(reply.json<{ error: { code: string } }>().error.code).to.equal('FL_UPSTREAM_IDLE_TIMEOUT');
     expect(Date.now() - started).to.be.within(190, 1_500);
@@ -43,7 +43,7 @@ describe('idle timeout', () => {
       res.writeHead(200, { 'content-length': 1_000 });
       res.write('x'.repeat(10));
     };
-    const [host, port] = sidecar.addresses.outbound.split(':');
+    const [host, port] = sidecar.addresses.outbound!.split(':');
     const outcome = await new Promise<{ received: number; aborted: boolean }>((resolve) => {
       httpRequest({ host, port: Number(port), headers: { host: 'app' } }, (res) => {
         let received = 0;
@@ -68,7 +68,7 @@ describe('idle timeout', () => {
       }, 100);
     };
     const started = Date.now();
-    const reply = await call(sidecar.addresses.outbound, 'app');
+    const reply = await call(sidecar.addresses.outbound!, 'app');
     expect(reply.status).to.equal(200);
     expect(reply.text).to.equal('chunk;'.repeat(6));
     expect(Date.now() - started).to.be.at.least(550);

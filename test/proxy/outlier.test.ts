@@ -147,15 +147,15 @@ describe('outlier detection (real sockets)', () => {
     const restored: string[] = [];
     sidecar.events.on('outlier.restored', (e) => restored.push(e.endpoint));
     const statuses: number[] = [];
-    for (let i = 0; i < 6; i++) statuses.push((await call(sidecar.addresses.outbound, 'pay')).status);
+    for (let i = 0; i < 6; i++) statuses.push((await call(sidecar.addresses.outbound!, 'pay')).status);
     expect(statuses.filter((s) => s === 500)).to.have.length(3);
     const after: number[] = [];
-    for (let i = 0; i < 10; i++) after.push((await call(sidecar.addresses.outbound, 'pay')).status);
+    for (let i = 0; i < 10; i++) after.push((await call(sidecar.addresses.outbound!, 'pay')).status);
     expect(after.every((s) => s === 200), String(after)).to.equal(true);
     badFails = false;
     await waitFor(() => restored.includes(bad.address), 3_000, 'the bad endpoint to return');
     const names = new Set<string>();
-    for (let i = 0; i < 4; i++) names.add((await call(sidecar.addresses.outbound, 'pay')).json<{ name: string }>().name);
+    for (let i = 0; i < 4; i++) names.add((await call(sidecar.addresses.outbound!, 'pay')).json<{ name: string }>().name);
     expect([...names].sort()).to.deep.equal(['bad', 'good']);
   });
 });

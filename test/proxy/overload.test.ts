@@ -54,7 +54,7 @@ describe('listener overload guards', function () {
 
   it('cuts a head that trickles in past headersTimeout with a 408, while it is still sending', async () => {
     const sidecar = await sidecarWith({ headersTimeout: '500ms' });
-    const slow = await open(sidecar.addresses.outbound);
+    const slow = await open(sidecar.addresses.outbound!);
     sockets.push(slow.socket);
     slow.socket.write('GET / HTTP/1.1\r\nhost: app\r\n');
     // One header byte every 100 ms: never idle, never done (bounded: 300 bytes, 30 s, far past the test).
@@ -68,14 +68,14 @@ describe('listener overload guards', function () {
     expect(slow.received).to.match(/^HTTP\/1\.1 408 /);
     expect(sent).to.be.below(300);
     // The listener still serves.
-    expect((await call(sidecar.addresses.outbound, 'app')).status).to.equal(200);
+    expect((await call(sidecar.addresses.outbound!, 'app')).status).to.equal(200);
   });
 
   it('closes a connection beyond maxConnections as it arrives and serves those within it', async () => {
     const sidecar = await sidecarWith({ maxConnections: 3 });
-    const within = [await open(sidecar.addresses.outbound), await open(sidecar.addresses.outbound), await open(sidecar.addresses.outbound)];
+    const within = [await open(sidecar.addresses.outbound!), await open(sidecar.addresses.outbound!), await open(sidecar.addresses.outbound!)];
     sockets.push(...within.map((w) => w.socket));
-    const beyond = await open(sidecar.addresses.outbound);
+    const beyond = await open(sidecar.addresses.outbound!);
     sockets.push(beyond.socket);
     await waitFor(() => beyond.closed, 5_000, 'the connection beyond the cap to be closed');
     expect(beyond.received).to.equal('');

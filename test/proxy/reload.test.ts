@@ -55,7 +55,7 @@ describe('hot reload', () => {
     await green.close();
   });
 
-  const color = async () => (await call(sidecar.addresses.outbound, 'web')).json<{ name: string }>().name;
+  const color = async () => (await call(sidecar.addresses.outbound!, 'web')).json<{ name: string }>().name;
 
   it('applies a changed file on its own (blue-green by switching weights)', async () => {
     expect(await color()).to.equal('blue');
@@ -98,13 +98,13 @@ describe('hot reload', () => {
       reached = true;
       void gate.then(() => original(req, res));
     };
-    const inFlight = call(sidecar.addresses.outbound, 'web');
+    const inFlight = call(sidecar.addresses.outbound!, 'web');
     await waitFor(() => reached, 2_000, 'the request to reach blue');
     const withoutWeb = { ...base, services: (base.services as { name: string }[]).filter((s) => s.name !== 'web') };
     const before = sidecar.snapshot.version;
     await replace(withoutWeb);
     await waitFor(() => sidecar.snapshot.version !== before, 3_000, 'the config without web to apply');
-    expect((await call(sidecar.addresses.outbound, 'web')).status).to.equal(404);
+    expect((await call(sidecar.addresses.outbound!, 'web')).status).to.equal(404);
     release();
     const reply = await inFlight;
     blue.handler = original;
@@ -114,7 +114,7 @@ describe('hot reload', () => {
 
   it('fails no request while reloading under load', async () => {
     await replace(weights(50, 50));
-    await waitFor(async () => (await call(sidecar.addresses.outbound, 'web')).status === 200, 3_000, 'web back');
+    await waitFor(async () => (await call(sidecar.addresses.outbound!, 'web')).status === 200, 3_000, 'web back');
     let reloads = 0;
     let done = false;
     const reloader = (async () => {
@@ -129,7 +129,7 @@ describe('hot reload', () => {
     const statuses: number[] = [];
     const until = Date.now() + 3_000;
     await Promise.all(Array.from({ length: 16 }, async () => {
-      while (Date.now() < until) statuses.push((await call(sidecar.addresses.outbound, 'web')).status);
+      while (Date.now() < until) statuses.push((await call(sidecar.addresses.outbound!, 'web')).status);
     }));
     done = true;
     await reloader;

@@ -80,7 +80,7 @@ describe('retries', function () {
   const ok = (res: ServerResponse) => res.end('ok');
   const fail = (status: number) => (res: ServerResponse) => res.writeHead(status).end(`status ${status}`);
   const to = (host: string, options: { method?: string; body?: string } = {}): Promise<Reply> =>
-    send(sidecar.addresses.outbound, { path: '/', method: options.method ?? 'GET', headers: { host }, ...(options.body !== undefined && { body: options.body }) });
+    send(sidecar.addresses.outbound!, { path: '/', method: options.method ?? 'GET', headers: { host }, ...(options.body !== undefined && { body: options.body }) });
 
   it('5xx: retries until success, numbering each try and reporting the count', async () => {
     behave = (n, _req, res) => (n <= 2 ? fail(500)(res) : ok(res));

@@ -43,7 +43,7 @@ describe('routing', () => {
     await v2.close();
   });
 
-  const version = async (path = '/', headers = {}) => (await call(sidecar.addresses.outbound, 'payments', path, headers)).json<{ name: string }>().name;
+  const version = async (path = '/', headers = {}) => (await call(sidecar.addresses.outbound!, 'payments', path, headers)).json<{ name: string }>().name;
 
   it('takes the first matching route: headers, then path and method, then the catch-all', async () => {
     for (let i = 0; i < 10; i++) expect(await version('/', { 'x-user': 'beta-ann' })).to.equal('v2');

@@ -46,13 +46,13 @@ describe('sidecar request path', function () {
   });
 
   it('routes by the Host header', async () => {
-    const reply = await call(checkout.addresses.outbound, 'payments', '/charge?amount=3');
+    const reply = await call(checkout.addresses.outbound!, 'payments', '/charge?amount=3');
     expect(reply.status).to.equal(200);
     expect(reply.json()).to.include({ name: 'payments', url: '/charge?amount=3' });
   });
 
   it('works as a forward proxy with absolute-form URIs (curl -x, HTTP_PROXY)', async () => {
-    const reply = await send(checkout.addresses.outbound, { path: 'http://payments/charge?amount=4', headers: { host: 'payments' } });
+    const reply = await send(checkout.addresses.outbound!, { path: 'http://payments/charge?amount=4', headers: { host: 'payments' } });
     expect(reply.status).to.equal(200);
     const seen = reply.json<{ url: string; headers: Record<string, string> }>();
     expect(seen.url).to.equal('/charge?amount=4');
@@ -60,7 +60,7 @@ describe('sidecar request path', function () {
   });
 
   it('goes outbound → the destination sidecar inbound → its app, adding forwarding headers', async () => {
-    const reply = await call(checkout.addresses.outbound, 'payments', '/', { 'x-request-id': 'req-1' });
+    const reply = await call(checkout.addresses.outbound!, 'payments', '/', { 'x-request-id': 'req-1' });
     const headers = reply.json<{ headers: Record<string, string> }>().headers;
     expect(headers['x-request-id']).to.equal('req-1');
     expect(headers['x-faultline-source']).to.equal('checkout');
@@ -70,14 +70,14 @@ describe('sidecar request path', function () {
   });
 
   it('adds a request id when there is none', async () => {
-    const reply = await call(checkout.addresses.outbound, 'payments');
+    const reply = await call(checkout.addresses.outbound!, 'payments');
     const id = reply.json<{ headers: Record<string, string> }>().headers['x-request-id'];
     expect(id).to.match(/^[0-9a-f-]{36}$/);
     expect(reply.headers['x-request-id']).to.equal(id);
   });
 
   it('removes hop-by-hop headers, including those named by Connection', async () => {
-    const reply = await call(checkout.addresses.outbound, 'payments', '/', {
+    const reply = await call(checkout.addresses.outbound!, 'payments', '/', {
       connection: 'keep-alive, x-hop',
       'x-hop': 'secret',
       'proxy-authorization': 'Basic Zm9v',
@@ -90,14 +90,14 @@ describe('sidecar request path', function () {
   });
 
   it('answers 404 with flag NR when no route matches', async () => {
-    const reply = await call(checkout.addresses.outbound, 'nowhere', '/x');
+    const reply = await call(checkout.addresses.outbound!, 'nowhere', '/x');
     expect(reply.status).to.equal(404);
     expect(reply.headers['x-faultline-flags']).to.equal('NR');
     expect(reply.json<{ error: Record<string, string> }>().error).to.include({ code: 'FL_NO_ROUTE', flags: 'NR', sidecar: 'checkout' });
   });
 
   it('answers 503 with flag UF when the endpoint refuses connections', async () => {
-    const reply = await call(checkout.addresses.outbound, 'ledger');
+    const reply = await call(checkout.addresses.outbound!, 'ledger');
     expect(reply.status).to.equal(503);
     expect(reply.headers['x-faultline-flags']).to.equal('UF');
     expect(reply.json<{ error: Record<string, string> }>().error).to.include({ code: 'FL_UPSTREAM_CONNECT_FAILURE', service: 'ledger', endpoint: down });
@@ -106,7 +106,7 @@ describe('sidecar request path', function () {
   it('passes an app failure through unflagged, so it can be told from a mesh failure', async () => {
     payments.handler = (_req, res) => res.writeHead(500).end('app broke');
     try {
-      const reply = await call(checkout.addresses.outbound, 'payments');
+      const reply = await call(checkout.addresses.outbound!, 'payments');
       expect(reply.status).to.equal(500);
       expect(reply.text).to.equal('app broke');
       expect(reply.headers).to.not.have.property('x-faultline-flags');
@@ -120,7 +120,7 @@ describe('sidecar request path', function () {
     checkoutApp.handler = (req) => req.socket.once('close', () => (upstreamClosed = true));
     try {
       const started = Date.now();
-      const reply = await call(checkout.addresses.outbound, 'slow');
+      const reply = await call(checkout.addresses.outbound!, 'slow');
       const elapsed = Date.now() - started;
       expect(reply.status).to.equal(504);
       expect(reply.headers['x-faultline-flags']).to.equal('UT');
@@ -139,7 +139,7 @@ describe('sidecar request path', function () {
       req.socket.once('close', () => (upstreamClosed = true));
     };
     try {
-      const [host, port] = checkout.addresses.outbound.split(':');
+      const [host, port] = checkout.addresses.outbound!.split(':');
       const req = httpRequest({ host, port: Number(port), path: '/hang', headers: { host: 'payments' } });
       req.on('error', () => {});
       req.end();
@@ -157,7 +157,7 @@ describe('sidecar request path', function () {
       res.write('x'.repeat(100), () => res.socket!.destroy());
     };
     try {
-      const failure = await send(checkout.addresses.outbound, { headers: { host: 'payments' } }).then(() => undefined, (error: Error) => error);
+      const failure = await send(checkout.addresses.outbound!, { headers: { host: 'payments' } }).then(() => undefined, (error: Error) => error);
       expect(failure, 'the caller must not get a complete response').to.be.instanceOf(Error);
     } finally {
       payments.handler = startUpstreamDefault;
@@ -172,9 +172,9 @@ describe('sidecar request path', function () {
     };
     try {
       const body = Buffer.alloc(300_000, 7);
-      const sized = await send(checkout.addresses.outbound, { method: 'POST', path: '/', headers: { host: 'payments', 'content-length': body.length }, body });
+      const sized = await send(checkout.addresses.outbound!, { method: 'POST', path: '/', headers: { host: 'payments', 'content-length': body.length }, body });
       expect(sized.json()).to.deep.equal({ bytes: 300_000, te: null });
-      const chunked = await send(checkout.addresses.outbound, { method: 'POST', path: '/', headers: { host: 'payments', 'transfer-encoding': 'chunked' }, body });
+      const chunked = await send(checkout.addresses.outbound!, { method: 'POST', path: '/', headers: { host: 'payments', 'transfer-encoding': 'chunked' }, body });
       expect(chunked.json()).to.deep.equal({ bytes: 300_000, te: 'chunked' });
     } finally {
       payments.handler = startUpstreamDefault;
@@ -186,7 +186,7 @@ describe('sidecar request path', function () {
       socket.write(`HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nx-path: ${req.url}\r\n\r\n`);
       socket.on('data', (data: Buffer) => socket.write(Buffer.concat([Buffer.from('echo:'), data])));
     });
-    const [host, port] = checkout.addresses.outbound.split(':');
+    const [host, port] = checkout.addresses.outbound!.split(':');
     const socket = await new Promise<Socket>((resolve, reject) => {
       const req = httpRequest({ host, port: Number(port), path: '/ws', headers: { host: 'payments', connection: 'Upgrade', upgrade: 'websocket' } });
       req.on('upgrade', (res, socket: Socket) => {
@@ -204,14 +204,14 @@ describe('sidecar request path', function () {
   });
 
   it('refuses https:// targets of a forward proxy with 400 NS', async () => {
-    const reply = await send(checkout.addresses.outbound, { path: 'https://payments/charge', headers: { host: 'payments' } });
+    const reply = await send(checkout.addresses.outbound!, { path: 'https://payments/charge', headers: { host: 'payments' } });
     expect(reply.status).to.equal(400);
     expect(reply.headers['x-faultline-flags']).to.equal('NS');
     expect(reply.text).to.include('only http:// targets are proxied');
   });
 
   it('refuses CONNECT tunnels with a clear answer', async () => {
-    const [host, port] = checkout.addresses.outbound.split(':');
+    const [host, port] = checkout.addresses.outbound!.split(':');
     const status = await new Promise<number>((resolve, reject) => {
       const req = httpRequest({ host, port: Number(port), method: 'CONNECT', path: 'payments:443' });
       req.on('connect', (res, socket) => {

@@ -158,8 +158,8 @@ describe('events from a sidecar', () => {
   it('emits request.done for every request, with what the caller got', async () => {
     const done: MeshEvents['request.done'][] = [];
     const off = sidecar.events.on('request.done', (e) => done.push(e));
-    await call(sidecar.addresses.outbound, 'app', '/orders?x=1', { 'x-request-id': 'r-1', traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' });
-    await call(sidecar.addresses.outbound, 'nowhere', '/');
+    await call(sidecar.addresses.outbound!, 'app', '/orders?x=1', { 'x-request-id': 'r-1', traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' });
+    await call(sidecar.addresses.outbound!, 'nowhere', '/');
     await waitFor(() => done.length === 2, 2_000, 'two request.done events');
     off();
     expect(done[0]).to.include({
@@ -190,16 +190,16 @@ describe('events from a sidecar', () => {
   it('streams events as NDJSON on /events: the kept ones after since, then live ones; request.done is kept only once a reader takes them', async () => {
     // Nobody has read request.done yet: one made now is not kept, and a reader asking for it is told it missed it.
     const unread = sidecar.events.lastSeq;
-    await call(sidecar.addresses.outbound, 'app', '/unread');
+    await call(sidecar.addresses.outbound!, 'app', '/unread');
     await waitFor(() => sidecar.events.lastSeq > unread, 2_000, 'request.done of /unread');
     const missed = await readEvents(sidecar.addresses.admin, `/events?since=${unread}`, (lines) => lines.length > 0);
     expect(missed).to.deep.equal([{ type: 'events.dropped', count: 1 }]);
     // That reader took request.done: they are kept now (and for a while after it left), for readers that resume.
     const from = sidecar.events.lastSeq;
-    await call(sidecar.addresses.outbound, 'app', '/before');
+    await call(sidecar.addresses.outbound!, 'app', '/before');
     const reading = readEvents(sidecar.addresses.admin, `/events?since=${from}`, (lines) => lines.some((l) => l.path === '/after'));
     await waitFor(() => sidecar.events.lastSeq > from, 2_000, 'the first event');
-    await call(sidecar.addresses.outbound, 'app', '/after');
+    await call(sidecar.addresses.outbound!, 'app', '/after');
     const lines = await reading;
     expect(lines.map((l) => l.path)).to.deep.equal(['/before', '/after']);
     expect(lines.map((l) => l.seq)).to.deep.equal([from + 1, from + 2]);
@@ -213,7 +213,7 @@ describe('events from a sidecar', () => {
 
   it('leaves request.done out of a stream that asks for decisions only', async () => {
     const from = sidecar.events.lastSeq;
-    await call(sidecar.addresses.outbound, 'app', '/not-wanted');
+    await call(sidecar.addresses.outbound!, 'app', '/not-wanted');
     sidecar.events.emit('config.rejected', { source: 'test', error: 'a decision after the request' });
     const lines = await readEvents(sidecar.addresses.admin, `/events?since=${from}&requests=false`, (seen) => seen.some((l) => l.type === 'config.rejected'));
     expect(lines.filter((l) => l.type === 'request.done')).to.deep.equal([]);
@@ -224,7 +224,7 @@ describe('events from a sidecar', () => {
   });
 
   it('writes an access log line per request', async () => {
-    await call(sidecar.addresses.outbound, 'app', '/logged', { 'x-request-id': 'logged-1' });
+    await call(sidecar.addresses.outbound!, 'app', '/logged', { 'x-request-id': 'logged-1' });
     const line = await waitFor(async () => {
       const text = await readFile(logFile, 'utf8').catch(() => '');
       return text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.requestId === 'logged-1');
@@ -317,8 +317,8 @@ describe('per-request telemetry switched off', () => {
     try {
       let events = 0;
       sidecar.events.onAny(() => events++);
-      expect((await call(sidecar.addresses.outbound, 'app')).status).to.equal(200);
-      expect((await call(sidecar.addresses.outbound, 'nowhere')).status).to.equal(404);
+      expect((await call(sidecar.addresses.outbound!, 'app')).status).to.equal(200);
+      expect((await call(sidecar.addresses.outbound!, 'nowhere')).status).to.equal(404);
       expect(events).to.equal(0);
     } finally {
       await sidecar.close();

@@ -50,11 +50,11 @@ describe('metrics', () => {
   });
 
   it('counts requests with Istio names and labels at both reporters, and their durations', async () => {
-    for (let i = 0; i < 5; i++) expect((await call(client.addresses.outbound, 'payments')).status).to.equal(200);
+    for (let i = 0; i < 5; i++) expect((await call(client.addresses.outbound!, 'payments')).status).to.equal(200);
     failing = true;
-    expect((await call(client.addresses.outbound, 'payments')).status).to.equal(503);
+    expect((await call(client.addresses.outbound!, 'payments')).status).to.equal(503);
     failing = false;
-    await call(client.addresses.outbound, 'nowhere');
+    await call(client.addresses.outbound!, 'nowhere');
 
     const outbound = parse((await send(client.addresses.admin, { path: '/metrics' })).text);
     const source = { reporter: 'source', source_workload: 'checkout', destination_service: 'payments', destination_workload: 'payments', request_protocol: 'http' };

@@ -148,7 +148,7 @@ describe('metrics in a real Prometheus', function () {
     for (let i = 0; i < RATE * SECONDS; i++) {
       const due = started + (i * 1000) / RATE;
       await new Promise((resolve) => setTimeout(resolve, Math.max(0, due - Date.now())));
-      load.push(gate.call(client.addresses.outbound));
+      load.push(gate.call(client.addresses.outbound!));
     }
     await Promise.all(load);
     const total = RATE * SECONDS;

@@ -133,7 +133,7 @@ describe('tracing', function () {
   it('makes one trace of a two-hop call with a retry, each try a child of the request', async () => {
     const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
     const callerSpan = '00f067aa0ba902b7';
-    const reply = await call(client.addresses.outbound, 'payments', '/charge', { traceparent: `00-${traceId}-${callerSpan}-01` });
+    const reply = await call(client.addresses.outbound!, 'payments', '/charge', { traceparent: `00-${traceId}-${callerSpan}-01` });
     expect(reply.status).to.equal(200);
     const spans = await waitFor(() => (receiver.spans.length >= 5 ? receiver.spans : undefined), 10_000, 'five spans');
     expect(spans.every((s) => s.traceId === traceId)).to.equal(true);
@@ -158,7 +158,7 @@ describe('tracing', function () {
   it("keeps the caller's tracestate, times each span within its parent, marks a failed try and records a fault as an event", async () => {
     const traceId = 'a3ce929d0e0e47364bf92f3577b34da6';
     const before = Date.now();
-    const reply = await call(client.addresses.outbound, 'payments', '/', {
+    const reply = await call(client.addresses.outbound!, 'payments', '/', {
       traceparent: `00-${traceId}-00f067aa0ba902b7-01`,
       tracestate: 'vendor=opaque,other=1',
       'x-faultline-fault-delay-ms': '40',
@@ -198,9 +198,9 @@ describe('tracing', function () {
     };
     const traceId = '6e0c63257de34c926f9efcd03927272e';
     const caller = 'a2fb4a1d1a96d312';
-    await call(client.addresses.outbound, 'ledger', '/', { traceparent: `00-${traceId}-${caller}-01` });
-    await call(client.addresses.outbound, 'ledger', '/', { b3: `${traceId}-${caller}-1` });
-    await call(client.addresses.outbound, 'ledger', '/', { 'x-b3-traceid': traceId, 'x-b3-spanid': caller, 'x-b3-sampled': '1' });
+    await call(client.addresses.outbound!, 'ledger', '/', { traceparent: `00-${traceId}-${caller}-01` });
+    await call(client.addresses.outbound!, 'ledger', '/', { b3: `${traceId}-${caller}-1` });
+    await call(client.addresses.outbound!, 'ledger', '/', { 'x-b3-traceid': traceId, 'x-b3-spanid': caller, 'x-b3-sampled': '1' });
     const spans = await waitFor(() => (receiver.spans.filter((s) => s.name === 'attempt 1').length >= 3 ? receiver.spans : undefined), 10_000, 'three tries');
     const tries = new Set(spans.filter((s) => s.name === 'attempt 1').map((s) => s.spanId));
     const written = upstream.map((h) => ({
@@ -220,7 +220,7 @@ describe('tracing', function () {
 
   it('continues a trace the caller sent in B3 headers', async () => {
     const traceId = '463ac35c9f6413ad48485a3953bb6124';
-    await call(client.addresses.outbound, 'payments', '/', { 'x-b3-traceid': traceId, 'x-b3-spanid': 'a2fb4a1d1a96d312', 'x-b3-sampled': '1' });
+    await call(client.addresses.outbound!, 'payments', '/', { 'x-b3-traceid': traceId, 'x-b3-spanid': 'a2fb4a1d1a96d312', 'x-b3-sampled': '1' });
     const spans = await waitFor(() => (receiver.spans.length >= 5 ? receiver.spans : undefined), 10_000, 'five spans');
     expect(new Set(spans.map((s) => s.traceId))).to.deep.equal(new Set([traceId]));
     expect(spans.find((s) => s.name === 'GET payments' && s.kind === CLIENT)!.parentSpanId).to.equal('a2fb4a1d1a96d312');
@@ -232,7 +232,7 @@ describe('tracing', function () {
     const retried: string[] = [];
     const offDone = client.events.on('request.done', (e) => done.push(String(e.traceId)));
     const offRetry = client.events.on('retry.attempt', (e) => retried.push(String(e.traceId)));
-    await call(client.addresses.outbound, 'payments', '/', { traceparent: `00-${traceId}-b7ad6b7169203331-01` });
+    await call(client.addresses.outbound!, 'payments', '/', { traceparent: `00-${traceId}-b7ad6b7169203331-01` });
     await waitFor(() => done.length === 1, 2_000, 'request.done');
     offDone();
     offRetry();
@@ -277,7 +277,7 @@ describe('tracing, hops not sampled', function () {
     const done: string[] = [];
     const offClient = client.events.on('request.done', (e) => done.push(String(e.traceId)));
     const offServer = server.events.on('request.done', (e) => done.push(String(e.traceId)));
-    await call(client.addresses.outbound, 'payments', '/');
+    await call(client.addresses.outbound!, 'payments', '/');
     await waitFor(() => done.length === 2, 2_000, 'request.done at both hops');
     offClient();
     offServer();
@@ -286,17 +286,17 @@ describe('tracing, hops not sampled', function () {
     expect(done).to.deep.equal([traceparent.slice(3, 35), traceparent.slice(3, 35)]);
     // A sampled request afterwards is exported; the unsampled one before it never is.
     const sampled = '5b8efff798038103d269b633813fc60c';
-    await call(client.addresses.outbound, 'payments', '/', { traceparent: `00-${sampled}-eee19b7ec3c1b174-01` });
+    await call(client.addresses.outbound!, 'payments', '/', { traceparent: `00-${sampled}-eee19b7ec3c1b174-01` });
     const spans = await waitFor(() => (receiver.spans.length >= 3 ? receiver.spans : undefined), 10_000, 'the sampled spans');
     expect(new Set(spans.map((s) => s.traceId))).to.deep.equal(new Set([sampled]));
   });
 
   it("passes a caller's unsampled context through untouched", async () => {
     const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b9c7c989f97918e1-00';
-    await call(client.addresses.outbound, 'payments', '/', { traceparent });
+    await call(client.addresses.outbound!, 'payments', '/', { traceparent });
     expect(seen.at(-1)!.traceparent).to.equal(traceparent);
     const b3 = '80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-0';
-    await call(client.addresses.outbound, 'payments', '/', { b3 });
+    await call(client.addresses.outbound!, 'payments', '/', { b3 });
     expect([seen.at(-1)!.b3, seen.at(-1)!.traceparent]).to.deep.equal([b3, undefined]);
   });
 });
@@ -316,7 +316,7 @@ describe('tracing, sample ratio', function () {
     const client = await startSidecar(config, 'checkout');
     try {
       const calls = 800;
-      for (let i = 0; i < calls; i++) await call(client.addresses.outbound, 'payments', '/');
+      for (let i = 0; i < calls; i++) await call(client.addresses.outbound!, 'payments', '/');
       await client.close();
       // Each sampled root is one hop span and one attempt span. The draws are Math.random's (the
       // sampler has no seed): 800 at 25 % are 200 ± 12.2 (σ); ± 5 σ (about 1 run in 1.7 million

@@ -33,9 +33,9 @@ export function loadTarget(experiment: Experiment, snapshot: Snapshot): LoadTarg
   const sidecar = snapshot.sidecars.find((s) => s.service === entry && s.inbound !== undefined);
   if (!sidecar?.inbound) throw new Error(`load.entry: no sidecar serves service "${entry}" (none fronts it, or its sidecars are client-only)`);
   if (snapshot.config.mtls.mode !== 'strict') return { url: `http://${sidecar.inbound}`, host: entry };
-  const client = snapshot.sidecars.find((s) => s.inbound === undefined);
+  const client = snapshot.sidecars.find((s) => s.inbound === undefined && s.outbound !== undefined);
   if (!client) {
     throw new Error(`load.entry: mtls is strict, so ${entry}'s sidecar takes only callers with a mesh identity; declare a client-only sidecar for the load (a service with no endpoints, a sidecar with no inbound and no app), which the load goes through`);
   }
-  return { url: `http://${client.outbound}`, host: entry };
+  return { url: `http://${client.outbound!}`, host: entry };
 }

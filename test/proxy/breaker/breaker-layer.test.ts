@@ -45,10 +45,10 @@ describe('circuit breaker layer', () => {
       arrived++;
       void gate.then(() => res.end('done'));
     };
-    const inFlight = [call(sidecar.addresses.outbound, 'limited'), call(sidecar.addresses.outbound, 'limited'), call(sidecar.addresses.outbound, 'limited')];
+    const inFlight = [call(sidecar.addresses.outbound!, 'limited'), call(sidecar.addresses.outbound!, 'limited'), call(sidecar.addresses.outbound!, 'limited')];
     await waitFor(() => arrived === 2, 2_000, 'two requests at the upstream');
     // Refused, not queued: a queued one would wait for the release below, which comes after it.
-    const refused = await call(sidecar.addresses.outbound, 'limited');
+    const refused = await call(sidecar.addresses.outbound!, 'limited');
     expect([refused.status, refused.headers['x-faultline-flags']]).to.deep.equal([503, 'UO']);
     expect(refused.json<{ error: { code: string } }>().error.code).to.equal('FL_UPSTREAM_OVERFLOW');
     expect(arrived, 'the third waits in the queue, not at the upstream').to.equal(2);
@@ -63,15 +63,15 @@ describe('circuit breaker layer', () => {
       calls++;
       res.writeHead(healthy ? 200 : 500).end();
     };
-    for (let i = 0; i < 3; i++) expect((await call(sidecar.addresses.outbound, 'fragile')).status).to.equal(500);
-    const open = await call(sidecar.addresses.outbound, 'fragile');
+    for (let i = 0; i < 3; i++) expect((await call(sidecar.addresses.outbound!, 'fragile')).status).to.equal(500);
+    const open = await call(sidecar.addresses.outbound!, 'fragile');
     expect([open.status, open.headers['x-faultline-flags'], calls]).to.deep.equal([503, 'UO', 3]);
     expect(open.json<{ error: { code: string } }>().error.code).to.equal('FL_CIRCUIT_OPEN');
     const view = (await send(sidecar.addresses.admin, { path: '/breakers' })).json<{ breakers: { service: string; state: string; trips: number }[] }>();
     expect(view.breakers.find((b) => b.service === 'fragile')).to.include({ state: 'open', trips: 1 });
     healthy = true;
     const openedAt = events.find((e) => e.to === 'open')!.time;
-    await waitFor(async () => (await call(sidecar.addresses.outbound, 'fragile')).status === 200, 3_000, 'the circuit to close');
+    await waitFor(async () => (await call(sidecar.addresses.outbound!, 'fragile')).status === 200, 3_000, 'the circuit to close');
     expect(Date.now() - openedAt).to.be.at.least(300);
     expect(events.map((e) => `${e.from}>${e.to}`)).to.deep.equal(['closed>open', 'open>half-open', 'half-open>closed']);
   });
