@@ -31,29 +31,49 @@ program
   .command('sidecar')
   .description('run the sidecar proxy of one service: outbound, inbound and admin listeners')
   .option('-c, --config <file>', 'the mesh config (YAML), when the sidecar runs without a control plane')
-  .option('--control <url>', 'the control plane to take config and faults from, e.g. http://127.0.0.1:15100')
+  .option('--control <urls>', 'the control plane to take config and faults from, e.g. http://127.0.0.1:15100; replicas comma-separated, tried in turn')
   .option('--token-file <file>', 'with --control: the bearer token (or set FAULTLINE_TOKEN)')
   .option('--state-dir <dir>', 'with --control: where the last snapshot is kept (default .faultline/sidecars/<name>)')
-  .requiredOption('-s, --service <name>', 'the sidecar to run: its name, or its service when the service has one sidecar')
+  .requiredOption('-s, --service <name>', 'the sidecar to run: its entry\'s name, or its service when the service has one sidecar; with the join flags below, its service')
   .option('--no-watch', 'do not reload when the config file changes (SIGHUP still reloads)')
   .option('--access-log <file>', 'a JSON line per request to this file, or to stdout with -')
-  .action(async (options: { config?: string; control?: string; tokenFile?: string; stateDir?: string; service: string; watch: boolean; accessLog?: string }) => {
+  .option('--app <address>', 'join (with --control, no entry in the mesh file needed): the local app this sidecar serves')
+  .option('--inbound <address>', 'join: where other sidecars reach it (e.g. 0.0.0.0:15006); none for a client-only sidecar, which registers no endpoint')
+  .option('--advertise <address>', 'join: the address other hosts reach the inbound listener at (default: --inbound, unless a wildcard)')
+  .option('--outbound <address>', 'join: where its app sends its outbound calls (e.g. 127.0.0.1:15001); none for a service that calls nobody')
+  .option('--admin <address>', 'join: the admin listener, on loopback', '127.0.0.1:15000')
+  .option('--labels <k=v,...>', 'join: labels of its instance (subsets: version=v2 makes a canary)')
+  .option('--name <name>', 'join: its name in the mesh (default: service and advertised address)')
+  .option('--lease <duration>', 'join: how long its registration outlives its last renewal (it renews at a third of it)', '10s')
+  .action(async (options: { config?: string; control?: string; tokenFile?: string; stateDir?: string; service: string; watch: boolean; accessLog?: string; app?: string; inbound?: string; advertise?: string; outbound?: string; admin: string; labels?: string; name?: string; lease: string }) => {
     const log = createLogger('faultline-sidecar');
     if (Boolean(options.config) === Boolean(options.control)) throw new InvalidArgumentError('give either --config FILE or --control URL');
+    const joining = [options.app, options.inbound, options.advertise, options.outbound, options.labels, options.name].some((v) => v !== undefined);
+    if (joining && !options.control) throw new InvalidArgumentError('--app, --inbound, --advertise, --outbound, --labels and --name join a control plane: give --control URL');
     let sidecar: Sidecar;
     let stopControl: (() => Promise<void>) | undefined;
     if (options.control) {
       const { startControlledSidecar } = await import('../control/agent.ts');
+      const { parseDuration } = await import('../config/duration.ts');
+      const ttlMs = parseDuration(options.lease);
+      if (ttlMs === undefined || ttlMs < 1_000) throw new InvalidArgumentError('--lease: a duration of at least 1s, e.g. 10s');
+      const labels = options.labels === undefined ? {} : Object.fromEntries(options.labels.split(',').filter(Boolean).map((pair) => {
+        const eq = pair.indexOf('=');
+        if (eq <= 0) throw new InvalidArgumentError(`--labels: expected key=value pairs separated by commas, got "${pair}"`);
+        return [pair.slice(0, eq).trim(), pair.slice(eq + 1).trim()];
+      }));
       const controlled = await startControlledSidecar({
-        url: options.control.replace(/\/$/, ''),
+        url: options.control.split(',').map((u) => u.trim().replace(/\/$/, '')).filter(Boolean),
         token: await readToken(options.tokenFile),
-        name: options.service,
-        stateDir: options.stateDir ?? `.faultline/sidecars/${options.service}`,
+        ...(joining
+          ? { join: { service: options.service, admin: options.admin, labels, ttlMs, ...(options.name && { name: options.name }), ...(options.app && { app: options.app }), ...(options.inbound && { inbound: options.inbound }), ...(options.advertise && { advertise: options.advertise }), ...(options.outbound && { outbound: options.outbound }) } }
+          : { name: options.service }),
+        stateDir: options.stateDir ?? `.faultline/sidecars/${options.name ?? options.service}`,
         log,
         ...(options.accessLog && { accessLog: options.accessLog }),
       });
       sidecar = controlled.sidecar;
-      stopControl = () => controlled.client.close();
+      stopControl = () => controlled.close();
     } else {
       const loaded = await loadConfigFile(options.config!);
       const { Sidecar } = await import('../proxy/sidecar.ts');
@@ -68,8 +88,9 @@ program
       process.on('SIGHUP', () => void sidecar.reload());
     }
     stopOnSignal(async () => {
-      await stopControl?.();
-      await sidecar.close();
+      // Under a control plane: deregister, stop watching, then close the sidecar (all in its close).
+      if (stopControl) await stopControl();
+      else await sidecar.close();
       log.flush();
     });
     process.stdout.write(`${JSON.stringify({ sidecar: sidecar.name, version: sidecar.snapshot.version, ...sidecar.addresses })}\n`);

@@ -3,7 +3,8 @@
 import { createHash } from 'node:crypto';
 import { compileRouteMatch, type RouteMatcher } from './matchers.ts';
 import type { MeshConfig, RetriesConfig } from './schema.ts';
-import type { DestinationSpec, EndpointSpec, Labels, RetryPolicySpec, RouteSpec, ServiceSpec, SidecarSpec } from './specs.ts';
+import { Service, type SidecarConfig } from './resources.ts';
+import type { DestinationSpec, EndpointSpec, Labels, RegisteredInstance, RetryPolicySpec, RouteSpec, ServiceSpec, SidecarSpec } from './specs.ts';
 
 export type {
   DestinationSpec,
@@ -11,6 +12,7 @@ export type {
   Labels,
   LoadBalancerSpec,
   RequestSnapshot,
+  RegisteredInstance,
   RetryPolicySpec,
   RouteSpec,
   ServiceSpec,
@@ -31,7 +33,16 @@ export interface Snapshot {
 export const DEFAULT_VIRTUAL_NODES = 160;
 export const DEFAULT_EWMA_DECAY_MS = 10_000;
 
-export function compileSnapshot(config: MeshConfig, source: string): Snapshot {
+/** What the control plane adds to the file: registered instances; and, in a sidecar joined with flags, its own entry. */
+export interface SnapshotExtras {
+  readonly instances?: readonly RegisteredInstance[];
+  /** The sidecar's own entry when it joined with flags (not in the file); local, so not part of the version. */
+  readonly self?: SidecarConfig & { readonly name: string };
+}
+
+export function compileSnapshot(file: MeshConfig, source: string, extras: SnapshotExtras = {}): Snapshot {
+  const instances = [...(extras.instances ?? [])].sort((a, b) => a.service.localeCompare(b.service) || a.name.localeCompare(b.name));
+  const config = withExtras(file, instances, extras.self);
   const sidecars = config.sidecars.map((s): SidecarSpec => Object.freeze({ ...s, name: s.name ?? s.service }));
   const sidecarByApp = new Map(sidecars.filter((s) => s.app !== undefined).map((s) => [s.app, s]));
   const services = new Map(
@@ -43,6 +54,9 @@ export function compileSnapshot(config: MeshConfig, source: string): Snapshot {
           name: service.name,
           endpoints: Object.freeze(
             service.endpoints.map((e): EndpointSpec => {
+              // A registered instance is its sidecar's inbound listener: dialled as it is.
+              const registered = (e as { registered?: string }).registered;
+              if (registered !== undefined) return Object.freeze({ service: service.name, address: e.address, labels: Object.freeze({ ...e.labels }), dial: e.address, sidecar: registered });
               const sidecar = sidecarByApp.get(e.address);
               return Object.freeze({
                 service: service.name,
@@ -68,7 +82,7 @@ export function compileSnapshot(config: MeshConfig, source: string): Snapshot {
     }),
   );
   return Object.freeze({
-    version: createHash('sha256').update(JSON.stringify(config)).digest('hex').slice(0, 16),
+    version: createHash('sha256').update(JSON.stringify(file)).update(instances.length > 0 ? JSON.stringify(instances) : '').digest('hex').slice(0, 16),
     source,
     mesh: Object.freeze({ name: config.mesh.name }),
     config: deepFreeze(structuredClone(config)),
@@ -76,6 +90,24 @@ export function compileSnapshot(config: MeshConfig, source: string): Snapshot {
     routes: Object.freeze(compileRoutes(config)),
     sidecars: Object.freeze(sidecars),
   });
+}
+
+/**
+ * The file with what registered: a service an instance names that the file does not declare is added
+ * with the defaults (instances come and go without editing the file); each instance is an endpoint of
+ * its service, dialled at its own address, unless the file lists that address already; a joined
+ * sidecar's own entry is added when the file has none of its name.
+ */
+function withExtras(file: MeshConfig, instances: readonly RegisteredInstance[], self: SnapshotExtras['self']): MeshConfig {
+  if (instances.length === 0 && self === undefined) return file;
+  const declared = new Set(file.services.map((s) => s.name));
+  const added = [...new Set(instances.map((i) => i.service))].filter((name) => !declared.has(name)).map((name) => Service.parse({ name }));
+  const services = [...file.services, ...added].map((service) => {
+    const mine = instances.filter((i) => i.service === service.name && !service.endpoints.some((e) => e.address === i.address));
+    return mine.length === 0 ? service : { ...service, endpoints: [...service.endpoints, ...mine.map((i) => ({ address: i.address, labels: { ...i.labels }, registered: i.name }))] };
+  });
+  const sidecars = self && !file.sidecars.some((s) => (s.name ?? s.service) === self.name) ? [...file.sidecars, self] : file.sidecars;
+  return { ...file, services, sidecars };
 }
 
 /** Explicit routes in file order (first match wins), then an implicit route for each service whose name no route claims as host. */

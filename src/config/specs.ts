@@ -24,6 +24,19 @@ export interface EndpointSpec {
   readonly sidecar: string | undefined;
 }
 
+/**
+ * An instance that registered itself with the control plane (a sidecar joined with flags): an endpoint
+ * of its service, reached at its advertised address (its sidecar's inbound listener).
+ */
+export interface RegisteredInstance {
+  /** Its sidecar's name, unique in the mesh. */
+  readonly name: string;
+  readonly service: string;
+  /** host:port where other sidecars reach it: its sidecar's inbound listener. */
+  readonly address: string;
+  readonly labels: Labels;
+}
+
 export interface LoadBalancerSpec {
   readonly policy: LoadBalancerPolicy;
   readonly hashHeader: string | undefined;

@@ -12,12 +12,14 @@ import { endWithJsonErrors } from '../http/api-errors.ts';
 import { FaultLimitError } from '../faults/table.ts';
 import { streamEvents } from '../telemetry/event-stream.ts';
 import { silentLogger, type Logger } from '../telemetry/log.ts';
-import type { ControlPlane } from './plane.ts';
+import { Address, Labels, Name } from '../config/primitives.ts';
+import { parseDuration } from '../config/duration.ts';
+import { DEFAULT_REGISTRATION_TTL_MS, RegistrationConflict, type ControlPlane } from './plane.ts';
 import { stopAllFaults } from './stop.ts';
 
 export interface IdentityIssuer {
   /** Signs a sidecar's CSR for its service; throws on a bad CSR. */
-  issue(sidecar: string, csrPem: string): Promise<{ certPem: string; caPem: string; spiffeId: string; notAfter: string }>;
+  issue(sidecar: string, csrPem: string, service?: string): Promise<{ certPem: string; caPem: string; spiffeId: string; notAfter: string }>;
 }
 
 /** The merged stream's collector, as the API needs it: when the sidecars' request.done flow in. */
@@ -138,13 +140,54 @@ export function createControlApp(plane: ControlPlane, token: string, identity?: 
 
   app.post('/v1/identity', express.json(), async (req, res) => {
     if (!identity) return void res.status(404).json({ error: 'this control plane issues no identities (mtls is off)' });
-    const { sidecar, csr } = req.body as { sidecar?: unknown; csr?: unknown };
+    const { sidecar, csr, service } = req.body as { sidecar?: unknown; csr?: unknown; service?: unknown };
     if (typeof sidecar !== 'string' || typeof csr !== 'string') return void res.status(400).json({ error: 'identity needs {sidecar, csr}' });
     try {
-      res.json(await identity.issue(sidecar, csr));
+      res.json(await identity.issue(sidecar, csr, typeof service === 'string' ? service : undefined));
     } catch (error) {
       res.status(400).json({ error: (error as Error).message });
     }
+  });
+
+  // Instances that register themselves (sidecars joined with flags): under a lease they renew.
+  app.get('/instances', (_req, res) => {
+    res.json({ version: plane.state.version, instances: plane.instances() });
+  });
+
+  app.put('/v1/instances/:name', express.json(), async (req, res) => {
+    const name = Name.safeParse(req.params.name);
+    const body = (req.body ?? {}) as { service?: unknown; address?: unknown; labels?: unknown; ttl?: unknown };
+    const service = Name.safeParse(body.service);
+    const address = Address.safeParse(body.address);
+    const labels = Labels.safeParse(body.labels ?? {});
+    const ttlMs = body.ttl === undefined ? DEFAULT_REGISTRATION_TTL_MS : typeof body.ttl === 'string' ? parseDuration(body.ttl) : undefined;
+    const problems = [
+      !name.success && 'the instance name (in the path): lowercase letters, digits and "-"',
+      !service.success && 'service: a service name',
+      !address.success && 'address: host:port where other sidecars reach it (its inbound listener)',
+      !labels.success && 'labels: an object of strings',
+      (ttlMs === undefined || ttlMs < 1_000 || ttlMs > 3_600_000) && 'ttl: a duration from 1s to 1h (default 10s)',
+    ].filter(Boolean);
+    if (problems.length > 0) return void res.status(400).json({ error: `registration needs ${problems.join('; ')}` });
+    try {
+      const record = await plane.register({ name: name.data!, service: service.data!, address: address.data!, labels: labels.data! }, ttlMs!);
+      res.json(record);
+    } catch (error) {
+      if (error instanceof RegistrationConflict) return void res.status(409).json({ error: error.message });
+      throw error;
+    }
+  });
+
+  app.post('/v1/instances/:name/renew', express.json(), async (req, res) => {
+    const lease = (req.body as { lease?: unknown } | undefined)?.lease;
+    if (typeof lease !== 'string') return void res.status(400).json({ error: 'renew needs {lease}: the id its registration returned' });
+    if (await plane.renew(req.params.name, lease)) return void res.status(204).end();
+    res.status(404).json({ error: `the registration of "${req.params.name}" has ended (its lease expired or it left): register again` });
+  });
+
+  app.delete('/v1/instances/:name', async (req, res) => {
+    if (await plane.deregister(req.params.name)) return void res.status(204).end();
+    res.status(404).json({ error: `no instance "${req.params.name}" is registered` });
   });
 
   endWithJsonErrors(app, log);

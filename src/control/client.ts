@@ -4,14 +4,15 @@
 // When the stream breaks the sidecar keeps serving its last snapshot and reconnects with backoff.
 import { request } from 'undici';
 import { parseConfig } from '../config/load.ts';
+import type { SidecarConfig } from '../config/schema.ts';
 import { compileSnapshot, type Snapshot } from '../config/snapshot.ts';
 import { silentLogger, type Logger } from '../telemetry/log.ts';
 import type { DesiredState } from './plane.ts';
 import { FileStore } from './store.ts';
 
 export interface ControlClientOptions {
-  /** The control plane's base URL, e.g. http://127.0.0.1:15100 */
-  readonly url: string;
+  /** The control plane's base URL, e.g. http://127.0.0.1:15100; or several replicas', tried in turn. */
+  readonly url: string | readonly string[];
   readonly token: string;
   readonly sidecar: string;
   /** Where the last applied state is kept (a directory). */
@@ -19,6 +20,8 @@ export interface ControlClientOptions {
   readonly log?: Logger;
   /** Backoff between reconnects: full jitter in [0, min(max, base × 2^n)). */
   readonly backoff?: { baseMs: number; maxMs: number };
+  /** A sidecar joined with flags: its own entry, added to every snapshot (the file has none). */
+  readonly self?: SidecarConfig & { readonly name: string };
 }
 
 export interface Received {
@@ -50,11 +53,31 @@ export class ControlClient {
   #first: ((received: Received) => void) | undefined;
   /** A state that came before anyone could apply it (between start() and onState()). */
   #pending: DesiredState | undefined;
+  readonly #urls: readonly string[];
+  /** The replica in use: the next one is tried when its stream breaks. */
+  #current = 0;
+  /** A stream was opened since the last failure. */
+  #streamed = false;
 
   constructor(options: ControlClientOptions) {
     this.#options = options;
+    this.#urls = (typeof options.url === 'string' ? [options.url] : options.url).map((u) => u.replace(/\/$/, ''));
+    if (this.#urls.length === 0) throw new Error('no control plane URL');
+    // Replicas are equal: start at a random one, so that a fleet spreads over them.
+    this.#current = Math.floor(Math.random() * this.#urls.length);
     this.#store = new FileStore(options.stateDir);
-    this.#log = (options.log ?? silentLogger).child({ control: options.url });
+    this.#log = (options.log ?? silentLogger).child({ control: this.#urls.join(',') });
+  }
+
+  /** The control plane replica in use now. */
+  get url(): string {
+    return this.#urls[this.#current]!;
+  }
+
+  /** The next replica (after a failure of this one). */
+  failover(): string {
+    this.#current = (this.#current + 1) % this.#urls.length;
+    return this.url;
   }
 
   get connected(): boolean {
@@ -77,7 +100,7 @@ export class ControlClient {
     const received = await Promise.race([first, timeout]);
     if (received) return received;
     const kept = await this.#store.get(STATE_KEY);
-    if (!kept) throw new Error(`the control plane at ${this.#options.url} did not answer within ${waitMs} ms and no state is kept in ${this.#options.stateDir}`);
+    if (!kept) throw new Error(`the control plane at ${this.#urls.join(', ')} did not answer within ${waitMs} ms and no state is kept in ${this.#options.stateDir}`);
     const local = this.#parse(JSON.parse(kept) as DesiredState, 'local copy');
     this.#log.warn({ version: local.state.version }, 'control plane unreachable: starting from the kept snapshot');
     this.#applied = local.state.version;
@@ -101,15 +124,22 @@ export class ControlClient {
 
   async #run(): Promise<void> {
     const { baseMs, maxMs } = this.#options.backoff ?? { baseMs: 100, maxMs: 5_000 };
+    /** Replicas that failed in a row since the last good stream: another is tried at once, until all were. */
+    let failedInRow = 0;
     while (!this.#closed) {
       try {
         await this.#watch();
       } catch (error) {
         if (this.#closed) break;
-        this.#log.warn({ error: (error as Error).message }, 'watch stream lost; serving the last snapshot');
+        this.#log.warn({ error: (error as Error).message, control: this.url }, 'watch stream lost; serving the last snapshot');
       }
       this.#connected = false;
       if (this.#closed) break;
+      if (this.#streamed) failedInRow = 0;
+      this.#streamed = false;
+      failedInRow++;
+      this.failover();
+      if (failedInRow % this.#urls.length !== 0) continue;
       const wait = Math.random() * Math.min(maxMs, baseMs * 2 ** Math.min(this.#failures++, 16));
       await new Promise((resolve) => setTimeout(resolve, wait));
     }
@@ -117,7 +147,7 @@ export class ControlClient {
 
   async #watch(): Promise<void> {
     this.#abort = new AbortController();
-    const response = await request(`${this.#options.url}/v1/watch?sidecar=${encodeURIComponent(this.#options.sidecar)}`, {
+    const response = await request(`${this.url}/v1/watch?sidecar=${encodeURIComponent(this.#options.sidecar)}`, {
       headers: { authorization: `Bearer ${this.#options.token}`, accept: 'text/event-stream' },
       signal: this.#abort.signal,
       // The control plane sends a heartbeat every 15 s: silence for 45 s means the connection is dead.
@@ -129,6 +159,7 @@ export class ControlClient {
       throw new Error(`watch answered ${response.statusCode}: ${text.slice(0, 200)}`);
     }
     this.#connected = true;
+    this.#streamed = true;
     this.#failures = 0;
     let buffer = '';
     for await (const chunk of response.body) {
@@ -170,12 +201,12 @@ export class ControlClient {
   }
 
   #parse(state: DesiredState, source: string): Received {
-    return { state, snapshot: compileSnapshot(parseConfig(state.config, source), source) };
+    return { state, snapshot: compileSnapshot(parseConfig(state.config, source), source, { instances: state.instances ?? [], ...(this.#options.self && { self: this.#options.self }) }) };
   }
 
   async #ack(version: string, error: string | null, removed: readonly string[] = []): Promise<void> {
     try {
-      const response = await request(`${this.#options.url}/v1/ack`, {
+      const response = await request(`${this.url}/v1/ack`, {
         method: 'POST',
         headers: { authorization: `Bearer ${this.#options.token}`, 'content-type': 'application/json' },
         body: JSON.stringify({ sidecar: this.#options.sidecar, version, error, removed }),

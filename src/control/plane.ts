@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import { parseConfig } from '../config/load.ts';
-import { compileSnapshot, type Snapshot } from '../config/snapshot.ts';
+import { compileSnapshot, type RegisteredInstance, type Snapshot } from '../config/snapshot.ts';
 import type { FaultConfig } from '../faults/schema.ts';
 import { FaultTable } from '../faults/table.ts';
 import { EventBus } from '../telemetry/events.ts';
@@ -20,7 +20,20 @@ export interface DesiredState {
   readonly config: string;
   /** Runtime faults, each with its lease end as `expiresAt`. */
   readonly faults: readonly FaultConfig[];
+  /** Instances that registered themselves (sidecars joined with flags), by service and name: endpoints of their services. */
+  readonly instances: readonly RegisteredInstance[];
 }
+
+/** A registered instance as the control plane keeps it: under a lease its sidecar renews. */
+export interface InstanceRecord extends RegisteredInstance {
+  readonly lease: { readonly id: string; readonly ttlMs: number };
+  readonly registeredAt: string;
+}
+
+/** How long a registration lives unless renewed (the sidecar renews at a third of it). */
+export const DEFAULT_REGISTRATION_TTL_MS = 10_000;
+/** Registrations arriving together go out together: one new state per this much time at most. */
+const PUBLISH_COALESCE_MS = 25;
 
 export interface SidecarStatus {
   name: string;
@@ -37,6 +50,7 @@ export interface SidecarStatus {
 
 const CONFIG_KEY = 'config.yaml';
 const FAULT_PREFIX = 'faults/';
+const INSTANCE_PREFIX = 'instances/';
 
 export class ControlPlane {
   /** Every sidecar's events merged; it keeps more request.done than a sidecar does, being off the data path. */
@@ -53,6 +67,9 @@ export class ControlPlane {
   readonly #sidecars = new Map<string, SidecarStatus>();
   readonly #ackWaiters = new Set<() => void>();
   #loading = false;
+  readonly #instances = new Map<string, InstanceRecord>();
+  #unwatch: (() => void) | undefined;
+  #publishTimer: NodeJS.Timeout | undefined;
 
   private constructor(store: Store, log: Logger) {
     this.#store = store;
@@ -90,8 +107,64 @@ export class ControlPlane {
     } finally {
       plane.#loading = false;
     }
+    for (const [key, value] of await store.entries(INSTANCE_PREFIX)) plane.#instanceChanged(key, value);
+    plane.#unwatch = await store.watch(INSTANCE_PREFIX, ({ key, value }) => {
+      plane.#instanceChanged(key, value);
+      plane.#publishSoon();
+    });
     plane.#publish();
     return plane;
+  }
+
+  /**
+   * Registers an instance (or renews its registration with a fresh lease): it is an endpoint of its
+   * service for every sidecar until it deregisters or its lease ends. A name another service holds is
+   * refused: names are unique in the mesh.
+   */
+  async register(instance: RegisteredInstance, ttlMs = DEFAULT_REGISTRATION_TTL_MS): Promise<InstanceRecord> {
+    const before = this.#instances.get(instance.name);
+    if (before && before.service !== instance.service) throw new RegistrationConflict(`instance "${instance.name}" is registered for service ${before.service}, not ${instance.service}`);
+    const taken = this.snapshot.sidecars.find((s) => s.name === instance.name && s.service !== instance.service);
+    if (taken) throw new RegistrationConflict(`"${instance.name}" is a sidecar of service ${taken.service} in the mesh file`);
+    const lease = await this.#store.grant(ttlMs);
+    const record: InstanceRecord = {
+      name: instance.name,
+      service: instance.service,
+      address: instance.address,
+      labels: { ...instance.labels },
+      lease: { id: lease.id, ttlMs: lease.ttlMs },
+      registeredAt: new Date().toISOString(),
+    };
+    await this.#store.putLeased(`${INSTANCE_PREFIX}${instance.name}`, JSON.stringify(record), lease);
+    if (before && before.lease.id !== lease.id) await this.#store.revoke(before.lease.id).catch(() => undefined);
+    this.#log.info({ instance: instance.name, service: instance.service, address: instance.address }, 'instance registered');
+    return record;
+  }
+
+  /** Renews an instance's lease; false when it has ended (the instance must register again). */
+  async renew(name: string, leaseId: string): Promise<boolean> {
+    const record = this.#instances.get(name);
+    if (record && record.lease.id !== leaseId) return false;
+    return this.#store.renew(leaseId);
+  }
+
+  /** An instance leaves at once (a clean stop). */
+  async deregister(name: string): Promise<boolean> {
+    const record = this.#instances.get(name);
+    if (!record) return false;
+    await this.#store.revoke(record.lease.id);
+    this.#instanceChanged(`${INSTANCE_PREFIX}${name}`, undefined);
+    this.#publish();
+    this.#log.info({ instance: name }, 'instance deregistered');
+    return true;
+  }
+
+  instances(): InstanceRecord[] {
+    return [...this.#instances.values()].sort((a, b) => a.service.localeCompare(b.service) || a.name.localeCompare(b.name));
+  }
+
+  instance(name: string): InstanceRecord | undefined {
+    return this.#instances.get(name);
   }
 
   get state(): DesiredState {
@@ -198,6 +271,8 @@ export class ControlPlane {
   }
 
   close(): void {
+    this.#unwatch?.();
+    clearTimeout(this.#publishTimer);
     this.faults.close();
     for (const res of this.#subscribers.keys()) res.destroy();
   }
@@ -214,9 +289,10 @@ export class ControlPlane {
         const { ttl: _ttl, ...spec } = f.spec;
         return { ...spec, expiresAt: new Date(f.expiresAt!).toISOString() };
       });
-    const version = createHash('sha256').update(this.#configText).update(JSON.stringify(faults)).digest('hex').slice(0, 16);
+    const instances = this.instances().map(({ name, service, address, labels }): RegisteredInstance => ({ name, service, address, labels }));
+    const version = createHash('sha256').update(this.#configText).update(JSON.stringify(faults)).update(JSON.stringify(instances)).digest('hex').slice(0, 16);
     if (this.#state?.version === version) return;
-    this.#state = Object.freeze({ version, config: this.#configText, faults: Object.freeze(faults) });
+    this.#state = Object.freeze({ version, config: this.#configText, faults: Object.freeze(faults), instances: Object.freeze(instances) });
     for (const res of this.#subscribers.keys()) send(res, this.#state);
   }
 
@@ -236,6 +312,29 @@ export class ControlPlane {
     }
   }
 
+  /** A change of the store's instances (from this control plane or another sharing the store). */
+  #instanceChanged(key: string, value: string | undefined): void {
+    const name = key.slice(INSTANCE_PREFIX.length);
+    if (value === undefined) {
+      this.#instances.delete(name);
+      return;
+    }
+    try {
+      this.#instances.set(name, JSON.parse(value) as InstanceRecord);
+    } catch (error) {
+      this.#log.warn({ key, error: (error as Error).message }, 'unreadable instance record ignored');
+    }
+  }
+
+  /** Publishes soon, once for the changes that arrive together (a fleet's instances registering at once). */
+  #publishSoon(): void {
+    if (this.#publishTimer) return;
+    this.#publishTimer = setTimeout(() => {
+      this.#publishTimer = undefined;
+      this.#publish();
+    }, PUBLISH_COALESCE_MS);
+  }
+
   #status(sidecar: string): SidecarStatus {
     let status = this.#sidecars.get(sidecar);
     if (!status) {
@@ -249,3 +348,6 @@ export class ControlPlane {
 function send(res: ServerResponse, state: DesiredState): void {
   res.write(`event: snapshot\ndata: ${JSON.stringify(state)}\n\n`);
 }
+
+/** An instance name another service holds. */
+export class RegistrationConflict extends Error {}

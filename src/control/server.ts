@@ -56,11 +56,14 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
   const store = new FileStore(options.stateDir);
   const ca = await openCa(store, plane.snapshot.config.mtls.trustDomain, options.ca);
   const issuer: IdentityIssuer = {
-    async issue(sidecar, csrPem) {
-      const spec = plane.snapshot.sidecars.find((s) => s.name === sidecar);
-      if (!spec) throw new Error(`no sidecar "${sidecar}" in the mesh config`);
+    async issue(sidecar, csrPem, asked) {
+      // A sidecar of the file is of its entry's service; one joined with flags says its service (a join
+      // token allows only its own: api.ts), and once registered is held to it.
+      const service = plane.snapshot.sidecars.find((s) => s.name === sidecar)?.service ?? plane.instance(sidecar)?.service ?? asked;
+      if (!service) throw new Error(`no sidecar "${sidecar}" in the mesh config, and the request names no service`);
+      if (asked !== undefined && asked !== service) throw new Error(`sidecar "${sidecar}" is of service ${service}, not ${asked}`);
       const { namespace, certTtl } = plane.snapshot.config.mtls;
-      const signed = await ca.sign(csrPem, spec.service, { namespace, ttlMs: certTtl });
+      const signed = await ca.sign(csrPem, service, { namespace, ttlMs: certTtl });
       log.info({ sidecar, spiffeId: signed.spiffeId, notAfter: signed.notAfter.toISOString() }, 'workload certificate issued');
       return { certPem: signed.certPem, caPem: ca.certPem, spiffeId: signed.spiffeId, notAfter: signed.notAfter.toISOString() };
     },

@@ -134,6 +134,8 @@ export class FileStore implements Store {
     checkKey(key);
     const held = this.#leases.get(lease.id);
     if (!held) throw new Error(`lease ${lease.id} has ended`);
+    // A key lives under one lease at a time, as in etcd: put under a new one, it leaves the old.
+    for (const other of this.#leases.values()) other.keys.delete(key);
     held.keys.add(key);
     this.#leased.set(key, value);
     this.#changed(key, value);

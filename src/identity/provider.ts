@@ -11,7 +11,8 @@ import { spiffeId } from './spiffe.ts';
 import { WorkloadKey, renewAt, type WorkloadIdentity } from './workload.ts';
 
 export interface IdentityOptions {
-  readonly url: string;
+  /** The control plane, or its replicas: each is asked in turn until one issues. */
+  readonly url: string | readonly string[];
   readonly token: string;
   readonly sidecar: string;
   readonly service: string;
@@ -129,11 +130,21 @@ const RETRY_MAX_MS = 30_000;
 
 async function issue(options: IdentityOptions, key: WorkloadKey, clock: RenewalClock): Promise<CurrentIdentity> {
   const csr = await key.csr(options.service, spiffeId(options.trustDomain, options.namespace, options.service));
-  const response = await request(`${options.url}/v1/identity`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${options.token}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ sidecar: options.sidecar, csr }),
-  });
+  const urls = typeof options.url === 'string' ? [options.url] : options.url;
+  let response: Awaited<ReturnType<typeof request>> | undefined;
+  for (const [i, url] of urls.entries()) {
+    try {
+      response = await request(`${url}/v1/identity`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${options.token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ sidecar: options.sidecar, csr, service: options.service }),
+      });
+      break;
+    } catch (error) {
+      if (i === urls.length - 1) throw error;
+    }
+  }
+  if (!response) throw new Error('no control plane to ask for a certificate');
   const body = (await response.body.json()) as { certPem?: string; caPem?: string; spiffeId?: string; notAfter?: string; error?: string };
   if (response.statusCode !== 200 || !body.certPem || !body.caPem || !body.spiffeId) {
     throw new Error(`the control plane did not issue a certificate (${response.statusCode}): ${body.error ?? 'no certificate in the answer'}`);
