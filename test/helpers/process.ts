@@ -29,10 +29,15 @@ export function startSidecarProcess(
   name: string,
   extra: string[] = [],
 ): Promise<{ child: ChildProcess; addresses: Record<string, string>; stderr: () => string }> {
+  return startSidecarWith(['--config', config, '--service', name, ...extra]);
+}
+
+/** `faultline sidecar ARGS` as a child process, resolved with the addresses it prints once it listens. */
+export function startSidecarWith(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ child: ChildProcess; addresses: Record<string, string>; stderr: () => string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, 'sidecar', '--config', config, '--service', name, ...extra], {
+    const child = spawn(process.execPath, [CLI, 'sidecar', ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, FAULTLINE_LOG_LEVEL: 'warn' },
+      env: { ...process.env, FAULTLINE_LOG_LEVEL: 'warn', ...env },
     });
     let out = '';
     let err = '';

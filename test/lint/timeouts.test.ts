@@ -91,3 +91,26 @@ services:
     expect(found.map((f) => `${f.severity} ${f.service}→${f.path.at(-1)}`)).to.deep.equal(['error cart→stock']);
   });
 });
+
+describe('lint: subset-selects-nothing', () => {
+  const MESH = `
+mesh: {name: t}
+services:
+  - {name: pay, endpoints: [{address: 127.0.0.1:9001, labels: {version: v1}}]}
+routes:
+  - name: canary
+    match: {host: pay}
+    destinations: [{service: pay, subset: {version: v1}, weight: 90}, {service: pay, subset: {version: v2}, weight: 10}]
+`;
+  it('warns of a subset no endpoint of the file has (it waits for registered instances), at its field', () => {
+    const [found, ...more] = findingsOf('subset-selects-nothing', MESH);
+    expect(more).to.have.length(0);
+    expect(found).to.include({ severity: 'warning', service: 'pay', route: 'canary' });
+    expect(found!.at.field).to.equal('routes[0].destinations[1].subset');
+    expect(found!.message).to.contain('10 %').and.contain('version=v2');
+  });
+
+  it('passes subsets the file\'s endpoints have', () => {
+    expect(findingsOf('subset-selects-nothing', MESH.replace('weight: 10}', 'weight: 10}').replace('labels: {version: v1}}]', 'labels: {version: v1}}, {address: 127.0.0.1:9002, labels: {version: v2}}]'))).to.deep.equal([]);
+  });
+});

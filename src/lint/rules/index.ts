@@ -13,6 +13,7 @@ import { retryNonIdempotent } from './retry-non-idempotent.ts';
 import { retryOnOverload } from './retry-on-overload.ts';
 import { retryWithoutBudget } from './retry-without-budget.ts';
 import type { Rule } from './rule.ts';
+import { subsetSelectsNothing } from './subset-selects-nothing.ts';
 import { timeoutBelowLatency } from './timeout-below-latency.ts';
 import { timeoutInversion } from './timeout-inversion.ts';
 import { timeoutRetryWithoutPerTry } from './timeout-retry-without-per-try.ts';
@@ -34,4 +35,5 @@ export const RULE_CHECKS: readonly Rule[] = [
   breakerCannotTrip,
   ejectionCannotAct,
   healthCheckSlowerThanBreaker,
+  subsetSelectsNothing,
 ];
