@@ -11,6 +11,7 @@ import { silentLogger, type Logger } from '../telemetry/log.ts';
 import { ControlClient } from './client.ts';
 import { DEFAULT_REGISTRATION_TTL_MS } from './plane.ts';
 import { Registration } from './registration.ts';
+import { Uplink } from './uplink.ts';
 
 /**
  * A sidecar that joins with flags alone (no entry in the mesh file): its listeners, and the instance it
@@ -87,6 +88,7 @@ export async function startControlledSidecar(options: ControlledSidecarOptions):
   let sidecar: Sidecar | undefined;
   let identity: SidecarIdentity | undefined;
   let registration: Registration | undefined;
+  let uplink: Uplink | undefined;
   try {
     const first = await client.start(options.waitMs ?? 5_000);
     const mtls = first.snapshot.config.mtls;
@@ -112,8 +114,14 @@ export async function startControlledSidecar(options: ControlledSidecarOptions):
       if (snapshot.version !== running.snapshot.version) running.apply(snapshot);
       const synced = running.faults.sync(state.faults);
       for (const refused of synced.refused) log.warn(refused, 'fault from the control plane refused by a limit');
-      return { removed: synced.removed };
+      // The ack says what it holds now: the control plane verifies a stop or a rollback from it, not by
+      // asking its admin listener (on its host's loopback).
+      return { removed: synced.removed, faults: running.faults.all().filter((f) => f.origin === 'runtime').map((f) => f.id) };
     });
+    // Its events go up over the control connection, for the merged stream and the game days' recorders.
+    const events = new Uplink({ sidecar: name, token: options.token, url: () => client.url, events: running.events, log });
+    uplink = events;
+    client.onCollect((requests) => events.setRequests(requests));
     // Serving, it becomes an endpoint of its service: registered once its listeners are up.
     if (joined?.advertise !== undefined) {
       const address = joined.advertise === joined.self.inbound ? (sidecar.addresses.inbound ?? joined.advertise) : joined.advertise;
@@ -126,11 +134,13 @@ export async function startControlledSidecar(options: ControlledSidecarOptions):
       });
     }
   } catch (error) {
+    await uplink?.close();
     identity?.close();
     await client.close();
     await sidecar?.close();
     throw error;
   }
+  const pushing = uplink;
   const started = sidecar;
   return {
     sidecar: started,
@@ -139,6 +149,7 @@ export async function startControlledSidecar(options: ControlledSidecarOptions):
     async close() {
       // Leave the endpoints first, so that callers stop choosing it before it stops listening.
       await registration?.close();
+      await pushing.close();
       identity?.close();
       await client.close();
       await started.close();

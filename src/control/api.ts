@@ -10,7 +10,8 @@ import { ConfigError } from '../config/errors.ts';
 import { parseFault } from '../faults/admin.ts';
 import { endWithJsonErrors } from '../http/api-errors.ts';
 import { FaultLimitError } from '../faults/table.ts';
-import { streamEvents } from '../telemetry/event-stream.ts';
+import { readEventStream, streamEvents } from '../telemetry/event-stream.ts';
+import type { MeshEvent } from '../telemetry/events.ts';
 import { silentLogger, type Logger } from '../telemetry/log.ts';
 import { Address, Labels, Name } from '../config/primitives.ts';
 import { parseDuration } from '../config/duration.ts';
@@ -98,13 +99,16 @@ export function createControlApp(plane: ControlPlane, token: string, identity?: 
     res.json({ ...report, by: who, reason: why, at });
   });
 
-  app.get('/sidecars', async (_req, res) => {
-    // Health is asked of each connected sidecar now (its admin /ready), not remembered.
-    const sidecars = await Promise.all(plane.sidecars().map(async (status) => {
-      const admin = plane.snapshot.sidecars.find((s) => s.name === status.name)?.admin;
-      return { ...status, admin: admin ?? null, health: status.connected && admin ? await readiness(admin) : 'unknown' };
-    }));
-    res.json({ version: plane.state.version, sidecars });
+  app.get('/sidecars', (_req, res) => {
+    // Health from what each sidecar says over its own connection (wherever its host is): connected and
+    // the desired version applied (its events' uplink is listed beside). Nothing asks its admin listener.
+    const version = plane.state.version;
+    const sidecars = plane.sidecars().map((status) => {
+      const admin = plane.snapshot.sidecars.find((s) => s.name === status.name)?.admin ?? null;
+      const health = !status.connected ? 'disconnected' : status.version === version ? 'ready' : 'not ready';
+      return { ...status, admin, health };
+    });
+    res.json({ version, sidecars });
   });
 
   app.get('/events', async (req, res) => {
@@ -131,11 +135,38 @@ export function createControlApp(plane: ControlPlane, token: string, identity?: 
   });
 
   app.post('/v1/ack', express.json(), (req, res) => {
-    const { sidecar, version, error, removed } = req.body as { sidecar?: unknown; version?: unknown; error?: unknown; removed?: unknown };
+    const { sidecar, version, error, removed, faults } = req.body as { sidecar?: unknown; version?: unknown; error?: unknown; removed?: unknown; faults?: unknown };
     if (typeof sidecar !== 'string' || typeof version !== 'string') return void res.status(400).json({ error: 'ack needs {sidecar, version}' });
-    const ids = Array.isArray(removed) ? removed.filter((id): id is string => typeof id === 'string') : [];
-    plane.acknowledge(sidecar, version, typeof error === 'string' ? error : null, ids);
+    const ids = (list: unknown) => (Array.isArray(list) ? list.filter((id): id is string => typeof id === 'string') : []);
+    plane.acknowledge(sidecar, version, typeof error === 'string' ? error : null, ids(removed), Array.isArray(faults) ? ids(faults) : undefined);
     res.status(204).end();
+  });
+
+  // A sidecar's events, pushed: where to resume, then the stream itself (NDJSON in the request body).
+  app.get('/v1/uplink', (req, res) => {
+    const sidecar = String(req.query.sidecar ?? '');
+    if (!sidecar) return void res.status(400).json({ error: 'uplink needs ?sidecar=NAME' });
+    res.json({ since: plane.lastSeqOf(sidecar) });
+  });
+
+  app.post('/v1/uplink', async (req, res) => {
+    const sidecar = String(req.query.sidecar ?? '');
+    if (!sidecar) return void res.status(400).json({ error: 'uplink needs ?sidecar=NAME' });
+    const closed = plane.uplinkOpened(sidecar, req.query.requests === 'true');
+    try {
+      for await (const event of readEventStream(req)) {
+        if (event.type === 'events.dropped') {
+          log.warn({ sidecar, count: event.count }, 'events missed from a sidecar');
+          continue;
+        }
+        plane.relayFrom(sidecar, event as unknown as MeshEvent);
+      }
+      if (!res.destroyed) res.status(204).end();
+    } catch (error) {
+      log.debug({ sidecar, error: (error as Error).message }, 'event uplink broke');
+    } finally {
+      closed();
+    }
   });
 
   app.post('/v1/identity', express.json(), async (req, res) => {
@@ -192,16 +223,6 @@ export function createControlApp(plane: ControlPlane, token: string, identity?: 
 
   endWithJsonErrors(app, log);
   return app;
-}
-
-async function readiness(admin: string): Promise<'ready' | 'not ready' | 'unreachable'> {
-  try {
-    const response = await request(`http://${admin}/ready`, { signal: AbortSignal.timeout(500) });
-    await response.body.dump();
-    return response.statusCode === 200 ? 'ready' : 'not ready';
-  } catch {
-    return 'unreachable';
-  }
 }
 
 /** Bearer-token check, constant time over digests (so the length leaks nothing either). */

@@ -29,9 +29,10 @@ export interface Received {
   readonly snapshot: Snapshot;
 }
 
-/** What applying a state did, reported up with the ack: the runtime faults it removed. */
+/** What applying a state did, reported up with the ack: the runtime faults it removed, and those it holds now. */
 export interface Applied {
   readonly removed: readonly string[];
+  readonly faults?: readonly string[];
 }
 
 /** Applies a received state; throws to refuse it (the error is acknowledged). */
@@ -58,6 +59,9 @@ export class ControlClient {
   #current = 0;
   /** A stream was opened since the last failure. */
   #streamed = false;
+  #collect: ((requests: boolean) => void) | undefined;
+  /** What the control plane last said it wants (request.done or not), kept for an onCollect that comes later. */
+  #wantsRequests: boolean | undefined;
 
   constructor(options: ControlClientOptions) {
     this.#options = options;
@@ -106,6 +110,12 @@ export class ControlClient {
     this.#applied = local.state.version;
     this.#first = undefined;
     return local;
+  }
+
+  /** What the control plane wants of this sidecar's events: request.done too (someone reads them), or decisions only. */
+  onCollect(collect: (requests: boolean) => void): void {
+    this.#collect = collect;
+    if (this.#wantsRequests !== undefined) collect(this.#wantsRequests);
   }
 
   /** From now on, every new snapshot goes to `apply` (after the first one, which start() returned). */
@@ -170,6 +180,10 @@ export class ControlClient {
         buffer = buffer.slice(end + 2);
         const data = message.split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('\n');
         if (message.includes('event: snapshot') && data) await this.#receive(JSON.parse(data) as DesiredState);
+        else if (message.includes('event: collect') && data) {
+          this.#wantsRequests = (JSON.parse(data) as { requests: boolean }).requests;
+          this.#collect?.(this.#wantsRequests);
+        }
       }
     }
     throw new Error('the control plane closed the watch stream');
@@ -197,19 +211,19 @@ export class ControlClient {
     }
     this.#applied = state.version;
     await this.#store.put(STATE_KEY, JSON.stringify(state)).catch((error: Error) => this.#log.error({ error: error.message }, 'could not keep the snapshot locally'));
-    await this.#ack(state.version, null, applied?.removed);
+    await this.#ack(state.version, null, applied?.removed, applied?.faults);
   }
 
   #parse(state: DesiredState, source: string): Received {
     return { state, snapshot: compileSnapshot(parseConfig(state.config, source), source, { instances: state.instances ?? [], ...(this.#options.self && { self: this.#options.self }) }) };
   }
 
-  async #ack(version: string, error: string | null, removed: readonly string[] = []): Promise<void> {
+  async #ack(version: string, error: string | null, removed: readonly string[] = [], faults?: readonly string[]): Promise<void> {
     try {
       const response = await request(`${this.url}/v1/ack`, {
         method: 'POST',
         headers: { authorization: `Bearer ${this.#options.token}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ sidecar: this.#options.sidecar, version, error, removed }),
+        body: JSON.stringify({ sidecar: this.#options.sidecar, version, error, removed, ...(faults && { faults }) }),
       });
       await response.body.dump();
     } catch (failure) {

@@ -9,7 +9,7 @@ import { parseConfig } from '../config/load.ts';
 import { compileSnapshot, type RegisteredInstance, type Snapshot } from '../config/snapshot.ts';
 import type { FaultConfig } from '../faults/schema.ts';
 import { FaultTable } from '../faults/table.ts';
-import { EventBus } from '../telemetry/events.ts';
+import { EventBus, type MeshEvent } from '../telemetry/events.ts';
 import type { Logger } from '../telemetry/log.ts';
 import type { Store } from './store.ts';
 
@@ -46,6 +46,10 @@ export interface SidecarStatus {
   ackedAt: string | null;
   connectedAt: string | null;
   disconnectedAt: string | null;
+  /** The runtime faults it held after applying `version`, as it reported with its ack; null before its first. */
+  faults: string[] | null;
+  /** Its events flow in over its uplink (and with request.done, when `requests`). */
+  uplink: { open: boolean; requests: boolean; lastSeq: number };
 }
 
 const CONFIG_KEY = 'config.yaml';
@@ -68,6 +72,7 @@ export class ControlPlane {
   readonly #ackWaiters = new Set<() => void>();
   #loading = false;
   readonly #instances = new Map<string, InstanceRecord>();
+  readonly #flowChanged = new Set<() => void>();
   #unwatch: (() => void) | undefined;
   #publishTimer: NodeJS.Timeout | undefined;
 
@@ -178,14 +183,70 @@ export class ControlPlane {
    */
   attachEventReader(): () => void {
     this.#eventReaders++;
-    for (const changed of this.#readersChanged) changed();
+    this.#readersChangedNow();
     let attached = true;
     return () => {
       if (!attached) return;
       attached = false;
       this.#eventReaders--;
-      for (const changed of this.#readersChanged) changed();
+      this.#readersChangedNow();
     };
+  }
+
+  /** Readers came or left: every sidecar is told over its watch stream whether to send request.done. */
+  #readersChangedNow(): void {
+    for (const changed of this.#readersChanged) changed();
+    for (const res of this.#subscribers.keys()) sendCollect(res, this.collectsRequests);
+  }
+
+  /**
+   * A sidecar's uplink opened (its events pushed to this control plane, so that nothing depends on
+   * reaching its admin listener on its host): returns where it should resume, the last of its events
+   * this plane has (0 for none, or when the sidecar restarted and numbers from 1 again).
+   */
+  uplinkOpened(sidecar: string, requests: boolean): () => void {
+    const status = this.#status(sidecar);
+    const uplink = { open: true, requests, lastSeq: status.uplink.lastSeq };
+    status.uplink = uplink;
+    for (const check of [...this.#flowChanged]) check();
+    // Closing an older push (one a newer replaced) changes nothing.
+    return () => {
+      if (status.uplink !== uplink) return;
+      status.uplink = { ...uplink, open: false };
+      for (const check of [...this.#flowChanged]) check();
+    };
+  }
+
+  /** The last event of a sidecar this plane has merged (0: none). */
+  lastSeqOf(sidecar: string): number {
+    return this.#sidecars.get(sidecar)?.uplink.lastSeq ?? 0;
+  }
+
+  /** An event a sidecar pushed: merged into the one stream. */
+  relayFrom(sidecar: string, event: MeshEvent): void {
+    this.#status(sidecar).uplink.lastSeq = event.seq;
+    this.events.relay(event);
+  }
+
+  /**
+   * Resolves once every connected sidecar's request.done flow in — each has an uplink open that takes
+   * them — or after `ms`: a sidecar keeps request.done only while read, so a recorder that starts its
+   * load before then would miss the first ones.
+   */
+  requestsFlowing(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.#flowChanged.delete(check);
+        resolve();
+      };
+      const check = () => {
+        if (this.sidecars().filter((s) => s.connected).every((s) => s.uplink.open && s.uplink.requests)) done();
+      };
+      const timer = setTimeout(done, ms);
+      this.#flowChanged.add(check);
+      check();
+    });
   }
 
   /** Whether request.done is being collected: someone reads the merged stream. */
@@ -224,6 +285,7 @@ export class ControlPlane {
     status.connectedAt = new Date().toISOString();
     this.#log.info({ sidecar }, 'sidecar subscribed');
     send(res, this.#state);
+    sendCollect(res, this.collectsRequests);
     const heartbeat = setInterval(() => res.write(': ping\n\n'), 15_000).unref();
     res.once('close', () => {
       clearInterval(heartbeat);
@@ -236,12 +298,13 @@ export class ControlPlane {
     });
   }
 
-  acknowledge(sidecar: string, version: string, error: string | null, removed: readonly string[] = []): void {
+  acknowledge(sidecar: string, version: string, error: string | null, removed: readonly string[] = [], faults?: readonly string[]): void {
     const status = this.#status(sidecar);
     if (!error) {
       status.version = version;
       status.removed = [...removed];
     }
+    if (faults !== undefined) status.faults = [...faults];
     status.error = error;
     status.ackedAt = new Date().toISOString();
     if (error) this.#log.warn({ sidecar, version, error }, 'sidecar refused a snapshot');
@@ -338,7 +401,7 @@ export class ControlPlane {
   #status(sidecar: string): SidecarStatus {
     let status = this.#sidecars.get(sidecar);
     if (!status) {
-      status = { name: sidecar, connected: false, version: null, error: null, removed: [], ackedAt: null, connectedAt: null, disconnectedAt: null };
+      status = { name: sidecar, connected: false, version: null, error: null, removed: [], ackedAt: null, connectedAt: null, disconnectedAt: null, faults: null, uplink: { open: false, requests: false, lastSeq: 0 } };
       this.#sidecars.set(sidecar, status);
     }
     return status;
@@ -347,6 +410,11 @@ export class ControlPlane {
 
 function send(res: ServerResponse, state: DesiredState): void {
   res.write(`event: snapshot\ndata: ${JSON.stringify(state)}\n\n`);
+}
+
+/** Whether the sidecar should push its request.done (someone reads the merged stream) or decisions only. */
+function sendCollect(res: ServerResponse, requests: boolean): void {
+  res.write(`event: collect\ndata: ${JSON.stringify({ requests })}\n\n`);
 }
 
 /** An instance name another service holds. */

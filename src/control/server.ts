@@ -8,7 +8,6 @@ import { ErrorCode, FaultlineError, describe } from '../errors.ts';
 import { silentLogger, type Logger } from '../telemetry/log.ts';
 import { MeshCa } from '../identity/ca.ts';
 import { createControlApp, type IdentityIssuer } from './api.ts';
-import { EventCollector } from './collector.ts';
 import { ControlPlane } from './plane.ts';
 import { FileStore } from './store.ts';
 
@@ -52,7 +51,6 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     }
   }
   const plane = await ControlPlane.open(new FileStore(options.stateDir), log, configText, options.configFile);
-  const collector = new EventCollector(plane, options.token, log);
   const store = new FileStore(options.stateDir);
   const ca = await openCa(store, plane.snapshot.config.mtls.trustDomain, options.ca);
   const issuer: IdentityIssuer = {
@@ -68,7 +66,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
       return { certPem: signed.certPem, caPem: ca.certPem, spiffeId: signed.spiffeId, notAfter: signed.notAfter.toISOString() };
     },
   };
-  const server: Server = createServer(createControlApp(plane, options.token, issuer, collector, log));
+  const server: Server = createServer(createControlApp(plane, options.token, issuer, plane, log));
   const colon = options.listen.lastIndexOf(':');
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -81,7 +79,6 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     plane,
     url,
     async close() {
-      collector.close();
       plane.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -15,6 +15,8 @@ export interface SidecarView {
   version: string | null;
   health: string;
   admin: string | null;
+  /** The runtime faults it holds, as its last ack said; null before it said. */
+  faults?: string[] | null;
 }
 
 /** What the control plane answers an emergency stop (its StopReport, with who and why). */

@@ -22,15 +22,32 @@ export function streamEvents(
   since: number | undefined,
   req: IncomingMessage,
   res: ServerResponse,
-  { requests = true, queueLimit = QUEUE_LIMIT }: StreamOptions = {},
+  options: StreamOptions = {},
 ): void {
   res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
   // Send the head now: a reader waits for it before anything happens, and there may be nothing to send yet.
   res.flushHeaders();
+  const stop = pipeEvents(events, since, res, options);
+  req.once('close', stop);
+}
+
+/** Where events are written: an HTTP response (a reader of /events), or a request body (a sidecar's uplink). */
+export interface EventSink {
+  write(chunk: string): boolean;
+  on(event: 'drain', listener: () => void): unknown;
+  once(event: 'close', listener: () => void): unknown;
+  readonly destroyed: boolean;
+}
+
+/**
+ * Writes the kept events after `since`, then every new one, to the sink until it closes (or the
+ * returned stop is called). Returns the stop.
+ */
+export function pipeEvents(events: EventBus, since: number | undefined, sink: EventSink, { requests = true, queueLimit = QUEUE_LIMIT }: StreamOptions = {}): () => void {
   // New events wait up to FLUSH_MS (or until FLUSH_LINES have gathered) and go out together in one
   // write: a sidecar emits an event per request, and a write per event (a syscall, and on loopback
   // the receiving side's TCP work too) cost its data plane a fifth of its throughput
-  // (docs/benchmarks.md). While the socket's buffer is full, they wait for 'drain'.
+  // (docs/benchmarks.md). While the sink's buffer is full, they wait for 'drain'.
   let lines: string[] = [];
   let blocked = false;
   let timer: NodeJS.Timeout | undefined;
@@ -38,7 +55,7 @@ export function streamEvents(
   const flush = () => {
     clearTimeout(timer);
     timer = undefined;
-    if (blocked || res.destroyed) return;
+    if (blocked || sink.destroyed) return;
     if (dropped > 0) {
       lines.push(droppedLine(dropped));
       dropped = 0;
@@ -46,9 +63,9 @@ export function streamEvents(
     if (lines.length === 0) return;
     const chunk = lines.join('');
     lines = [];
-    blocked = !res.write(chunk);
+    blocked = !sink.write(chunk);
   };
-  res.on('drain', () => {
+  sink.on('drain', () => {
     blocked = false;
     flush();
   });
@@ -58,7 +75,7 @@ export function streamEvents(
   // What was kept goes out at once (it is bounded by the bus's history), before anything new.
   const replay = kept.events.map((event) => `${JSON.stringify(event)}\n`);
   if (kept.missed > 0) replay.unshift(droppedLine(kept.missed));
-  if (replay.length > 0) blocked = !res.write(replay.join(''));
+  if (replay.length > 0) blocked = !sink.write(replay.join(''));
   const unsubscribe = events.onAny((event) => {
     if (!requests && event.type === 'request.done') return;
     if (lines.length >= queueLimit) {
@@ -71,13 +88,16 @@ export function streamEvents(
     if (lines.length >= FLUSH_LINES) flush();
     else timer ??= setTimeout(flush, FLUSH_MS);
   });
+  let stopped = false;
   const stop = () => {
+    if (stopped) return;
+    stopped = true;
     unsubscribe();
     release?.();
     clearTimeout(timer);
   };
-  req.once('close', stop);
-  res.once('close', stop);
+  sink.once('close', stop);
+  return stop;
 }
 
 function droppedLine(count: number): string {

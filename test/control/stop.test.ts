@@ -1,7 +1,7 @@
 // The emergency stop is complete: a sidecar under a control plane takes its runtime faults from there
 // alone (its admin API refuses to change them, and each snapshot makes them exactly the listed ones),
-// and DELETE /faults or `faultline stop` removes every runtime fault mesh-wide, checks each sidecar on
-// its own admin listener and reports what it removed where — and says so when it cannot verify one; a
+// and DELETE /faults or `faultline stop` removes every runtime fault mesh-wide, checks each sidecar by
+// what its ack says it holds (over its own connection) and reports what it removed where — and says so when it cannot verify one; a
 // game day's lease renewal cannot bring a removed fault back.
 import { expect } from 'chai';
 import { mkdtemp, writeFile } from 'node:fs/promises';
@@ -122,7 +122,7 @@ describe('control plane: the emergency stop is complete', function () {
     expect(run.stdout.split('\n')).to.deep.equal([
       'halted by tester: 1 runtime fault(s) removed (pay-down)',
       '  checkout  removed pay-down; none left',
-      '  frontend  removed nothing; NOT verified: still holds pay-down (disconnected: they end with their leases)',
+      '  frontend  removed nothing; NOT verified: disconnected, and last said it holds pay-down: its runtime faults end with their leases, on its own clock',
       'NOT verified: see the sidecars above',
       '',
     ]);

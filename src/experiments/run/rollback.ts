@@ -1,8 +1,8 @@
 // Rollback verification: every fault of the experiment removed through the control plane, then each
-// connected sidecar polled until none of them holds one, or a deadline passes (then it says which
-// sidecar still holds which fault: the run's result must not claim a clean mesh it did not see).
+// connected sidecar's word (its ack of the new state says which runtime faults it holds, over its own
+// connection, wherever its host is) polled until none of them holds one, or a deadline passes (then it
+// says which sidecar still holds which fault: the run's result must not claim a clean mesh it did not see).
 import type { Journal } from '../journal.ts';
-import { runtimeFaults } from '../../control/stop.ts';
 import type { SidecarView } from '../mesh-client.ts';
 import { isoAt, type Clock } from '../../clock.ts';
 
@@ -15,10 +15,13 @@ export interface RollbackApi {
   sidecars(): Promise<{ sidecars: readonly SidecarView[] }>;
 }
 
-/** The fault ids a sidecar holds now, from its admin address; null when it cannot say. */
-export type SidecarFaults = (admin: string) => Promise<string[] | null>;
+/** The fault ids a sidecar holds now; null when it cannot say. */
+export type SidecarFaults = (sidecar: SidecarView) => Promise<string[] | null>;
 
-export async function rollBack(ids: readonly string[], api: RollbackApi, clock: Clock, faultsOf: SidecarFaults = runtimeFaults): Promise<NonNullable<Journal['rollback']>> {
+/** What the sidecar said with its last ack. */
+const reported: SidecarFaults = async (sidecar) => sidecar.faults ?? null;
+
+export async function rollBack(ids: readonly string[], api: RollbackApi, clock: Clock, faultsOf: SidecarFaults = reported): Promise<NonNullable<Journal['rollback']>> {
   const at = clock.now();
   await Promise.all(ids.map((id) => api.deleteFault(id).catch(() => undefined)));
   const deadline = clock.now() + VERIFY_WITHIN_MS;
@@ -26,9 +29,9 @@ export async function rollBack(ids: readonly string[], api: RollbackApi, clock: 
   for (;;) {
     remaining = {};
     const { sidecars } = await api.sidecars();
-    for (const s of sidecars.filter((x) => x.connected && x.admin)) {
+    for (const s of sidecars.filter((x) => x.connected)) {
       // A sidecar that cannot say what it holds is taken to hold them all.
-      const left = ((await faultsOf(s.admin!).catch(() => null)) ?? [...ids]).filter((id) => ids.includes(id));
+      const left = ((await faultsOf(s).catch(() => null)) ?? [...ids]).filter((id) => ids.includes(id));
       if (left.length > 0) remaining[s.name] = left;
     }
     if (Object.keys(remaining).length === 0 || clock.now() > deadline) break;

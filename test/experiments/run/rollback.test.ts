@@ -23,7 +23,7 @@ describe('rollback', () => {
     const { api, deleted } = mesh([sidecar('front'), sidecar('back')]);
     // back still reports fault b for its first three reads, as a sidecar yet to apply the removal.
     let backReads = 0;
-    const faultsOf = async (admin: string) => (admin.endsWith(':4') && ++backReads <= 3 ? ['b', 'other-experiment'] : []);
+    const faultsOf = async (view: SidecarView) => (view.name === 'back' && ++backReads <= 3 ? ['b', 'other-experiment'] : []);
     const done = rollBack(ids, api, clock, faultsOf);
     await clock.advance(300);
     const result = await done;
@@ -43,6 +43,14 @@ describe('rollback', () => {
     const result = await done;
     expect(result).to.include({ verified: false });
     expect(result.remaining).to.deep.equal({ front: ['a'] });
+  });
+
+  it('by default reads what each sidecar said with its last ack; one that has said nothing holds every fault', async () => {
+    const clock = new FakeClock();
+    const { api } = mesh([{ ...sidecar('front'), faults: [] }, { ...sidecar('back'), faults: ['b', 'other'] }, { ...sidecar('new'), faults: null }]);
+    const done = rollBack(ids, api, clock);
+    await clock.advance(6_000);
+    expect((await done).remaining).to.deep.equal({ back: ['b'], new: ids });
   });
 
   it('takes a sidecar that cannot say what it holds to hold every fault', async () => {

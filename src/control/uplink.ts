@@ -1,0 +1,105 @@
+// A sidecar's uplink: its events pushed to the control plane over one long-lived request (NDJSON in
+// the request body, batched as /events batches them), so that the control plane and a game day's
+// recorder never need to reach the sidecar's admin listener — on its own host's loopback. It resumes
+// after the last event the control plane has, fails over with the watch stream to another replica,
+// and takes request.done only while the control plane says someone reads them (they cost the data path).
+import { PassThrough } from 'node:stream';
+import { request } from 'undici';
+import { pipeEvents } from '../telemetry/event-stream.ts';
+import type { EventBus } from '../telemetry/events.ts';
+import { silentLogger, type Logger } from '../telemetry/log.ts';
+
+export interface UplinkOptions {
+  readonly sidecar: string;
+  readonly token: string;
+  /** The control plane replica in use (the watch stream's: they fail over together). */
+  readonly url: () => string;
+  readonly events: EventBus;
+  readonly log?: Logger;
+}
+
+export class Uplink {
+  readonly #options: UplinkOptions;
+  readonly #log: Logger;
+  #requests = false;
+  #closed = false;
+  #body: PassThrough | undefined;
+  #loop: Promise<void>;
+  #wake: (() => void) | undefined;
+
+  constructor(options: UplinkOptions) {
+    this.#options = options;
+    this.#log = (options.log ?? silentLogger).child({ uplink: options.sidecar });
+    this.#loop = this.#run();
+  }
+
+  /** Take request.done too, or decisions only: the open push ends and a new one starts from where it was. */
+  setRequests(requests: boolean): void {
+    if (requests === this.#requests) return;
+    this.#requests = requests;
+    this.#body?.end();
+    this.#wake?.();
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#body?.end();
+    this.#wake?.();
+    await this.#loop;
+  }
+
+  async #run(): Promise<void> {
+    let failures = 0;
+    while (!this.#closed) {
+      try {
+        await this.#push();
+        failures = 0;
+      } catch (error) {
+        if (this.#closed) break;
+        if (failures === 0) this.#log.warn({ error: (error as Error).message }, 'event uplink broke; resuming');
+        failures++;
+        // Retry soon, with backoff: the watch stream fails over meanwhile, and url() follows it.
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, Math.min(5_000, 100 * 2 ** Math.min(failures, 6))).unref();
+          this.#wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        this.#wake = undefined;
+      }
+    }
+  }
+
+  /** One push: ask where to resume, then stream from there until it ends (a switch, a close) or breaks. */
+  async #push(): Promise<void> {
+    const { sidecar, token, events } = this.#options;
+    const url = this.#options.url();
+    const headers = { authorization: `Bearer ${token}` };
+    const cursor = await request(`${url}/v1/uplink?sidecar=${encodeURIComponent(sidecar)}`, { headers, headersTimeout: 5_000, bodyTimeout: 5_000 });
+    if (cursor.statusCode !== 200) throw new Error(`uplink cursor answered ${cursor.statusCode}: ${(await cursor.body.text()).slice(0, 200)}`);
+    const { since } = (await cursor.body.json()) as { since: number };
+    // The control plane has more of this sidecar than it ever sent: it restarted, and numbers from 1 again.
+    const from = since > events.lastSeq ? 0 : since;
+    const requests = this.#requests;
+    const body = new PassThrough();
+    this.#body = body;
+    const stop = pipeEvents(events, from, body, { requests });
+    try {
+      const response = await request(`${url}/v1/uplink?sidecar=${encodeURIComponent(sidecar)}&requests=${requests}`, {
+        method: 'POST',
+        headers: { ...headers, 'content-type': 'application/x-ndjson' },
+        body,
+        // The answer comes when the push ends: no deadline on it, nor on the body it streams.
+        headersTimeout: 0,
+        bodyTimeout: 0,
+      });
+      await response.body.dump();
+      if (response.statusCode !== 204) throw new Error(`uplink answered ${response.statusCode}`);
+    } finally {
+      stop();
+      body.destroy();
+      if (this.#body === body) this.#body = undefined;
+    }
+  }
+}
