@@ -5,7 +5,10 @@ import type { Host, HostNetwork } from '../../src/control/hosts.ts';
 
 const SERVE = `
 const [port, host, body] = JSON.parse(process.argv[1]);
-require('node:http').createServer((req, res) => res.end(body)).listen(port, host, () => console.log('listening'));`;
+require('node:http').createServer((req, res) => {
+  const source = req.headers['x-faultline-source'];
+  res.end(source ? body + ' to ' + source : body);
+}).listen(port, host, () => console.log('listening'));`;
 
 const REQUEST = `
 const [url, headers, timeoutMs] = JSON.parse(process.argv[1]);
@@ -21,7 +24,11 @@ req.end();`;
 
 export type Answer = { status: number; body: string } | { error: string };
 
-/** An HTTP server in `host` on `listen` (host:port) answering every request with `body`; resolves once it listens. */
+/**
+ * An HTTP server in `host` on `listen` (host:port) answering every request with `body` — followed by
+ * ` to <source>` when the request says who sends it (x-faultline-source, as a sidecar sets it) —
+ * resolves once it listens.
+ */
 export function serveIn(hosts: HostNetwork, host: Host, listen: string, body: string): Promise<ChildProcess> {
   const colon = listen.lastIndexOf(':');
   const child = hosts.run(host, process.execPath, ['-e', SERVE, JSON.stringify([Number(listen.slice(colon + 1)), listen.slice(0, colon), body])], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -35,7 +42,7 @@ export function serveIn(hosts: HostNetwork, host: Host, listen: string, body: st
 
 /** One GET from inside `host`: the status and body, or the error's code (ECONNREFUSED, EHOSTUNREACH, timeout, …). */
 export function requestFrom(hosts: HostNetwork, host: Host, url: string, options: { headers?: Record<string, string>; timeoutMs?: number } = {}): Promise<Answer> {
-  const child = hosts.run(host, process.execPath, ['-e', REQUEST, JSON.stringify([url, options.headers ?? {}, options.timeoutMs ?? 1_000])], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = hosts.run(host, process.execPath, ['-e', REQUEST, JSON.stringify([url, options.headers ?? {}, options.timeoutMs ?? 2_000])], { stdio: ['ignore', 'pipe', 'pipe'] });
   return new Promise((resolve, reject) => {
     let out = '';
     let err = '';
