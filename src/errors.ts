@@ -56,6 +56,11 @@ export const ErrorCode = {
   /** A sidecar under a control plane takes its runtime faults from there alone. */
   FaultsControlled: 'FL_FAULTS_CONTROLLED',
   Internal: 'FL_INTERNAL',
+  /** Hosts as network namespaces (tests, `up --hosts`) need root. */
+  HostsNeedRoot: 'FL_HOSTS_NEED_ROOT',
+  HostsInvalid: 'FL_HOSTS_INVALID',
+  /** An `ip` command making or changing the hosts failed. */
+  HostsFailed: 'FL_HOSTS_FAILED',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
