@@ -50,6 +50,10 @@ export const ErrorCode = {
   BodyTooLarge: 'FL_BODY_TOO_LARGE',
   FaultReset: 'FL_FAULT_RESET',
   Forbidden: 'FL_FORBIDDEN',
+  /** A bearer that is neither the admin token nor a join token this control plane signed. */
+  TokenInvalid: 'FL_TOKEN_INVALID',
+  TokenExpired: 'FL_TOKEN_EXPIRED',
+  TokenRevoked: 'FL_TOKEN_REVOKED',
   FaultPartition: 'FL_FAULT_PARTITION',
   FaultInvalid: 'FL_FAULT_INVALID',
   FaultLimit: 'FL_FAULT_LIMIT',

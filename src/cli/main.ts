@@ -305,6 +305,43 @@ program
     if (!verified) process.exitCode = 1;
   });
 
+const token = program
+  .command('token')
+  .description('join tokens: a token that lets a sidecar join as one service only (its watch, acks, identity, instances)');
+
+token
+  .command('create')
+  .description('make a join token for a service and print it (signed with a key derived from the admin token; never stored)')
+  .option('--control <url>', 'the control plane', 'http://127.0.0.1:15100')
+  .option('--token-file <file>', 'the admin token (or set FAULTLINE_TOKEN)')
+  .requiredOption('--service <name>', 'the service the token lets a sidecar join as')
+  .option('--ttl <duration>', 'how long it is valid, from 1s to 365d, e.g. 24h or 30d (default 30d)')
+  .action(async (options: { control: string; tokenFile?: string; service: string; ttl?: string }) => {
+    const { checkService, parseTtl } = await import('../control/join-token.ts');
+    try {
+      checkService(options.service);
+      if (options.ttl !== undefined) parseTtl(options.ttl);
+    } catch (error) {
+      throw new InvalidArgumentError((error as Error).message);
+    }
+    const { createToken } = await import('../control/tokens-client.ts');
+    const made = await createToken(options.control, await readToken(options.tokenFile), options.service, options.ttl);
+    process.stderr.write(`join token ${made.id} for ${made.service}, valid until ${made.expiresAt}\n`);
+    process.stdout.write(`${made.token}\n`);
+  });
+
+token
+  .command('revoke')
+  .description('revoke a join token on every control plane sharing the store; the streams it opened are cut')
+  .argument('<token-or-id>', 'the token, its id (as token create printed), or a file holding the token')
+  .option('--control <url>', 'the control plane', 'http://127.0.0.1:15100')
+  .option('--token-file <file>', 'the admin token (or set FAULTLINE_TOKEN)')
+  .action(async (tokenOrId: string, options: { control: string; tokenFile?: string }) => {
+    const { revokeToken } = await import('../control/tokens-client.ts');
+    const revoked = await revokeToken(options.control, await readToken(options.tokenFile), tokenOrId);
+    process.stdout.write(`revoked join token ${revoked.jti}${revoked.service ? ` for ${revoked.service}` : ''} at ${revoked.revokedAt}\n`);
+  });
+
 program
   .command('schema')
   .description('print the JSON Schema of the mesh config format (or, with --experiment, of experiment files), for editors')

@@ -1,12 +1,13 @@
-// The control plane's HTTP API (express: not a data path). Every route needs the bearer token —
-// operators' and sidecars' alike — compared in constant time; none, or a wrong one, is a 401, and the
-// token never reaches a log line. Operators: /config, /faults, /sidecars, /events. Sidecars: the
-// watch stream (server-sent events), acks, and certificate signing. Every error, a parser's or an
-// unknown route's included, is a JSON body (http/api-errors.ts).
-import { timingSafeEqual, createHash } from 'node:crypto';
-import express, { type Express, type NextFunction, type Request, type Response } from 'express';
+// The control plane's HTTP API (express: not a data path). Every route needs a bearer token: the
+// admin token, for everything, or a sidecar's join token, for its own service's sidecar routes alone
+// (auth.ts); none, or a wrong one, is a 401, and no token reaches a log line. Operators: /config,
+// /faults, /sidecars, /events, /tokens. Sidecars: the watch stream (server-sent events), acks, and
+// certificate signing. Every error, a parser's or an unknown route's included, is a JSON body
+// (http/api-errors.ts).
+import express, { type Express } from 'express';
 import { request } from 'undici';
 import { ConfigError } from '../config/errors.ts';
+import { ErrorCode } from '../errors.ts';
 import { parseFault } from '../faults/admin.ts';
 import { endWithJsonErrors } from '../http/api-errors.ts';
 import { FaultLimitError } from '../faults/table.ts';
@@ -16,6 +17,9 @@ import { silentLogger, type Logger } from '../telemetry/log.ts';
 import { Address, Labels, Name } from '../config/primitives.ts';
 import { parseDuration } from '../config/duration.ts';
 import { DEFAULT_REGISTRATION_TTL_MS, RegistrationConflict, type ControlPlane } from './plane.ts';
+import { spiffeId } from '../identity/spiffe.ts';
+import { allowedAs, callerOf, serviceOfSidecar, type ControlAccess } from './auth.ts';
+import { tokenRoutes } from './tokens-api.ts';
 import { stopAllFaults } from './stop.ts';
 
 export interface IdentityIssuer {
@@ -31,11 +35,12 @@ export interface RequestFlow {
 /** How long a new reader of /events waits, at most, for every sidecar's request.done to flow in. */
 const FLOW_WAIT_MS = 3_000;
 
-export function createControlApp(plane: ControlPlane, token: string, identity?: IdentityIssuer, flow?: RequestFlow, log: Logger = silentLogger): Express {
+export function createControlApp(plane: ControlPlane, access: ControlAccess, identity?: IdentityIssuer, flow?: RequestFlow, log: Logger = silentLogger): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('json spaces', 2);
-  app.use(bearer(token));
+  app.use(access.authenticate);
+  app.use(tokenRoutes(plane, access, log));
 
   app.get('/config', (_req, res) => {
     res.type('application/yaml').set('x-faultline-version', plane.state.version).send(plane.configText);
@@ -129,6 +134,7 @@ export function createControlApp(plane: ControlPlane, token: string, identity?: 
   app.get('/v1/watch', (req, res) => {
     const sidecar = String(req.query.sidecar ?? '');
     if (!sidecar) return void res.status(400).json({ error: 'watch needs ?sidecar=NAME' });
+    if (!allowedAs(res, serviceOfSidecar(plane, sidecar), `sidecar "${sidecar}"`)) return;
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
     res.flushHeaders();
     plane.subscribe(sidecar, res);
@@ -137,6 +143,7 @@ export function createControlApp(plane: ControlPlane, token: string, identity?: 
   app.post('/v1/ack', express.json(), (req, res) => {
     const { sidecar, version, error, removed, faults } = req.body as { sidecar?: unknown; version?: unknown; error?: unknown; removed?: unknown; faults?: unknown };
     if (typeof sidecar !== 'string' || typeof version !== 'string') return void res.status(400).json({ error: 'ack needs {sidecar, version}' });
+    if (!allowedAs(res, serviceOfSidecar(plane, sidecar), `sidecar "${sidecar}"`)) return;
     const ids = (list: unknown) => (Array.isArray(list) ? list.filter((id): id is string => typeof id === 'string') : []);
     plane.acknowledge(sidecar, version, typeof error === 'string' ? error : null, ids(removed), Array.isArray(faults) ? ids(faults) : undefined);
     res.status(204).end();
@@ -146,12 +153,14 @@ export function createControlApp(plane: ControlPlane, token: string, identity?: 
   app.get('/v1/uplink', (req, res) => {
     const sidecar = String(req.query.sidecar ?? '');
     if (!sidecar) return void res.status(400).json({ error: 'uplink needs ?sidecar=NAME' });
+    if (!allowedAs(res, serviceOfSidecar(plane, sidecar), `sidecar "${sidecar}"`)) return;
     res.json({ since: plane.lastSeqOf(sidecar) });
   });
 
   app.post('/v1/uplink', async (req, res) => {
     const sidecar = String(req.query.sidecar ?? '');
     if (!sidecar) return void res.status(400).json({ error: 'uplink needs ?sidecar=NAME' });
+    if (!allowedAs(res, serviceOfSidecar(plane, sidecar), `sidecar "${sidecar}"`)) return;
     const closed = plane.uplinkOpened(sidecar, req.query.requests === 'true');
     try {
       for await (const event of readEventStream(req)) {
@@ -173,11 +182,20 @@ export function createControlApp(plane: ControlPlane, token: string, identity?: 
     if (!identity) return void res.status(404).json({ error: 'this control plane issues no identities (mtls is off)' });
     const { sidecar, csr, service } = req.body as { sidecar?: unknown; csr?: unknown; service?: unknown };
     if (typeof sidecar !== 'string' || typeof csr !== 'string') return void res.status(400).json({ error: 'identity needs {sidecar, csr}' });
+    if (!allowedAs(res, serviceOfSidecar(plane, sidecar), `no identity for sidecar "${sidecar}", which`)) return;
+    let issued: Awaited<ReturnType<IdentityIssuer['issue']>>;
     try {
-      res.json(await identity.issue(sidecar, csr, typeof service === 'string' ? service : undefined));
+      issued = await identity.issue(sidecar, csr, typeof service === 'string' ? service : undefined);
     } catch (error) {
-      res.status(400).json({ error: (error as Error).message });
+      return void res.status(400).json({ error: (error as Error).message });
     }
+    // Belt and braces: a join token gets its own service's SPIFFE identity and no other.
+    const caller = callerOf(res);
+    const { trustDomain, namespace } = plane.snapshot.config.mtls;
+    if (caller.kind === 'join' && issued.spiffeId !== spiffeId(trustDomain, namespace, caller.claims.service)) {
+      return void res.status(403).json({ error: `this join token is for service "${caller.claims.service}"; it gets no identity ${issued.spiffeId}`, code: ErrorCode.Forbidden });
+    }
+    res.json(issued);
   });
 
   // Instances that register themselves (sidecars joined with flags): under a lease they renew.
@@ -200,6 +218,8 @@ export function createControlApp(plane: ControlPlane, token: string, identity?: 
       (ttlMs === undefined || ttlMs < 1_000 || ttlMs > 3_600_000) && 'ttl: a duration from 1s to 1h (default 10s)',
     ].filter(Boolean);
     if (problems.length > 0) return void res.status(400).json({ error: `registration needs ${problems.join('; ')}` });
+    // A join token registers instances of its own service only; a name held by another service is a 409 below.
+    if (!allowedAs(res, service.data, `instance "${name.data}"`)) return;
     try {
       const record = await plane.register({ name: name.data!, service: service.data!, address: address.data!, labels: labels.data! }, ttlMs!);
       res.json(record);
@@ -212,11 +232,15 @@ export function createControlApp(plane: ControlPlane, token: string, identity?: 
   app.post('/v1/instances/:name/renew', express.json(), async (req, res) => {
     const lease = (req.body as { lease?: unknown } | undefined)?.lease;
     if (typeof lease !== 'string') return void res.status(400).json({ error: 'renew needs {lease}: the id its registration returned' });
+    const held = plane.instance(req.params.name);
+    if (held && !allowedAs(res, held.service, `instance "${req.params.name}"`)) return;
     if (await plane.renew(req.params.name, lease)) return void res.status(204).end();
     res.status(404).json({ error: `the registration of "${req.params.name}" has ended (its lease expired or it left): register again` });
   });
 
   app.delete('/v1/instances/:name', async (req, res) => {
+    const held = plane.instance(req.params.name);
+    if (held && !allowedAs(res, held.service, `instance "${req.params.name}"`)) return;
     if (await plane.deregister(req.params.name)) return void res.status(204).end();
     res.status(404).json({ error: `no instance "${req.params.name}" is registered` });
   });
@@ -225,13 +249,12 @@ export function createControlApp(plane: ControlPlane, token: string, identity?: 
   return app;
 }
 
-/** Bearer-token check, constant time over digests (so the length leaks nothing either). */
-function bearer(token: string): (req: Request, res: Response, next: NextFunction) => void {
-  const expected = createHash('sha256').update(token).digest();
-  return (req, res, next) => {
-    const header = req.headers.authorization ?? '';
-    const given = header.startsWith('Bearer ') ? header.slice(7) : '';
-    if (given && timingSafeEqual(createHash('sha256').update(given).digest(), expected)) return next();
-    res.status(401).set('www-authenticate', 'Bearer realm="faultline"').json({ error: 'a bearer token is required: Authorization: Bearer <token>' });
-  };
+async function readiness(admin: string): Promise<'ready' | 'not ready' | 'unreachable'> {
+  try {
+    const response = await request(`http://${admin}/ready`, { signal: AbortSignal.timeout(500) });
+    await response.body.dump();
+    return response.statusCode === 200 ? 'ready' : 'not ready';
+  } catch {
+    return 'unreachable';
+  }
 }

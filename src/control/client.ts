@@ -52,6 +52,8 @@ export class ControlClient {
   #connected = false;
   #loop: Promise<void> | undefined;
   #first: ((received: Received) => void) | undefined;
+  /** Ends start() when the control plane refuses this sidecar's token (401/403): it says why, and waiting will not help. */
+  #refused: ((error: Error) => void) | undefined;
   /** A state that came before anyone could apply it (between start() and onState()). */
   #pending: DesiredState | undefined;
   readonly #urls: readonly string[];
@@ -98,7 +100,10 @@ export class ControlClient {
    * the one kept locally from the last run; throws when there is neither. The watch keeps running.
    */
   async start(waitMs: number): Promise<Received> {
-    const first = new Promise<Received>((resolve) => (this.#first = resolve));
+    const first = new Promise<Received>((resolve, reject) => {
+      this.#first = resolve;
+      this.#refused = reject;
+    });
     this.#loop = this.#run();
     const timeout = new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), waitMs).unref());
     const received = await Promise.race([first, timeout]);
@@ -109,6 +114,7 @@ export class ControlClient {
     this.#log.warn({ version: local.state.version }, 'control plane unreachable: starting from the kept snapshot');
     this.#applied = local.state.version;
     this.#first = undefined;
+    this.#refused = undefined;
     return local;
   }
 
@@ -141,6 +147,7 @@ export class ControlClient {
         await this.#watch();
       } catch (error) {
         if (this.#closed) break;
+        if (error instanceof WatchRefused && this.#first) this.#refused?.(error);
         this.#log.warn({ error: (error as Error).message, control: this.url }, 'watch stream lost; serving the last snapshot');
       }
       this.#connected = false;
@@ -166,6 +173,7 @@ export class ControlClient {
     });
     if (response.statusCode !== 200) {
       const text = await response.body.text();
+      if (response.statusCode === 401 || response.statusCode === 403) throw new WatchRefused(response.statusCode, text);
       throw new Error(`watch answered ${response.statusCode}: ${text.slice(0, 200)}`);
     }
     this.#connected = true;
@@ -229,5 +237,19 @@ export class ControlClient {
     } catch (failure) {
       this.#log.warn({ error: (failure as Error).message }, 'could not acknowledge');
     }
+  }
+}
+
+/** The control plane refused this sidecar's token (revoked, expired, another service's): its reason, as it gave it. */
+class WatchRefused extends Error {
+  constructor(status: number, body: string) {
+    let reason = body.slice(0, 300);
+    try {
+      reason = String((JSON.parse(body) as { error?: unknown }).error ?? reason);
+    } catch {
+      // Not JSON: the body as it came.
+    }
+    super(`the control plane refused this sidecar (${status}): ${reason}`);
+    this.name = 'WatchRefused';
   }
 }

@@ -8,6 +8,7 @@ import { ErrorCode, FaultlineError, describe } from '../errors.ts';
 import { silentLogger, type Logger } from '../telemetry/log.ts';
 import { MeshCa } from '../identity/ca.ts';
 import { createControlApp, type IdentityIssuer } from './api.ts';
+import { ControlAccess, type AccessClock } from './auth.ts';
 import { ControlPlane } from './plane.ts';
 import { FileStore } from './store.ts';
 
@@ -19,6 +20,8 @@ export interface ControlPlaneOptions {
   readonly log?: Logger;
   /** An operator's CA (certificate and key, PEM files) instead of one made and kept by the control plane. */
   readonly ca?: { readonly certFile: string; readonly keyFile: string };
+  /** The time join tokens are checked against (tests); the system's by default. */
+  readonly clock?: AccessClock;
 }
 
 export interface RunningControlPlane {
@@ -66,7 +69,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
       return { certPem: signed.certPem, caPem: ca.certPem, spiffeId: signed.spiffeId, notAfter: signed.notAfter.toISOString() };
     },
   };
-  const server: Server = createServer(createControlApp(plane, options.token, issuer, plane, log));
+  // Join tokens are signed with a key derived from the admin token; their revocations are kept in the store.
+  const access = await ControlAccess.open(options.token, store, options.clock);
+  const server: Server = createServer(createControlApp(plane, access, issuer, plane, log));
   const colon = options.listen.lastIndexOf(':');
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -79,6 +84,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     plane,
     url,
     async close() {
+      access.close();
       plane.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
