@@ -143,8 +143,10 @@ describe('join token access', () => {
     for (const bad of ['500ms', '366d', '2y', '', '-1h']) expect(() => parseTtl(bad), bad).to.throw(/expected a duration from 1s to 365d/);
   });
 
-  it('the service of a sidecar: its entry\'s, else the longest service it is named after', () => {
+  it('the service of a sidecar: its entry\'s, else its registered instance\'s, else the longest service it is named after', () => {
     const plane = {
+      instance: (name: string) => (name === 'blue-7' ? { name, service: 'stock' } : undefined),
+      instances: () => [{ name: 'blue-7', service: 'stock' }],
       snapshot: snapshotOf({
         mesh: { name: 'names' },
         services: ['pay', 'pay-ments', 'cart'].map((name, i) => ({ name, endpoints: [{ address: `127.0.0.1:${20_000 + i}` }] })),
@@ -152,6 +154,6 @@ describe('join token access', () => {
       }),
     } as unknown as ControlPlane;
     const of = (name: string) => serviceOfSidecar(plane, name);
-    expect([of('pay-ments-blue'), of('pay-ments-7'), of('pay-7'), of('pay'), of('cart'), of('carts'), of('stock-1')]).to.deep.equal(['cart', 'pay-ments', 'pay', 'pay', 'cart', undefined, undefined]);
+    expect([of('pay-ments-blue'), of('pay-ments-7'), of('pay-7'), of('pay'), of('cart'), of('carts'), of('stock-1'), of('blue-7'), of('web-1')]).to.deep.equal(['cart', 'pay-ments', 'pay', 'pay', 'cart', undefined, 'stock', 'stock', undefined]);
   });
 });
