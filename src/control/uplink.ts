@@ -84,6 +84,9 @@ export class Uplink {
     const requests = this.#requests;
     const body = new PassThrough();
     this.#body = body;
+    // A blank line at once: the request (and its head) goes out now, not with the first event, so the
+    // control plane knows the uplink is open even while this sidecar has nothing to say.
+    body.write('\n');
     const stop = pipeEvents(events, from, body, { requests });
     try {
       const response = await request(`${url}/v1/uplink?sidecar=${encodeURIComponent(sidecar)}&requests=${requests}`, {
