@@ -52,6 +52,7 @@ export class EtcdElector implements Elector {
   }
 
   async leader(name: string): Promise<string | undefined> {
+    if (!NAME.test(name)) throw new Error(`not a valid election name: "${name}"`);
     const { kvs } = await this.#ns.getAll().prefix(`_elections/${name}/`).sort('Create', 'Ascend').limit(1).exec();
     return kvs[0]?.value.toString();
   }

@@ -20,6 +20,8 @@ export interface EtcdStoreOptions {
    * member. A write in flight when etcd's raft leader dies is lost with it and waits for this deadline.
    */
   readonly callTimeoutMs?: number;
+  /** The largest request the members take (their --max-request-bytes): 1.5 MiB by default. */
+  readonly maxRequestBytes?: number;
 }
 
 const LEASE_ID = /^[1-9][0-9]{0,19}$/;
@@ -46,6 +48,7 @@ export class EtcdStore implements Store, Elector {
   readonly #client: Etcd3;
   readonly #ns: Namespace;
   readonly #callTimeoutMs: number;
+  readonly #maxRequestBytes: number;
   readonly #watches = new Set<PrefixWatch>();
   readonly #elector: EtcdElector;
   #closed = false;
@@ -58,13 +61,15 @@ export class EtcdStore implements Store, Elector {
     this.hosts = options.hosts.map((h) => (/^https?:\/\//.test(h) ? h : `http://${h}`));
     this.root = `/faultline/${options.prefix}/`;
     this.#callTimeoutMs = options.callTimeoutMs ?? 2_000;
+    this.#maxRequestBytes = options.maxRequestBytes ?? 1.5 * 1024 * 1024;
     this.#client = new Etcd3({
       hosts: [...this.hosts],
       dialTimeout: this.#callTimeoutMs,
       // Streams (watches, keepalives) carry no deadline; unary calls do, so a hung member is left for another.
       defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + this.#callTimeoutMs }),
       // HTTP/2 pings notice a dead connection under a watch; etcd refuses pings less than 5 s apart.
-      grpcOptions: { 'grpc.keepalive_time_ms': 10_000, 'grpc.keepalive_timeout_ms': 5_000 },
+      // Answers larger than gRPC's 4 MiB default (a whole prefix read at once) are taken too.
+      grpcOptions: { 'grpc.keepalive_time_ms': 10_000, 'grpc.keepalive_timeout_ms': 5_000, 'grpc.max_receive_message_length': 64 * 1024 * 1024 },
       // A broken watch stream comes back within 2 s of etcd answering again (etcd3's own backoff grows to 30 s).
       faultHandling: { watchBackoff: jitteredBackoff(0) },
     });
@@ -95,6 +100,7 @@ export class EtcdStore implements Store, Elector {
 
   async put(key: string, value: string): Promise<void> {
     checkKey(key);
+    this.#checkSize(key, value);
     await this.#ns.put(key).value(value).exec();
   }
 
@@ -129,6 +135,7 @@ export class EtcdStore implements Store, Elector {
   async putLeased(key: string, value: string, lease: Lease): Promise<void> {
     checkKey(key);
     checkLeaseId(lease.id);
+    this.#checkSize(key, value);
     try {
       await this.#ns.put(key).value(value).lease(lease.id).exec();
     } catch (error) {
@@ -180,6 +187,18 @@ export class EtcdStore implements Store, Elector {
     await Promise.all([...this.#watches].map((w) => w.stop()));
     this.#watches.clear();
     this.#client.close();
+  }
+
+  /**
+   * Refused here rather than by etcd: etcd3 takes its refusal for a failing member, retries it and, after
+   * three, stops calling that member for 5 s — one oversized write would cut a one-member store off.
+   */
+  #checkSize(key: string, value: string): void {
+    const bytes = Buffer.byteLength(this.root) + Buffer.byteLength(key) + Buffer.byteLength(value) + 64;
+    if (bytes > this.#maxRequestBytes) {
+      const mib = (bytes / 1024 / 1024).toFixed(1);
+      throw new FaultlineError(ErrorCode.StoreInvalid, `"${key}" (${mib} MiB) is larger than etcd takes (${(this.#maxRequestBytes / 1024 / 1024).toFixed(1)} MiB, its --max-request-bytes)`);
+    }
   }
 
   /**

@@ -64,6 +64,10 @@ describe('etcd store (a real etcd)', function () {
     opened.push(other);
     expect(await other.list('')).to.deep.equal([]);
     expect(store.root).to.equal(`/faultline/${prefix}/`);
+    const big = await store.put('config/mesh.yaml', 'x'.repeat(2 * 1024 * 1024)).then(() => undefined, (e: Error) => e);
+    expect(big?.message).to.equal('"config/mesh.yaml" (2.0 MiB) is larger than etcd takes (1.5 MiB, its --max-request-bytes)');
+    await store.put('config/big.yaml', 'x'.repeat(1024 * 1024 + 512 * 1024 - 200));
+    expect(await store.get('config/mesh.yaml')).to.equal('a: 1');
     for (const bad of ['../escape', '/abs', 'Upper', 'a//b']) {
       const error = await store.put(bad, 'x').then(() => undefined, (e: Error) => e);
       expect(error?.message, bad).to.equal(`not a valid store key: "${bad}"`);
@@ -98,7 +102,7 @@ describe('etcd store (a real etcd)', function () {
     await granter.putLeased('instances/a', 'A', lease);
     await granter.putLeased('instances/b', 'B', lease);
     await granter.close();
-    const until = Date.now() + lease.ttlMs * 2;
+    const until = Date.now() + lease.ttlMs * 1.5;
     while (Date.now() < until) {
       expect(await renewer.renew(lease.id)).to.equal(true);
       await new Promise((resolve) => setTimeout(resolve, 400));
