@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # What the test suite needs, installed when missing: the npm packages of the lockfile (among them
 # Node 24, which npm scripts run on), and the real programs some tests talk to — Debian's
-# Prometheus and promtool (metrics and PromQL), openssl and curl (mTLS clients), Chromium (the HTML
-# report in a browser). Run by `npm test` before mocha, and by .ci/run. Idempotent and quick when
-# everything is there. Where it cannot install (not root, no apt-get) it stops with one line.
+# Prometheus and promtool (metrics and PromQL), etcd (the control plane's shared store), openssl and
+# curl (mTLS clients), Chromium (the HTML report in a browser). Run by `npm test` before mocha, and
+# by .ci/run. Idempotent and quick when everything is there. Where it cannot install (not root, no
+# apt-get) it stops with one line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +15,7 @@ fi
 
 missing=()
 command -v prometheus >/dev/null && command -v promtool >/dev/null || missing+=(prometheus)
+command -v etcd >/dev/null || missing+=(etcd-server)
 command -v openssl >/dev/null || missing+=(openssl)
 command -v curl >/dev/null || missing+=(curl ca-certificates)
 command -v chromium >/dev/null || command -v chromium-browser >/dev/null || missing+=(chromium fonts-liberation)
@@ -33,3 +35,7 @@ fi
 echo "installing what the tests need: ${missing[*]} (apt-get)" >&2
 "${sudo[@]}" apt-get update -qq
 DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Tests start their own etcd on free ports: the package's system service is not wanted.
+if [[ " ${missing[*]} " == *" etcd-server "* ]] && command -v systemctl >/dev/null; then
+  "${sudo[@]}" systemctl disable --now etcd >/dev/null 2>&1 || true
+fi

@@ -31,6 +31,10 @@ export type ResponseFlag = (typeof ResponseFlag)[keyof typeof ResponseFlag];
 export const ErrorCode = {
   ConfigInvalid: 'FL_CONFIG_INVALID',
   ConfigUnreadable: 'FL_CONFIG_UNREADABLE',
+  /** `--store` names no store faultline can open (not a directory, not etcd://host:port,…). */
+  StoreInvalid: 'FL_STORE_INVALID',
+  /** The store (etcd) did not answer. */
+  StoreUnavailable: 'FL_STORE_UNAVAILABLE',
   SidecarUnknown: 'FL_SIDECAR_UNKNOWN',
   NoRoute: 'FL_NO_ROUTE',
   NoHealthyUpstream: 'FL_NO_HEALTHY_UPSTREAM',
