@@ -103,9 +103,10 @@ program
   .option('--listen <address>', 'where its API listens', '127.0.0.1:15100')
   .option('--token-file <file>', 'the bearer token every caller must present (or set FAULTLINE_TOKEN)')
   .option('--state-dir <dir>', 'where the desired state is kept', '.faultline/control')
+  .option('--store <store>', 'keep the desired state in etcd, shared by every control plane given the same: etcd://host:port[,host:port…][/prefix] (default: files in --state-dir)')
   .option('--ca-cert <file>', 'an operator\'s CA certificate (PEM) to issue identities from, instead of one made and kept here')
   .option('--ca-key <file>', 'its private key (PEM)')
-  .action(async (options: { config?: string; listen: string; tokenFile?: string; stateDir: string; caCert?: string; caKey?: string }) => {
+  .action(async (options: { config?: string; listen: string; tokenFile?: string; stateDir: string; store?: string; caCert?: string; caKey?: string }) => {
     if (Boolean(options.caCert) !== Boolean(options.caKey)) throw new InvalidArgumentError('--ca-cert and --ca-key go together');
     const log = createLogger('faultline-control');
     const { startControlPlane } = await import('../control/server.ts');
@@ -114,6 +115,7 @@ program
       token: await readToken(options.tokenFile),
       stateDir: options.stateDir,
       log,
+      ...(options.store && { store: options.store }),
       ...(options.config && { configFile: options.config }),
       ...(options.caCert && options.caKey && { ca: { certFile: options.caCert, keyFile: options.caKey } }),
     });

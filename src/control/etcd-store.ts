@@ -42,6 +42,7 @@ function checkPrefix(prefix: string): void {
 }
 
 export class EtcdStore implements Store, Elector {
+  readonly leasesOutliveProcess = true;
   readonly hosts: readonly string[];
   /** Where this store's keys live in etcd: "/faultline/<prefix>/". */
   readonly root: string;
@@ -107,6 +108,14 @@ export class EtcdStore implements Store, Elector {
   async delete(key: string): Promise<void> {
     checkKey(key);
     await this.#ns.delete().key(key).exec();
+  }
+
+  /** A transaction: put only while the key has never been created (its create revision is 0). */
+  async create(key: string, value: string): Promise<boolean> {
+    checkKey(key);
+    this.#checkSize(key, value);
+    const result = await this.#ns.if(key, 'Create', '==', 0).then(this.#ns.put(key).value(value)).commit();
+    return result.succeeded;
   }
 
   async list(prefix: string): Promise<string[]> {

@@ -34,6 +34,8 @@ export interface InstanceRecord extends RegisteredInstance {
 export const DEFAULT_REGISTRATION_TTL_MS = 10_000;
 /** Registrations arriving together go out together: one new state per this much time at most. */
 const PUBLISH_COALESCE_MS = 25;
+/** A stored fault's lease outlives the fault by this much: the key goes after the sidecars ended it. */
+const FAULT_LEASE_SLACK_MS = 5_000;
 
 export interface SidecarStatus {
   name: string;
@@ -74,6 +76,10 @@ export class ControlPlane {
   readonly #instances = new Map<string, InstanceRecord>();
   readonly #flowChanged = new Set<() => void>();
   #unwatch: (() => void) | undefined;
+  #unwatchFaults: (() => void) | undefined;
+  #unwatchConfig: (() => void) | undefined;
+  /** The runtime faults as this control plane last saw them in the store (id → stored JSON). */
+  readonly #stored = new Map<string, string>();
   #publishTimer: NodeJS.Timeout | undefined;
 
   private constructor(store: Store, log: Logger) {
@@ -97,21 +103,11 @@ export class ControlPlane {
     if (text === undefined) throw new Error('no mesh config: give --config, or a state directory that holds one');
     plane.#setConfig(text, source);
     if (configText !== undefined) await store.put(CONFIG_KEY, configText);
-    plane.#loading = true;
-    try {
-      for (const key of await store.list(FAULT_PREFIX)) {
-        const stored = await store.get(key);
-        if (!stored) continue;
-        try {
-          plane.faults.put(JSON.parse(stored) as FaultConfig);
-        } catch (error) {
-          log.warn({ key, error: (error as Error).message }, 'stored fault not restored');
-          await store.delete(key);
-        }
-      }
-    } finally {
-      plane.#loading = false;
-    }
+    // The runtime faults in the store (every control plane sharing it wrote there), and from now on every
+    // change to them, the config and the instances, whichever control plane made it: the state is the store's.
+    for (const [key, value] of await store.entries(FAULT_PREFIX)) await plane.#faultChanged(key, value);
+    plane.#unwatchFaults = await store.watch(FAULT_PREFIX, ({ key, value }) => void plane.#faultChanged(key, value));
+    plane.#unwatchConfig = await store.watch(CONFIG_KEY, ({ value }) => plane.#configChanged(value));
     for (const [key, value] of await store.entries(INSTANCE_PREFIX)) plane.#instanceChanged(key, value);
     plane.#unwatch = await store.watch(INSTANCE_PREFIX, ({ key, value }) => {
       plane.#instanceChanged(key, value);
@@ -335,6 +331,8 @@ export class ControlPlane {
 
   close(): void {
     this.#unwatch?.();
+    this.#unwatchFaults?.();
+    this.#unwatchConfig?.();
     clearTimeout(this.#publishTimer);
     this.faults.close();
     for (const res of this.#subscribers.keys()) res.destroy();
@@ -346,8 +344,10 @@ export class ControlPlane {
   }
 
   #publish(): void {
-    const faults = this.faults.all()
+    // In id order: every control plane sharing the store makes the same state, so the same version.
+    const faults = [...this.faults.all()]
       .filter((f) => f.origin === 'runtime')
+      .sort((a, b) => a.id.localeCompare(b.id))
       .map((f): FaultConfig => {
         const { ttl: _ttl, ...spec } = f.spec;
         return { ...spec, expiresAt: new Date(f.expiresAt!).toISOString() };
@@ -359,19 +359,78 @@ export class ControlPlane {
     for (const res of this.#subscribers.keys()) send(res, this.#state);
   }
 
+  /**
+   * Writes what changed of the runtime faults to the store, against what this control plane last saw
+   * there (so that it never deletes a fault another control plane added that it has not seen yet). Each
+   * key lives under a lease a little longer than the fault's own: gone from the store when it ends, even
+   * with every control plane down (sidecars end it on their own clocks meanwhile).
+   */
   async #persistFaults(): Promise<void> {
     try {
-      const live = new Set(this.faults.all().filter((f) => f.origin === 'runtime').map((f) => f.id));
-      for (const key of await this.#store.list(FAULT_PREFIX)) {
-        if (!live.has(key.slice(FAULT_PREFIX.length))) await this.#store.delete(key);
+      const live = new Map(this.faults.all().filter((f) => f.origin === 'runtime').map((f) => {
+        const { ttl: _ttl, ...spec } = f.spec;
+        return [f.id, { json: JSON.stringify({ ...spec, expiresAt: new Date(f.expiresAt!).toISOString() }), expiresAt: f.expiresAt! }] as const;
+      }));
+      for (const id of [...this.#stored.keys()]) {
+        if (live.has(id)) continue;
+        this.#stored.delete(id);
+        await this.#store.delete(`${FAULT_PREFIX}${id}`);
       }
-      for (const fault of this.faults.all()) {
-        if (fault.origin !== 'runtime') continue;
-        const { ttl: _ttl, ...spec } = fault.spec;
-        await this.#store.put(`${FAULT_PREFIX}${fault.id}`, JSON.stringify({ ...spec, expiresAt: new Date(fault.expiresAt!).toISOString() }));
+      for (const [id, { json, expiresAt }] of live) {
+        if (this.#stored.get(id) === json) continue;
+        this.#stored.set(id, json);
+        if (this.#store.leasesOutliveProcess) {
+          const lease = await this.#store.grant(Math.max(1_000, expiresAt - Date.now()) + FAULT_LEASE_SLACK_MS);
+          await this.#store.putLeased(`${FAULT_PREFIX}${id}`, json, lease);
+        } else {
+          await this.#store.put(`${FAULT_PREFIX}${id}`, json);
+        }
       }
     } catch (error) {
       this.#log.error({ error: (error as Error).message }, 'could not store the runtime faults');
+    }
+  }
+
+  /** A runtime fault changed in the store (this control plane's write, another's, or a lease's end). */
+  async #faultChanged(key: string, value: string | undefined): Promise<void> {
+    const id = key.slice(FAULT_PREFIX.length);
+    if (value === undefined) {
+      this.#stored.delete(id);
+      this.#loading = true;
+      try {
+        if (this.faults.delete(id)) this.#publish();
+      } finally {
+        this.#loading = false;
+      }
+      return;
+    }
+    if (this.#stored.get(id) === value) return;
+    this.#stored.set(id, value);
+    this.#loading = true;
+    try {
+      this.faults.put(JSON.parse(value) as FaultConfig);
+      this.#publish();
+    } catch (error) {
+      this.#log.warn({ key, error: (error as Error).message }, 'stored fault not taken (expired, or over a limit)');
+      // An expired one is gone for every control plane: its key goes too (one over a limit here may not be elsewhere).
+      const expiresAt = Date.parse((JSON.parse(value) as { expiresAt?: string }).expiresAt ?? '');
+      if (expiresAt <= Date.now()) {
+        this.#stored.delete(id);
+        void this.#store.delete(key).catch(() => undefined);
+      }
+    } finally {
+      this.#loading = false;
+    }
+  }
+
+  /** The config changed in the store (another control plane's PUT /config): validated, then sent on. */
+  #configChanged(text: string | undefined): void {
+    if (text === undefined || text === this.#configText) return;
+    try {
+      this.#setConfig(text, 'store');
+      this.#publish();
+    } catch (error) {
+      this.#log.error({ error: (error as Error).message }, 'the stored config does not validate here: the one in force stays');
     }
   }
 

@@ -1,6 +1,7 @@
 // `faultline control`: the control plane process — its state (plane.ts) behind its API (api.ts) on one
 // listener, the desired state kept in a file store, and the merged event stream fed from each
 // connected sidecar's own /events.
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { readFile } from 'node:fs/promises';
@@ -10,13 +11,16 @@ import { MeshCa } from '../identity/ca.ts';
 import { createControlApp, type IdentityIssuer } from './api.ts';
 import { ControlAccess, type AccessClock } from './auth.ts';
 import { ControlPlane } from './plane.ts';
-import { FileStore } from './store.ts';
+import { openStore } from './open-store.ts';
+import type { Store } from './store.ts';
 
 export interface ControlPlaneOptions {
   readonly listen: string;
   readonly token: string;
   readonly stateDir: string;
   readonly configFile?: string;
+  /** Where the desired state is kept: etcd://host:port[,…][/prefix] (shared by every replica) or a directory; the state directory by default. */
+  readonly store?: string;
   readonly log?: Logger;
   /** An operator's CA (certificate and key, PEM files) instead of one made and kept by the control plane. */
   readonly ca?: { readonly certFile: string; readonly keyFile: string };
@@ -30,17 +34,66 @@ export interface RunningControlPlane {
   close(): Promise<void>;
 }
 
-/** The mesh CA: the operator's, else the one kept in the store, else a new one (then kept, key 0600). */
-async function openCa(store: FileStore, trustDomain: string, files?: { certFile: string; keyFile: string }): Promise<MeshCa> {
+/**
+ * The mesh CA: the operator's, else the one kept in the store, else a new one, kept there. In a file
+ * store the key is a 0600 file; in a shared one (etcd) it is encrypted with a key derived from the admin
+ * token (never a plaintext private key in etcd), and the first control plane to create it wins: the
+ * others load that one, so every replica signs with the same CA.
+ */
+async function openCa(store: Store, token: string, trustDomain: string, files?: { certFile: string; keyFile: string }): Promise<MeshCa> {
   if (files) return MeshCa.load({ certPem: await readFile(files.certFile, 'utf8'), keyPem: await readFile(files.keyFile, 'utf8') }, trustDomain);
-  const certPem = await store.get('ca/cert.pem');
-  const keyPem = await store.get('ca/key.pem');
-  if (certPem && keyPem) return MeshCa.load({ certPem, keyPem }, trustDomain);
+  const shared = store.leasesOutliveProcess;
+  const keyKey = shared ? 'ca/key.sealed' : 'ca/key.pem';
+  const load = async () => {
+    const certPem = await store.get('ca/cert.pem');
+    const stored = await store.get(keyKey);
+    if (!certPem || !stored) return undefined;
+    return MeshCa.load({ certPem, keyPem: shared ? unseal(stored, token) : stored }, trustDomain);
+  };
+  const existing = await load();
+  if (existing) return existing;
   const ca = await MeshCa.create(trustDomain);
   const material = ca.material();
-  await store.put('ca/key.pem', material.keyPem);
+  // The key first, then the certificate: a CA whose certificate is stored has its key stored.
+  if (!(await store.create(keyKey, shared ? seal(material.keyPem, token) : material.keyPem))) {
+    // Another control plane made one at the same moment: theirs is the mesh's.
+    const theirs = await waitForCa(load);
+    return theirs;
+  }
   await store.put('ca/cert.pem', material.certPem);
   return ca;
+}
+
+async function waitForCa(load: () => Promise<MeshCa | undefined>): Promise<MeshCa> {
+  for (let i = 0; i < 100; i++) {
+    const ca = await load();
+    if (ca) return ca;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new FaultlineError(ErrorCode.ConfigInvalid, 'the store has a CA key but no CA certificate: another control plane died making it; remove ca/ from the store');
+}
+
+/** AES-256-GCM with a key derived (HKDF) from the admin token: what a shared store holds of the CA key. */
+function seal(plain: string, token: string): string {
+  const iv = randomBytes(12);
+  const cipher = createCipheriv('aes-256-gcm', sealKey(token), iv);
+  const data = Buffer.concat([cipher.update(plain, 'utf8'), cipher.final()]);
+  return JSON.stringify({ v: 1, iv: iv.toString('base64'), tag: cipher.getAuthTag().toString('base64'), data: data.toString('base64') });
+}
+
+function unseal(sealed: string, token: string): string {
+  const { iv, tag, data } = JSON.parse(sealed) as { iv: string; tag: string; data: string };
+  const decipher = createDecipheriv('aes-256-gcm', sealKey(token), Buffer.from(iv, 'base64'));
+  decipher.setAuthTag(Buffer.from(tag, 'base64'));
+  try {
+    return Buffer.concat([decipher.update(Buffer.from(data, 'base64')), decipher.final()]).toString('utf8');
+  } catch {
+    throw new FaultlineError(ErrorCode.ConfigInvalid, 'the CA key in the store does not open with this admin token: every control plane sharing a store needs the same --token-file');
+  }
+}
+
+function sealKey(token: string): Buffer {
+  return Buffer.from(hkdfSync('sha256', token, 'faultline-ca', 'faultline ca key sealing v1', 32));
 }
 
 export async function startControlPlane(options: ControlPlaneOptions): Promise<RunningControlPlane> {
@@ -53,9 +106,12 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
       throw new FaultlineError(ErrorCode.ConfigUnreadable, `cannot read config ${options.configFile}: ${describe(error)}`, { cause: error });
     }
   }
-  const plane = await ControlPlane.open(new FileStore(options.stateDir), log, configText, options.configFile);
-  const store = new FileStore(options.stateDir);
-  const ca = await openCa(store, plane.snapshot.config.mtls.trustDomain, options.ca);
+  const store = await openStore(options.store, options.stateDir);
+  const plane = await ControlPlane.open(store, log, configText, options.configFile).catch(async (error: unknown) => {
+    await store.close();
+    throw error;
+  });
+  const ca = await openCa(store, options.token, plane.snapshot.config.mtls.trustDomain, options.ca);
   const issuer: IdentityIssuer = {
     async issue(sidecar, csrPem, asked) {
       // A sidecar of the file is of its entry's service; one joined with flags says its service (a join
@@ -88,6 +144,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
       plane.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      await store.close();
     },
   };
 }

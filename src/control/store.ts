@@ -24,8 +24,16 @@ export interface Lease {
 }
 
 export interface Store {
+  /**
+   * Whether leased keys outlive this process (etcd keeps them, and ends them, on its own): then a
+   * control plane stores runtime faults under leases; a file store keeps them as files instead, so that
+   * a restarted control plane has them back (their expiry is in each one).
+   */
+  readonly leasesOutliveProcess: boolean;
   get(key: string): Promise<string | undefined>;
   put(key: string, value: string): Promise<void>;
+  /** Puts the key only if it does not exist yet (one writer wins, whoever else tries at once); true when this one did. */
+  create(key: string, value: string): Promise<boolean>;
   delete(key: string): Promise<void>;
   /** Keys under a prefix ("faults/"), sorted. */
   list(prefix: string): Promise<string[]>;
@@ -63,6 +71,7 @@ interface LocalLease {
  * control plane comes back). Watches see the writes of this process, the only writer of its directory.
  */
 export class FileStore implements Store {
+  readonly leasesOutliveProcess = false;
   readonly #dir: string;
   readonly #leased = new Map<string, string>();
   readonly #leases = new Map<string, LocalLease>();
@@ -88,6 +97,13 @@ export class FileStore implements Store {
     await mkdir(file.slice(0, file.lastIndexOf('/')), { recursive: true, mode: 0o700 });
     await writeFileAtomic(file, value);
     this.#changed(key, value);
+  }
+
+  /** One process writes a file store: checking, then writing, is atomic enough for it. */
+  async create(key: string, value: string): Promise<boolean> {
+    if ((await this.get(key)) !== undefined) return false;
+    await this.put(key, value);
+    return true;
   }
 
   async delete(key: string): Promise<void> {
