@@ -79,6 +79,8 @@ export class Uplink {
     const cursor = await request(`${url}/v1/uplink?sidecar=${encodeURIComponent(sidecar)}`, { headers, headersTimeout: 5_000, bodyTimeout: 5_000 });
     if (cursor.statusCode !== 200) throw new Error(`uplink cursor answered ${cursor.statusCode}: ${(await cursor.body.text()).slice(0, 200)}`);
     const { since } = (await cursor.body.json()) as { since: number };
+    // Closed while asking: no push to start (close() found none to end).
+    if (this.#closed) return;
     // The control plane has more of this sidecar than it ever sent: it restarted, and numbers from 1 again.
     const from = since > events.lastSeq ? 0 : since;
     const requests = this.#requests;
