@@ -119,7 +119,7 @@ export async function startControlledSidecar(options: ControlledSidecarOptions):
       return { removed: synced.removed, faults: running.faults.all().filter((f) => f.origin === 'runtime').map((f) => f.id) };
     });
     // Its events go up over the control connection, for the merged stream and the game days' recorders.
-    const events = new Uplink({ sidecar: name, token: options.token, url: () => client.url, events: running.events, log });
+    const events = new Uplink({ sidecar: name, token: options.token, url: () => client.url, events: running.events, metrics: () => running.metrics.exposition(), log });
     uplink = events;
     client.onCollect((requests) => events.setRequests(requests));
     // Serving, it becomes an endpoint of its service: registered once its listeners are up.

@@ -5,7 +5,6 @@
 // certificate signing. Every error, a parser's or an unknown route's included, is a JSON body
 // (http/api-errors.ts).
 import express, { type Express } from 'express';
-import { request } from 'undici';
 import { ConfigError } from '../config/errors.ts';
 import { ErrorCode } from '../errors.ts';
 import { parseFault } from '../faults/admin.ts';
@@ -249,12 +248,3 @@ export function createControlApp(plane: ControlPlane, access: ControlAccess, ide
   return app;
 }
 
-async function readiness(admin: string): Promise<'ready' | 'not ready' | 'unreachable'> {
-  try {
-    const response = await request(`http://${admin}/ready`, { signal: AbortSignal.timeout(500) });
-    await response.body.dump();
-    return response.statusCode === 200 ? 'ready' : 'not ready';
-  } catch {
-    return 'unreachable';
-  }
-}

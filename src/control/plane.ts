@@ -220,7 +220,8 @@ export class ControlPlane {
 
   /** An event a sidecar pushed: merged into the one stream. */
   relayFrom(sidecar: string, event: MeshEvent): void {
-    this.#status(sidecar).uplink.lastSeq = event.seq;
+    // Metric samples are numbered apart (seq 0): where its events resume is not theirs to say.
+    if (event.type !== 'metrics.sample') this.#status(sidecar).uplink.lastSeq = event.seq;
     this.events.relay(event);
   }
 

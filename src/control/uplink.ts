@@ -6,6 +6,7 @@
 import { PassThrough } from 'node:stream';
 import { request } from 'undici';
 import { pipeEvents } from '../telemetry/event-stream.ts';
+import { parseSamples } from '../telemetry/metrics.ts';
 import type { EventBus } from '../telemetry/events.ts';
 import { silentLogger, type Logger } from '../telemetry/log.ts';
 
@@ -15,8 +16,13 @@ export interface UplinkOptions {
   /** The control plane replica in use (the watch stream's: they fail over together). */
   readonly url: () => string;
   readonly events: EventBus;
+  /** The sidecar's metrics (Prometheus text): while someone records, what changed goes up each second. */
+  readonly metrics?: () => Promise<string>;
   readonly log?: Logger;
 }
+
+/** How often a recorded sidecar's metric samples go up. */
+const METRICS_EVERY_MS = 1_000;
 
 export class Uplink {
   readonly #options: UplinkOptions;
@@ -90,6 +96,9 @@ export class Uplink {
     // control plane knows the uplink is open even while this sidecar has nothing to say.
     body.write('\n');
     const stop = pipeEvents(events, from, body, { requests });
+    // While someone records (request.done wanted), the metric samples that changed, each second, in the
+    // same stream — so that a recorder never needs this sidecar's admin listener either.
+    const sampling = requests && this.#options.metrics ? this.#sampleMetrics(body) : undefined;
     try {
       const response = await request(`${url}/v1/uplink?sidecar=${encodeURIComponent(sidecar)}&requests=${requests}`, {
         method: 'POST',
@@ -102,9 +111,29 @@ export class Uplink {
       await response.body.dump();
       if (response.statusCode !== 204) throw new Error(`uplink answered ${response.statusCode}`);
     } finally {
+      if (sampling) clearInterval(sampling);
       stop();
       body.destroy();
       if (this.#body === body) this.#body = undefined;
     }
+  }
+
+  #lastSamples: Record<string, number> = {};
+  #metricsSeq = 0;
+
+  #sampleMetrics(body: PassThrough): NodeJS.Timeout {
+    const { sidecar, metrics } = this.#options;
+    const timer = setInterval(() => void metrics!().then((text) => {
+      if (body.destroyed || body.writableEnded) return;
+      const samples = parseSamples(text);
+      const changed: Record<string, number> = {};
+      for (const [key, value] of Object.entries(samples)) if (!key.includes('_bucket{') && this.#lastSamples[key] !== value) changed[key] = value;
+      this.#lastSamples = samples;
+      // Numbered apart from the bus's events (seq 0): where to resume is the events' business, not theirs.
+      const sample = { type: 'metrics.sample', seq: 0, time: Date.now(), monotonic: performance.now(), sidecar, samples: changed, sampleNo: ++this.#metricsSeq };
+      body.write(`${JSON.stringify(sample)}\n`);
+    }, () => undefined), METRICS_EVERY_MS);
+    timer.unref();
+    return timer;
   }
 }

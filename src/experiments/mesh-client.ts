@@ -1,6 +1,7 @@
-// What the game-day runner asks of a running mesh: the control plane's API (config, sidecars, faults,
-// the merged event stream, the emergency halt) with its bearer token, and each sidecar's admin
-// listener (its faults, for verifying a rollback; its metrics, for the recording).
+// What the game-day runner asks of a running mesh: the control plane's API (config, sidecars and the
+// faults each says it holds, faults, the merged event stream with every sidecar's events and metric
+// samples, the emergency halt) with its bearer token. Nothing of it reads a sidecar's admin listener:
+// the sidecars may be on other hosts.
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { request } from 'undici';
@@ -117,16 +118,4 @@ export async function targetClient(target: { control: string; tokenFile?: string
   return new MeshClient(target.control, token);
 }
 
-/** A sidecar's /metrics as samples: `name{labels}` → value. */
-export async function sidecarMetrics(admin: string): Promise<Record<string, number>> {
-  const response = await request(`http://${admin}/metrics`, { signal: AbortSignal.timeout(2_000) });
-  const text = await response.body.text();
-  const samples: Record<string, number> = {};
-  for (const line of text.split('\n')) {
-    if (!line || line.startsWith('#')) continue;
-    const space = line.lastIndexOf(' ');
-    const value = Number(line.slice(space + 1));
-    if (Number.isFinite(value)) samples[line.slice(0, space)] = value;
-  }
-  return samples;
-}
+

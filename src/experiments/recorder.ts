@@ -1,11 +1,11 @@
 // A run's recording, written as it happens: every event of every sidecar (the control plane's merged
-// stream), every response of the load, each sidecar's metrics every second — and the same in memory
+// stream, each sidecar's metric samples among them), every response of the load — and the same in memory
 // for the live halt checks and the verdicts.
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { faultTargets } from '../faults/actions/index.ts';
 import type { LoadRecord } from './load.ts';
-import { MeshClient, sidecarMetrics } from './mesh-client.ts';
+import type { MeshClient } from './mesh-client.ts';
 import type { Journal } from './journal.ts';
 import type { Experiment } from './spec.ts';
 import type { Recording } from './verdicts.ts';
@@ -17,7 +17,6 @@ export class Recorder {
   readonly events: Record<string, unknown>[] = [];
   #files: { load: WriteStream; events: WriteStream; metrics: WriteStream } | undefined;
   #stopFollow: (() => void) | undefined;
-  #scrape: NodeJS.Timeout | undefined;
 
   constructor(dir: string) {
     this.#dir = dir;
@@ -29,6 +28,12 @@ export class Recorder {
     this.#files = { load: open('load.ndjson'), events: open('events.ndjson'), metrics: open('metrics.ndjson') };
     const following = client.follow(
       (event) => {
+        // Each sidecar's metric samples that changed each second (sent up with its events while this
+        // records; buckets left out: request durations are in the events, request by request).
+        if (event.type === 'metrics.sample') {
+          this.#files?.metrics.write(`${JSON.stringify({ t: event.time, sidecar: event.sidecar, samples: event.samples })}\n`);
+          return;
+        }
         this.events.push(event);
         this.#files?.events.write(`${JSON.stringify(event)}\n`);
         if (event.type === 'mesh.halted') onHalt(`emergency stop by ${String(event.by)}: ${String(event.reason)}`);
@@ -36,22 +41,6 @@ export class Recorder {
       (error) => this.#files?.events.write(`${JSON.stringify({ type: 'recorder.error', time: Date.now(), error: error.message })}\n`),
     );
     this.#stopFollow = following.stop;
-    // Each second, each sidecar's samples that changed since the last scrape (the first scrape has them
-    // all); histogram buckets are left out — request durations are in the events, request by request.
-    const last = new Map<string, Record<string, number>>();
-    this.#scrape = setInterval(() => void (async () => {
-      const { sidecars } = await client.sidecars();
-      const t = Date.now();
-      await Promise.all(sidecars.filter((s) => s.connected && s.admin).map(async (s) => {
-        const samples = await sidecarMetrics(s.admin!).catch(() => undefined);
-        if (!samples) return;
-        const before = last.get(s.name) ?? {};
-        const changed: Record<string, number> = {};
-        for (const [key, value] of Object.entries(samples)) if (!key.includes('_bucket{') && before[key] !== value) changed[key] = value;
-        last.set(s.name, samples);
-        this.#files?.metrics.write(`${JSON.stringify({ t, sidecar: s.name, samples: changed })}\n`);
-      }));
-    })().catch(() => undefined), 1_000);
     return following.ready;
   }
 
@@ -73,7 +62,6 @@ export class Recorder {
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.#scrape);
     // Let the last events of the run reach the stream before it closes.
     await sleep(300);
     this.#stopFollow?.();

@@ -88,6 +88,11 @@ export interface MeshEvents {
   'authz.denied': EventBase & { requestId: string; traceId: string | null; source: string; destination: string; method: string; path: string; reason: string };
   /** The emergency stop (control plane POST /halt, `faultline stop`): every runtime fault removed. */
   'mesh.halted': EventBase & { by: string; reason: string; deleted: string[] };
+  /**
+   * A sidecar's metric samples that changed in the last second (histogram buckets left out: request
+   * durations are in request.done), pushed up with its events while someone records (uplink.ts).
+   */
+  'metrics.sample': EventBase & { samples: Record<string, number> };
   'config.applied': EventBase & { version: string; source: string };
   'config.rejected': EventBase & { source: string; error: string };
 }

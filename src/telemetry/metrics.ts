@@ -133,3 +133,15 @@ export class MeshMetrics {
     for (const unsubscribe of this.#unsubscribe) unsubscribe();
   }
 }
+
+/** Prometheus text → sample name (with labels) → value. */
+export function parseSamples(text: string): Record<string, number> {
+  const samples: Record<string, number> = {};
+  for (const line of text.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const space = line.lastIndexOf(' ');
+    const value = Number(line.slice(space + 1));
+    if (Number.isFinite(value)) samples[line.slice(0, space)] = value;
+  }
+  return samples;
+}
