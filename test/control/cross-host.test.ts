@@ -4,7 +4,8 @@
 // from host 2's side through its sidecar reaches host 3's app over mTLS; host 3's inbound refuses
 // plaintext. Then a fleet: sidecars that join by flags with join tokens (the same loopback ports on
 // every host), whose instance, readiness, events and emergency stop all reach the control plane over
-// their own connections — nothing reads another host's loopback.
+// their own connections — nothing reads another host's loopback; and a host cut off, whose instance
+// leaves with its lease and comes back when healed.
 import { expect } from 'chai';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, writeFile } from 'node:fs/promises';
@@ -31,7 +32,7 @@ function startIn(hosts: HostNetwork, host: number, args: string[]): Promise<{ ch
 }
 
 describe('the mesh across hosts', function () {
-  this.timeout(30_000);
+  this.timeout(60_000);
   let hosts: HostNetwork;
 
   before(async () => {
@@ -99,7 +100,7 @@ describe('the mesh across hosts', function () {
     await serveIn(hosts, h3, '127.0.0.1:8090', 'hello');
     const join_ = (host: number, service: string, flags: string[]) =>
       startIn(hosts, host, ['sidecar', '--control', url, '--token-file', join(dir, `${service}.token`), '--service', service, '--admin', '127.0.0.1:15020', '--state-dir', join(dir, `${service}-${host}`), ...flags]);
-    const hello = await join_(3, 'hello', ['--app', '127.0.0.1:8090', '--inbound', '0.0.0.0:15016', '--advertise', `${h3.address}:15016`, '--labels', 'version=v1']);
+    const hello = await join_(3, 'hello', ['--app', '127.0.0.1:8090', '--inbound', '0.0.0.0:15016', '--advertise', `${h3.address}:15016`, '--labels', 'version=v1', '--lease', '3s']);
     await join_(2, 'client', ['--outbound', '127.0.0.1:15021']);
     expect(hello.printed.inbound).to.equal('0.0.0.0:15016');
 
@@ -141,5 +142,29 @@ describe('the mesh across hosts', function () {
     const stop = await faultlineIn(hosts, h1, ['stop', '--control', url, '--token-file', join(dir, 'admin.token'), '--by', 'tester', '--reason', 'drill']);
     expect(stop.code, stop.stdout + stop.stderr).to.equal(0);
     expect(stop.stdout).to.contain('halted by tester: 1 runtime fault(s) removed (hello-down)').and.contain('verified: no runtime fault is left on any of 2 sidecar(s)');
+
+    // Host 3 cut off (its link down): its instance stays everywhere until its 3 s lease says otherwise,
+    // then leaves; host 3's sidecar goes on serving locally; healed, it registers again and is called again.
+    await hosts.cut(h3);
+    const cutAt = Date.now();
+    const registered = async () => ((await json('/instances')).body.instances as unknown[]).length;
+    await waitUntil(async () => (await registered()) === 0, 10_000, 'the cut-off instance to leave with its lease');
+    expect(Date.now() - cutAt, 'not before its lease could end').to.be.above(3_000 / 3);
+    expect(await requestFrom(hosts, h3, 'http://127.0.0.1:15020/ready')).to.have.property('status', 200);
+    await hosts.heal(h3);
+    await waitUntil(async () => (await registered()) === 1, 15_000, 'the healed instance to register again');
+    await waitUntil(async () => {
+      const again = await requestFrom(hosts, h2, 'http://127.0.0.1:15021/', { headers: { host: 'hello' }, timeoutMs: 3_000 });
+      return 'status' in again && again.status === 200;
+    }, 10_000, 'client to call hello again');
   });
 });
+
+/** Polls an async probe until it holds, or fails after `ms`. */
+async function waitUntil(probe: () => Promise<boolean>, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await probe().catch(() => false))) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
