@@ -133,8 +133,22 @@ program
   .option('--listen <address>', 'where the control plane listens', '127.0.0.1:15100')
   .option('--state-dir <dir>', 'control plane store, kept snapshots and the token file', '.faultline')
   .option('--token-file <file>', 'use this bearer token (else a new one is made and written to <state-dir>/token)')
-  .action(async (file: string, options: { listen: string; stateDir: string; tokenFile?: string }) => {
+  .option('--hosts <n>', 'spread the mesh over N hosts on this machine (network namespaces; root only): a three-member etcd and a control plane on each of the first three, each sidecar joining on the next host', (v) => Number.parseInt(v, 10))
+  .option('--subnet <cidr>', 'with --hosts: the hosts\' IPv4 range', '10.213.0.0/24')
+  .action(async (file: string, options: { listen: string; stateDir: string; tokenFile?: string; hosts?: number; subnet: string }) => {
     const log = createLogger('faultline-up', process.env.FAULTLINE_LOG_LEVEL ?? 'warn');
+    if (options.hosts !== undefined) {
+      if (!Number.isInteger(options.hosts) || options.hosts < 1) throw new InvalidArgumentError('--hosts: a whole number of hosts, at least 1');
+      const { upOnHosts } = await import('../control/up-hosts.ts');
+      const mesh = await upOnHosts({ file, hosts: options.hosts, subnet: options.subnet, stateDir: options.stateDir, log, ...(options.tokenFile && { token: await readToken(options.tokenFile) }) });
+      process.stdout.write(mesh.table());
+      process.stdout.write(`ready; a game day here: target {control: ${mesh.controls[0]}} (token in ${mesh.tokenFile}); Ctrl-C stops everything\n`);
+      stopOnSignal(async () => {
+        await mesh.close();
+        log.flush();
+      });
+      return;
+    }
     const { up } = await import('../control/up.ts');
     const mesh = await up({ file, listen: options.listen, stateDir: options.stateDir, log, ...(options.tokenFile && { token: await readToken(options.tokenFile) }) });
     process.stdout.write(mesh.table());

@@ -67,13 +67,17 @@ export function addressesIn(subnet: string, count: number): string[] {
 export class HostNetwork {
   readonly prefix: string;
   readonly hosts: readonly Host[];
+  /** The IPv4 range, as given. */
+  readonly subnet: string;
   readonly #switch: string;
+  #gateway: string | undefined;
   readonly #children = new Set<ChildProcess>();
   #closing: Promise<void> | undefined;
 
-  private constructor(prefix: string, hosts: Host[]) {
+  private constructor(prefix: string, hosts: Host[], subnet: string) {
     this.prefix = prefix;
     this.hosts = hosts;
+    this.subnet = subnet;
     this.#switch = `${prefix}sw`;
   }
 
@@ -85,7 +89,7 @@ export class HostNetwork {
     if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,40}$/.test(prefix)) throw new FaultlineError(ErrorCode.HostsInvalid, `prefix ${JSON.stringify(prefix)}: letters, digits, . _ - only (at most 41)`);
     await removeLeftovers(prefix);
     const hosts = cidrs.map((cidr, i): Host => ({ name: `h${i + 1}`, namespace: `${prefix}h${i + 1}`, address: cidr.slice(0, cidr.indexOf('/')) }));
-    const network = new HostNetwork(prefix, hosts);
+    const network = new HostNetwork(prefix, hosts, options.subnet ?? DEFAULT_SUBNET);
     open.add(network);
     installExitHooks();
     try {
@@ -106,6 +110,28 @@ export class HostNetwork {
       throw error;
     }
     return network;
+  }
+
+  /**
+   * Puts this machine itself on the hosts' network (a veth from its own namespace onto the bridge, with
+   * the range's last address), so that an operator's commands here reach the hosts — `faultline up
+   * --hosts`. Two networks on one range must not both do it. Returns the machine's address there.
+   */
+  async attachHere(): Promise<string> {
+    if (this.#gateway) return this.#gateway;
+    const match = /^(\d+)\.(\d+)\.(\d+)\.(\d+)\/(\d+)$/.exec(this.subnet)!;
+    const bits = Number(match[5]);
+    const network = (match.slice(1, 5).map(Number).reduce((n, o) => n * 256 + o, 0) & ((0xffffffff << (32 - bits)) >>> 0)) >>> 0;
+    const last = (network + 2 ** (32 - bits) - 2) >>> 0;
+    const address = `${last >>> 24}.${(last >>> 16) & 255}.${(last >>> 8) & 255}.${last & 255}`;
+    // The link's name in this namespace (15 characters at most); its peer goes with the bridge's namespace.
+    const link = `flgw${process.pid}`.slice(0, 15);
+    await ip('link', 'add', link, 'type', 'veth', 'peer', 'name', 'gw', 'netns', this.#switch);
+    await ip('-n', this.#switch, 'link', 'set', 'gw', 'master', 'br0', 'up');
+    await ip('addr', 'add', `${address}/${bits}`, 'dev', link);
+    await ip('link', 'set', link, 'up');
+    this.#gateway = address;
+    return address;
   }
 
   /** A host by name (h1…) or number (1…). */
