@@ -6,13 +6,15 @@
 // sidecar does (src/control/registration.ts). Measured:
 // - registration: from each PUT until every subscriber's latest snapshot holds the instance (all M at
 //   once, a fleet starting; then a few single joins with the fleet up);
-// - config: from PUT /config until every subscriber acknowledged its version;
+// - config: from PUT /config until every subscriber received its version, and acknowledged it;
 // - clean stop: from DELETE /v1/instances/:name until no subscriber's latest snapshot holds it;
 // - kill -9: from the moment an instance stops renewing until no subscriber holds it (and from its last
 //   renewal, which is where its lease runs from);
 // - the control plane's RSS and CPU in each phase (its own process: nothing else in it).
-// `--store etcd` runs three control plane replicas on a three-member etcd (Debian's etcd-server), the
-// subscribers and instances spread over them, when `faultline control` takes `--store`.
+// `--store etcd` runs three control plane replicas on a three-member etcd (Debian's etcd-server, as the
+// tests start it), the subscribers and instances spread over them; `faultline control` must take
+// `--store`. `--cli FILE` runs another tree's CLI. Sizes: `--quick`, `--subscribers N` `--instances M`
+// `--lease MS` (or FLEET_SUBSCRIBERS, FLEET_INSTANCES, FLEET_LEASE_MS, FLEET_STORE).
 // Every wait has a deadline and the whole run stops at 5 minutes; traffic is on loopback only.
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -35,33 +37,45 @@ const CLEAN_STOPS = 5;
 const KILLS = 5;
 const STEADY_MS = 3_000;
 
-const { values: flags } = parseArgs({
-  options: {
-    subscribers: { type: 'string' },
-    instances: { type: 'string' },
-    lease: { type: 'string' },
-    store: { type: 'string' },
-    quick: { type: 'boolean', default: false },
-    cli: { type: 'string' },
-  },
-});
+/** Bad flags: said in one line, and no run. */
+function usage(message: string): never {
+  process.stderr.write(`fleet bench: ${message}\nusage: node bench/fleet.ts [--quick] [--subscribers N] [--instances M] [--lease MS] [--store file|etcd] [--cli FILE]\n`);
+  process.exit(2);
+}
+
+const flags = (() => {
+  try {
+    return parseArgs({
+      options: {
+        subscribers: { type: 'string' },
+        instances: { type: 'string' },
+        lease: { type: 'string' },
+        store: { type: 'string' },
+        quick: { type: 'boolean', default: false },
+        cli: { type: 'string' },
+      },
+    }).values;
+  } catch (error) {
+    return usage((error as Error).message);
+  }
+})();
 /** The built CLI when there is one (as deployed), else the source; or another tree's (`--cli`). */
 const CLI = flags.cli ?? (existsSync('dist/cli/main.js') ? 'dist/cli/main.js' : 'src/cli/main.ts');
 const env = process.env;
-const count = (flag: string | undefined, name: string, fallback: number): number => {
-  const text = flag ?? env[name];
+const count = (flag: string, variable: string, min: number, max: number, fallback: number): number => {
+  const text = flags[flag as 'subscribers'] ?? env[variable];
   if (text === undefined || text === '') return fallback;
   const n = Number(text);
-  if (!Number.isInteger(n) || n < 1 || n > 20_000) throw new Error(`${name.toLowerCase()}: a whole number from 1 to 20000, not "${text}"`);
+  if (!Number.isInteger(n) || n < min || n > max) usage(`--${flag} (or ${variable}): a whole number from ${min} to ${max}, not "${text}"`);
   return n;
 };
-const SUBSCRIBERS = count(flags.subscribers, 'FLEET_SUBSCRIBERS', flags.quick ? 100 : 1_000);
-const INSTANCES = count(flags.instances, 'FLEET_INSTANCES', flags.quick ? 20 : 200);
-const LEASE_MS = count(flags.lease, 'FLEET_LEASE_MS', 2_000);
+const SUBSCRIBERS = count('subscribers', 'FLEET_SUBSCRIBERS', 1, 10_000, flags.quick ? 100 : 1_000);
+// At least 4: a quarter each for single joins, clean stops and kills (at most 10, 5 and 5).
+const INSTANCES = count('instances', 'FLEET_INSTANCES', 4, 5_000, flags.quick ? 20 : 200);
+// The control plane takes 1 s to 1 h; a kill is waited for at most WAIT_MS.
+const LEASE_MS = count('lease', 'FLEET_LEASE_MS', 1_000, 20_000, 2_000);
 const STORE = flags.store ?? env.FLEET_STORE ?? 'file';
-if (STORE !== 'file' && STORE !== 'etcd') throw new Error(`--store: file or etcd, not "${STORE}"`);
-if (LEASE_MS < 1_000 || LEASE_MS > 60_000) throw new Error('--lease: from 1000 to 60000 ms (the control plane takes 1 s to 1 h)');
-if (INSTANCES < 4) throw new Error('--instances: at least 4 (a quarter each for single joins, clean stops and kills, at most 10, 5 and 5)');
+if (STORE !== 'file' && STORE !== 'etcd') usage(`--store (or FLEET_STORE): file or etcd, not "${STORE}"`);
 
 const deadline = setTimeout(() => {
   process.stderr.write(`fleet bench: not done after ${RUN_DEADLINE_MS / 1000} s, stopping\n`);
