@@ -62,7 +62,8 @@ export function joinedSpec(join: JoinOptions): { self: SidecarConfig & { name: s
     throw new FaultlineError(ErrorCode.ConfigInvalid, `--inbound ${join.inbound} listens on every address: say which one other hosts reach it at with --advertise HOST:PORT`);
   }
   const advertise = join.inbound === undefined ? undefined : (join.advertise ?? join.inbound);
-  const name = join.name ?? `${join.service}-${(advertise ?? `${hostname()}-${process.pid}`).toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '')}`.slice(0, 63).replace(/-+$/, '');
+  // A client-only one is named after its host: the same name when it restarts (two on one host need --name).
+  const name = join.name ?? `${join.service}-${(advertise ?? hostname()).toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '')}`.slice(0, 63).replace(/-+$/, '');
   const parsed = SidecarSchema.safeParse({
     name,
     service: join.service,
@@ -152,6 +153,7 @@ export async function startControlledSidecar(options: ControlledSidecarOptions):
       await pushing.close();
       identity?.close();
       await client.close();
+      await client.leave();
       await started.close();
     },
   };

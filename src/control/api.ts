@@ -148,6 +148,15 @@ export function createControlApp(plane: ControlPlane, access: ControlAccess, ide
     res.status(204).end();
   });
 
+  // A sidecar that stops cleanly says so: it leaves the list (a sidecar that is gone holds no fault).
+  app.post('/v1/leave', express.json(), (req, res) => {
+    const { sidecar } = (req.body ?? {}) as { sidecar?: unknown };
+    if (typeof sidecar !== 'string') return void res.status(400).json({ error: 'leave needs {sidecar}' });
+    if (!allowedAs(res, serviceOfSidecar(plane, sidecar), `sidecar "${sidecar}"`)) return;
+    plane.forget(sidecar);
+    res.status(204).end();
+  });
+
   // A sidecar's events, pushed: where to resume, then the stream itself (NDJSON in the request body).
   app.get('/v1/uplink', (req, res) => {
     const sidecar = String(req.query.sidecar ?? '');

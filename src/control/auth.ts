@@ -30,6 +30,7 @@ const systemAccessClock: AccessClock = {
 const JOIN_ROUTES: readonly { readonly methods: readonly string[]; readonly path: RegExp }[] = [
   { methods: ['GET'], path: /^\/v1\/watch$/ },
   { methods: ['POST'], path: /^\/v1\/ack$/ },
+  { methods: ['POST'], path: /^\/v1\/leave$/ },
   { methods: ['POST'], path: /^\/v1\/identity$/ },
   { methods: ['GET', 'POST'], path: /^\/v1\/uplink$/ },
   { methods: ['PUT', 'DELETE'], path: /^\/v1\/instances\/[^/]+$/ },

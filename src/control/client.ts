@@ -132,6 +132,22 @@ export class ControlClient {
     if (pending) void this.#receive(pending);
   }
 
+  /** Says this sidecar leaves for good (a clean stop), after close(): best effort, the replica in use only. */
+  async leave(): Promise<void> {
+    try {
+      const response = await request(`${this.url}/v1/leave`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${this.#options.token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ sidecar: this.#options.sidecar }),
+        headersTimeout: 2_000,
+        bodyTimeout: 2_000,
+      });
+      await response.body.dump();
+    } catch (error) {
+      this.#log.debug({ error: (error as Error).message }, 'could not say it leaves');
+    }
+  }
+
   async close(): Promise<void> {
     this.#closed = true;
     this.#abort?.abort();

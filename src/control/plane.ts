@@ -308,6 +308,15 @@ export class ControlPlane {
     for (const waiter of this.#ackWaiters) waiter();
   }
 
+  /**
+   * A sidecar left for good (a clean stop): it is no longer listed, so that an emergency stop does not
+   * wait for, or fail on, a sidecar that is gone.
+   */
+  forget(sidecar: string): void {
+    if (this.#sidecars.delete(sidecar)) this.#log.info({ sidecar }, 'sidecar left');
+    for (const waiter of this.#ackWaiters) waiter();
+  }
+
   sidecars(): SidecarStatus[] {
     return [...this.#sidecars.values()].sort((a, b) => a.name.localeCompare(b.name));
   }

@@ -104,6 +104,8 @@ describe('control plane: instances that register themselves', function () {
     await waitFor(() => endpointsSeen().length === 2, 5_000, 'the caller to drop the instance that left');
     expect(Date.now() - stoppedAt, 'gone by deregistration, not by its 10 s lease').to.be.below(5_000);
     expect((await instances(control.url)).map((i) => i.name)).to.deep.equal(['payments-b']);
+    // It said it leaves: it is not listed among the sidecars either (an emergency stop will not wait for it).
+    expect(control.plane.sidecars().map((s) => s.name)).not.to.include('payments-a');
     // v1 has no instance left: its half of the route is 503 UH; v2's is payments-b.
     const replies = await Promise.all(Array.from({ length: 20 }, () => call(caller.sidecar.addresses.outbound!, 'payments')));
     expect(new Set(replies.map((r) => (r.status === 200 ? r.json<{ name: string }>().name : `${r.status} ${String(r.headers['x-faultline-flags'])}`)))).to.deep.equal(new Set(['payments-b', '503 UH']));
