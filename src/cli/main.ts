@@ -290,7 +290,7 @@ program
 program
   .command('stop')
   .description('emergency stop: remove every runtime fault mesh-wide at once and halt running experiments')
-  .option('--control <url>', 'the control plane', 'http://127.0.0.1:15100')
+  .option('--control <urls>', 'the control plane (replicas comma-separated: every one is checked)', 'http://127.0.0.1:15100')
   .option('--token-file <file>', 'its bearer token (or set FAULTLINE_TOKEN)')
   .option('--by <name>', 'who stops it (recorded)', process.env.USER ?? 'unknown')
   .option('--reason <text>', 'why (recorded)', 'emergency stop')
