@@ -1,0 +1,126 @@
+// A game day against replicated control planes (two on one real etcd), and the drill of issue 22:
+// the replica some sidecars are attached to dies mid-method. The run goes on through the other — its
+// fault renewals, its recording (every sidecar's events, replayed ones once), its rollback verified
+// from the sidecars' acks on the survivor — and no fault and no instance is lost or left behind.
+import { expect } from 'chai';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { stringify } from 'yaml';
+import { startControlledSidecar, type ControlledSidecar } from '../../src/control/agent.ts';
+import { startControlPlane, type RunningControlPlane } from '../../src/control/server.ts';
+import { runExperiment } from '../../src/experiments/runner.ts';
+import { startEtcd, type EtcdCluster } from '../helpers/etcd.ts';
+import { freeAddress, startUpstream, waitFor, type Upstream } from '../helpers/net.ts';
+
+const TOKEN = 'replicas-gameday-token';
+const quiet = { write: () => true, isTTY: false } as unknown as NodeJS.WriteStream;
+
+async function get(url: string, path: string): Promise<Record<string, unknown>> {
+  const response = await request(`${url}${path}`, { headers: { authorization: `Bearer ${TOKEN}` } });
+  expect(response.statusCode, `GET ${url}${path}`).to.equal(200);
+  return (await response.body.json()) as Record<string, unknown>;
+}
+
+describe('a game day against replicated control planes', function () {
+  this.timeout(60_000);
+  let etcd: EtcdCluster;
+  let dir: string;
+  const replicas: RunningControlPlane[] = [];
+  const sidecars = new Map<string, ControlledSidecar>();
+  const apps: Upstream[] = [];
+
+  before(async () => {
+    etcd = await startEtcd(1);
+    dir = await mkdtemp(join(tmpdir(), 'faultline-replicas-gameday-'));
+    const store = `etcd://${etcd.hosts.join(',')}/gameday-${process.pid}`;
+    await writeFile(join(dir, 'token'), TOKEN);
+    await writeFile(join(dir, 'mesh.yaml'), stringify({
+      mesh: { name: 'replicated' },
+      services: [{ name: 'web' }, { name: 'api' }],
+      routes: [{ name: 'api', match: { host: 'api' }, destinations: [{ service: 'api' }], retries: { attempts: 2, retryOn: ['5xx'], backoff: { base: '1ms', max: '5ms' } } }],
+    }));
+    replicas.push(await startControlPlane({ listen: await freeAddress(), token: TOKEN, stateDir: join(dir, 'cp0'), store, configFile: join(dir, 'mesh.yaml') }));
+    replicas.push(await startControlPlane({ listen: await freeAddress(), token: TOKEN, stateDir: join(dir, 'cp1'), store }));
+    const urls = replicas.map((r) => r.url);
+    // Every sidecar is given both replicas; each starts at either (a fleet spreads over them).
+    const join_ = async (name: string, service: string, extra: Record<string, string>) => {
+      const s = await startControlledSidecar({ url: urls, token: TOKEN, stateDir: join(dir, `s-${name}`), waitMs: 5_000, join: { service, name, admin: await freeAddress(), ...extra } });
+      sidecars.set(name, s);
+    };
+    for (const i of [1, 2]) {
+      const app = await startUpstream(`api-${i}`);
+      apps.push(app);
+      await join_(`api-${i}`, 'api', { app: app.address, inbound: await freeAddress() });
+    }
+    await join_('web-1', 'web', { outbound: await freeAddress() });
+    const web = sidecars.get('web-1')!.sidecar;
+    await waitFor(() => web.snapshot.services.get('api')?.endpoints.length === 2, 10_000, 'web-1 to have both api instances');
+    await waitFor(async () => {
+      const lists = await Promise.all(urls.map((u) => get(u, '/sidecars')));
+      const versions = new Set(lists.map((l) => l.version));
+      const ready = lists.flatMap((l) => (l.sidecars as { name: string; health: string }[]).filter((s) => s.health === 'ready').map((s) => s.name));
+      return versions.size === 1 && ready.length === 3;
+    }, 10_000, 'every sidecar ready on one version, on one replica or the other');
+  });
+
+  after(async () => {
+    for (const s of sidecars.values()) await s.close().catch(() => undefined);
+    for (const r of replicas) await r.close().catch(() => undefined);
+    for (const app of apps) await app.close();
+    await etcd?.stop();
+  });
+
+  it('completes when the replica its sidecars are attached to dies mid-method: recorded, rolled back, nothing lost', async () => {
+    const web = sidecars.get('web-1')!;
+    const file = join(dir, 'gameday.yaml');
+    await writeFile(file, stringify({
+      name: 'replicas-gameday',
+      target: { control: replicas.map((r) => r.url), tokenFile: 'token' },
+      load: { url: `http://${web.sidecar.addresses.outbound!}`, requests: [{ path: '/', headers: { host: 'api' } }], rate: 40 },
+      phases: { warmup: '500ms', baseline: '1500ms', recovery: '1s' },
+      steadyState: [{ availability: { service: 'api', min: 90 } }],
+      method: [{ at: '0s', duration: '4s', fault: { id: 'api-aborts', match: { destination: 'api' }, at: 'attempt', percent: 20, abort: { status: 503 } } }],
+      expect: [{ retriesMask: { service: 'api', min: 50 } }],
+    }));
+    const running = runExperiment({ file, out: join(dir, 'reports'), seed: 3, stream: quiet });
+
+    // Mid-method, with the fault in force, the replica web-1 is attached to dies.
+    await waitFor(() => web.sidecar.faults.get('api-aborts'), 15_000, 'the fault to be in force on web-1');
+    const doomed = replicas.find((r) => r.url === web.client.url)!;
+    const survivor = replicas.find((r) => r !== doomed)!;
+    const attached = [...sidecars].filter(([, s]) => s.client.url === doomed.url).map(([name]) => name);
+    await doomed.close();
+    const killedAt = Date.now();
+    await waitFor(() => [...sidecars.values()].every((s) => s.client.connected && s.client.url === survivor.url), 10_000, 'every sidecar to fail over to the survivor');
+
+    const result = await running;
+    expect(result.outcome, result.journal.reason ?? '').to.be.oneOf(['passed', 'failed']);
+    const method = result.journal.phases.find((p) => p.name === 'method')!;
+    expect(method.outcome).to.equal('done');
+    expect(Date.parse(method.endedAt!)).to.be.above(killedAt);
+    // The fault was renewed through the survivor after the kill (its lease is 5 s; the step 4 s).
+    expect(result.journal.faults[0]!.renewals).to.be.at.least(3);
+    expect(result.journal.rollback).to.include({ verified: true });
+
+    // The recording: every sidecar's events after the kill (those attached to the dead replica came
+    // through the survivor), and no event twice though the failed-over ones replayed their history.
+    const events = (await readFile(join(result.dir, 'events.ndjson'), 'utf8')).trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+    for (const name of sidecars.keys()) {
+      expect(events.some((e) => e.sidecar === name && (e.time as number) > killedAt), `events of ${name} after the kill (attached to the dead replica: ${attached.join(', ')})`).to.equal(true);
+    }
+    const keys = events.filter((e) => typeof e.sourceSeq === 'number').map((e) => `${String(e.sidecar)}#${String(e.sourceSeq)}`);
+    expect(new Set(keys).size).to.equal(keys.length);
+    const kept = (await readFile(join(result.dir, 'metrics.ndjson'), 'utf8')).trim().split('\n').map((line) => JSON.parse(line) as { t: number; sidecar: string });
+    expect(kept.some((m) => m.sidecar === 'web-1' && m.t > killedAt), 'metric samples of web-1 after the kill').to.equal(true);
+    // The hypotheses were judged on web-1's request.done, which came through the merge.
+    expect(result.journal.verdicts.map((v) => v.outcome)).not.to.include('inconclusive');
+
+    // Nothing left behind: no fault on any sidecar or in the surviving replica; every instance listed.
+    for (const [name, s] of sidecars) expect(s.sidecar.faults.all().filter((f) => f.origin !== 'config').map((f) => f.id), name).to.deep.equal([]);
+    expect((await get(survivor.url, '/faults')).faults).to.deep.equal([]);
+    const instances = (await get(survivor.url, '/instances')).instances as { name: string }[];
+    expect(instances.map((i) => i.name).sort()).to.deep.equal(['api-1', 'api-2']);
+  });
+});
