@@ -1,5 +1,5 @@
 // A game day against replicated control planes (two on one real etcd), and the drill of issue 22:
-// the replica some sidecars are attached to dies mid-method. The run goes on through the other — its
+// the leader, which some sidecars are attached to, dies mid-method; the other leads. The run goes on through the other — its
 // fault renewals, its recording (every sidecar's events, replayed ones once), its rollback verified
 // from the sidecars' acks on the survivor — and no fault and no instance is lost or left behind.
 import { expect } from 'chai';
@@ -31,6 +31,12 @@ describe('a game day against replicated control planes', function () {
   const sidecars = new Map<string, ControlledSidecar>();
   const apps: Upstream[] = [];
 
+  const startReplica = async (listen: string, store: string, withConfig: boolean): Promise<string> => {
+    const replica = await startControlPlane({ listen, token: TOKEN, stateDir: join(dir, `cp${replicas.length}`), store, leaderTtlMs: 2_000, ...(withConfig && { configFile: join(dir, 'mesh.yaml') }) });
+    replicas.push(replica);
+    return replica.url;
+  };
+
   before(async () => {
     etcd = await startEtcd(1);
     dir = await mkdtemp(join(tmpdir(), 'faultline-replicas-gameday-'));
@@ -41,20 +47,24 @@ describe('a game day against replicated control planes', function () {
       services: [{ name: 'web' }, { name: 'api' }],
       routes: [{ name: 'api', match: { host: 'api' }, destinations: [{ service: 'api' }], retries: { attempts: 2, retryOn: ['5xx'], backoff: { base: '1ms', max: '5ms' } } }],
     }));
-    replicas.push(await startControlPlane({ listen: await freeAddress(), token: TOKEN, stateDir: join(dir, 'cp0'), store, configFile: join(dir, 'mesh.yaml') }));
-    replicas.push(await startControlPlane({ listen: await freeAddress(), token: TOKEN, stateDir: join(dir, 'cp1'), store }));
-    const urls = replicas.map((r) => r.url);
-    // Every sidecar is given both replicas; each starts at either (a fleet spreads over them).
+    // Replica 0 starts first, so it leads; web-1 and api-1 join while replica 1 is not up yet, so they are
+    // attached to the leader — the replica the drill kills; api-2 joins either.
+    const second = await freeAddress();
+    const urls = [await startReplica(await freeAddress(), store, true), `http://${second}`];
+    await waitFor(() => replicas[0]!.leadership.isLeader, 5_000, 'replica 0 to lead');
     const join_ = async (name: string, service: string, extra: Record<string, string>) => {
       const s = await startControlledSidecar({ url: urls, token: TOKEN, stateDir: join(dir, `s-${name}`), waitMs: 5_000, join: { service, name, admin: await freeAddress(), ...extra } });
       sidecars.set(name, s);
     };
-    for (const i of [1, 2]) {
-      const app = await startUpstream(`api-${i}`);
-      apps.push(app);
-      await join_(`api-${i}`, 'api', { app: app.address, inbound: await freeAddress() });
-    }
+    const app = async (name: string) => {
+      const upstream = await startUpstream(name);
+      apps.push(upstream);
+      return upstream.address;
+    };
     await join_('web-1', 'web', { outbound: await freeAddress() });
+    await join_('api-1', 'api', { app: await app('api-1'), inbound: await freeAddress() });
+    await startReplica(second, store, false);
+    await join_('api-2', 'api', { app: await app('api-2'), inbound: await freeAddress() });
     const web = sidecars.get('web-1')!.sidecar;
     await waitFor(() => web.snapshot.services.get('api')?.endpoints.length === 2, 10_000, 'web-1 to have both api instances');
     await waitFor(async () => {
@@ -72,7 +82,7 @@ describe('a game day against replicated control planes', function () {
     await etcd?.stop();
   });
 
-  it('completes when the replica its sidecars are attached to dies mid-method: recorded, rolled back, nothing lost', async () => {
+  it('completes when the leader, which sidecars are attached to, dies mid-method: the other leads; recorded, rolled back, nothing lost', async () => {
     const web = sidecars.get('web-1')!;
     const file = join(dir, 'gameday.yaml');
     await writeFile(file, stringify({
@@ -86,13 +96,16 @@ describe('a game day against replicated control planes', function () {
     }));
     const running = runExperiment({ file, out: join(dir, 'reports'), seed: 3, stream: quiet });
 
-    // Mid-method, with the fault in force, the replica web-1 is attached to dies.
+    // Mid-method, with the fault in force, the leader dies: the replica web-1 and api-1 are attached to.
     await waitFor(() => web.sidecar.faults.get('api-aborts'), 15_000, 'the fault to be in force on web-1');
-    const doomed = replicas.find((r) => r.url === web.client.url)!;
-    const survivor = replicas.find((r) => r !== doomed)!;
+    const [doomed, survivor] = replicas as [RunningControlPlane, RunningControlPlane];
+    expect(await get(survivor.url, '/leader')).to.deep.equal({ leader: doomed.url, self: survivor.url, leading: false });
+    expect(web.client.url).to.equal(doomed.url);
     const attached = [...sidecars].filter(([, s]) => s.client.url === doomed.url).map(([name]) => name);
     await doomed.close();
     const killedAt = Date.now();
+    // It resigned as it closed: the survivor leads at once (a leader that dies without a word: leader.test.ts).
+    await waitFor(async () => (await get(survivor.url, '/leader')).leading === true, 2_000, 'the survivor to lead');
     await waitFor(() => [...sidecars.values()].every((s) => s.client.connected && s.client.url === survivor.url), 10_000, 'every sidecar to fail over to the survivor');
 
     const result = await running;
