@@ -1,7 +1,9 @@
 // The merged event streams of several control-plane replicas, made one: every sidecar pushes its events
 // to the replica it is attached to, and when that replica dies it fails over and replays its history
 // to the next one (which never had it). Relayed events are told apart by (sidecar, sourceSeq), so a
-// replayed one passes once; history from before the stream began is not this stream's. A replica's
+// replayed one — the same event, its times untouched — passes once (a sidecar that restarted numbers
+// from 1 again: its events have other times, and pass); history from before the stream began is not
+// this stream's. A replica's
 // own events (its fault table's fault.installed/removed, made by every replica from the one store)
 // pass once per occurrence, whichever replica says it first; metric samples (seq 0) and a stream's
 // events.dropped always pass.
@@ -11,8 +13,8 @@ const STAMPS = new Set(['seq', 'time', 'monotonic', 'sourceSeq']);
 
 export class EventMerge {
   readonly #since: number;
-  /** Per sidecar, the sourceSeqs passed. */
-  readonly #seen = new Map<string, Set<number>>();
+  /** Per sidecar, the sourceSeqs passed, each with its event's monotonic time. */
+  readonly #seen = new Map<string, Map<number, unknown>>();
   /** Per replica's own event (by content), how many times each replica said it, and how many passed. */
   readonly #own = new Map<string, { passed: number; said: Map<string, number> }>();
 
@@ -28,9 +30,9 @@ export class EventMerge {
       if (typeof event.time === 'number' && event.time < this.#since) return false;
       const sidecar = String(event.sidecar);
       let seen = this.#seen.get(sidecar);
-      if (!seen) this.#seen.set(sidecar, (seen = new Set()));
-      if (seen.has(event.sourceSeq)) return false;
-      seen.add(event.sourceSeq);
+      if (!seen) this.#seen.set(sidecar, (seen = new Map()));
+      if (seen.has(event.sourceSeq) && seen.get(event.sourceSeq) === event.monotonic) return false;
+      seen.set(event.sourceSeq, event.monotonic);
       return true;
     }
     const key = JSON.stringify(Object.entries(event).filter(([k]) => !STAMPS.has(k)));
