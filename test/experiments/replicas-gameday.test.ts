@@ -10,6 +10,7 @@ import { request } from 'undici';
 import { stringify } from 'yaml';
 import { startControlledSidecar, type ControlledSidecar } from '../../src/control/agent.ts';
 import { startControlPlane, type RunningControlPlane } from '../../src/control/server.ts';
+import { MeshClient } from '../../src/experiments/mesh-client.ts';
 import { runExperiment } from '../../src/experiments/runner.ts';
 import { startEtcd, type EtcdCluster } from '../helpers/etcd.ts';
 import { freeAddress, startUpstream, waitFor, type Upstream } from '../helpers/net.ts';
@@ -80,6 +81,20 @@ describe('a game day against replicated control planes', function () {
     for (const r of replicas) await r.close().catch(() => undefined);
     for (const app of apps) await app.close();
     await etcd?.stop();
+  });
+
+  it('an emergency stop through one replica checks every sidecar, those attached to the other too', async () => {
+    const [leader, other] = replicas as [RunningControlPlane, RunningControlPlane];
+    const put = await request(`${leader.url}/faults/drill`, { method: 'PUT', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/yaml' }, body: 'match: {destination: api}\nabort: {status: 503}\nttl: 30s\n' });
+    expect(put.statusCode).to.equal(200);
+    await put.body.dump();
+    await waitFor(() => [...sidecars.values()].every((s) => s.sidecar.faults.get('drill')), 5_000, 'the fault on every sidecar');
+    // Through the replica web-1 and api-1 are not attached to: it alone knows at most api-2.
+    const report = await new MeshClient([other.url, leader.url], TOKEN).halt('tester', 'drill');
+    expect(report.deleted).to.deep.equal(['drill']);
+    expect(report.sidecars.map((s) => [s.name, s.problem])).to.deep.equal([['api-1', null], ['api-2', null], ['web-1', null]]);
+    expect(report.verified).to.equal(true);
+    for (const s of sidecars.values()) expect(s.sidecar.faults.get('drill')).to.equal(undefined);
   });
 
   it('completes when the leader, which sidecars are attached to, dies mid-method: the other leads; recorded, rolled back, nothing lost', async () => {
