@@ -106,8 +106,12 @@ program
   .option('--store <store>', 'keep the desired state in etcd, shared by every control plane given the same: etcd://host:port[,host:port…][/prefix] (default: files in --state-dir)')
   .option('--ca-cert <file>', 'an operator\'s CA certificate (PEM) to issue identities from, instead of one made and kept here')
   .option('--ca-key <file>', 'its private key (PEM)')
-  .action(async (options: { config?: string; listen: string; tokenFile?: string; stateDir: string; store?: string; caCert?: string; caKey?: string }) => {
+  .option('--leader-ttl <duration>', 'with several on one store: how long one that dies without resigning still leads (etcd rounds up to whole seconds)', '10s')
+  .action(async (options: { config?: string; listen: string; tokenFile?: string; stateDir: string; store?: string; caCert?: string; caKey?: string; leaderTtl: string }) => {
     if (Boolean(options.caCert) !== Boolean(options.caKey)) throw new InvalidArgumentError('--ca-cert and --ca-key go together');
+    const { parseDuration } = await import('../config/duration.ts');
+    const leaderTtlMs = parseDuration(options.leaderTtl);
+    if (leaderTtlMs === undefined || leaderTtlMs < 1_000) throw new InvalidArgumentError('--leader-ttl: a duration of at least 1s, e.g. 10s');
     const log = createLogger('faultline-control');
     const { startControlPlane } = await import('../control/server.ts');
     const control = await startControlPlane({
@@ -115,6 +119,7 @@ program
       token: await readToken(options.tokenFile),
       stateDir: options.stateDir,
       log,
+      leaderTtlMs,
       ...(options.store && { store: options.store }),
       ...(options.config && { configFile: options.config }),
       ...(options.caCert && options.caKey && { ca: { certFile: options.caCert, keyFile: options.caKey } }),
@@ -304,7 +309,7 @@ program
 program
   .command('stop')
   .description('emergency stop: remove every runtime fault mesh-wide at once and halt running experiments')
-  .option('--control <url>', 'the control plane', 'http://127.0.0.1:15100')
+  .option('--control <urls>', 'the control plane (replicas comma-separated: every one is checked)', 'http://127.0.0.1:15100')
   .option('--token-file <file>', 'its bearer token (or set FAULTLINE_TOKEN)')
   .option('--by <name>', 'who stops it (recorded)', process.env.USER ?? 'unknown')
   .option('--reason <text>', 'why (recorded)', 'emergency stop')

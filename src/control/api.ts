@@ -1,7 +1,7 @@
 // The control plane's HTTP API (express: not a data path). Every route needs a bearer token: the
 // admin token, for everything, or a sidecar's join token, for its own service's sidecar routes alone
 // (auth.ts); none, or a wrong one, is a 401, and no token reaches a log line. Operators: /config,
-// /faults, /sidecars, /events, /tokens. Sidecars: the watch stream (server-sent events), acks, and
+// /faults, /sidecars, /events, /leader, /tokens. Sidecars: the watch stream (server-sent events), acks, and
 // certificate signing. Every error, a parser's or an unknown route's included, is a JSON body
 // (http/api-errors.ts).
 import express, { type Express } from 'express';
@@ -12,6 +12,7 @@ import { endWithJsonErrors } from '../http/api-errors.ts';
 import { FaultLimitError } from '../faults/table.ts';
 import { readEventStream, streamEvents } from '../telemetry/event-stream.ts';
 import type { MeshEvent } from '../telemetry/events.ts';
+import type { LeaderView } from './leadership.ts';
 import { silentLogger, type Logger } from '../telemetry/log.ts';
 import { Address, Labels, Name } from '../config/primitives.ts';
 import { parseDuration } from '../config/duration.ts';
@@ -34,7 +35,7 @@ export interface RequestFlow {
 /** How long a new reader of /events waits, at most, for every sidecar's request.done to flow in. */
 const FLOW_WAIT_MS = 3_000;
 
-export function createControlApp(plane: ControlPlane, access: ControlAccess, identity?: IdentityIssuer, flow?: RequestFlow, log: Logger = silentLogger): Express {
+export function createControlApp(plane: ControlPlane, access: ControlAccess, identity?: IdentityIssuer, flow?: RequestFlow, log: Logger = silentLogger, leader?: LeaderView): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('json spaces', 2);
@@ -113,6 +114,12 @@ export function createControlApp(plane: ControlPlane, access: ControlAccess, ide
       return { ...status, admin, health };
     });
     res.json({ version, sidecars });
+  });
+
+  // Which control plane leads (the election "control"; candidates are the replicas' URLs), and this one.
+  app.get('/leader', async (_req, res) => {
+    if (!leader) return void res.status(404).json({ error: 'this control plane takes no part in an election' });
+    res.json({ leader: (await leader.leader()) ?? null, self: leader.candidate, leading: leader.isLeader });
   });
 
   app.get('/events', async (req, res) => {

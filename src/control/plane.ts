@@ -82,13 +82,21 @@ export class ControlPlane {
   readonly #stored = new Map<string, string>();
   #publishTimer: NodeJS.Timeout | undefined;
 
+  /** The faults' writes to the store, one after another. */
+  #persisting: Promise<void> = Promise.resolve();
+  /** Per fault, the value this plane last wrote to the store: its echo from the watch is no news. */
+  readonly #written = new Map<string, string>();
+
   private constructor(store: Store, log: Logger) {
     this.#store = store;
     this.#log = log;
     this.faults = new FaultTable(this.events, () => this.#snapshot.config.faultInjection);
     this.faults.onChange(() => {
       if (this.#loading) return;
-      void this.#persistFaults();
+      // One write of the faults at a time, each of the table as it is then: two at once (a renewal's
+      // and a delete's) could end with the renewal's put landing after the delete, which would bring
+      // the removed fault back from the store until its lease ends.
+      this.#persisting = this.#persisting.then(() => this.#persistFaults());
       this.#publish();
     });
   }
@@ -389,6 +397,7 @@ export class ControlPlane {
       for (const [id, { json, expiresAt }] of live) {
         if (this.#stored.get(id) === json) continue;
         this.#stored.set(id, json);
+        this.#written.set(id, json);
         if (this.#store.leasesOutliveProcess) {
           const lease = await this.#store.grant(Math.max(1_000, expiresAt - Date.now()) + FAULT_LEASE_SLACK_MS);
           await this.#store.putLeased(`${FAULT_PREFIX}${id}`, json, lease);
@@ -414,7 +423,9 @@ export class ControlPlane {
       }
       return;
     }
-    if (this.#stored.get(id) === value) return;
+    // Its own write coming back, one it has since deleted or replaced (a renewal just before a delete):
+    // taking it would bring the fault back.
+    if (this.#stored.get(id) === value || this.#written.get(id) === value) return;
     this.#stored.set(id, value);
     this.#loading = true;
     try {

@@ -11,7 +11,8 @@ import { MeshCa } from '../identity/ca.ts';
 import { createControlApp, type IdentityIssuer } from './api.ts';
 import { ControlAccess, type AccessClock } from './auth.ts';
 import { ControlPlane } from './plane.ts';
-import { openStore } from './open-store.ts';
+import { ControlLeadership, ELECTION, type LeaderView } from './leadership.ts';
+import { electorFor, openStore } from './open-store.ts';
 import type { Store } from './store.ts';
 
 export interface ControlPlaneOptions {
@@ -26,11 +27,15 @@ export interface ControlPlaneOptions {
   readonly ca?: { readonly certFile: string; readonly keyFile: string };
   /** The time join tokens are checked against (tests); the system's by default. */
   readonly clock?: AccessClock;
+  /** How long it still leads if it dies without resigning (its election lease): another leads within this. */
+  readonly leaderTtlMs?: number;
 }
 
 export interface RunningControlPlane {
   readonly plane: ControlPlane;
   readonly url: string;
+  /** Its campaign in the election "control" (GET /leader). */
+  readonly leadership: ControlLeadership;
   close(): Promise<void>;
 }
 
@@ -127,7 +132,19 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
   };
   // Join tokens are signed with a key derived from the admin token; their revocations are kept in the store.
   const access = await ControlAccess.open(options.token, store, options.clock);
-  const server: Server = createServer(createControlApp(plane, access, issuer, plane, log));
+  // Its campaign for leadership starts once its URL (the candidate) is known; GET /leader says who leads.
+  const elector = electorFor(store);
+  let leadership: ControlLeadership | undefined;
+  const leader: LeaderView = {
+    get candidate() {
+      return leadership?.candidate ?? '';
+    },
+    get isLeader() {
+      return leadership?.isLeader ?? false;
+    },
+    leader: () => elector.leader(ELECTION),
+  };
+  const server: Server = createServer(createControlApp(plane, access, issuer, plane, log, leader));
   const colon = options.listen.lastIndexOf(':');
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -136,10 +153,14 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
   const bound = server.address() as AddressInfo;
   const url = `http://${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}`;
   log.info({ url, version: plane.state.version }, 'control plane started');
+  leadership = new ControlLeadership(elector, url, options.leaderTtlMs, log);
+  const campaigning = leadership;
   return {
     plane,
     url,
+    leadership: campaigning,
     async close() {
+      await campaigning.close();
       access.close();
       plane.close();
       server.closeAllConnections();

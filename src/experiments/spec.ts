@@ -14,7 +14,12 @@ const Percent = z.number().min(0).max(100);
 const Target = z.union([
   z.strictObject({ mesh: z.string().min(1).meta({ description: 'a mesh file: the runner brings it up (faultline up) and down again' }) }),
   z.strictObject({
-    control: z.url().meta({ description: 'a running control plane' }),
+    control: z
+      .union([
+        z.string().refine((text) => controlUrls(text).length > 0 && controlUrls(text).every(isUrl), { error: 'a URL, or the replicas\' URLs comma-separated' }),
+        z.array(z.url()).min(1),
+      ])
+      .meta({ description: 'a running control plane; or its replicas (on one store), as a list or comma-separated: calls fail over between them, the event stream is read from every one' }),
     tokenFile: z.string().optional().meta({ description: 'its bearer token (else FAULTLINE_TOKEN)' }),
   }),
 ]);
@@ -147,6 +152,15 @@ export function targetsOf(experiment: Experiment): string[] {
     for (const n of faultTargets(fault)) names.add(n);
   }
   return [...names].sort();
+}
+
+/** The URLs of a `control` target: one, or every replica's. */
+export function controlUrls(control: string | readonly string[]): string[] {
+  return (typeof control === 'string' ? control.split(',') : [...control]).map((u) => u.trim()).filter(Boolean);
+}
+
+function isUrl(text: string): boolean {
+  return z.url().safeParse(text).success;
 }
 
 export function experimentJsonSchema(): unknown {

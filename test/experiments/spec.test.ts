@@ -5,7 +5,7 @@ import { mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, type ConfigProblem } from '../../src/config/errors.ts';
-import { parseExperiment, targetsOf } from '../../src/experiments/spec.ts';
+import { controlUrls, experimentJsonSchema, parseExperiment, targetsOf } from '../../src/experiments/spec.ts';
 import { runCli } from '../helpers/process.ts';
 
 const BASE = `name: t
@@ -51,6 +51,16 @@ describe('experiment files', () => {
     expect(problems(twice)[0]).to.include({ field: 'method[1].fault.id', line: 10 });
     expect(problems(BASE.replace('    fault:', '    ramp: {from: 100}\n    fault:'))[0]).to.include({ field: 'method[0].ramp.from' });
     expect(problems(BASE.replace('entry: front,', 'entry: front, url: "http://127.0.0.1:1/",'))[0]).to.include({ field: 'load', message: 'one of entry (a service) or url' });
+  });
+
+  it('takes a control plane\'s replicas as a list or comma-separated, each a URL', () => {
+    const target = (t: string) => BASE.replace('target: {mesh: mesh.yaml}', `target: ${t}`);
+    const list = parseExperiment(target('{control: [http://cp-a:15100, http://cp-b:15100]}'), 'x.yaml').target;
+    expect(list).to.deep.equal({ control: ['http://cp-a:15100', 'http://cp-b:15100'] });
+    expect(controlUrls((parseExperiment(target('{control: "http://cp-a:15100, http://cp-b:15100"}'), 'x.yaml').target as { control: string }).control)).to.deep.equal(['http://cp-a:15100', 'http://cp-b:15100']);
+    expect(problems(target('{control: "http://cp-a:15100,cp-b"}')).map((p) => p.field)).to.include('target.control');
+    expect(problems(target('{control: []}')).map((p) => p.field)).to.include('target.control');
+    expect(JSON.stringify(experimentJsonSchema())).to.contain('its replicas');
   });
 
   it('wants one kind per hypothesis, and known kinds', () => {

@@ -3,7 +3,7 @@
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../atomic-write.ts';
 import type { Journal, RunOutcome } from '../journal.ts';
-import type { Experiment } from '../spec.ts';
+import { controlUrls, type Experiment } from '../spec.ts';
 import { faultBody } from '../steps.ts';
 import { isoAt, type Clock } from '../../clock.ts';
 
@@ -39,7 +39,7 @@ export class RunJournal {
       reason: null,
       startedAt: isoAt(clock.now()),
       finishedAt: null,
-      target: 'mesh' in experiment.target ? `mesh ${experiment.target.mesh}` : `control ${experiment.target.control}`,
+      target: 'mesh' in experiment.target ? `mesh ${experiment.target.mesh}` : `control ${controlUrls(experiment.target.control).join(',')}`,
       phases: [],
       faults: experiment.method.map((step, i) => ({ id: step.fault.id, step: i, injectedAt: null, removedAt: null, renewals: 0, spec: faultBody(experiment, step, seed) })),
       halts: [],
