@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { request } from 'undici';
 import { parseConfig } from '../config/load.ts';
-import { compileSnapshot, type Snapshot } from '../config/snapshot.ts';
+import { compileSnapshot, type RegisteredInstance, type Snapshot } from '../config/snapshot.ts';
 import type { FaultConfig } from '../faults/schema.ts';
 import { readEventStream } from '../telemetry/event-stream.ts';
 import { EventMerge } from './event-merge.ts';
@@ -96,7 +96,11 @@ export class MeshClient {
   async snapshot(): Promise<{ snapshot: Snapshot; text: string; version: string }> {
     const { status, text, headers } = await this.#call('GET', '/config');
     if (status !== 200) throw new Error(`GET /config answered ${status}: ${text.slice(0, 300)}`);
-    return { snapshot: compileSnapshot(parseConfig(text, `${this.url}/config`), `${this.url}/config`), text, version: String(headers['x-faultline-version']) };
+    // The instances that registered themselves are the mesh's too (the load may enter at one of them).
+    const listed = await this.#call('GET', '/instances').catch(() => undefined);
+    const instances = listed?.status === 200 ? (JSON.parse(listed.text) as { instances: RegisteredInstance[] }).instances : [];
+    const source = `${this.url}/config`;
+    return { snapshot: compileSnapshot(parseConfig(text, source), source, { instances }), text, version: String(headers['x-faultline-version']) };
   }
 
   /**

@@ -31,6 +31,9 @@ export function loadTarget(experiment: Experiment, snapshot: Snapshot): LoadTarg
   if (experiment.load.url) return { url: experiment.load.url };
   const entry = experiment.load.entry!;
   const sidecar = snapshot.sidecars.find((s) => s.service === entry && s.inbound !== undefined);
+  // Or an instance of it that registered itself (a sidecar joined by flags): its advertised inbound.
+  const registered = snapshot.services.get(entry)?.endpoints.find((e) => e.sidecar !== undefined && e.dial === e.address && !snapshot.sidecars.some((s) => s.name === e.sidecar));
+  if (!sidecar?.inbound && registered && snapshot.config.mtls.mode !== 'strict') return { url: `http://${registered.address}`, host: entry };
   if (!sidecar?.inbound) throw new Error(`load.entry: no sidecar serves service "${entry}" (none fronts it, or its sidecars are client-only)`);
   if (snapshot.config.mtls.mode !== 'strict') return { url: `http://${sidecar.inbound}`, host: entry };
   const client = snapshot.sidecars.find((s) => s.inbound === undefined && s.outbound !== undefined);
