@@ -14,21 +14,12 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { HostNetwork } from '../../src/control/hosts.ts';
 import { faultlineIn, requestFrom, serveIn } from '../helpers/hosts.ts';
-import { CLI } from '../helpers/process.ts';
+import { CLI, firstLine } from '../helpers/process.ts';
 
 /** Starts a faultline command inside a host; resolves with its first stdout line (its addresses) once it prints it. */
-function startIn(hosts: HostNetwork, host: number, args: string[]): Promise<{ child: ChildProcess; printed: Record<string, string> }> {
+async function startIn(hosts: HostNetwork, host: number, args: string[]): Promise<{ child: ChildProcess; printed: Record<string, string> }> {
   const child = hosts.run(host, process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FAULTLINE_LOG_LEVEL: 'warn' } });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    let err = '';
-    child.stderr!.on('data', (d: Buffer) => (err += d));
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d;
-      if (out.includes('\n')) resolve({ child, printed: JSON.parse(out.split('\n')[0]!) as Record<string, string> });
-    });
-    child.once('exit', (code) => reject(new Error(`faultline ${args[0]} on h${host} exited with ${code}: ${err}`)));
-  });
+  return { child, printed: (await firstLine(child, `faultline ${args[0]} on h${host}`)).printed };
 }
 
 describe('the mesh across hosts', function () {

@@ -10,7 +10,7 @@ import { request } from 'undici';
 import { stringify } from 'yaml';
 import { startEtcd, type EtcdCluster } from '../helpers/etcd.ts';
 import { freeAddress, waitFor } from '../helpers/net.ts';
-import { CLI, stopProcess } from '../helpers/process.ts';
+import { CLI, firstLine, stopProcess } from '../helpers/process.ts';
 
 const TOKEN = 'leader-test-token';
 const TTL_MS = 2_000;
@@ -38,16 +38,7 @@ describe('the leader among control planes on etcd', function () {
     const args = ['control', '--listen', await freeAddress(), '--token-file', join(dir, 'token'), '--state-dir', join(dir, `cp${i}`), '--store', `etcd://${etcd.hosts.join(',')}/leader-${process.pid}`, '--leader-ttl', `${TTL_MS}ms`];
     const child = spawn(process.execPath, [CLI, ...args, ...(withConfig ? ['--config', join(dir, 'mesh.yaml')] : [])], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FAULTLINE_LOG_LEVEL: 'warn' } });
     children.push(child);
-    return new Promise((resolve, reject) => {
-      let out = '';
-      let err = '';
-      child.stderr!.on('data', (d: Buffer) => (err += d));
-      child.stdout!.on('data', (d: Buffer) => {
-        out += d;
-        if (out.includes('\n')) resolve({ child, url: (JSON.parse(out.split('\n')[0]!) as { control: string }).control });
-      });
-      child.on('exit', (code) => reject(new Error(`control plane exited with ${code}: ${err}`)));
-    });
+    return { child, url: (await firstLine(child, 'control plane')).printed.control! };
   };
 
   before(async () => {

@@ -33,20 +33,29 @@ export function startSidecarProcess(
 }
 
 /** `faultline sidecar ARGS` as a child process, resolved with the addresses it prints once it listens. */
-export function startSidecarWith(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ child: ChildProcess; addresses: Record<string, string>; stderr: () => string }> {
+export async function startSidecarWith(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ child: ChildProcess; addresses: Record<string, string>; stderr: () => string }> {
+  const child = spawn(process.execPath, [CLI, 'sidecar', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, FAULTLINE_LOG_LEVEL: 'warn', ...env },
+  });
+  const started = await firstLine(child, 'sidecar');
+  return { child, addresses: started.printed, stderr: started.stderr };
+}
+
+/**
+ * A faultline process's first stdout line, parsed: what it prints once it listens (its addresses, its
+ * URL). Rejects with what it said on stderr when it exits first.
+ */
+export function firstLine(child: ChildProcess, what: string): Promise<{ printed: Record<string, string>; stderr: () => string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, 'sidecar', ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, FAULTLINE_LOG_LEVEL: 'warn', ...env },
-    });
     let out = '';
     let err = '';
     child.stderr!.on('data', (d: Buffer) => (err += d));
     child.stdout!.on('data', (d: Buffer) => {
       out += d;
-      if (out.includes('\n')) resolve({ child, addresses: JSON.parse(out.split('\n')[0]!), stderr: () => err });
+      if (out.includes('\n')) resolve({ printed: JSON.parse(out.split('\n')[0]!) as Record<string, string>, stderr: () => err });
     });
-    child.on('exit', (code) => reject(new Error(`sidecar exited with ${code}: ${err}`)));
+    child.once('exit', (code) => reject(new Error(`${what} exited with ${code}: ${err}`)));
   });
 }
 
