@@ -1,7 +1,8 @@
 // The sidecar's side of its identity: an ECDSA P-256 key that never leaves it (saved owner-only), the
 // CSR it sends to the mesh CA, what it then serves and trusts over TLS, and when to renew.
 import { createPrivateKey, createPublicKey, webcrypto, type KeyObject } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { writeFileAtomic } from '../atomic-write.ts';
 import { loadX509 } from './ca.ts';
 import { isPathSegment, isSpiffeId } from './spiffe.ts';
@@ -69,8 +70,9 @@ export class WorkloadKey {
     return csr.toString('pem') + '\n';
   }
 
-  /** Writes the key to `file`, owner-only (0600) from the first instant, atomically. */
+  /** Writes the key to `file`, owner-only (0600) from the first instant, atomically; makes its directory (0700) if need be. */
   async save(file: string): Promise<void> {
+    await mkdir(dirname(file), { recursive: true, mode: 0o700 });
     await writeFileAtomic(file, this.keyPem, 0o600);
   }
 }

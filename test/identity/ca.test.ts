@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { createPrivateKey, createPublicKey, generateKeyPairSync, webcrypto, X509Certificate } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { loadX509, MeshCa } from '../../src/identity/ca.ts';
 import { parseSpiffeId, spiffeId, spiffeIdOf } from '../../src/identity/spiffe.ts';
 import { renewAt, WorkloadKey } from '../../src/identity/workload.ts';
@@ -221,6 +221,11 @@ describe('identity: mesh CA', () => {
 
     const p384 = generateKeyPairSync('ec', { namedCurve: 'secp384r1' }).privateKey.export({ type: 'pkcs8', format: 'pem' });
     await writeFile(join(keys, 'p384.key'), p384);
+    // A sidecar's state directory may not exist yet when its first key is saved (its first config is stored concurrently).
+    const fresh = join(keys, 'sidecars', 'front', 'key.pem');
+    await key.save(fresh);
+    expect((await stat(dirname(fresh))).mode & 0o777).to.equal(0o700);
+    expect(await readFile(fresh, 'utf8')).to.equal(key.keyPem);
     expect((await rejection(WorkloadKey.load(join(keys, 'p384.key')))).message).to.match(/not ECDSA P-256/);
   });
 
