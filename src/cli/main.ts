@@ -5,11 +5,10 @@ import { ConfigError } from '../config/errors.ts';
 import { loadConfigFile } from '../config/load.ts';
 import { meshJsonSchema } from '../config/schema.ts';
 import { compileSnapshot } from '../config/snapshot.ts';
-import { mkdir, readFile, readdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { isMap, parseDocument } from 'yaml';
 import { ErrorCode, FaultlineError } from '../errors.ts';
-import type { ScheduledExperiment } from '../experiments/scheduler.ts';
 import type { Sidecar } from '../proxy/sidecar.ts';
 import { createLogger } from '../telemetry/log.ts';
 import { DEMO_EXPERIMENT, DEMO_MESH } from './paths.ts';
@@ -107,13 +106,18 @@ program
   .option('--ca-cert <file>', 'an operator\'s CA certificate (PEM) to issue identities from, instead of one made and kept here')
   .option('--ca-key <file>', 'its private key (PEM)')
   .option('--leader-ttl <duration>', 'with several on one store: how long one that dies without resigning still leads (etcd rounds up to whole seconds)', '10s')
-  .action(async (options: { config?: string; listen: string; tokenFile?: string; stateDir: string; store?: string; caCert?: string; caKey?: string; leaderTtl: string }) => {
+  .option('--experiments <dir>', 'run the scheduled experiments of this directory while this control plane leads (give every replica the same); their state is kept in the store')
+  .option('--reports <dir>', 'with --experiments: where their runs are recorded', 'reports')
+  .action(async (options: { config?: string; listen: string; tokenFile?: string; stateDir: string; store?: string; caCert?: string; caKey?: string; leaderTtl: string; experiments?: string; reports: string }) => {
     if (Boolean(options.caCert) !== Boolean(options.caKey)) throw new InvalidArgumentError('--ca-cert and --ca-key go together');
     const { parseDuration } = await import('../config/duration.ts');
     const leaderTtlMs = parseDuration(options.leaderTtl);
     if (leaderTtlMs === undefined || leaderTtlMs < 1_000) throw new InvalidArgumentError('--leader-ttl: a duration of at least 1s, e.g. 10s');
     const log = createLogger('faultline-control');
     const { startControlPlane } = await import('../control/server.ts');
+    // The schedules are read (and checked) before anything starts: an invalid experiment stops the start.
+    const leaderScheduler = options.experiments ? await import('../experiments/leader-scheduler.ts') : undefined;
+    const scheduled = options.experiments && leaderScheduler ? await leaderScheduler.scheduledIn(options.experiments) : [];
     const control = await startControlPlane({
       listen: options.listen,
       token: await readToken(options.tokenFile),
@@ -124,11 +128,18 @@ program
       ...(options.config && { configFile: options.config }),
       ...(options.caCert && options.caKey && { ca: { certFile: options.caCert, keyFile: options.caKey } }),
     });
+    let scheduling: { stop(): Promise<void> } | undefined;
+    if (leaderScheduler) {
+      const { runExperiment } = await import('../experiments/runner.ts');
+      const { writeReportsLine } = await import('../reports/write.ts');
+      scheduling = leaderScheduler.scheduleUnderLeadership(control, scheduled, (file, run) => runExperiment({ file, out: options.reports, report: writeReportsLine, ...run }), log);
+    }
     stopOnSignal(async () => {
+      await scheduling?.stop();
       await control.close();
       log.flush();
     });
-    process.stdout.write(`${JSON.stringify({ control: control.url, version: control.plane.state.version })}\n`);
+    process.stdout.write(`${JSON.stringify({ control: control.url, version: control.plane.state.version, ...(options.experiments && { scheduling: scheduled.map((e) => e.name) }) })}\n`);
   });
 
 program
@@ -274,17 +285,11 @@ program
   .option('--list', 'print the upcoming runs and exit')
   .option('-n, --count <n>', 'with --list: how many', positiveInt, 10)
   .action(async (dir: string, options: { state: string; out: string; list?: boolean; count: number }) => {
-    const { parseExperiment, targetsOf } = await import('../experiments/spec.ts');
     const { Scheduler } = await import('../experiments/scheduler.ts');
+    const { scheduledIn } = await import('../experiments/leader-scheduler.ts');
     const { runExperiment } = await import('../experiments/runner.ts');
     const { writeReportsLine } = await import('../reports/write.ts');
-    const entries = (await readdir(dir)).filter((f) => /\.ya?ml$/.test(f)).sort();
-    const scheduled: (ScheduledExperiment & { file: string })[] = [];
-    for (const name of entries) {
-      const file = join(dir, name);
-      const experiment = parseExperiment(await readFile(file, 'utf8'), file);
-      if (experiment.schedule) scheduled.push({ name: experiment.name, file, targets: targetsOf(experiment), schedule: experiment.schedule });
-    }
+    const scheduled = await scheduledIn(dir);
     const files = new Map(scheduled.map((e) => [e.name, e.file]));
     await mkdir(dirname(resolve(options.state)), { recursive: true });
     const scheduler = await Scheduler.open({

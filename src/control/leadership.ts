@@ -1,7 +1,8 @@
 // Which control plane leads: each campaigns in the election "control" as it starts, its URL the
 // candidate, and again whenever it loses; the others wait their turn. One that closes resigns (the next
 // leads at once); one that dies without a word leads no longer once its lease ends, within the TTL.
-// Leader-only work (none yet: the scheduler, sweeps) takes `current.signal` as its stop.
+// Leader-only work (onLead: the sweep of game-day heads, head-sweep.ts; the scheduler,
+// experiments/leader-duties.ts) takes its leadership's `signal` as its stop.
 import { silentLogger, type Logger } from '../telemetry/log.ts';
 import type { Elector, Leadership } from './election.ts';
 
@@ -27,6 +28,7 @@ export class ControlLeadership implements LeaderView {
   readonly #stop = new AbortController();
   readonly #loop: Promise<void>;
   #current: Leadership | undefined;
+  readonly #onLead = new Set<(leadership: Leadership) => void>();
 
   constructor(elector: Elector, candidate: string, ttlMs = DEFAULT_LEADER_TTL_MS, log: Logger = silentLogger) {
     this.#elector = elector;
@@ -43,6 +45,13 @@ export class ControlLeadership implements LeaderView {
   /** Its leadership while it leads. */
   get current(): Leadership | undefined {
     return this.#current;
+  }
+
+  /** Calls `start` each time this control plane comes to lead (at once if it leads now): leader-only work, stopped by the leadership's signal. */
+  onLead(start: (leadership: Leadership) => void): () => void {
+    this.#onLead.add(start);
+    if (this.#current?.isLeader) start(this.#current);
+    return () => this.#onLead.delete(start);
   }
 
   leader(): Promise<string | undefined> {
@@ -63,6 +72,13 @@ export class ControlLeadership implements LeaderView {
         const won = await this.#elector.campaign(ELECTION, this.candidate, { ttlMs: this.#ttlMs, signal });
         this.#current = won;
         this.#log.info({ candidate: this.candidate, ttlMs: won.ttlMs }, 'this control plane leads');
+        for (const start of this.#onLead) {
+          try {
+            start(won);
+          } catch (error) {
+            this.#log.error({ error: (error as Error).message }, 'leader-only work failed to start');
+          }
+        }
         await new Promise<void>((resolve) => {
           won.signal.addEventListener('abort', () => resolve(), { once: true });
           if (won.signal.aborted) resolve();

@@ -11,6 +11,8 @@ import { MeshCa } from '../identity/ca.ts';
 import { createControlApp, type IdentityIssuer } from './api.ts';
 import { ControlAccess, type AccessClock } from './auth.ts';
 import { ControlPlane } from './plane.ts';
+import { gameDayRoutes } from './game-days-api.ts';
+import { HeadSweeper } from './head-sweep.ts';
 import { ControlLeadership, ELECTION, type LeaderView } from './leadership.ts';
 import { electorFor, openStore } from './open-store.ts';
 import type { Store } from './store.ts';
@@ -36,6 +38,10 @@ export interface RunningControlPlane {
   readonly url: string;
   /** Its campaign in the election "control" (GET /leader). */
   readonly leadership: ControlLeadership;
+  /** The desired state's store (leader-only work keeps its state there). */
+  readonly store: Store;
+  /** The leader's sweep of game-day heads. */
+  readonly heads: HeadSweeper;
   close(): Promise<void>;
 }
 
@@ -144,7 +150,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     },
     leader: () => elector.leader(ELECTION),
   };
-  const server: Server = createServer(createControlApp(plane, access, issuer, plane, log, leader));
+  const server: Server = createServer(createControlApp(plane, access, issuer, plane, log, leader, [gameDayRoutes(store)]));
   const colon = options.listen.lastIndexOf(':');
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -155,10 +161,14 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
   log.info({ url, version: plane.state.version }, 'control plane started');
   leadership = new ControlLeadership(elector, url, options.leaderTtlMs, log);
   const campaigning = leadership;
+  const heads = new HeadSweeper(store, plane, url, log);
+  campaigning.onLead((won) => heads.lead(won));
   return {
     plane,
     url,
     leadership: campaigning,
+    store,
+    heads,
     async close() {
       await campaigning.close();
       access.close();

@@ -7,6 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { request } from 'undici';
+import type { GameDayHead } from '../control/heads.ts';
 import { parseConfig } from '../config/load.ts';
 import { compileSnapshot, type RegisteredInstance, type Snapshot } from '../config/snapshot.ts';
 import type { FaultConfig } from '../faults/schema.ts';
@@ -136,6 +137,12 @@ export class MeshClient {
   async putFault(spec: Record<string, unknown>, ttlMs: number, renew = false): Promise<string> {
     const body = { ...spec, ttl: `${Math.ceil(ttlMs)}ms` };
     return (await this.#json<{ version: string }>('PUT', `/faults/${String(spec.id)}`, JSON.stringify(body), renew ? { 'if-match': '*' } : {})).version;
+  }
+
+  /** Writes a game day's journal head (control/heads.ts); a 409 says the leader closed the run. */
+  async putHead(head: GameDayHead): Promise<void> {
+    const { status, text } = await this.#call('PUT', `/v1/gamedays/${head.id}`, JSON.stringify(head));
+    if (status !== 204) throw new Error(`PUT /v1/gamedays/${head.id} answered ${status}: ${text.slice(0, 300)}`);
   }
 
   async deleteFault(id: string): Promise<void> {

@@ -25,6 +25,10 @@ export interface RunOptions {
    * chooses it (the CLI passes the reports' writer), so the runner never depends on the analysis.
    */
   readonly report?: (dir: string) => Promise<string>;
+  /** Aborted when the run must halt from outside (its scheduler's control plane stopped leading). */
+  readonly signal?: AbortSignal;
+  /** The control plane whose scheduler started it (in its head in the control plane). */
+  readonly scheduledBy?: string;
 }
 
 export async function runExperiment(options: RunOptions): Promise<RunResult> {
@@ -39,5 +43,5 @@ export async function runExperiment(options: RunOptions): Promise<RunResult> {
   const dir = join(resolve(options.out), experiment.name, stamp);
   await mkdir(dir, { recursive: true });
   await copyFile(file, join(dir, 'experiment.yaml'));
-  return new GameDay({ experiment, file, seed, dir, progress, stream, load: experiment.load.model === 'closed' ? new ClosedLoopLoad() : new OpenModelLoad(), report: options.report }).run();
+  return new GameDay({ experiment, file, seed, dir, progress, stream, load: experiment.load.model === 'closed' ? new ClosedLoopLoad() : new OpenModelLoad(), report: options.report, signal: options.signal, scheduledBy: options.scheduledBy }).run();
 }

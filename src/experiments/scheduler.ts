@@ -86,10 +86,43 @@ export interface SchedulerState {
   history: RunRecord[];
 }
 
+/**
+ * Where the state is kept: a file (`faultline schedule`: written atomically — temp file in the same
+ * dir + fsync + rename), or the control planes' shared store under the leader's election
+ * (control/leader-duties.ts), so that the next leader carries on from it.
+ */
+export interface StateKeeper {
+  /** Where it is, for messages. */
+  readonly where: string;
+  /** The state as last written, or undefined when none was. */
+  read(): Promise<string | undefined>;
+  write(text: string): Promise<void>;
+}
+
+/** The state in a file. */
+export function fileState(file: string): StateKeeper {
+  return {
+    where: `the scheduler state file ${file}`,
+    async read() {
+      try {
+        return await readFile(file, 'utf8');
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+        throw error;
+      }
+    },
+    async write(text) {
+      await mkdir(dirname(file), { recursive: true });
+      await writeFileAtomic(file, text, 0o644);
+    },
+  };
+}
+
 export interface SchedulerOptions {
   experiments: readonly ScheduledExperiment[];
-  /** JSON, written atomically (temp file in the same dir + fsync + rename) */
-  stateFile: string;
+  /** Where the state is kept: a file (`stateFile`) or any StateKeeper (`state`). */
+  stateFile?: string;
+  state?: StateKeeper;
   clock?: Clock;
   /** Runs one experiment; resolves with its outcome (the scheduler never runs two with overlapping targets at once). */
   run: (experiment: ScheduledExperiment, scheduledFor: Date) => Promise<{ outcome: RunRecord['outcome']; reason?: string }>;
@@ -131,7 +164,7 @@ interface Claim {
 
 export class Scheduler {
   readonly #experiments: readonly ScheduledExperiment[];
-  readonly #file: string;
+  readonly #state: StateKeeper;
   readonly #clock: Clock;
   readonly #run: SchedulerOptions['run'];
   readonly #log: (line: string) => void;
@@ -143,9 +176,9 @@ export class Scheduler {
   #stop: AbortController | undefined;
   #loops: Promise<void>[] = [];
 
-  private constructor(options: SchedulerOptions, state: SchedulerState) {
+  private constructor(options: SchedulerOptions, keeper: StateKeeper, state: SchedulerState) {
     this.#experiments = options.experiments;
-    this.#file = options.stateFile;
+    this.#state = keeper;
     this.#clock = options.clock ?? systemClock;
     this.#run = options.run;
     this.#log = options.log ?? (() => {});
@@ -165,7 +198,9 @@ export class Scheduler {
       if (names.has(experiment.name)) throw new Error(`two scheduled experiments are named "${experiment.name}"`);
       names.add(experiment.name);
     }
-    const scheduler = new Scheduler(options, await load(options.stateFile));
+    const keeper = options.state ?? (options.stateFile !== undefined ? fileState(options.stateFile) : undefined);
+    if (!keeper) throw new Error('the scheduler needs a stateFile or a state keeper');
+    const scheduler = new Scheduler(options, keeper, await load(keeper));
     let repaired = false;
     for (const record of scheduler.#records()) {
       if (record.finishedAt !== null || record.outcome === 'skipped' || record.reason === STOPPED_DURING_RUN) continue;
@@ -411,32 +446,26 @@ export class Scheduler {
     this.#writes = this.#writes.then(
       () => this.#write(),
       () => this.#write(),
-    ).catch((error: unknown) => this.#log(`could not write the state file ${this.#file}: ${(error as Error).message}`));
+    ).catch((error: unknown) => this.#log(`could not write ${this.#state.where}: ${(error as Error).message}`));
     return this.#writes;
   }
 
   async #write(): Promise<void> {
-    await mkdir(dirname(this.#file), { recursive: true });
-    await writeFileAtomic(this.#file, `${JSON.stringify(this.#snapshot(), null, 2)}\n`, 0o644);
+    await this.#state.write(`${JSON.stringify(this.#snapshot(), null, 2)}\n`);
   }
 }
 
-async function load(file: string): Promise<SchedulerState> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { experiments: {}, history: [] };
-    throw error;
-  }
+async function load(keeper: StateKeeper): Promise<SchedulerState> {
+  const text = await keeper.read();
+  if (text === undefined) return { experiments: {}, history: [] };
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (error) {
-    throw new Error(`the scheduler state file ${file} is not JSON: ${(error as Error).message}`);
+    throw new Error(`${keeper.where} is not JSON: ${(error as Error).message}`);
   }
   const parsed = StateFile.safeParse(json);
-  if (!parsed.success) throw new Error(`the scheduler state file ${file} is not valid: ${z.prettifyError(parsed.error)}`);
+  if (!parsed.success) throw new Error(`${keeper.where} is not valid: ${z.prettifyError(parsed.error)}`);
   return parsed.data;
 }
 

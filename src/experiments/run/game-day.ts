@@ -16,6 +16,7 @@ import { summarise } from '../summary.ts';
 import { expectVerdict, steadyStateVerdict, type Recording, type Window } from '../verdicts.ts';
 import { isoAt, systemClock, type Clock } from '../../clock.ts';
 import { HaltWatch } from './halt.ts';
+import { HeadReporter } from './head.ts';
 import { RunJournal } from './journal.ts';
 import { FaultLeases } from './leases.ts';
 import { loadTarget, preflight } from './preflight.ts';
@@ -35,6 +36,10 @@ export interface GameDayOptions {
   /** Writes the reports of the finished run; returns the line the summary ends with. */
   readonly report?: ((dir: string) => Promise<string>) | undefined;
   readonly clock?: Clock;
+  /** Aborted when the run must halt from outside (the control plane that scheduled it stopped leading). */
+  readonly signal?: AbortSignal | undefined;
+  /** The control plane whose scheduler started the run (in its head). */
+  readonly scheduledBy?: string | undefined;
 }
 
 /** The method ended because the run must halt. */
@@ -51,6 +56,7 @@ export class GameDay {
   #stateDir: string | undefined;
   #client: MeshClient | undefined;
   #loadDone: Promise<LoadRun> | undefined;
+  #head: HeadReporter | undefined;
   readonly #windows: Window[] = [];
   #outcome: RunOutcome = 'error';
 
@@ -60,6 +66,8 @@ export class GameDay {
     this.#journal = RunJournal.forRun(options.dir, options.experiment, options.file, options.seed, options.progress, this.#clock);
     this.#recorder = new Recorder(options.dir);
     this.#halt = new HaltWatch(this.#clock);
+    const signal = options.signal;
+    signal?.addEventListener('abort', () => this.#halt.halt(`stopped from outside: ${String((signal.reason as Error)?.message ?? signal.reason)}`), { once: true });
   }
 
   async run(): Promise<RunResult> {
@@ -101,6 +109,18 @@ export class GameDay {
       await journal.note(`brought up ${experiment.target.mesh}: control plane ${this.#mesh.control.url}`);
     } else {
       this.#client = await targetClient(experiment.target, file);
+      // Its head in the control planes, for every replica to see and for the leader to close if this runner dies.
+      const head = new HeadReporter(this.#client, {
+        experiment: experiment.name,
+        dir: this.#o.dir,
+        scheduledBy: this.#o.scheduledBy,
+        clock: this.#clock,
+        note: (text) => void journal.note(text).catch(() => undefined),
+        onClosed: (reason) => this.#halt.halt(`the control plane closed this run: ${reason}`),
+      });
+      this.#head = head;
+      journal.onSave((data, phase) => head.update(data, phase));
+      head.update(journal.data, journal.phaseName);
     }
     const state = await this.#client.snapshot();
     // The config in force, kept with the recording: the analysis reads the routes' policies from it.
@@ -208,6 +228,7 @@ export class GameDay {
     const recording = this.#recording();
     if (this.#outcome !== 'inconclusive' && this.#outcome !== 'error') this.#judge(recording);
     await journal.finish(this.#outcome);
+    await this.#head?.finish();
     const reports = (await this.#o.report?.(dir)) ?? '';
     const summary = summarise(journal.data, dir, recording) + reports;
     await writeFile(join(dir, 'summary.txt'), summary);

@@ -20,6 +20,7 @@ export class RunJournal {
   readonly #log: RunLog;
   readonly #clock: Clock;
   #current: Journal['phases'][number] | undefined;
+  #onSave: ((data: Journal, phase: string | null) => void) | undefined;
 
   constructor(dir: string, data: Journal, log: RunLog, clock: Clock) {
     this.#file = join(dir, 'journal.json');
@@ -50,7 +51,17 @@ export class RunJournal {
     }, log, clock);
   }
 
+  /** Called after every change, with the phase it is in (a head in the control plane follows it: run/head.ts). */
+  onSave(listener: (data: Journal, phase: string | null) => void): void {
+    this.#onSave = listener;
+  }
+
+  get phaseName(): string | null {
+    return this.#current?.name ?? null;
+  }
+
   save(): Promise<void> {
+    this.#onSave?.(this.data, this.phaseName);
     return writeFileAtomic(this.#file, `${JSON.stringify(this.data, null, 2)}\n`, 0o644);
   }
 

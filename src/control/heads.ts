@@ -1,0 +1,79 @@
+// Game-day journal heads: what the control planes know of each game day run against them — which
+// experiment, who runs it, its phase, the faults it has in force, its outcome — kept in the store under
+// `gamedays/<run id>`, so that every replica (and the console) sees every run, and so that the leader
+// can close the run of a runner that died: its heartbeat stops, the leader removes its faults and says
+// so in its head (leader-duties.ts). The full journal stays with the run's reports, where it runs.
+import { hostname } from 'node:os';
+import { z } from 'zod';
+import type { Store } from './store.ts';
+
+export const HEAD_PREFIX = 'gamedays/';
+/** How often a running game day says it is alive (its head written again). */
+export const HEARTBEAT_MS = 2_000;
+/** A running game day not heard of for this long has lost its runner: the leader closes it. */
+export const HEAD_STALE_MS = 10_000;
+/** Heads of finished runs kept in the store (the newest); older ones are trimmed by the leader. */
+export const FINISHED_HEADS_KEPT = 200;
+
+const RUN_ID = /^[a-z0-9][a-z0-9.-]{0,199}$/;
+const Timestamp = z.iso.datetime({ offset: true });
+
+export const GameDayHead = z.strictObject({
+  id: z.string().regex(RUN_ID, { error: 'a run id: lowercase letters, digits, "." and "-"' }),
+  experiment: z.string().min(1),
+  status: z.enum(['running', 'complete']),
+  outcome: z.enum(['passed', 'failed', 'halted', 'inconclusive', 'error']).nullable(),
+  reason: z.string().nullable(),
+  /** The phase it is in (the last one, once complete). */
+  phase: z.string().nullable(),
+  startedAt: Timestamp,
+  finishedAt: Timestamp.nullable(),
+  /** When its runner last wrote it: a running head older than HEAD_STALE_MS has lost its runner. */
+  heartbeatAt: Timestamp,
+  /** Who runs it: host name and process id. */
+  runner: z.string().min(1),
+  /** The control plane whose scheduler started it, when one did. */
+  scheduledBy: z.string().optional(),
+  /** Its journal and reports, on the runner's host. */
+  dir: z.string(),
+  /** Its faults in force now (put and not yet removed). */
+  faults: z.array(z.string()),
+  /** Who closed it when its runner could not: the leader's URL. */
+  closedBy: z.string().optional(),
+});
+export type GameDayHead = z.infer<typeof GameDayHead>;
+
+/** Who runs a game day in this process (a head's `runner`). */
+export function thisRunner(): string {
+  return `${hostname()}:${process.pid}`;
+}
+
+/** A run's id from its experiment and its start (the reports' directory name): safe as a store key. */
+export function runId(experiment: string, stamp: string): string {
+  const id = `${experiment}-${stamp}`.toLowerCase().replace(/[^a-z0-9.-]+/g, '-').replace(/^[^a-z0-9]+/, '');
+  return id.slice(0, 200) || 'run';
+}
+
+export function headKey(id: string): string {
+  return `${HEAD_PREFIX}${id}`;
+}
+
+/** Every head in the store, newest first; one that does not parse is left out (and named in `bad`). */
+export async function listHeads(store: Store): Promise<{ heads: GameDayHead[]; bad: string[] }> {
+  const heads: GameDayHead[] = [];
+  const bad: string[] = [];
+  for (const [key, value] of await store.entries(HEAD_PREFIX)) {
+    try {
+      heads.push(GameDayHead.parse(JSON.parse(value)));
+    } catch {
+      bad.push(key);
+    }
+  }
+  heads.sort((a, b) => (a.startedAt < b.startedAt ? 1 : a.startedAt > b.startedAt ? -1 : a.id < b.id ? 1 : -1));
+  return { heads, bad };
+}
+
+/** Whether a running head's runner has gone quiet at `now`. */
+export function isStale(head: GameDayHead, now: number): boolean {
+  return head.status === 'running' && now - Date.parse(head.heartbeatAt) > HEAD_STALE_MS;
+}
