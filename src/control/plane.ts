@@ -57,6 +57,26 @@ export interface SidecarStatus {
 const CONFIG_KEY = 'config.yaml';
 const FAULT_PREFIX = 'faults/';
 const INSTANCE_PREFIX = 'instances/';
+/** On a shared store: the digest of the last --config file text a control plane applied at start. */
+const FILE_APPLIED_KEY = 'applied/config-file.sha256';
+
+/**
+ * Whether a control plane started with `--config` applies its file: always on its own file store (the
+ * file is the operator's word); on a shared store, unless the file is the very one applied before and
+ * the store's config has changed since (`PUT /config` on some replica) — a replica restarted with the
+ * unchanged file must not take the mesh back to it. An edited file is applied, as `kubectl apply`'s
+ * last-applied rule does. Returns the text to apply, or undefined to keep the store's.
+ */
+async function fileConfigWins(store: Store, file: string, stored: string | undefined, log: Logger): Promise<string | undefined> {
+  if (!store.leasesOutliveProcess || stored === undefined || stored === file) return file;
+  if ((await store.get(FILE_APPLIED_KEY)) !== digest(file)) return file;
+  log.warn({}, "--config's file is unchanged since it was applied and the store's config was changed since (PUT /config): serving the store's");
+  return undefined;
+}
+
+function digest(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
 
 export class ControlPlane {
   /** Every sidecar's events merged; it keeps more request.done than a sidecar does, being off the data path. */
@@ -107,10 +127,15 @@ export class ControlPlane {
    */
   static async open(store: Store, log: Logger, configText?: string, source = 'config'): Promise<ControlPlane> {
     const plane = new ControlPlane(store, log);
-    const text = configText ?? (await store.get(CONFIG_KEY));
+    const stored = await store.get(CONFIG_KEY);
+    const fromFile = configText === undefined ? undefined : await fileConfigWins(store, configText, stored, log);
+    const text = fromFile ?? stored;
     if (text === undefined) throw new Error('no mesh config: give --config, or a state directory that holds one');
-    plane.#setConfig(text, source);
-    if (configText !== undefined) await store.put(CONFIG_KEY, configText);
+    plane.#setConfig(text, fromFile !== undefined ? source : 'the store');
+    if (fromFile !== undefined) {
+      await store.put(CONFIG_KEY, fromFile);
+      if (store.leasesOutliveProcess) await store.put(FILE_APPLIED_KEY, digest(fromFile));
+    }
     // The runtime faults in the store (every control plane sharing it wrote there), and from now on every
     // change to them, the config and the instances, whichever control plane made it: the state is the store's.
     for (const [key, value] of await store.entries(FAULT_PREFIX)) await plane.#faultChanged(key, value);

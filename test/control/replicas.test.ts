@@ -18,10 +18,10 @@ import { freeAddress, startUpstream, waitFor, type Upstream } from '../helpers/n
 
 const TOKEN = 'replicas-test-token';
 
-async function api(url: string, path: string, method = 'GET', body?: string): Promise<{ status: number; json: Record<string, unknown> }> {
+async function api(url: string, path: string, method = 'GET', body?: string): Promise<{ status: number; text: string; readonly json: Record<string, unknown> }> {
   const response = await request(`${url}${path}`, { method: method as 'GET', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/yaml' }, ...(body !== undefined && { body }) });
   const text = await response.body.text();
-  return { status: response.statusCode, json: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
+  return { status: response.statusCode, text, get json() { return text ? (JSON.parse(text) as Record<string, unknown>) : {}; } };
 }
 
 describe('control planes on etcd', function () {
@@ -115,5 +115,20 @@ describe('control planes on etcd', function () {
     await waitFor(() => web.sidecar.snapshot.routes.some((r) => r.name === 'pay' && r.timeoutMs === 2_000), 5_000, 'the new config to reach the failed-over sidecar');
     // The payments instance stayed all along (its renewals go to whichever replica answers).
     expect(web.sidecar.snapshot.services.get('payments')!.endpoints.map((e) => e.sidecar)).to.deep.equal(['payments-1']);
+  });
+
+  it('a replica restarted with the unchanged --config file keeps the config changed since; an edited file is applied', async () => {
+    const live = replicas.find((r, i) => i < 2 && r?.url === sidecars[1]!.client.url)!;
+    const before = await api(live.url, '/config');
+    expect(before.text).to.match(/name: pay/);
+    // The file every replica was started with has not changed: a replica started with it serves the store's config.
+    const restarted = await replica(2, true);
+    expect((await api(restarted.url, '/config')).text).to.equal(before.text);
+    expect(restarted.plane.state.version).to.equal(live.plane.state.version);
+    // An edited file is the operator's new word: applied, and it reaches the sidecars of every replica.
+    await writeFile(join(dir, 'mesh.yaml'), stringify({ ...mesh, routes: [{ name: 'edited', match: { host: 'payments' }, destinations: [{ service: 'payments' }], timeout: '3s' }] }));
+    const edited = await replica(3, true);
+    expect((await api(edited.url, '/config')).text).to.match(/name: edited/);
+    await waitFor(() => sidecars[1]!.sidecar.snapshot.routes.some((r) => r.name === 'edited'), 5_000, 'the edited file to reach a sidecar of another replica');
   });
 });
