@@ -106,9 +106,10 @@ program
   .option('--ca-cert <file>', 'an operator\'s CA certificate (PEM) to issue identities from, instead of one made and kept here')
   .option('--ca-key <file>', 'its private key (PEM)')
   .option('--leader-ttl <duration>', 'with several on one store: how long one that dies without resigning still leads (etcd rounds up to whole seconds)', '10s')
+  .option('--previous-token-file <file>', 'after rotating the admin token: the old one, to open the CA key a shared store holds sealed under it (sealed again under the new one)')
   .option('--experiments <dir>', 'run the scheduled experiments of this directory while this control plane leads (give every replica the same); their state is kept in the store')
   .option('--reports <dir>', 'with --experiments: where their runs are recorded', 'reports')
-  .action(async (options: { config?: string; listen: string; tokenFile?: string; stateDir: string; store?: string; caCert?: string; caKey?: string; leaderTtl: string; experiments?: string; reports: string }) => {
+  .action(async (options: { config?: string; listen: string; tokenFile?: string; stateDir: string; store?: string; caCert?: string; caKey?: string; leaderTtl: string; experiments?: string; reports: string; previousTokenFile?: string }) => {
     if (Boolean(options.caCert) !== Boolean(options.caKey)) throw new InvalidArgumentError('--ca-cert and --ca-key go together');
     const { parseDuration } = await import('../config/duration.ts');
     const leaderTtlMs = parseDuration(options.leaderTtl);
@@ -127,6 +128,7 @@ program
       ...(options.store && { store: options.store }),
       ...(options.config && { configFile: options.config }),
       ...(options.caCert && options.caKey && { ca: { certFile: options.caCert, keyFile: options.caKey } }),
+      ...(options.previousTokenFile && { previousTokens: [await readToken(options.previousTokenFile)] }),
     });
     let scheduling: { stop(): Promise<void> } | undefined;
     if (leaderScheduler) {

@@ -25,6 +25,8 @@ export interface ControlPlaneOptions {
   /** Where the desired state is kept: etcd://host:port[,…][/prefix] (shared by every replica) or a directory; the state directory by default. */
   readonly store?: string;
   readonly log?: Logger;
+  /** Admin tokens used before a rotation: the CA key sealed under one of them is opened and sealed again under `token`. */
+  readonly previousTokens?: readonly string[];
   /** An operator's CA (certificate and key, PEM files) instead of one made and kept by the control plane. */
   readonly ca?: { readonly certFile: string; readonly keyFile: string };
   /** The time join tokens are checked against (tests); the system's by default. */
@@ -51,7 +53,7 @@ export interface RunningControlPlane {
  * token (never a plaintext private key in etcd), and the first control plane to create it wins: the
  * others load that one, so every replica signs with the same CA.
  */
-async function openCa(store: Store, token: string, trustDomain: string, files?: { certFile: string; keyFile: string }): Promise<MeshCa> {
+async function openCa(store: Store, token: string, trustDomain: string, files?: { certFile: string; keyFile: string }, previousTokens: readonly string[] = [], log: Logger = silentLogger): Promise<MeshCa> {
   if (files) return MeshCa.load({ certPem: await readFile(files.certFile, 'utf8'), keyPem: await readFile(files.keyFile, 'utf8') }, trustDomain);
   const shared = store.leasesOutliveProcess;
   const keyKey = shared ? 'ca/key.sealed' : 'ca/key.pem';
@@ -59,7 +61,7 @@ async function openCa(store: Store, token: string, trustDomain: string, files?: 
     const certPem = await store.get('ca/cert.pem');
     const stored = await store.get(keyKey);
     if (!certPem || !stored) return undefined;
-    return MeshCa.load({ certPem, keyPem: shared ? unseal(stored, token) : stored }, trustDomain);
+    return MeshCa.load({ certPem, keyPem: shared ? await unsealRotating(store, keyKey, stored, token, previousTokens, log) : stored }, trustDomain);
   };
   const existing = await load();
   if (existing) return existing;
@@ -92,6 +94,30 @@ function seal(plain: string, token: string): string {
   return JSON.stringify({ v: 1, iv: iv.toString('base64'), tag: cipher.getAuthTag().toString('base64'), data: data.toString('base64') });
 }
 
+/**
+ * The stored key, opened with the admin token; after a rotation, with a previous one
+ * (`--previous-token-file`), and then sealed again under the new token so that the previous one is
+ * needed no more.
+ */
+async function unsealRotating(store: Store, key: string, sealed: string, token: string, previous: readonly string[], log: Logger): Promise<string> {
+  try {
+    return unseal(sealed, token);
+  } catch (error) {
+    for (const old of previous) {
+      let plain: string;
+      try {
+        plain = unseal(sealed, old);
+      } catch {
+        continue;
+      }
+      await store.put(key, seal(plain, token));
+      log.warn({}, 'the CA key in the store was sealed under a previous admin token: sealed again under the current one (the previous token is no longer needed for it)');
+      return plain;
+    }
+    throw error;
+  }
+}
+
 function unseal(sealed: string, token: string): string {
   const { iv, tag, data } = JSON.parse(sealed) as { iv: string; tag: string; data: string };
   const decipher = createDecipheriv('aes-256-gcm', sealKey(token), Buffer.from(iv, 'base64'));
@@ -99,7 +125,7 @@ function unseal(sealed: string, token: string): string {
   try {
     return Buffer.concat([decipher.update(Buffer.from(data, 'base64')), decipher.final()]).toString('utf8');
   } catch {
-    throw new FaultlineError(ErrorCode.ConfigInvalid, 'the CA key in the store does not open with this admin token: every control plane sharing a store needs the same --token-file');
+    throw new FaultlineError(ErrorCode.ConfigInvalid, 'the CA key in the store does not open with this admin token: every control plane sharing a store needs the same --token-file (after a rotation, give the old one as --previous-token-file)');
   }
 }
 
@@ -122,7 +148,12 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     await store.close();
     throw error;
   });
-  const ca = await openCa(store, options.token, plane.snapshot.config.mtls.trustDomain, options.ca);
+  // A start that fails from here on leaves nothing open behind it (the store's connection, its watches).
+  const ca = await openCa(store, options.token, plane.snapshot.config.mtls.trustDomain, options.ca, options.previousTokens, log).catch(async (error: unknown) => {
+    plane.close();
+    await store.close();
+    throw error;
+  });
   const issuer: IdentityIssuer = {
     async issue(sidecar, csrPem, asked) {
       // A sidecar of the file is of its entry's service; one joined with flags says its service (a join

@@ -131,4 +131,28 @@ describe('control planes on etcd', function () {
     expect((await api(edited.url, '/config')).text).to.match(/name: edited/);
     await waitFor(() => sidecars[1]!.sidecar.snapshot.routes.some((r) => r.name === 'edited'), 5_000, 'the edited file to reach a sidecar of another replica');
   });
+
+  it('after the admin token is rotated, a replica given the old one as a previous token opens the CA and seals it again under the new one', async () => {
+    const rotated = 'replicas-test-token-rotated';
+    const start = (token: string, previousTokens?: string[]) =>
+      startControlPlane({ listen: '127.0.0.1:0', token, stateDir: join(dir, `cp-rot-${Math.random().toString(36).slice(2)}`), store, ...(previousTokens && { previousTokens }) });
+    const refused = await start(rotated).then(async (r) => { await r.close(); return undefined; }, (error: Error) => error);
+    expect(refused?.message).to.match(/does not open with this admin token.*--previous-token-file/);
+    const raw = await EtcdStore.connect({ hosts: etcd.hosts, prefix: `replicas-${process.pid}` });
+    try {
+      const sealedBefore = await raw.get('ca/key.sealed');
+      const certBefore = await raw.get('ca/cert.pem');
+      const next = await start(rotated, [TOKEN]);
+      replicas.push(next);
+      expect(await raw.get('ca/key.sealed')).not.to.equal(sealedBefore);
+      expect(await raw.get('ca/cert.pem')).to.equal(certBefore);
+      // Sealed under the new token now: the new one alone opens it, the old one no longer does.
+      const alone = await start(rotated);
+      replicas.push(alone);
+      const old = await start(TOKEN).then(async (r) => { await r.close(); return undefined; }, (error: Error) => error);
+      expect(old?.message).to.match(/does not open with this admin token/);
+    } finally {
+      await raw.close();
+    }
+  });
 });
