@@ -164,6 +164,45 @@ export class MeshCa {
     );
     return { certPem: cert.toString('pem') + '\n', spiffeId: id, notAfter: cert.notAfter };
   }
+
+  /**
+   * A TLS server certificate for the control plane's own API, with a new ECDSA P-256 key made here:
+   * SANs `dnsNames` and `ipAddresses` (no SPIFFE ID: it is no workload), serverAuth only, valid from a
+   * minute ago for `ttlMs` (never past the CA's own expiry).
+   */
+  async issueServer(names: { dnsNames: readonly string[]; ipAddresses: readonly string[] }, ttlMs: number): Promise<CaMaterial & { notAfter: Date }> {
+    if (names.dnsNames.length + names.ipAddresses.length === 0) throw new Error('a server certificate needs at least one name or address');
+    if (!(ttlMs > 0) || !Number.isFinite(ttlMs)) throw new Error(`certificate ttlMs must be a positive number, got ${ttlMs}`);
+    const x509 = await loadX509();
+    const keys = await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify']);
+    const now = Date.now();
+    const extensions: X509.Extension[] = [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth], false),
+      new x509.SubjectAlternativeNameExtension([...names.dnsNames.map((value) => ({ type: 'dns' as const, value })), ...names.ipAddresses.map((value) => ({ type: 'ip' as const, value }))], false),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey, false, webcrypto),
+    ];
+    const issuerKeyId = this.#cert.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId;
+    if (issuerKeyId) extensions.push(new x509.AuthorityKeyIdentifierExtension(issuerKeyId, false));
+    const cert = await x509.X509CertificateGenerator.create(
+      {
+        serialNumber: randomSerial(),
+        subject: [{ CN: [`faultline control plane ${names.dnsNames[0] ?? names.ipAddresses[0]}`] }],
+        issuer: this.#cert.subjectName,
+        notBefore: new Date(now - CLOCK_SKEW_MS),
+        notAfter: new Date(Math.min(now + ttlMs, this.#cert.notAfter.getTime())),
+        publicKey: keys.publicKey,
+        signingKey: this.#signingKey,
+        signingAlgorithm: this.#scheme.signingAlgorithm,
+        extensions,
+      },
+      webcrypto,
+    );
+    const pkcs8 = await webcrypto.subtle.exportKey('pkcs8', keys.privateKey);
+    const keyPem = createPrivateKey({ key: Buffer.from(pkcs8), format: 'der', type: 'pkcs8' }).export({ type: 'pkcs8', format: 'pem' }) as string;
+    return { certPem: cert.toString('pem') + '\n', keyPem, notAfter: cert.notAfter };
+  }
 }
 
 /** A CSR is a few hundred bytes; anything much larger is not one. */
