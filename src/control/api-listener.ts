@@ -12,7 +12,7 @@ import { hostname, networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { createSecureContext } from 'node:tls';
 import { ErrorCode, FaultlineError } from '../errors.ts';
-import type { MeshCa } from '../identity/ca.ts';
+import type { CaMaterial, MeshCa } from '../identity/ca.ts';
 import { silentLogger, type Logger } from '../telemetry/log.ts';
 import { CONTROL_CA_FILE, TLS_REQUIRED_HEADER } from './transport.ts';
 
@@ -52,40 +52,97 @@ export async function listenControl(app: RequestListener, listen: string, option
     const bound = await bind(server, host, port);
     return { server, url: `http://${bound}`, close: () => closeServer(server, server) };
   }
-  const auto = options.tls.mode === 'auto' ? options.tls : undefined;
-  const names = auto && (await servingNames(host, auto.sans ?? []));
-  const first = auto ? await options.ca.issueServer(names!, auto.ttlMs ?? DEFAULT_SERVING_TTL_MS) : await operatorFiles(options.tls as Extract<ControlTls, { mode: 'files' }>);
-  const secure = (material: { certPem: string; keyPem: string }) => ({ cert: material.certPem, key: material.keyPem, minVersion: 'TLSv1.2' as const });
-  const server = createHttpsServer({ ...secure(first), ALPNProtocols: ['http/1.1'] }, app);
+  const tls = options.tls;
+  const self = tls.mode === 'auto' ? await SelfIssued.start(options.ca, await servingNames(host, tls.sans ?? []), tls.ttlMs ?? DEFAULT_SERVING_TTL_MS, log) : undefined;
+  const server = createHttpsServer({ ...secure(self?.material ?? (await operatorFiles(tls as Extract<ControlTls, { mode: 'files' }>))), ALPNProtocols: ['http/1.1'] }, app);
+  self?.onRenew((material) => server.setSecureContext(secure(material)));
   const front = createNetServer((socket) => route(socket, server));
-  const bound = await bind(front, host, port);
-  let renewal: NodeJS.Timeout | undefined;
-  if (auto) {
-    const renewAfter = (notAfter: Date, issuedAt: number) => setTimeout(renew, Math.max(1_000, ((notAfter.getTime() - issuedAt) * 2) / 3)).unref();
-    const renew = () => {
-      const issuedAt = Date.now();
-      options.ca.issueServer(names!, auto.ttlMs ?? DEFAULT_SERVING_TTL_MS).then((next) => {
-        server.setSecureContext(secure(next));
-        log.info({ notAfter: next.notAfter.toISOString() }, 'control plane serving certificate renewed');
-        renewal = renewAfter(next.notAfter, issuedAt);
-      }, (error: Error) => {
-        log.error({ error: error.message }, 'could not renew the serving certificate; retrying in a minute');
-        renewal = setTimeout(renew, RETRY_RENEWAL_MS).unref();
-      });
-    };
-    renewal = renewAfter((first as { notAfter: Date }).notAfter, Date.now());
-  }
-  const caFile = auto && (await writeCaBundle(options.stateDir, options.ca.certPem));
-  log.info({ tls: options.tls.mode, ...(names && { names }) }, 'control plane API over TLS');
+  const bound = await bind(front, host, port).catch((error: unknown) => {
+    self?.close();
+    throw error;
+  });
+  const caFile = self && (await writeCaBundle(options.stateDir, options.ca.certPem));
+  log.info({ tls: tls.mode, ...(self && { names: self.names }) }, 'control plane API over TLS');
   return {
     server,
     url: `https://${bound}`,
     ...(caFile && { caFile, caFingerprint: fingerprint(options.ca.certPem) }),
     close: () => {
-      clearTimeout(renewal);
+      self?.close();
       return closeServer(front, server);
     },
   };
+}
+
+/** The TLS context of a certificate and key: TLS 1.2 at least. */
+function secure(material: CaMaterial): { cert: string; key: string; minVersion: 'TLSv1.2' } {
+  return { cert: material.certPem, key: material.keyPem, minVersion: 'TLSv1.2' };
+}
+
+/**
+ * --tls auto's certificate: issued from the mesh CA for `names`, and issued again at two thirds of its
+ * life (a minute later when that fails, while the one in use still holds). It is served followed by
+ * the CA certificate, so that a client trusting an operator's root above an intermediate CA can chain it.
+ */
+class SelfIssued {
+  readonly names: { dnsNames: string[]; ipAddresses: string[] };
+  material: CaMaterial;
+  readonly #ca: MeshCa;
+  readonly #ttlMs: number;
+  readonly #log: Logger;
+  #timer: NodeJS.Timeout | undefined;
+  #renewed: ((material: CaMaterial) => void) | undefined;
+
+  private constructor(ca: MeshCa, names: SelfIssued['names'], ttlMs: number, log: Logger, material: CaMaterial) {
+    this.#ca = ca;
+    this.names = names;
+    this.#ttlMs = ttlMs;
+    this.#log = log;
+    this.material = material;
+  }
+
+  static async start(ca: MeshCa, names: SelfIssued['names'], ttlMs: number, log: Logger): Promise<SelfIssued> {
+    const issuedAt = Date.now();
+    const { material, notAfter } = await SelfIssued.#issue(ca, names, ttlMs);
+    const self = new SelfIssued(ca, names, ttlMs, log, material);
+    self.#schedule(notAfter, issuedAt);
+    return self;
+  }
+
+  onRenew(renewed: (material: CaMaterial) => void): void {
+    this.#renewed = renewed;
+  }
+
+  close(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#renewed = undefined;
+  }
+
+  static async #issue(ca: MeshCa, names: SelfIssued['names'], ttlMs: number): Promise<{ material: CaMaterial; notAfter: Date }> {
+    const issued = await ca.issueServer(names, ttlMs);
+    return { material: { certPem: issued.certPem + ca.certPem, keyPem: issued.keyPem }, notAfter: issued.notAfter };
+  }
+
+  #schedule(notAfter: Date, issuedAt: number): void {
+    this.#timer = setTimeout(() => void this.#renew(), Math.max(1_000, ((notAfter.getTime() - issuedAt) * 2) / 3)).unref();
+  }
+
+  async #renew(): Promise<void> {
+    const issuedAt = Date.now();
+    try {
+      const { material, notAfter } = await SelfIssued.#issue(this.#ca, this.names, this.#ttlMs);
+      if (!this.#timer) return;
+      this.material = material;
+      this.#renewed?.(material);
+      this.#log.info({ notAfter: notAfter.toISOString() }, 'control plane serving certificate renewed');
+      this.#schedule(notAfter, issuedAt);
+    } catch (error) {
+      if (!this.#timer) return;
+      this.#log.error({ error: (error as Error).message }, 'could not renew the serving certificate; retrying in a minute');
+      this.#timer = setTimeout(() => void this.#renew(), RETRY_RENEWAL_MS).unref();
+    }
+  }
 }
 
 /** Hands a connection to the TLS server when it starts a handshake; answers anything else in plain HTTP. */

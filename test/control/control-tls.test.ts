@@ -6,8 +6,8 @@
 // an operator's certificate and key files serve as well, and a pair that does not match is refused.
 import { expect } from 'chai';
 import { X509Certificate } from 'node:crypto';
-import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type PeerCertificate, type TLSSocket } from 'node:tls';
@@ -15,7 +15,7 @@ import { stringify } from 'yaml';
 import { startControlledSidecar, type ControlledSidecar } from '../../src/control/agent.ts';
 import { startControlPlane, type RunningControlPlane } from '../../src/control/server.ts';
 import { ControlTlsError, controlRequest } from '../../src/control/transport.ts';
-import { MeshClient } from '../../src/experiments/mesh-client.ts';
+import { MeshClient, targetClient } from '../../src/experiments/mesh-client.ts';
 import { MeshCa } from '../../src/identity/ca.ts';
 import { send } from '../helpers/client.ts';
 import { freeAddress, startUpstream, waitFor, type Upstream } from '../helpers/net.ts';
@@ -222,6 +222,40 @@ describe('control plane API over TLS', function () {
     }
     const mismatch = await startControlPlane({ listen: await freeAddress(), token: TOKEN, stateDir: join(dir, 'mismatch'), configFile: meshFile, tls: { mode: 'files', certFile, keyFile: otherKey } }).catch((e: unknown) => e);
     expect((mismatch as Error).message).to.match(new RegExp(`^--tls-cert ${certFile} / --tls-key ${otherKey}: .*key values mismatch`));
+  });
+
+  it('with an operator\'s intermediate CA, serves the chain: a client trusting only the root verifies it', async () => {
+    const pki = join(dir, 'pki');
+    await mkdir(pki);
+    const openssl = (...args: string[]) => {
+      const done = spawnSync('openssl', args, { cwd: pki, encoding: 'utf8', timeout: 10_000 });
+      expect(done.status, done.stderr).to.equal(0);
+    };
+    await writeFile(join(pki, 'ext.cnf'), 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\n');
+    openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'root.key', '-out', 'root.pem', '-days', '2', '-subj', '/CN=operator root');
+    openssl('req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'mid.key', '-out', 'mid.csr', '-subj', '/CN=operator intermediate');
+    openssl('x509', '-req', '-in', 'mid.csr', '-CA', 'root.pem', '-CAkey', 'root.key', '-CAcreateserial', '-out', 'mid.pem', '-days', '1', '-extfile', 'ext.cnf');
+    const chained = await startControlPlane({ listen: await freeAddress(), token: TOKEN, stateDir: join(dir, 'chained'), configFile: meshFile, ca: { certFile: join(pki, 'mid.pem'), keyFile: join(pki, 'mid.key') }, tls: { mode: 'auto' } });
+    try {
+      expect(await readFile(chained.caFile!, 'utf8'), 'the CA it signs with: the intermediate').to.equal(await readFile(join(pki, 'mid.pem'), 'utf8'));
+      const root = await readFile(join(pki, 'root.pem'), 'utf8');
+      expect((await peer(hostPort(chained.url), { ca: root })).authorized).to.equal(true);
+      expect((await new MeshClient(chained.url, TOKEN, root).snapshot()).version).to.equal(chained.plane.state.version);
+    } finally {
+      await chained.close();
+    }
+  });
+
+  it('takes an experiment\'s target.ca relative to the experiment file, and names the field when it holds no certificate', async () => {
+    const experiments = join(dir, 'experiments');
+    await mkdir(experiments);
+    await writeFile(join(experiments, 'ca.pem'), ca);
+    await writeFile(join(experiments, 'not-a-ca.pem'), 'nothing here\n');
+    const file = join(experiments, 'gameday.yaml');
+    const client = await targetClient({ control: control.url, tokenFile: '../admin.token', ca: 'ca.pem' }, file);
+    expect((await client.snapshot()).version).to.equal(control.plane.state.version);
+    const refused = await targetClient({ control: control.url, tokenFile: '../admin.token', ca: 'not-a-ca.pem' }, file).catch((e: unknown) => e);
+    expect((refused as Error).message).to.equal(`${file}: target.ca ${join(experiments, 'not-a-ca.pem')}: no PEM certificate in it`);
   });
 
   it('as processes: faultline control --tls auto prints its CA file; stop and token create take --control-ca, and without it fail saying so', async () => {
