@@ -112,15 +112,15 @@ program
   .option('--ca-key <file>', 'its private key (PEM)')
   .option('--leader-ttl <duration>', 'with several on one store: how long one that dies without resigning still leads (etcd rounds up to whole seconds)', '10s')
   .option('--tls <mode>', 'serve the API over HTTPS with a certificate it issues itself from the mesh CA and renews (auto); writes the CA to <state-dir>/control-ca.pem for clients\' --control-ca')
-  .option('--tls-san <names>', 'with --tls auto: more DNS names or IP addresses for its certificate (comma-separated, repeatable); the listen address is always in it', collect, [])
+  .option('--tls-san <names>', 'with --tls auto: more DNS names or IP addresses for its certificate (comma-separated, repeatable); the listen address is always in it', collect)
   .option('--tls-cert <file>', 'serve the API over HTTPS with this certificate (PEM, chain after the leaf)')
   .option('--tls-key <file>', 'with --tls-cert: its private key (PEM)')
-  .action(async (options: { config?: string; listen: string; tokenFile?: string; stateDir: string; store?: string; caCert?: string; caKey?: string; leaderTtl: string; tls?: string; tlsSan: string[]; tlsCert?: string; tlsKey?: string }) => {
+  .action(async (options: { config?: string; listen: string; tokenFile?: string; stateDir: string; store?: string; caCert?: string; caKey?: string; leaderTtl: string; tls?: string; tlsSan?: string[]; tlsCert?: string; tlsKey?: string }) => {
     if (Boolean(options.caCert) !== Boolean(options.caKey)) throw new InvalidArgumentError('--ca-cert and --ca-key go together');
     if (Boolean(options.tlsCert) !== Boolean(options.tlsKey)) throw new InvalidArgumentError('--tls-cert and --tls-key go together');
     if (options.tls !== undefined && options.tls !== 'auto') throw new InvalidArgumentError(`--tls: expected auto (or give --tls-cert and --tls-key), got "${options.tls}"`);
     if (options.tls && options.tlsCert) throw new InvalidArgumentError('--tls auto issues its own certificate: give either it or --tls-cert/--tls-key');
-    const sans = options.tlsSan.flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean);
+    const sans = (options.tlsSan ?? []).flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean);
     if (sans.length > 0 && options.tls !== 'auto') throw new InvalidArgumentError('--tls-san names go into the certificate --tls auto issues: give --tls auto');
     const { checkSan } = await import('../control/api-listener.ts');
     try {
@@ -203,8 +203,8 @@ async function controlAt(options: { control: string; tokenFile?: string; control
 }
 
 /** A repeatable option's values, in order. */
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
 }
 
 /**
