@@ -56,7 +56,13 @@ export async function listenControl(app: RequestListener, listen: string, option
   const self = tls.mode === 'auto' ? await SelfIssued.start(options.ca, await servingNames(host, tls.sans ?? []), tls.ttlMs ?? DEFAULT_SERVING_TTL_MS, log) : undefined;
   const server = createHttpsServer({ ...secure(self?.material ?? (await operatorFiles(tls as Extract<ControlTls, { mode: 'files' }>))), ALPNProtocols: ['http/1.1'] }, app);
   self?.onRenew((material) => server.setSecureContext(secure(material)));
-  const front = createNetServer((socket) => route(socket, server));
+  // Every connection, to end them all on close: those handed to the TLS server are not its own to close.
+  const sockets = new Set<Socket>();
+  const front = createNetServer((socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    route(socket, server);
+  });
   const bound = await bind(front, host, port).catch((error: unknown) => {
     self?.close();
     throw error;
@@ -69,6 +75,7 @@ export async function listenControl(app: RequestListener, listen: string, option
     ...(caFile && { caFile, caFingerprint: fingerprint(options.ca.certPem) }),
     close: () => {
       self?.close();
+      for (const socket of sockets) socket.destroy();
       return closeServer(front, server);
     },
   };

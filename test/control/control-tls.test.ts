@@ -8,6 +8,7 @@ import { expect } from 'chai';
 import { X509Certificate } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type PeerCertificate, type TLSSocket } from 'node:tls';
@@ -198,6 +199,17 @@ describe('control plane API over TLS', function () {
     } finally {
       await short.close();
     }
+  });
+
+  it('closes at once with a client\'s TLS connection open, and ends that connection', async () => {
+    const closing = await startControlPlane({ listen: await freeAddress(), token: TOKEN, stateDir: join(dir, 'closing'), configFile: meshFile, tls: { mode: 'auto' } });
+    const address = hostPort(closing.url);
+    const colon = address.lastIndexOf(':');
+    const idle = connect({ host: address.slice(0, colon), port: Number(address.slice(colon + 1)), ca: await readFile(closing.caFile!, 'utf8') });
+    await once(idle, 'secureConnect');
+    const ended = once(idle, 'close');
+    const deadline = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('close() still waits for the idle connection after 5 s')), 5_000).unref());
+    await Promise.race([Promise.all([closing.close(), ended]), deadline]);
   });
 
   it('serves an operator\'s certificate and key files; refuses a pair that does not match, naming the flags', async () => {
