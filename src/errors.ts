@@ -58,6 +58,8 @@ export const ErrorCode = {
   TokenInvalid: 'FL_TOKEN_INVALID',
   TokenExpired: 'FL_TOKEN_EXPIRED',
   TokenRevoked: 'FL_TOKEN_REVOKED',
+  /** A control plane's certificate does not verify, or the URL's scheme is not what it serves (http:// to TLS, https:// to plain). */
+  ControlTls: 'FL_CONTROL_TLS',
   FaultPartition: 'FL_FAULT_PARTITION',
   FaultInvalid: 'FL_FAULT_INVALID',
   FaultLimit: 'FL_FAULT_LIMIT',

@@ -30,8 +30,9 @@ program
   .command('sidecar')
   .description('run the sidecar proxy of one service: outbound, inbound and admin listeners')
   .option('-c, --config <file>', 'the mesh config (YAML), when the sidecar runs without a control plane')
-  .option('--control <urls>', 'the control plane to take config and faults from, e.g. http://127.0.0.1:15100; replicas comma-separated, tried in turn')
+  .option('--control <urls>', 'the control plane to take config and faults from, e.g. https://cp1:15100; replicas comma-separated, tried in turn')
   .option('--token-file <file>', 'with --control: the bearer token (or set FAULTLINE_TOKEN)')
+  .option('--control-ca <file>', 'for https:// control planes: the CA bundle (PEM) to trust them through (or set FAULTLINE_CONTROL_CA; default: Node\'s trusted roots)')
   .option('--state-dir <dir>', 'with --control: where the last snapshot is kept (default .faultline/sidecars/<name>)')
   .requiredOption('-s, --service <name>', 'the sidecar to run: its entry\'s name, or its service when the service has one sidecar; with the join flags below, its service')
   .option('--no-watch', 'do not reload when the config file changes (SIGHUP still reloads)')
@@ -44,7 +45,7 @@ program
   .option('--labels <k=v,...>', 'join: labels of its instance (subsets: version=v2 makes a canary)')
   .option('--name <name>', 'join: its name in the mesh (default: service and advertised address)')
   .option('--lease <duration>', 'join: how long its registration outlives its last renewal (it renews at a third of it)', '10s')
-  .action(async (options: { config?: string; control?: string; tokenFile?: string; stateDir?: string; service: string; watch: boolean; accessLog?: string; app?: string; inbound?: string; advertise?: string; outbound?: string; admin: string; labels?: string; name?: string; lease: string }) => {
+  .action(async (options: { config?: string; control?: string; tokenFile?: string; controlCa?: string; stateDir?: string; service: string; watch: boolean; accessLog?: string; app?: string; inbound?: string; advertise?: string; outbound?: string; admin: string; labels?: string; name?: string; lease: string }) => {
     const log = createLogger('faultline-sidecar');
     if (Boolean(options.config) === Boolean(options.control)) throw new InvalidArgumentError('give either --config FILE or --control URL');
     const joining = [options.app, options.inbound, options.advertise, options.outbound, options.labels, options.name].some((v) => v !== undefined);
@@ -61,9 +62,12 @@ program
         if (eq <= 0) throw new InvalidArgumentError(`--labels: expected key=value pairs separated by commas, got "${pair}"`);
         return [pair.slice(0, eq).trim(), pair.slice(eq + 1).trim()];
       }));
+      const { readControlCa } = await import('../control/transport.ts');
+      const ca = await readControlCa(options.controlCa);
       const controlled = await startControlledSidecar({
         url: options.control.split(',').map((u) => u.trim().replace(/\/$/, '')).filter(Boolean),
         token: await readToken(options.tokenFile),
+        ...(ca !== undefined && { ca }),
         ...(joining
           ? { join: { service: options.service, admin: options.admin, labels, ttlMs, ...(options.name && { name: options.name }), ...(options.app && { app: options.app }), ...(options.inbound && { inbound: options.inbound }), ...(options.advertise && { advertise: options.advertise }), ...(options.outbound && { outbound: options.outbound }) } }
           : { name: options.service }),
@@ -106,11 +110,26 @@ program
   .option('--ca-cert <file>', 'an operator\'s CA certificate (PEM) to issue identities from, instead of one made and kept here')
   .option('--ca-key <file>', 'its private key (PEM)')
   .option('--leader-ttl <duration>', 'with several on one store: how long one that dies without resigning still leads (etcd rounds up to whole seconds)', '10s')
+  .option('--tls <mode>', 'serve the API over HTTPS with a certificate it issues itself from the mesh CA and renews (auto); writes the CA to <state-dir>/control-ca.pem for clients\' --control-ca')
+  .option('--tls-san <names>', 'with --tls auto: more DNS names or IP addresses for its certificate (comma-separated, repeatable); the listen address is always in it', collect)
+  .option('--tls-cert <file>', 'serve the API over HTTPS with this certificate (PEM, chain after the leaf)')
+  .option('--tls-key <file>', 'with --tls-cert: its private key (PEM)')
   .option('--previous-token-file <file>', 'after rotating the admin token: the old one, to open the CA key a shared store holds sealed under it (sealed again under the new one)')
   .option('--experiments <dir>', 'run the scheduled experiments of this directory while this control plane leads (give every replica the same); their state is kept in the store')
   .option('--reports <dir>', 'with --experiments: where their runs are recorded', 'reports')
-  .action(async (options: { config?: string; listen: string; tokenFile?: string; stateDir: string; store?: string; caCert?: string; caKey?: string; leaderTtl: string; experiments?: string; reports: string; previousTokenFile?: string }) => {
+  .action(async (options: { config?: string; listen: string; tokenFile?: string; stateDir: string; store?: string; caCert?: string; caKey?: string; leaderTtl: string; tls?: string; tlsSan?: string[]; tlsCert?: string; tlsKey?: string; experiments?: string; reports: string; previousTokenFile?: string }) => {
     if (Boolean(options.caCert) !== Boolean(options.caKey)) throw new InvalidArgumentError('--ca-cert and --ca-key go together');
+    if (Boolean(options.tlsCert) !== Boolean(options.tlsKey)) throw new InvalidArgumentError('--tls-cert and --tls-key go together');
+    if (options.tls !== undefined && options.tls !== 'auto') throw new InvalidArgumentError(`--tls: expected auto (or give --tls-cert and --tls-key), got "${options.tls}"`);
+    if (options.tls && options.tlsCert) throw new InvalidArgumentError('--tls auto issues its own certificate: give either it or --tls-cert/--tls-key');
+    const sans = (options.tlsSan ?? []).flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean);
+    if (sans.length > 0 && options.tls !== 'auto') throw new InvalidArgumentError('--tls-san names go into the certificate --tls auto issues: give --tls auto');
+    const { checkSan } = await import('../control/api-listener.ts');
+    try {
+      sans.forEach(checkSan);
+    } catch (error) {
+      throw new InvalidArgumentError((error as Error).message);
+    }
     const { parseDuration } = await import('../config/duration.ts');
     const leaderTtlMs = parseDuration(options.leaderTtl);
     if (leaderTtlMs === undefined || leaderTtlMs < 1_000) throw new InvalidArgumentError('--leader-ttl: a duration of at least 1s, e.g. 10s');
@@ -129,6 +148,8 @@ program
       ...(options.config && { configFile: options.config }),
       ...(options.caCert && options.caKey && { ca: { certFile: options.caCert, keyFile: options.caKey } }),
       ...(options.previousTokenFile && { previousTokens: [await readToken(options.previousTokenFile)] }),
+      ...(options.tls === 'auto' && { tls: { mode: 'auto' as const, sans } }),
+      ...(options.tlsCert && options.tlsKey && { tls: { mode: 'files' as const, certFile: options.tlsCert, keyFile: options.tlsKey } }),
     });
     let scheduling: { stop(): Promise<void> } | undefined;
     if (leaderScheduler) {
@@ -141,7 +162,8 @@ program
       await control.close();
       log.flush();
     });
-    process.stdout.write(`${JSON.stringify({ control: control.url, version: control.plane.state.version, ...(options.experiments && { scheduling: scheduled.map((e) => e.name) }) })}\n`);
+    const ca = control.caFile && { controlCa: control.caFile, caFingerprint: control.caFingerprint };
+    process.stdout.write(`${JSON.stringify({ control: control.url, version: control.plane.state.version, ...ca, ...(options.experiments && { scheduling: scheduled.map((e) => e.name) }) })}\n`);
   });
 
 program
@@ -160,7 +182,7 @@ program
       const { upOnHosts } = await import('../control/up-hosts.ts');
       const mesh = await upOnHosts({ file, hosts: options.hosts, subnet: options.subnet, stateDir: options.stateDir, log, ...(options.tokenFile && { token: await readToken(options.tokenFile) }) });
       process.stdout.write(mesh.table());
-      process.stdout.write(`ready; a game day here: target {control: ${mesh.controls[0]}} (token in ${mesh.tokenFile}); Ctrl-C stops everything\n`);
+      process.stdout.write(`ready; a game day here: target {control: ${mesh.controls[0]}, tokenFile: ${mesh.tokenFile}, ca: ${mesh.caFile}}; Ctrl-C stops everything\n`);
       stopOnSignal(async () => {
         await mesh.close();
         log.flush();
@@ -185,6 +207,17 @@ function stopOnSignal(close: () => Promise<void>): void {
   };
   process.once('SIGINT', () => void stop());
   process.once('SIGTERM', () => void stop());
+}
+
+/** The control plane an operator's command talks to: its URL, the admin token, the CA to trust it through. */
+async function controlAt(options: { control: string; tokenFile?: string; controlCa?: string }): Promise<{ url: string; token: string; ca: string | undefined }> {
+  const { readControlCa } = await import('../control/transport.ts');
+  return { url: options.control, token: await readToken(options.tokenFile), ca: await readControlCa(options.controlCa) };
+}
+
+/** A repeatable option's values, in order. */
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
 }
 
 /**
@@ -318,11 +351,14 @@ program
   .description('emergency stop: remove every runtime fault mesh-wide at once and halt running experiments')
   .option('--control <urls>', 'the control plane (replicas comma-separated: every one is checked)', 'http://127.0.0.1:15100')
   .option('--token-file <file>', 'its bearer token (or set FAULTLINE_TOKEN)')
+  .option('--control-ca <file>', 'for https:// control planes: the CA bundle (PEM) to trust them through (or set FAULTLINE_CONTROL_CA; default: Node\'s trusted roots)')
   .option('--by <name>', 'who stops it (recorded)', process.env.USER ?? 'unknown')
   .option('--reason <text>', 'why (recorded)', 'emergency stop')
-  .action(async (options: { control: string; tokenFile?: string; by: string; reason: string }) => {
+  .action(async (options: { control: string; tokenFile?: string; controlCa?: string; by: string; reason: string }) => {
     const { MeshClient } = await import('../experiments/mesh-client.ts');
-    const { deleted, verified, sidecars } = await new MeshClient(options.control, await readToken(options.tokenFile)).halt(options.by, options.reason);
+    const { readControlCa } = await import('../control/transport.ts');
+    const client = new MeshClient(options.control, await readToken(options.tokenFile), await readControlCa(options.controlCa));
+    const { deleted, verified, sidecars } = await client.halt(options.by, options.reason);
     process.stdout.write(`halted by ${options.by}: ${deleted.length} runtime fault(s) removed${deleted.length ? ` (${deleted.join(', ')})` : ''}\n`);
     const width = Math.max(0, ...sidecars.map((s) => s.name.length));
     for (const s of sidecars) {
@@ -342,9 +378,10 @@ token
   .description('make a join token for a service and print it (signed with a key derived from the admin token; never stored)')
   .option('--control <url>', 'the control plane', 'http://127.0.0.1:15100')
   .option('--token-file <file>', 'the admin token (or set FAULTLINE_TOKEN)')
+  .option('--control-ca <file>', 'for https:// control planes: the CA bundle (PEM) to trust them through (or set FAULTLINE_CONTROL_CA; default: Node\'s trusted roots)')
   .requiredOption('--service <name>', 'the service the token lets a sidecar join as')
   .option('--ttl <duration>', 'how long it is valid, from 1s to 365d, e.g. 24h or 30d (default 30d)')
-  .action(async (options: { control: string; tokenFile?: string; service: string; ttl?: string }) => {
+  .action(async (options: { control: string; tokenFile?: string; controlCa?: string; service: string; ttl?: string }) => {
     const { checkService, parseTtl } = await import('../control/join-token.ts');
     try {
       checkService(options.service);
@@ -353,7 +390,7 @@ token
       throw new InvalidArgumentError((error as Error).message);
     }
     const { createToken } = await import('../control/tokens-client.ts');
-    const made = await createToken(options.control, await readToken(options.tokenFile), options.service, options.ttl);
+    const made = await createToken(await controlAt(options), options.service, options.ttl);
     process.stderr.write(`join token ${made.id} for ${made.service}, valid until ${made.expiresAt}\n`);
     process.stdout.write(`${made.token}\n`);
   });
@@ -364,9 +401,10 @@ token
   .argument('<token-or-id>', 'the token, its id (as token create printed), or a file holding the token')
   .option('--control <url>', 'the control plane', 'http://127.0.0.1:15100')
   .option('--token-file <file>', 'the admin token (or set FAULTLINE_TOKEN)')
-  .action(async (tokenOrId: string, options: { control: string; tokenFile?: string }) => {
+  .option('--control-ca <file>', 'for https:// control planes: the CA bundle (PEM) to trust them through (or set FAULTLINE_CONTROL_CA; default: Node\'s trusted roots)')
+  .action(async (tokenOrId: string, options: { control: string; tokenFile?: string; controlCa?: string }) => {
     const { revokeToken } = await import('../control/tokens-client.ts');
-    const revoked = await revokeToken(options.control, await readToken(options.tokenFile), tokenOrId);
+    const revoked = await revokeToken(await controlAt(options), tokenOrId);
     process.stdout.write(`revoked join token ${revoked.jti}${revoked.service ? ` for ${revoked.service}` : ''} at ${revoked.revokedAt}\n`);
   });
 

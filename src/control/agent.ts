@@ -35,6 +35,8 @@ export interface ControlledSidecarOptions {
   /** The control plane, or its replicas (tried in turn). */
   readonly url: string | readonly string[];
   readonly token: string;
+  /** The CA bundle (PEM) the control plane's https:// URLs are trusted through (--control-ca). */
+  readonly ca?: string;
   /** The sidecar's name in the config (or its service's, when it has one sidecar); with `join`, its name if given. */
   readonly name?: string;
   /** Join with flags instead of an entry of the mesh file. */
@@ -85,7 +87,8 @@ export async function startControlledSidecar(options: ControlledSidecarOptions):
   const name = joined?.self.name ?? options.name;
   if (name === undefined) throw new FaultlineError(ErrorCode.ConfigInvalid, 'a sidecar needs its name (or join options)');
   const urls = typeof options.url === 'string' ? [options.url] : options.url;
-  const client = new ControlClient({ url: urls, token: options.token, sidecar: name, stateDir: options.stateDir, log, ...(joined && { self: joined.self }) });
+  const ca = options.ca !== undefined ? { ca: options.ca } : {};
+  const client = new ControlClient({ url: urls, token: options.token, ...ca, sidecar: name, stateDir: options.stateDir, log, ...(joined && { self: joined.self }) });
   let sidecar: Sidecar | undefined;
   let identity: SidecarIdentity | undefined;
   let registration: Registration | undefined;
@@ -98,6 +101,7 @@ export async function startControlledSidecar(options: ControlledSidecarOptions):
       identity = await SidecarIdentity.obtain({
         url: urls,
         token: options.token,
+        ...ca,
         sidecar: spec.name,
         service: spec.service,
         trustDomain: mtls.trustDomain,
@@ -120,7 +124,7 @@ export async function startControlledSidecar(options: ControlledSidecarOptions):
       return { removed: synced.removed, faults: running.faults.all().filter((f) => f.origin === 'runtime').map((f) => f.id) };
     });
     // Its events go up over the control connection, for the merged stream and the game days' recorders.
-    const events = new Uplink({ sidecar: name, token: options.token, url: () => client.url, events: running.events, metrics: () => running.metrics.exposition(), log });
+    const events = new Uplink({ sidecar: name, token: options.token, ...ca, url: () => client.url, events: running.events, metrics: () => running.metrics.exposition(), log });
     uplink = events;
     client.onCollect((requests) => events.setRequests(requests));
     // Serving, it becomes an endpoint of its service: registered once its listeners are up.
@@ -129,6 +133,7 @@ export async function startControlledSidecar(options: ControlledSidecarOptions):
       registration = await Registration.start({
         urls,
         token: options.token,
+        ...ca,
         instance: { name, service: joined.self.service, address, labels: { ...(options.join?.labels ?? {}) } },
         ttlMs: options.join?.ttlMs ?? DEFAULT_REGISTRATION_TTL_MS,
         log,

@@ -1,7 +1,7 @@
-// The control plane's HTTP API (express: not a data path). Every route needs a bearer token: the
-// admin token, for everything, or a sidecar's join token, for its own service's sidecar routes alone
-// (auth.ts); none, or a wrong one, is a 401, and no token reaches a log line. Operators: /config,
-// /faults, /sidecars, /events, /leader, /tokens, /gamedays and /schedule (game-days-api.ts).
+// The control plane's HTTP API (express: not a data path). Every route but GET /ca.pem needs a bearer
+// token: the admin token, for everything, or a sidecar's join token, for its own service's sidecar
+// routes alone (auth.ts); none, or a wrong one, is a 401, and no token reaches a log line. Operators:
+// /config, /faults, /sidecars, /events, /leader, /tokens, /gamedays and /schedule (game-days-api.ts).
 // Sidecars: the watch stream (server-sent events), acks, and certificate signing. Every error, a
 // parser's or an unknown route's included, is a JSON body (http/api-errors.ts).
 import express, { type Express, type Router } from 'express';
@@ -35,10 +35,15 @@ export interface RequestFlow {
 /** How long a new reader of /events waits, at most, for every sidecar's request.done to flow in. */
 const FLOW_WAIT_MS = 3_000;
 
-export function createControlApp(plane: ControlPlane, access: ControlAccess, identity?: IdentityIssuer, flow?: RequestFlow, log: Logger = silentLogger, leader?: LeaderView, routers: readonly Router[] = []): Express {
+/**
+ * `publicCa`: the CA certificate served, without a token, at GET /ca.pem (TLS auto: the CA that signed
+ * this API's certificate — a convenience whose copy must be checked out of band, e.g. its fingerprint).
+ */
+export function createControlApp(plane: ControlPlane, access: ControlAccess, identity?: IdentityIssuer, flow?: RequestFlow, log: Logger = silentLogger, leader?: LeaderView, publicCa?: string, routers: readonly Router[] = []): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('json spaces', 2);
+  if (publicCa) app.get('/ca.pem', (_req, res) => void res.type('application/x-pem-file').send(publicCa));
   app.use(access.authenticate);
   app.use(tokenRoutes(plane, access, log));
   for (const router of routers) app.use(router);

@@ -2,18 +2,20 @@
 // each snapshot parsed and checked here again, applied, persisted locally (so a restart without the
 // control plane still works), and acknowledged — or refused, with the error acknowledged instead.
 // When the stream breaks the sidecar keeps serving its last snapshot and reconnects with backoff.
-import { request } from 'undici';
 import { parseConfig } from '../config/load.ts';
 import type { SidecarConfig } from '../config/schema.ts';
 import { compileSnapshot, type Snapshot } from '../config/snapshot.ts';
 import { silentLogger, type Logger } from '../telemetry/log.ts';
 import type { DesiredState } from './plane.ts';
 import { FileStore } from './store.ts';
+import { ControlTlsError, controlRequest } from './transport.ts';
 
 export interface ControlClientOptions {
   /** The control plane's base URL, e.g. http://127.0.0.1:15100; or several replicas', tried in turn. */
   readonly url: string | readonly string[];
   readonly token: string;
+  /** The CA bundle (PEM) its https:// URLs are trusted through (--control-ca); Node's default trust without. */
+  readonly ca?: string;
   readonly sidecar: string;
   /** Where the last applied state is kept (a directory). */
   readonly stateDir: string;
@@ -135,13 +137,13 @@ export class ControlClient {
   /** Says this sidecar leaves for good (a clean stop), after close(): best effort, the replica in use only. */
   async leave(): Promise<void> {
     try {
-      const response = await request(`${this.url}/v1/leave`, {
+      const response = await controlRequest(`${this.url}/v1/leave`, {
         method: 'POST',
         headers: { authorization: `Bearer ${this.#options.token}`, 'content-type': 'application/json' },
         body: JSON.stringify({ sidecar: this.#options.sidecar }),
         headersTimeout: 2_000,
         bodyTimeout: 2_000,
-      });
+      }, this.#options.ca);
       await response.body.dump();
     } catch (error) {
       this.#log.debug({ error: (error as Error).message }, 'could not say it leaves');
@@ -163,7 +165,8 @@ export class ControlClient {
         await this.#watch();
       } catch (error) {
         if (this.#closed) break;
-        if (error instanceof WatchRefused && this.#first) this.#refused?.(error);
+        // Refused, or not to be spoken to as given (its certificate, the scheme): waiting will not help.
+        if ((error instanceof WatchRefused || error instanceof ControlTlsError) && this.#first) this.#refused?.(error);
         this.#log.warn({ error: (error as Error).message, control: this.url }, 'watch stream lost; serving the last snapshot');
       }
       this.#connected = false;
@@ -180,13 +183,13 @@ export class ControlClient {
 
   async #watch(): Promise<void> {
     this.#abort = new AbortController();
-    const response = await request(`${this.url}/v1/watch?sidecar=${encodeURIComponent(this.#options.sidecar)}`, {
+    const response = await controlRequest(`${this.url}/v1/watch?sidecar=${encodeURIComponent(this.#options.sidecar)}`, {
       headers: { authorization: `Bearer ${this.#options.token}`, accept: 'text/event-stream' },
       signal: this.#abort.signal,
       // The control plane sends a heartbeat every 15 s: silence for 45 s means the connection is dead.
       bodyTimeout: 45_000,
       headersTimeout: 10_000,
-    });
+    }, this.#options.ca);
     if (response.statusCode !== 200) {
       const text = await response.body.text();
       if (response.statusCode === 401 || response.statusCode === 403) throw new WatchRefused(response.statusCode, text);
@@ -244,11 +247,11 @@ export class ControlClient {
 
   async #ack(version: string, error: string | null, removed: readonly string[] = [], faults?: readonly string[]): Promise<void> {
     try {
-      const response = await request(`${this.url}/v1/ack`, {
+      const response = await controlRequest(`${this.url}/v1/ack`, {
         method: 'POST',
         headers: { authorization: `Bearer ${this.#options.token}`, 'content-type': 'application/json' },
         body: JSON.stringify({ sidecar: this.#options.sidecar, version, error, removed, ...(faults && { faults }) }),
-      });
+      }, this.#options.ca);
       await response.body.dump();
     } catch (failure) {
       this.#log.warn({ error: (failure as Error).message }, 'could not acknowledge');

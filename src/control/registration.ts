@@ -2,14 +2,16 @@
 // sidecar while it renews the lease (at a third of its TTL, so two renewals may fail before it ends);
 // a renewal the control plane no longer knows (the lease ended: a long partition, a store that lost
 // it) registers again; a clean stop deregisters at once. Replicas are tried in turn.
-import { request } from 'undici';
 import type { RegisteredInstance } from '../config/snapshot.ts';
 import { silentLogger, type Logger } from '../telemetry/log.ts';
 import type { InstanceRecord } from './plane.ts';
+import { controlRequest, type ControlResponse } from './transport.ts';
 
 export interface RegistrationOptions {
   readonly urls: readonly string[];
   readonly token: string;
+  /** The CA bundle its https:// URLs are trusted through (--control-ca). */
+  readonly ca?: string;
   readonly instance: RegisteredInstance;
   readonly ttlMs: number;
   readonly log?: Logger;
@@ -82,19 +84,19 @@ export class Registration {
   }
 
   /** A call to the replica in use; on a network error, the same call to the next one, until each was tried. */
-  async #call(method: 'PUT' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<Awaited<ReturnType<typeof request>>> {
-    const { urls, token } = this.#options;
+  async #call(method: 'PUT' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<ControlResponse> {
+    const { urls, token, ca } = this.#options;
     let last: unknown;
     for (let tried = 0; tried < urls.length; tried++) {
       const url = urls[this.#current]!;
       try {
-        return await request(`${url}${path}`, {
+        return await controlRequest(`${url}${path}`, {
           method,
           headers: { authorization: `Bearer ${token}`, ...(body !== undefined && { 'content-type': 'application/json' }) },
           ...(body !== undefined && { body: JSON.stringify(body) }),
           headersTimeout: 5_000,
           bodyTimeout: 5_000,
-        });
+        }, ca);
       } catch (error) {
         last = error;
         this.#current = (this.#current + 1) % urls.length;

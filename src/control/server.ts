@@ -1,14 +1,13 @@
 // `faultline control`: the control plane process — its state (plane.ts) behind its API (api.ts) on one
-// listener, the desired state kept in a file store, and the merged event stream fed from each
-// connected sidecar's own /events.
+// listener (plain HTTP or TLS: api-listener.ts), the desired state kept in a file store, and the merged
+// event stream fed from each connected sidecar's own /events.
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { readFile } from 'node:fs/promises';
 import { ErrorCode, FaultlineError, describe } from '../errors.ts';
 import { silentLogger, type Logger } from '../telemetry/log.ts';
 import { MeshCa } from '../identity/ca.ts';
 import { createControlApp, type IdentityIssuer } from './api.ts';
+import { listenControl, type ControlTls } from './api-listener.ts';
 import { ControlAccess, type AccessClock } from './auth.ts';
 import { ControlPlane } from './plane.ts';
 import { gameDayRoutes } from './game-days-api.ts';
@@ -33,11 +32,16 @@ export interface ControlPlaneOptions {
   readonly clock?: AccessClock;
   /** How long it still leads if it dies without resigning (its election lease): another leads within this. */
   readonly leaderTtlMs?: number;
+  /** Serve the API over HTTPS: the operator's certificate, or one issued from the mesh CA (auto). Plain HTTP without. */
+  readonly tls?: ControlTls;
 }
 
 export interface RunningControlPlane {
   readonly plane: ControlPlane;
   readonly url: string;
+  /** With TLS auto: the CA bundle it wrote for clients (--control-ca), and its SHA-256 fingerprint. */
+  readonly caFile?: string;
+  readonly caFingerprint?: string;
   /** Its campaign in the election "control" (GET /leader). */
   readonly leadership: ControlLeadership;
   /** The desired state's store (leader-only work keeps its state there). */
@@ -181,15 +185,15 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     },
     leader: () => elector.leader(ELECTION),
   };
-  const server: Server = createServer(createControlApp(plane, access, issuer, plane, log, leader, [gameDayRoutes(store)]));
-  const colon = options.listen.lastIndexOf(':');
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(Number(options.listen.slice(colon + 1)), options.listen.slice(0, colon).replace(/^\[|\]$/g, ''), () => resolve());
+  const app = createControlApp(plane, access, issuer, plane, log, leader, options.tls?.mode === 'auto' ? ca.certPem : undefined, [gameDayRoutes(store)]);
+  const listener = await listenControl(app, options.listen, { ca, stateDir: options.stateDir, log, ...(options.tls && { tls: options.tls }) }).catch(async (error: unknown) => {
+    access.close();
+    plane.close();
+    await store.close();
+    throw error;
   });
-  const bound = server.address() as AddressInfo;
-  const url = `http://${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}`;
-  log.info({ url, version: plane.state.version }, 'control plane started');
+  const { url } = listener;
+  log.info({ url, version: plane.state.version, ...(listener.caFile && { caFile: listener.caFile }) }, 'control plane started');
   leadership = new ControlLeadership(elector, url, options.leaderTtlMs, log);
   const campaigning = leadership;
   const heads = new HeadSweeper(store, plane, url, log);
@@ -197,6 +201,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
   return {
     plane,
     url,
+    ...(listener.caFile && { caFile: listener.caFile, caFingerprint: listener.caFingerprint! }),
     leadership: campaigning,
     store,
     heads,
@@ -204,8 +209,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
       await campaigning.close();
       access.close();
       plane.close();
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await listener.close();
       await store.close();
     },
   };

@@ -1,8 +1,8 @@
 // `faultline token create|revoke`: the operator's side of join tokens, over the control plane's API
 // with the admin token (tokens-api.ts).
 import { readFile } from 'node:fs/promises';
-import { request } from 'undici';
 import type { Revocation } from './revocations.ts';
+import { controlRequest } from './transport.ts';
 
 export interface MadeToken {
   readonly token: string;
@@ -12,15 +12,22 @@ export interface MadeToken {
   readonly expiresAt: string;
 }
 
-export async function createToken(control: string, adminToken: string, service: string, ttl?: string): Promise<MadeToken> {
-  return call<MadeToken>(control, adminToken, '/tokens', { service, ...(ttl !== undefined && { ttl }) });
+/** The control plane as the operator's commands reach it: its URL, the admin token, the CA it is trusted through. */
+export interface ControlAt {
+  readonly url: string;
+  readonly token: string;
+  readonly ca?: string | undefined;
+}
+
+export async function createToken(control: ControlAt, service: string, ttl?: string): Promise<MadeToken> {
+  return call<MadeToken>(control, '/tokens', { service, ...(ttl !== undefined && { ttl }) });
 }
 
 /** Revokes a join token given whole, by its id, or as the path of a file that holds it. */
-export async function revokeToken(control: string, adminToken: string, tokenOrId: string): Promise<Revocation> {
+export async function revokeToken(control: ControlAt, tokenOrId: string): Promise<Revocation> {
   const given = await tokenIn(tokenOrId);
   const body = /^[0-9a-f]{32}$/.test(given) ? { id: given } : { token: given };
-  return (await call<{ revoked: Revocation }>(control, adminToken, '/tokens/revoked', body)).revoked;
+  return (await call<{ revoked: Revocation }>(control, '/tokens/revoked', body)).revoked;
 }
 
 /** The argument itself, unless it is neither an id nor a token and names a readable file. */
@@ -29,13 +36,13 @@ async function tokenIn(argument: string): Promise<string> {
   return (await readFile(argument, 'utf8').catch(() => argument)).trim();
 }
 
-async function call<T>(control: string, adminToken: string, path: string, body: object): Promise<T> {
-  const response = await request(`${control.replace(/\/$/, '')}${path}`, {
+async function call<T>(control: ControlAt, path: string, body: object): Promise<T> {
+  const response = await controlRequest(`${control.url.replace(/\/$/, '')}${path}`, {
     method: 'POST',
-    headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+    headers: { authorization: `Bearer ${control.token}`, 'content-type': 'application/json' },
     body: JSON.stringify(body),
     signal: AbortSignal.timeout(10_000),
-  });
+  }, control.ca);
   const text = await response.body.text();
   let answer: { error?: string } & Record<string, unknown>;
   try {

@@ -1,11 +1,13 @@
 // `faultline up --hosts N mesh.yaml`: the mesh spread over N hosts on this machine (network namespaces,
 // root only) as a fleet is — a three-member etcd and a control plane on each of the first three hosts
 // (sharing it), and each sidecar of the file, in turn on the next host, joining by flags with its app
-// beside it, its instance registered at its host's address. This machine is put on the hosts' network,
-// so the operator's commands here (faultline run, stop) reach the control planes.
+// beside it, its instance registered at its host's address. The control planes serve their API over
+// TLS (--tls auto: one CA, from the store), and every client trusts it through the CA file the first
+// writes. This machine is put on the hosts' network, so the operator's commands here (faultline run,
+// stop) reach the control planes.
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
@@ -15,6 +17,7 @@ import { compileSnapshot, type Snapshot, type SidecarSpec } from '../config/snap
 import { ErrorCode, FaultlineError } from '../errors.ts';
 import { silentLogger, type Logger } from '../telemetry/log.ts';
 import { HostNetwork, type Host } from './hosts.ts';
+import { CONTROL_CA_FILE, controlRequest } from './transport.ts';
 
 export interface HostsUpOptions {
   readonly file: string;
@@ -33,6 +36,8 @@ export interface HostedMesh {
   readonly controls: readonly string[];
   readonly token: string;
   readonly tokenFile: string;
+  /** The control planes' CA bundle (give it as --control-ca, or an experiment's target.ca). */
+  readonly caFile: string;
   readonly snapshot: Snapshot;
   /** Which sidecar runs on which host. */
   readonly placement: ReadonlyMap<string, Host>;
@@ -90,10 +95,13 @@ export async function upOnHosts(options: HostsUpOptions): Promise<HostedMesh> {
     await until(async () => (await Promise.all(etcd.map((m) => healthy(`http://${m.client}/health`)))).every(Boolean), deadline, 'etcd to be healthy on every member');
 
     const store = `etcd://${etcd.map((m) => m.client).join(',')}/up`;
-    const controls = planes.map((host) => `http://${host.address}:${CONTROL_PORT}`);
+    const controls = planes.map((host) => `https://${host.address}:${CONTROL_PORT}`);
     for (const [i, host] of planes.entries()) {
-      children.push(await started(network.run(host, process.execPath, [CLI, 'control', '--config', fleetFile, '--listen', `${host.address}:${CONTROL_PORT}`, '--token-file', tokenFile, '--state-dir', join(stateDir, 'control', `cp${i}`), '--store', store], faultlineSpawn()), `the control plane on ${host.name}`));
+      children.push(await started(network.run(host, process.execPath, [CLI, 'control', '--config', fleetFile, '--listen', `${host.address}:${CONTROL_PORT}`, '--token-file', tokenFile, '--state-dir', join(stateDir, 'control', `cp${i}`), '--store', store, '--tls', 'auto'], faultlineSpawn()), `the control plane on ${host.name}`));
     }
+    // One CA on every replica (kept in the store): the first one's copy is everyone's.
+    const caFile = join(stateDir, 'control', 'cp0', CONTROL_CA_FILE);
+    const ca = await readFile(caFile, 'utf8');
 
     // Each sidecar in turn on the next host, its app beside it (started from the file's directory).
     for (const [i, spec] of snapshot.sidecars.entries()) {
@@ -108,14 +116,14 @@ export async function upOnHosts(options: HostsUpOptions): Promise<HostedMesh> {
         });
         children.push(app);
       }
-      children.push(await started(network.run(host, process.execPath, [CLI, 'sidecar', ...joinFlags(spec, snapshot, host, controls, tokenFile, join(stateDir, 'sidecars', spec.name))], faultlineSpawn()), `sidecar ${spec.name} on ${host.name}`));
+      children.push(await started(network.run(host, process.execPath, [CLI, 'sidecar', ...joinFlags(spec, snapshot, host, controls, tokenFile, join(stateDir, 'sidecars', spec.name)), '--control-ca', caFile], faultlineSpawn()), `sidecar ${spec.name} on ${host.name}`));
     }
 
     // Ready: every instance registered, every sidecar connected with the desired version applied.
     await until(async () => {
-      const instances = await api<{ instances: unknown[] }>(controls[0]!, '/instances', token);
+      const instances = await api<{ instances: unknown[] }>(controls[0]!, '/instances', token, ca);
       if (instances?.instances.length !== serving.length) return false;
-      const views = await Promise.all(controls.map((url) => api<{ version: string; sidecars: { connected: boolean; health: string }[] }>(url, '/sidecars', token)));
+      const views = await Promise.all(controls.map((url) => api<{ version: string; sidecars: { connected: boolean; health: string }[] }>(url, '/sidecars', token, ca)));
       const ready = views.flatMap((v) => v?.sidecars ?? []).filter((s) => s.connected && s.health === 'ready');
       return ready.length >= snapshot.sidecars.length;
     }, deadline, 'every sidecar to join and every instance to register');
@@ -125,6 +133,7 @@ export async function upOnHosts(options: HostsUpOptions): Promise<HostedMesh> {
       controls,
       token,
       tokenFile,
+      caFile,
       snapshot,
       placement,
       close,
@@ -136,7 +145,7 @@ export async function upOnHosts(options: HostsUpOptions): Promise<HostedMesh> {
         return [
           `hosts          ${network.hosts.map((h) => `${h.name} ${h.address}`).join(', ')} (network namespaces ${network.prefix}*)`,
           `etcd           ${store}`,
-          `control planes ${controls.join(',')}  (token in ${tokenFile})`,
+          `control planes ${controls.join(',')}  (token in ${tokenFile}, CA in ${caFile})`,
           '',
           line(header),
           ...rows.map(line),
@@ -194,9 +203,9 @@ async function healthy(url: string): Promise<boolean> {
   }
 }
 
-async function api<T>(url: string, path: string, token: string): Promise<T | undefined> {
+async function api<T>(url: string, path: string, token: string, ca: string): Promise<T | undefined> {
   try {
-    const response = await request(`${url}${path}`, { headers: { authorization: `Bearer ${token}` }, headersTimeout: 2_000, bodyTimeout: 2_000 });
+    const response = await controlRequest(`${url}${path}`, { headers: { authorization: `Bearer ${token}` }, headersTimeout: 2_000, bodyTimeout: 2_000 }, ca);
     if (response.statusCode !== 200) {
       await response.body.dump();
       return undefined;

@@ -4,15 +4,17 @@
 // after the last event the control plane has, fails over with the watch stream to another replica,
 // and takes request.done only while the control plane says someone reads them (they cost the data path).
 import { PassThrough } from 'node:stream';
-import { request } from 'undici';
 import { pipeEvents } from '../telemetry/event-stream.ts';
 import { parseSamples } from '../telemetry/metrics.ts';
 import type { EventBus } from '../telemetry/events.ts';
 import { silentLogger, type Logger } from '../telemetry/log.ts';
+import { controlRequest } from './transport.ts';
 
 export interface UplinkOptions {
   readonly sidecar: string;
   readonly token: string;
+  /** The CA bundle its https:// URLs are trusted through (--control-ca). */
+  readonly ca?: string;
   /** The control plane replica in use (the watch stream's: they fail over together). */
   readonly url: () => string;
   readonly events: EventBus;
@@ -79,10 +81,10 @@ export class Uplink {
 
   /** One push: ask where to resume, then stream from there until it ends (a switch, a close) or breaks. */
   async #push(): Promise<void> {
-    const { sidecar, token, events } = this.#options;
+    const { sidecar, token, events, ca } = this.#options;
     const url = this.#options.url();
     const headers = { authorization: `Bearer ${token}` };
-    const cursor = await request(`${url}/v1/uplink?sidecar=${encodeURIComponent(sidecar)}`, { headers, headersTimeout: 5_000, bodyTimeout: 5_000 });
+    const cursor = await controlRequest(`${url}/v1/uplink?sidecar=${encodeURIComponent(sidecar)}`, { headers, headersTimeout: 5_000, bodyTimeout: 5_000 }, ca);
     if (cursor.statusCode !== 200) throw new Error(`uplink cursor answered ${cursor.statusCode}: ${(await cursor.body.text()).slice(0, 200)}`);
     const { since } = (await cursor.body.json()) as { since: number };
     // Closed while asking: no push to start (close() found none to end).
@@ -100,14 +102,14 @@ export class Uplink {
     // same stream — so that a recorder never needs this sidecar's admin listener either.
     const sampling = requests && this.#options.metrics ? this.#sampleMetrics(body) : undefined;
     try {
-      const response = await request(`${url}/v1/uplink?sidecar=${encodeURIComponent(sidecar)}&requests=${requests}`, {
+      const response = await controlRequest(`${url}/v1/uplink?sidecar=${encodeURIComponent(sidecar)}&requests=${requests}`, {
         method: 'POST',
         headers: { ...headers, 'content-type': 'application/x-ndjson' },
         body,
         // The answer comes when the push ends: no deadline on it, nor on the body it streams.
         headersTimeout: 0,
         bodyTimeout: 0,
-      });
+      }, ca);
       await response.body.dump();
       if (response.statusCode !== 204) throw new Error(`uplink answered ${response.statusCode}`);
     } finally {

@@ -6,12 +6,12 @@
 // is asked of every one and merged.
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { request } from 'undici';
 import type { GameDayHead } from '../control/heads.ts';
 import { parseConfig } from '../config/load.ts';
 import { compileSnapshot, type RegisteredInstance, type Snapshot } from '../config/snapshot.ts';
 import type { FaultConfig } from '../faults/schema.ts';
 import { readEventStream } from '../telemetry/event-stream.ts';
+import { controlRequest, readControlCa } from '../control/transport.ts';
 import { EventMerge } from './event-merge.ts';
 
 export interface SidecarView {
@@ -45,12 +45,15 @@ export class MeshClient {
   /** The control plane, or its replicas (one store): calls go to the one that last answered, and fail over. */
   readonly urls: readonly string[];
   readonly #token: string;
+  /** The CA bundle (PEM) its https:// URLs are trusted through; Node's default trust without. */
+  readonly #ca: string | undefined;
   #current = 0;
 
-  constructor(url: string | readonly string[], token: string) {
+  constructor(url: string | readonly string[], token: string, ca?: string) {
     this.urls = (typeof url === 'string' ? url.split(',') : url).map((u) => u.trim().replace(/\/$/, '')).filter(Boolean);
     if (this.urls.length === 0) throw new Error('no control plane URL');
     this.#token = token;
+    this.#ca = ca;
   }
 
   /** The replica calls go to now. */
@@ -59,12 +62,12 @@ export class MeshClient {
   }
 
   async #callAt(url: string, method: string, path: string, body?: string, headers: Record<string, string> = {}): Promise<{ status: number; text: string; headers: Record<string, unknown> }> {
-    const response = await request(`${url}${path}`, {
+    const response = await controlRequest(`${url}${path}`, {
       method: method as 'GET',
       headers: { ...headers, authorization: `Bearer ${this.#token}`, ...(body !== undefined && { 'content-type': 'application/json' }) },
       ...(body !== undefined && { body }),
       signal: AbortSignal.timeout(10_000),
-    });
+    }, this.#ca);
     return { status: response.statusCode, text: await response.body.text(), headers: response.headers };
   }
 
@@ -198,7 +201,7 @@ export class MeshClient {
       let broken = false;
       while (!signal.aborted) {
         try {
-          const response = await request(`${url}/events`, { headers: { authorization: `Bearer ${this.#token}` }, signal, bodyTimeout: 0 });
+          const response = await controlRequest(`${url}/events`, { headers: { authorization: `Bearer ${this.#token}` }, signal, bodyTimeout: 0 }, this.#ca);
           if (response.statusCode !== 200) throw new Error(`GET /events answered ${response.statusCode}: ${(await response.body.text()).slice(0, 300)}`);
           answered();
           broken = false;
@@ -223,11 +226,16 @@ function lastHeard(s: SidecarView): number {
   return Math.max(...[s.ackedAt, s.connectedAt, s.disconnectedAt].map((t) => (t ? Date.parse(t) : 0)));
 }
 
-/** The client of an experiment's `target.control`: its token from target.tokenFile (relative to the experiment file) or FAULTLINE_TOKEN. */
-export async function targetClient(target: { control: string | readonly string[]; tokenFile?: string | undefined }, experimentFile: string): Promise<MeshClient> {
+/**
+ * The client of an experiment's `target.control`: its token from target.tokenFile (relative to the
+ * experiment file) or FAULTLINE_TOKEN; the CA its https:// URLs are trusted through from target.ca
+ * (relative too) or FAULTLINE_CONTROL_CA.
+ */
+export async function targetClient(target: { control: string | readonly string[]; tokenFile?: string | undefined; ca?: string | undefined }, experimentFile: string): Promise<MeshClient> {
   const token = target.tokenFile ? (await readFile(resolve(dirname(experimentFile), target.tokenFile), 'utf8')).trim() : (process.env.FAULTLINE_TOKEN ?? '').trim();
   if (!token) throw new Error('the target control plane needs a token: target.tokenFile or FAULTLINE_TOKEN');
-  return new MeshClient(target.control, token);
+  const ca = target.ca !== undefined ? await readControlCa(resolve(dirname(experimentFile), target.ca), `${experimentFile}: target.ca`) : await readControlCa();
+  return new MeshClient(target.control, token, ca);
 }
 
 

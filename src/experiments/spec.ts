@@ -21,6 +21,7 @@ const Target = z.union([
       ])
       .meta({ description: 'a running control plane; or its replicas (on one store), as a list or comma-separated: calls fail over between them, the event stream is read from every one' }),
     tokenFile: z.string().optional().meta({ description: 'its bearer token (else FAULTLINE_TOKEN)' }),
+    ca: z.string().min(1).optional().meta({ description: 'for https:// URLs: the CA bundle (PEM) to trust it through, relative to this file (else FAULTLINE_CONTROL_CA, else the default trust); faultline control --tls auto writes it to <state-dir>/control-ca.pem' }),
   }),
 ]);
 

@@ -4,8 +4,8 @@
 // so a renewed certificate takes over without a failed request.
 import { X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
-import { request } from 'undici';
 import { systemClock, type Clock } from '../clock.ts';
+import { controlRequest, type ControlResponse } from '../control/transport.ts';
 import { silentLogger, type Logger } from '../telemetry/log.ts';
 import { spiffeId } from './spiffe.ts';
 import { WorkloadKey, renewAt, type WorkloadIdentity } from './workload.ts';
@@ -14,6 +14,8 @@ export interface IdentityOptions {
   /** The control plane, or its replicas: each is asked in turn until one issues. */
   readonly url: string | readonly string[];
   readonly token: string;
+  /** The CA bundle its https:// URLs are trusted through (--control-ca). */
+  readonly ca?: string;
   readonly sidecar: string;
   readonly service: string;
   readonly trustDomain: string;
@@ -131,14 +133,14 @@ const RETRY_MAX_MS = 30_000;
 async function issue(options: IdentityOptions, key: WorkloadKey, clock: RenewalClock): Promise<CurrentIdentity> {
   const csr = await key.csr(options.service, spiffeId(options.trustDomain, options.namespace, options.service));
   const urls = typeof options.url === 'string' ? [options.url] : options.url;
-  let response: Awaited<ReturnType<typeof request>> | undefined;
+  let response: ControlResponse | undefined;
   for (const [i, url] of urls.entries()) {
     try {
-      response = await request(`${url}/v1/identity`, {
+      response = await controlRequest(`${url}/v1/identity`, {
         method: 'POST',
         headers: { authorization: `Bearer ${options.token}`, 'content-type': 'application/json' },
         body: JSON.stringify({ sidecar: options.sidecar, csr, service: options.service }),
-      });
+      }, options.ca);
       break;
     } catch (error) {
       if (i === urls.length - 1) throw error;

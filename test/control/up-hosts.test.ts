@@ -1,7 +1,8 @@
 // `faultline up --hosts 3` (root only): the demo shop spread over three network-namespace hosts, with
 // a three-member etcd and a control plane on each host; every sidecar joins by flags and registers at
 // its host's address; the shop answers from this machine through the hosts' network; every replica
-// serves the same state; a game day runs on it from here; closed, nothing of it is left.
+// serves the same state, over TLS (--tls auto), trusted through the CA file the first one wrote; a game
+// day runs on it from here; closed, nothing of it is left.
 import { expect } from 'chai';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { stringify } from 'yaml';
@@ -10,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { namespaceNames } from '../../src/control/hosts.ts';
+import { controlRequest } from '../../src/control/transport.ts';
 import { upOnHosts, type HostedMesh } from '../../src/control/up-hosts.ts';
 
 const DEMO = new URL('../../demo/mesh.yaml', import.meta.url).pathname;
@@ -17,6 +19,12 @@ const quiet = { write: () => true, isTTY: false } as unknown as NodeJS.WriteStre
 
 async function get<T>(url: string, token?: string, host?: string): Promise<{ status: number; body: T }> {
   const response = await request(url, { headers: { ...(token && { authorization: `Bearer ${token}` }), ...(host && { host }) }, headersTimeout: 5_000, bodyTimeout: 5_000 });
+  return { status: response.statusCode, body: (await response.body.json()) as T };
+}
+
+/** A control plane's API, over TLS, trusted through the CA file it wrote. */
+async function api<T>(url: string, token: string, ca: string): Promise<{ status: number; body: T }> {
+  const response = await controlRequest(url, { headers: { authorization: `Bearer ${token}` }, headersTimeout: 5_000, bodyTimeout: 5_000 }, ca);
   return { status: response.statusCode, body: (await response.body.json()) as T };
 }
 
@@ -31,10 +39,11 @@ describe('faultline up --hosts', function () {
   it('spreads the demo shop over three hosts with etcd and three control planes; the shop answers across them, and a game day runs on it', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'faultline-up-hosts-'));
     mesh = await upOnHosts({ file: DEMO, hosts: 3, subnet: '10.215.0.0/24', stateDir: join(dir, 'state'), readyTimeoutMs: 90_000 });
-    expect(mesh.controls).to.deep.equal(['http://10.215.0.1:15100', 'http://10.215.0.2:15100', 'http://10.215.0.3:15100']);
+    expect(mesh.controls).to.deep.equal(['https://10.215.0.1:15100', 'https://10.215.0.2:15100', 'https://10.215.0.3:15100']);
+    const ca = await readFile(mesh.caFile, 'utf8');
     expect(new Set([...mesh.placement.values()].map((h) => h.name))).to.deep.equal(new Set(['h1', 'h2', 'h3']));
     // Every replica lists every instance, at its host's address, and serves the same version.
-    const listed = await Promise.all(mesh.controls.map((url) => get<{ version: string; instances: { name: string; address: string }[] }>(`${url}/instances`, mesh!.token)));
+    const listed = await Promise.all(mesh.controls.map((url) => api<{ version: string; instances: { name: string; address: string }[] }>(`${url}/instances`, mesh!.token, ca)));
     for (const { body } of listed) {
       expect(body.instances.map((i) => i.name).sort()).to.deep.equal([...mesh.placement.keys()].sort());
       expect(body.version).to.equal(listed[0]!.body.version);
@@ -48,7 +57,7 @@ describe('faultline up --hosts', function () {
     expect(page.body.page).to.equal('home');
     expect(page.body.cart.quote.amount).to.equal(42);
     // Each sidecar is attached to one replica; together they have all nine, ready.
-    const views = await Promise.all(mesh.controls.map((url) => get<{ sidecars: { name: string; connected: boolean; health: string }[] }>(`${url}/sidecars`, mesh!.token)));
+    const views = await Promise.all(mesh.controls.map((url) => api<{ sidecars: { name: string; connected: boolean; health: string }[] }>(`${url}/sidecars`, mesh!.token, ca)));
     const ready = views.flatMap((v) => v.body.sidecars).filter((s) => s.connected && s.health === 'ready').map((s) => s.name);
     expect(ready.sort()).to.deep.equal([...mesh.placement.keys()].sort());
 
@@ -57,7 +66,7 @@ describe('faultline up --hosts', function () {
     const file = join(dir, 'gameday.yaml');
     await writeFile(file, stringify({
       name: 'hosts-gameday',
-      target: { control: mesh.controls, tokenFile: mesh.tokenFile },
+      target: { control: mesh.controls, tokenFile: mesh.tokenFile, ca: mesh.caFile },
       load: { entry: 'frontend', rate: 20 },
       phases: { warmup: '1s', baseline: '2s', recovery: '2s' },
       steadyState: [{ availability: { service: 'frontend', min: 90 } }],

@@ -153,6 +153,23 @@ describe('identity: mesh CA', () => {
     expect(text).to.match(/CA:FALSE/).and.match(/Digital Signature/).and.match(/TLS Web Server Authentication, TLS Web Client Authentication/);
   });
 
+  it('issues the control plane its serving certificate: its names and addresses only, serverAuth only, and openssl verifies it as a server', async () => {
+    const issued = await ca.issueServer({ dnsNames: ['cp1.example'], ipAddresses: ['127.0.0.1', '10.213.0.1'] }, 3_600_000);
+    const cert = new X509Certificate(issued.certPem);
+    expect(cert.subjectAltName).to.equal('DNS:cp1.example, IP Address:127.0.0.1, IP Address:10.213.0.1');
+    expect(cert.ca).to.equal(false);
+    expect(cert.checkIssued(new X509Certificate(ca.certPem))).to.equal(true);
+    expect(cert.checkPrivateKey(createPrivateKey(issued.keyPem))).to.equal(true);
+    expect(issued.notAfter.getTime() - Date.now()).to.be.within(3_500_000, 3_600_000);
+    const dir2 = await mkdtemp(join(dir, 'server-'));
+    await writeFile(join(dir2, 'ca.pem'), ca.certPem);
+    await writeFile(join(dir2, 'cert.pem'), issued.certPem);
+    expect(run('openssl', ['verify', '-purpose', 'sslserver', '-CAfile', join(dir2, 'ca.pem'), join(dir2, 'cert.pem')])).to.match(/: OK$/m);
+    const text = run('openssl', ['x509', '-noout', '-text', '-in', join(dir2, 'cert.pem')]);
+    expect(text).to.match(/CA:FALSE/).and.match(/TLS Web Server Authentication\n/).and.not.match(/Client Authentication|spiffe:/);
+    expect((await rejection(ca.issueServer({ dnsNames: [], ipAddresses: [] }, 1_000))).message).to.match(/at least one name/);
+  });
+
   it('refuses CSRs for RSA and P-384 keys', async () => {
     const rsa = await foreignCsr({ name: 'RSASSA-PKCS1-v1_5', modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' }, { name: 'RSASSA-PKCS1-v1_5' });
     expect((await rejection(ca.sign(rsa, 'payments'))).message).to.match(/must be ECDSA P-256, got rsa/);
