@@ -1,12 +1,16 @@
 // The interval detectors of outlier detection, on a fake clock: failure percentage (Envoy's threshold,
 // requestVolume and minimumHosts) and latency against the siblings' median (factor, minimum, volume,
 // hosts), under the same maxEjectionPercent and ejection-time rules as consecutive errors; each
-// ejection says which detector and with what numbers.
+// ejection says which detector and with what numbers. Then over real sockets: an instance that hangs
+// until the per-try timeout is slow to the latency detector, not unseen.
 import { expect } from 'chai';
 import { EndpointRegistry, type Cluster } from '../../src/proxy/endpoints.ts';
+import { select } from '../../src/faults/endpoints.ts';
 import { OutlierDetector } from '../../src/proxy/outlier.ts';
 import { EventBus, type MeshEvents } from '../../src/telemetry/events.ts';
-import { snapshotOf } from '../helpers/mesh.ts';
+import { call, load } from '../helpers/client.ts';
+import { sidecarEntry, snapshotOf, startSidecar } from '../helpers/mesh.ts';
+import { freeAddress, startUpstream, waitFor } from '../helpers/net.ts';
 
 function cluster(outlierDetection: Record<string, unknown>, endpoints: number): Cluster {
   const snapshot = snapshotOf({
@@ -153,5 +157,47 @@ describe('outlier detection: interval detectors (fake clock)', () => {
       expect(out(c)).to.have.length(1);
       expect(ejected).to.have.length(1);
     });
+  });
+});
+
+describe('outlier detection: latency over real sockets', function () {
+  this.timeout(20_000);
+
+  it('counts a try cut by the per-try timeout at the time it was cut: the hanging instance is ejected by latency', async () => {
+    const apps = await Promise.all([0, 1, 2].map((i) => startUpstream(`s-${i}`)));
+    const config = {
+      mesh: { name: 'hang' },
+      services: [
+        { name: 'c', endpoints: [{ address: await freeAddress() }] },
+        {
+          name: 's',
+          loadBalancer: 'round-robin',
+          endpoints: apps.map((a) => ({ address: a.address })),
+          // consecutive errors set out of reach: only the latency detector may eject.
+          outlierDetection: { consecutive5xx: 1000, interval: '300ms', baseEjectionTime: '30s', maxEjectionPercent: 34, latency: { minimum: '50ms', requestVolume: 3, minimumHosts: 3 } },
+        },
+      ],
+      routes: [{ name: 'to-s', match: { host: 's' }, destinations: [{ service: 's' }], retries: { attempts: 2, perTryTimeout: '150ms', retryOn: ['reset'] } }],
+      sidecars: [await sidecarEntry('c', await freeAddress())],
+      faults: [{ id: 'hangs', at: 'attempt', match: { destination: 's', endpoints: { count: 1 } }, hang: {} }],
+    };
+    const sidecar = await startSidecar(config, 'c');
+    try {
+      const ejected: MeshEvents['outlier.ejected'][] = [];
+      sidecar.events.on('outlier.ejected', (e) => ejected.push(e));
+      const hanging = [...sidecar.faults.all()][0]!;
+      await waitFor(async () => {
+        await load(9, 3, () => call(sidecar.addresses.outbound!, 's'));
+        return ejected.length > 0;
+      }, 10_000, 'an ejection');
+      const [chosen] = [...select({ count: 1 }, 0, apps.map((a) => ({ address: a.address, labels: {} })))];
+      expect(ejected).to.have.length(1);
+      expect(ejected[0]).to.deep.include({ service: 's', endpoint: chosen, detector: 'latency' });
+      expect(ejected[0]!.figures.latencyMs).to.be.at.least(150);
+      expect(hanging.counter.applied).to.be.at.least(3);
+    } finally {
+      await sidecar.close();
+      for (const app of apps) await app.close();
+    }
   });
 });
