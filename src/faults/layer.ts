@@ -35,7 +35,7 @@ export function faultLayer(slot: Slot, table: FaultTable, events: EventBus, serv
   return (next) => (ctx) => {
     const destination = point === 'inbound' ? service : (ctx.destination?.service ?? '');
     const faults = table.for(slot, destination);
-    const triggered = triggers && slot !== 'attempt' && slot !== 'endpoint' ? triggerFaults(ctx) : undefined;
+    const triggered = triggers && point !== 'attempt' ? triggerFaults(ctx) : undefined;
     if (faults.length === 0 && !triggered) return next(ctx);
     const endpoint = slot === 'inbound' ? instances.self : slot === 'endpoint' ? ctx.endpoint?.spec : undefined;
     const input: FaultInput = {
