@@ -246,8 +246,17 @@ function policyChecks(experiment: Experiment, journal: Journal, events: readonly
     return { service, opensAfterMs: opened && start !== null ? opened.time - start : null, closesAfterMs: closed && end !== null ? closed.time - end : null };
   });
   const ejections = events.filter((e) => e.type === 'outlier.ejected').map((e) => {
-    const back = events.find((r) => r.type === 'outlier.restored' && r.service === e.service && r.endpoint === e.endpoint && r.time >= e.time);
-    return { service: String(e.service), endpoint: String(e.endpoint), ejectedAt: e.time, restoredAt: back?.time ?? null };
+    const back = events.find((r) => r.type === 'outlier.restored' && r.sidecar === e.sidecar && r.service === e.service && r.endpoint === e.endpoint && r.time >= e.time);
+    return {
+      service: String(e.service),
+      endpoint: String(e.endpoint),
+      sidecar: String(e.sidecar),
+      ejectedAt: e.time,
+      restoredAt: back?.time ?? null,
+      detector: typeof e.detector === 'string' ? e.detector : null,
+      reason: String(e.reason ?? ''),
+      figures: (e.figures as Record<string, number> | undefined) ?? {},
+    };
   });
   const recovered = hypotheses.filter((h) => h.kind === 'recovers');
   const recovery = experiment.expect.flatMap((e, i) => (e.recovers ? [{ service: e.recovers.service, afterMs: parseMs(recovered.find((h) => h.id === `expect[${i}]`)?.measured) }] : []));

@@ -214,7 +214,10 @@ function policyOf(call: Event): Policy {
 
 export function impacts(experiment: Experiment, journal: Journal, events: readonly Event[], _byRequest: Map<string, Event[]>, attribution: Attribution): FaultImpact[] {
   return journal.faults.map((f) => {
-    const injected = events.filter((e) => e.type === 'fault.applied' && e.faultId === f.id).length;
+    const applied = events.filter((e) => e.type === 'fault.applied' && e.faultId === f.id);
+    const injected = applied.length;
+    const perInstance = new Map<string, number>();
+    for (const e of applied) if (typeof e.endpoint === 'string') perInstance.set(e.endpoint, (perInstance.get(e.endpoint) ?? 0) + 1);
     const failedAtEdge = attribution.rows.filter((r) => r.faults.includes(f.id) && !succeeded(r.status)).length;
     const step = experiment.method[f.step]!;
     return {
@@ -226,6 +229,7 @@ export function impacts(experiment: Experiment, journal: Journal, events: readon
       injected,
       failedAtEdge,
       factor: injected === 0 ? null : failedAtEdge / injected,
+      instances: [...perInstance].map(([endpoint, count]) => ({ endpoint, count })).sort((a, b) => b.count - a.count || a.endpoint.localeCompare(b.endpoint)),
     };
   });
 }

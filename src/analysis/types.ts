@@ -136,6 +136,8 @@ export interface FaultImpact {
   readonly failedAtEdge: number;
   /** failedAtEdge ÷ injected: above 1 the fault was amplified, below 1 masked. */
   readonly factor: number | null;
+  /** The instances it hit (fault.applied with an endpoint: after balancing, inbound, health checks), most hit first; empty when no injection knew its instance. */
+  readonly instances: readonly { readonly endpoint: string; readonly count: number }[];
 }
 
 export type Policy = 'retried-and-saved' | 'retried-and-failed' | 'budget-exhausted' | 'breaker-rejected' | 'timed-out' | 'not-retried' | 'no-policy-acted';
@@ -206,7 +208,18 @@ export interface Attribution {
 export interface Policies {
   readonly retries: readonly { readonly service: string; readonly injectedAborts: number; readonly masked: number; readonly maskingRatio: number | null; readonly attempts: number; readonly requests: number; readonly amplification: number | null }[];
   readonly breakers: readonly { readonly service: string; readonly opensAfterMs: number | null; readonly closesAfterMs: number | null }[];
-  readonly ejections: readonly { readonly service: string; readonly endpoint: string; readonly ejectedAt: number; readonly restoredAt: number | null }[];
+  /** Each ejection: by which caller's sidecar, which detector, why in words and with its numbers (outlier.ejected). */
+  readonly ejections: readonly {
+    readonly service: string;
+    readonly endpoint: string;
+    readonly sidecar: string;
+    readonly ejectedAt: number;
+    readonly restoredAt: number | null;
+    /** null in recordings made before detectors were named. */
+    readonly detector: string | null;
+    readonly reason: string;
+    readonly figures: Readonly<Record<string, number>>;
+  }[];
   /** Time from rollback until each service was back to its steady state; null when it was not. */
   readonly recovery: readonly { readonly service: string; readonly afterMs: number | null }[];
   /** For the timelines: retries per service in the same buckets as the time series (from t to to), and breaker states over time. */

@@ -38,6 +38,24 @@ const OutlierDetection = z.strictObject({
   baseEjectionTime: Duration.default(30_000),
   maxEjectionTime: Duration.default(300_000),
   maxEjectionPercent: z.number().min(0).max(100).default(10),
+  failurePercentage: z
+    .strictObject({
+      threshold: z.number().min(0).max(100).default(85).meta({ description: 'percent of an endpoint\'s tries in the interval that failed (5xx, connect failures, resets, timeouts) at which it is ejected' }),
+      minimumHosts: z.int().min(1).default(5).meta({ description: 'judge only when this many endpoints had requestVolume tries in the interval' }),
+      requestVolume: z.int().min(1).default(50).meta({ description: 'tries an endpoint needs in the interval to be judged' }),
+    })
+    .optional()
+    .meta({ description: 'each interval, eject endpoints whose failure percentage reached threshold (Envoy\'s failure_percentage, always enforced once set)' }),
+  latency: z
+    .strictObject({
+      percentile: z.number().gt(0).max(100).default(90).meta({ description: 'the latency percentile compared: to response headers, a timed-out try at its timeout' }),
+      factor: z.number().min(1).default(3).meta({ description: 'eject when the endpoint\'s percentile is above factor × the median of its siblings\' percentiles' }),
+      minimum: Duration.default(50).meta({ description: 'and above this: a fast service\'s jitter ejects nothing' }),
+      requestVolume: z.int().min(1).default(20).meta({ description: 'tries an endpoint needs in the interval to be judged or counted as a sibling' }),
+      minimumHosts: z.int().min(2).default(3).meta({ description: 'judge only when this many endpoints had requestVolume tries in the interval' }),
+    })
+    .optional()
+    .meta({ description: 'each interval, eject endpoints much slower than their siblings' }),
 });
 
 const CircuitBreaker = z.strictObject({

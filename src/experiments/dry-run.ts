@@ -4,7 +4,9 @@
 import { basename, dirname, resolve } from 'node:path';
 import { loadConfigFile } from '../config/load.ts';
 import { compileSnapshot, type Snapshot } from '../config/snapshot.ts';
+import type { EndpointSpec } from '../config/specs.ts';
 import { actionName, faultTargets } from '../faults/actions/index.ts';
+import { select } from '../faults/endpoints.ts';
 import { targetClient } from './mesh-client.ts';
 import type { Progress } from './progress.ts';
 import type { Journal, RunResult } from './journal.ts';
@@ -24,10 +26,18 @@ export async function dryRun(experiment: Experiment, file: string, seed: number,
     const f = step.fault;
     const targets = faultTargets(f);
     const services = targets.length > 0 ? targets : [...snapshot.services.keys()];
-    const endpoints = services.flatMap((s) => snapshot.services.get(s)?.endpoints.map((e) => `${s} ${e.address}`) ?? [`${s}: no such service`]);
+    // A fault on chosen instances: the ones the run's seed chooses (the runner gives every fault that seed).
+    const selector = f.match.endpoints;
+    const chosen = (list: readonly EndpointSpec[]) => (selector ? select(selector, seed, list) : undefined);
+    const endpoints = services.flatMap((s) => {
+      const list = snapshot.services.get(s)?.endpoints;
+      if (!list) return [`${s}: no such service`];
+      const picked = chosen(list);
+      return list.filter((e) => !picked || picked.has(e.address)).map((e) => `${s} ${e.address}`);
+    });
     lines.push(`${f.id}: at ${step.at} ms for ${step.duration} ms, ${actionName(f)} at ${f.partition ? 'every connection' : f.at}`);
     lines.push(`  services  ${services.join(', ')}`);
-    lines.push(`  endpoints ${endpoints.length}: ${endpoints.join('; ')}`);
+    lines.push(`  endpoints ${endpoints.length}${selector ? ` (chosen by seed ${seed})` : ''}: ${endpoints.join('; ')}`);
     lines.push(`  traffic   up to ${(f.percent * cohort).toFixed(2)} % of matching requests${experiment.load.cohort ? ` (the experiment cohort is ${experiment.load.cohort.percent} % of the load)` : ''}`);
   }
   progress.line(`${lines.join('\n')}\n`);

@@ -5,11 +5,17 @@ import { pathMatcher, stringMatcher } from '../config/matchers.ts';
 import { Cancellation } from '../http/cancellation.ts';
 import type { Point } from './actions/action.ts';
 import { actionName, actionOf, type FaultAction } from './actions/index.ts';
+import { selectorOf, type SelectableEndpoint } from './endpoints.ts';
 import { decisionRandom } from './random.ts';
 import type { FaultConfig } from './schema.ts';
 
 export type { Point };
 export type Origin = 'config' | 'runtime';
+/**
+ * Where in the stack a fault is looked up: its point, except that an attempt fault on chosen
+ * endpoints acts after balancing (`endpoint`), once the attempt's endpoint is known.
+ */
+export type Slot = Point | 'endpoint';
 
 /** What a fault matches on, read from a request at an injection point. */
 export interface FaultInput {
@@ -19,6 +25,10 @@ export interface FaultInput {
   readonly method: string;
   readonly path: string;
   readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+  /** The instance the call goes to (after balancing) or arrived at (inbound); undefined before balancing. */
+  readonly endpoint?: SelectableEndpoint | undefined;
+  /** All the endpoints of the destination, as the snapshot lists them: what a selector chooses among. */
+  readonly peers?: readonly SelectableEndpoint[] | undefined;
 }
 
 /** Matches and decisions so far; kept by the table across config reloads for an unchanged fault. */
@@ -43,6 +53,8 @@ export class ActiveFault {
   readonly actionName: string;
   /** The points it acts at: its `at`, or for a partition every connection (attempts and inbound). */
   readonly points: ReadonlySet<Point>;
+  /** Where the fault layers look it up: its points, an attempt fault on chosen endpoints after balancing. */
+  readonly slots: ReadonlySet<Slot>;
   readonly matches: (input: FaultInput) => boolean;
   /** The destinations it can match, when it names them (a partition: both sides); undefined for any. */
   readonly destinations: readonly string[] | undefined;
@@ -60,7 +72,8 @@ export class ActiveFault {
     this.action = actionOf(spec);
     this.actionName = actionName(spec);
     this.points = new Set<Point>(spec.partition ? ['attempt', 'inbound'] : spec.tcp ? [] : [spec.at]);
-    this.matches = spec.partition ? partitionMatcher(spec.partition) : compileMatch(spec.match);
+    this.slots = spec.match.endpoints && spec.at === 'attempt' ? new Set<Slot>(['endpoint']) : this.points;
+    this.matches = spec.partition ? partitionMatcher(spec.partition) : compileMatch(spec.match, spec.seed);
     const partition = spec.partition;
     this.destinations = partition
       ? [...new Set([...partition.to, ...(partition.direction === 'both' ? partition.from : [])])]
@@ -100,7 +113,7 @@ export class ActiveFault {
   }
 }
 
-function compileMatch(match: FaultConfig['match']): (input: FaultInput) => boolean {
+function compileMatch(match: FaultConfig['match'], seed: number): (input: FaultInput) => boolean {
   const checks: ((input: FaultInput) => boolean)[] = [];
   const oneOf = (names: string | string[] | undefined) => (names === undefined ? undefined : new Set([names].flat()));
   const sources = oneOf(match.source);
@@ -121,6 +134,10 @@ function compileMatch(match: FaultConfig['match']): (input: FaultInput) => boole
       const value = i.headers[key];
       return test(Array.isArray(value) ? value.join(',') : value);
     });
+  }
+  if (match.endpoints) {
+    const chosen = selectorOf(match.endpoints, seed);
+    checks.push((i) => i.endpoint !== undefined && i.peers !== undefined && chosen(i.peers).has(i.endpoint.address));
   }
   return (input) => {
     for (const check of checks) if (!check(input)) return false;

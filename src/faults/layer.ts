@@ -1,12 +1,14 @@
 // The fault layer, at one injection point of the request path: the faults acting there are matched
 // against the request, each match is decided (count, percentage: reproducibly), and the faults that
 // fire wrap the rest of the stack, in order. Every injection is recorded on the request (for
-// request.done and the response header) and emitted as fault.applied. With no fault at this point —
-// the usual case — the layer costs one array length check.
+// request.done and the response header) and emitted as fault.applied, with the instance it hit when
+// that is known (after balancing, or inbound). With no fault at this point — the usual case — the
+// layer costs one array length check.
 import type { Handler, Layer, RequestContext } from '../http/types.ts';
 import type { EventBus } from '../telemetry/events.ts';
-import { ActiveFault, type FaultInput, type Point } from './active.ts';
+import { ActiveFault, type FaultInput, type Slot } from './active.ts';
 import type { Plan } from './actions/index.ts';
+import type { SelectableEndpoint } from './endpoints.ts';
 import type { FaultTable } from './table.ts';
 import type { FaultConfig } from './schema.ts';
 
@@ -16,12 +18,26 @@ export const TriggerHeader = {
   abort: 'x-faultline-fault-abort',
 } as const;
 
-export function faultLayer(point: Point, table: FaultTable, events: EventBus, service: string, triggers: boolean): Layer {
+/** The instances a fault layer sees: what endpoint selectors choose among, and this sidecar's own. */
+export interface Instances {
+  /** A service's endpoints as the snapshot in force lists them. */
+  readonly of: (service: string) => readonly SelectableEndpoint[] | undefined;
+  /** Inbound: this sidecar's own instance among its service's endpoints; undefined when it is none. */
+  readonly self: SelectableEndpoint | undefined;
+}
+
+/**
+ * The fault layer at one slot: `request`, `attempt` (before balancing), `endpoint` (an attempt after
+ * balancing: faults on chosen endpoints) or `inbound`.
+ */
+export function faultLayer(slot: Slot, table: FaultTable, events: EventBus, service: string, triggers: boolean, instances: Instances): Layer {
+  const point = slot === 'endpoint' ? 'attempt' : slot;
   return (next) => (ctx) => {
     const destination = point === 'inbound' ? service : (ctx.destination?.service ?? '');
-    const faults = table.for(point, destination);
+    const faults = table.for(slot, destination);
     const triggered = triggers && point !== 'attempt' ? triggerFaults(ctx) : undefined;
     if (faults.length === 0 && !triggered) return next(ctx);
+    const endpoint = slot === 'inbound' ? instances.self : slot === 'endpoint' ? ctx.endpoint?.spec : undefined;
     const input: FaultInput = {
       source: ctx.source,
       destination,
@@ -29,6 +45,8 @@ export function faultLayer(point: Point, table: FaultTable, events: EventBus, se
       method: ctx.method,
       path: ctx.pathname,
       headers: ctx.headers,
+      endpoint,
+      peers: endpoint === undefined ? undefined : instances.of(destination),
     };
     let handler: Handler = next;
     // Most requests match none of the faults installed: nothing is allocated for them but the input.
@@ -53,6 +71,7 @@ export function faultLayer(point: Point, table: FaultTable, events: EventBus, se
           attempt: point === 'attempt' ? c.attempt : 0,
           source: input.source,
           destination: input.destination,
+          endpoint: endpoint?.address ?? null,
           details: plan,
         });
         c.span?.addEvent('fault.applied', { 'faultline.fault_id': fault.id, 'faultline.fault_action': fault.actionName });

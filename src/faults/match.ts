@@ -1,8 +1,10 @@
-// What a fault matches: calling and called services, routes, methods, paths and headers. Its own
+// What a fault matches: calling and called services, routes, methods, paths, headers, and the
+// instances of the called service (endpoints.ts). Its own
 // module so that the actions, which read a fault's match for their targets, need not import the
 // fault format that is built from them.
 import { z } from 'zod';
 import { Method, Name, StringMatch } from '../config/primitives.ts';
+import { EndpointSelector } from './endpoints.ts';
 
 const Names = z.union([Name, z.array(Name).min(1)]);
 
@@ -15,6 +17,9 @@ export const FaultMatch = z.strictObject({
   pathPrefix: z.string().startsWith('/').optional(),
   pathRegex: z.string().optional(),
   headers: z.record(z.string(), StringMatch).optional(),
+  endpoints: EndpointSelector.optional().meta({
+    description: 'only calls that go to these instances of the destination (by labels, a seeded percent or count); needs destination, and at: attempt or inbound',
+  }),
 });
 
 export type FaultMatchConfig = z.output<typeof FaultMatch>;

@@ -35,6 +35,13 @@ export const FaultSpec = z
   .superRefine((fault, ctx) => {
     oneOf(ACTIONS, 'action')(fault, ctx);
     if (fault.ttl !== undefined && fault.expiresAt !== undefined) ctx.addIssue({ code: 'custom', path: ['ttl'], message: 'ttl or expiresAt, not both' });
+    if (fault.match.endpoints !== undefined) {
+      if (fault.match.destination === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['match', 'endpoints'], message: 'an endpoint selector needs match.destination: the service whose instances it chooses' });
+      } else if (fault.at === 'request') {
+        ctx.addIssue({ code: 'custom', path: ['at'], message: 'a fault on chosen endpoints acts where the endpoint is known: at attempt (after balancing) or inbound (at the instance), not request' });
+      }
+    }
     const { path, pathPrefix, pathRegex } = fault.match;
     if ([path, pathPrefix, pathRegex].filter((p) => p !== undefined).length > 1) {
       ctx.addIssue({ code: 'custom', path: ['match'], message: 'at most one of path, pathPrefix and pathRegex' });

@@ -4,7 +4,7 @@
 // Limits from the config's `faultInjection` are checked before a fault is accepted.
 import { ErrorCode, FaultlineError } from '../errors.ts';
 import type { EventBus } from '../telemetry/events.ts';
-import { ActiveFault, type FaultCounter, type Point } from './active.ts';
+import { ActiveFault, type FaultCounter, type Point, type Slot } from './active.ts';
 import type { FaultConfig, FaultInjectionConfig } from './schema.ts';
 
 export class FaultLimitError extends FaultlineError {
@@ -23,8 +23,8 @@ export class FaultTable {
   /** Config faults' counters by definition, so that a reload that leaves a fault alone keeps its sequence. */
   #configCounters = new Map<string, FaultCounter>();
   #byPoint = new Map<Point, readonly ActiveFault[]>();
-  /** Per point, the faults that can match a destination (those naming it, and those naming none), in order. */
-  #byDestination = new Map<Point, { named: ReadonlyMap<string, readonly ActiveFault[]>; any: readonly ActiveFault[] }>();
+  /** Per slot, the faults that can match a destination (those naming it, and those naming none), in order. */
+  #byDestination = new Map<Slot, { named: ReadonlyMap<string, readonly ActiveFault[]>; any: readonly ActiveFault[] }>();
   #all: readonly ActiveFault[] = [];
   #sweep: NodeJS.Timeout | undefined;
   readonly #listeners = new Set<() => void>();
@@ -40,9 +40,9 @@ export class FaultTable {
     return this.#byPoint.get(point)!;
   }
 
-  /** The faults at a point that can match calls to `destination`: the hot path's only lookup. */
-  for(point: Point, destination: string): readonly ActiveFault[] {
-    const index = this.#byDestination.get(point)!;
+  /** The faults in a slot that can match calls to `destination`: the hot path's only lookup. */
+  for(slot: Slot, destination: string): readonly ActiveFault[] {
+    const index = this.#byDestination.get(slot)!;
     return index.named.get(destination) ?? index.any;
   }
 
@@ -207,13 +207,13 @@ export class FaultTable {
 
   #index(): void {
     this.#all = Object.freeze([...this.#config, ...this.#runtime.values()]);
-    for (const point of ['request', 'attempt', 'inbound'] as const) {
-      const faults = Object.freeze(this.#all.filter((f) => f.points.has(point)));
-      this.#byPoint.set(point, faults);
+    for (const point of ['request', 'attempt', 'inbound'] as const) this.#byPoint.set(point, Object.freeze(this.#all.filter((f) => f.points.has(point))));
+    for (const slot of ['request', 'attempt', 'endpoint', 'inbound'] as const) {
+      const faults = Object.freeze(this.#all.filter((f) => f.slots.has(slot)));
       const names = new Set(faults.flatMap((f) => f.destinations ?? []));
       const any = Object.freeze(faults.filter((f) => f.destinations === undefined));
       const named = new Map([...names].map((name) => [name, Object.freeze(faults.filter((f) => f.destinations === undefined || f.destinations.includes(name)))]));
-      this.#byDestination.set(point, { named, any });
+      this.#byDestination.set(slot, { named, any });
     }
   }
 

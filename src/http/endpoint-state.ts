@@ -15,6 +15,37 @@ export class HealthState {
   lastError: string | undefined;
 }
 
+/** Latencies an interval keeps per endpoint, at most: beyond, a uniform sample of them (reservoir). */
+export const LATENCY_SAMPLES = 1_024;
+
+/** One endpoint's tries in the current outlier interval, for the interval detectors; each sweep resets them. */
+export class IntervalStats {
+  requests = 0;
+  failures = 0;
+  /** Latencies seen (ms), of which `latencies` keeps a uniform sample. */
+  timed = 0;
+  latencies: number[] = [];
+
+  record(failed: boolean, latencyMs: number | undefined): void {
+    this.requests++;
+    if (failed) this.failures++;
+    if (latencyMs === undefined) return;
+    this.timed++;
+    if (this.latencies.length < LATENCY_SAMPLES) this.latencies.push(latencyMs);
+    else {
+      const slot = Math.floor(Math.random() * this.timed);
+      if (slot < LATENCY_SAMPLES) this.latencies[slot] = latencyMs;
+    }
+  }
+
+  reset(): void {
+    this.requests = 0;
+    this.failures = 0;
+    this.timed = 0;
+    this.latencies = [];
+  }
+}
+
 export class OutlierState {
   ejected = false;
   ejectedUntil = 0;
@@ -23,6 +54,7 @@ export class OutlierState {
   consecutive5xx = 0;
   consecutiveGatewayErrors = 0;
   ejectedInInterval = false;
+  readonly interval = new IntervalStats();
 }
 
 export class LoadState {

@@ -75,7 +75,7 @@ export const RULES = {
   'layered-retries': { severity: 'warning', summary: 'the app and the mesh both retry the same call' },
   'backoff-missing': { severity: 'warning', summary: 'retries with no backoff to speak of' },
   'breaker-cannot-trip': { severity: 'warning', summary: 'a circuit breaker that cannot open (or shed load) on the failures and traffic it gets' },
-  'ejection-cannot-act': { severity: 'warning', summary: 'outlier detection that ejects the only endpoint, one endpoint at most, or too late for the traffic' },
+  'ejection-cannot-act': { severity: 'warning', summary: 'outlier detection that ejects the only endpoint, one endpoint at most, too late for the traffic, or (failure percentage, latency) never judges' },
   'health-check-slower-than-breaker': { severity: 'info', summary: 'health checks take longer to mark an endpoint down than the breaker\'s cool-down or an ejection lasts' },
   'subset-selects-nothing': { severity: 'warning', summary: 'a route sends a share of its calls to a subset no endpoint of the file has' },
   'timeout-below-latency': { severity: 'warning', summary: 'a timeout at or below what the callee takes in a recording' },

@@ -116,6 +116,7 @@ export class HealthChecker {
       attempt: 0,
       source: 'health-check',
       destination: probe.service,
+      endpoint: endpoint.address,
       details: { mode, endpoint: endpoint.address },
     });
     if (mode === 'reject') return `connection refused (partition "${fault.id}")`;

@@ -16,7 +16,8 @@ import { retry } from './retry.ts';
 import type { RetryBudgets } from './retry-budget.ts';
 import { perTryTimeout, timeout } from './timeout.ts';
 import type { EventBus } from '../telemetry/events.ts';
-import { faultLayer } from '../faults/layer.ts';
+import type { Slot } from '../faults/active.ts';
+import { faultLayer, type Instances } from '../faults/layer.ts';
 import type { FaultTable } from '../faults/table.ts';
 import type { MeshTracer } from '../telemetry/tracing.ts';
 import { traceAttempt } from './trace-attempt.ts';
@@ -45,12 +46,18 @@ export interface StackParts {
 export function composeGeneration(snapshot: Snapshot, clusters: Clusters, sidecar: string, parts: StackParts): Generation {
   const spec = snapshot.sidecars.find((s) => s.name === sidecar)!;
   const triggers = snapshot.config.faultInjection.headerTriggers;
-  const fault = (point: 'request' | 'attempt' | 'inbound') => faultLayer(point, parts.faults, parts.events, spec.service, triggers);
+  const instances: Instances = {
+    of: (service) => snapshot.services.get(service)?.endpoints,
+    self: snapshot.services.get(spec.service)?.endpoints.find((e) => e.sidecar === spec.name),
+  };
+  const fault = (slot: Slot) => faultLayer(slot, parts.faults, parts.events, spec.service, triggers, instances);
   return Object.freeze({
     snapshot,
     clusters,
-    // accept ─ route ─ timeout ─ fault(request) ─ retry ─┬─ attempt: [attempt span] ─ per-try timeout ─ breaker ─ fault(attempt) ─ balance ─ outlier ─ forward
+    // accept ─ route ─ timeout ─ fault(request) ─ retry ─┬─ attempt: [attempt span] ─ per-try timeout ─ breaker ─ fault(attempt) ─ balance ─ outlier ─ fault(endpoint) ─ forward
     //                                                  └─ (each retry is a new attempt)
+    // fault(endpoint): attempt faults on chosen endpoints, once balancing chose one; inside balance and
+    // outlier, which see it as they would a sick instance (the load figures, the outlier detector).
     outbound: compose(
       [
         route,
@@ -63,6 +70,7 @@ export function composeGeneration(snapshot: Snapshot, clusters: Clusters, sideca
         fault('attempt'),
         balance(clusters),
         outlier(parts.outlierDetector, clusters),
+        fault('endpoint'),
       ],
       forward(parts.dispatcher),
     ),

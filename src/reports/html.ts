@@ -156,7 +156,7 @@ function faults(a: Analysis): string {
     'Faults',
     table(
       'id="faults"',
-      ['fault', 'action', 'targets', 'in force', 'injected', 'failed at the edge', 'factor'],
+      ['fault', 'action', 'targets', 'in force', 'injected', 'failed at the edge', 'factor', 'instances hit'],
       a.faults.map((f) => [
         `<code>${esc(f.id)}</code>`,
         esc(f.action),
@@ -165,9 +165,10 @@ function faults(a: Analysis): string {
         esc(num(f.injected)),
         esc(num(f.failedAtEdge)),
         `${esc(fixed(f.factor, 3))}${effect(f.factor)}`,
+        f.instances.length ? f.instances.map((i) => `<code>${esc(i.endpoint)}</code> ×${esc(num(i.count))}`).join(', ') : '–',
       ]),
       [4, 5, 6],
-    ) + '\n<p class="note">factor = requests failed at the edge ÷ times the fault acted: above 1 the mesh amplified the fault, below 1 it masked it.</p>',
+    ) + '\n<p class="note">factor = requests failed at the edge ÷ times the fault acted: above 1 the mesh amplified the fault, below 1 it masked it. Instances hit: where the injection knew the instance (an attempt after balancing, inbound), times per instance.</p>',
   );
 }
 
@@ -204,7 +205,20 @@ function policies(a: Analysis): string {
   parts.push('<h3>Outlier ejections</h3>');
   parts.push(
     p.ejections.length
-      ? table('id="policy-ejections"', ['service', 'endpoint', 'ejected', 'restored'], p.ejections.map((j) => [esc(j.service), `<code>${esc(j.endpoint)}</code>`, `+${esc(fixed((j.ejectedAt - a.experiment.startedAt) / 1000))} s`, j.restoredAt === null ? 'not restored' : `+${esc(fixed((j.restoredAt - a.experiment.startedAt) / 1000))} s`]), [2, 3])
+      ? table(
+          'id="policy-ejections"',
+          ['service', 'endpoint', 'by', 'ejected', 'restored', 'detector', 'why'],
+          p.ejections.map((j) => [
+            esc(j.service),
+            `<code>${esc(j.endpoint)}</code>`,
+            esc(j.sidecar),
+            `+${esc(fixed((j.ejectedAt - a.experiment.startedAt) / 1000))} s`,
+            j.restoredAt === null ? 'not restored' : `+${esc(fixed((j.restoredAt - a.experiment.startedAt) / 1000))} s`,
+            esc(j.detector ?? '–'),
+            esc(j.reason),
+          ]),
+          [3, 4],
+        )
       : empty('No endpoint was ejected.'),
   );
   parts.push('<h3>Recovery after rollback</h3>');

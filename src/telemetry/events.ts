@@ -55,13 +55,25 @@ export interface MeshEvents {
     attempt: number;
     source: string;
     destination: string;
+    /** The instance it hit (address): known after balancing and inbound; null at request, at an attempt before balancing, on a tcp connection. */
+    endpoint: string | null;
     /** What was drawn: a delay's length, an abort's status, a partition's mode. */
     details: Record<string, string | number | boolean>;
   };
   'fault.installed': EventBase & { faultId: string; action: string; origin: 'config' | 'runtime'; expiresAt: string | null };
   'fault.removed': EventBase & { faultId: string; origin: 'config' | 'runtime'; reason: 'deleted' | 'expired' | 'replaced' | 'config'; applied: number };
   'health.changed': EventBase & { service: string; endpoint: string; healthy: boolean; reason: string };
-  'outlier.ejected': EventBase & { service: string; endpoint: string; ejections: number; durationMs: number; reason: string };
+  'outlier.ejected': EventBase & {
+    service: string;
+    endpoint: string;
+    ejections: number;
+    durationMs: number;
+    /** Why, in words with the numbers ("p90 1004 ms over 21 tries > 3 × the siblings' median p90 2.1 ms ..."). */
+    reason: string;
+    detector: 'consecutive-5xx' | 'consecutive-gateway-errors' | 'failure-percentage' | 'latency';
+    /** The numbers that made it eject (failurePercent, threshold; latencyMs, siblingsMedianMs, factor; consecutive...). */
+    figures: Record<string, number>;
+  };
   'outlier.restored': EventBase & { service: string; endpoint: string };
   'retry.attempt': EventBase & {
     requestId: string;

@@ -109,7 +109,7 @@ describe('analysis of a recording with known answers', () => {
       { fault: 'api-errors', policy: 'retried-and-failed', count: 4 },
       { fault: 'api-errors', policy: 'budget-exhausted', count: 2 },
     ]);
-    expect(a.faults).to.deep.equal([{ id: 'api-errors', action: 'abort', targets: ['api'], injectedAt: at(10), removedAt: at(20), injected: 20, failedAtEdge: 7, factor: 0.35 }]);
+    expect(a.faults).to.deep.equal([{ id: 'api-errors', action: 'abort', targets: ['api'], injectedAt: at(10), removedAt: at(20), injected: 20, failedAtEdge: 7, factor: 0.35, instances: [] }]);
     expect(a.policies.retries.find((r) => r.service === 'api')).to.include({ injectedAborts: 20, masked: 10, maskingRatio: 50, requests: 29, attempts: 43 });
   });
 

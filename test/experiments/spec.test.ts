@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, type ConfigProblem } from '../../src/config/errors.ts';
 import { controlUrls, experimentJsonSchema, parseExperiment, targetsOf } from '../../src/experiments/spec.ts';
+import { select } from '../../src/faults/endpoints.ts';
 import { runCli } from '../helpers/process.ts';
 
 const BASE = `name: t
@@ -105,5 +106,15 @@ describe('faultline run --dry-run', () => {
     expect(run.stdout).to.include('dry run of payments-aborts (payments-aborts.yaml), seed 5: nothing injected');
     expect(run.stdout).to.include('endpoints 3: payments 127.0.0.1:17031; payments 127.0.0.1:17032; payments 127.0.0.1:17033');
     expect(run.stdout).to.include('traffic   up to 5.00 % of matching requests (the experiment cohort is 50 % of the load)');
+  });
+
+  it('lists the instances a fault on chosen endpoints would hurt: those the run\'s seed chooses', async () => {
+    const v1 = [{ address: '127.0.0.1:17031', labels: { version: 'v1' } }, { address: '127.0.0.1:17032', labels: { version: 'v1' } }, { address: '127.0.0.1:17033', labels: { version: 'v2' } }];
+    for (const seed of [2, 5]) {
+      const [chosen] = [...select({ labels: { version: 'v1' }, count: 1 }, seed, v1)];
+      const run = await runCli(['run', 'experiments/payments-bad-instance.yaml', '--dry-run', '--seed', String(seed)]);
+      expect(run.code, run.stderr).to.equal(0);
+      expect(run.stdout).to.include(`endpoints 1 (chosen by seed ${seed}): payments ${chosen}`);
+    }
   });
 });

@@ -191,10 +191,33 @@ describe('lint: ejection-cannot-act', () => {
     // ≈0.2/s × 10 s = 2 calls + 2 retries (within budget) over 2 endpoints: 2 tries per endpoint per interval < 5
     expect(found[0]!.message).to.match(/at most 2(\.\d)? tries per 10s interval/).and.contain('consecutive5xx 5');
     expect(found[0]!.predicts!.expect).to.deep.equal([{ outlierEjects: { service: 's', within: '10s' } }]);
-    expect(found[0]!.predicts!.outcome).to.contain('cannot single out one endpoint');
+    expect(found[0]!.predicts!.outcome).to.contain('on all 2 of s\'s endpoints');
     validSuggestions(found, OUTLIER, obs);
     const busy = recording([edge('c', 's', 5)], [service('c', 5), service('s', 5, 2)]);
     expect(findingsOf('ejection-cannot-act', OUTLIER, busy)).to.deep.equal([]);
+  });
+
+  it('warns when an interval detector has fewer endpoints than its minimumHosts: it never ejects', () => {
+    const yaml = OUTLIER.replace('maxEjectionPercent: 50}', 'maxEjectionPercent: 50, failurePercentage: {threshold: 80}, latency: {minimumHosts: 2}}');
+    const found = findingsOf('ejection-cannot-act', yaml);
+    expect(found).to.have.length(1);
+    expect(found[0]).to.include({ severity: 'warning', service: 's', basis: 'config' });
+    expect(found[0]!.at).to.include({ field: 'services[1].outlierDetection.failurePercentage.minimumHosts' });
+    expect(found[0]!.message).to.contain('only when 5 endpoints had 50 tries').and.contain('has 2: it never ejects');
+    expect(found[0]!.fix).to.equal('set outlierDetection.failurePercentage.minimumHosts to 2 or less');
+    expect(findingsOf('ejection-cannot-act', yaml.replace('{threshold: 80}', '{threshold: 80, minimumHosts: 2}'))).to.deep.equal([]);
+  });
+
+  it('warns, recorded, when an endpoint gets fewer tries per interval than an interval detector\'s requestVolume', () => {
+    const yaml = OUTLIER.replace('maxEjectionPercent: 50}', 'maxEjectionPercent: 50, latency: {minimumHosts: 2, requestVolume: 20}}');
+    // 5 calls a second from c's one sidecar over 2 endpoints: 25 tries per endpoint per 10 s interval.
+    expect(findingsOf('ejection-cannot-act', yaml, recording([edge('c', 's', 5)], [service('c', 5), service('s', 5, 2)]))).to.deep.equal([]);
+    const quiet = recording([edge('c', 's', 3)], [service('c', 3), service('s', 3, 2)]);
+    const found = findingsOf('ejection-cannot-act', yaml, quiet).filter((f) => f.at.field.includes('latency'));
+    expect(found).to.have.length(1);
+    expect(found[0]!.at.field).to.equal('services[1].outlierDetection.latency.requestVolume');
+    expect(found[0]!.message).to.contain('about 15 tries per 10s interval').and.contain('requestVolume 20');
+    expect(found[0]!.fix).to.equal('lower outlierDetection.latency.requestVolume to 15, or lengthen interval to 14s');
   });
 });
 

@@ -87,7 +87,7 @@ export function fixtureAnalysis(): Analysis {
       })),
     ),
     timeseries: buckets(),
-    faults: [{ id: FAULT_ID, action: 'abort', targets: ['payments'], injectedAt: at(FAULT_FROM), removedAt: at(HALT_AT), injected: 164, failedAtEdge: 37, factor: 37 / 164 }],
+    faults: [{ id: FAULT_ID, action: 'abort', targets: ['payments'], injectedAt: at(FAULT_FROM), removedAt: at(HALT_AT), injected: 164, failedAtEdge: 37, factor: 37 / 164, instances: [{ endpoint: '127.0.0.1:9103', count: 120 }, { endpoint: '127.0.0.1:9101', count: 44 }] }],
     halts: [{ at: at(HALT_AT), reason: HALT_REASON }],
     hypotheses: [
       { id: 'h1', kind: 'availability', hypothesis: 'frontend availability ≥ 95 %', window: 'baseline', outcome: 'pass', measured: '99.8 %', objective: '≥ 95 %', samples: 500 },
@@ -110,7 +110,16 @@ export function fixtureAnalysis(): Analysis {
     policies: {
       retries: [{ service: 'cart', injectedAborts: 164, masked: 102, maskingRatio: 102 / 164, attempts: 412, requests: 310, amplification: 412 / 310 }],
       breakers: [{ service: 'payments', opensAfterMs: 2000, closesAfterMs: 6000 }],
-      ejections: [{ service: 'payments', endpoint: '127.0.0.1:9103', ejectedAt: at(13), restoredAt: at(23) }],
+      ejections: [{
+        service: 'payments',
+        endpoint: '127.0.0.1:9103',
+        sidecar: 'cart',
+        ejectedAt: at(13),
+        restoredAt: at(23),
+        detector: 'latency',
+        reason: "p90 412 ms over 38 tries > 3 × the siblings' median p90 4.1 ms (and > minimum 50 ms)",
+        figures: { percentile: 90, latencyMs: 412, siblingsMedianMs: 4.1, factor: 3, minimumMs: 50, requests: 38, hostsJudged: 3 },
+      }],
       recovery: [
         { service: 'frontend', afterMs: 2100 },
         { service: 'cart', afterMs: 3400 },

@@ -117,6 +117,16 @@ describe('reports: HTML', function () {
       expect(html).to.contain('Mann–Whitney');
     });
 
+    it('lists the instances each fault hit, and each ejection with the sidecar that made it, its detector and why', async () => {
+      const a = fixtureAnalysis();
+      const html = await renderHtml(a);
+      const faults = /<table id="faults">([\s\S]*?)<\/table>/.exec(html)![1]!;
+      expect(faults).to.contain('<code>127.0.0.1:9103</code> ×120, <code>127.0.0.1:9101</code> ×44');
+      const ejections = /<table id="policy-ejections">([\s\S]*?)<\/table>/.exec(html)![1]!;
+      const j = a.policies.ejections[0]!;
+      for (const cell of [j.sidecar, j.detector!, j.reason]) expect(ejections).to.contain(escaped(cell).replace(/'/g, '&#39;'));
+    });
+
     it('shows at most 200 attribution rows, after the totals', async () => {
       const a = fixtureAnalysis();
       const row = a.attribution.rows[0]!;

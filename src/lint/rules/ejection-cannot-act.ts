@@ -5,7 +5,10 @@
 // So the only endpoint of a service gets ejected (then, with healthyPanicThreshold 0, every call is
 // 503 UH until it returns; with a panic threshold, the ejection changes nothing), a percent below one
 // endpoint allows just that first ejection, and a threshold above the tries one endpoint gets from a
-// sidecar in an interval ejects late.
+// sidecar in an interval ejects late. The interval detectors (failurePercentage, latency) judge only
+// when minimumHosts endpoints had requestVolume tries in the interval, counted by each caller's
+// sidecar: with fewer endpoints than minimumHosts they never act (Envoy's default of 5 hosts is the
+// usual reason its failure percentage "never fires"), and below the volume at the recorded traffic neither.
 import { ms } from '../budget.ts';
 import type { Finding } from '../findings.ts';
 import { callers, type Edge, type LintModel, type LintService } from '../model.ts';
@@ -22,6 +25,7 @@ export const ejectionCannotAct: Rule = {
       if (!service.spec.outlierDetection) continue;
       const n = service.spec.endpoints.length;
       const edges = callers(model, service.name);
+      found.push(...intervalDetectorsIdle(model, service, edges));
       if (n === 1) found.push(onlyEndpoint(model, service, edges[0]));
       if (n >= 2) {
         const capped = onlyFirstEjection(model, service);
@@ -151,8 +155,64 @@ function ejectsLate(model: LintModel, service: LintService, edge: Edge): Finding
       rate: Math.max(0.1, +(model.services.get(edge.from)?.observed?.rps || edge.observed!.rps).toFixed(2)),
       steadyState: [],
       expect: [{ outlierEjects: { service: service.name, within: ms(o.interval) } }],
-      outcome: `a fault cannot single out one endpoint, so all ${n} of ${service.name}'s endpoints fail ${edge.from}'s calls (503 at their inbound); at the recorded rate each gets ${count(perEndpoint)} tries per interval, and the first ejection comes after ${ms(ejectAfterMs)}, not within ${ms(o.interval)}`,
+      outcome: `the fault fails ${edge.from}'s calls on all ${n} of ${service.name}'s endpoints (503 at their inbound), so a retry finds no good one; at the recorded rate each gets ${count(perEndpoint)} tries per interval, and the first ejection comes after ${ms(ejectAfterMs)}, not within ${ms(o.interval)}`,
       signature: { hop: `${edge.from} → ${service.name}`, acted: ['fault', 'retry-limit', 'retry-budget'] },
     },
   });
+}
+
+const DETECTORS = ['failurePercentage', 'latency'] as const;
+
+/**
+ * An interval detector that cannot judge: fewer endpoints than its minimumHosts (it never acts), or,
+ * recorded, fewer tries per endpoint in an interval from each caller's sidecar than its requestVolume.
+ */
+function intervalDetectorsIdle(model: LintModel, service: LintService, edges: readonly Edge[]): Finding[] {
+  const o = service.spec.outlierDetection!;
+  const n = service.spec.endpoints.length;
+  const found: Finding[] = [];
+  for (const name of DETECTORS) {
+    const d = o[name];
+    if (!d) continue;
+    if (n < d.minimumHosts) {
+      found.push(finding(model, 'ejection-cannot-act', {
+        service: service.name,
+        path: [service.name],
+        at: service.where('outlierDetection', name, 'minimumHosts'),
+        message: `outlierDetection.${name} judges ${service.name} only when ${d.minimumHosts} endpoints had ${d.requestVolume} tries in an interval, and ${service.name} has ${n}: it never ejects`,
+        why: `the detector compares endpoints only when enough of them carry traffic; with ${n} endpoint${n === 1 ? '' : 's'} that never happens, so a failing or slow instance stays in the pool as far as ${name} goes`,
+        fix: n >= (name === 'latency' ? 2 : 1)
+          ? `set outlierDetection.${name}.minimumHosts to ${n} or less`
+          : `give ${service.name} a second endpoint (latency compares an endpoint with its siblings)`,
+        figures: [
+          { name: `${service.name} endpoints`, value: String(n), origin: 'config' },
+          { name: `outlierDetection.${name}.minimumHosts`, value: String(d.minimumHosts), origin: 'config' },
+        ],
+        observed: false,
+      }));
+      continue;
+    }
+    for (const edge of edges) {
+      const rps = sidecarRps(model, edge);
+      if (rps === undefined || rps <= 0) continue;
+      const perEndpoint = (rps * o.interval) / 1000 / n;
+      if (perEndpoint >= d.requestVolume) continue;
+      found.push(finding(model, 'ejection-cannot-act', {
+        service: service.name,
+        path: [edge.from, service.name],
+        at: service.where('outlierDetection', name, 'requestVolume'),
+        message: `an endpoint of ${service.name} gets about ${count(perEndpoint)} tries per ${ms(o.interval)} interval from ${edge.from}'s sidecar, below outlierDetection.${name}.requestVolume ${d.requestVolume}: ${name} never judges it at the recorded traffic`,
+        why: `each sidecar counts its own tries per interval; below the volume an endpoint is neither judged nor counted as a sibling, so ${name} does not act however badly it does`,
+        fix: `lower outlierDetection.${name}.requestVolume to ${Math.max(1, Math.floor(perEndpoint))}, or lengthen interval to ${ms(Math.ceil((d.requestVolume / perEndpoint) * o.interval / 1000) * 1000)}`,
+        figures: [
+          { name: `outlierDetection.${name}.requestVolume`, value: String(d.requestVolume), origin: 'config' },
+          { name: 'outlierDetection.interval', value: ms(o.interval), origin: 'config' },
+          { name: `${edge.from} → ${service.name} calls per sidecar`, value: perSecond(rps), origin: 'recording' },
+          { name: `${service.name} endpoints`, value: String(n), origin: 'config' },
+          { name: 'tries per endpoint per interval', value: count(perEndpoint), origin: 'derived' },
+        ],
+      }));
+    }
+  }
+  return found;
 }

@@ -52,6 +52,7 @@ export async function startTcpListeners(specs: readonly TcpListenerSpec[], table
             attempt: 0,
             source,
             destination: spec.name,
+            endpoint: null,
             details: { toxic: rule.toxic.kind, direction: rule.direction },
           });
         },
