@@ -6,11 +6,25 @@ import type { LoadTarget } from '../load.ts';
 import type { MeshClient } from '../mesh-client.ts';
 import { targetsOf, type Experiment } from '../spec.ts';
 
-export async function preflight(experiment: Experiment, client: MeshClient, version: string, note: (text: string) => Promise<void>): Promise<void> {
-  const { sidecars } = await client.sidecars();
-  const unwell = sidecars.filter((s) => !s.connected || s.health !== 'ready' || s.version !== version);
-  if (sidecars.length === 0) throw new Error('no sidecar is connected to the control plane');
-  if (unwell.length > 0) throw new Error(`not every sidecar is ready on the current config: ${unwell.map((s) => `${s.name} (${s.connected ? s.health : 'disconnected'}, version ${s.version})`).join(', ')}`);
+/** How long preflight waits for every sidecar to say it is ready on the current config (a mesh just brought up may not have acknowledged yet). */
+export const READY_WAIT_MS = 5_000;
+const READY_POLL_MS = 100;
+
+export async function preflight(experiment: Experiment, client: MeshClient, version: string, note: (text: string) => Promise<void>, waitMs = READY_WAIT_MS): Promise<void> {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    const { sidecars } = await client.sidecars();
+    const unwell = sidecars.filter((s) => !s.connected || s.health !== 'ready' || s.version !== version);
+    if (sidecars.length > 0 && unwell.length === 0) {
+      await note(`preflight: ${sidecars.length} sidecars ready on version ${version}`);
+      break;
+    }
+    if (Date.now() >= deadline) {
+      if (sidecars.length === 0) throw new Error(`no sidecar is connected to the control plane (waited ${waitMs} ms)`);
+      throw new Error(`not every sidecar is ready on the current config after ${waitMs} ms: ${unwell.map((s) => `${s.name} (${s.connected ? s.health : 'disconnected'}, version ${s.version})`).join(', ')}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, READY_POLL_MS));
+  }
   const targets = new Set(targetsOf(experiment));
   for (const fault of await client.faults()) {
     const owner = /^experiment:(.+)$/.exec(String(fault.spec.description ?? ''))?.[1];
@@ -18,7 +32,7 @@ export async function preflight(experiment: Experiment, client: MeshClient, vers
     const touches = faultTargets(fault.spec).some((n) => targets.has(n));
     if (touches) throw new Error(`experiment ${owner} holds faults on these targets (${fault.id}): one game day at a time`);
   }
-  await note(`preflight: ${sidecars.length} sidecars ready on version ${version}; targets ${[...targets].join(', ') || 'none'} free`);
+  await note(`preflight: targets ${[...targets].join(', ') || 'none'} free`);
 }
 
 /**
