@@ -1,0 +1,143 @@
+// The HTTP/2 upstream pool: per endpoint (and, under mTLS, per identity it must present) the sessions
+// that requests share, multiplexed. A request takes the first session with a free stream under the
+// peer's SETTINGS_MAX_CONCURRENT_STREAMS (100 assumed until its SETTINGS come, as RFC 9113 §6.5.2
+// advises) and opens another session when all are full; balancing stays per request (balance.ts picks
+// the endpoint for every request), never per connection. A session that received GOAWAY takes no new
+// stream: the next request opens a fresh one while the old one's streams finish.
+//
+// node:http2 rather than undici's HTTP/2 client (allowH2 / H2CClient, undici 8): undici cannot send
+// request trailers (a TODO in lib/dispatcher/client-h2.js) and replays refused or GOAWAY'd requests on
+// its own, once and out of the retry layer's sight (no retry event, no budget, no attempt count);
+// undici's GOAWAY handling was still being fixed in 2026 (nodejs/undici#3140, #5453). Here the exact
+// RST_STREAM code, the GOAWAY's lastStreamID, trailers both ways and flow control are ours, and a
+// refused stream becomes an error the retry layer retries as `refused-stream`.
+import { connect, constants, type ClientHttp2Session, type ClientHttp2Stream, type OutgoingHttpHeaders } from 'node:http2';
+import { meshSocket, type MeshPeer } from './mesh-tls.ts';
+
+/** Streams a session is assumed to allow until the peer's SETTINGS arrive. */
+const ASSUMED_MAX_STREAMS = 100;
+/** A session without streams for this long is closed (undici's keep-alive for HTTP/1.1 here is 4 s; sessions are fewer and dearer to open). */
+const IDLE_MS = 30_000;
+/** Windows larger than HTTP/2's 64 KiB default: a stream may have 1 MiB in flight, the session 8 MiB; flow control still holds a stream whose reader stops. */
+const STREAM_WINDOW = 1024 * 1024;
+const SESSION_WINDOW = 8 * 1024 * 1024;
+
+/** One pooled session and what the pool knows of it. */
+export class PooledSession {
+  readonly session: ClientHttp2Session;
+  readonly address: string;
+  active = 0;
+  /** Its socket connected (and, under mTLS, finished the handshake): a failure after this is no connect failure. */
+  connected = false;
+  /** The GOAWAY it received: streams with ids above lastStreamID were not processed (RFC 9113 §6.8). */
+  goaway: { code: number; lastStreamID: number } | undefined;
+  /** The error it ended with, if any. */
+  error: Error | undefined;
+  #settled = false;
+  #idle: NodeJS.Timeout | undefined;
+  readonly #onGone: (pooled: PooledSession) => void;
+
+  constructor(address: string, peer: MeshPeer | undefined, onGone: (pooled: PooledSession) => void) {
+    this.address = address;
+    this.#onGone = onGone;
+    const socket = meshSocket(address, peer);
+    this.session = connect(`http://${address}`, {
+      createConnection: () => socket,
+      settings: { initialWindowSize: STREAM_WINDOW, enablePush: false },
+      // The peer's header list may be as large as what a sidecar's own edge accepts (h2-limits.ts).
+      maxHeaderListPairs: 256,
+    });
+    const session = this.session;
+    session.once('connect', () => {
+      this.connected = true;
+      session.setLocalWindowSize(SESSION_WINDOW);
+    });
+    session.once('remoteSettings', () => (this.#settled = true));
+    session.on('goaway', (code: number, lastStreamID: number) => {
+      this.goaway = { code, lastStreamID };
+      this.#onGone(this);
+    });
+    session.on('error', (error: Error) => (this.error = error));
+    session.once('close', () => {
+      clearTimeout(this.#idle);
+      this.#onGone(this);
+    });
+  }
+
+  /** Takes no new stream: closed, closing, or told to go away. */
+  get gone(): boolean {
+    return this.goaway !== undefined || this.session.closed || this.session.destroyed;
+  }
+
+  get full(): boolean {
+    const max = this.#settled ? (this.session.remoteSettings.maxConcurrentStreams ?? ASSUMED_MAX_STREAMS) : ASSUMED_MAX_STREAMS;
+    return this.active >= max;
+  }
+
+  /** Opens a stream; the session counts it until it closes. Throws when the session cannot take it. */
+  request(headers: OutgoingHttpHeaders, endStream: boolean, waitForTrailers: boolean): ClientHttp2Stream {
+    const stream = this.session.request(headers, { endStream, waitForTrailers });
+    clearTimeout(this.#idle);
+    this.active++;
+    stream.once('close', () => {
+      if (--this.active === 0 && !this.gone) this.#idle = setTimeout(() => this.session.close(), IDLE_MS).unref();
+    });
+    return stream;
+  }
+
+  /**
+   * Whether a stream that ended without a response was never processed by the peer, so may be sent
+   * again: refused (REFUSED_STREAM), above a GOAWAY's lastStreamID, or never given an id.
+   */
+  unprocessed(stream: ClientHttp2Stream): boolean {
+    if (stream.rstCode === constants.NGHTTP2_REFUSED_STREAM) return true;
+    if (stream.id === undefined) return true;
+    return this.goaway !== undefined && stream.id > this.goaway.lastStreamID;
+  }
+}
+
+export class Http2Sessions {
+  readonly #pools = new Map<string, PooledSession[]>();
+  readonly #peer: (service: string | undefined, address: string) => MeshPeer | undefined;
+
+  /** `peer` says how to reach an address over mTLS (a peer sidecar's inbound, mTLS on), or undefined for plain h2c. */
+  constructor(peer: (service: string | undefined, address: string) => MeshPeer | undefined) {
+    this.#peer = peer;
+  }
+
+  /** A session to `address` with a free stream, for a request to `service`: an open one, else a new one. */
+  session(service: string | undefined, address: string): PooledSession {
+    const peer = this.#peer(service, address);
+    const key = peer ? `${peer.want} ${address}` : address;
+    let pool = this.#pools.get(key);
+    if (!pool) this.#pools.set(key, (pool = []));
+    for (const pooled of pool) if (!pooled.gone && !pooled.full) return pooled;
+    const list = pool;
+    const pooled = new PooledSession(address, peer, (gone) => {
+      const at = list.indexOf(gone);
+      if (at !== -1) list.splice(at, 1);
+      if (list.length === 0 && this.#pools.get(key) === list) this.#pools.delete(key);
+    });
+    pool.push(pooled);
+    return pooled;
+  }
+
+  /** Sessions open now, by pool key (for tests and the admin view). */
+  get open(): number {
+    let n = 0;
+    for (const pool of this.#pools.values()) n += pool.length;
+    return n;
+  }
+
+  close(): Promise<void> {
+    const all = [...this.#pools.values()].flat();
+    this.#pools.clear();
+    return Promise.all(
+      all.map((pooled) => new Promise<void>((resolve) => {
+        if (pooled.session.destroyed) return resolve();
+        pooled.session.once('close', () => resolve());
+        pooled.session.destroy();
+      })),
+    ).then(() => undefined);
+  }
+}
