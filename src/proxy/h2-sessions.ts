@@ -41,6 +41,9 @@ export class PooledSession {
     this.address = address;
     this.#onGone = onGone;
     const socket = meshSocket(address, peer);
+    // The socket's own error (refused, timed out, the wrong SPIFFE ID) says why a connect failed; the
+    // session's streams close before the session reports it.
+    socket.once('error', (error: Error) => (this.error ??= error));
     this.session = connect(`http://${address}`, {
       createConnection: () => socket,
       settings: { initialWindowSize: STREAM_WINDOW, enablePush: false },
@@ -57,7 +60,7 @@ export class PooledSession {
       this.goaway = { code, lastStreamID };
       this.#onGone(this);
     });
-    session.on('error', (error: Error) => (this.error = error));
+    session.on('error', (error: Error) => (this.error ??= error));
     session.once('close', () => {
       clearTimeout(this.#idle);
       this.#onGone(this);
