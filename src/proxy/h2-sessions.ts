@@ -35,11 +35,11 @@ export class PooledSession {
   error: Error | undefined;
   #settled = false;
   #idle: NodeJS.Timeout | undefined;
-  readonly #onGone: (pooled: PooledSession) => void;
+  readonly #pool: Pool;
 
-  constructor(address: string, peer: MeshPeer | undefined, onGone: (pooled: PooledSession) => void) {
+  constructor(address: string, peer: MeshPeer | undefined, pool: Pool) {
     this.address = address;
-    this.#onGone = onGone;
+    this.#pool = pool;
     const socket = meshSocket(address, peer);
     // The socket's own error (refused, timed out, the wrong SPIFFE ID) says why a connect failed; the
     // session's streams close before the session reports it.
@@ -55,15 +55,18 @@ export class PooledSession {
       this.connected = true;
       session.setLocalWindowSize(SESSION_WINDOW);
     });
-    session.once('remoteSettings', () => (this.#settled = true));
+    session.once('remoteSettings', (settings) => {
+      this.#settled = true;
+      pool.peerMaxStreams = settings.maxConcurrentStreams;
+    });
     session.on('goaway', (code: number, lastStreamID: number) => {
       this.goaway = { code, lastStreamID };
-      this.#onGone(this);
+      pool.remove(this);
     });
     session.on('error', (error: Error) => (this.error ??= error));
     session.once('close', () => {
       clearTimeout(this.#idle);
-      this.#onGone(this);
+      pool.remove(this);
     });
   }
 
@@ -72,9 +75,10 @@ export class PooledSession {
     return this.goaway !== undefined || this.session.closed || this.session.destroyed;
   }
 
+  /** At the peer's limit of streams: its SETTINGS', or before they come what its earlier sessions said (else 100). */
   get full(): boolean {
-    const max = this.#settled ? (this.session.remoteSettings.maxConcurrentStreams ?? ASSUMED_MAX_STREAMS) : ASSUMED_MAX_STREAMS;
-    return this.active >= max;
+    const max = this.#settled ? this.session.remoteSettings.maxConcurrentStreams : this.#pool.peerMaxStreams;
+    return this.active >= (max ?? ASSUMED_MAX_STREAMS);
   }
 
   /** Opens a stream; the session counts it until it closes. Throws when the session cannot take it. */
@@ -99,8 +103,26 @@ export class PooledSession {
   }
 }
 
+/** The sessions to one endpoint (and identity), and what its peer said of its streams. */
+class Pool {
+  readonly sessions: PooledSession[] = [];
+  /** SETTINGS_MAX_CONCURRENT_STREAMS from the peer's last session: a new session assumes it until its own SETTINGS come. */
+  peerMaxStreams: number | undefined;
+  readonly #onEmpty: () => void;
+
+  constructor(onEmpty: () => void) {
+    this.#onEmpty = onEmpty;
+  }
+
+  remove(pooled: PooledSession): void {
+    const at = this.sessions.indexOf(pooled);
+    if (at !== -1) this.sessions.splice(at, 1);
+    if (this.sessions.length === 0) this.#onEmpty();
+  }
+}
+
 export class Http2Sessions {
-  readonly #pools = new Map<string, PooledSession[]>();
+  readonly #pools = new Map<string, Pool>();
   readonly #peer: (service: string | undefined, address: string) => MeshPeer | undefined;
 
   /** `peer` says how to reach an address over mTLS (a peer sidecar's inbound, mTLS on), or undefined for plain h2c. */
@@ -113,27 +135,20 @@ export class Http2Sessions {
     const peer = this.#peer(service, address);
     const key = peer ? `${peer.want} ${address}` : address;
     let pool = this.#pools.get(key);
-    if (!pool) this.#pools.set(key, (pool = []));
-    for (const pooled of pool) if (!pooled.gone && !pooled.full) return pooled;
-    const list = pool;
-    const pooled = new PooledSession(address, peer, (gone) => {
-      const at = list.indexOf(gone);
-      if (at !== -1) list.splice(at, 1);
-      if (list.length === 0 && this.#pools.get(key) === list) this.#pools.delete(key);
-    });
-    pool.push(pooled);
+    if (!pool) {
+      const created: Pool = new Pool(() => {
+        if (this.#pools.get(key) === created) this.#pools.delete(key);
+      });
+      this.#pools.set(key, (pool = created));
+    }
+    for (const pooled of pool.sessions) if (!pooled.gone && !pooled.full) return pooled;
+    const pooled = new PooledSession(address, peer, pool);
+    pool.sessions.push(pooled);
     return pooled;
   }
 
-  /** Sessions open now, by pool key (for tests and the admin view). */
-  get open(): number {
-    let n = 0;
-    for (const pool of this.#pools.values()) n += pool.length;
-    return n;
-  }
-
   close(): Promise<void> {
-    const all = [...this.#pools.values()].flat();
+    const all = [...this.#pools.values()].flatMap((pool) => pool.sessions);
     this.#pools.clear();
     return Promise.all(
       all.map((pooled) => new Promise<void>((resolve) => {

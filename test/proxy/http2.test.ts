@@ -42,9 +42,9 @@ interface H2App {
   close(): Promise<void>;
 }
 
-async function startH2App(): Promise<H2App> {
+async function startH2App(maxConcurrentStreams?: number): Promise<H2App> {
   const address = await freeAddress();
-  const server = createServer();
+  const server = createServer(maxConcurrentStreams === undefined ? {} : { settings: { maxConcurrentStreams } });
   const app: H2App = {
     address,
     server,
@@ -106,6 +106,7 @@ describe('HTTP/2 through sidecars (h2c)', function () {
   let echo: Upstream;
   let h2app: H2App;
   let direct: H2App;
+  let narrow: H2App;
   let client: Sidecar;
   let echoSidecar: Sidecar;
   let h2Sidecar: Sidecar;
@@ -126,6 +127,7 @@ describe('HTTP/2 through sidecars (h2c)', function () {
     };
     h2app = await startH2App();
     direct = await startH2App();
+    narrow = await startH2App(2);
     const clientApp = await freeAddress();
     const config = {
       mesh: { name: 'h2c' },
@@ -135,6 +137,7 @@ describe('HTTP/2 through sidecars (h2c)', function () {
         { name: 'h2app', protocol: 'http2', endpoints: [{ address: h2app.address }] },
         // No sidecar in front: the client's sidecar speaks h2c to it straight.
         { name: 'direct', protocol: 'http2', endpoints: [{ address: direct.address }] },
+        { name: 'narrow', protocol: 'http2', endpoints: [{ address: narrow.address }] },
       ],
       routes: [
         { name: 'direct', match: { host: 'direct' }, destinations: [{ service: 'direct' }], retries: { attempts: 2, retryOn: ['refused-stream'], backoff: { base: '1ms', max: '2ms' } } },
@@ -155,6 +158,7 @@ describe('HTTP/2 through sidecars (h2c)', function () {
     await echo?.close();
     await h2app?.close();
     await direct?.close();
+    await narrow?.close();
   });
 
   it('answers curl --http2-prior-knowledge and HTTP/1.1 on the same outbound port', async () => {
@@ -252,6 +256,40 @@ describe('HTTP/2 through sidecars (h2c)', function () {
     // Measured: 1.6 MiB (stream windows of 64 KiB to 1 MiB on three hops, a few socket and stream
     // buffers); a body that did not wait for the caller would be all 32 MiB.
     expect(held, `held ${(held / MiB).toFixed(1)} MiB`).to.be.below(8 * MiB);
+  });
+
+  it('multiplexes calls on one session per endpoint, and opens another only past the peer\'s SETTINGS_MAX_CONCURRENT_STREAMS', async () => {
+    const held: ServerHttp2Stream[] = [];
+    narrow.handler = (stream) => held.push(stream);
+    // One call first, so that the sidecar has the app's SETTINGS (2 streams at most) before the rest.
+    const calls = [h2request(session, { ':path': '/0', ':authority': 'narrow' })];
+    await waitFor(() => held.length === 1, 5_000, 'the first call at the app');
+    for (let i = 1; i < 5; i++) calls.push(h2request(session, { ':path': `/${i}`, ':authority': 'narrow' }));
+    await waitFor(() => held.length === 5, 5_000, 'five calls at the app at once');
+    // 2 + 2 + 1 streams; never more than 2 on a session.
+    expect(narrow.sessions.length).to.equal(3);
+    const perSession = narrow.sessions.map((s) => held.filter((h) => h.session === s).length);
+    expect(perSession.sort()).to.deep.equal([1, 2, 2]);
+    for (const stream of held) {
+      stream.respond({ ':status': 200 });
+      stream.end();
+    }
+    expect((await Promise.all(calls)).map((r) => r.status)).to.deep.equal([200, 200, 200, 200, 200]);
+  });
+
+  it('cancels the upstream stream when the caller resets its own', async () => {
+    let upstream: ServerHttp2Stream | undefined;
+    h2app.handler = (stream) => {
+      upstream = stream;
+      stream.respond({ ':status': 200 });
+      stream.write('first bytes');
+    };
+    const stream = session.request({ ':path': '/cancel-me', ':authority': 'h2app' });
+    stream.on('error', () => {});
+    await new Promise((resolve) => stream.once('data', resolve));
+    stream.close(constants.NGHTTP2_CANCEL);
+    await waitFor(() => upstream?.closed, 5_000, 'the app\'s stream closed');
+    expect(upstream!.rstCode).to.equal(constants.NGHTTP2_CANCEL);
   });
 
   it('retries a stream the upstream refused (REFUSED_STREAM) as refused-stream', async () => {
