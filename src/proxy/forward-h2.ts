@@ -46,6 +46,8 @@ class Http2Exchange {
   readonly #resolve: (response: ProxyResponse) => void;
   readonly #reject: (error: unknown) => void;
   #body: Readable | undefined;
+  /** The whole response came in its head. */
+  #complete = false;
   #failure: unknown;
   #idle: NodeJS.Timeout | undefined;
   readonly #unregister: () => void;
@@ -79,14 +81,26 @@ class Http2Exchange {
     stream.on('error', () => {
       // Read on 'close' from rstCode and the session's state: one place decides what failed.
     });
-    stream.once('response', (head: IncomingHttpHeaders) => this.#respond(head));
+    stream.once('response', (head: IncomingHttpHeaders, flags: number) => this.#respond(head, flags));
     stream.once('close', () => this.#closed());
   }
 
-  #respond(head: IncomingHttpHeaders): void {
+  #respond(head: IncomingHttpHeaders, flags: number): void {
     this.#idle?.refresh();
     const stream = this.#stream;
     const status = Number(head[':status']);
+    const headers: OutgoingHttpHeaders = {};
+    for (const key in head) if (key.charCodeAt(0) !== 0x3a) headers[key] = head[key];
+    if (flags & constants.NGHTTP2_FLAG_END_STREAM) {
+      // A head that ends the stream (gRPC's trailers-only error: grpc-status in the one HEADERS frame)
+      // stays one: no body, no trailers after it, or a gRPC client would not look for its status there.
+      this.#complete = true;
+      clearTimeout(this.#idle);
+      this.#unregister();
+      stream.resume();
+      this.#resolve({ status, headers, body: null });
+      return;
+    }
     const trailers: Trailers = { fields: undefined };
     const body = (this.#body = new Readable({
       read: () => stream.resume(),
@@ -106,8 +120,6 @@ class Http2Exchange {
       this.#unregister();
       body.push(null);
     });
-    const headers: OutgoingHttpHeaders = {};
-    for (const key in head) if (key.charCodeAt(0) !== 0x3a) headers[key] = head[key];
     this.#resolve({ status, headers, body, trailers });
   }
 
@@ -121,7 +133,7 @@ class Http2Exchange {
     clearTimeout(this.#idle);
     this.#unregister();
     const stream = this.#stream;
-    if (this.#body?.readableEnded || (this.#body && stream.readableEnded && stream.rstCode === constants.NGHTTP2_NO_ERROR)) return;
+    if (this.#complete || this.#body?.readableEnded || (this.#body && stream.readableEnded && stream.rstCode === constants.NGHTTP2_NO_ERROR)) return;
     const failure = this.#failure ?? this.#why();
     if (this.#body) {
       if (!this.#body.destroyed) this.#body.destroy(failure as Error);

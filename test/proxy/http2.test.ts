@@ -215,6 +215,23 @@ describe('HTTP/2 through sidecars (h2c)', function () {
     expect(h1.trailers).to.include({ 'x-checksum': 'h1-trailer' });
   });
 
+  it('keeps a head that ends the stream (gRPC\'s trailers-only error) one HEADERS frame through the pair', async () => {
+    h2app.handler = (stream) => stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '14', 'grpc-message': 'payments%20down' }, { endStream: true });
+    const result = await new Promise<{ head: IncomingHttpHeaders; flags: number; trailers: boolean }>((resolve, reject) => {
+      const stream = session.request({ ':method': 'POST', ':path': '/pkg.Payments/Charge', ':authority': 'h2app', 'content-type': 'application/grpc', te: 'trailers' }, { endStream: true });
+      let trailers = false;
+      let response: { head: IncomingHttpHeaders; flags: number } | undefined;
+      stream.once('response', (head, flags) => (response = { head, flags }));
+      stream.once('trailers', () => (trailers = true));
+      stream.resume();
+      stream.once('error', reject);
+      stream.once('close', () => (response ? resolve({ ...response, trailers }) : reject(new Error(`closed with ${stream.rstCode} and no response`))));
+    });
+    expect(result.head).to.include({ 'grpc-status': '14', 'grpc-message': 'payments%20down' });
+    expect(result.flags & constants.NGHTTP2_FLAG_END_STREAM, 'END_STREAM on the head').to.not.equal(0);
+    expect(result.trailers).to.equal(false);
+  });
+
   it('streams several MB both ways through the pair, byte for byte', async () => {
     h2app.handler = (stream) => {
       stream.respond({ ':status': 200 });
