@@ -63,14 +63,17 @@ export function forward(dispatcherFor: (service: string | undefined) => Dispatch
   };
 }
 
-/** One upstream request/response, as undici's handler callbacks, turned into a ProxyResponse with a streaming body. */
-class UpstreamExchange implements Dispatcher.DispatchHandler {
+/**
+ * One upstream request/response, as undici's handler callbacks, turned into a ProxyResponse with a
+ * streaming body. It is its response's trailers holder too (`fields`): no object more per response.
+ */
+class UpstreamExchange implements Dispatcher.DispatchHandler, Trailers {
+  fields: IncomingHttpHeaders | undefined = undefined;
   readonly #cancellation: Cancellation;
   readonly #dial: string;
   readonly #resolve: (response: ProxyResponse) => void;
   readonly #reject: (error: unknown) => void;
   #body: Readable | undefined;
-  #trailers: Trailers | undefined;
   #ended = false;
   #unregister: (() => void) | undefined;
   readonly #idleMs: number | undefined;
@@ -108,8 +111,7 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
         callback(error);
       },
     });
-    this.#trailers = { fields: undefined };
-    this.#resolve({ status: statusCode, headers: withoutHopByHop(headers), body: this.#body, trailers: this.#trailers });
+    this.#resolve({ status: statusCode, headers: withoutHopByHop(headers), body: this.#body, trailers: this });
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -120,7 +122,7 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
   onResponseEnd(_controller: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
     // undici gives an empty object when there were none: only trailers that came are kept.
     for (const _ in trailers) {
-      this.#trailers!.fields = trailers;
+      this.fields = trailers;
       break;
     }
     clearTimeout(this.#idle);
