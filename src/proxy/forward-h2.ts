@@ -25,17 +25,25 @@ export function forwardHttp2(sessions: Http2Sessions, ctx: RequestContext, servi
     headers[key] = ctx.headers[key];
   }
   const body = ctx.body.open();
+  // A caller that may send request trailers (it spoke HTTP/2, with a body): the upstream stream waits for them.
+  const waitForTrailers = ctx.trailers !== undefined && body !== null;
   let pooled = sessions.session(service, dial);
   let stream: ClientHttp2Stream;
-  const trailers = ctx.trailers;
   try {
-    stream = pooled.request(headers, body === null, trailers !== undefined && body !== null);
-  } catch {
-    // The session went away between the pick and the request (a GOAWAY just read): one new session.
-    pooled = sessions.session(service, dial);
-    stream = pooled.request(headers, body === null, trailers !== undefined && body !== null);
+    try {
+      stream = pooled.request(headers, body === null, waitForTrailers);
+    } catch (error) {
+      // The session went away between the pick and the request (a GOAWAY just read): one new session.
+      const code = (error as { code?: string }).code;
+      if (code !== 'ERR_HTTP2_GOAWAY_SESSION' && code !== 'ERR_HTTP2_INVALID_SESSION') throw error;
+      pooled = sessions.session(service, dial);
+      stream = pooled.request(headers, body === null, waitForTrailers);
+    }
+  } catch (error) {
+    // Headers node:http2 will not send (ERR_HTTP2_INVALID_HEADER_VALUE...): one failed request, rescued.
+    return Promise.reject(error);
   }
-  return new Promise((resolve, reject) => new Http2Exchange(ctx, pooled, stream, dial, body, trailers, resolve, reject));
+  return new Promise((resolve, reject) => new Http2Exchange(ctx, pooled, stream, dial, body, ctx.trailers, resolve, reject));
 }
 
 class Http2Exchange {

@@ -33,6 +33,12 @@ async function handleStream(options: ListenerOptions, stream: ServerHttp2Stream,
   stream.on('error', () => {
     // A reset or a broken session: read on 'close', where the exchange ends.
   });
+  if (received[':method'] === 'CONNECT') {
+    // As on HTTP/1.1 (listener.ts): no tunnels; the mesh secures plain calls itself.
+    stream.respond({ ':status': 405, 'content-type': 'text/plain' });
+    stream.end('faultline does not tunnel CONNECT: call the destination over plain http:// and let the mesh secure it\n');
+    return;
+  }
   const cancellation = new Cancellation();
   const generation = options.generation();
   let ctx: RequestContext;

@@ -162,6 +162,18 @@ describe('protocol front on a sidecar\'s outbound listener', function () {
     }
   });
 
+  it('refuses an HTTP/2 CONNECT (a tunnel) with 405, as on HTTP/1.1', async () => {
+    const session = connectHttp2(`http://${outbound}`);
+    session.on('error', () => {});
+    try {
+      const stream = session.request({ ':method': 'CONNECT', ':authority': 'example.com:443' });
+      const status = await new Promise((resolve) => stream.once('response', (h) => resolve(h[':status'])));
+      expect(status).to.equal(405);
+    } finally {
+      session.destroy();
+    }
+  });
+
   it('serves HTTP/2 and HTTP/1.1 connections at once on the one port', async () => {
     const session = connectHttp2(`http://${outbound}`);
     session.on('error', () => {});
