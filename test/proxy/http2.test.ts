@@ -364,6 +364,33 @@ describe('HTTP/2 through sidecars (h2c)', function () {
     expect(direct.sessions.length).to.equal(before + 1);
   });
 
+  it('on an upstream GOAWAY with an error code fails the streams it had taken (UC), retries those above its lastStreamID', async () => {
+    const held: ServerHttp2Stream[] = [];
+    direct.handler = (stream, headers) => {
+      if (headers[':path'] === '/hold') return void held.push(stream);
+      stream.respond({ ':status': 200 });
+      stream.end('fresh');
+    };
+    const retries: MeshEvents['retry.attempt'][] = [];
+    const off = client.events.on('retry.attempt', (e) => retries.push(e));
+    const first = h2request(session, { ':path': '/hold', ':authority': 'direct' });
+    const second = h2request(session, { ':path': '/hold', ':authority': 'direct' });
+    await waitFor(() => held.length === 2, 5_000, 'two streams held');
+    const old = held[0]!.session as ServerHttp2Session;
+    old.goaway(constants.NGHTTP2_INTERNAL_ERROR, held[0]!.id!);
+    await waitFor(() => held.length === 3, 5_000, 'the second stream sent again');
+    expect(held[2]!.session).to.not.equal(old);
+    held[2]!.respond({ ':status': 200 });
+    held[2]!.end('second, again');
+    const [a, b] = await Promise.all([first, second]);
+    off();
+    // The first was taken by the app, then cut: a reset the route does not retry (retryOn: refused-stream).
+    expect(a.status).to.equal(503);
+    expect(a.headers['x-faultline-flags']).to.equal('UC');
+    expect(b.body.toString()).to.equal('second, again');
+    expect(retries.map((r) => r.reason)).to.deep.equal(['refused-stream']);
+  });
+
   it('ends a rapid-reset flood (HEADERS then RST_STREAM, over and over) with the session closed, and serves others', async () => {
     const flooder = connect(`http://${outbound}`);
     flooder.on('error', () => {});
