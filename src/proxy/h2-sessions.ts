@@ -12,6 +12,7 @@
 // RST_STREAM code, the GOAWAY's lastStreamID, trailers both ways and flow control are ours, and a
 // refused stream becomes an error the retry layer retries as `refused-stream`.
 import { connect, constants, type ClientHttp2Session, type ClientHttp2Stream, type OutgoingHttpHeaders } from 'node:http2';
+import { HTTP2_LIMITS } from './h2-limits.ts';
 import { meshSocket, type MeshPeer } from './mesh-tls.ts';
 
 /** Streams a session is assumed to allow until the peer's SETTINGS arrive. */
@@ -47,8 +48,10 @@ export class PooledSession {
     this.session = connect(`http://${address}`, {
       createConnection: () => socket,
       settings: { initialWindowSize: STREAM_WINDOW, enablePush: false },
-      // The peer's header list may be as large as what a sidecar's own edge accepts (h2-limits.ts).
-      maxHeaderListPairs: 256,
+      // The peer's header list may be as large as what a sidecar's own edge accepts, and its session
+      // hold as much (h2-limits.ts): one sidecar's many callers share this session.
+      maxHeaderListPairs: HTTP2_LIMITS.maxHeaderListPairs,
+      maxSessionMemory: HTTP2_LIMITS.maxSessionMemory,
     });
     const session = this.session;
     session.once('connect', () => {
