@@ -41,6 +41,8 @@ export const ErrorCode = {
   NoEndpoints: 'FL_NO_ENDPOINTS',
   UpstreamConnectFailure: 'FL_UPSTREAM_CONNECT_FAILURE',
   UpstreamReset: 'FL_UPSTREAM_RESET',
+  /** An HTTP/2 upstream did not process the request (REFUSED_STREAM, or above a GOAWAY's last stream): safe to send again. */
+  UpstreamRefusedStream: 'FL_UPSTREAM_REFUSED_STREAM',
   UpstreamTimeout: 'FL_UPSTREAM_TIMEOUT',
   UpstreamPerTryTimeout: 'FL_UPSTREAM_PER_TRY_TIMEOUT',
   UpstreamIdleTimeout: 'FL_UPSTREAM_IDLE_TIMEOUT',
@@ -131,6 +133,10 @@ export const upstreamReset = (address: string, cause: unknown): MeshError =>
     `upstream ${address} closed the connection: ${describe(cause)}`,
     { cause },
   );
+
+/** The request never reached the upstream's app: RST_STREAM(REFUSED_STREAM), or a stream above a GOAWAY's lastStreamID (RFC 9113 §8.7). */
+export const upstreamRefusedStream = (address: string, why: string): MeshError =>
+  new MeshError(ErrorCode.UpstreamRefusedStream, 503, ResponseFlag.UpstreamConnectionTermination, `upstream ${address} refused the stream: ${why}`);
 
 export const upstreamTimeout = (ms: number): MeshError =>
   new MeshError(ErrorCode.UpstreamTimeout, 504, ResponseFlag.UpstreamRequestTimeout, `upstream request timed out after ${ms}ms`);

@@ -94,6 +94,9 @@ const Call = z.union([
   }),
 ]);
 
+/** What a service's app speaks (docs/config.md, "protocol"). */
+export const ServiceProtocol = z.enum(['http1', 'http2', 'grpc']);
+
 export const Service = z.strictObject({
   name: Name,
   calls: z.array(Call).optional().meta({
@@ -115,6 +118,9 @@ export const Service = z.strictObject({
     .max(100)
     .default(0)
     .meta({ description: 'percent: below this share of available endpoints, balance over all of them (0, as Istio: never)' }),
+  protocol: ServiceProtocol.default('http1').meta({
+    description: 'what its app speaks: http1 (HTTP/1.1), http2 (HTTP/2 cleartext, prior knowledge) or grpc (HTTP/2, gRPC); sidecars reach it so, and speak HTTP/2 between them for http2 and grpc',
+  }),
 });
 
 
@@ -290,3 +296,4 @@ export type StringMatchConfig = z.output<typeof StringMatch>;
 export type HealthCheckConfig = z.output<typeof HealthCheck>;
 export type OutlierDetectionConfig = z.output<typeof OutlierDetection>;
 export type LoadBalancerPolicy = z.output<typeof LoadBalancerPolicy>;
+export type ServiceProtocol = z.output<typeof ServiceProtocol>;

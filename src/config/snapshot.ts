@@ -77,6 +77,7 @@ export function compileSnapshot(file: MeshConfig, source: string, extras: Snapsh
           outlierDetection: service.outlierDetection && Object.freeze({ ...service.outlierDetection }),
           circuitBreaker: service.circuitBreaker && deepFreeze(structuredClone(service.circuitBreaker)),
           panicThreshold: service.healthyPanicThreshold,
+          protocol: service.protocol,
         }),
       ];
     }),

@@ -8,6 +8,7 @@ import type {
   LoadBalancerPolicy,
   OutlierDetectionConfig,
   RetryOnCondition,
+  ServiceProtocol,
   SidecarConfig,
 } from './resources.ts';
 
@@ -52,6 +53,8 @@ export interface ServiceSpec {
   readonly outlierDetection: Readonly<OutlierDetectionConfig> | undefined;
   readonly circuitBreaker: Readonly<CircuitBreakerConfig> | undefined;
   readonly panicThreshold: number;
+  /** What its app speaks. */
+  readonly protocol: ServiceProtocol;
 }
 
 export interface DestinationSpec {

@@ -47,3 +47,27 @@ export function appendForwardedFor(existing: string | string[] | undefined, addr
   if (existing === undefined) return client;
   return `${Array.isArray(existing) ? existing.join(', ') : existing}, ${client}`;
 }
+
+/**
+ * The headers of an HTTP/2 request for the upstream: no pseudo-headers (`:method`, `:path`... are the
+ * forwarder's to set), no connection-specific ones; `te: trailers`, the one TE HTTP/2 allows (gRPC
+ * requires it), is kept.
+ */
+export function http2RequestHeaders(headers: IncomingHttpHeaders): IncomingHttpHeaders {
+  const out: IncomingHttpHeaders = {};
+  for (const key in headers) {
+    if (key.charCodeAt(0) === 0x3a /* : */ || (HOP_BY_HOP.has(key) && !(key === 'te' && headers.te === 'trailers'))) continue;
+    out[key] = headers[key];
+  }
+  return out;
+}
+
+/** Response headers or trailers for the next hop: pseudo-headers (`:status`) and connection-specific ones dropped. */
+export function withoutPseudo<T extends IncomingHttpHeaders | OutgoingHttpHeaders>(headers: T): T {
+  const out: Record<string, unknown> = {};
+  for (const key in headers) {
+    if (key.charCodeAt(0) === 0x3a || HOP_BY_HOP.has(key)) continue;
+    out[key] = headers[key];
+  }
+  return out as T;
+}

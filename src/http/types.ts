@@ -18,7 +18,17 @@ export interface ProxyResponse {
   readonly flushHeaders?: boolean;
   /** The forwarder took the connection over (a protocol upgrade): nothing is left to write. */
   readonly upgraded?: boolean;
+  /** Trailers after the body, filled in by the forwarder before the body ends (a holder, so that layers copying the response keep it). */
+  readonly trailers?: Trailers;
 }
+
+/** Trailer fields that follow a body (HTTP/2, or HTTP/1.1 chunked): `fields` is set, if they come, before the body ends. */
+export interface Trailers {
+  fields: IncomingHttpHeaders | undefined;
+}
+
+/** The protocol a request came in with: HTTP/1.1 (or 1.0), or HTTP/2 (cleartext prior knowledge, or h2 over mTLS). */
+export type Protocol = 'http1' | 'http2';
 
 export type Handler = (ctx: RequestContext) => Promise<ProxyResponse>;
 export type Layer = (next: Handler) => Handler;
@@ -50,7 +60,11 @@ export interface RequestContext {
   /** Headers for the upstream request: hop-by-hop removed, forwarding headers added. */
   readonly headers: IncomingHttpHeaders;
   readonly body: RequestBody;
+  /** The caller's request trailers (HTTP/2 only), filled in before its body ends. */
+  readonly trailers: Trailers | undefined;
   readonly upgrade: UpgradeRequest | undefined;
+  /** What the caller spoke. */
+  readonly protocol: Protocol;
   readonly flags: Set<ResponseFlag>;
   /** Fires when the caller goes away; layers may narrow it (a timeout sets a child). */
   cancellation: Cancellation;

@@ -2,6 +2,9 @@
 // its hop's telemetry opened. One class, so every request's context has one shape.
 import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import type { ServerHttp2Stream } from 'node:http2';
+import type { Socket } from 'node:net';
+import type { Readable } from 'node:stream';
 // Imported, not the global: globalThis.performance is a lazy getter, read on every use.
 import { performance } from 'node:perf_hooks';
 import { stripPort } from '../config/matchers.ts';
@@ -10,8 +13,8 @@ import { ErrorCode, MeshError, ResponseFlag } from '../errors.ts';
 import { RequestBody, hasBody } from '../http/body.ts';
 import type { Cancellation } from '../http/cancellation.ts';
 import type { EndpointState } from '../http/endpoint-state.ts';
-import { Header, appendForwardedFor, withoutHopByHop } from '../http/headers.ts';
-import type { Direction, RequestContext, UpgradeRequest } from '../http/types.ts';
+import { Header, appendForwardedFor, http2RequestHeaders, withoutHopByHop } from '../http/headers.ts';
+import type { Direction, Protocol, RequestContext, Trailers, UpgradeRequest } from '../http/types.ts';
 import type { MeshTracer, SampledSpan } from '../telemetry/tracing.ts';
 import { startHop } from './hop-telemetry.ts';
 import { peerService } from './mesh-tls.ts';
@@ -33,39 +36,88 @@ export function createContext(
   cancellation: Cancellation,
   upgrade: UpgradeRequest | undefined,
 ): RequestContext {
-  const url = req.url ?? '/';
+  const headers = withoutHopByHop(req.headers, upgrade !== undefined);
+  const body = upgrade === undefined && hasBody(req.headers) ? req : null;
+  const length = req.headers['content-length'];
+  return read(options, snapshot, 'http1', req.method ?? 'GET', req.url ?? '/', req.headers.host, req.headers, headers, req.socket, body, length, undefined, cancellation, upgrade);
+}
+
+/**
+ * An HTTP/2 stream's request, read into the same context as an HTTP/1.1 one: `:authority` (or Host)
+ * for the host, `:path` for the target; its trailers are kept for the upstream when they come.
+ */
+export function createHttp2Context(
+  options: ContextOptions,
+  snapshot: Snapshot,
+  stream: ServerHttp2Stream,
+  received: IncomingHttpHeaders,
+  cancellation: Cancellation,
+): RequestContext {
+  const body = stream.endAfterHeaders ? null : stream;
+  const trailers: Trailers | undefined = body ? { fields: undefined } : undefined;
+  if (trailers) stream.once('trailers', (fields: IncomingHttpHeaders) => (trailers.fields = fields));
+  const authority = (received[':authority'] as string | undefined) ?? received.host;
+  return read(
+    options,
+    snapshot,
+    'http2',
+    String(received[':method'] ?? 'GET'),
+    String(received[':path'] ?? '/'),
+    authority,
+    received,
+    http2RequestHeaders(received),
+    stream.session!.socket as Socket,
+    body,
+    received['content-length'],
+    trailers,
+    cancellation,
+    undefined,
+  );
+}
+
+function read(
+  options: ContextOptions,
+  snapshot: Snapshot,
+  protocol: Protocol,
+  method: string,
+  url: string,
+  host: string | undefined,
+  received: IncomingHttpHeaders,
+  headers: IncomingHttpHeaders,
+  socket: Socket,
+  stream: Readable | null,
+  length: string | undefined,
+  trailers: Trailers | undefined,
+  cancellation: Cancellation,
+  upgrade: UpgradeRequest | undefined,
+): RequestContext {
   let authority: string;
   let path: string;
   if (url.startsWith('/')) {
-    authority = req.headers.host ?? '';
+    authority = host ?? '';
     path = url;
   } else {
     const absolute = parseAbsolute(url);
     authority = absolute.host;
     path = absolute.pathname + absolute.search;
   }
-  const headers = withoutHopByHop(req.headers, upgrade !== undefined);
   headers.host = authority;
-  headers[Header.forwardedFor] = appendForwardedFor(req.headers[Header.forwardedFor], req.socket.remoteAddress);
+  headers[Header.forwardedFor] = appendForwardedFor(received[Header.forwardedFor], socket.remoteAddress);
   headers[Header.forwardedProto] ??= 'http';
-  const id = (req.headers[Header.requestId] as string | undefined) || randomUUID();
+  const id = (received[Header.requestId] as string | undefined) || randomUUID();
   headers[Header.requestId] = id;
   // Inbound, the caller is who its client certificate says (mTLS), else who its sidecar's header says.
-  const peer = options.direction === 'inbound' ? peerService(req.socket) : undefined;
-  const source = options.direction === 'outbound' ? options.service : (peer ?? String(req.headers[Header.source] ?? 'unknown'));
+  const peer = options.direction === 'inbound' ? peerService(socket) : undefined;
+  const source = options.direction === 'outbound' ? options.service : (peer ?? String(received[Header.source] ?? 'unknown'));
   // Outbound, and inbound under mTLS, the app downstream is told who called, whatever the caller claimed.
   if (options.direction === 'outbound' || peer) headers[Header.source] = source;
 
   const queryAt = path.indexOf('?');
   const pathname = queryAt === -1 ? path : path.slice(0, queryAt);
-  const host = stripPort(authority).toLowerCase();
-  const method = req.method ?? 'GET';
-  const body = new RequestBody(
-    upgrade === undefined && hasBody(req.headers) ? req : null,
-    req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']),
-  );
-  const ctx = new Context(id, options, source, snapshot, method, host, path, pathname, headers, body, upgrade, cancellation);
-  startHop(options.tracer, ctx, req.headers);
+  const hostname = stripPort(authority).toLowerCase();
+  const body = new RequestBody(stream, length === undefined ? undefined : Number(length));
+  const ctx = new Context(id, options, source, snapshot, protocol, method, hostname, path, pathname, headers, body, trailers, upgrade, cancellation);
+  startHop(options.tracer, ctx, received);
   return ctx;
 }
 
@@ -90,7 +142,9 @@ class Context implements RequestContext {
   readonly pathname: string;
   readonly headers: IncomingHttpHeaders;
   readonly body: RequestBody;
+  readonly trailers: Trailers | undefined;
   readonly upgrade: UpgradeRequest | undefined;
+  readonly protocol: Protocol;
   readonly flags = new Set<ResponseFlag>();
   cancellation: Cancellation;
   traceId: string | null = null;
@@ -108,12 +162,14 @@ class Context implements RequestContext {
     options: ContextOptions,
     source: string,
     snapshot: Snapshot,
+    protocol: Protocol,
     method: string,
     host: string,
     path: string,
     pathname: string,
     headers: IncomingHttpHeaders,
     body: RequestBody,
+    trailers: Trailers | undefined,
     upgrade: UpgradeRequest | undefined,
     cancellation: Cancellation,
   ) {
@@ -129,7 +185,9 @@ class Context implements RequestContext {
     this.pathname = pathname;
     this.headers = headers;
     this.body = body;
+    this.trailers = trailers;
     this.upgrade = upgrade;
+    this.protocol = protocol;
     this.cancellation = cancellation;
   }
 

@@ -1,11 +1,14 @@
 // The connection pools a sidecar calls upstreams through: with mtls off, one plain pool for all; with
-// mtls on, one per destination service, each requiring that service's own identity of its peers.
+// mtls on, one per destination service, each requiring that service's own identity of its peers. HTTP/1.1
+// goes through undici's agents; HTTP/2 through the session pool (h2-sessions.ts), under the same rule
+// for who must be at the other end.
 import { Agent } from 'undici';
 import type { MtlsConfig } from '../config/schema.ts';
 import type { Snapshot } from '../config/snapshot.ts';
 import type { SidecarIdentity } from '../identity/provider.ts';
 import { spiffeId } from '../identity/spiffe.ts';
-import { meshConnector } from './mesh-tls.ts';
+import { Http2Sessions } from './h2-sessions.ts';
+import { meshConnector, type MeshPeer } from './mesh-tls.ts';
 
 export class Dispatchers {
   readonly #agents = new Map<string, Agent>();
@@ -14,10 +17,19 @@ export class Dispatchers {
   readonly #identity: SidecarIdentity | undefined;
   /** Inbound addresses of the sidecars that front endpoints: reached over mTLS when it is on. */
   #meshAddresses = new Set<string>();
+  readonly http2: Http2Sessions;
 
   constructor(mtls: MtlsConfig, identity: SidecarIdentity | undefined) {
     this.#mtls = mtls;
     this.#identity = identity;
+    this.http2 = new Http2Sessions((service, address) => this.#peer(service, address));
+  }
+
+  /** How to reach `address` for a call to `service` over HTTP/2: mTLS with ALPN h2 to a peer sidecar when mtls is on, else plain h2c. */
+  #peer(service: string | undefined, address: string): MeshPeer | undefined {
+    if (this.#mtls.mode === 'off' || service === undefined || !this.#meshAddresses.has(address)) return undefined;
+    const identity = this.#identity?.current;
+    return identity && { identity, want: spiffeId(this.#mtls.trustDomain, this.#mtls.namespace, service), alpn: 'h2' };
   }
 
   /** Learns from a new snapshot which endpoints are sidecars, to be dialled over mTLS. */
@@ -43,6 +55,6 @@ export class Dispatchers {
   }
 
   close(): Promise<void> {
-    return Promise.all([...this.#agents.values()].map((agent) => agent.destroy())).then(() => undefined);
+    return Promise.all([...[...this.#agents.values()].map((agent) => agent.destroy()), this.http2.close()]).then(() => undefined);
   }
 }

@@ -7,40 +7,58 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { connect } from 'node:net';
 import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { MeshError, ResponseFlag, downstreamReset, idleTimeout, upstreamConnectFailure, upstreamReset } from '../errors.ts';
+import { MeshError, ResponseFlag, downstreamReset, idleTimeout } from '../errors.ts';
 import type { Cancellation } from '../http/cancellation.ts';
 import { withoutHopByHop } from '../http/headers.ts';
-import type { Handler, ProxyResponse, RequestContext } from '../http/types.ts';
+import type { Handler, ProxyResponse, RequestContext, Trailers } from '../http/types.ts';
+import type { ServiceProtocol } from '../config/resources.ts';
+import { forwardHttp2 } from './forward-h2.ts';
+import { classify } from './upstream-errors.ts';
+import type { Http2Sessions } from './h2-sessions.ts';
 
-const CONNECT_FAILURES = new Set([
-  // mTLS: the server is not who the destination must be.
-  'FL_MTLS_IDENTITY',
-  'ECONNREFUSED',
-  'ENOTFOUND',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'EADDRNOTAVAIL',
-  'EAI_AGAIN',
-  'UND_ERR_CONNECT_TIMEOUT',
-]);
 
-export function forward(dispatcherFor: (service: string | undefined) => Dispatcher): Handler {
+/**
+ * The one rule for what a hop speaks (docs/architecture.md, "Protocols"): HTTP/2 when the app it ends
+ * at speaks it (its service's protocol is http2 or grpc: then the hop between sidecars is HTTP/2 too),
+ * or, to a peer sidecar, when the caller spoke HTTP/2 (its trailers and streams then cross the mesh
+ * intact; the peer speaks the app's protocol to the app). Otherwise HTTP/1.1, on the pools measured in
+ * docs/benchmarks.md; protocol upgrades (WebSocket) are HTTP/1.1 always.
+ */
+export function speaksHttp2(ctx: RequestContext, appProtocol: ServiceProtocol): boolean {
+  if (ctx.upgrade) return false;
+  if (appProtocol !== 'http1') return true;
+  return ctx.protocol === 'http2' && ctx.endpoint!.spec.sidecar !== undefined;
+}
+
+/**
+ * The last handler: the request to the chosen endpoint, over HTTP/2 (a stream on a pooled session) or
+ * HTTP/1.1 (undici's pools) by speaksHttp2; `appProtocol` is what the app at the end of the hop speaks.
+ */
+export function forward(dispatcherFor: (service: string | undefined) => Dispatcher, sessions: Http2Sessions, appProtocol: (ctx: RequestContext) => ServiceProtocol): Handler {
   return (ctx) => {
     const dial = ctx.endpoint!.spec.dial;
-    const dispatcher = dispatcherFor(ctx.destination?.service);
+    const service = ctx.destination?.service;
+    if (speaksHttp2(ctx, appProtocol(ctx))) return forwardHttp2(sessions, ctx, service, dial);
+    const dispatcher = dispatcherFor(service);
     if (ctx.upgrade) return tunnel(ctx, dial);
     if (ctx.cancellation.cancelled) return Promise.reject(ctx.cancellation.reason);
+    // An HTTP/2 caller's `te: trailers` is hop-by-hop in HTTP/1.1: not sent on.
+    const headers = ctx.protocol === 'http2' && ctx.headers.te !== undefined ? withoutHopByHop(ctx.headers) : ctx.headers;
     return new Promise((resolve, reject) => {
       dispatcher.dispatch(
-        { origin: `http://${dial}`, path: ctx.path, method: ctx.method as Dispatcher.HttpMethod, headers: ctx.headers, body: ctx.body.open() },
+        { origin: `http://${dial}`, path: ctx.path, method: ctx.method as Dispatcher.HttpMethod, headers, body: ctx.body.open() },
         new UpstreamExchange(ctx.cancellation, dial, ctx.route?.idleTimeoutMs, resolve, reject),
       );
     });
   };
 }
 
-/** One upstream request/response, as undici's handler callbacks, turned into a ProxyResponse with a streaming body. */
-class UpstreamExchange implements Dispatcher.DispatchHandler {
+/**
+ * One upstream request/response, as undici's handler callbacks, turned into a ProxyResponse with a
+ * streaming body. It is its response's trailers holder too (`fields`): no object more per response.
+ */
+class UpstreamExchange implements Dispatcher.DispatchHandler, Trailers {
+  fields: IncomingHttpHeaders | undefined = undefined;
   readonly #cancellation: Cancellation;
   readonly #dial: string;
   readonly #resolve: (response: ProxyResponse) => void;
@@ -83,7 +101,7 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
         callback(error);
       },
     });
-    this.#resolve({ status: statusCode, headers: withoutHopByHop(headers), body: this.#body });
+    this.#resolve({ status: statusCode, headers: withoutHopByHop(headers), body: this.#body, trailers: this });
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -91,7 +109,12 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
     if (!this.#body!.push(chunk)) controller.pause();
   }
 
-  onResponseEnd(): void {
+  onResponseEnd(_controller: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
+    // undici gives an empty object when there were none: only trailers that came are kept.
+    for (const _ in trailers) {
+      this.fields = trailers;
+      break;
+    }
     clearTimeout(this.#idle);
     this.#ended = true;
     this.#unregister?.();
@@ -108,12 +131,6 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
   }
 }
 
-/** Why an upstream request failed: the caller's cancellation (or a timeout's), a failed connect, or a reset. */
-export function classify(error: unknown, address: string, cancellation: Cancellation): unknown {
-  if (cancellation.cancelled) return cancellation.reason ?? downstreamReset();
-  const code = (error as { code?: string }).code ?? (error as { cause?: { code?: string } }).cause?.code;
-  return code && CONNECT_FAILURES.has(code) ? upstreamConnectFailure(address, error) : upstreamReset(address, error);
-}
 
 /** A protocol upgrade (WebSocket): replay the request head upstream, then splice the two sockets. */
 function tunnel(ctx: RequestContext, dial: string): Promise<ProxyResponse> {

@@ -64,6 +64,7 @@ export function endHop(events: EventBus, ctx: RequestContext, status: number, fl
     route: ctx.route?.name ?? null,
     endpoint: ctx.endpoint?.address ?? null,
     method: ctx.method,
+    protocol: ctx.protocol,
     authority: ctx.host,
     path: ctx.pathname,
     status,

@@ -2,15 +2,13 @@
 // (context.ts), runs it through the generation's stack and writes the response, or the rescued error;
 // when the exchange is over, it ends the hop's telemetry (hop-telemetry.ts) once. Its overload guards
 // (a cap on connections, a deadline on request heads) keep slow clients from holding it.
-import { STATUS_CODES, createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
+import { STATUS_CODES, createServer, type IncomingMessage, type OutgoingHttpHeaders, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import type { TlsOptions } from 'node:tls';
 import type { ListenerLimitsConfig } from '../config/resources.ts';
 import type { Duplex } from 'node:stream';
 import { MeshError, ResponseFlag, downstreamReset } from '../errors.ts';
 import { Cancellation } from '../http/cancellation.ts';
-import { Header } from '../http/headers.ts';
+import { Header, withoutPseudo } from '../http/headers.ts';
 import type { ProxyResponse, RequestContext } from '../http/types.ts';
 import type { EventBus } from '../telemetry/events.ts';
 import { createContext, type ContextOptions } from './context.ts';
@@ -27,13 +25,13 @@ export interface ListenerOptions extends ContextOptions {
   readonly limits: ListenerLimitsConfig;
 }
 
-/** The listener's HTTP server: plain, or (`tls`) HTTPS — the inbound listener under mTLS. */
-export function createListener(options: ListenerOptions, tls?: TlsOptions): Server {
+/** The listener's HTTP/1.1 server; its connections come from the protocol front (edge.ts), TLS ones under mTLS. */
+export function createListener(options: ListenerOptions): Server {
   const { headersTimeout, maxConnections } = options.limits;
   // Node looks for heads past their deadline every connectionsCheckingInterval (30 s unless told):
   // checked ten times per deadline, at least once a second, a slow head is cut close to its deadline.
   const settings = { keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout, connectionsCheckingInterval: Math.min(1_000, headersTimeout / 10) };
-  const server: Server = tls ? createHttpsServer({ ...settings, ...tls }) : createServer(settings);
+  const server: Server = createServer(settings);
   server.maxConnections = maxConnections;
   server.on('request', (req: IncomingMessage, res: ServerResponse) => void handle(options, req, res));
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void handleUpgrade(options, req, socket, head));
@@ -84,7 +82,7 @@ async function handle(options: ListenerOptions, req: IncomingMessage, res: Serve
  * out (an upstream reset or a timeout mid-body); an unfinished response with neither means the
  * caller left.
  */
-function flagsAtClose(written: string, late: ReadonlySet<string>, finished: boolean): string {
+export function flagsAtClose(written: string, late: ReadonlySet<string>, finished: boolean): string {
   if (finished && late.size === 0) return written;
   const flags = new Set([...written.split(',').filter(Boolean), ...late]);
   const cut = flags.has(ResponseFlag.UpstreamConnectionTermination) || flags.has(ResponseFlag.UpstreamRequestTimeout) || flags.has(ResponseFlag.FaultInjected);
@@ -92,9 +90,8 @@ function flagsAtClose(written: string, late: ReadonlySet<string>, finished: bool
   return [...flags].join(',');
 }
 
-/** Writes the response; returns the response flags it carries. */
-function writeResponse(res: ServerResponse, response: ProxyResponse, ctx: RequestContext, sent: { bytes: number } | undefined): string {
-  const headers = response.headers;
+/** Adds what the mesh tells the caller to a response's headers (flags, request id, attempts, faults); returns its flags. */
+export function markResponse(headers: OutgoingHttpHeaders, ctx: RequestContext): string {
   if (ctx.flags.size > 0) {
     const upstream = headers[Header.flags];
     headers[Header.flags] = upstream ? [...new Set([...String(upstream).split(','), ...ctx.flags])].join(',') : [...ctx.flags].join(',');
@@ -102,9 +99,15 @@ function writeResponse(res: ServerResponse, response: ProxyResponse, ctx: Reques
   if (headers[Header.requestId] === undefined) headers[Header.requestId] = ctx.id;
   if (ctx.attempt > 0) headers[Header.attempts] = String(ctx.attempt);
   if (ctx.faults && ctx.snapshot.config.faultInjection.responseHeader) headers[Header.fault] = ctx.faults.join(',');
+  return String(headers[Header.flags] ?? '');
+}
+
+/** Writes the response; returns the response flags it carries. */
+function writeResponse(res: ServerResponse, response: ProxyResponse, ctx: RequestContext, sent: { bytes: number } | undefined): string {
+  const headers = response.headers;
+  const flags = markResponse(headers, ctx);
   res.writeHead(response.status, headers);
   if (response.flushHeaders) res.flushHeaders();
-  const flags = String(headers[Header.flags] ?? '');
   if (!response.body) {
     res.end();
     return flags;
@@ -127,7 +130,12 @@ function writeResponse(res: ServerResponse, response: ProxyResponse, ctx: Reques
       res.once('drain', () => body.resume());
     }
   });
-  body.once('end', () => res.end());
+  body.once('end', () => {
+    // Trailers reach an HTTP/1.1 caller on a chunked response (Node sends them only then).
+    const trailers = response.trailers?.fields;
+    if (trailers) res.addTrailers(withoutPseudo(trailers) as OutgoingHttpHeaders);
+    res.end();
+  });
   return flags;
 }
 

@@ -47,41 +47,61 @@ const CONNECT_TIMEOUT_MS = 5_000;
  */
 export function meshConnector(identity: () => CurrentIdentity | undefined, expected: (address: string) => string | undefined): buildConnector.connector {
   return (options, callback) => {
-    const host = options.hostname.replace(/^\[|\]$/g, '');
-    const port = Number(options.port);
-    const address = options.hostname.includes(':') && !options.hostname.startsWith('[') ? `[${options.hostname}]:${port}` : `${options.hostname}:${port}`;
+    const address = options.hostname.includes(':') && !options.hostname.startsWith('[') ? `[${options.hostname}]:${options.port}` : `${options.hostname}:${options.port}`;
     const want = expected(address);
     const current = want ? identity() : undefined;
-    let socket: Socket;
-    if (want && current) {
-      socket = tlsConnect({
-        host,
-        port,
-        key: current.keyPem,
-        cert: current.certPem,
-        ca: [current.caPem],
-        minVersion: 'TLSv1.3',
-        // No DNS name to check: the server's identity is its SPIFFE ID.
-        checkServerIdentity: (_host: string, cert: PeerCertificate) => {
-          const got = spiffeIdOf(cert.subjectaltname);
-          if (got === want) return undefined;
-          return Object.assign(new Error(`peer at ${address} is ${got ?? 'no SPIFFE identity'}, not ${want}`), { code: 'FL_MTLS_IDENTITY' });
-        },
-      });
-    } else {
-      socket = netConnect({ host, port });
-    }
-    socket.setNoDelay(true);
-    const timer = setTimeout(() => socket.destroy(Object.assign(new Error(`connect to ${address} timed out`), { code: 'UND_ERR_CONNECT_TIMEOUT' })), CONNECT_TIMEOUT_MS);
-    const onError = (error: Error) => {
-      clearTimeout(timer);
-      callback(error, null);
-    };
+    const socket = meshSocket(address, want && current ? { identity: current, want, alpn: 'http/1.1' } : undefined);
+    const secure = want !== undefined && current !== undefined;
+    const onError = (error: Error) => callback(error, null);
     socket.once('error', onError);
-    socket.once(want && current ? 'secureConnect' : 'connect', () => {
-      clearTimeout(timer);
+    socket.once(secure ? 'secureConnect' : 'connect', () => {
       socket.off('error', onError);
       callback(null, socket);
     });
   };
+}
+
+/** How to reach a peer sidecar over mTLS: this sidecar's identity, the server's required SPIFFE ID, the ALPN protocol to ask for. */
+export interface MeshPeer {
+  readonly identity: CurrentIdentity;
+  readonly want: string;
+  readonly alpn: 'h2' | 'http/1.1';
+}
+
+/**
+ * A connection to `address` (host:port): TLS 1.3 with this sidecar's certificate to a peer sidecar
+ * that must present `peer.want`, or plain TCP without `peer`. Destroyed with UND_ERR_CONNECT_TIMEOUT
+ * when not up (handshake included) within 5 s.
+ */
+export function meshSocket(address: string, peer: MeshPeer | undefined): Socket {
+  const colon = address.lastIndexOf(':');
+  const host = address.slice(0, colon).replace(/^\[|\]$/g, '');
+  const port = Number(address.slice(colon + 1));
+  let socket: Socket;
+  if (peer) {
+    const { identity: current, want } = peer;
+    socket = tlsConnect({
+      host,
+      port,
+      key: current.keyPem,
+      cert: current.certPem,
+      ca: [current.caPem],
+      minVersion: 'TLSv1.3',
+      // The server picks by it (inbound-server.ts): h2 for the HTTP/2 pool, http/1.1 for undici's.
+      ALPNProtocols: [peer.alpn],
+      // No DNS name to check: the server's identity is its SPIFFE ID.
+      checkServerIdentity: (_host: string, cert: PeerCertificate) => {
+        const got = spiffeIdOf(cert.subjectaltname);
+        if (got === want) return undefined;
+        return Object.assign(new Error(`peer at ${address} is ${got ?? 'no SPIFFE identity'}, not ${want}`), { code: 'FL_MTLS_IDENTITY' });
+      },
+    });
+  } else {
+    socket = netConnect({ host, port });
+  }
+  socket.setNoDelay(true);
+  const timer = setTimeout(() => socket.destroy(Object.assign(new Error(`connect to ${address} timed out`), { code: 'UND_ERR_CONNECT_TIMEOUT' })), CONNECT_TIMEOUT_MS);
+  socket.once(peer ? 'secureConnect' : 'connect', () => clearTimeout(timer));
+  socket.once('close', () => clearTimeout(timer));
+  return socket;
 }

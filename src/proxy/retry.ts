@@ -99,10 +99,13 @@ export function retriable(policy: RetryPolicySpec, outcome: Outcome): RetryOnCon
   const error = outcome.error;
   if (!(error instanceof MeshError)) return undefined;
   const local = error.flag === ResponseFlag.UpstreamConnectFailure ? 'connect-failure'
+    : error.code === ErrorCode.UpstreamRefusedStream ? 'refused-stream'
     : error.flag === ResponseFlag.UpstreamConnectionTermination ? 'reset'
     : error.code === ErrorCode.UpstreamPerTryTimeout ? 'per-try-timeout'
     : undefined;
   if (!local) return undefined;
+  // A refused stream is a reset the upstream promises it did not act on: `reset` covers it too.
+  if (local === 'refused-stream' && !on.has(local) && on.has('reset')) return 'reset';
   if (local !== 'per-try-timeout' && on.has(local)) return local;
   if (on.has('5xx')) return '5xx';
   if (on.has('gateway-error')) return 'gateway-error';

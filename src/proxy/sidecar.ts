@@ -2,7 +2,7 @@
 // the endpoints it balances over, and the generation (snapshot + composed stacks) in force. A new
 // snapshot builds a new generation and swaps it in one assignment; requests in flight finish on theirs.
 // Its parts each have one job: pools (dispatchers.ts), reloads (reload.ts), telemetry
-// (sidecar-telemetry.ts), the inbound server (inbound-server.ts), the admin API (admin.ts).
+// (sidecar-telemetry.ts), the listeners' protocol front (edge.ts), the admin API (admin.ts).
 import { createServer } from 'node:http';
 import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
 import type { SidecarIdentity } from '../identity/provider.ts';
@@ -16,8 +16,7 @@ import { createAdminApp } from './admin.ts';
 import { Dispatchers } from './dispatchers.ts';
 import { EndpointRegistry, type Clusters } from './endpoints.ts';
 import { HealthChecker } from './health.ts';
-import { createInboundServer } from './inbound-server.ts';
-import { createListener } from './listener.ts';
+import { createEdge } from './edge.ts';
 import { OutlierDetector } from './outlier.ts';
 import { ConfigReloader, type ReloadResult } from './reload.ts';
 import { RetryBudgets } from './retry-budget.ts';
@@ -76,7 +75,7 @@ export class Sidecar {
   readonly #servers: NetServer[] = [];
   /** Every listener of its entry is open (a client-only sidecar has no inbound one). */
   #listening = false;
-  #stopInbound: (() => void) | undefined;
+  #stopEdges: (() => void) | undefined;
   #tcp = new Map<string, TcpProxy>();
   #generation: Generation;
   #appliedAt = Date.now();
@@ -162,7 +161,7 @@ export class Sidecar {
 
   async #close(): Promise<void> {
     this.#reloader.close();
-    this.#stopInbound?.();
+    this.#stopEdges?.();
     await Promise.all([...this.#servers.map(closeServer), ...[...this.#tcp.values()].map((p) => p.close())]);
     this.#outlier.close();
     this.faults.close();
@@ -179,6 +178,7 @@ export class Sidecar {
     this.#outlier.sync(clusters);
     return composeGeneration(snapshot, clusters, this.name, {
       dispatcher: (service) => this.#dispatchers.for(service),
+      http2: this.#dispatchers.http2,
       outlierDetector: this.#outlier,
       retryBudgets: this.#retryBudgets,
       breakers: this.breakers,
@@ -192,12 +192,16 @@ export class Sidecar {
     const generation = () => this.#generation;
     const perRequest = this.snapshot.config.telemetry.enabled;
     const common = { sidecar: this.name, service: this.spec.service, generation, events: this.events, tracer: this.#telemetry.tracer, perRequest, limits: this.spec.listeners };
-    const outbound = this.spec.outbound === undefined ? undefined : createListener({ ...common, direction: 'outbound' });
-    const inbound = this.spec.inbound === undefined ? undefined : createInboundServer({ ...common, direction: 'inbound' }, this.mtls, this.identity);
-    this.#stopInbound = inbound?.stop;
+    // Both take HTTP/1.1 and HTTP/2 on one port; the inbound one is mTLS as the mesh's mode says.
+    const outbound = this.spec.outbound === undefined ? undefined : createEdge({ ...common, direction: 'outbound' });
+    const inbound = this.spec.inbound === undefined ? undefined : createEdge({ ...common, direction: 'inbound' }, this.mtls, this.identity);
+    this.#stopEdges = () => {
+      outbound?.stop();
+      inbound?.stop();
+    };
     const admin = createServer(createAdminApp(this, this.#log));
     this.addresses = {
-      outbound: outbound && (await listen(outbound, this.spec.outbound!, this.#servers)),
+      outbound: outbound && (await listen(outbound.server, this.spec.outbound!, this.#servers)),
       inbound: inbound && (await listen(inbound.server, this.spec.inbound!, this.#servers)),
       admin: await listen(admin, this.spec.admin, this.#servers),
     };

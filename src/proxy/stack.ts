@@ -9,6 +9,7 @@ import type { Breakers } from './breaker/registry.ts';
 import { EndpointState } from '../http/endpoint-state.ts';
 import type { Clusters } from './endpoints.ts';
 import { forward } from './forward.ts';
+import type { Http2Sessions } from './h2-sessions.ts';
 import { toLocalApp } from './local-app.ts';
 import { outlier, type OutlierDetector } from './outlier.ts';
 import { route } from './router.ts';
@@ -35,6 +36,8 @@ export interface Generation {
 export interface StackParts {
   /** The connection pools for calls to a service (one per service under mTLS: each checks its own server identity). */
   readonly dispatcher: (service: string | undefined) => Dispatcher;
+  /** The HTTP/2 sessions to upstreams (apps that speak HTTP/2, peer sidecars for HTTP/2 callers). */
+  readonly http2: Http2Sessions;
   readonly outlierDetector: OutlierDetector;
   readonly retryBudgets: RetryBudgets;
   readonly breakers: Breakers;
@@ -50,6 +53,8 @@ export function composeGeneration(snapshot: Snapshot, clusters: Clusters, sideca
     of: (service) => snapshot.services.get(service)?.endpoints,
     self: snapshot.services.get(spec.service)?.endpoints.find((e) => e.sidecar === spec.name),
   };
+  // What the app at the end of each hop speaks: the destination's outbound, the sidecar's own inbound.
+  const appProtocol = snapshot.services.get(spec.service)?.protocol ?? 'http1';
   const fault = (slot: Slot) => faultLayer(slot, parts.faults, parts.events, spec.service, triggers, instances);
   return Object.freeze({
     snapshot,
@@ -72,12 +77,12 @@ export function composeGeneration(snapshot: Snapshot, clusters: Clusters, sideca
         outlier(parts.outlierDetector, clusters),
         fault('endpoint'),
       ],
-      forward(parts.dispatcher),
+      forward(parts.dispatcher, parts.http2, (ctx) => clusters.get(ctx.destination!.service)!.spec.protocol),
     ),
     // accept ─ authz ─ fault(inbound) ─ local app ─ forward
     inbound: spec.app === undefined
       ? undefined
-      : compose([authorize(snapshot.config.authorization, spec.service, parts.events), fault('inbound'), toLocalApp(localApp(spec.service, spec.app))], forward(parts.dispatcher)),
+      : compose([authorize(snapshot.config.authorization, spec.service, parts.events), fault('inbound'), toLocalApp(localApp(spec.service, spec.app))], forward(parts.dispatcher, parts.http2, () => appProtocol)),
   });
 }
 

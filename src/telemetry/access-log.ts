@@ -20,6 +20,7 @@ export function openAccessLog(events: EventBus, destination: string): AccessLog 
       direction: e.direction,
       source: e.source,
       method: e.method,
+      protocol: e.protocol,
       authority: e.authority,
       path: e.path,
       status: e.status,

@@ -28,6 +28,8 @@ export interface MeshEvents {
     route: string | null;
     endpoint: string | null;
     method: string;
+    /** What the caller spoke: HTTP/1.1 or HTTP/2 (inbound under mTLS: what ALPN chose). */
+    protocol: 'http1' | 'http2';
     authority: string;
     path: string;
     /** 0 when the caller left before a response could be written. */

@@ -101,6 +101,15 @@ describe('config loading', () => {
     expect(problem.message).to.include('"ring-hash"').and.include('or an object');
   });
 
+  it('takes a service\'s protocol (http1 by default, http2, grpc) and names the field and choices of another', () => {
+    expect(parseConfig(EXAMPLE, 'mesh.yaml').services.map((s) => s.protocol)).to.deep.equal(['http1', 'http1']);
+    const grpc = parseConfig(EXAMPLE.replace('    loadBalancer: least-request', '    protocol: grpc\n    loadBalancer: least-request'), 'mesh.yaml');
+    expect(compileSnapshot(grpc, 'mesh.yaml').services.get('payments')!.protocol).to.equal('grpc');
+    const problem = only(EXAMPLE.replace('    loadBalancer: least-request', '    protocol: http3\n    loadBalancer: least-request'));
+    expect(problem).to.include({ field: 'services[0].protocol', line: 7, column: 15 });
+    expect(problem.message).to.include('"http1"').and.include('"http2"').and.include('"grpc"');
+  });
+
   it('checks addresses and ports', () => {
     expect(only(EXAMPLE.replace('127.0.0.1:9102', '127.0.0.1:99999')).message).to.include('port between 1 and 65535');
     expect(only(EXAMPLE.replace('127.0.0.1:9102', 'localhost')).message).to.include('host:port');

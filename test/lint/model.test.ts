@@ -43,7 +43,7 @@ function done(fields: { sidecar: string; direction: 'inbound' | 'outbound'; sour
     type: 'request.done', seq: 0, time: fields.end, monotonic: 0, sidecar: fields.sidecar, requestId: fields.requestId, traceId: null,
     direction: fields.direction, source: fields.source, service: fields.service, route: null, endpoint: fields.endpoint ?? '127.0.0.1:1',
     method: fields.method ?? 'GET', authority: fields.service ?? '', path: '/', status: 200, flags: [], attempts: fields.attempts ?? 1,
-    durationMs: fields.ms, requestBytes: 0, responseBytes: 0, faults: [],
+    durationMs: fields.ms, protocol: 'http1', requestBytes: 0, responseBytes: 0, faults: [],
   };
 }
 
