@@ -177,11 +177,14 @@ export function serviceOfSidecar(plane: ControlPlane, name: string): string | un
   if (entry) return entry.service;
   const registered = plane.instance(name);
   if (registered) return registered.service;
-  let named: string | undefined;
-  for (const service of new Set([...plane.snapshot.services.keys(), ...plane.instances().map((i) => i.service)])) {
-    if ((name === service || name.startsWith(`${service}-`)) && service.length > (named?.length ?? 0)) named = service;
+  // The name itself, then each shorter prefix ending before a "-": the first that is a service is the
+  // longest. (Asked on every sidecar request: a look-up per prefix, not a walk over every service.)
+  const isService = (service: string) => plane.snapshot.services.has(service) || plane.hasInstancesOf(service);
+  for (let end = name.length; end > 0; end = name.lastIndexOf('-', end - 1)) {
+    const service = name.slice(0, end);
+    if (isService(service)) return service;
   }
-  return named;
+  return undefined;
 }
 
 /** For the token routes: a service a join token may be made for. */

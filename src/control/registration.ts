@@ -5,7 +5,7 @@
 import { request } from 'undici';
 import type { RegisteredInstance } from '../config/snapshot.ts';
 import { silentLogger, type Logger } from '../telemetry/log.ts';
-import type { InstanceRecord } from './plane.ts';
+import type { InstanceRecord } from './instance-registry.ts';
 
 export interface RegistrationOptions {
   readonly urls: readonly string[];
