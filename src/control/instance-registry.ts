@@ -57,6 +57,8 @@ export class InstanceRegistry {
       lease: { id: lease.id, ttlMs: lease.ttlMs },
       registeredAt: new Date().toISOString(),
     };
+    // Two rounds of the store (on etcd, two raft commits): a lease is no operation of a transaction,
+    // and a put sent with a grant of a chosen id reaches the leader first about half the time.
     await this.#store.putLeased(`${INSTANCE_PREFIX}${instance.name}`, JSON.stringify(record), lease);
     if (before && before.lease.id !== lease.id) await this.#store.revoke(before.lease.id).catch(() => undefined);
     this.#log.info({ instance: instance.name, service: instance.service, address: instance.address }, 'instance registered');
