@@ -52,7 +52,8 @@ export class ControlPlane {
   #state!: DesiredState;
   /** The state as every subscriber is sent it: serialized once per version, not once per subscriber. */
   #message!: Buffer;
-  readonly #subscribers = new Map<ServerResponse, string>();
+  /** Each watch stream: its sidecar, the version last written to it, and whether its socket is behind. */
+  readonly #subscribers = new Map<ServerResponse, Subscriber>();
   #loading = false;
   #unwatchFaults: (() => void) | undefined;
   #unwatchConfig: (() => void) | undefined;
@@ -223,18 +224,19 @@ export class ControlPlane {
 
   /** A sidecar's watch stream: the current state at once, then every new one. */
   subscribe(sidecar: string, res: ServerResponse): void {
-    this.#subscribers.set(res, sidecar);
+    const subscriber: Subscriber = { sidecar, sent: undefined, behind: false };
+    this.#subscribers.set(res, subscriber);
     const status = this.#roster.status(sidecar);
     status.connected = true;
     status.connectedAt = new Date().toISOString();
     this.#log.info({ sidecar }, 'sidecar subscribed');
-    res.write(this.#message);
+    this.#send(res, subscriber);
     sendCollect(res, this.collectsRequests);
     const heartbeat = setInterval(() => res.write(': ping\n\n'), 15_000).unref();
     res.once('close', () => {
       clearInterval(heartbeat);
       this.#subscribers.delete(res);
-      if (![...this.#subscribers.values()].includes(sidecar)) {
+      if (![...this.#subscribers.values()].some((other) => other.sidecar === sidecar)) {
         status.connected = false;
         status.disconnectedAt = new Date().toISOString();
         this.#log.info({ sidecar }, 'sidecar disconnected');
@@ -298,7 +300,23 @@ export class ControlPlane {
     this.#state = Object.freeze({ version, config: this.#configText, faults: Object.freeze(faults), instances: Object.freeze(instances) });
     this.#message = Buffer.from(`event: snapshot\ndata: ${JSON.stringify(this.#state)}\n\n`);
     this.#roster.published(version);
-    for (const res of this.#subscribers.keys()) res.write(this.#message);
+    for (const [res, subscriber] of this.#subscribers) this.#send(res, subscriber);
+  }
+
+  /**
+   * Writes the current state to one watch stream, unless its socket has not taken the last one yet:
+   * then it gets the state current when it drains, not every one made meanwhile (under a burst of
+   * changes a slow reader would otherwise be sent, and read, each whole snapshot in turn).
+   */
+  #send(res: ServerResponse, subscriber: Subscriber): void {
+    if (subscriber.behind || subscriber.sent === this.#state.version) return;
+    subscriber.sent = this.#state.version;
+    if (res.write(this.#message)) return;
+    subscriber.behind = true;
+    res.once('drain', () => {
+      subscriber.behind = false;
+      if (this.#subscribers.has(res)) this.#send(res, subscriber);
+    });
   }
 
   /**
@@ -387,6 +405,12 @@ export class ControlPlane {
       this.#publish();
     }, PUBLISH_COALESCE_MS);
   }
+}
+
+interface Subscriber {
+  readonly sidecar: string;
+  sent: string | undefined;
+  behind: boolean;
 }
 
 /** Whether the sidecar should push its request.done (someone reads the merged stream) or decisions only. */
