@@ -1,0 +1,208 @@
+// What a fleet costs the control plane per change: a sidecar acknowledges on its uplink (no request
+// per ack) where the control plane says it takes them there, and posts each one where it does not; a
+// burst of snapshots is applied once, the latest, and that ack counts for the earlier ones (the
+// emergency stop's check, waitForAcks); a watch stream whose reader is behind gets the current
+// snapshot when it drains, not every one made meanwhile; GET /sidecars?health= lists only those.
+import { expect } from 'chai';
+import { mkdtemp } from 'node:fs/promises';
+import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { stringify } from 'yaml';
+import { startControlledSidecar, type ControlledSidecar } from '../../src/control/agent.ts';
+import { createControlApp } from '../../src/control/api.ts';
+import { ControlAccess } from '../../src/control/auth.ts';
+import { ControlClient } from '../../src/control/client.ts';
+import { ControlPlane } from '../../src/control/plane.ts';
+import { SidecarRoster } from '../../src/control/sidecar-roster.ts';
+import { FileStore } from '../../src/control/store.ts';
+import { FaultSpec } from '../../src/faults/schema.ts';
+import { silentLogger } from '../../src/telemetry/log.ts';
+import { sidecarEntry } from '../helpers/mesh.ts';
+import { freeAddress, waitFor } from '../helpers/net.ts';
+
+const TOKEN = 'acks-token-for-tests';
+
+/** A control plane (its real app on a real listener) whose requests are counted by method and path; `older` drops the header that says it takes acks on the uplink, as one from before did. */
+interface CountedPlane {
+  plane: ControlPlane;
+  url: string;
+  count(route: string): number;
+  close(): Promise<void>;
+}
+
+async function startCounted(configText: string, dir: string, older = false): Promise<CountedPlane> {
+  const store = new FileStore(dir);
+  const plane = await ControlPlane.open(store, silentLogger, configText);
+  const access = await ControlAccess.open(TOKEN, store);
+  const app = createControlApp(plane, access, undefined, plane);
+  const counts = new Map<string, number>();
+  const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const route = `${req.method} ${req.url!.split('?')[0]}`;
+    counts.set(route, (counts.get(route) ?? 0) + 1);
+    if (older && route === 'GET /v1/watch') {
+      const writeHead = res.writeHead.bind(res) as (status: number, headers: Record<string, string>) => ServerResponse;
+      res.writeHead = ((status: number, headers: Record<string, string>) => {
+        const { 'x-faultline-acks': _taken, ...rest } = headers;
+        return writeHead(status, rest);
+      }) as typeof res.writeHead;
+    }
+    app(req, res);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    plane,
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    count: (route) => counts.get(route) ?? 0,
+    async close() {
+      access.close();
+      plane.close();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+async function putFault(url: string, id: string): Promise<string> {
+  const response = await request(`${url}/faults/${id}`, { method: 'PUT', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/yaml' }, body: 'match: {destination: payments, path: /never}\nabort: {status: 503}\nttl: 1m\n' });
+  const body = (await response.body.json()) as { version: string };
+  expect(response.statusCode).to.equal(200);
+  return body.version;
+}
+
+describe('control plane: what acks cost', function () {
+  this.timeout(30_000);
+  let dir: string;
+  let configText: string;
+  const planes: CountedPlane[] = [];
+  const sidecars: ControlledSidecar[] = [];
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'faultline-acks-'));
+    configText = stringify({
+      mesh: { name: 'acks' },
+      services: [{ name: 'checkout', endpoints: [{ address: await freeAddress() }] }, { name: 'payments', endpoints: [{ address: await freeAddress() }] }],
+      sidecars: [await sidecarEntry('checkout', await freeAddress())],
+    });
+  });
+
+  afterEach(async () => {
+    for (const sidecar of sidecars.splice(0)) await sidecar.close();
+    for (const plane of planes.splice(0)) await plane.close();
+  });
+
+  it('a sidecar acknowledges on its uplink, with no request per ack, and says there which faults it holds', async () => {
+    const control = await startCounted(configText, join(dir, 'uplink-plane'));
+    planes.push(control);
+    sidecars.push(await startControlledSidecar({ url: control.url, token: TOKEN, name: 'checkout', stateDir: join(dir, 'uplink-sidecar'), waitMs: 5_000 }));
+    await waitFor(() => control.plane.sidecars().find((s) => s.name === 'checkout')?.uplink.open, 5_000, 'the uplink');
+    const posted = control.count('POST /v1/ack');
+    for (const id of ['one', 'two', 'three']) {
+      const version = await putFault(control.url, id);
+      expect(await control.plane.waitForAcks(version, 5_000)).to.equal(true);
+    }
+    const status = control.plane.sidecars().find((s) => s.name === 'checkout')!;
+    expect(status.version).to.equal(control.plane.state.version);
+    expect(status.faults).to.have.members(['one', 'two', 'three']);
+    expect(control.count('POST /v1/ack'), 'acks posted once the uplink was open').to.equal(posted);
+  });
+
+  it('a sidecar of a control plane that does not say it takes acks on the uplink posts each one', async () => {
+    const control = await startCounted(configText, join(dir, 'older-plane'), true);
+    planes.push(control);
+    sidecars.push(await startControlledSidecar({ url: control.url, token: TOKEN, name: 'checkout', stateDir: join(dir, 'older-sidecar'), waitMs: 5_000 }));
+    await waitFor(() => control.plane.sidecars().find((s) => s.name === 'checkout')?.uplink.open, 5_000, 'the uplink');
+    const posted = control.count('POST /v1/ack');
+    const version = await putFault(control.url, 'old-style');
+    expect(await control.plane.waitForAcks(version, 5_000)).to.equal(true);
+    expect(control.count('POST /v1/ack')).to.be.greaterThan(posted);
+    expect(control.plane.sidecars().find((s) => s.name === 'checkout')!.faults).to.deep.equal(['old-style']);
+  });
+
+  it('snapshots that arrive together are applied once, the latest; its ack counts for the earlier ones', async () => {
+    const control = await startCounted(configText, join(dir, 'burst-plane'));
+    planes.push(control);
+    const client = new ControlClient({ url: control.url, token: TOKEN, sidecar: 'checkout', stateDir: join(dir, 'burst-client') });
+    try {
+      await client.start(5_000);
+      const applied: string[] = [];
+      client.onState(({ state }) => void applied.push(state.version));
+      // Twenty states made in one go (the sidecar reads them only after: it is in this process).
+      const versions: string[] = [];
+      for (let i = 0; i < 20; i++) {
+        control.plane.faults.put(FaultSpec.parse({ id: `burst-${i}`, match: { destination: 'payments' }, abort: { status: 503 }, ttl: '1m' }));
+        versions.push(control.plane.state.version);
+      }
+      expect(await control.plane.waitForAcks(versions[0]!, 5_000)).to.equal(true);
+      await waitFor(() => client.version === versions.at(-1), 5_000, 'the last state applied');
+      expect(applied.at(-1)).to.equal(versions.at(-1));
+      expect(applied.length, `applied ${applied.length} of 20`).to.be.lessThan(20);
+      expect(control.plane.hasApplied('checkout', versions[0]!)).to.equal(true);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('an ack counts for the states published before it, not for one published again after it, nor an error', () => {
+    const roster = new SidecarRoster();
+    roster.published('a');
+    roster.published('b');
+    roster.acknowledge('s', { version: 'b', error: null, removed: [] });
+    expect(roster.hasApplied('s', 'a')).to.equal(true);
+    expect(roster.hasApplied('s', 'b')).to.equal(true);
+    roster.published('a');
+    expect(roster.hasApplied('s', 'a'), 'a made again after its ack of b').to.equal(false);
+    roster.published('c');
+    roster.acknowledge('s', { version: 'c', error: 'refused', removed: [] });
+    expect(roster.hasApplied('s', 'c')).to.equal(false);
+    expect(roster.hasApplied('s', 'never-published')).to.equal(false);
+  });
+
+  it('a watch stream whose reader is behind gets the current snapshot when it drains, not each one made meanwhile', async () => {
+    // Snapshots of ~400 KB (a long comment in the config): 45 of them are more than loopback buffers hold.
+    const control = await startCounted(`${configText}\n# ${'x'.repeat(400_000)}\n`, join(dir, 'slow-plane'));
+    planes.push(control);
+    const received: string[] = [];
+    let buffer = '';
+    const watch = await new Promise<IncomingMessage>((resolve, reject) => {
+      const url = new URL(`${control.url}/v1/watch?sidecar=checkout`);
+      httpRequest({ host: url.hostname, port: url.port, path: `${url.pathname}${url.search}`, headers: { authorization: `Bearer ${TOKEN}` } }, resolve).on('error', reject).end();
+    });
+    watch.setEncoding('utf8');
+    watch.on('data', (chunk: string) => {
+      buffer += chunk;
+      for (let end = buffer.indexOf('\n\n'); end !== -1; end = buffer.indexOf('\n\n')) {
+        const message = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const version = /^event: snapshot\ndata: \{"version":"([^"]+)"/.exec(message)?.[1];
+        if (version) received.push(version);
+      }
+    });
+    await waitFor(() => received.length === 1, 5_000, 'the first snapshot');
+    watch.pause();
+    for (let i = 0; i < 45; i++) control.plane.faults.put(FaultSpec.parse({ id: `slow-${i}`, match: { destination: 'payments' }, abort: { status: 503 }, ttl: '1m' }));
+    watch.resume();
+    await waitFor(() => received.at(-1) === control.plane.state.version, 10_000, 'the current snapshot');
+    watch.destroy();
+    expect(received.length - 1, `${received.length - 1} snapshots read for 45 states`).to.be.lessThan(45);
+  });
+
+  it('GET /sidecars?health= lists only the sidecars of that health, and says which healths there are', async () => {
+    const control = await startCounted(configText, join(dir, 'health-plane'));
+    planes.push(control);
+    control.plane.acknowledge('ready-one', control.plane.state.version, null);
+    const get = async (query: string) => {
+      const response = await request(`${control.url}/sidecars${query}`, { headers: { authorization: `Bearer ${TOKEN}` } });
+      return { status: response.statusCode, body: (await response.body.json()) as { sidecars?: { name: string; health: string }[]; error?: string } };
+    };
+    // Statuses exist for sidecars that subscribed or acked: one that acked is listed, not connected.
+    expect((await get('')).body.sidecars!.map((s) => s.health)).to.deep.equal(['disconnected']);
+    expect((await get('?health=disconnected')).body.sidecars!.map((s) => s.name)).to.deep.equal(['ready-one']);
+    expect((await get('?health=not-ready')).body.sidecars).to.deep.equal([]);
+    const bad = await get('?health=sick');
+    expect(bad.status).to.equal(400);
+    expect(bad.body.error).to.include('ready, not-ready, disconnected');
+  });
+});
