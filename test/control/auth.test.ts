@@ -147,6 +147,7 @@ describe('join token access', () => {
     const plane = {
       instance: (name: string) => (name === 'blue-7' ? { name, service: 'stock' } : undefined),
       instances: () => [{ name: 'blue-7', service: 'stock' }],
+      hasInstancesOf: (service: string) => service === 'stock',
       snapshot: snapshotOf({
         mesh: { name: 'names' },
         services: ['pay', 'pay-ments', 'cart'].map((name, i) => ({ name, endpoints: [{ address: `127.0.0.1:${20_000 + i}` }] })),
