@@ -1,8 +1,8 @@
 // `npm run bench:fleet`: a fleet's figures (issue 22). A control plane process (the built CLI when
 // there is one; pinned to CPU 1) and, in this process (CPU 0), N simulated subscribers — each a watch
 // stream of its own (GET /v1/watch, server-sent events) and an uplink of its own (POST /v1/uplink,
-// NDJSON) on which it acknowledges the latest snapshot of those that arrived together, as
-// `faultline sidecar --control` does — and M simulated instances registering through
+// NDJSON) on which it acknowledges the latest snapshot of those that arrived together; it takes
+// instance deltas when only instances changed — as `faultline sidecar --control` does — and M simulated instances registering through
 // PUT /v1/instances/:name under a short lease and renewing it at a third of its TTL, as a joined
 // sidecar does (src/control/registration.ts). Measured:
 // - registration: from each PUT until every subscriber's latest snapshot holds the instance (all M at
@@ -115,6 +115,8 @@ class Fleet {
   readonly leaving = new Set<string>();
   readonly dropped = new Set<string>();
   snapshots = 0;
+  /** Of the snapshots, those sent as instance deltas. */
+  deltas = 0;
 
   constructor(size: number) {
     this.#current = new Array<string | undefined>(size);
@@ -129,14 +131,22 @@ class Fleet {
     return this.#holders.get(name) ?? 0;
   }
 
-  /** Subscriber `index` received `data` (the JSON of a snapshot). */
-  received(index: number, data: string): string {
+  /** Subscriber `index` received `data`: the JSON of a whole snapshot, or (`delta`) of an instance delta from the state it holds. */
+  received(index: number, data: string, delta = false): string {
     const version = /^\{"version":"([^"]+)"/.exec(data)?.[1] ?? (JSON.parse(data) as { version: string }).version;
     this.snapshots++;
-    let names = this.#names.get(version);
-    if (!names) {
-      const state = JSON.parse(data) as { instances?: { name: string }[] };
-      this.#names.set(version, (names = new Set((state.instances ?? []).map((i) => i.name))));
+    if (delta) this.deltas++;
+    if (!this.#names.has(version)) {
+      if (delta) {
+        const { base, put, delete: gone } = JSON.parse(data) as { base: string; put: { name: string }[]; delete: string[] };
+        const names = new Set(this.#names.get(base));
+        for (const name of gone) names.delete(name);
+        for (const { name } of put) names.add(name);
+        this.#names.set(version, names);
+      } else {
+        const state = JSON.parse(data) as { instances?: { name: string }[] };
+        this.#names.set(version, new Set((state.instances ?? []).map((i) => i.name)));
+      }
     }
     const before = this.#current[index];
     if (before === version) return version;
@@ -208,7 +218,7 @@ async function subscribe(base: URL, index: number, fleet: Fleet, cursors: HttpAg
   uplink.on('error', (error) => void (stopping || process.stderr.write(`uplink of ${name}: ${error.message}\n`)));
   uplink.write('\n');
   const watch = await new Promise<IncomingMessage>((resolve, reject) => {
-    const req = httpRequest({ host: base.hostname, port: base.port, path: `/v1/watch?sidecar=${name}`, headers, agent: false }, (res) => {
+    const req = httpRequest({ host: base.hostname, port: base.port, path: `/v1/watch?sidecar=${name}&deltas=instances`, headers, agent: false }, (res) => {
       if (res.statusCode !== 200) return reject(new Error(`watch of ${name} answered ${res.statusCode}`));
       if (res.headers['x-faultline-acks'] !== 'uplink') return reject(new Error('the control plane takes no acks on the uplink (no x-faultline-acks): a CLI from before they moved there?'));
       res.setEncoding('utf8');
@@ -221,8 +231,9 @@ async function subscribe(base: URL, index: number, fleet: Fleet, cursors: HttpAg
         while ((end = buffer.indexOf('\n\n')) !== -1) {
           const message = buffer.slice(0, end);
           buffer = buffer.slice(end + 2);
-          if (!message.startsWith('event: snapshot\n')) continue;
-          latest = fleet.received(index, message.slice(message.indexOf('data: ') + 6));
+          const delta = message.startsWith('event: delta\n');
+          if (!delta && !message.startsWith('event: snapshot\n')) continue;
+          latest = fleet.received(index, message.slice(message.indexOf('data: ') + 6), delta);
         }
         if (latest === undefined) return;
         uplink.write(`${JSON.stringify({ type: 'ack', version: latest, error: null, removed: [], faults: [] })}\n`);
@@ -557,7 +568,7 @@ async function main(): Promise<void> {
     out.push(`| kill -9 (renewals stop) → no subscriber holds it | ${killS.map(f).join(', ')} ms (${killS.map((ms) => (ms / LEASE_MS).toFixed(2)).join(', ')} × lease) | ≤ lease + 1 s = ${LEASE_MS + 1_000} ms | ${verdict(killWorst <= LEASE_MS + 1_000)} |`);
     out.push(`| … from its last renewal (where the lease runs from) | ${sorted(deaths.map((d) => d.sinceRenewal)).map(f).join(', ')} ms | | |`);
     out.push(`| instances dropped while renewing; renewals refused (lease ended) | ${dropped.length}${dropped.length ? ` (${dropped.slice(0, 5).join(', ')})` : ''}; ${lost} | 0; 0 | ${verdict(dropped.length === 0 && lost === 0)} |`);
-    out.push(`| snapshots received by the subscribers | ${fleet.snapshots} (${(fleet.snapshots / SUBSCRIBERS).toFixed(1)} each) | | |`);
+    out.push(`| snapshots received by the subscribers | ${fleet.snapshots} (${(fleet.snapshots / SUBSCRIBERS).toFixed(1)} each; ${fleet.deltas} of them instance deltas) | | |`);
     out.push('');
     const who = (r: number) => (replicas > 1 ? `replica ${r}: ` : '');
     out.push(`Control plane RSS: idle ${pids.map((_, r) => `${who(r)}${mib(idle[r]!.now)}`).join(', ')} MiB; at the end ${pids.map((_, r) => `${who(r)}${mib(end[r]!.now)} (peak ${mib(end[r]!.peak)})`).join(', ')} MiB.`);

@@ -18,6 +18,7 @@ import { silentLogger, type Logger } from '../telemetry/log.ts';
 import { Address, Labels, Name } from '../config/primitives.ts';
 import { parseDuration } from '../config/duration.ts';
 import type { ControlPlane } from './plane.ts';
+import { DELTAS, DELTAS_HEADER } from './desired-state.ts';
 import { DEFAULT_REGISTRATION_TTL_MS, RegistrationConflict } from './instance-registry.ts';
 import type { Ack, SidecarStatus } from './sidecar-roster.ts';
 import { spiffeId } from '../identity/spiffe.ts';
@@ -164,9 +165,12 @@ export function createControlApp(plane: ControlPlane, access: ControlAccess, ide
     if (!allowedAs(res, serviceOfSidecar(plane, sidecar), `sidecar "${sidecar}"`)) return;
     // The header says this control plane takes acks on the uplink too (a sidecar then sends them there
     // instead of a POST /v1/ack each); a sidecar that sees no such header keeps posting them.
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive', [ACKS_HEADER]: 'uplink' });
+    // ?deltas=instances: a sidecar that rebuilds states from instance deltas (desired-state.ts) is sent
+    // those when only instances changed; the answer's header says this control plane does.
+    const deltas = req.query.deltas === DELTAS;
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive', [ACKS_HEADER]: 'uplink', ...(deltas && { [DELTAS_HEADER]: DELTAS }) });
     res.flushHeaders();
-    plane.subscribe(sidecar, res);
+    plane.subscribe(sidecar, res, { deltas });
   });
 
   // An ack on its own (sidecars before acks rode the uplink, and any sidecar whose uplink is down).

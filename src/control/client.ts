@@ -3,14 +3,16 @@
 // control plane still works), and acknowledged — or refused, with the error acknowledged instead.
 // Snapshots that arrive while one is being applied are not each applied: the latest is, and only it
 // is acknowledged (a burst of changes costs one apply). Acks ride the sidecar's uplink when the
-// control plane says it takes them there (ackOver), else each is a POST /v1/ack.
+// control plane says it takes them there (ackOver), else each is a POST /v1/ack. It asks for instance
+// deltas: when only registered instances changed it is sent those, and rebuilds the state (checked
+// against its version; a mismatch breaks the stream, and the next one starts with the whole state).
 // When the stream breaks the sidecar keeps serving its last snapshot and reconnects with backoff.
 import { request } from 'undici';
 import { parseConfig } from '../config/load.ts';
 import type { SidecarConfig } from '../config/schema.ts';
 import { compileSnapshot, type Snapshot } from '../config/snapshot.ts';
 import { silentLogger, type Logger } from '../telemetry/log.ts';
-import type { DesiredState } from './plane.ts';
+import { DELTAS, DELTAS_HEADER, applyDelta, type DesiredState, type InstanceDelta } from './desired-state.ts';
 import type { Ack } from './sidecar-roster.ts';
 import { FileStore } from './store.ts';
 
@@ -202,7 +204,7 @@ export class ControlClient {
 
   async #watch(): Promise<void> {
     this.#abort = new AbortController();
-    const response = await request(`${this.url}/v1/watch?sidecar=${encodeURIComponent(this.#options.sidecar)}`, {
+    const response = await request(`${this.url}/v1/watch?sidecar=${encodeURIComponent(this.#options.sidecar)}&deltas=${DELTAS}`, {
       headers: { authorization: `Bearer ${this.#options.token}`, accept: 'text/event-stream' },
       signal: this.#abort.signal,
       // The control plane sends a heartbeat every 15 s: silence for 45 s means the connection is dead.
@@ -218,6 +220,8 @@ export class ControlClient {
     this.#streamed = true;
     this.#acksOnUplink = response.headers[ACKS_HEADER] === 'uplink';
     this.#failures = 0;
+    /** The last whole state this stream sent or a delta made: what its next delta applies to. */
+    let held: DesiredState | undefined;
     let buffer = '';
     for await (const chunk of response.body) {
       buffer += String(chunk);
@@ -226,8 +230,11 @@ export class ControlClient {
         const message = buffer.slice(0, end);
         buffer = buffer.slice(end + 2);
         const data = message.split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('\n');
-        if (message.includes('event: snapshot') && data) this.#take(JSON.parse(data) as DesiredState);
-        else if (message.includes('event: collect') && data) {
+        if (message.includes('event: snapshot') && data) this.#take((held = JSON.parse(data) as DesiredState));
+        else if (message.includes('event: delta') && data) {
+          if (!held || response.headers[DELTAS_HEADER] !== DELTAS) throw new Error('the control plane sent a delta before any state, or unasked');
+          this.#take((held = applyDelta(held, JSON.parse(data) as InstanceDelta)));
+        } else if (message.includes('event: collect') && data) {
           this.#wantsRequests = (JSON.parse(data) as { requests: boolean }).requests;
           this.#collect?.(this.#wantsRequests);
         }

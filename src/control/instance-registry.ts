@@ -4,6 +4,7 @@
 // until the next change) and which services have instances (a join token's sidecar is checked against it).
 import type { RegisteredInstance } from '../config/snapshot.ts';
 import type { Logger } from '../telemetry/log.ts';
+import { byServiceAndName } from './desired-state.ts';
 import type { Store } from './store.ts';
 
 /** A registered instance as the control plane keeps it: under a lease its sidecar renews. */
@@ -84,7 +85,7 @@ export class InstanceRegistry {
 
   /** Every instance, by service then name (the same order on every control plane). */
   all(): readonly InstanceRecord[] {
-    this.#sorted ??= [...this.#records.values()].sort((a, b) => a.service.localeCompare(b.service) || a.name.localeCompare(b.name));
+    this.#sorted ??= [...this.#records.values()].sort(byServiceAndName);
     return this.#sorted;
   }
 

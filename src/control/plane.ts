@@ -3,8 +3,8 @@
 // rules), and every subscribed sidecar. Any change makes a new desired state, which goes to every
 // subscriber as one full snapshot (config text + faults with absolute lease ends), serialized once
 // for all of them; each sidecar acks the version it applied, or the error that stopped it (sidecar-roster.ts).
-// Registered instances are kept by instance-registry.ts.
-import { createHash } from 'node:crypto';
+// Registered instances are kept by instance-registry.ts. When only instances changed, a sidecar that
+// takes deltas is sent those alone (desired-state.ts).
 import type { ServerResponse } from 'node:http';
 import { parseConfig } from '../config/load.ts';
 import { compileSnapshot, type RegisteredInstance, type Snapshot } from '../config/snapshot.ts';
@@ -14,20 +14,12 @@ import { EventBus, type MeshEvent } from '../telemetry/events.ts';
 import type { Logger } from '../telemetry/log.ts';
 import { DEFAULT_REGISTRATION_TTL_MS, InstanceRegistry, RegistrationConflict, type InstanceRecord } from './instance-registry.ts';
 import { SidecarRoster, type SidecarStatus } from './sidecar-roster.ts';
+import { instanceDelta, versionOf, type DesiredState } from './desired-state.ts';
 import type { Store } from './store.ts';
 
 export { DEFAULT_REGISTRATION_TTL_MS, RegistrationConflict, type InstanceRecord, type SidecarStatus };
 
-/** What a sidecar receives: everything it needs to run, in one message. */
-export interface DesiredState {
-  readonly version: string;
-  /** The mesh config, as YAML text (parsed and checked again by the sidecar). */
-  readonly config: string;
-  /** Runtime faults, each with its lease end as `expiresAt`. */
-  readonly faults: readonly FaultConfig[];
-  /** Instances that registered themselves (sidecars joined with flags), by service and name: endpoints of their services. */
-  readonly instances: readonly RegisteredInstance[];
-}
+export type { DesiredState };
 
 /** Registrations arriving together go out together: one new state per this much time at most. */
 const PUBLISH_COALESCE_MS = 25;
@@ -52,6 +44,8 @@ export class ControlPlane {
   #state!: DesiredState;
   /** The state as every subscriber is sent it: serialized once per version, not once per subscriber. */
   #message!: Buffer;
+  /** When only instances changed from the state before: that delta, serialized once, and the version it applies to. */
+  #delta: { readonly base: string; readonly message: Buffer } | undefined;
   /** Each watch stream: its sidecar, the version last written to it, and whether its socket is behind. */
   readonly #subscribers = new Map<ServerResponse, Subscriber>();
   #loading = false;
@@ -222,9 +216,12 @@ export class ControlPlane {
     return this.#state;
   }
 
-  /** A sidecar's watch stream: the current state at once, then every new one. */
-  subscribe(sidecar: string, res: ServerResponse): void {
-    const subscriber: Subscriber = { sidecar, sent: undefined, behind: false };
+  /**
+   * A sidecar's watch stream: the current state at once, then every new one — as a delta of its
+   * instances when only they changed and it takes deltas (`deltas`), else whole.
+   */
+  subscribe(sidecar: string, res: ServerResponse, { deltas = false }: { deltas?: boolean } = {}): void {
+    const subscriber: Subscriber = { sidecar, deltas, sent: undefined, behind: false };
     this.#subscribers.set(res, subscriber);
     const status = this.#roster.status(sidecar);
     status.connected = true;
@@ -295,10 +292,13 @@ export class ControlPlane {
         return { ...spec, expiresAt: new Date(f.expiresAt!).toISOString() };
       });
     const instances = this.#registry.all().map(({ name, service, address, labels }): RegisteredInstance => ({ name, service, address, labels }));
-    const version = createHash('sha256').update(this.#configText).update(JSON.stringify(faults)).update(JSON.stringify(instances)).digest('hex').slice(0, 16);
+    const version = versionOf(this.#configText, faults, instances);
     if (this.#state?.version === version) return;
+    const before = this.#state as DesiredState | undefined;
     this.#state = Object.freeze({ version, config: this.#configText, faults: Object.freeze(faults), instances: Object.freeze(instances) });
     this.#message = Buffer.from(`event: snapshot\ndata: ${JSON.stringify(this.#state)}\n\n`);
+    const delta = before && instanceDelta(before, this.#state);
+    this.#delta = delta && { base: delta.base, message: Buffer.from(`event: delta\ndata: ${JSON.stringify(delta)}\n\n`) };
     this.#roster.published(version);
     for (const [res, subscriber] of this.#subscribers) this.#send(res, subscriber);
   }
@@ -310,8 +310,11 @@ export class ControlPlane {
    */
   #send(res: ServerResponse, subscriber: Subscriber): void {
     if (subscriber.behind || subscriber.sent === this.#state.version) return;
+    // A delta only to a stream whose last state is the delta's base; any other gets the whole state.
+    const delta = this.#delta;
+    const message = subscriber.deltas && delta && delta.base === subscriber.sent ? delta.message : this.#message;
     subscriber.sent = this.#state.version;
-    if (res.write(this.#message)) return;
+    if (res.write(message)) return;
     subscriber.behind = true;
     res.once('drain', () => {
       subscriber.behind = false;
@@ -409,6 +412,8 @@ export class ControlPlane {
 
 interface Subscriber {
   readonly sidecar: string;
+  /** It takes instance deltas. */
+  readonly deltas: boolean;
   sent: string | undefined;
   behind: boolean;
 }
