@@ -2,7 +2,8 @@
 // per ack) where the control plane says it takes them there, and posts each one where it does not; a
 // burst of snapshots is applied once, the latest, and that ack counts for the earlier ones (the
 // emergency stop's check, waitForAcks); a watch stream whose reader is behind gets the current
-// snapshot when it drains, not every one made meanwhile; GET /sidecars?health= lists only those.
+// snapshot when it drains, not every one made meanwhile; a registration goes to a sidecar that asks
+// for deltas as that instance alone, which it rebuilds the state from; GET /sidecars?health= lists only those.
 import { expect } from 'chai';
 import { mkdtemp } from 'node:fs/promises';
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -15,6 +16,7 @@ import { startControlledSidecar, type ControlledSidecar } from '../../src/contro
 import { createControlApp } from '../../src/control/api.ts';
 import { ControlAccess } from '../../src/control/auth.ts';
 import { ControlClient } from '../../src/control/client.ts';
+import { applyDelta, type DesiredState, type InstanceDelta } from '../../src/control/desired-state.ts';
 import { ControlPlane } from '../../src/control/plane.ts';
 import { SidecarRoster } from '../../src/control/sidecar-roster.ts';
 import { FileStore } from '../../src/control/store.ts';
@@ -72,7 +74,29 @@ async function putFault(url: string, id: string): Promise<string> {
   return body.version;
 }
 
-describe('control plane: what acks cost', function () {
+/** A raw watch stream (as a sidecar opens it): every message's event and data, in order. */
+async function watchRaw(url: string, query: string): Promise<{ messages: { event: string; data: string }[]; close(): void; response: IncomingMessage }> {
+  const messages: { event: string; data: string }[] = [];
+  const target = new URL(`${url}/v1/watch${query}`);
+  const response = await new Promise<IncomingMessage>((resolve, reject) => {
+    httpRequest({ host: target.hostname, port: target.port, path: `${target.pathname}${target.search}`, headers: { authorization: `Bearer ${TOKEN}` } }, resolve).on('error', reject).end();
+  });
+  response.setEncoding('utf8');
+  let buffer = '';
+  response.on('data', (chunk: string) => {
+    buffer += chunk;
+    for (let end = buffer.indexOf('\n\n'); end !== -1; end = buffer.indexOf('\n\n')) {
+      const message = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      const event = /^event: (.+)$/m.exec(message)?.[1];
+      const data = /^data: (.*)$/m.exec(message)?.[1];
+      if (event && data) messages.push({ event, data });
+    }
+  });
+  return { messages, response, close: () => response.destroy() };
+}
+
+describe('control plane: what a fleet costs per change', function () {
   this.timeout(30_000);
   let dir: string;
   let configText: string;
@@ -204,5 +228,62 @@ describe('control plane: what acks cost', function () {
     const bad = await get('?health=sick');
     expect(bad.status).to.equal(400);
     expect(bad.body.error).to.include('ready, not-ready, disconnected');
+  });
+
+  it('a registration goes as a delta of that instance to a watch that asks for deltas, whole to one that does not; a config change goes whole', async () => {
+    const control = await startCounted(configText, join(dir, 'delta-plane'));
+    planes.push(control);
+    const withDeltas = await watchRaw(control.url, '?sidecar=checkout&deltas=instances');
+    const without = await watchRaw(control.url, '?sidecar=checkout');
+    expect(withDeltas.response.headers['x-faultline-deltas']).to.equal('instances');
+    expect(without.response.headers['x-faultline-deltas']).to.equal(undefined);
+    const snapshots = (w: typeof without) => w.messages.filter((m) => m.event === 'snapshot' || m.event === 'delta');
+    await waitFor(() => snapshots(withDeltas).length === 1 && snapshots(without).length === 1, 5_000, 'the first states');
+    const first = JSON.parse(snapshots(withDeltas)[0]!.data) as DesiredState;
+    await control.plane.register({ name: 'checkout-blue', service: 'checkout', address: '127.0.0.1:20001', labels: { version: 'v2' } });
+    const version = await waitFor(() => control.plane.state.instances.length === 1 && control.plane.state.version, 5_000, 'the registration');
+    await waitFor(() => snapshots(withDeltas).length === 2 && snapshots(without).length === 2, 5_000, 'the second states');
+    const delta = snapshots(withDeltas)[1]!;
+    expect(delta.event).to.equal('delta');
+    const parsed = JSON.parse(delta.data) as InstanceDelta;
+    expect(parsed).to.deep.equal({ version, base: first.version, put: [{ name: 'checkout-blue', service: 'checkout', address: '127.0.0.1:20001', labels: { version: 'v2' } }], delete: [] });
+    expect(applyDelta(first, parsed)).to.deep.equal(control.plane.state);
+    expect(snapshots(without)[1]!.event).to.equal('snapshot');
+    expect(await control.plane.deregister('checkout-blue')).to.equal(true);
+    await waitFor(() => snapshots(withDeltas).length === 3, 5_000, 'the deregistration');
+    expect(JSON.parse(snapshots(withDeltas)[2]!.data)).to.include({ base: version }).and.to.deep.include({ put: [], delete: ['checkout-blue'] });
+    await control.plane.putConfig(`${configText}\n# changed\n`, 'test');
+    await waitFor(() => snapshots(withDeltas).length === 4, 5_000, 'the config change');
+    expect(snapshots(withDeltas)[3]!.event).to.equal('snapshot');
+    withDeltas.close();
+    without.close();
+  });
+
+  it('a sidecar rebuilds the state from deltas, version for version', async () => {
+    const control = await startCounted(configText, join(dir, 'rebuild-plane'));
+    planes.push(control);
+    const client = new ControlClient({ url: control.url, token: TOKEN, sidecar: 'checkout', stateDir: join(dir, 'rebuild-client') });
+    try {
+      await client.start(5_000);
+      const applied: DesiredState[] = [];
+      client.onState(({ state }) => void applied.push(state));
+      for (let i = 0; i < 3; i++) {
+        await control.plane.register({ name: `checkout-${i}`, service: 'checkout', address: `127.0.0.1:${20_010 + i}`, labels: {} });
+        const version = await waitFor(() => control.plane.state.instances.length === i + 1 && control.plane.state.version, 5_000, 'the registration');
+        expect(await control.plane.waitForAcks(version, 5_000)).to.equal(true);
+        expect(applied.at(-1)).to.deep.equal(control.plane.state);
+      }
+      // One stream all along: a delta it could not rebuild from would have broken it (and the next started whole).
+      expect(control.count('GET /v1/watch')).to.equal(1);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('a delta is refused unless the state it applies to is its base, and makes its version', () => {
+    const base: DesiredState = { version: 'v0', config: 'mesh: {}', faults: [], instances: [] };
+    const instance = { name: 'a-1', service: 'a', address: '127.0.0.1:1', labels: {} };
+    expect(() => applyDelta(base, { version: 'x', base: 'other', put: [instance], delete: [] })).to.throw(/a delta from other came to a sidecar that holds v0/);
+    expect(() => applyDelta(base, { version: 'not-its-hash', base: 'v0', put: [instance], delete: [] })).to.throw(/out of step/);
   });
 });
