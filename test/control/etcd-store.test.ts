@@ -1,8 +1,7 @@
 // The control plane's store on a real etcd (Debian's etcd-server, started here on loopback): the Store
 // interface as the file store has it, leases kept on etcd's clock and renewable by id from any client
-// (many at once on one keepalive stream),
-// watches that see every writer and lose nothing across a broken connection or a compaction, and
-// `--store` parsing. Several control planes are several EtcdStore clients on one etcd.
+// (many at once on one keepalive stream), watches that see every writer and lose nothing across a
+// broken connection or a compaction, and `--store` parsing. Several control planes are several EtcdStore clients on one etcd.
 import { expect } from 'chai';
 import { Etcd3 } from 'etcd3';
 import { EtcdStore } from '../../src/control/etcd-store.ts';
