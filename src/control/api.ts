@@ -20,7 +20,7 @@ import { parseDuration } from '../config/duration.ts';
 import type { ControlPlane } from './plane.ts';
 import { DELTAS, DELTAS_HEADER } from './desired-state.ts';
 import { DEFAULT_REGISTRATION_TTL_MS, RegistrationConflict } from './instance-registry.ts';
-import type { Ack, SidecarStatus } from './sidecar-roster.ts';
+import { ACKS_HEADER, type Ack, type SidecarStatus } from './sidecar-roster.ts';
 import { spiffeId } from '../identity/spiffe.ts';
 import { allowedAs, callerOf, serviceOfSidecar, type ControlAccess } from './auth.ts';
 import { tokenRoutes } from './tokens-api.ts';
@@ -35,9 +35,6 @@ export interface IdentityIssuer {
 export interface RequestFlow {
   requestsFlowing(ms: number): Promise<void>;
 }
-
-/** On the watch stream's head: this control plane takes acks on the uplink ("uplink"). */
-export const ACKS_HEADER = 'x-faultline-acks';
 
 /** An ack's fields (POST /v1/ack's body, or an uplink line of type "ack"); undefined without a version. */
 export function parseAck(body: unknown): Ack | undefined {

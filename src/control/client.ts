@@ -13,7 +13,7 @@ import type { SidecarConfig } from '../config/schema.ts';
 import { compileSnapshot, type Snapshot } from '../config/snapshot.ts';
 import { silentLogger, type Logger } from '../telemetry/log.ts';
 import { DELTAS, DELTAS_HEADER, applyDelta, type DesiredState, type InstanceDelta } from './desired-state.ts';
-import type { Ack } from './sidecar-roster.ts';
+import { ACKS_HEADER, type Ack } from './sidecar-roster.ts';
 import { FileStore } from './store.ts';
 
 export interface ControlClientOptions {
@@ -45,8 +45,6 @@ export interface Applied {
 export type Apply = (received: Received) => Applied | void;
 
 const STATE_KEY = 'state.json';
-/** The watch stream's head says the control plane takes acks on the uplink (api.ts). */
-const ACKS_HEADER = 'x-faultline-acks';
 
 export class ControlClient {
   readonly #options: ControlClientOptions;

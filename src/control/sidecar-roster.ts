@@ -28,6 +28,9 @@ export interface Ack {
   readonly faults?: readonly string[];
 }
 
+/** On the watch stream's head: the control plane takes acks on the uplink ("uplink"). */
+export const ACKS_HEADER = 'x-faultline-acks';
+
 /** How many published versions are remembered in order (to tell an ack of a later one). */
 const PUBLISHED_KEPT = 10_000;
 
