@@ -1,6 +1,8 @@
 // `npm run bench` (fifth part): config distribution at scale. A control plane process (the built CLI)
 // and 1,000 simulated sidecars in this process, each holding a watch stream (its own socket) and
-// acknowledging every snapshot it receives, as a sidecar does. Measured: the time from PUT /config
+// acknowledging every snapshot it receives with a POST /v1/ack, as a sidecar did before acks rode its
+// uplink (bench/fleet.ts simulates today's sidecar; this one keeps the route older sidecars use
+// measured). Measured: the time from PUT /config
 // until the last subscriber's acknowledgement is answered, over several changes; and the control
 // plane's RSS with all of them connected.
 import { mkdtemp, writeFile } from 'node:fs/promises';

@@ -1,12 +1,14 @@
 // `npm run bench:fleet`: a fleet's figures (issue 22). A control plane process (the built CLI when
 // there is one; pinned to CPU 1) and, in this process (CPU 0), N simulated subscribers — each a watch
-// stream of its own (GET /v1/watch, server-sent events) that acknowledges every snapshot it receives,
-// as `faultline sidecar --control` does — and M simulated instances registering through
+// stream of its own (GET /v1/watch, server-sent events) and an uplink of its own (POST /v1/uplink,
+// NDJSON) on which it acknowledges the latest snapshot of those that arrived together; it takes
+// instance deltas when only instances changed — as `faultline sidecar --control` does — and M simulated instances registering through
 // PUT /v1/instances/:name under a short lease and renewing it at a third of its TTL, as a joined
 // sidecar does (src/control/registration.ts). Measured:
 // - registration: from each PUT until every subscriber's latest snapshot holds the instance (all M at
 //   once, a fleet starting; then a few single joins with the fleet up);
-// - config: from PUT /config until every subscriber received its version, and acknowledged it;
+// - config: from PUT /config until every subscriber received its version, and until every replica
+//   says each of its subscribers applied it (GET /sidecars?health=not-ready answers none, polled);
 // - clean stop: from DELETE /v1/instances/:name until no subscriber's latest snapshot holds it;
 // - kill -9: from the moment an instance stops renewing until no subscriber holds it (and from its last
 //   renewal, which is where its lease runs from);
@@ -18,7 +20,7 @@
 // Every wait has a deadline and the whole run stops at 5 minutes; traffic is on loopback only.
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
+import { Agent as HttpAgent, request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -28,6 +30,8 @@ import { stringify } from 'yaml';
 import { Processes, cpuMs, freePort, pinSelf, rss } from './processes.ts';
 
 const TOKEN = 'bench-token';
+/** How often the replicas are asked whether every subscriber acknowledged. */
+const ACK_POLL_MS = 20;
 /** No wait of this bench lasts longer; the whole run, no longer than RUN_DEADLINE_MS. */
 const WAIT_MS = 30_000;
 const RUN_DEADLINE_MS = 300_000;
@@ -105,13 +109,14 @@ class Fleet {
   readonly #deltas = new Map<string, { added: string[]; removed: string[] }>();
   readonly #current: (string | undefined)[];
   readonly #holders = new Map<string, number>();
-  readonly #acks = new Map<string, number>();
   readonly #reached = new Map<string, number>();
   readonly #watchers = new Set<() => void>();
   /** Names meant to leave (deleted or killed): any other that leaves a subscriber's snapshot was dropped. */
   readonly leaving = new Set<string>();
   readonly dropped = new Set<string>();
   snapshots = 0;
+  /** Of the snapshots, those sent as instance deltas. */
+  deltas = 0;
 
   constructor(size: number) {
     this.#current = new Array<string | undefined>(size);
@@ -126,18 +131,22 @@ class Fleet {
     return this.#holders.get(name) ?? 0;
   }
 
-  acks(version: string): number {
-    return this.#acks.get(version) ?? 0;
-  }
-
-  /** Subscriber `index` received `data` (the JSON of a snapshot). */
-  received(index: number, data: string): string {
+  /** Subscriber `index` received `data`: the JSON of a whole snapshot, or (`delta`) of an instance delta from the state it holds. */
+  received(index: number, data: string, delta = false): string {
     const version = /^\{"version":"([^"]+)"/.exec(data)?.[1] ?? (JSON.parse(data) as { version: string }).version;
     this.snapshots++;
-    let names = this.#names.get(version);
-    if (!names) {
-      const state = JSON.parse(data) as { instances?: { name: string }[] };
-      this.#names.set(version, (names = new Set((state.instances ?? []).map((i) => i.name))));
+    if (delta) this.deltas++;
+    if (!this.#names.has(version)) {
+      if (delta) {
+        const { base, put, delete: gone } = JSON.parse(data) as { base: string; put: { name: string }[]; delete: string[] };
+        const names = new Set(this.#names.get(base));
+        for (const name of gone) names.delete(name);
+        for (const { name } of put) names.add(name);
+        this.#names.set(version, names);
+      } else {
+        const state = JSON.parse(data) as { instances?: { name: string }[] };
+        this.#names.set(version, new Set((state.instances ?? []).map((i) => i.name)));
+      }
     }
     const before = this.#current[index];
     if (before === version) return version;
@@ -151,15 +160,6 @@ class Fleet {
     }
     this.#changed();
     return version;
-  }
-
-  /** Acks sent and not yet answered. */
-  acksOutstanding = 0;
-
-  acked(version: string): void {
-    this.acksOutstanding--;
-    this.#acks.set(version, this.acks(version) + 1);
-    this.#changed();
   }
 
   /** Resolves with the ms from `start` until `done()` holds, or Infinity after WAIT_MS. */
@@ -197,35 +197,49 @@ class Fleet {
   }
 }
 
-/** A simulated sidecar: its own watch socket; every snapshot acknowledged over a shared keep-alive agent. */
-function subscribe(base: URL, index: number, fleet: Fleet, acks: HttpAgent): Promise<IncomingMessage> {
+/**
+ * A simulated sidecar: its uplink (asked where to resume, then one long POST whose body it writes its
+ * acks to, as a sidecar does) and its watch stream, each its own socket. Of the snapshots that arrive
+ * together (one read of the socket) it acknowledges the latest alone, as a sidecar applies only the
+ * latest of those that came while it was applying one.
+ */
+async function subscribe(base: URL, index: number, fleet: Fleet, cursors: HttpAgent): Promise<{ watch: IncomingMessage; uplink: ClientRequest }> {
   const name = `sub-${index}`;
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: base.hostname, port: base.port, path: `/v1/watch?sidecar=${name}`, headers: { authorization: `Bearer ${TOKEN}` }, agent: false }, (res) => {
+  const headers = { authorization: `Bearer ${TOKEN}` };
+  await new Promise<void>((resolve, reject) => {
+    const cursor = httpRequest({ host: base.hostname, port: base.port, path: `/v1/uplink?sidecar=${name}`, headers, agent: cursors }, (res) => {
+      res.resume();
+      res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`uplink cursor of ${name} answered ${res.statusCode}`))));
+    });
+    cursor.on('error', reject);
+    cursor.end();
+  });
+  const uplink = httpRequest({ host: base.hostname, port: base.port, path: `/v1/uplink?sidecar=${name}&requests=false`, method: 'POST', headers: { ...headers, 'content-type': 'application/x-ndjson' }, agent: false });
+  uplink.on('error', (error) => void (stopping || process.stderr.write(`uplink of ${name}: ${error.message}\n`)));
+  uplink.write('\n');
+  const watch = await new Promise<IncomingMessage>((resolve, reject) => {
+    const req = httpRequest({ host: base.hostname, port: base.port, path: `/v1/watch?sidecar=${name}&deltas=instances`, headers, agent: false }, (res) => {
       if (res.statusCode !== 200) return reject(new Error(`watch of ${name} answered ${res.statusCode}`));
+      if (res.headers['x-faultline-acks'] !== 'uplink') return reject(new Error('the control plane takes no acks on the uplink (no x-faultline-acks): a CLI from before they moved there?'));
       res.setEncoding('utf8');
       let buffer = '';
       let first = true;
       res.on('data', (chunk: string) => {
         buffer += chunk;
         let end: number;
+        let latest: string | undefined;
         while ((end = buffer.indexOf('\n\n')) !== -1) {
           const message = buffer.slice(0, end);
           buffer = buffer.slice(end + 2);
-          if (!message.startsWith('event: snapshot\n')) continue;
-          const data = message.slice(message.indexOf('data: ') + 6);
-          const version = fleet.received(index, data);
-          fleet.acksOutstanding++;
-          const ack = httpRequest({ host: base.hostname, port: base.port, path: '/v1/ack', method: 'POST', agent: acks, headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' } }, (r) => {
-            r.resume();
-            r.on('end', () => fleet.acked(version));
-          });
-          ack.on('error', (error) => void (stopping || process.stderr.write(`ack of ${name}: ${error.message}\n`)));
-          ack.end(JSON.stringify({ sidecar: name, version }));
-          if (first) {
-            first = false;
-            resolve(res);
-          }
+          const delta = message.startsWith('event: delta\n');
+          if (!delta && !message.startsWith('event: snapshot\n')) continue;
+          latest = fleet.received(index, message.slice(message.indexOf('data: ') + 6), delta);
+        }
+        if (latest === undefined) return;
+        uplink.write(`${JSON.stringify({ type: 'ack', version: latest, error: null, removed: [], faults: [] })}\n`);
+        if (first) {
+          first = false;
+          resolve(res);
         }
       });
       res.on('error', () => undefined);
@@ -233,6 +247,25 @@ function subscribe(base: URL, index: number, fleet: Fleet, acks: HttpAgent): Pro
     req.on('error', reject);
     req.end();
   });
+  return { watch, uplink };
+}
+
+/**
+ * Resolves with the ms from `start` until every replica answers that each of its subscribers applied
+ * its current version (and that is `version`, when given), or Infinity after WAIT_MS.
+ */
+async function allAcknowledged(bases: readonly URL[], http: Agent, start: number, version?: string): Promise<number> {
+  while (now() - start < WAIT_MS) {
+    const answers = await Promise.all(bases.map(async (base) => {
+      const response = await request(`${base.origin}/sidecars?health=not-ready`, { dispatcher: http, headers: { authorization: `Bearer ${TOKEN}` } });
+      return (await response.body.json()) as { version: string; sidecars: unknown[] };
+    }));
+    const at = now();
+    const versions = new Set(answers.map((a) => a.version));
+    if (answers.every((a) => a.sidecars.length === 0) && versions.size === 1 && (version === undefined || versions.has(version))) return at - start;
+    await new Promise((resolve) => setTimeout(resolve, ACK_POLL_MS));
+  }
+  return Infinity;
 }
 
 /** A simulated instance: registers on one replica and renews there at a third of its lease, until stopped. */
@@ -371,16 +404,19 @@ async function main(): Promise<void> {
   await writeFile(join(dir, 'mesh.yaml'), stringify(meshConfig(0)));
   await writeFile(join(dir, 'token'), TOKEN);
   let etcd: { hosts: string[]; stop(): Promise<void> } | undefined;
-  const acks = new HttpAgent({ keepAlive: true, maxSockets: 64 });
+  const cursors = new HttpAgent({ keepAlive: true, maxSockets: 64 });
   // As many connections as instances want (each real one has its own): a PUT's time is not spent queued here.
   const http = new Agent();
-  const sockets: IncomingMessage[] = [];
+  const sockets: { watch: IncomingMessage; uplink: ClientRequest }[] = [];
   const instances: Instance[] = [];
   stopEverything = async () => {
     stopping = true;
     for (const instance of instances) instance.stopRenewing();
-    for (const socket of sockets) socket.destroy();
-    acks.destroy();
+    for (const { watch, uplink } of sockets) {
+      watch.destroy();
+      uplink.destroy();
+    }
+    cursors.destroy();
     await http.close().catch(() => undefined);
     await processes.stopAll();
     await etcd?.stop();
@@ -415,7 +451,7 @@ async function main(): Promise<void> {
     // Subscribers, 100 at a time, spread over the replicas.
     await phase(phases, `${SUBSCRIBERS} subscribers connect`, pids, async () => {
       for (let i = 0; i < SUBSCRIBERS; i += 100) {
-        sockets.push(...(await Promise.all(Array.from({ length: Math.min(100, SUBSCRIBERS - i) }, (_, j) => subscribe(bases[(i + j) % replicas]!, i + j, fleet, acks)))));
+        sockets.push(...(await Promise.all(Array.from({ length: Math.min(100, SUBSCRIBERS - i) }, (_, j) => subscribe(bases[(i + j) % replicas]!, i + j, fleet, cursors)))));
       }
     });
 
@@ -450,9 +486,8 @@ async function main(): Promise<void> {
       }
     });
 
-    // The joins' acks still under way (each new snapshot is acked by every subscriber) are answered first.
-    const backlog = fleet.acksOutstanding;
-    const settled = await fleet.until(now(), () => fleet.acksOutstanding === 0);
+    // Every subscriber's ack of the last of the joins' states is taken first.
+    const settled = await allAcknowledged(bases, http, now());
 
     // Nothing changing: what the fleet costs the control plane at rest (its renewals, the watch streams).
     await phase(phases, `steady: ${INSTANCES} renewing, nothing changing`, pids, () => new Promise((resolve) => setTimeout(resolve, STEADY_MS)));
@@ -465,7 +500,7 @@ async function main(): Promise<void> {
         const response = await request(`${bases[0]!.origin}/config`, { method: 'PUT', dispatcher: http, headers: { authorization: `Bearer ${TOKEN}` }, body: stringify(meshConfig(round)) });
         const { version } = (await response.body.json()) as { version: string };
         if (response.statusCode !== 200) throw new Error(`PUT /config answered ${response.statusCode}`);
-        const acked = fleet.until(start, () => fleet.acks(version) >= SUBSCRIBERS);
+        const acked = allAcknowledged(bases, http, start, version);
         const received = await fleet.until(start, () => fleet.reached(version) >= SUBSCRIBERS);
         config.push({ received, acked: await acked });
       }
@@ -517,7 +552,7 @@ async function main(): Promise<void> {
     const killWorst = killS.at(-1) ?? Infinity;
     const out: string[] = [];
     out.push(`node ${process.version}, ${cpus().length} cores; store: ${STORE === 'etcd' ? `etcd, 3 members; ${replicas} control plane replicas` : 'file, one control plane'}; ` +
-      `${SUBSCRIBERS} simulated subscribers (one watch socket each${replicas > 1 ? ', spread over the replicas' : ''}; acks over 64 keep-alive sockets), ` +
+      `${SUBSCRIBERS} simulated subscribers (one watch socket and one uplink socket each, acks on the uplink${replicas > 1 ? '; spread over the replicas' : ''}), ` +
       `${INSTANCES} simulated instances (lease ${LEASE_MS} ms, renewed every ${(LEASE_MS / 3).toFixed(0)} ms); ${pinning}`);
     out.push('');
     out.push('| measure | value | target | |');
@@ -526,14 +561,14 @@ async function main(): Promise<void> {
     out.push(`| … ${single.length} single joins, the fleet up | ${stats(single)} | p99 ≤ 1,000 ms | ${verdict(single.length === 0 || percentile(sorted(single), 99) <= 1_000)} |`);
     out.push(`| … all ${joined.length} | ${stats(joined)} | p99 ≤ 1,000 ms | ${verdict(percentile(joined, 99) <= 1_000)} |`);
     out.push(`| … of which until its PUT was answered (all ${answered.length}) | ${stats(answered)} | | |`);
-    out.push(`| acks under way after the joins; all answered in | ${backlog}; ${f(settled)} ms | | |`);
+    out.push(`| after the joins, until every replica says every subscriber applied the last | ${f(settled)} ms | | |`);
     out.push(`| PUT /config → all ${SUBSCRIBERS} acknowledged (each change) | ${config.map((c) => f(c.acked)).join(', ')} ms | ≤ 1,000 ms | ${verdict(Math.max(...config.map((c) => c.acked)) <= 1_000)} |`);
     out.push(`| … → all ${SUBSCRIBERS} received it | ${config.map((c) => f(c.received)).join(', ')} ms | | |`);
     out.push(`| DELETE (clean stop) → no subscriber holds it | ${clean.map(f).join(', ')} ms | at once | |`);
     out.push(`| kill -9 (renewals stop) → no subscriber holds it | ${killS.map(f).join(', ')} ms (${killS.map((ms) => (ms / LEASE_MS).toFixed(2)).join(', ')} × lease) | ≤ lease + 1 s = ${LEASE_MS + 1_000} ms | ${verdict(killWorst <= LEASE_MS + 1_000)} |`);
     out.push(`| … from its last renewal (where the lease runs from) | ${sorted(deaths.map((d) => d.sinceRenewal)).map(f).join(', ')} ms | | |`);
     out.push(`| instances dropped while renewing; renewals refused (lease ended) | ${dropped.length}${dropped.length ? ` (${dropped.slice(0, 5).join(', ')})` : ''}; ${lost} | 0; 0 | ${verdict(dropped.length === 0 && lost === 0)} |`);
-    out.push(`| snapshots received by the subscribers | ${fleet.snapshots} (${(fleet.snapshots / SUBSCRIBERS).toFixed(1)} each) | | |`);
+    out.push(`| snapshots received by the subscribers | ${fleet.snapshots} (${(fleet.snapshots / SUBSCRIBERS).toFixed(1)} each; ${fleet.deltas} of them instance deltas) | | |`);
     out.push('');
     const who = (r: number) => (replicas > 1 ? `replica ${r}: ` : '');
     out.push(`Control plane RSS: idle ${pids.map((_, r) => `${who(r)}${mib(idle[r]!.now)}`).join(', ')} MiB; at the end ${pids.map((_, r) => `${who(r)}${mib(end[r]!.now)} (peak ${mib(end[r]!.peak)})`).join(', ')} MiB.`);

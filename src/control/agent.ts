@@ -9,7 +9,7 @@ import { SidecarIdentity } from '../identity/provider.ts';
 import { Sidecar, resolveSidecar } from '../proxy/sidecar.ts';
 import { silentLogger, type Logger } from '../telemetry/log.ts';
 import { ControlClient } from './client.ts';
-import { DEFAULT_REGISTRATION_TTL_MS } from './plane.ts';
+import { DEFAULT_REGISTRATION_TTL_MS } from './instance-registry.ts';
 import { Registration } from './registration.ts';
 import { Uplink } from './uplink.ts';
 
@@ -127,6 +127,8 @@ export async function startControlledSidecar(options: ControlledSidecarOptions):
     const events = new Uplink({ sidecar: name, token: options.token, ...ca, url: () => client.url, events: running.events, metrics: () => running.metrics.exposition(), log });
     uplink = events;
     client.onCollect((requests) => events.setRequests(requests));
+    // Its acks too, where the control plane takes them there (older ones take a POST /v1/ack each).
+    client.ackOver((ack) => events.acknowledge(ack));
     // Serving, it becomes an endpoint of its service: registered once its listeners are up.
     if (joined?.advertise !== undefined) {
       const address = joined.advertise === joined.self.inbound ? (sidecar.addresses.inbound ?? joined.advertise) : joined.advertise;

@@ -2,8 +2,9 @@
 // token: the admin token, for everything, or a sidecar's join token, for its own service's sidecar
 // routes alone (auth.ts); none, or a wrong one, is a 401, and no token reaches a log line. Operators:
 // /config, /faults, /sidecars, /events, /leader, /tokens, /gamedays and /schedule (game-days-api.ts).
-// Sidecars: the watch stream (server-sent events), acks, and certificate signing. Every error, a
-// parser's or an unknown route's included, is a JSON body (http/api-errors.ts).
+// Sidecars: the watch stream (server-sent events), acks (on the uplink, or one request each), the
+// uplink, and certificate signing. Every error, a parser's or an unknown route's included, is a JSON
+// body (http/api-errors.ts).
 import express, { type Express, type Router } from 'express';
 import { ConfigError } from '../config/errors.ts';
 import { ErrorCode } from '../errors.ts';
@@ -16,7 +17,10 @@ import type { LeaderView } from './leadership.ts';
 import { silentLogger, type Logger } from '../telemetry/log.ts';
 import { Address, Labels, Name } from '../config/primitives.ts';
 import { parseDuration } from '../config/duration.ts';
-import { DEFAULT_REGISTRATION_TTL_MS, RegistrationConflict, type ControlPlane } from './plane.ts';
+import type { ControlPlane } from './plane.ts';
+import { DELTAS, DELTAS_HEADER } from './desired-state.ts';
+import { DEFAULT_REGISTRATION_TTL_MS, RegistrationConflict } from './instance-registry.ts';
+import { ACKS_HEADER, type Ack, type SidecarStatus } from './sidecar-roster.ts';
 import { spiffeId } from '../identity/spiffe.ts';
 import { allowedAs, callerOf, serviceOfSidecar, type ControlAccess } from './auth.ts';
 import { tokenRoutes } from './tokens-api.ts';
@@ -31,6 +35,17 @@ export interface IdentityIssuer {
 export interface RequestFlow {
   requestsFlowing(ms: number): Promise<void>;
 }
+
+/** An ack's fields (POST /v1/ack's body, or an uplink line of type "ack"); undefined without a version. */
+export function parseAck(body: unknown): Ack | undefined {
+  const { version, error, removed, faults } = (body ?? {}) as { version?: unknown; error?: unknown; removed?: unknown; faults?: unknown };
+  if (typeof version !== 'string') return undefined;
+  const ids = (list: unknown) => (Array.isArray(list) ? list.filter((id): id is string => typeof id === 'string') : []);
+  return { version, error: typeof error === 'string' ? error : null, removed: ids(removed), ...(Array.isArray(faults) && { faults: ids(faults) }) };
+}
+
+/** A sidecar's health in GET /sidecars. */
+const HEALTHS = ['ready', 'not ready', 'disconnected'];
 
 /** How long a new reader of /events waits, at most, for every sidecar's request.done to flow in. */
 const FLOW_WAIT_MS = 3_000;
@@ -110,14 +125,17 @@ export function createControlApp(plane: ControlPlane, access: ControlAccess, ide
     res.json({ ...report, by: who, reason: why, at });
   });
 
-  app.get('/sidecars', (_req, res) => {
+  app.get('/sidecars', (req, res) => {
     // Health from what each sidecar says over its own connection (wherever its host is): connected and
     // the desired version applied (its events' uplink is listed beside). Nothing asks its admin listener.
+    // ?health=not-ready (or ready, disconnected) lists only those: "who is not there yet", in a short answer.
+    const only = req.query.health === undefined ? undefined : String(req.query.health).replace('-', ' ');
+    if (only !== undefined && !HEALTHS.includes(only)) return void res.status(400).json({ error: `health: one of ${HEALTHS.map((h) => h.replace(' ', '-')).join(', ')}` });
     const version = plane.state.version;
-    const sidecars = plane.sidecars().map((status) => {
+    const healthOf = (status: SidecarStatus) => (!status.connected ? 'disconnected' : status.version === version ? 'ready' : 'not ready');
+    const sidecars = plane.sidecars().filter((status) => only === undefined || healthOf(status) === only).map((status) => {
       const admin = plane.snapshot.sidecars.find((s) => s.name === status.name)?.admin ?? null;
-      const health = !status.connected ? 'disconnected' : status.version === version ? 'ready' : 'not ready';
-      return { ...status, admin, health };
+      return { ...status, admin, health: healthOf(status) };
     });
     res.json({ version, sidecars });
   });
@@ -147,17 +165,23 @@ export function createControlApp(plane: ControlPlane, access: ControlAccess, ide
     const sidecar = String(req.query.sidecar ?? '');
     if (!sidecar) return void res.status(400).json({ error: 'watch needs ?sidecar=NAME' });
     if (!allowedAs(res, serviceOfSidecar(plane, sidecar), `sidecar "${sidecar}"`)) return;
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
+    // The header says this control plane takes acks on the uplink too (a sidecar then sends them there
+    // instead of a POST /v1/ack each); a sidecar that sees no such header keeps posting them.
+    // ?deltas=instances: a sidecar that rebuilds states from instance deltas (desired-state.ts) is sent
+    // those when only instances changed; the answer's header says this control plane does.
+    const deltas = req.query.deltas === DELTAS;
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive', [ACKS_HEADER]: 'uplink', ...(deltas && { [DELTAS_HEADER]: DELTAS }) });
     res.flushHeaders();
-    plane.subscribe(sidecar, res);
+    plane.subscribe(sidecar, res, { deltas });
   });
 
+  // An ack on its own (sidecars before acks rode the uplink, and any sidecar whose uplink is down).
   app.post('/v1/ack', express.json(), (req, res) => {
-    const { sidecar, version, error, removed, faults } = req.body as { sidecar?: unknown; version?: unknown; error?: unknown; removed?: unknown; faults?: unknown };
-    if (typeof sidecar !== 'string' || typeof version !== 'string') return void res.status(400).json({ error: 'ack needs {sidecar, version}' });
+    const { sidecar } = (req.body ?? {}) as { sidecar?: unknown };
+    const ack = parseAck(req.body);
+    if (typeof sidecar !== 'string' || !ack) return void res.status(400).json({ error: 'ack needs {sidecar, version}' });
     if (!allowedAs(res, serviceOfSidecar(plane, sidecar), `sidecar "${sidecar}"`)) return;
-    const ids = (list: unknown) => (Array.isArray(list) ? list.filter((id): id is string => typeof id === 'string') : []);
-    plane.acknowledge(sidecar, version, typeof error === 'string' ? error : null, ids(removed), Array.isArray(faults) ? ids(faults) : undefined);
+    plane.acknowledge(sidecar, ack.version, ack.error, ack.removed, ack.faults);
     res.status(204).end();
   });
 
@@ -185,6 +209,14 @@ export function createControlApp(plane: ControlPlane, access: ControlAccess, ide
     const closed = plane.uplinkOpened(sidecar, req.query.requests === 'true');
     try {
       for await (const event of readEventStream(req)) {
+        // Its acks ride the same stream (one line each, no request of their own): of this sidecar only,
+        // as the stream was authorized for it.
+        if (event.type === 'ack') {
+          const ack = parseAck(event);
+          if (ack) plane.acknowledge(sidecar, ack.version, ack.error, ack.removed, ack.faults);
+          else log.warn({ sidecar }, 'an ack without a version on the uplink, ignored');
+          continue;
+        }
         if (event.type === 'events.dropped') {
           log.warn({ sidecar, count: event.count }, 'events missed from a sidecar');
           continue;

@@ -1,12 +1,18 @@
 // The sidecar's side of distribution: a watch stream (server-sent events) from the control plane,
 // each snapshot parsed and checked here again, applied, persisted locally (so a restart without the
 // control plane still works), and acknowledged — or refused, with the error acknowledged instead.
+// Snapshots that arrive while one is being applied are not each applied: the latest is, and only it
+// is acknowledged (a burst of changes costs one apply). Acks ride the sidecar's uplink when the
+// control plane says it takes them there (ackOver), else each is a POST /v1/ack. It asks for instance
+// deltas: when only registered instances changed it is sent those, and rebuilds the state (checked
+// against its version; a mismatch breaks the stream, and the next one starts with the whole state).
 // When the stream breaks the sidecar keeps serving its last snapshot and reconnects with backoff.
 import { parseConfig } from '../config/load.ts';
 import type { SidecarConfig } from '../config/schema.ts';
 import { compileSnapshot, type Snapshot } from '../config/snapshot.ts';
 import { silentLogger, type Logger } from '../telemetry/log.ts';
-import type { DesiredState } from './plane.ts';
+import { DELTAS, DELTAS_HEADER, applyDelta, type DesiredState, type InstanceDelta } from './desired-state.ts';
+import { ACKS_HEADER, type Ack } from './sidecar-roster.ts';
 import { FileStore } from './store.ts';
 import { ControlTlsError, controlRequest } from './transport.ts';
 
@@ -66,6 +72,13 @@ export class ControlClient {
   #collect: ((requests: boolean) => void) | undefined;
   /** What the control plane last said it wants (request.done or not), kept for an onCollect that comes later. */
   #wantsRequests: boolean | undefined;
+  /** Where acks go instead of a request each, when the control plane in use takes them there. */
+  #ackSink: ((ack: Ack) => void) | undefined;
+  /** The control plane of the open watch stream takes acks on the uplink. */
+  #acksOnUplink = false;
+  /** The latest snapshot received and not yet applied; the one being applied meanwhile. */
+  #latest: DesiredState | undefined;
+  #receiving: Promise<void> | undefined;
 
   constructor(options: ControlClientOptions) {
     this.#options = options;
@@ -126,12 +139,20 @@ export class ControlClient {
     if (this.#wantsRequests !== undefined) collect(this.#wantsRequests);
   }
 
+  /**
+   * Acks go to `sink` (the uplink) from now on, whenever the control plane in use says it takes them
+   * there; the sink keeps the latest and sends it again on each new uplink, so none is lost between two.
+   */
+  ackOver(sink: (ack: Ack) => void): void {
+    this.#ackSink = sink;
+  }
+
   /** From now on, every new snapshot goes to `apply` (after the first one, which start() returned). */
   onState(apply: Apply): void {
     this.#apply = apply;
     const pending = this.#pending;
     this.#pending = undefined;
-    if (pending) void this.#receive(pending);
+    if (pending) this.#take(pending);
   }
 
   /** Says this sidecar leaves for good (a clean stop), after close(): best effort, the replica in use only. */
@@ -154,6 +175,7 @@ export class ControlClient {
     this.#closed = true;
     this.#abort?.abort();
     await this.#loop;
+    await this.#receiving;
   }
 
   async #run(): Promise<void> {
@@ -183,7 +205,7 @@ export class ControlClient {
 
   async #watch(): Promise<void> {
     this.#abort = new AbortController();
-    const response = await controlRequest(`${this.url}/v1/watch?sidecar=${encodeURIComponent(this.#options.sidecar)}`, {
+    const response = await controlRequest(`${this.url}/v1/watch?sidecar=${encodeURIComponent(this.#options.sidecar)}&deltas=${DELTAS}`, {
       headers: { authorization: `Bearer ${this.#options.token}`, accept: 'text/event-stream' },
       signal: this.#abort.signal,
       // The control plane sends a heartbeat every 15 s: silence for 45 s means the connection is dead.
@@ -197,7 +219,10 @@ export class ControlClient {
     }
     this.#connected = true;
     this.#streamed = true;
+    this.#acksOnUplink = response.headers[ACKS_HEADER] === 'uplink';
     this.#failures = 0;
+    /** The last whole state this stream sent or a delta made: what its next delta applies to. */
+    let held: DesiredState | undefined;
     let buffer = '';
     for await (const chunk of response.body) {
       buffer += String(chunk);
@@ -206,14 +231,32 @@ export class ControlClient {
         const message = buffer.slice(0, end);
         buffer = buffer.slice(end + 2);
         const data = message.split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('\n');
-        if (message.includes('event: snapshot') && data) await this.#receive(JSON.parse(data) as DesiredState);
-        else if (message.includes('event: collect') && data) {
+        if (message.includes('event: snapshot') && data) this.#take((held = JSON.parse(data) as DesiredState));
+        else if (message.includes('event: delta') && data) {
+          if (!held || response.headers[DELTAS_HEADER] !== DELTAS) throw new Error('the control plane sent a delta before any state, or unasked');
+          this.#take((held = applyDelta(held, JSON.parse(data) as InstanceDelta)));
+        } else if (message.includes('event: collect') && data) {
           this.#wantsRequests = (JSON.parse(data) as { requests: boolean }).requests;
           this.#collect?.(this.#wantsRequests);
         }
       }
     }
     throw new Error('the control plane closed the watch stream');
+  }
+
+  /** A snapshot came: applied now, or after the one being applied — unless a newer one comes first. */
+  #take(state: DesiredState): void {
+    this.#latest = state;
+    this.#receiving ??= (async () => {
+      try {
+        for (let next = this.#latest; next; next = this.#latest) {
+          this.#latest = undefined;
+          await this.#receive(next);
+        }
+      } finally {
+        this.#receiving = undefined;
+      }
+    })();
   }
 
   async #receive(state: DesiredState): Promise<void> {
@@ -246,6 +289,7 @@ export class ControlClient {
   }
 
   async #ack(version: string, error: string | null, removed: readonly string[] = [], faults?: readonly string[]): Promise<void> {
+    if (this.#ackSink && this.#acksOnUplink) return this.#ackSink({ version, error, removed, ...(faults && { faults }) });
     try {
       const response = await controlRequest(`${this.url}/v1/ack`, {
         method: 'POST',

@@ -7,6 +7,7 @@ import { Etcd3, EtcdLeaseInvalidError, type Namespace } from 'etcd3';
 import { ErrorCode, FaultlineError, describe } from '../errors.ts';
 import type { Elector, Leadership } from './election.ts';
 import { EtcdElector } from './etcd-election.ts';
+import { LeaseKeepAlive } from './etcd-keepalive.ts';
 import { PrefixWatch } from './etcd-watch.ts';
 import { checkKey, type Lease, type Store, type StoreChange } from './store.ts';
 
@@ -52,6 +53,7 @@ export class EtcdStore implements Store, Elector {
   readonly #maxRequestBytes: number;
   readonly #watches = new Set<PrefixWatch>();
   readonly #elector: EtcdElector;
+  readonly #keepAlive: LeaseKeepAlive;
   #closed = false;
 
   private constructor(options: EtcdStoreOptions) {
@@ -75,6 +77,7 @@ export class EtcdStore implements Store, Elector {
       faultHandling: { watchBackoff: jitteredBackoff(0) },
     });
     this.#ns = this.#client.namespace(this.root);
+    this.#keepAlive = new LeaseKeepAlive(this.#client.leaseClient);
     this.#elector = new EtcdElector(this.#ns, {
       grant: (ttlMs) => this.grant(ttlMs),
       renew: (id, budgetMs) => this.#renew(id, budgetMs),
@@ -195,6 +198,7 @@ export class EtcdStore implements Store, Elector {
     await this.#elector.close();
     await Promise.all([...this.#watches].map((w) => w.stop()));
     this.#watches.clear();
+    this.#keepAlive.close();
     this.#client.close();
   }
 
@@ -211,7 +215,8 @@ export class EtcdStore implements Store, Elector {
   }
 
   /**
-   * One keepalive on etcd's lease stream, by id: it works for any lease, whoever granted it. A member
+   * One keepalive on etcd's lease stream (one stream for all: etcd-keepalive.ts), by id: it works for
+   * any lease, whoever granted it. A member
    * that fails is left for another (each attempt may land on any member), within `budgetMs`.
    */
   async #renew(leaseId: string, budgetMs: number): Promise<boolean> {
@@ -219,25 +224,11 @@ export class EtcdStore implements Store, Elector {
     let lastError: unknown;
     for (let attempt = 0; attempt <= this.hosts.length && Date.now() < deadline; attempt++) {
       try {
-        return await this.#keepAliveOnce(leaseId, deadline);
+        return await this.#keepAlive.renew(leaseId, deadline);
       } catch (error) {
         lastError = error;
       }
     }
     throw new FaultlineError(ErrorCode.StoreUnavailable, `cannot renew lease ${leaseId} on etcd at ${this.hosts.join(', ')}: ${describe(lastError)}`, { cause: lastError });
-  }
-
-  async #keepAliveOnce(leaseId: string, deadline: number): Promise<boolean> {
-    const stream = await this.#client.leaseClient.leaseKeepAlive({ deadline });
-    return new Promise<boolean>((resolve, reject) => {
-      stream.on('data', (response) => {
-        // Half-close as etcd3's own keepaliveOnce does: the call then ends with OK, not as an error.
-        stream.end();
-        resolve(Number(response.TTL) > 0);
-      });
-      stream.on('error', reject);
-      stream.on('end', () => reject(new Error('the keepalive stream ended without an answer')));
-      stream.write({ ID: leaseId });
-    });
   }
 }

@@ -1,9 +1,11 @@
+import { createHash } from 'node:crypto';
 // The control plane's state and its distribution: the desired mesh config (validated, stored), the
 // runtime faults under leases (a FaultTable of its own, so limits and expiry are the sidecars' own
 // rules), and every subscribed sidecar. Any change makes a new desired state, which goes to every
-// subscriber as one full snapshot (config text + faults with absolute lease ends); each sidecar acks
-// the version it applied, or the error that stopped it.
-import { createHash } from 'node:crypto';
+// subscriber as one full snapshot (config text + faults with absolute lease ends), serialized once
+// for all of them; each sidecar acks the version it applied, or the error that stopped it (sidecar-roster.ts).
+// Registered instances are kept by instance-registry.ts. When only instances changed, a sidecar that
+// takes deltas is sent those alone (desired-state.ts).
 import type { ServerResponse } from 'node:http';
 import { parseConfig } from '../config/load.ts';
 import { compileSnapshot, type RegisteredInstance, type Snapshot } from '../config/snapshot.ts';
@@ -11,52 +13,22 @@ import type { FaultConfig } from '../faults/schema.ts';
 import { FaultTable } from '../faults/table.ts';
 import { EventBus, type MeshEvent } from '../telemetry/events.ts';
 import type { Logger } from '../telemetry/log.ts';
+import { DEFAULT_REGISTRATION_TTL_MS, InstanceRegistry, RegistrationConflict, type InstanceRecord } from './instance-registry.ts';
+import { SidecarRoster, type SidecarStatus } from './sidecar-roster.ts';
+import { instanceDelta, versionOf, type DesiredState } from './desired-state.ts';
 import type { Store } from './store.ts';
 
-/** What a sidecar receives: everything it needs to run, in one message. */
-export interface DesiredState {
-  readonly version: string;
-  /** The mesh config, as YAML text (parsed and checked again by the sidecar). */
-  readonly config: string;
-  /** Runtime faults, each with its lease end as `expiresAt`. */
-  readonly faults: readonly FaultConfig[];
-  /** Instances that registered themselves (sidecars joined with flags), by service and name: endpoints of their services. */
-  readonly instances: readonly RegisteredInstance[];
-}
+export { DEFAULT_REGISTRATION_TTL_MS, RegistrationConflict, type InstanceRecord, type SidecarStatus };
 
-/** A registered instance as the control plane keeps it: under a lease its sidecar renews. */
-export interface InstanceRecord extends RegisteredInstance {
-  readonly lease: { readonly id: string; readonly ttlMs: number };
-  readonly registeredAt: string;
-}
+export type { DesiredState };
 
-/** How long a registration lives unless renewed (the sidecar renews at a third of it). */
-export const DEFAULT_REGISTRATION_TTL_MS = 10_000;
 /** Registrations arriving together go out together: one new state per this much time at most. */
 const PUBLISH_COALESCE_MS = 25;
 /** A stored fault's lease outlives the fault by this much: the key goes after the sidecars ended it. */
 const FAULT_LEASE_SLACK_MS = 5_000;
 
-export interface SidecarStatus {
-  name: string;
-  connected: boolean;
-  /** The version it last acknowledged applying, and when. */
-  version: string | null;
-  error: string | null;
-  /** The runtime faults that applying `version` removed from it, as it reported. */
-  removed: string[];
-  ackedAt: string | null;
-  connectedAt: string | null;
-  disconnectedAt: string | null;
-  /** The runtime faults it held after applying `version`, as it reported with its ack; null before its first. */
-  faults: string[] | null;
-  /** Its events flow in over its uplink (and with request.done, when `requests`). */
-  uplink: { open: boolean; requests: boolean; lastSeq: number };
-}
-
 const CONFIG_KEY = 'config.yaml';
 const FAULT_PREFIX = 'faults/';
-const INSTANCE_PREFIX = 'instances/';
 /** On a shared store: the digest of the last --config file text a control plane applied at start. */
 const FILE_APPLIED_KEY = 'applied/config-file.sha256';
 
@@ -86,16 +58,18 @@ export class ControlPlane {
   readonly faults: FaultTable;
   readonly #store: Store;
   readonly #log: Logger;
+  readonly #registry: InstanceRegistry;
+  readonly #roster = new SidecarRoster();
   #configText = '';
   #snapshot!: Snapshot;
   #state!: DesiredState;
-  readonly #subscribers = new Map<ServerResponse, string>();
-  readonly #sidecars = new Map<string, SidecarStatus>();
-  readonly #ackWaiters = new Set<() => void>();
+  /** The state as every subscriber is sent it: serialized once per version, not once per subscriber. */
+  #message!: Buffer;
+  /** When only instances changed from the state before: that delta, serialized once, and the version it applies to. */
+  #delta: { readonly base: string; readonly message: Buffer } | undefined;
+  /** Each watch stream: its sidecar, the version last written to it, and whether its socket is behind. */
+  readonly #subscribers = new Map<ServerResponse, Subscriber>();
   #loading = false;
-  readonly #instances = new Map<string, InstanceRecord>();
-  readonly #flowChanged = new Set<() => void>();
-  #unwatch: (() => void) | undefined;
   #unwatchFaults: (() => void) | undefined;
   #unwatchConfig: (() => void) | undefined;
   /** The runtime faults as this control plane last saw them in the store (id → stored JSON). */
@@ -110,6 +84,7 @@ export class ControlPlane {
   private constructor(store: Store, log: Logger) {
     this.#store = store;
     this.#log = log;
+    this.#registry = new InstanceRegistry(store, log);
     this.faults = new FaultTable(this.events, () => this.#snapshot.config.faultInjection);
     this.faults.onChange(() => {
       if (this.#loading) return;
@@ -141,11 +116,7 @@ export class ControlPlane {
     for (const [key, value] of await store.entries(FAULT_PREFIX)) await plane.#faultChanged(key, value);
     plane.#unwatchFaults = await store.watch(FAULT_PREFIX, ({ key, value }) => void plane.#faultChanged(key, value));
     plane.#unwatchConfig = await store.watch(CONFIG_KEY, ({ value }) => plane.#configChanged(value));
-    for (const [key, value] of await store.entries(INSTANCE_PREFIX)) plane.#instanceChanged(key, value);
-    plane.#unwatch = await store.watch(INSTANCE_PREFIX, ({ key, value }) => {
-      plane.#instanceChanged(key, value);
-      plane.#publishSoon();
-    });
+    await plane.#registry.open(() => plane.#publishSoon());
     plane.#publish();
     return plane;
   }
@@ -156,49 +127,34 @@ export class ControlPlane {
    * refused: names are unique in the mesh.
    */
   async register(instance: RegisteredInstance, ttlMs = DEFAULT_REGISTRATION_TTL_MS): Promise<InstanceRecord> {
-    const before = this.#instances.get(instance.name);
-    if (before && before.service !== instance.service) throw new RegistrationConflict(`instance "${instance.name}" is registered for service ${before.service}, not ${instance.service}`);
     const taken = this.snapshot.sidecars.find((s) => s.name === instance.name && s.service !== instance.service);
     if (taken) throw new RegistrationConflict(`"${instance.name}" is a sidecar of service ${taken.service} in the mesh file`);
-    const lease = await this.#store.grant(ttlMs);
-    const record: InstanceRecord = {
-      name: instance.name,
-      service: instance.service,
-      address: instance.address,
-      labels: { ...instance.labels },
-      lease: { id: lease.id, ttlMs: lease.ttlMs },
-      registeredAt: new Date().toISOString(),
-    };
-    await this.#store.putLeased(`${INSTANCE_PREFIX}${instance.name}`, JSON.stringify(record), lease);
-    if (before && before.lease.id !== lease.id) await this.#store.revoke(before.lease.id).catch(() => undefined);
-    this.#log.info({ instance: instance.name, service: instance.service, address: instance.address }, 'instance registered');
-    return record;
+    return this.#registry.register(instance, ttlMs);
   }
 
   /** Renews an instance's lease; false when it has ended (the instance must register again). */
-  async renew(name: string, leaseId: string): Promise<boolean> {
-    const record = this.#instances.get(name);
-    if (record && record.lease.id !== leaseId) return false;
-    return this.#store.renew(leaseId);
+  renew(name: string, leaseId: string): Promise<boolean> {
+    return this.#registry.renew(name, leaseId);
   }
 
   /** An instance leaves at once (a clean stop). */
   async deregister(name: string): Promise<boolean> {
-    const record = this.#instances.get(name);
-    if (!record) return false;
-    await this.#store.revoke(record.lease.id);
-    this.#instanceChanged(`${INSTANCE_PREFIX}${name}`, undefined);
+    if (!(await this.#registry.deregister(name))) return false;
     this.#publish();
-    this.#log.info({ instance: name }, 'instance deregistered');
     return true;
   }
 
   instances(): InstanceRecord[] {
-    return [...this.#instances.values()].sort((a, b) => a.service.localeCompare(b.service) || a.name.localeCompare(b.name));
+    return [...this.#registry.all()];
   }
 
   instance(name: string): InstanceRecord | undefined {
-    return this.#instances.get(name);
+    return this.#registry.get(name);
+  }
+
+  /** Whether `service` has registered instances. */
+  hasInstancesOf(service: string): boolean {
+    return this.#registry.hasService(service);
   }
 
   get state(): DesiredState {
@@ -230,31 +186,22 @@ export class ControlPlane {
 
   /**
    * A sidecar's uplink opened (its events pushed to this control plane, so that nothing depends on
-   * reaching its admin listener on its host): returns where it should resume, the last of its events
-   * this plane has (0 for none, or when the sidecar restarted and numbers from 1 again).
+   * reaching its admin listener on its host): returns the function that says it closed. Where it should
+   * resume is lastSeqOf.
    */
   uplinkOpened(sidecar: string, requests: boolean): () => void {
-    const status = this.#status(sidecar);
-    const uplink = { open: true, requests, lastSeq: status.uplink.lastSeq };
-    status.uplink = uplink;
-    for (const check of [...this.#flowChanged]) check();
-    // Closing an older push (one a newer replaced) changes nothing.
-    return () => {
-      if (status.uplink !== uplink) return;
-      status.uplink = { ...uplink, open: false };
-      for (const check of [...this.#flowChanged]) check();
-    };
+    return this.#roster.uplinkOpened(sidecar, requests);
   }
 
-  /** The last event of a sidecar this plane has merged (0: none). */
+  /** The last event of a sidecar this plane has merged (0: none, or when the sidecar restarted and numbers from 1 again). */
   lastSeqOf(sidecar: string): number {
-    return this.#sidecars.get(sidecar)?.uplink.lastSeq ?? 0;
+    return this.#roster.lastSeqOf(sidecar);
   }
 
   /** An event a sidecar pushed: merged into the one stream. */
   relayFrom(sidecar: string, event: MeshEvent): void {
     // Metric samples are numbered apart (seq 0): where its events resume is not theirs to say.
-    if (event.type !== 'metrics.sample') this.#status(sidecar).uplink.lastSeq = event.seq;
+    if (event.type !== 'metrics.sample') this.#roster.eventMerged(sidecar, event.seq);
     this.events.relay(event);
   }
 
@@ -264,19 +211,7 @@ export class ControlPlane {
    * load before then would miss the first ones.
    */
   requestsFlowing(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.#flowChanged.delete(check);
-        resolve();
-      };
-      const check = () => {
-        if (this.sidecars().filter((s) => s.connected).every((s) => s.uplink.open && s.uplink.requests)) done();
-      };
-      const timer = setTimeout(done, ms);
-      this.#flowChanged.add(check);
-      check();
-    });
+    return this.#roster.requestsFlowing(ms);
   }
 
   /** Whether request.done is being collected: someone reads the merged stream. */
@@ -307,20 +242,24 @@ export class ControlPlane {
     return this.#state;
   }
 
-  /** A sidecar's watch stream: the current state at once, then every new one. */
-  subscribe(sidecar: string, res: ServerResponse): void {
-    this.#subscribers.set(res, sidecar);
-    const status = this.#status(sidecar);
+  /**
+   * A sidecar's watch stream: the current state at once, then every new one — as a delta of its
+   * instances when only they changed and it takes deltas (`deltas`), else whole.
+   */
+  subscribe(sidecar: string, res: ServerResponse, { deltas = false }: { deltas?: boolean } = {}): void {
+    const subscriber: Subscriber = { sidecar, deltas, sent: undefined, behind: false };
+    this.#subscribers.set(res, subscriber);
+    const status = this.#roster.status(sidecar);
     status.connected = true;
     status.connectedAt = new Date().toISOString();
     this.#log.info({ sidecar }, 'sidecar subscribed');
-    send(res, this.#state);
+    this.#send(res, subscriber);
     sendCollect(res, this.collectsRequests);
     const heartbeat = setInterval(() => res.write(': ping\n\n'), 15_000).unref();
     res.once('close', () => {
       clearInterval(heartbeat);
       this.#subscribers.delete(res);
-      if (![...this.#subscribers.values()].includes(sidecar)) {
+      if (![...this.#subscribers.values()].some((other) => other.sidecar === sidecar)) {
         status.connected = false;
         status.disconnectedAt = new Date().toISOString();
         this.#log.info({ sidecar }, 'sidecar disconnected');
@@ -329,16 +268,13 @@ export class ControlPlane {
   }
 
   acknowledge(sidecar: string, version: string, error: string | null, removed: readonly string[] = [], faults?: readonly string[]): void {
-    const status = this.#status(sidecar);
-    if (!error) {
-      status.version = version;
-      status.removed = [...removed];
-    }
-    if (faults !== undefined) status.faults = [...faults];
-    status.error = error;
-    status.ackedAt = new Date().toISOString();
+    this.#roster.acknowledge(sidecar, { version, error, removed, ...(faults !== undefined && { faults }) });
     if (error) this.#log.warn({ sidecar, version, error }, 'sidecar refused a snapshot');
-    for (const waiter of this.#ackWaiters) waiter();
+  }
+
+  /** Whether `sidecar` acknowledged applying `version`, or a state this control plane sent after it. */
+  hasApplied(sidecar: string, version: string): boolean {
+    return this.#roster.hasApplied(sidecar, version);
   }
 
   /**
@@ -346,34 +282,20 @@ export class ControlPlane {
    * wait for, or fail on, a sidecar that is gone.
    */
   forget(sidecar: string): void {
-    if (this.#sidecars.delete(sidecar)) this.#log.info({ sidecar }, 'sidecar left');
-    for (const waiter of this.#ackWaiters) waiter();
+    if (this.#roster.forget(sidecar)) this.#log.info({ sidecar }, 'sidecar left');
   }
 
   sidecars(): SidecarStatus[] {
-    return [...this.#sidecars.values()].sort((a, b) => a.name.localeCompare(b.name));
+    return [...this.#roster.all()];
   }
 
-  /** Resolves once every connected sidecar has acked `version` (or the time is up: false). */
+  /** Resolves once every connected sidecar has acked `version` or a later state (or the time is up: false). */
   waitForAcks(version: string, timeoutMs: number): Promise<boolean> {
-    return new Promise((resolve) => {
-      const check = () => {
-        const connected = this.sidecars().filter((s) => s.connected);
-        if (connected.every((s) => s.version === version)) finish(true);
-      };
-      const finish = (ok: boolean) => {
-        clearTimeout(timer);
-        this.#ackWaiters.delete(check);
-        resolve(ok);
-      };
-      const timer = setTimeout(() => finish(false), timeoutMs);
-      this.#ackWaiters.add(check);
-      check();
-    });
+    return this.#roster.waitForAcks(version, timeoutMs);
   }
 
   close(): void {
-    this.#unwatch?.();
+    this.#registry.close();
     this.#unwatchFaults?.();
     this.#unwatchConfig?.();
     clearTimeout(this.#publishTimer);
@@ -395,11 +317,35 @@ export class ControlPlane {
         const { ttl: _ttl, ...spec } = f.spec;
         return { ...spec, expiresAt: new Date(f.expiresAt!).toISOString() };
       });
-    const instances = this.instances().map(({ name, service, address, labels }): RegisteredInstance => ({ name, service, address, labels }));
-    const version = createHash('sha256').update(this.#configText).update(JSON.stringify(faults)).update(JSON.stringify(instances)).digest('hex').slice(0, 16);
+    const instances = this.#registry.all().map(({ name, service, address, labels }): RegisteredInstance => ({ name, service, address, labels }));
+    const version = versionOf(this.#configText, faults, instances);
     if (this.#state?.version === version) return;
+    const before = this.#state as DesiredState | undefined;
     this.#state = Object.freeze({ version, config: this.#configText, faults: Object.freeze(faults), instances: Object.freeze(instances) });
-    for (const res of this.#subscribers.keys()) send(res, this.#state);
+    this.#message = Buffer.from(`event: snapshot\ndata: ${JSON.stringify(this.#state)}\n\n`);
+    const delta = before && instanceDelta(before, this.#state);
+    this.#delta = delta && { base: delta.base, message: Buffer.from(`event: delta\ndata: ${JSON.stringify(delta)}\n\n`) };
+    this.#roster.published(version);
+    for (const [res, subscriber] of this.#subscribers) this.#send(res, subscriber);
+  }
+
+  /**
+   * Writes the current state to one watch stream, unless its socket has not taken the last one yet:
+   * then it gets the state current when it drains, not every one made meanwhile (under a burst of
+   * changes a slow reader would otherwise be sent, and read, each whole snapshot in turn).
+   */
+  #send(res: ServerResponse, subscriber: Subscriber): void {
+    if (subscriber.behind || subscriber.sent === this.#state.version) return;
+    // A delta only to a stream whose last state is the delta's base; any other gets the whole state.
+    const delta = this.#delta;
+    const message = subscriber.deltas && delta && delta.base === subscriber.sent ? delta.message : this.#message;
+    subscriber.sent = this.#state.version;
+    if (res.write(message)) return;
+    subscriber.behind = true;
+    res.once('drain', () => {
+      subscriber.behind = false;
+      if (this.#subscribers.has(res)) this.#send(res, subscriber);
+    });
   }
 
   /**
@@ -480,20 +426,6 @@ export class ControlPlane {
     }
   }
 
-  /** A change of the store's instances (from this control plane or another sharing the store). */
-  #instanceChanged(key: string, value: string | undefined): void {
-    const name = key.slice(INSTANCE_PREFIX.length);
-    if (value === undefined) {
-      this.#instances.delete(name);
-      return;
-    }
-    try {
-      this.#instances.set(name, JSON.parse(value) as InstanceRecord);
-    } catch (error) {
-      this.#log.warn({ key, error: (error as Error).message }, 'unreadable instance record ignored');
-    }
-  }
-
   /** Publishes soon, once for the changes that arrive together (a fleet's instances registering at once). */
   #publishSoon(): void {
     if (this.#publishTimer) return;
@@ -502,25 +434,17 @@ export class ControlPlane {
       this.#publish();
     }, PUBLISH_COALESCE_MS);
   }
-
-  #status(sidecar: string): SidecarStatus {
-    let status = this.#sidecars.get(sidecar);
-    if (!status) {
-      status = { name: sidecar, connected: false, version: null, error: null, removed: [], ackedAt: null, connectedAt: null, disconnectedAt: null, faults: null, uplink: { open: false, requests: false, lastSeq: 0 } };
-      this.#sidecars.set(sidecar, status);
-    }
-    return status;
-  }
 }
 
-function send(res: ServerResponse, state: DesiredState): void {
-  res.write(`event: snapshot\ndata: ${JSON.stringify(state)}\n\n`);
+interface Subscriber {
+  readonly sidecar: string;
+  /** It takes instance deltas. */
+  readonly deltas: boolean;
+  sent: string | undefined;
+  behind: boolean;
 }
 
 /** Whether the sidecar should push its request.done (someone reads the merged stream) or decisions only. */
 function sendCollect(res: ServerResponse, requests: boolean): void {
   res.write(`event: collect\ndata: ${JSON.stringify({ requests })}\n\n`);
 }
-
-/** An instance name another service holds. */
-export class RegistrationConflict extends Error {}

@@ -4,7 +4,7 @@
 // it) registers again; a clean stop deregisters at once. Replicas are tried in turn.
 import type { RegisteredInstance } from '../config/snapshot.ts';
 import { silentLogger, type Logger } from '../telemetry/log.ts';
-import type { InstanceRecord } from './plane.ts';
+import type { InstanceRecord } from './instance-registry.ts';
 import { controlRequest, type ControlResponse } from './transport.ts';
 
 export interface RegistrationOptions {

@@ -10,7 +10,7 @@ export interface SidecarStop {
   readonly name: string;
   readonly admin: string | null;
   readonly connected: boolean;
-  /** It acknowledged the desired state without the faults. */
+  /** It acknowledged the desired state without the faults (or a later one). */
   readonly acknowledged: boolean;
   /** The runtime faults that state removed from it, as it reported. */
   readonly removed: readonly string[];
@@ -43,8 +43,9 @@ export async function stopAllFaults(plane: ControlPlane, removed?: (deleted: str
   await plane.waitForAcks(version, ackWaitMs);
   const sidecars = plane.sidecars().map((status): SidecarStop => {
     const admin = plane.snapshot.sidecars.find((s) => s.name === status.name)?.admin ?? null;
-    const acknowledged = status.version === version;
-    // What it said with its ack of the stop's version; a disconnected one, what it said last.
+    // It acknowledged the stop's version, or a later one (a sidecar sent several at once applies the latest).
+    const acknowledged = plane.hasApplied(status.name, version);
+    // What it said with that ack; a disconnected one, what it said last.
     const remaining = acknowledged || !status.connected ? status.faults : null;
     return {
       name: status.name,

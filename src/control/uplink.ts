@@ -3,12 +3,15 @@
 // recorder never need to reach the sidecar's admin listener — on its own host's loopback. It resumes
 // after the last event the control plane has, fails over with the watch stream to another replica,
 // and takes request.done only while the control plane says someone reads them (they cost the data path).
+// The sidecar's acks ride it too, one line each (type "ack"), instead of a request each: the latest is
+// sent again at the start of every push, so a push that broke loses none.
 import { PassThrough } from 'node:stream';
 import { pipeEvents } from '../telemetry/event-stream.ts';
 import { parseSamples } from '../telemetry/metrics.ts';
 import type { EventBus } from '../telemetry/events.ts';
 import { silentLogger, type Logger } from '../telemetry/log.ts';
 import { controlRequest } from './transport.ts';
+import type { Ack } from './sidecar-roster.ts';
 
 export interface UplinkOptions {
   readonly sidecar: string;
@@ -32,6 +35,10 @@ export class Uplink {
   #requests = false;
   #closed = false;
   #body: PassThrough | undefined;
+  /** The replica the open push goes to. */
+  #pushUrl: string | undefined;
+  /** The latest ack, as its line. */
+  #ack: string | undefined;
   #loop: Promise<void>;
   #wake: (() => void) | undefined;
 
@@ -47,6 +54,20 @@ export class Uplink {
     this.#requests = requests;
     this.#body?.end();
     this.#wake?.();
+  }
+
+  /** The sidecar applied a state (or refused it): said on the open push, or on the next one. */
+  acknowledge(ack: Ack): void {
+    this.#ack = `${JSON.stringify({ type: 'ack', ...ack })}\n`;
+    const body = this.#body;
+    if (!body || body.writableEnded || body.destroyed) {
+      // None open: a push waiting to retry starts now, as there is something to say.
+      this.#wake?.();
+      return;
+    }
+    // The watch stream moved to another replica: the ack is for that one, on a push that starts there.
+    if (this.#pushUrl !== this.#options.url()) return void body.end();
+    body.write(this.#ack);
   }
 
   async close(): Promise<void> {
@@ -97,6 +118,8 @@ export class Uplink {
     // A blank line at once: the request (and its head) goes out now, not with the first event, so the
     // control plane knows the uplink is open even while this sidecar has nothing to say.
     body.write('\n');
+    this.#pushUrl = url;
+    if (this.#ack) body.write(this.#ack);
     const stop = pipeEvents(events, from, body, { requests });
     // While someone records (request.done wanted), the metric samples that changed, each second, in the
     // same stream — so that a recorder never needs this sidecar's admin listener either.

@@ -114,6 +114,24 @@ describe('join token access', () => {
     later.close();
   });
 
+  it('a join token verified once (its signature not checked again) is still refused once it expires or is revoked', async () => {
+    const clock = new FakeClock();
+    const access = await ControlAccess.open(ADMIN, new FileStore(await mkdtemp(join(tmpdir(), 'faultline-auth-'))), clock);
+    try {
+      const short = await access.issue('payments', 60_000);
+      const long = await access.issue('payments', 3_600_000);
+      for (const { token } of [short, long]) for (let i = 0; i < 2; i++) expect((await access.check(token)).service).to.equal('payments');
+      await clock.advance(60_000);
+      const expired = await refusal(access.check(short.token));
+      expect([expired.reason, expired.message]).to.deep.equal(['expired', `the join token for "payments" expired at ${new Date(short.claims.expiresAt).toISOString()}: make a new one (faultline token create)`]);
+      expect((await access.check(long.token)).service).to.equal('payments');
+      await access.revoke(long.claims.jti);
+      expect((await refusal(access.check(long.token))).reason).to.equal('revoked');
+    } finally {
+      access.close();
+    }
+  });
+
   it('rotating the admin token ends every join token made with the old one', async () => {
     const store = new FileStore(await mkdtemp(join(tmpdir(), 'faultline-auth-')));
     const old = await ControlAccess.open(ADMIN, store);
@@ -147,6 +165,7 @@ describe('join token access', () => {
     const plane = {
       instance: (name: string) => (name === 'blue-7' ? { name, service: 'stock' } : undefined),
       instances: () => [{ name: 'blue-7', service: 'stock' }],
+      hasInstancesOf: (service: string) => service === 'stock',
       snapshot: snapshotOf({
         mesh: { name: 'names' },
         services: ['pay', 'pay-ments', 'cart'].map((name, i) => ({ name, endpoints: [{ address: `127.0.0.1:${20_000 + i}` }] })),

@@ -1,7 +1,7 @@
 // The control plane's store on a real etcd (Debian's etcd-server, started here on loopback): the Store
-// interface as the file store has it, leases kept on etcd's clock and renewable by id from any client,
-// watches that see every writer and lose nothing across a broken connection or a compaction, and
-// `--store` parsing. Several control planes are several EtcdStore clients on one etcd.
+// interface as the file store has it, leases kept on etcd's clock and renewable by id from any client
+// (many at once on one keepalive stream), watches that see every writer and lose nothing across a
+// broken connection or a compaction, and `--store` parsing. Several control planes are several EtcdStore clients on one etcd.
 import { expect } from 'chai';
 import { Etcd3 } from 'etcd3';
 import { EtcdStore } from '../../src/control/etcd-store.ts';
@@ -119,6 +119,24 @@ describe('etcd store (a real etcd)', function () {
       const error = await renewer.renew(bad).then(() => undefined, (e: Error) => e);
       expect(error?.message).to.equal(`not an etcd lease id: "${bad}"`);
     }
+  });
+
+  it('renews many leases at once on one keepalive stream, each answer for its own lease; a stream gone quiet fails in its time, and the next works', async () => {
+    const relay = await startRelay(etcd.hosts[0]!);
+    relays.push(relay);
+    const granter = await open();
+    const renewer = await EtcdStore.connect({ hosts: [relay.address], prefix, callTimeoutMs: 1_000 });
+    opened.push(renewer);
+    const leases = await Promise.all(Array.from({ length: 20 }, () => granter.grant(5_000)));
+    await granter.revoke(leases[7]!.id);
+    expect(await Promise.all(leases.map((lease) => renewer.renew(lease.id)))).to.deep.equal(leases.map((_, i) => i !== 7));
+    relay.silence();
+    const started = Date.now();
+    const error = await renewer.renew(leases[0]!.id).then(() => undefined, (e: Error) => e);
+    expect(error?.message).to.match(/cannot renew lease/);
+    expect(Date.now() - started).to.be.lessThan(3_000);
+    await relay.mend();
+    expect(await waitFor(() => renewer.renew(leases[0]!.id), 10_000, 'a renewal once the link is back')).to.equal(true);
   });
 
   it('watches puts, deletes and lease ends by other clients, in order, and nothing after it stops', async () => {
