@@ -1,19 +1,42 @@
-// abort: answer with a status instead of the upstream (body and headers optional); or reset the
-// connection; or pass the response but close the connection after N body bytes. Where the fault is
+// abort: answer with a status instead of the upstream (body and headers optional); or, to a gRPC call,
+// with a gRPC status — trailers-only, as Envoy's and Istio's grpcStatus abort: HTTP 200,
+// content-type application/grpc, grpc-status and grpc-message in the one HEADERS frame; or reset the
+// connection (an HTTP/2 caller: the stream); or pass the response but close the connection (the
+// stream) after N body bytes — a streaming call cut mid-way. Where the fault is
 // injected decides who sees it: at `attempt` the retry layer does (a status or reset it may retry, as
 // it would an upstream's), at `request` and `inbound` the caller does (its connection is reset).
 import { Readable } from 'node:stream';
 import { z } from 'zod';
 import { ErrorCode, MeshError, ResponseFlag } from '../../errors.ts';
+import { GRPC_STATUS_NAMES, parseGrpcStatus, trailersOnly } from '../../http/grpc.ts';
 import { Header } from '../../http/headers.ts';
 import { defineAction, type FaultAction } from './action.ts';
 
+const GrpcStatusValue = z
+  .union([z.int().min(0).max(16), z.enum([...GRPC_STATUS_NAMES, ...GRPC_STATUS_NAMES.map((n) => n.toLowerCase())])], {
+    error: 'expected a gRPC status: a number 0–16 or a name such as UNAVAILABLE',
+  })
+  .transform((v) => parseGrpcStatus(v)!)
+  .meta({ description: 'a gRPC status, 0–16 or its name (UNAVAILABLE = 14): the call is answered trailers-only with it' });
+
 const Abort = z.union([
-  z.strictObject({
-    status: z.int().min(200).max(599),
-    body: z.string().optional(),
-    headers: z.record(z.string(), z.string()).optional(),
-  }),
+  z
+    .strictObject({
+      status: z.int().min(200).max(599).optional(),
+      grpcStatus: GrpcStatusValue.optional(),
+      message: z.string().optional().meta({ description: "grpcStatus: the grpc-message (default: which fault aborted the call)" }),
+      body: z.string().optional(),
+      headers: z.record(z.string(), z.string()).optional(),
+    })
+    .superRefine((a, ctx) => {
+      if ((a.status === undefined) === (a.grpcStatus === undefined)) {
+        ctx.addIssue({ code: 'custom', path: [a.status === undefined ? 'status' : 'grpcStatus'], message: 'exactly one of status (HTTP) or grpcStatus (gRPC)' });
+      } else if (a.grpcStatus !== undefined && a.body !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['body'], message: 'a gRPC abort is trailers-only: no body (its text goes in message)' });
+      } else if (a.status !== undefined && a.message !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['message'], message: 'message is the grpc-message of a grpcStatus abort: an HTTP abort takes body' });
+      }
+    }),
   z.strictObject({ reset: z.literal(true).meta({ description: 'reset the connection instead of answering' }) }),
   z.strictObject({ closeAfterBytes: z.int().min(0).meta({ description: 'pass the response, but close the connection after this many body bytes' }) }),
 ]);
@@ -56,14 +79,31 @@ function abortAction(config: AbortConfig): FaultAction {
       },
     };
   }
+  const grpcStatus = config.grpcStatus;
+  if (grpcStatus !== undefined) {
+    return {
+      name: 'abort',
+      plan: () => ({ grpcStatus }),
+      run: async (ctx, _next, { fault, point }) => {
+        if (point !== 'attempt') ctx.flags.add(ResponseFlag.FaultInjected);
+        // Trailers-only: no body, the status in the head; the retry layer reads it there (retryOn unavailable...).
+        return {
+          status: 200,
+          headers: { ...config.headers, ...trailersOnly(grpcStatus, config.message ?? `fault "${fault.id}" aborted the call`), [Header.flags]: ResponseFlag.FaultInjected },
+          body: null,
+        };
+      },
+    };
+  }
+  const status = config.status!;
   return {
     name: 'abort',
-    plan: () => ({ status: config.status }),
+    plan: () => ({ status }),
     run: async (ctx, _next, { fault, point }) => {
       const text = config.body ?? `fault "${fault.id}" aborted the request\n`;
       if (point !== 'attempt') ctx.flags.add(ResponseFlag.FaultInjected);
       return {
-        status: config.status,
+        status,
         headers: {
           'content-type': 'text/plain; charset=utf-8',
           ...config.headers,
