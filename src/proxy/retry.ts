@@ -36,8 +36,10 @@ export function retry(budgets: RetryBudgets, breakers: Breakers, clusters: Clust
     const budget = budgets.for(ctx.route!.name, policy.budget);
     budget.recordRequest();
     const allowed = ctx.grpc || mayRetry(policy, ctx.method);
-    // A request without a body (most) is replayable as it is: no promise to wait for.
-    const replayable = allowed && policy.attempts > 0 && !ctx.body.replayable ? await ctx.body.bufferForReplay(policy.bufferLimit) : ctx.body.replayable;
+    // A request without a body (most) is replayable as it is: no promise to wait for. A gRPC call's body
+    // is kept as it streams, not waited for (a bidirectional stream's next message may wait on an answer).
+    if (ctx.grpc && allowed && policy.attempts > 0) ctx.body.recordForReplay(policy.bufferLimit);
+    const replayable = ctx.grpc || !allowed || policy.attempts === 0 || ctx.body.replayable ? ctx.body.replayable : await ctx.body.bufferForReplay(policy.bufferLimit);
     const tried = (ctx.tried = new Set());
     const circuit = breakers.for(clusters.get(ctx.destination!.service)!.spec, ctx.destination!);
     let retrying = false;
@@ -55,7 +57,7 @@ export function retry(budgets: RetryBudgets, breakers: Breakers, clusters: Clust
       const reason = retriable(policy, outcome);
       if (!reason || !allowed || ctx.cancellation.cancelled) return unwrap(outcome);
       if (ctx.attempt > policy.attempts) return unwrap(outcome, ctx, ResponseFlag.RetryLimitExceeded);
-      if (!replayable) return unwrap(outcome, ctx, ResponseFlag.RetryBodyTooLarge);
+      if (!(ctx.grpc ? ctx.body.canReplay : replayable)) return unwrap(outcome, ctx, ResponseFlag.RetryBodyTooLarge);
       if (!budget.tryRetry()) return unwrap(outcome, ctx, ResponseFlag.RetryBudgetExhausted);
       if (circuit && !circuit.tryRetry()) return unwrap(outcome, ctx, ResponseFlag.UpstreamOverflow);
       retrying = true;
