@@ -8,9 +8,9 @@
 import { Readable } from 'node:stream';
 import { z } from 'zod';
 import { ErrorCode, MeshError, ResponseFlag } from '../../errors.ts';
-import { GRPC_STATUS_NAMES, parseGrpcStatus, trailersOnly } from '../../http/grpc.ts';
+import { GRPC_STATUS_NAMES, httpStatusOfGrpc, parseGrpcStatus, trailersOnly } from '../../http/grpc.ts';
 import { Header } from '../../http/headers.ts';
-import { defineAction, type FaultAction } from './action.ts';
+import { defineAction, type FaultAction, type Plan } from './action.ts';
 
 const GrpcStatusValue = z
   .union([z.int().min(0).max(16), z.enum([...GRPC_STATUS_NAMES, ...GRPC_STATUS_NAMES.map((n) => n.toLowerCase())])], {
@@ -80,28 +80,23 @@ function abortAction(config: AbortConfig): FaultAction {
     };
   }
   const grpcStatus = config.grpcStatus;
-  if (grpcStatus !== undefined) {
-    return {
-      name: 'abort',
-      plan: () => ({ grpcStatus }),
-      run: async (ctx, _next, { fault, point }) => {
-        if (point !== 'attempt') ctx.flags.add(ResponseFlag.FaultInjected);
+  // A grpcStatus abort on a call that is not gRPC (an HTTP/1.1 caller, say) answers the HTTP status
+  // that gRPC status stands for (UNAVAILABLE: 503), so that it still fails as the fault meant.
+  const status = grpcStatus === undefined ? config.status! : httpStatusOfGrpc(grpcStatus);
+  return {
+    name: 'abort',
+    plan: (): Plan => (grpcStatus === undefined ? { status } : { grpcStatus }),
+    run: async (ctx, _next, { fault, point }) => {
+      if (point !== 'attempt') ctx.flags.add(ResponseFlag.FaultInjected);
+      if (grpcStatus !== undefined && ctx.grpc) {
         // Trailers-only: no body, the status in the head; the retry layer reads it there (retryOn unavailable...).
         return {
           status: 200,
           headers: { ...config.headers, ...trailersOnly(grpcStatus, config.message ?? `fault "${fault.id}" aborted the call`), [Header.flags]: ResponseFlag.FaultInjected },
           body: null,
         };
-      },
-    };
-  }
-  const status = config.status!;
-  return {
-    name: 'abort',
-    plan: () => ({ status }),
-    run: async (ctx, _next, { fault, point }) => {
-      const text = config.body ?? `fault "${fault.id}" aborted the request\n`;
-      if (point !== 'attempt') ctx.flags.add(ResponseFlag.FaultInjected);
+      }
+      const text = config.body ?? (config.message === undefined ? `fault "${fault.id}" aborted the request\n` : `${config.message}\n`);
       return {
         status,
         headers: {
