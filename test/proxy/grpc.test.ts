@@ -2,7 +2,8 @@
 // strict mTLS (h2c in, h2 over mTLS between the sidecars, h2c to the apps): the gRPC status in
 // request.done and the metrics, routes by method, retries on UNAVAILABLE that mask an injected abort
 // and none once the response was committed, grpc-timeout (the caller's and the route's), gRPC aborts
-// as the client sees them, and a server stream cut mid-way.
+// as the client sees them, and a server stream cut mid-way; and through one sidecar, to an app
+// without one.
 import * as grpc from '@grpc/grpc-js';
 import { expect } from 'chai';
 import { mkdtemp, writeFile } from 'node:fs/promises';
@@ -11,9 +12,10 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { startControlledSidecar, type ControlledSidecar } from '../../src/control/agent.ts';
 import { startControlPlane, type RunningControlPlane } from '../../src/control/server.ts';
+import type { Sidecar } from '../../src/proxy/sidecar.ts';
 import type { MeshEvents } from '../../src/telemetry/events.ts';
 import { parseSamples } from '../../src/telemetry/metrics.ts';
-import { sidecarEntry } from '../helpers/mesh.ts';
+import { sidecarEntry, startSidecar } from '../helpers/mesh.ts';
 import { freeAddress, waitFor } from '../helpers/net.ts';
 
 const TOKEN = 'grpc-test-token';
@@ -282,5 +284,80 @@ describe('gRPC through a sidecar pair under strict mTLS (@grpc/grpc-js)', functi
     expect(result.code).to.equal(grpc.status.INTERNAL);
     expect(done[0]).to.include({ grpcStatus: 13 });
     expect(done[0]!.flags).to.include('FI');
+  });
+});
+
+describe('gRPC through one sidecar (@grpc/grpc-js, the app reached in h2c without a sidecar of its own)', function () {
+  this.timeout(20_000);
+  let payments: App;
+  let checkout: Sidecar;
+  let stub: EchoClient;
+
+  before(async () => {
+    payments = await startApp('payments');
+    const checkoutApp = await freeAddress();
+    const config = {
+      mesh: { name: 'grpc-one' },
+      services: [
+        { name: 'checkout', endpoints: [{ address: checkoutApp }] },
+        { name: 'payments', protocol: 'grpc', endpoints: [{ address: payments.address }] },
+      ],
+      routes: [{ name: 'payments', match: { host: 'payments' }, destinations: [{ service: 'payments' }], retries: { attempts: 1, retryOn: ['unavailable'], backoff: { base: '1ms', max: '5ms' } } }],
+      faults: [
+        { id: 'unavailable-once', match: { destination: 'payments', headers: { 'x-fault': { exact: 'abort-attempt' }, 'x-faultline-attempt': { exact: '1' } } }, at: 'attempt', abort: { grpcStatus: 14 } },
+        { id: 'always', match: { destination: 'payments', headers: { 'x-fault': { exact: 'always' } } }, at: 'attempt', abort: { grpcStatus: 14 } },
+      ],
+      sidecars: [await sidecarEntry('checkout', checkoutApp)],
+    };
+    checkout = await startSidecar(config, 'checkout');
+    const Client = grpc.makeGenericClientConstructor(ECHO, 'Echo');
+    stub = new Client(checkout.addresses.outbound!, grpc.credentials.createInsecure(), { 'grpc.default_authority': 'payments' }) as unknown as EchoClient;
+  });
+
+  after(async () => {
+    stub?.close();
+    await checkout?.close();
+    payments?.server.forceShutdown();
+  });
+
+  async function outbound<T>(task: () => Promise<T>): Promise<{ result: T; done: MeshEvents['request.done'] }> {
+    const done: MeshEvents['request.done'][] = [];
+    const off = checkout.events.on('request.done', (e) => done.push(e));
+    try {
+      const result = await task();
+      await waitFor(() => done.length > 0, 5_000, 'request.done');
+      return { result, done: done[0]! };
+    } finally {
+      off();
+    }
+  }
+
+  it('carries a unary call and a bidirectional stream, grpcStatus 0', async () => {
+    expect((await outbound(() => unary(stub, 'Echo', 'one'))).result.reply).to.equal('echo:one');
+    const { result, done } = await outbound(async () => {
+      const chat = stub.Chat() as grpc.ClientDuplexStream<Buffer, Buffer>;
+      const replies: string[] = [];
+      chat.on('data', (m: Buffer) => replies.push(m.toString()));
+      const status = new Promise<number>((resolve) => chat.on('status', (s: grpc.StatusObject) => resolve(s.code)));
+      for (const m of ['x', 'y', 'z']) {
+        const answered = new Promise((resolve) => chat.once('data', resolve));
+        chat.write(Buffer.from(m));
+        await answered;
+      }
+      chat.end();
+      return { code: await status, replies };
+    });
+    expect(result).to.deep.equal({ code: grpc.status.OK, replies: ['re:x', 're:y', 're:z'] });
+    expect(done).to.include({ path: '/test.Echo/Chat', status: 200, grpcStatus: 0, protocol: 'http2' });
+  });
+
+  it('masks one UNAVAILABLE by a retry; when every try fails, the client gets UNAVAILABLE and the flag URX', async () => {
+    const masked = await outbound(() => unary(stub, 'Echo', 'm', header('x-fault', 'abort-attempt')));
+    expect(masked.result.reply).to.equal('echo:m');
+    expect(masked.done).to.include({ grpcStatus: 0, attempts: 2 });
+    const failed = await outbound(() => unary(stub, 'Echo', 'f', header('x-fault', 'always')));
+    expect(failed.result.error?.code).to.equal(grpc.status.UNAVAILABLE);
+    expect(failed.done).to.include({ status: 200, grpcStatus: 14, attempts: 2 });
+    expect(failed.done.flags).to.include('URX');
   });
 });
