@@ -139,6 +139,7 @@ describe('gRPC through a sidecar pair under strict mTLS (@grpc/grpc-js)', functi
         { id: 'unavailable-once', match: { destination: 'payments', headers: { 'x-fault': { exact: 'abort-attempt' }, 'x-faultline-attempt': { exact: '1' } } }, at: 'attempt', abort: { grpcStatus: 14 } },
         { id: 'unavailable', match: { destination: 'payments', headers: { 'x-fault': { exact: 'abort' } } }, at: 'request', abort: { grpcStatus: 'UNAVAILABLE', message: 'payments is down (injected)' } },
         { id: 'cut', match: { destination: 'payments', headers: { 'x-fault': { exact: 'cut' } } }, at: 'request', abort: { closeAfterBytes: 100 } },
+        { id: 'cut-after-3', match: { destination: 'payments', headers: { 'x-fault': { exact: 'cut-after-3' } } }, at: 'attempt', abort: { grpcStatus: 'UNAVAILABLE', afterMessages: 3, message: 'cut after 3' } },
       ],
       sidecars: [await sidecarEntry('checkout', checkoutApp), await sidecarEntry('payments', payments.address), await sidecarEntry('ledger', ledger.address)],
     };
@@ -284,6 +285,28 @@ describe('gRPC through a sidecar pair under strict mTLS (@grpc/grpc-js)', functi
     expect(result.code).to.equal(grpc.status.INTERNAL);
     expect(done[0]).to.include({ grpcStatus: 13 });
     expect(done[0]!.flags).to.include('FI');
+  });
+
+  it('cuts a server stream after N messages with a status in its trailers (abort grpcStatus, afterMessages), not retried: committed', async () => {
+    const { result, done } = await outbound(() => new Promise<{ messages: string[]; code: number; details: string }>((resolve) => {
+      const messages: string[] = [];
+      const call = stub.Count(Buffer.from('10'), header('x-fault', 'cut-after-3')) as grpc.ClientReadableStream<Buffer>;
+      call.on('data', (m: Buffer) => messages.push(m.toString()));
+      call.on('error', () => {});
+      call.on('status', (s: grpc.StatusObject) => resolve({ messages, code: s.code, details: s.details }));
+    }));
+    expect(result).to.deep.equal({ messages: ['00000001', '00000002', '00000003'], code: grpc.status.UNAVAILABLE, details: 'cut after 3' });
+    expect(done[0]).to.include({ status: 200, grpcStatus: 14, attempts: 1 });
+    expect(done[0]!.faults).to.deep.equal(['cut-after-3']);
+    // A stream shorter than that ends as the server ended it.
+    const short = await new Promise<{ messages: number; code: number }>((resolve) => {
+      let messages = 0;
+      const call = stub.Count(Buffer.from('2'), header('x-fault', 'cut-after-3')) as grpc.ClientReadableStream<Buffer>;
+      call.on('data', () => messages++);
+      call.on('error', () => {});
+      call.on('status', (s: grpc.StatusObject) => resolve({ messages, code: s.code }));
+    });
+    expect(short).to.deep.equal({ messages: 2, code: grpc.status.OK });
   });
 });
 

@@ -5,11 +5,13 @@
 // stream) after N body bytes — a streaming call cut mid-way. Where the fault is
 // injected decides who sees it: at `attempt` the retry layer does (a status or reset it may retry, as
 // it would an upstream's), at `request` and `inbound` the caller does (its connection is reset).
+import type { IncomingHttpHeaders } from 'node:http';
 import { Readable } from 'node:stream';
 import { z } from 'zod';
 import { ErrorCode, MeshError, ResponseFlag } from '../../errors.ts';
 import { GRPC_STATUS_NAMES, httpStatusOfGrpc, parseGrpcStatus, trailersOnly } from '../../http/grpc.ts';
 import { Header } from '../../http/headers.ts';
+import type { Trailers } from '../../http/types.ts';
 import { defineAction, type FaultAction, type Plan } from './action.ts';
 
 const GrpcStatusValue = z
@@ -25,6 +27,7 @@ const Abort = z.union([
       status: z.int().min(200).max(599).optional(),
       grpcStatus: GrpcStatusValue.optional(),
       message: z.string().optional().meta({ description: "grpcStatus: the grpc-message (default: which fault aborted the call)" }),
+      afterMessages: z.int().min(0).optional().meta({ description: 'grpcStatus: pass the response\'s first N messages, then end the call with the status in its trailers (a stream cut mid-way)' }),
       body: z.string().optional(),
       headers: z.record(z.string(), z.string()).optional(),
     })
@@ -33,6 +36,8 @@ const Abort = z.union([
         ctx.addIssue({ code: 'custom', path: [a.status === undefined ? 'status' : 'grpcStatus'], message: 'exactly one of status (HTTP) or grpcStatus (gRPC)' });
       } else if (a.grpcStatus !== undefined && a.body !== undefined) {
         ctx.addIssue({ code: 'custom', path: ['body'], message: 'a gRPC abort is trailers-only: no body (its text goes in message)' });
+      } else if (a.status !== undefined && a.afterMessages !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['afterMessages'], message: 'afterMessages cuts a gRPC stream: it goes with grpcStatus' });
       } else if (a.status !== undefined && a.message !== undefined) {
         ctx.addIssue({ code: 'custom', path: ['message'], message: 'message is the grpc-message of a grpcStatus abort: an HTTP abort takes body' });
       }
@@ -86,13 +91,24 @@ function abortAction(config: AbortConfig): FaultAction {
   return {
     name: 'abort',
     plan: (): Plan => (grpcStatus === undefined ? { status } : { grpcStatus }),
-    run: async (ctx, _next, { fault, point }) => {
+    run: async (ctx, next, { fault, point }) => {
       if (point !== 'attempt') ctx.flags.add(ResponseFlag.FaultInjected);
+      const message = config.message ?? `fault "${fault.id}" aborted the call`;
+      if (grpcStatus !== undefined && ctx.grpc && config.afterMessages !== undefined) {
+        // The call goes through; its response stream is cut after N messages, the status in its trailers.
+        const response = await next(ctx);
+        ctx.flags.add(ResponseFlag.FaultInjected);
+        if (!response.body) return response;
+        const trailers: Trailers = { fields: undefined };
+        // A stream that ends before N messages ends as the upstream ended it.
+        const cut = (done: boolean) => (trailers.fields = done ? trailersOf(grpcStatus, message) : response.trailers?.fields);
+        return { ...response, body: cutAfterMessages(response.body, config.afterMessages, cut), trailers };
+      }
       if (grpcStatus !== undefined && ctx.grpc) {
         // Trailers-only: no body, the status in the head; the retry layer reads it there (retryOn unavailable...).
         return {
           status: 200,
-          headers: { ...config.headers, ...trailersOnly(grpcStatus, config.message ?? `fault "${fault.id}" aborted the call`), [Header.flags]: ResponseFlag.FaultInjected },
+          headers: { ...config.headers, ...trailersOnly(grpcStatus, message), [Header.flags]: ResponseFlag.FaultInjected },
           body: null,
         };
       }
@@ -126,6 +142,59 @@ function cutAfter(body: Readable, limit: number, id: string): Readable {
         if (room > 0) yield chunk.subarray(0, room);
         throw new MeshError(ErrorCode.FaultReset, 503, ResponseFlag.UpstreamConnectionTermination, `fault "${id}" closed the connection after ${limit} bytes`);
       }
+    })(),
+    { objectMode: false },
+  );
+}
+
+/** A gRPC status as trailer fields. */
+function trailersOf(code: number, message: string): IncomingHttpHeaders {
+  const { 'grpc-status': status, 'grpc-message': text } = trailersOnly(code, message);
+  return { 'grpc-status': String(status), 'grpc-message': String(text) };
+}
+
+/**
+ * Passes the first `limit` gRPC messages (each a 5-byte prefix — compressed flag, 4-byte length — and
+ * its bytes), then ends the body (the upstream's stream is cancelled) after `end(true)` set the
+ * trailers; `end(false)` when the upstream ended first.
+ */
+function cutAfterMessages(body: Readable, limit: number, end: (cut: boolean) => void): Readable {
+  return Readable.from(
+    (async function* () {
+      let passed = 0;
+      /** Bytes of the message in progress still to pass; its prefix, while incomplete. */
+      let left = 0;
+      let prefix = Buffer.alloc(0);
+      if (limit > 0) {
+        for await (const chunk of body as AsyncIterable<Buffer>) {
+          let at = 0;
+          let out: Buffer[] = [];
+          while (at < chunk.length && passed < limit) {
+            if (left > 0) {
+              const take = Math.min(left, chunk.length - at);
+              out.push(chunk.subarray(at, at + take));
+              at += take;
+              left -= take;
+              if (left === 0) passed++;
+              continue;
+            }
+            const need = 5 - prefix.length;
+            const part = chunk.subarray(at, at + need);
+            prefix = Buffer.concat([prefix, part]);
+            at += part.length;
+            if (prefix.length < 5) break;
+            out.push(prefix);
+            left = prefix.readUInt32BE(1);
+            prefix = Buffer.alloc(0);
+            if (left === 0) passed++;
+          }
+          if (out.length > 0) yield Buffer.concat(out);
+          out = [];
+          if (passed >= limit) break;
+        }
+      }
+      body.destroy();
+      end(passed >= limit);
     })(),
     { objectMode: false },
   );
