@@ -33,6 +33,7 @@ const ECHO = {
   Echo: method('Echo', false, false),
   Which: method('Which', false, false),
   Slow: method('Slow', false, false),
+  FailOddCalls: method('FailOddCalls', false, false),
   FailAfterOne: method('FailAfterOne', false, true),
   Count: method('Count', false, true),
   Sum: method('Sum', true, false),
@@ -61,6 +62,11 @@ async function startApp(name: string): Promise<App> {
     Which: (_call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
       count('Which');
       callback(null, Buffer.from(name));
+    },
+    FailOddCalls: (_call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
+      // The 1st, 3rd… call fails UNAVAILABLE before any message (grpc-js sends it trailers-only).
+      if (count('FailOddCalls') % 2 === 1) callback({ code: grpc.status.UNAVAILABLE, details: 'odd call' });
+      else callback(null, Buffer.from('even call'));
     },
     Slow: (call: grpc.ServerUnaryCall<Buffer, Buffer>) => {
       count('Slow');
@@ -235,6 +241,13 @@ describe('gRPC through a sidecar pair under strict mTLS (@grpc/grpc-js)', functi
     expect(done[0]).to.include({ grpcStatus: 0, attempts: 2 });
     expect(done[0]!.faults).to.deep.equal(['unavailable-once']);
     expect((payments.calls.Echo ?? 0) - before).to.equal(1);
+  });
+
+  it('retries the server\'s own trailers-only UNAVAILABLE on the next try', async () => {
+    const { result, done } = await outbound(() => unary(stub, 'FailOddCalls', ''));
+    expect(result.reply).to.equal('even call');
+    expect(payments.calls.FailOddCalls).to.equal(2);
+    expect(done[0]).to.include({ grpcStatus: 0, attempts: 2 });
   });
 
   it('does not retry a status that came in real trailers, after a message: the response was committed', async () => {
