@@ -6,9 +6,9 @@ import { Counter, Histogram, Registry } from 'prom-client';
 import { DURATION_BUCKETS_MS, RequestMetrics, SIZE_BUCKETS, type RequestLabels } from '../src/telemetry/request-metrics.ts';
 
 const N = process.argv.includes('--quick') ? 200_000 : 1_000_000;
-const names = ['reporter', 'source_workload', 'destination_workload', 'destination_service', 'response_code', 'response_flags', 'request_protocol'] as const;
+const names = ['reporter', 'source_workload', 'destination_workload', 'destination_service', 'response_code', 'response_flags', 'request_protocol', 'grpc_response_status'] as const;
 const labelSets: RequestLabels[] = ['200', '503', '504'].flatMap((code) => ['source', 'destination'].map((reporter) => ({
-  reporter, source_workload: 'cart', destination_workload: 'payments', destination_service: 'payments', response_code: code, response_flags: code === '200' ? '-' : 'URX', request_protocol: 'http',
+  reporter, source_workload: 'cart', destination_workload: 'payments', destination_service: 'payments', response_code: code, response_flags: code === '200' ? '-' : 'URX', request_protocol: 'http', grpc_response_status: '',
 })));
 
 function promClient(registry: Registry): (labels: RequestLabels, ms: number, bytes: number) => void {
@@ -41,7 +41,7 @@ const ours = new RequestMetrics(registries.ours);
 const rounds: { prom: number[]; ours: number[] } = { prom: [], ours: [] };
 for (let round = 0; round < 3; round++) {
   rounds.prom.push(time(viaProm));
-  rounds.ours.push(time((labels, ms, bytes) => ours.record(labels.reporter === 'source', labels.source_workload, labels.destination_service, Number(labels.response_code), labels.response_flags, ms, 0, bytes)));
+  rounds.ours.push(time((labels, ms, bytes) => ours.record(labels.reporter === 'source', labels.source_workload, labels.destination_service, Number(labels.response_code), -1, labels.response_flags, ms, 0, bytes)));
 }
 /** An exposition with HELP lines dropped and each sample's labels sorted: the same samples compare equal. */
 const normalised = async (registry: Registry) => (await registry.metrics())

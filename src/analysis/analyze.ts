@@ -17,7 +17,7 @@ import { isSample, loadFigures, type LoadRecord } from '../experiments/load.ts';
 import { attribute, impacts } from './attribution.ts';
 import { lintSection, type RunMesh } from './lint.ts';
 import { bucketEdges, retryTimeline as retriesOverTime, timeseries as timeseriesOf } from './buckets.ts';
-import { percentile, succeeded } from '../measures.ts';
+import { percentile, callSucceeded, succeeded } from '../measures.ts';
 import { groupBy, targetsOfStep, type Event } from './common.ts';
 import { propagate } from './propagation.ts';
 import { mannWhitney, twoProportions } from './stats.ts';
@@ -121,7 +121,7 @@ export async function analyze(run: RunFiles): Promise<Analysis> {
     const all = calls(service);
     for (const w of windows) {
       const inside = all.filter((c) => c.t >= w.from && c.t < w.to);
-      const availability = ratio(inside.filter((r) => succeeded(r.status)).length, inside.length);
+      const availability = ratio(inside.filter((r) => callSucceeded(r)).length, inside.length);
       const slos = experiment.steadyState.filter((h) => h.errorBudgetBurn?.service === service).map((h) => h.errorBudgetBurn!.slo);
       stats.push({
         service,
@@ -230,9 +230,9 @@ function policyChecks(experiment: Experiment, journal: Journal, events: readonly
   const faultWindows = windows.filter((w) => w.kind === 'fault');
   const retries = services.map((service) => {
     const done = events.filter((e) => e.type === 'request.done' && e.direction === 'outbound' && e.service === service);
-    const outcome = new Map(done.map((e) => [String(e.requestId), e.status as number]));
+    const outcome = new Map(done.map((e) => [String(e.requestId), e]));
     const aborts = events.filter((e) => e.type === 'fault.applied' && e.point === 'attempt' && e.destination === service && e.action === 'abort' && outcome.has(String(e.requestId)));
-    const masked = aborts.filter((e) => succeeded(outcome.get(String(e.requestId))!)).length;
+    const masked = aborts.filter((e) => callSucceeded(outcome.get(String(e.requestId))!)).length;
     const attempts = done.reduce((sum, e) => sum + ((e.attempts as number) || 1), 0);
     return { service, injectedAborts: aborts.length, masked, maskingRatio: aborts.length ? (100 * masked) / aborts.length : null, attempts, requests: done.length, amplification: done.length ? attempts / done.length : null };
   });
@@ -324,8 +324,8 @@ function cohortComparison(experiment: Experiment, load: readonly LoadRecord[], w
   const group = (cohort: LoadRecord['cohort']) => load.filter((r) => isSample(r) && r.cohort === cohort && inside(r));
   const exp = group('experiment');
   const ctl = group('control');
-  const figures = (rs: LoadRecord[]) => ({ requests: rs.length, availability: ratio(rs.filter((r) => succeeded(r.status)).length, rs.length), p99: latencyOf(rs.filter((r) => r.status > 0).map((r) => r.latencyMs)).p99 });
-  const availabilityTest = twoProportions(exp.filter((r) => succeeded(r.status)).length, exp.length, ctl.filter((r) => succeeded(r.status)).length, ctl.length);
+  const figures = (rs: LoadRecord[]) => ({ requests: rs.length, availability: ratio(rs.filter((r) => callSucceeded(r)).length, rs.length), p99: latencyOf(rs.filter((r) => r.status > 0).map((r) => r.latencyMs)).p99 });
+  const availabilityTest = twoProportions(exp.filter((r) => callSucceeded(r)).length, exp.length, ctl.filter((r) => callSucceeded(r)).length, ctl.length);
   const latencyTest = mannWhitney(exp.filter((r) => r.status > 0).map((r) => r.latencyMs), ctl.filter((r) => r.status > 0).map((r) => r.latencyMs));
   return {
     service: experiment.load.entry,

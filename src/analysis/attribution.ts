@@ -4,7 +4,7 @@
 import type { Journal } from '../experiments/journal.ts';
 import type { Experiment } from '../experiments/spec.ts';
 import { actionName } from '../faults/actions/index.ts';
-import { succeeded } from '../measures.ts';
+import { callSucceeded, succeeded } from '../measures.ts';
 import { targetsOfStep, type Event } from './common.ts';
 import { actedAt, MESH_FAILURE_FLAGS, retryAt, type RouteOf } from './hop-policy.ts';
 import type { Attribution, AttributedHop, AttributionRow, FaultImpact, Policy } from './types.ts';
@@ -31,7 +31,7 @@ export function attribute(experiment: Experiment, events: readonly Event[], byRe
   const ejections = events.filter((e) => e.type === 'outlier.ejected' || e.type === 'outlier.restored');
   const hopOf = (h: Event): AttributedHop => describeHop(h, sidecarService, routeOf, ejectedAt(ejections, h));
   for (const e of edge) {
-    const failed = !succeeded(e.status as number);
+    const failed = !callSucceeded(e);
     const slow = (e.durationMs as number) > slowAfter;
     if (!failed && !slow) continue;
     const trace = byRequest.get(String(e.requestId)) ?? [];
@@ -42,7 +42,7 @@ export function attribute(experiment: Experiment, events: readonly Event[], byRe
     if (faults.length === 0) {
       // No fault acted on it: did it fail on a service a fault had hit (a breaker it opened, say), or
       // fail while a fault was in force on a service on its path?
-      const failing = hops.find((t) => t.direction === 'outbound' && !succeeded(t.status as number) && inForce(t.service, t.time).length > 0);
+      const failing = hops.find((t) => t.direction === 'outbound' && !callSucceeded(t) && inForce(t.service, t.time).length > 0);
       const passing = failing || !failed ? undefined : hops.find((t) => t.direction === 'outbound' && inForce(t.service, t.time).some((id) => notRemoved(id, t.time)));
       const hit = failing ?? passing;
       if (!hit) {
@@ -64,6 +64,7 @@ export function attribute(experiment: Experiment, events: readonly Event[], byRe
       at: e.time,
       service: surfacedAt ? calledService(surfacedAt, sidecarService) : String(entry),
       status: e.status as number,
+      grpcStatus: (e.grpcStatus as number | null | undefined) ?? null,
       latencyMs: e.durationMs as number,
       flags: [...new Set([...(e.flags as string[]), ...((surfacedAt?.flags as string[] | undefined) ?? [])])],
       faults,
@@ -111,7 +112,7 @@ function causesOf(rows: readonly AttributionRow[]): Attribution['causes'] {
 /** The cause a failed row counts under (fault, surfaced hop and sidecar, policy, retry verdict); none for a slow one. */
 export function causeOf(r: AttributionRow): string | undefined {
   const s = r.surfaced;
-  return succeeded(r.status) || !s ? undefined : JSON.stringify([r.faults, s.hop, s.sidecar, s.acted, s.retry.verdict]);
+  return callSucceeded(r) || !s ? undefined : JSON.stringify([r.faults, s.hop, s.sidecar, s.acted, s.retry.verdict]);
 }
 
 /**
@@ -125,7 +126,7 @@ function surfacedHop(hops: readonly Event[], entry: string | undefined, sidecarS
     // A service's own sidecar sees the call after its caller's did: half a hop deeper.
     : (depth.get(sidecarService.get(h.sidecar) ?? '') ?? 0) + 0.5;
   const innermost = (list: Event[]) => list.sort((a, b) => depthOf(b) - depthOf(a) || a.time - b.time)[0];
-  const failed = hops.filter((h) => !succeeded(h.status as number));
+  const failed = hops.filter((h) => !callSucceeded(h));
   return innermost(failed.filter((h) => (h.flags as string[]).some((f) => MESH_FAILURE_FLAGS.has(f))))
     ?? innermost(hops.filter(faulted))
     ?? innermost(failed);
@@ -158,7 +159,7 @@ function outward(surfaced: Event, hops: readonly Event[], entry: string | undefi
     const caller = at.direction === 'outbound' ? String(at.source) : sidecarService.get(at.sidecar);
     if (caller === undefined || (at.direction === 'outbound' && caller === entry)) break;
     const calls = hops.filter((h) => h.direction === 'outbound' && h.service === caller && !path.includes(h));
-    const next = calls.find((h) => !succeeded(h.status as number)) ?? calls[0];
+    const next = calls.find((h) => !callSucceeded(h)) ?? calls[0];
     if (!next) break;
     path.push(next);
     at = next;
@@ -179,6 +180,7 @@ function describeHop(h: Event, sidecarService: Map<string, string>, routeOf: Rou
     direction: h.direction as AttributedHop['direction'],
     route: (h.route as string | null | undefined) ?? null,
     status: h.status as number,
+    grpcStatus: (h.grpcStatus as number | null | undefined) ?? null,
     flags: h.flags as string[],
     attempts: (h.attempts as number) || 1,
     latencyMs: h.durationMs as number,
@@ -202,7 +204,7 @@ function ejectedAt(ejections: readonly Event[], h: Event): boolean {
 /** What the policies did for one call a fault touched, from its flags, status and tries. */
 function policyOf(call: Event): Policy {
   const flags = new Set(call.flags as string[]);
-  const saved = succeeded(call.status as number);
+  const saved = callSucceeded(call);
   const attempts = (call.attempts as number) ?? 1;
   if (saved) return attempts > 1 ? 'retried-and-saved' : 'no-policy-acted';
   if (flags.has('UBX')) return 'budget-exhausted';
@@ -218,7 +220,7 @@ export function impacts(experiment: Experiment, journal: Journal, events: readon
     const injected = applied.length;
     const perInstance = new Map<string, number>();
     for (const e of applied) if (typeof e.endpoint === 'string') perInstance.set(e.endpoint, (perInstance.get(e.endpoint) ?? 0) + 1);
-    const failedAtEdge = attribution.rows.filter((r) => r.faults.includes(f.id) && !succeeded(r.status)).length;
+    const failedAtEdge = attribution.rows.filter((r) => r.faults.includes(f.id) && !callSucceeded(r)).length;
     const step = experiment.method[f.step]!;
     return {
       id: f.id,

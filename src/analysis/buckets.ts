@@ -3,7 +3,7 @@
 // at every fault window's edges. A bucket is never partly inside a fault window, so nothing a
 // fault caused can fall into a bucket that began before it (wall-clock seconds put a fault injected at
 // .5 s into a bucket that starts half a second before the fault).
-import { percentile, succeeded } from '../measures.ts';
+import { percentile, callSucceeded, succeeded } from '../measures.ts';
 import type { AnalysisWindow, Bucket } from './types.ts';
 import type { Event } from './common.ts';
 
@@ -48,7 +48,7 @@ function bucketOf(edges: readonly number[], t: number): number {
 }
 
 /** Per service and bucket: requests, errors, p50 and p99 of those that got an answer; empty buckets left out. */
-export function timeseries(services: readonly string[], calls: (service: string) => readonly { t: number; status: number; latencyMs: number }[], edges: readonly number[]): Bucket[] {
+export function timeseries(services: readonly string[], calls: (service: string) => readonly { t: number; status: number; grpcStatus?: number | null; latencyMs: number }[], edges: readonly number[]): Bucket[] {
   const out: Bucket[] = [];
   for (const service of services) {
     const buckets = new Map<number, { status: number; latencyMs: number }[]>();
@@ -61,7 +61,7 @@ export function timeseries(services: readonly string[], calls: (service: string)
     }
     for (const [i, list] of [...buckets].sort((a, b) => a[0] - b[0])) {
       const latencies = list.filter((c) => c.status > 0).map((c) => c.latencyMs).sort((a, b) => a - b);
-      out.push({ service, t: edges[i]!, to: edges[i + 1]!, requests: list.length, errors: list.filter((c) => !succeeded(c.status)).length, p50: percentile(latencies, 50), p99: percentile(latencies, 99) });
+      out.push({ service, t: edges[i]!, to: edges[i + 1]!, requests: list.length, errors: list.filter((c) => !callSucceeded(c)).length, p50: percentile(latencies, 50), p99: percentile(latencies, 99) });
     }
   }
   return out;

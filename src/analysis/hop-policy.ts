@@ -4,7 +4,7 @@
 // and whether the hop's retry could act on the failure, and if not, why not.
 import type { RouteSpec } from '../config/specs.ts';
 import { upstreamConnectFailure, upstreamReset } from '../errors.ts';
-import { succeeded } from '../measures.ts';
+import { callSucceeded, succeeded } from '../measures.ts';
 import { mayRetry, retriable, type Outcome } from '../proxy/retry.ts';
 import type { Event } from './common.ts';
 import type { HopActed, RetryVerdict } from './types.ts';
@@ -22,7 +22,7 @@ export function actedAt(hop: Event, route: RouteSpec | undefined | null, ejected
   const took = seconds(hop.durationMs as number);
   const tries = (hop.attempts as number) || 1;
   const to = String(hop.service ?? 'the app');
-  if (succeeded(status)) return { acted: 'none', how: `${to} answered ${status} after ${took}` };
+  if (callSucceeded(hop)) return { acted: 'none', how: `${to} answered ${status} after ${took}` };
   // No answer written: the caller left first, whatever the mesh was doing (a try, a backoff) then.
   if (status === 0) {
     const perTryMs = flags.has('UT') ? route?.retries?.perTryTimeoutMs : undefined;

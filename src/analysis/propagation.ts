@@ -2,7 +2,7 @@
 // were propagated — caused by a fault that acted on another service than the one called.
 import type { LoadRecord } from '../experiments/load.ts';
 import type { Experiment } from '../experiments/spec.ts';
-import { succeeded } from '../measures.ts';
+import { callSucceeded, succeeded } from '../measures.ts';
 import { targetsOfStep, type Event } from './common.ts';
 import type { AnalysisWindow, Propagation } from './types.ts';
 
@@ -18,7 +18,7 @@ export function propagate(experiment: Experiment, events: readonly Event[], load
     let edge = edges.get(key);
     if (!edge) edges.set(key, (edge = { from, to, calls: 0, errors: 0, propagated: 0 }));
     edge.calls++;
-    if (succeeded(e.status as number)) continue;
+    if (callSucceeded(e)) continue;
     edge.errors++;
     // Propagated: the fault that caused it acted on another service than the one called here.
     const acted = (byRequest.get(String(e.requestId)) ?? []).filter((t) => t.type === 'fault.applied');
@@ -27,7 +27,7 @@ export function propagate(experiment: Experiment, events: readonly Event[], load
   const entry = experiment.load.entry;
   const names = new Set([...(entry ? [entry] : []), ...[...edges.values()].flatMap((e) => [e.from, e.to])]);
   // The entry service's errors are the load's (what its callers, the users, saw).
-  const edgeErrors = (service: string) => (service === entry ? load.filter((r) => inFault(r.t) && !succeeded(r.status)).length : [...edges.values()].filter((e) => e.to === service).reduce((s, e) => s + e.errors, 0));
+  const edgeErrors = (service: string) => (service === entry ? load.filter((r) => inFault(r.t) && !callSucceeded(r)).length : [...edges.values()].filter((e) => e.to === service).reduce((s, e) => s + e.errors, 0));
   return {
     nodes: [...names].sort().map((service) => ({ service, faulted: faulted.has(service), errors: edgeErrors(service) })),
     edges: [...edges.values()].sort((a, b) => a.from.localeCompare(b.from) || a.to.localeCompare(b.to)),

@@ -149,6 +149,8 @@ export interface AttributionRow {
   /** The service called at the hop where the failure surfaced (or, for a slow request, the faulted call's), and what the edge got. */
   readonly service: string;
   readonly status: number;
+  /** The gRPC status the edge got (a gRPC error rides on HTTP 200); null for a call that is not gRPC. */
+  readonly grpcStatus: number | null;
   readonly latencyMs: number;
   readonly flags: readonly string[];
   /** Faults on its trace, wherever they acted; or (via "window") the faults in force on a service on its path. */
@@ -186,6 +188,8 @@ export interface AttributedHop {
   readonly direction: 'outbound' | 'inbound';
   readonly route: string | null;
   readonly status: number;
+  /** The gRPC status at this hop; null for a call that is not gRPC. */
+  readonly grpcStatus: number | null;
   readonly flags: readonly string[];
   readonly attempts: number;
   readonly latencyMs: number;

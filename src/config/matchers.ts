@@ -37,8 +37,18 @@ export function compileRouteMatch(match: RouteConfig['match']): RouteMatcher {
   return (input) => checks.every((check) => check(input));
 }
 
-/** The one path condition of a match (exact, prefix or regex, anchored), if it has one. */
-export function pathMatcher(match: { path?: string | undefined; pathPrefix?: string | undefined; pathRegex?: string | undefined }): ((path: string) => boolean) | undefined {
+/** The one path condition of a match (exact, prefix or regex, anchored; a gRPC service and method), if it has one. */
+export function pathMatcher(match: {
+  path?: string | undefined;
+  pathPrefix?: string | undefined;
+  pathRegex?: string | undefined;
+  grpc?: { service: string; method?: string | undefined } | undefined;
+}): ((path: string) => boolean) | undefined {
+  if (match.grpc !== undefined) {
+    // gRPC's path, /package.Service/Method: one method exactly, or every method of the service.
+    const { service, method } = match.grpc;
+    return pathMatcher(method === undefined ? { pathPrefix: `/${service}/` } : { path: `/${service}/${method}` });
+  }
   if (match.path !== undefined) {
     const exact = match.path;
     return (path) => path === exact;

@@ -2,7 +2,7 @@
 // and their types. The whole file format (config/schema.ts) adds the faults to them; the compiled specs
 // and the request path read these types without depending on the fault actions.
 import { z } from 'zod';
-import { Address, Duration, Labels, Method, Name, StringMatch, hostOf } from './primitives.ts';
+import { Address, Duration, Labels, Method, Name, StringMatch, expecting, hostOf } from './primitives.ts';
 
 export const LoadBalancerPolicy = z.enum(['round-robin', 'least-request', 'random', 'ring-hash', 'ewma']);
 
@@ -124,15 +124,36 @@ export const Service = z.strictObject({
 });
 
 
-const RouteMatch = z.strictObject({
-  host: z.string().min(1).optional(),
-  path: z.string().startsWith('/').optional(),
-  pathPrefix: z.string().startsWith('/').optional(),
-  pathRegex: z.string().optional(),
-  method: z.union([Method, z.array(Method).min(1)]).optional(),
-  headers: z.record(z.string(), StringMatch).optional(),
-  query: z.record(z.string(), StringMatch).optional(),
-});
+/** A gRPC call's path is /package.Service/Method: a match on the service, and on one method of it. */
+const GrpcMatch = z
+  .strictObject({
+    service: z
+      .string({ error: expecting('a gRPC service with its package, e.g. shop.Payments') })
+      .regex(/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/, { error: 'expected a gRPC service with its package, e.g. shop.Payments' }),
+    method: z
+      .string()
+      .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: 'expected a gRPC method name, e.g. Charge' })
+      .optional()
+      .meta({ description: 'one method of the service; every method when absent' }),
+  })
+  .meta({ description: 'gRPC calls of a service (and method): the path /service/method' });
+
+const RouteMatch = z
+  .strictObject({
+    host: z.string().min(1).optional(),
+    path: z.string().startsWith('/').optional(),
+    pathPrefix: z.string().startsWith('/').optional(),
+    pathRegex: z.string().optional(),
+    grpc: GrpcMatch.optional(),
+    method: z.union([Method, z.array(Method).min(1)]).optional(),
+    headers: z.record(z.string(), StringMatch).optional(),
+    query: z.record(z.string(), StringMatch).optional(),
+  })
+  .superRefine((match, ctx) => {
+    if (match.grpc === undefined) return;
+    const paths = (['path', 'pathPrefix', 'pathRegex'] as const).filter((k) => match[k] !== undefined);
+    if (paths.length > 0) ctx.addIssue({ code: 'custom', path: ['grpc'], message: `grpc matches the path /service/method itself: drop ${paths.join(', ')}, or grpc` });
+  });
 
 const Destination = z.strictObject({
   service: Name,
@@ -140,7 +161,21 @@ const Destination = z.strictObject({
   weight: z.number().min(0).default(1),
 });
 
-export const RetryOn = z.enum(['5xx', 'gateway-error', 'reset', 'connect-failure', 'retriable-status-codes', 'refused-stream']);
+export const RetryOn = z.enum([
+  '5xx',
+  'gateway-error',
+  'reset',
+  'connect-failure',
+  'retriable-status-codes',
+  'refused-stream',
+  // gRPC statuses (Envoy's and Istio's names), retried only when the status came in the response head
+  // (trailers-only), before anything of the response was given to the caller.
+  'cancelled',
+  'deadline-exceeded',
+  'internal',
+  'resource-exhausted',
+  'unavailable',
+]);
 
 const Retries = z.strictObject({
   attempts: z.int().min(0).max(10).default(2).meta({ description: 'retries after the first try (as Istio): 2 means up to 3 tries' }),

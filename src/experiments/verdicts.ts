@@ -2,7 +2,7 @@
 // events): each steady-state hypothesis per window (baseline, method, recovery) and each `expect`
 // entry, pass / fail / inconclusive, with the measured value and the objective. The analysis issue
 // builds the full report on the same recording.
-import { percentile, succeeded } from '../measures.ts';
+import { percentile, callSucceeded, succeeded } from '../measures.ts';
 import { isSample, type LoadRecord } from './load.ts';
 import type { ExpectConfig, Experiment, SteadyStateConfig } from './spec.ts';
 
@@ -41,7 +41,7 @@ const MIN_SAMPLES = 20;
  * Outcomes (status, latency) of requests to `service` in a window: the load's for the entry (its samples
  * only: not the requests the load cut at its stop, nor its missed starts), else callers' request.done.
  */
-export function samplesFor(recording: Recording, service: string, window: Window, cohort: LoadRecord['cohort'] | 'any' = 'any'): { t: number; status: number; latencyMs: number }[] {
+export function samplesFor(recording: Recording, service: string, window: Window, cohort: LoadRecord['cohort'] | 'any' = 'any'): { t: number; status: number; grpcStatus?: number | null; latencyMs: number }[] {
   if (service === recording.entry) {
     return recording.load
       .filter((r) => isSample(r) && r.t >= window.from && r.t < window.to && (cohort === 'any' || r.cohort === cohort))
@@ -49,11 +49,11 @@ export function samplesFor(recording: Recording, service: string, window: Window
   }
   return recording.events
     .filter((e) => e.type === 'request.done' && e.direction === 'outbound' && e.service === service && (e.time as number) >= window.from && (e.time as number) < window.to)
-    .map((e) => ({ t: e.time as number, status: e.status as number, latencyMs: e.durationMs as number }));
+    .map((e) => ({ t: e.time as number, status: e.status as number, grpcStatus: (e.grpcStatus as number | null | undefined) ?? null, latencyMs: e.durationMs as number }));
 }
 
-export function availability(samples: readonly { status: number }[]): number {
-  return samples.length === 0 ? NaN : (100 * samples.filter((s) => succeeded(s.status)).length) / samples.length;
+export function availability(samples: readonly { status: number; grpcStatus?: number | null }[]): number {
+  return samples.length === 0 ? NaN : (100 * samples.filter((s) => callSucceeded(s)).length) / samples.length;
 }
 
 export function latencyPercentile(samples: readonly { latencyMs: number }[], p: number): number {
@@ -104,9 +104,9 @@ export function expectVerdict(e: ExpectConfig, experiment: Experiment, recording
   if (e.retriesMask) {
     const service = e.retriesMask.service;
     const injected = events.filter((ev) => ev.type === 'fault.applied' && ev.point === 'attempt' && ev.destination === service && ev.action === 'abort');
-    const outcome = new Map(events.filter((ev) => ev.type === 'request.done' && ev.direction === 'outbound').map((ev) => [ev.requestId as string, ev.status as number]));
+    const outcome = new Map(events.filter((ev) => ev.type === 'request.done' && ev.direction === 'outbound').map((ev) => [ev.requestId as string, ev]));
     const judged = injected.filter((ev) => outcome.has(ev.requestId as string));
-    const masked = judged.filter((ev) => succeeded(outcome.get(ev.requestId as string)!)).length;
+    const masked = judged.filter((ev) => callSucceeded(outcome.get(ev.requestId as string)!)).length;
     const share = judged.length === 0 ? NaN : (100 * masked) / judged.length;
     return { hypothesis: `retries mask ≥ ${e.retriesMask.min} % of aborts on ${service}`, window: 'method', samples: judged.length, measured: `${share.toFixed(1)} % (${masked} of ${judged.length})`, objective: `≥ ${e.retriesMask.min} %`, outcome: judged.length < 5 ? 'inconclusive' : share >= e.retriesMask.min ? 'pass' : 'fail' };
   }

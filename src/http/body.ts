@@ -1,6 +1,9 @@
 // The request body as the layers see it: streamed to the upstream, never buffered on the plain path.
 // When a route retries, the body is first read into a replay buffer up to a limit (as Envoy does), so
-// that every attempt can send it again; a body over the limit streams once and is not retried.
+// that every attempt can send it again; a body over the limit streams once and is not retried. A gRPC
+// call's body is not waited for (a bidirectional stream would wait for answers that cannot come before
+// it is sent): it is recorded as it streams to the first attempt, and replayable once it ended within
+// the limit (recordForReplay).
 import { Readable } from 'node:stream';
 
 export class RequestBody {
@@ -14,6 +17,8 @@ export class RequestBody {
   /** Applied to the stream of every attempt (a request-bandwidth fault), and to the next one only. */
   #wrappers: ((stream: Readable) => Readable)[] = [];
   #wrapNext: ((stream: Readable) => Readable) | undefined;
+  /** recordForReplay's limit: the first attempt's stream keeps what it sends, up to it. */
+  #recordLimit: number | undefined;
 
   constructor(source: Readable | null, declaredLength?: number) {
     this.#source = source;
@@ -34,6 +39,16 @@ export class RequestBody {
   /** Whether every attempt can get the whole body (no body, or one buffered whole). */
   get replayable(): boolean {
     return this.#source === null || this.#buffered !== undefined;
+  }
+
+  /** Whether a next attempt can get the whole body: replayable, or not yet sent at all (an attempt that never reached the upstream). */
+  get canReplay(): boolean {
+    return this.replayable || !this.#opened;
+  }
+
+  /** Keeps the body as the first attempt sends it, up to `limit` bytes: once it ended within them, it is replayable. */
+  recordForReplay(limit: number): void {
+    this.#recordLimit = limit;
   }
 
   /** Reads the body into the replay buffer; resolves false when it is larger than `limit` bytes. */
@@ -94,6 +109,23 @@ export class RequestBody {
     this.#opened = true;
     const source = this.#source;
     const prefix = this.#prefix;
+    const limit = this.#recordLimit;
+    if (source && !prefix && limit !== undefined) {
+      const body = this;
+      return Readable.from((async function* () {
+        let kept: Buffer[] | undefined = [];
+        let size = 0;
+        for await (const chunk of source) {
+          if (kept) {
+            size += (chunk as Buffer).length;
+            if (size > limit) kept = undefined;
+            else kept.push(chunk as Buffer);
+          }
+          yield chunk as Buffer;
+        }
+        if (kept) body.#buffered = kept;
+      })(), { objectMode: false });
+    }
     if (!source || !prefix) return source;
     return Readable.from((async function* () {
       yield* prefix;

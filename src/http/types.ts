@@ -65,6 +65,16 @@ export interface RequestContext {
   readonly upgrade: UpgradeRequest | undefined;
   /** What the caller spoke. */
   readonly protocol: Protocol;
+  /** A gRPC call: HTTP/2 with content-type application/grpc (src/http/grpc.ts). */
+  readonly grpc: boolean;
+  /** The gRPC status the caller got (set as the listener writes or ends the response); null for a call that is not gRPC, or not yet known. */
+  grpcStatus: number | null;
+  /**
+   * When the request must be over (performance.now() ms): the smaller of the route timeout and the
+   * caller's grpc-timeout, narrowed per try by the per-try timeout; the forwarder tells the upstream
+   * what is left of it (grpc-timeout). Undefined: no deadline.
+   */
+  deadline: number | undefined;
   readonly flags: Set<ResponseFlag>;
   /** Fires when the caller goes away; layers may narrow it (a timeout sets a child). */
   cancellation: Cancellation;

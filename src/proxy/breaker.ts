@@ -1,8 +1,9 @@
 // Circuit-breaker layer: each attempt asks its destination's breaker to be admitted (or gets a fast
 // 503 UO), tells it whether the attempt failed once the response starts, and frees its slot when the
 // response is over. Failures are 5xx responses and the mesh's own upstream failures (connect
-// failure, reset, timeout); a caller that left says nothing about the upstream.
+// failure, reset, timeout) — a gRPC error in the response head too, as Envoy maps it (judgedStatus); a caller that left says nothing about the upstream.
 import { ErrorCode, MeshError, ResponseFlag } from '../errors.ts';
+import { judgedStatus } from '../http/grpc.ts';
 import type { AttemptVerdict } from './breaker/circuit-breaker.ts';
 import type { Breakers } from './breaker/registry.ts';
 import type { Clusters } from './endpoints.ts';
@@ -22,7 +23,7 @@ export function breaker(breakers: Breakers, clusters: Clusters): Layer {
     const ticket = circuit.tryAdmit() ?? (await circuit.admit(ctx.cancellation));
     try {
       const response = await next(ctx);
-      circuit.judge(ticket, response.status >= 500 ? 'failure' : 'success');
+      circuit.judge(ticket, judgedStatus(response) >= 500 ? 'failure' : 'success');
       onResponseDone(response, () => circuit.release());
       return response;
     } catch (error) {

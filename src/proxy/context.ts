@@ -11,6 +11,7 @@ import { stripPort } from '../config/matchers.ts';
 import type { DestinationSpec, RouteSpec, Snapshot } from '../config/snapshot.ts';
 import { ErrorCode, MeshError, ResponseFlag } from '../errors.ts';
 import { RequestBody, hasBody } from '../http/body.ts';
+import { isGrpcContentType } from '../http/grpc.ts';
 import type { Cancellation } from '../http/cancellation.ts';
 import type { EndpointState } from '../http/endpoint-state.ts';
 import { Header, appendForwardedFor, http2RequestHeaders, withoutHopByHop } from '../http/headers.ts';
@@ -116,7 +117,8 @@ function read(
   const pathname = queryAt === -1 ? path : path.slice(0, queryAt);
   const hostname = stripPort(authority).toLowerCase();
   const body = new RequestBody(stream, length === undefined ? undefined : Number(length));
-  const ctx = new Context(id, options, source, snapshot, protocol, method, hostname, path, pathname, headers, body, trailers, upgrade, cancellation);
+  const grpc = protocol === 'http2' && isGrpcContentType(received['content-type']);
+  const ctx = new Context(id, options, source, snapshot, protocol, grpc, method, hostname, path, pathname, headers, body, trailers, upgrade, cancellation);
   startHop(options.tracer, ctx, received);
   return ctx;
 }
@@ -145,6 +147,9 @@ class Context implements RequestContext {
   readonly trailers: Trailers | undefined;
   readonly upgrade: UpgradeRequest | undefined;
   readonly protocol: Protocol;
+  readonly grpc: boolean;
+  grpcStatus: number | null = null;
+  deadline: number | undefined = undefined;
   readonly flags = new Set<ResponseFlag>();
   cancellation: Cancellation;
   traceId: string | null = null;
@@ -163,6 +168,7 @@ class Context implements RequestContext {
     source: string,
     snapshot: Snapshot,
     protocol: Protocol,
+    grpc: boolean,
     method: string,
     host: string,
     path: string,
@@ -188,6 +194,7 @@ class Context implements RequestContext {
     this.trailers = trailers;
     this.upgrade = upgrade;
     this.protocol = protocol;
+    this.grpc = grpc;
     this.cancellation = cancellation;
   }
 

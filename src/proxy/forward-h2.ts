@@ -5,7 +5,10 @@
 import { constants, type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
 import { Readable } from 'node:stream';
 import { MeshError, downstreamReset, idleTimeout, upstreamConnectFailure, upstreamRefusedStream, upstreamReset } from '../errors.ts';
+import { formatGrpcTimeout } from '../http/grpc.ts';
 import type { ProxyResponse, RequestContext, Trailers } from '../http/types.ts';
+// Imported, not the global: globalThis.performance is a lazy getter, read on every use.
+import { performance } from 'node:perf_hooks';
 import { classify } from './upstream-errors.ts';
 import type { Http2Sessions, PooledSession } from './h2-sessions.ts';
 
@@ -24,6 +27,8 @@ export function forwardHttp2(sessions: Http2Sessions, ctx: RequestContext, servi
     if (CONNECTION_SPECIFIC.has(key) || (key === 'te' && ctx.headers.te !== 'trailers')) continue;
     headers[key] = ctx.headers[key];
   }
+  // A gRPC call with a deadline: the upstream is told what is left of it (Envoy rewrites it so too).
+  if (ctx.grpc && ctx.deadline !== undefined) headers['grpc-timeout'] = formatGrpcTimeout(ctx.deadline - performance.now());
   const body = ctx.body.open();
   // A caller that may send request trailers (it spoke HTTP/2, with a body): the upstream stream waits for them.
   const waitForTrailers = ctx.trailers !== undefined && body !== null;

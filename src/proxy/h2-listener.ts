@@ -6,6 +6,7 @@
 import { constants, createServer, type Http2Server, type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import { ErrorCode, MeshError, ResponseFlag, downstreamReset } from '../errors.ts';
 import { Cancellation } from '../http/cancellation.ts';
+import { grpcStatusFromHttp, grpcStatusFromReset, grpcStatusOf, GrpcStatus } from '../http/grpc.ts';
 import { Header, withoutPseudo } from '../http/headers.ts';
 import type { ProxyResponse, RequestContext } from '../http/types.ts';
 import { createHttp2Context } from './context.ts';
@@ -58,6 +59,10 @@ async function handleStream(options: ListenerOptions, stream: ServerHttp2Stream,
   stream.once('close', () => {
     const finished = stream.headersSent && stream.rstCode === constants.NGHTTP2_NO_ERROR && stream.writableFinished;
     if (!finished) cancellation.cancel(downstreamReset());
+    // A gRPC call that ended without a grpc-status: what its client makes of it (src/http/grpc.ts).
+    if (context.grpc && context.grpcStatus === null) {
+      context.grpcStatus = !finished ? grpcStatusFromReset(stream.rstCode ?? constants.NGHTTP2_INTERNAL_ERROR) : status === 200 ? GrpcStatus.UNKNOWN : grpcStatusFromHttp(status);
+    }
     if (sent) endHop(options.events, context, status, flagsAtClose(written, context.flags, finished), sent.bytes);
   });
   let response: ProxyResponse;
@@ -82,6 +87,12 @@ async function handleStream(options: ListenerOptions, stream: ServerHttp2Stream,
     if (ctx.faults && ctx.snapshot.config.faultInjection.responseHeader) headers[Header.fault] = ctx.faults.join(',');
     status = rescued.status;
     written = rescued.headers[Header.flags] ?? '';
+    if (rescued.grpcStatus !== undefined) {
+      // gRPC's trailers-only answer: one HEADERS frame that ends the stream.
+      ctx.grpcStatus = rescued.grpcStatus;
+      stream.respond(headers, { endStream: true });
+      return;
+    }
     stream.respond(headers);
     stream.end(rescued.body);
     if (sent) sent.bytes = Buffer.byteLength(rescued.body);
@@ -102,6 +113,7 @@ function writeResponse(stream: ServerHttp2Stream, response: ProxyResponse, ctx: 
   const flags = markResponse(headers, ctx);
   const body = response.body;
   const trailers = response.trailers;
+  if (ctx.grpc && body === null) ctx.grpcStatus = grpcStatusOf(response.headers);
   stream.respond(headers, { endStream: body === null, waitForTrailers: body !== null && trailers !== undefined });
   if (!body) return flags;
   if (stream.writableEnded) {
@@ -109,7 +121,12 @@ function writeResponse(stream: ServerHttp2Stream, response: ProxyResponse, ctx: 
     body.destroy();
     return flags;
   }
-  if (trailers) stream.once('wantTrailers', () => stream.sendTrailers(trailers.fields ? withoutPseudo(trailers.fields) : {}));
+  if (trailers) {
+    stream.once('wantTrailers', () => {
+      if (ctx.grpc) ctx.grpcStatus = grpcStatusOf(trailers.fields);
+      stream.sendTrailers(trailers.fields ? withoutPseudo(trailers.fields) : {});
+    });
+  }
   body.once('error', (error) => {
     ctx.flags.add(error instanceof MeshError ? error.flag : ResponseFlag.UpstreamConnectionTermination);
     if (!stream.closed) stream.close(constants.NGHTTP2_INTERNAL_ERROR);

@@ -42,6 +42,8 @@ export function endHop(events: EventBus, ctx: RequestContext, status: number, fl
   if (ctx.span) {
     ctx.span.end(status, flags, {
       'faultline.attempts': ctx.attempt,
+      // OpenTelemetry's name for the gRPC status; the span is an error when it is not OK.
+      ...(ctx.grpc && ctx.grpcStatus !== null && { 'rpc.grpc.status_code': ctx.grpcStatus }),
       ...(ctx.route && { 'faultline.route': ctx.route.name }),
       ...(ctx.destination && { 'faultline.destination': ctx.destination.service }),
       ...(ctx.endpoint && { 'faultline.endpoint': ctx.endpoint.address }),
@@ -68,6 +70,7 @@ export function endHop(events: EventBus, ctx: RequestContext, status: number, fl
     authority: ctx.host,
     path: ctx.pathname,
     status,
+    grpcStatus: ctx.grpc ? ctx.grpcStatus : null,
     flags: flags ? flags.split(',') : NONE,
     attempts: ctx.attempt,
     durationMs: monotonic - ctx.startedAt,

@@ -1,5 +1,6 @@
 // Passive outlier detection, per endpoint, as Envoy's: consecutive 5xx (or gateway errors: 502, 503,
-// 504, connect failures, resets, timeouts) eject an endpoint at once; and at each `interval` the
+// 504, connect failures, resets, timeouts; a gRPC status in the head counts as Envoy maps it:
+// UNAVAILABLE a 503, DEADLINE_EXCEEDED a 504, INTERNAL a 500, src/http/grpc.ts) eject an endpoint at once; and at each `interval` the
 // interval detectors judge the tries of that interval — failure percentage (outlier/failure-percentage.ts)
 // and latency against the siblings' (outlier/latency.ts). An ejection lasts baseEjectionTime × the
 // number of times the endpoint was ejected (capped by maxEjectionTime), never more than
@@ -8,6 +9,7 @@
 import { performance } from 'node:perf_hooks';
 import type { OutlierDetectionConfig } from '../config/schema.ts';
 import { MeshError, ResponseFlag } from '../errors.ts';
+import { judgedStatus } from '../http/grpc.ts';
 import type { EventBus } from '../telemetry/events.ts';
 import type { EndpointState } from '../http/endpoint-state.ts';
 import type { Cluster, Clusters } from './endpoints.ts';
@@ -147,7 +149,7 @@ export function outlier(detector: OutlierDetector, clusters: Clusters): Layer {
     const started = cluster.spec.outlierDetection?.latency ? performance.now() : undefined;
     try {
       const response = await next(ctx);
-      detector.record(cluster, ctx.endpoint!, { status: response.status, latencyMs: started === undefined ? undefined : performance.now() - started });
+      detector.record(cluster, ctx.endpoint!, { status: judgedStatus(response), latencyMs: started === undefined ? undefined : performance.now() - started });
       return response;
     } catch (error) {
       if (error instanceof MeshError && GATEWAY_FLAGS.has(error.flag)) {

@@ -1,12 +1,16 @@
 // Retry layer: runs the attempt part of the stack (per-try timeout, balance, outlier, forward) until an
-// attempt succeeds or a retry is not allowed. A retry needs: a retriable outcome (retryOn), an
-// idempotent method (or the route's leave), attempts left (else URX), a replayable body (else RBL),
+// attempt succeeds or a retry is not allowed. A retry needs: a retriable outcome (retryOn; a gRPC
+// status only when it came in the response head — trailers-only — as Envoy's rule: a status in real
+// trailers follows messages the caller may have been given), an idempotent method (or the route's
+// leave; a gRPC call, always POST, may be retried as Envoy and Linkerd retry gRPC: its retryOn names
+// the statuses that say the call may be sent again), attempts left (else URX), a replayable body (else RBL),
 // budget (else UBX) and room under the destination breaker's maxRetries (else UO). Each retry waits a full-jitter backoff and goes to another endpoint when one exists.
 import type { RetryOnCondition } from '../config/schema.ts';
 import type { RetryPolicySpec } from '../config/snapshot.ts';
 import { ErrorCode, MeshError, ResponseFlag } from '../errors.ts';
 import type { EventBus } from '../telemetry/events.ts';
 import { fullJitter, sleep } from './backoff.ts';
+import { GRPC_RETRY_ON, grpcStatusOf, isGrpcContentType, type GrpcRetryOn } from '../http/grpc.ts';
 import { Header } from '../http/headers.ts';
 import type { Breakers } from './breaker/registry.ts';
 import type { Clusters } from './endpoints.ts';
@@ -31,9 +35,11 @@ export function retry(budgets: RetryBudgets, breakers: Breakers, clusters: Clust
     if (!policy || ctx.upgrade) return next(ctx);
     const budget = budgets.for(ctx.route!.name, policy.budget);
     budget.recordRequest();
-    const allowed = mayRetry(policy, ctx.method);
-    // A request without a body (most) is replayable as it is: no promise to wait for.
-    const replayable = allowed && policy.attempts > 0 && !ctx.body.replayable ? await ctx.body.bufferForReplay(policy.bufferLimit) : ctx.body.replayable;
+    const allowed = ctx.grpc || mayRetry(policy, ctx.method);
+    // A request without a body (most) is replayable as it is: no promise to wait for. A gRPC call's body
+    // is kept as it streams, not waited for (a bidirectional stream's next message may wait on an answer).
+    if (ctx.grpc && allowed && policy.attempts > 0) ctx.body.recordForReplay(policy.bufferLimit);
+    const replayable = ctx.grpc || !allowed || policy.attempts === 0 || ctx.body.replayable ? ctx.body.replayable : await ctx.body.bufferForReplay(policy.bufferLimit);
     const tried = (ctx.tried = new Set());
     const circuit = breakers.for(clusters.get(ctx.destination!.service)!.spec, ctx.destination!);
     let retrying = false;
@@ -51,7 +57,7 @@ export function retry(budgets: RetryBudgets, breakers: Breakers, clusters: Clust
       const reason = retriable(policy, outcome);
       if (!reason || !allowed || ctx.cancellation.cancelled) return unwrap(outcome);
       if (ctx.attempt > policy.attempts) return unwrap(outcome, ctx, ResponseFlag.RetryLimitExceeded);
-      if (!replayable) return unwrap(outcome, ctx, ResponseFlag.RetryBodyTooLarge);
+      if (!(ctx.grpc ? ctx.body.canReplay : replayable)) return unwrap(outcome, ctx, ResponseFlag.RetryBodyTooLarge);
       if (!budget.tryRetry()) return unwrap(outcome, ctx, ResponseFlag.RetryBudgetExhausted);
       if (circuit && !circuit.tryRetry()) return unwrap(outcome, ctx, ResponseFlag.UpstreamOverflow);
       retrying = true;
@@ -94,7 +100,7 @@ export function retriable(policy: RetryPolicySpec, outcome: Outcome): RetryOnCon
     if (on.has('5xx') && status >= 500) return '5xx';
     if (on.has('gateway-error') && (status === 502 || status === 503 || status === 504)) return 'gateway-error';
     if (on.has('retriable-status-codes') && policy.retriableStatusCodes.has(status)) return 'retriable-status-codes';
-    return undefined;
+    return outcome.response.body === null ? grpcRetriable(on, outcome.response) : undefined;
   }
   const error = outcome.error;
   if (!(error instanceof MeshError)) return undefined;
@@ -109,5 +115,15 @@ export function retriable(policy: RetryPolicySpec, outcome: Outcome): RetryOnCon
   if (local !== 'per-try-timeout' && on.has(local)) return local;
   if (on.has('5xx')) return '5xx';
   if (on.has('gateway-error')) return 'gateway-error';
+  return undefined;
+}
+
+const GRPC_TOKENS = Object.entries(GRPC_RETRY_ON) as [GrpcRetryOn, number][];
+
+/** The gRPC retryOn token a trailers-only answer's status meets, if any. */
+function grpcRetriable(on: ReadonlySet<RetryOnCondition>, response: ProxyResponse): RetryOnCondition | undefined {
+  if (!isGrpcContentType(response.headers['content-type'] as string | undefined)) return undefined;
+  const code = grpcStatusOf(response.headers);
+  for (const [token, status] of GRPC_TOKENS) if (status === code && on.has(token)) return token;
   return undefined;
 }

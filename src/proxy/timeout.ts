@@ -1,12 +1,20 @@
 // Timeouts. The route timeout covers the whole request — every attempt and the response body: before
 // the response starts, expiry is a 504 with flag UT; after, the response is cut. The per-try timeout
 // covers one attempt until its response headers, so that an attempt that hangs can be retried. Either
-// way the upstream exchange is cancelled, which frees its socket.
+// way the upstream exchange is cancelled, which frees its socket. A gRPC caller's deadline
+// (grpc-timeout) bounds the request too: the smaller of it and the route timeout is the request's
+// deadline, which the forwarder passes on as what is left of it (per try: the per-try deadline if
+// nearer); its expiry is the same UT timeout, which a gRPC caller gets as DEADLINE_EXCEEDED (rescue.ts).
+// Imported, not the global: globalThis.performance is a lazy getter, read on every use.
+import { performance } from 'node:perf_hooks';
+import { parseGrpcTimeout } from '../http/grpc.ts';
 import { ResponseFlag, perTryTimeout as perTryExpired, upstreamTimeout, type MeshError } from '../errors.ts';
 import { onResponseDone, type Handler, type Layer, type ProxyResponse, type RequestContext } from '../http/types.ts';
 
 export const timeout: Layer = (next) => (ctx) => {
-  const ms = ctx.route?.timeoutMs;
+  const route = ctx.route?.timeoutMs;
+  const caller = ctx.grpc ? parseGrpcTimeout(ctx.headers['grpc-timeout']) : undefined;
+  const ms = caller === undefined ? route : route === undefined ? caller : Math.min(route, caller);
   return ms === undefined ? next(ctx) : withDeadline(next, ctx, ms, upstreamTimeout, true);
 };
 
@@ -31,6 +39,9 @@ async function withDeadline(
     cancellation.cancel((expired = expiry(ms)));
   }, ms);
   ctx.cancellation = cancellation;
+  const outer = ctx.deadline;
+  const deadline = performance.now() + ms;
+  if (outer === undefined || deadline < outer) ctx.deadline = deadline;
   try {
     const response = await next(ctx);
     if (!coversBody) clearTimeout(handle);
@@ -46,5 +57,6 @@ async function withDeadline(
   } finally {
     // The next attempt (or layer) starts again from the cancellation this one narrowed.
     ctx.cancellation = parent;
+    ctx.deadline = outer;
   }
 }

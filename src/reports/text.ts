@@ -3,7 +3,7 @@
 import { causeOf } from '../analysis/attribution.ts';
 import type { Analysis, AttributionRow, Score } from '../analysis/types.ts';
 import { describeLoad } from '../experiments/load.ts';
-import { succeeded } from '../measures.ts';
+import { callSucceeded, succeeded } from '../measures.ts';
 
 export function reportJson(analysis: Analysis): string {
   return `${JSON.stringify(analysis, (_key, value: unknown) => (typeof value === 'number' && !Number.isFinite(value) ? null : value), 2)}\n`;
@@ -64,7 +64,7 @@ export function reportMarkdown(analysis: Analysis): string {
     '|---|---|---:|',
     ...analysis.attribution.totals.map((t) => `| ${cell(t.fault)} | ${t.policy} | ${t.count} |`),
     '',
-    `Failed requests at the edge with a fault on their trace: ${analysis.attribution.rows.filter((r) => !succeeded(r.status)).length}; without one: ${analysis.attribution.unattributed}.`,
+    `Failed requests at the edge with a fault on their trace: ${analysis.attribution.rows.filter((r) => !callSucceeded(r)).length}; without one: ${analysis.attribution.unattributed}.`,
     '',
     ...lintMarkdown(analysis, cell),
   ];

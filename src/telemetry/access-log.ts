@@ -24,6 +24,7 @@ export function openAccessLog(events: EventBus, destination: string): AccessLog 
       authority: e.authority,
       path: e.path,
       status: e.status,
+      grpcStatus: e.grpcStatus,
       flags: e.flags.join(','),
       durationMs: Math.round(e.durationMs * 1000) / 1000,
       service: e.service,

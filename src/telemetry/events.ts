@@ -34,6 +34,8 @@ export interface MeshEvents {
     path: string;
     /** 0 when the caller left before a response could be written. */
     status: number;
+    /** The gRPC status the caller got (0 OK, 14 UNAVAILABLE, …: src/http/grpc.ts); null for a call that is not gRPC. */
+    grpcStatus: number | null;
     flags: string[];
     attempts: number;
     durationMs: number;

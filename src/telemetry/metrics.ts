@@ -106,7 +106,7 @@ export class MeshMetrics {
       events.on('request.done', (e) => {
         const outbound = e.direction === 'outbound';
         const flags = e.flags.length === 0 ? '-' : e.flags.length === 1 ? e.flags[0]! : e.flags.join(',');
-        requests.record(outbound, e.source, outbound ? (e.service ?? 'unknown') : service, e.status, flags, e.durationMs, e.requestBytes, e.responseBytes);
+        requests.record(outbound, e.source, outbound ? (e.service ?? 'unknown') : service, e.status, e.grpcStatus ?? -1, flags, e.durationMs, e.requestBytes, e.responseBytes);
         // Indexed: most requests have no flags, and an iterator over an empty list is still made and run.
         for (let i = 0; i < e.flags.length; i++) {
           const flag = e.flags[i]!;

@@ -16,6 +16,8 @@ export interface RequestLabels {
   readonly response_code: string;
   readonly response_flags: string;
   readonly request_protocol: string;
+  /** Istio's label: the gRPC status as a number ("14"), '' for a request that is not gRPC. */
+  readonly grpc_response_status: string;
 }
 
 class Distribution {
@@ -48,6 +50,8 @@ interface Series {
   readonly source: string;
   readonly destination: string;
   readonly status: number;
+  /** -1: not gRPC. */
+  readonly grpc: number;
   readonly flags: string;
   requests: number;
   readonly duration: Distribution;
@@ -57,7 +61,7 @@ interface Series {
 
 type Value = { value: number; labels: Record<string, string | number>; metricName?: string };
 
-/** Series by source, destination, status and flags: a request finds its own in four lookups of values it already has, with no key built. */
+/** Series by source, destination, status (with the gRPC status: statusKey) and flags: a request finds its own in four lookups of values it already has, with no key built. */
 type Index = Map<string, Map<string, Map<number, Map<string, Series>>>>;
 
 export class RequestMetrics {
@@ -100,13 +104,14 @@ export class RequestMetrics {
 
   /**
    * One request, as a reporter (`outbound`: the source's sidecar) saw it: counted, its duration and
-   * sizes observed under its label set; `flags` as in response_flags ('-' for none).
+   * sizes observed under its label set; `flags` as in response_flags ('-' for none); `grpc` the gRPC
+   * status (0–16), -1 for a request that is not gRPC.
    */
-  record(outbound: boolean, source: string, destination: string, status: number, flags: string, durationMs: number, requestBytes: number | null, responseBytes: number): void {
+  record(outbound: boolean, source: string, destination: string, status: number, grpc: number, flags: string, durationMs: number, requestBytes: number | null, responseBytes: number): void {
     const last = this.#last;
-    const series = last !== undefined && last.status === status && last.flags === flags && last.destination === destination && last.source === source && last.outbound === outbound
+    const series = last !== undefined && last.status === status && last.grpc === grpc && last.flags === flags && last.destination === destination && last.source === source && last.outbound === outbound
       ? last
-      : this.#find(outbound, source, destination, status, flags);
+      : this.#find(outbound, source, destination, status, grpc, flags);
     series.requests++;
     series.duration.observe(durationMs);
     if (requestBytes !== null) series.requestBytes.observe(requestBytes);
@@ -114,14 +119,16 @@ export class RequestMetrics {
   }
 
   /** The series of a label set, made on first use; remembered as the last one found. */
-  #find(outbound: boolean, source: string, destination: string, status: number, flags: string): Series {
+  #find(outbound: boolean, source: string, destination: string, status: number, grpc: number, flags: string): Series {
     const bySource = this.#index[outbound ? 0 : 1];
     let byDestination = bySource.get(source);
     if (!byDestination) bySource.set(source, (byDestination = new Map()));
     let byStatus = byDestination.get(destination);
     if (!byStatus) byDestination.set(destination, (byStatus = new Map()));
-    let byFlags = byStatus.get(status);
-    if (!byFlags) byStatus.set(status, (byFlags = new Map()));
+    // One number for both statuses: HTTP status × 32 + gRPC status + 1 (gRPC codes are 0–16, -1 for none).
+    const key = status * 32 + grpc + 1;
+    let byFlags = byStatus.get(key);
+    if (!byFlags) byStatus.set(key, (byFlags = new Map()));
     let series = byFlags.get(flags);
     if (!series) {
       const labels: RequestLabels = {
@@ -131,9 +138,10 @@ export class RequestMetrics {
         destination_service: destination,
         response_code: String(status),
         response_flags: flags,
-        request_protocol: 'http',
+        request_protocol: grpc === -1 ? 'http' : 'grpc',
+        grpc_response_status: grpc === -1 ? '' : String(grpc),
       };
-      series = { labels, outbound, source, destination, status, flags, requests: 0, duration: new Distribution(DURATION_BUCKETS_MS), requestBytes: new Distribution(SIZE_BUCKETS), responseBytes: new Distribution(SIZE_BUCKETS) };
+      series = { labels, outbound, source, destination, status, grpc, flags, requests: 0, duration: new Distribution(DURATION_BUCKETS_MS), requestBytes: new Distribution(SIZE_BUCKETS), responseBytes: new Distribution(SIZE_BUCKETS) };
       byFlags.set(flags, series);
       this.#series.push(series);
     }

@@ -288,7 +288,7 @@ export class SampledSpan {
       endMs: epochMs(),
       attributes: { ...this.#attributes, 'http.response.status_code': status, 'faultline.response_flags': flags || '-', ...extra },
       events: this.#events ?? [],
-      error: !succeeded(status),
+      error: !succeeded(status, typeof extra['rpc.grpc.status_code'] === 'number' ? extra['rpc.grpc.status_code'] : null),
     });
   }
 }

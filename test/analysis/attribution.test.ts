@@ -154,6 +154,54 @@ describe('attribution from a hand-made recording, with and without the recorded 
   });
 });
 
+describe('attribution of a gRPC error (status 200, grpcStatus UNAVAILABLE) from a hand-made recording', () => {
+  const T0 = Date.parse('2026-11-25T10:00:00.000Z');
+  const at = (s: number) => T0 + s * 1000;
+  const iso = (s: number) => new Date(at(s)).toISOString();
+
+  it('counts it as a failed call, surfaced at the gRPC hop, attributed to the abort like a 503', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'faultline-attribution-grpc-'));
+    await writeFile(join(dir, 'experiment.yaml'), stringify({
+      name: 'payments-unavailable', target: { mesh: 'mesh.yaml' }, load: { entry: 'front', rate: 10 },
+      method: [{ at: '0s', duration: '10s', fault: { id: 'pay-unavailable', match: { destination: 'payments' }, at: 'attempt', abort: { grpcStatus: 14 } } }],
+    }));
+    await writeFile(join(dir, 'journal.json'), JSON.stringify({
+      experiment: 'payments-unavailable', file: 'x', seed: 1, status: 'complete', outcome: 'passed', reason: null, startedAt: iso(0), finishedAt: iso(20), target: 'mesh',
+      phases: [{ name: 'method', startedAt: iso(0), endedAt: iso(10), outcome: 'done', notes: [] }],
+      faults: [{ id: 'pay-unavailable', step: 0, injectedAt: iso(0), removedAt: iso(10), renewals: 0, spec: {} }], halts: [], rollback: null, verdicts: [],
+    }));
+    await writeFile(join(dir, 'mesh.yaml'), stringify({
+      mesh: { name: 'made' },
+      services: [
+        { name: 'front', endpoints: [{ address: '127.0.0.1:9001' }] },
+        { name: 'cart', endpoints: [{ address: '127.0.0.1:9002' }] },
+        { name: 'payments', protocol: 'grpc', endpoints: [{ address: '127.0.0.1:9003' }] },
+      ],
+      routes: [{ name: 'payments', match: { host: 'payments' }, destinations: [{ service: 'payments' }], retries: { attempts: 1, retryOn: ['unavailable'] } }],
+    }));
+    const done = (sidecar: string, direction: string, source: string, service: string | null, route: string | null, status: number, grpcStatus: number | null, flags: string[], faults: string[], attempts: number, t: number) =>
+      ({ type: 'request.done', time: at(t), sidecar, direction, requestId: 'r1', traceId: null, source, service, route, method: 'POST', status, grpcStatus, attempts, flags, faults, durationMs: 5 });
+    const events = [
+      { type: 'fault.installed', faultId: 'pay-unavailable', time: at(0), sidecar: 'cart' },
+      { type: 'fault.applied', time: at(1), sidecar: 'cart', faultId: 'pay-unavailable', action: 'abort', point: 'attempt', source: 'cart', destination: 'payments', requestId: 'r1', attempt: 1 },
+      { type: 'fault.applied', time: at(1), sidecar: 'cart', faultId: 'pay-unavailable', action: 'abort', point: 'attempt', source: 'cart', destination: 'payments', requestId: 'r1', attempt: 2 },
+      done('cart', 'outbound', 'cart', 'payments', 'payments', 200, 14, ['FI', 'URX'], ['pay-unavailable'], 2, 1.5),
+      done('cart', 'inbound', 'front', null, null, 502, null, [], [], 1, 1.51),
+      done('front', 'outbound', 'front', 'cart', 'default-cart', 502, null, [], [], 1, 1.52),
+      done('front', 'inbound', 'load', null, null, 502, null, [], [], 1, 1.53),
+    ];
+    await writeFile(join(dir, 'events.ndjson'), events.map((e) => JSON.stringify(e)).join('\n') + '\n');
+    await writeFile(join(dir, 'load.ndjson'), `${JSON.stringify({ t: at(1.53), latencyMs: 5, status: 502, cohort: 'all' })}\n`);
+    const report = await analyze(await readRun(dir));
+    const [row] = report.attribution.rows;
+    expect(row).to.deep.include({ faults: ['pay-unavailable'], via: 'trace', service: 'payments', faultHop: 'cart → payments' });
+    expect(row!.surfaced).to.deep.include({ hop: 'cart → payments', sidecar: 'cart', status: 200, grpcStatus: 14, acted: 'retry-limit' });
+    // The retries did not mask it: the policy check counts the injected aborts and none masked.
+    const retries = report.policies.retries.find((r) => r.service === 'payments')!;
+    expect(retries).to.deep.include({ injectedAborts: 2, masked: 0 });
+  });
+});
+
 describe('what a hop\'s policies did, from its request.done and its route', () => {
   const route = snapshotOf({
     mesh: { name: 'hop' },

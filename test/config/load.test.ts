@@ -110,6 +110,33 @@ describe('config loading', () => {
     expect(problem.message).to.include('"http1"').and.include('"http2"').and.include('"grpc"');
   });
 
+  it('matches gRPC calls by service and method, compiled to the path, and names the field of a bad one', () => {
+    const text = EXAMPLE.replace('match: {host: payments, pathPrefix: /, headers: {x-canary: {exact: "1"}}}', 'match: {host: payments, grpc: {service: shop.Payments, method: Charge}}');
+    const snapshot = compileSnapshot(parseConfig(text, 'mesh.yaml'), 'mesh.yaml');
+    const route = snapshot.routes.find((r) => r.name === 'payments-canary')!;
+    const input = (pathname: string) => ({ host: 'payments', pathname, method: 'POST', headers: {}, query: new URLSearchParams() });
+    expect(route.matches(input('/shop.Payments/Charge'))).to.equal(true);
+    expect(route.matches(input('/shop.Payments/Refund'))).to.equal(false);
+    expect(route.matches(input('/shop.PaymentsV2/Charge'))).to.equal(false);
+    const service = compileSnapshot(parseConfig(text.replace(', method: Charge', ''), 'mesh.yaml'), 'mesh.yaml').routes.find((r) => r.name === 'payments-canary')!;
+    expect(service.matches(input('/shop.Payments/Refund'))).to.equal(true);
+    expect(service.matches(input('/shop.Ledger/Charge'))).to.equal(false);
+
+    const both = only(text.replace('grpc: {', 'pathPrefix: /, grpc: {'));
+    expect(both).to.include({ field: 'routes[0].match.grpc', line: 15 });
+    expect(both.message).to.include('drop pathPrefix');
+    expect(only(text.replace('method: Charge', 'method: Charge/x'))).to.include({ field: 'routes[0].match.grpc.method', line: 15 });
+    expect(only(text.replace('service: shop.Payments', 'service: /shop.Payments'))).to.include({ field: 'routes[0].match.grpc.service', line: 15 });
+  });
+
+  it('takes the gRPC retryOn tokens beside the HTTP ones', () => {
+    const text = EXAMPLE.replace('    timeout: 2s\n', '    timeout: 2s\n    retries: {retryOn: [unavailable, cancelled, deadline-exceeded, internal, resource-exhausted, connect-failure]}\n');
+    expect(parseConfig(text, 'mesh.yaml').routes[0]!.retries!.retryOn).to.include('unavailable').and.include('resource-exhausted');
+    const problem = only(text.replace('[unavailable,', '[unavailabel,'));
+    expect(problem.field).to.equal('routes[0].retries.retryOn[0]');
+    expect(problem.message).to.include('"unavailable"');
+  });
+
   it('checks addresses and ports', () => {
     expect(only(EXAMPLE.replace('127.0.0.1:9102', '127.0.0.1:99999')).message).to.include('port between 1 and 65535');
     expect(only(EXAMPLE.replace('127.0.0.1:9102', 'localhost')).message).to.include('host:port');

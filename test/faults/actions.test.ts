@@ -189,6 +189,13 @@ describe('fault actions', function () {
       expect([reply.status, reply.headers['x-faultline-attempts']]).to.deep.equal([200, '2']);
     });
 
+    it('grpcStatus on a call that is not gRPC answers the HTTP status it stands for, message as the body', async () => {
+      install(checkout, { match: { destination: 'stock' }, abort: { grpcStatus: 'UNAVAILABLE', message: 'stock is down' } });
+      const reply = await call(checkout.addresses.outbound!, 'stock');
+      expect([reply.status, reply.text, reply.headers['x-faultline-flags'], reply.headers['grpc-status']]).to.deep.equal([503, 'stock is down\n', 'FI', undefined]);
+      expect(received).to.have.length(0);
+    });
+
     it('closeAfterBytes: the body stops after N bytes and the connection closes', async () => {
       install(checkout, { match: { destination: 'payments' }, abort: { closeAfterBytes: 1000 } });
       const reply = await timed(checkout.addresses.outbound!, 'payments', '/big');

@@ -184,6 +184,15 @@ describe('lint: retry-on-overload', () => {
     expect(found!.predicts!.fault).to.deep.include({ abort: { status: 429, headers: { 'retry-after': '5' } } });
   });
 
+  it('finds resource-exhausted, gRPC\'s 429, and predicts it with a gRPC abort; unavailable alone is not overload', () => {
+    const yaml = withRetries('to-d', 'retries: {attempts: 2, retryOn: [resource-exhausted, unavailable]}', LEAF_ONLY);
+    const [found, ...more] = findingsOf('retry-on-overload', yaml);
+    expect(more).to.have.length(0);
+    expect(found!.message).to.contain('retries RESOURCE_EXHAUSTED').and.contain('retryOn resource-exhausted');
+    expect(found!.predicts!.fault).to.deep.include({ abort: { grpcStatus: 8 } });
+    expect(findingsOf('retry-on-overload', withRetries('to-d', 'retries: {attempts: 2, retryOn: [unavailable, cancelled]}', LEAF_ONLY))).to.deep.equal([]);
+  });
+
   it('passes a budget within the SRE\'s 10 %, and retries on failures that are not overload', () => {
     expect(findingsOf('retry-on-overload', withRetries('to-d', 'retries: {attempts: 2, budget: {ratio: 0.1}}', LEAF_ONLY))).to.deep.equal([]);
     expect(findingsOf('retry-on-overload', withRetries('to-d', 'retries: {attempts: 2, retryOn: [connect-failure, reset]}', LEAF_ONLY))).to.deep.equal([]);

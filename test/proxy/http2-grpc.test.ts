@@ -2,7 +2,7 @@
 // pair (h2c in, HTTP/2 between the sidecars, h2c to the app, protocol: grpc). Unary and the three
 // streaming kinds arrive whole, with the app's metadata and trailers; an error status the app sends as
 // trailers-only reaches the client as that status. gRPC's own mesh behaviour (method routes,
-// grpc-status in metrics, retries on statuses, grpc-timeout, gRPC aborts) is not built yet.
+// grpc-status in metrics, retries on statuses, grpc-timeout, gRPC aborts): grpc.test.ts.
 import * as grpc from '@grpc/grpc-js';
 import { expect } from 'chai';
 import type { Sidecar } from '../../src/proxy/sidecar.ts';

@@ -38,6 +38,7 @@ function attributionRows(): AttributionRow[] {
     at: at(FAULT_FROM) + i * 600,
     service: i % 3 === 0 ? 'cart' : 'payments',
     status: policies[i % policies.length] === 'retried-and-saved' ? 200 : i % 5 === 4 ? 504 : 503,
+    grpcStatus: null,
     latencyMs: 40 + i * 17,
     flags: i % 2 ? ['retry'] : [],
     faults: [FAULT_ID],
@@ -51,7 +52,7 @@ function attributionRows(): AttributionRow[] {
 }
 
 const surfacedHop: AttributedHop = {
-  hop: 'cart → payments', sidecar: 'cart', direction: 'outbound', route: 'payments', status: 503, flags: ['FI', 'URX'], attempts: 3, latencyMs: 31,
+  hop: 'cart → payments', sidecar: 'cart', direction: 'outbound', route: 'payments', status: 503, grpcStatus: null, flags: ['FI', 'URX'], attempts: 3, latencyMs: 31,
   acted: 'retry-limit', how: '3 tries all failed: the retries were used up', retry: { verdict: 'limit-reached', why: '3 tries of 3 allowed, all failed' },
 };
 

@@ -57,7 +57,7 @@ describe('event bus', () => {
     const bus = new EventBus('s', { requests: 3, decisions: 4 });
     const done = (requestId: string) => bus.emit('request.done', {
       requestId, traceId: null, direction: 'outbound', source: 'a', service: 'b', route: null, endpoint: null, method: 'GET',
-      authority: 'b', path: '/', status: 200, flags: [], attempts: 1, durationMs: 1, protocol: 'http1', requestBytes: 0, responseBytes: 0, faults: [],
+      authority: 'b', path: '/', status: 200, grpcStatus: null, flags: [], attempts: 1, durationMs: 1, protocol: 'http1', requestBytes: 0, responseBytes: 0, faults: [],
     });
     configApplied(bus, 2); // seq 1, 2
     for (let i = 0; i < 5; i++) done(`r${i}`); // seq 3..7: r0 and r1 fall out
@@ -77,7 +77,7 @@ describe('event bus', () => {
     const bus = new EventBus('s', { requests: 2, decisions: 3 });
     const done = () => bus.emit('request.done', {
       requestId: 'r', traceId: null, direction: 'outbound', source: 'a', service: 'b', route: null, endpoint: null, method: 'GET',
-      authority: 'b', path: '/', status: 200, flags: [], attempts: 1, durationMs: 1, protocol: 'http1', requestBytes: 0, responseBytes: 0, faults: [],
+      authority: 'b', path: '/', status: 200, grpcStatus: null, flags: [], attempts: 1, durationMs: 1, protocol: 'http1', requestBytes: 0, responseBytes: 0, faults: [],
     });
     // seq: 1 d, 2 r, 3 d, 4 r, 5 d, 6 d, 7 r, 8 d — decisions 1, 3, 5, 6, 8; the ring keeps 5, 6, 8.
     configApplied(bus, 1); done(); configApplied(bus, 1); done(); configApplied(bus, 2); done(); configApplied(bus, 1);
@@ -98,7 +98,7 @@ describe('event bus, request.done kept while read', () => {
   const done = (bus: EventBus, path: string) =>
     bus.emit('request.done', {
       requestId: path, traceId: null, direction: 'outbound', source: 'a', service: 'b', route: null, endpoint: null, method: 'GET',
-      authority: 'b', path, status: 200, flags: [], attempts: 1, durationMs: 1, protocol: 'http1', requestBytes: 0, responseBytes: 0, faults: [],
+      authority: 'b', path, status: 200, grpcStatus: null, flags: [], attempts: 1, durationMs: 1, protocol: 'http1', requestBytes: 0, responseBytes: 0, faults: [],
     });
   const keptPaths = (bus: EventBus) => bus.since(0).events.map((e) => (e as MeshEvents['request.done']).path);
 

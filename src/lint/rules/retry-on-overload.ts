@@ -1,4 +1,5 @@
-// retry-on-overload: retries on 429 or 503 — what a callee answers to say it is overloaded — with a
+// retry-on-overload: retries on 429 or 503 — what a callee answers to say it is overloaded (a gRPC
+// callee: RESOURCE_EXHAUSTED, gRPC's 429, retryOn resource-exhausted) — with a
 // budget above the Google SRE book's 10 % of requests. The retry layer (proxy/retry.ts) never reads
 // Retry-After: an overloaded callee asking for 30 s gets the retry after the backoff (≤ backoff.max).
 import { loadRate, ms } from '../budget.ts';
@@ -17,7 +18,8 @@ export const retryOnOverload: Rule = {
     const found: Finding[] = [];
     for (const edge of model.edges) {
       for (const route of edge.routes.filter(retrying)) {
-        const statuses = OVERLOAD.filter((s) => retriesStatus(route.retries, s));
+        const statuses: (number | string)[] = OVERLOAD.filter((s) => retriesStatus(route.retries, s));
+        if (route.retries.retryOn.has('resource-exhausted')) statuses.push('RESOURCE_EXHAUSTED');
         if (statuses.length === 0 || route.retries.budget.ratio <= SRE_RATIO) continue;
         found.push(report(model, edge, route, statuses));
       }
@@ -26,11 +28,12 @@ export const retryOnOverload: Rule = {
   },
 };
 
-function report(model: LintModel, edge: Edge, route: RetryingRoute, statuses: readonly number[]): Finding {
+function report(model: LintModel, edge: Edge, route: RetryingRoute, statuses: readonly (number | string)[]): Finding {
   const { ratio, minPerSecond } = route.retries.budget;
-  const by = [...route.retries.retryOn].filter((c) => c === '5xx' || c === 'gateway-error' || c === 'retriable-status-codes');
+  const by = [...route.retries.retryOn].filter((c) => c === '5xx' || c === 'gateway-error' || c === 'retriable-status-codes' || c === 'resource-exhausted');
   const entry = entryOf(model, [edge.from, edge.to]);
-  const status = statuses.includes(503) ? 503 : statuses[0]!;
+  const http = statuses.filter((s): s is number => typeof s === 'number');
+  const status = http.includes(503) ? 503 : http[0];
   return finding(model, 'retry-on-overload', {
     service: edge.from,
     path: [edge.from, edge.to],
@@ -47,13 +50,13 @@ function report(model: LintModel, edge: Edge, route: RetryingRoute, statuses: re
       { name: 'Retry-After honoured', value: 'no (proxy/retry.ts)', origin: 'default' },
     ],
     predicts: {
-      fault: { match: { source: edge.from, destination: edge.to }, at: 'inbound', abort: { status, headers: { 'retry-after': '5' } } },
+      fault: { match: { source: edge.from, destination: edge.to }, at: 'inbound', abort: status === undefined ? { grpcStatus: 8 } : { status, headers: { 'retry-after': '5' } } },
       durationMs: 10_000,
       entry,
       rate: loadRate(model, entry),
       steadyState: [{ availability: { service: edge.to, min: 99 } }],
       expect: [],
-      outcome: `with ${edge.to} answering ${status} with Retry-After: 5, ${edge.from}'s sidecar retries each call ${route.retries.attempts} more time${route.retries.attempts > 1 ? 's' : ''} within ${ms(route.retries.backoff.maxMs)} until the budget is spent, not 5 s later`,
+      outcome: `with ${edge.to} answering ${status ?? 'RESOURCE_EXHAUSTED'}${status === undefined ? '' : ' with Retry-After: 5'}, ${edge.from}'s sidecar retries each call ${route.retries.attempts} more time${route.retries.attempts > 1 ? 's' : ''} within ${ms(route.retries.backoff.maxMs)} until the budget is spent, not 5 s later`,
       signature: { hop: `${edge.from} → ${edge.to}`, acted: ['retry-limit', 'retry-budget', 'fault'] },
     },
   });
