@@ -21,6 +21,7 @@ import { spiffeId } from '../identity/spiffe.ts';
 import { allowedAs, callerOf, serviceOfSidecar, type ControlAccess } from './auth.ts';
 import { tokenRoutes } from './tokens-api.ts';
 import { stopAllFaults } from './stop.ts';
+import { sidecarViews } from './sidecar-views.ts';
 
 export interface IdentityIssuer {
   /** Signs a sidecar's CSR for its service; throws on a bad CSR. */
@@ -39,11 +40,16 @@ const FLOW_WAIT_MS = 3_000;
  * `publicCa`: the CA certificate served, without a token, at GET /ca.pem (TLS auto: the CA that signed
  * this API's certificate — a convenience whose copy must be checked out of band, e.g. its fingerprint).
  */
-export function createControlApp(plane: ControlPlane, access: ControlAccess, identity?: IdentityIssuer, flow?: RequestFlow, log: Logger = silentLogger, leader?: LeaderView, publicCa?: string, routers: readonly Router[] = []): Express {
+/**
+ * `routers` are mounted behind the token check, `publicRouters` before it (the console's page, its
+ * assets and its sign-in: console/routes.ts).
+ */
+export function createControlApp(plane: ControlPlane, access: ControlAccess, identity?: IdentityIssuer, flow?: RequestFlow, log: Logger = silentLogger, leader?: LeaderView, publicCa?: string, routers: readonly Router[] = [], publicRouters: readonly Router[] = []): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('json spaces', 2);
   if (publicCa) app.get('/ca.pem', (_req, res) => void res.type('application/x-pem-file').send(publicCa));
+  for (const router of publicRouters) app.use(router);
   app.use(access.authenticate);
   app.use(tokenRoutes(plane, access, log));
   for (const router of routers) app.use(router);
@@ -113,13 +119,7 @@ export function createControlApp(plane: ControlPlane, access: ControlAccess, ide
   app.get('/sidecars', (_req, res) => {
     // Health from what each sidecar says over its own connection (wherever its host is): connected and
     // the desired version applied (its events' uplink is listed beside). Nothing asks its admin listener.
-    const version = plane.state.version;
-    const sidecars = plane.sidecars().map((status) => {
-      const admin = plane.snapshot.sidecars.find((s) => s.name === status.name)?.admin ?? null;
-      const health = !status.connected ? 'disconnected' : status.version === version ? 'ready' : 'not ready';
-      return { ...status, admin, health };
-    });
-    res.json({ version, sidecars });
+    res.json({ version: plane.state.version, sidecars: sidecarViews(plane) });
   });
 
   // Which control plane leads (the election "control"; candidates are the replicas' URLs), and this one.
