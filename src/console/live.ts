@@ -13,6 +13,7 @@ import type { ControlPlane } from '../control/plane.ts';
 import { serviceOfSidecar } from '../control/auth.ts';
 import { sidecarViews } from '../control/sidecar-views.ts';
 import type { MeshEvents } from '../telemetry/events.ts';
+import { HEALTH_CHECK_SOURCE } from '../proxy/health.ts';
 
 export interface Rates {
   readonly rps: number;
@@ -62,6 +63,8 @@ export class LiveMesh {
   readonly #seen = new Set<string>();
   readonly #breakers = new Map<string, { service: string; subset: string; state: string; sidecar: string; since: string }>();
   readonly #ejected = new Map<string, { service: string; endpoint: string; sidecar: string; reason: string; since: string }>();
+  /** Per runtime fault in force: how many times the sidecars applied it (fault.applied), mesh-wide. */
+  readonly #applied = new Map<string, number>();
   readonly #clients = new Set<Response>();
   readonly #unsubscribe: (() => void)[];
   #detach: (() => void) | undefined;
@@ -80,6 +83,7 @@ export class LiveMesh {
       plane.events.on('outlier.ejected', (e) => {
         this.#ejected.set(`${e.sidecar}|${e.service}|${e.endpoint}`, { service: e.service, endpoint: e.endpoint, sidecar: e.sidecar, reason: e.reason, since: new Date(e.time).toISOString() });
       }),
+      plane.events.on('fault.applied', (e) => void this.#applied.set(e.faultId, (this.#applied.get(e.faultId) ?? 0) + 1)),
       plane.events.on('outlier.restored', (e) => void this.#ejected.delete(`${e.sidecar}|${e.service}|${e.endpoint}`)),
     ];
   }
@@ -115,6 +119,10 @@ export class LiveMesh {
       return { source, destination, declared: declared.has(key), ...rates(edgeWindows.get(key)) };
     });
     const now = Date.now();
+    const faults = plane.faults.all();
+    for (const id of this.#applied.keys()) if (!faults.some((f) => f.id === id)) this.#applied.delete(id);
+    const sidecars = sidecarViews(plane);
+    const connected = sidecars.filter((s) => s.connected);
     return {
       at: new Date(now).toISOString(),
       mesh: snapshot.mesh.name,
@@ -126,10 +134,17 @@ export class LiveMesh {
         ...rates(serviceWindows.get(s.name)),
       })),
       edges,
-      faults: plane.faults.all().map((f) => f.view(now)),
+      // The control plane's own table counts nothing (the sidecars apply faults): applied is theirs,
+      // summed from fault.applied; heldBy, how many connected sidecars said they hold it.
+      faults: faults.map((f) => ({
+        ...f.view(now),
+        applied: this.#applied.get(f.id) ?? 0,
+        heldBy: connected.filter((s) => s.faults?.includes(f.id)).length,
+        sidecars: connected.length,
+      })),
       breakers: [...this.#breakers.values()],
       ejected: [...this.#ejected.values()],
-      sidecars: sidecarViews(plane).map((s) => ({ name: s.name, service: serviceOfSidecar(plane, s.name) ?? null, health: s.health, version: s.version, connected: s.connected, faults: s.faults })),
+      sidecars: sidecars.map((s) => ({ name: s.name, service: serviceOfSidecar(plane, s.name) ?? null, health: s.health, version: s.version, connected: s.connected, faults: s.faults })),
       instances: plane.instances().map((i) => ({ name: i.name, service: i.service, address: i.address, labels: { ...i.labels } })),
     };
   }
@@ -169,7 +184,8 @@ export class LiveMesh {
       const key = `${e.source}>${e.service}`;
       this.#seen.add(key);
       add(this.#edges, key, failed, e.durationMs);
-    } else {
+    } else if (e.source !== HEALTH_CHECK_SOURCE) {
+      // A service's own numbers: what its instances' sidecars served (health checks left out).
       const service = serviceOfSidecar(this.#plane, e.sidecar);
       if (service !== undefined) add(this.#services, service, failed, e.durationMs);
     }

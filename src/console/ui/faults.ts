@@ -114,11 +114,11 @@ export function FaultsPage({ frame, admin }: { frame: LiveFrame | undefined; adm
     ${notice && html`<p class="notice" role="status" data-testid="notice">${notice}</p>`}
     <div class="table-wrap">
       <table class="faults" data-testid="faults-table">
-        <thead><tr><th scope="col">id</th><th scope="col">action</th><th scope="col">calls</th><th scope="col">at</th><th scope="col">%</th><th scope="col">applied</th><th scope="col">lease left</th>${admin && html`<th scope="col"><span class="sr-only">remove</span></th>`}</tr></thead>
+        <thead><tr><th scope="col">id</th><th scope="col">action</th><th scope="col">calls</th><th scope="col">at</th><th scope="col">%</th><th scope="col">applied</th><th scope="col">on sidecars</th><th scope="col">lease left</th>${admin && html`<th scope="col"><span class="sr-only">remove</span></th>`}</tr></thead>
         <tbody>
-          ${(frame?.faults ?? []).length === 0 && html`<tr><td colspan="8" class="empty" data-testid="no-faults">No runtime fault in force.</td></tr>`}
+          ${(frame?.faults ?? []).length === 0 && html`<tr><td colspan="9" class="empty" data-testid="no-faults">No runtime fault in force.</td></tr>`}
           ${(frame?.faults ?? []).map((f) => html`<tr data-testid=${`fault-${f.id}`}>
-            <td>${f.id}</td><td>${f.action}</td><td>${target(f)}</td><td>${f.spec.at ?? 'request'}</td><td>${f.spec.percent ?? 100}</td><td>${f.applied}</td>
+            <td>${f.id}</td><td>${f.action}</td><td>${target(f)}</td><td>${f.spec.at ?? 'request'}</td><td>${f.spec.percent ?? 100}</td><td>${f.applied}</td><td data-testid=${`held-${f.id}`}>${f.heldBy}/${f.sidecars}</td>
             <td class="lease" data-testid=${`lease-${f.id}`}>${remaining(f, now)}</td>
             ${admin && html`<td><button type="button" class="quiet" onClick=${() => remove(f.id)} data-testid=${`remove-${f.id}`} aria-label=${`Remove fault ${f.id}`}>Remove</button></td>`}
           </tr>`)}

@@ -26,8 +26,8 @@ export function GameDaysPage() {
   const [error, setError] = useState<string>();
   useEffect(() => {
     const load = () =>
-      Promise.all([call<Head[]>('GET', '/gamedays'), call<Schedule>('GET', '/schedule')]).then(([h, s]) => {
-        setHeads(h);
+      Promise.all([call<{ heads: Head[] }>('GET', '/gamedays'), call<Schedule>('GET', '/schedule')]).then(([h, s]) => {
+        setHeads(h.heads);
         setSchedule(s);
         setError(undefined);
       }, (e: unknown) => setError((e as Error).message));

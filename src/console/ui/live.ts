@@ -14,8 +14,11 @@ export interface FaultView {
   action: string;
   expiresAt: string | null;
   remainingMs: number | null;
+  /** Times the sidecars applied it, mesh-wide. */
   applied: number;
-  matched: number;
+  /** Connected sidecars that hold it, of `sidecars`. */
+  heldBy: number;
+  sidecars: number;
   spec: { percent?: number; at?: string; match?: { source?: string | string[]; destination?: string | string[] } };
 }
 export interface LiveFrame {

@@ -4,33 +4,40 @@
 // The layout is computed again only when the set of services or edges changes, so nothing jumps.
 import { Graph, layout } from '@dagrejs/dagre';
 import { html } from 'htm/preact';
-import { useMemo } from 'preact/hooks';
+import { useEffect, useMemo, useState } from 'preact/hooks';
 import { faultsOn, formatRate, type LiveFrame } from './live.ts';
 
-const NODE_W = 190;
+const NODE_W = 180;
 const NODE_H = 64;
+/** Below this width the graph runs top to bottom: a phone's screen is tall, not wide. */
+const NARROW = '(max-width: 640px)';
 
 interface Laid {
   width: number;
   height: number;
   nodes: Map<string, { x: number; y: number }>;
-  edges: Map<string, { points: { x: number; y: number }[] }>;
+  edges: Map<string, { points: { x: number; y: number }[]; label: { x: number; y: number } }>;
 }
 
-function lay(services: string[], edges: [string, string][]): Laid {
+function lay(services: string[], edges: [string, string][], narrow: boolean): Laid {
   const g = new Graph({ multigraph: false });
-  g.setGraph({ rankdir: 'LR', nodesep: 36, ranksep: 130, marginx: 16, marginy: 16 });
+  g.setGraph(narrow ? { rankdir: 'TB', nodesep: 16, ranksep: 70, marginx: 8, marginy: 8 } : { rankdir: 'LR', nodesep: 36, ranksep: 130, marginx: 16, marginy: 16 });
   g.setDefaultEdgeLabel(() => ({}));
   for (const s of services) g.setNode(s, { width: NODE_W, height: NODE_H });
-  for (const [a, b] of edges) g.setEdge(a, b, { width: 150, height: 20, labelpos: 'c' });
+  for (const [a, b] of edges) g.setEdge(a, b, { width: narrow ? 10 : 150, height: 30, labelpos: 'c' });
   layout(g);
   const nodes = new Map<string, { x: number; y: number }>();
   for (const s of services) {
     const n = g.node(s);
     nodes.set(s, { x: n.x, y: n.y });
   }
-  const laidEdges = new Map<string, { points: { x: number; y: number }[] }>();
-  for (const [a, b] of edges) laidEdges.set(`${a}>${b}`, { points: g.edge(a, b).points ?? [] });
+  const laidEdges = new Map<string, { points: { x: number; y: number }[]; label: { x: number; y: number } }>();
+  for (const [a, b] of edges) {
+    const e = g.edge(a, b);
+    const points = e.points ?? [];
+    const mid = points[Math.floor(points.length / 2)] ?? { x: 0, y: 0 };
+    laidEdges.set(`${a}>${b}`, { points, label: { x: e.x ?? mid.x, y: e.y ?? mid.y } });
+  }
   const graph = g.graph();
   return { width: graph.width ?? 400, height: graph.height ?? 200, nodes, edges: laidEdges };
 }
@@ -42,8 +49,15 @@ function path(points: { x: number; y: number }[]): string {
 export function MeshPage({ frame }: { frame: LiveFrame | undefined }) {
   const services = frame?.services.map((s) => s.name) ?? [];
   const edgeKeys = frame?.edges.filter((e) => services.includes(e.source) && services.includes(e.destination)).map((e): [string, string] => [e.source, e.destination]) ?? [];
-  const shape = JSON.stringify([services, edgeKeys]);
-  const laid = useMemo(() => lay(services, edgeKeys), [shape]);
+  const [narrow, setNarrow] = useState(() => matchMedia(NARROW).matches);
+  useEffect(() => {
+    const query = matchMedia(NARROW);
+    const changed = () => setNarrow(query.matches);
+    query.addEventListener('change', changed);
+    return () => query.removeEventListener('change', changed);
+  }, []);
+  const shape = JSON.stringify([services, edgeKeys, narrow]);
+  const laid = useMemo(() => lay(services, edgeKeys, narrow), [shape]);
   if (!frame) return html`<p class="loading">Waiting for the first second of traffic…</p>`;
 
   const openBreakers = (service: string) => frame.breakers.filter((b) => b.service === service && b.state !== 'closed');
@@ -59,13 +73,13 @@ export function MeshPage({ frame }: { frame: LiveFrame | undefined }) {
           const at = laid.edges.get(`${e.source}>${e.destination}`);
           if (!at || at.points.length === 0) return null;
           const faults = faultsOn(frame.faults, e.source, e.destination);
-          const mid = at.points[Math.floor(at.points.length / 2)]!;
+          const mid = at.label;
           const cls = ['edge', faults.length > 0 && 'faulted', e.errorPct >= 5 && 'failing', e.rps === 0 && 'idle', !e.declared && 'undeclared'].filter(Boolean).join(' ');
           return html`<g class=${cls} data-testid=${`edge-${e.source}-${e.destination}`} data-faulted=${faults.length > 0 ? faults.map((f) => f.id).join(',') : undefined}>
             <title>${e.source} → ${e.destination}: ${formatRate(e)}${faults.length ? ` · faults: ${faults.map((f) => f.id).join(', ')}` : ''}</title>
             <path d=${path(at.points)} marker-end="url(#arrow)" />
-            <text x=${mid.x} y=${mid.y - 4} text-anchor="middle" class="edge-label" data-testid=${`edge-rate-${e.source}-${e.destination}`}>${e.rps.toFixed(1)}/s · ${e.errorPct.toFixed(0)}% · ${e.p99 === null ? '–' : `${Math.round(e.p99)}ms`}</text>
-            ${faults.length > 0 && html`<text x=${mid.x} y=${mid.y + 12} text-anchor="middle" class="fault-label">⚡ ${faults.map((f) => f.id).join(', ')}</text>`}
+            <text x=${mid.x} y=${narrow ? mid.y : mid.y - 6} text-anchor="middle" class="edge-label" data-testid=${`edge-rate-${e.source}-${e.destination}`}>${e.rps.toFixed(1)}/s · ${e.errorPct.toFixed(0)}% · ${e.p99 === null ? '–' : `${Math.round(e.p99)}ms`}</text>
+            ${faults.length > 0 && html`<text x=${mid.x} y=${narrow ? mid.y + 14 : mid.y + 16} text-anchor="middle" class="fault-label">⚡ ${faults.map((f) => f.id).join(', ')}</text>`}
           </g>`;
         })}
         ${frame.services.map((s) => {
