@@ -8,7 +8,7 @@ import express, { Router, type Response } from 'express';
 import { CSRF_HEADER, SESSION_COOKIE, callerOf, sessionCookie, type ControlAccess } from '../control/auth.ts';
 import { consoleAssets } from './assets.ts';
 import type { LiveMesh } from './live.ts';
-import { SESSION_TTL_MS } from './sessions.ts';
+import { SESSION_TTL_MS } from '../control/sessions.ts';
 
 /**
  * No inline script or style, no eval, nothing from elsewhere; not framed by anyone. (Preact sets style

@@ -14,7 +14,7 @@ import { JoinTokenRefused, JoinTokenSigner, MAX_JOIN_TTL_MS, checkService, looks
 import type { ControlPlane } from './plane.ts';
 import { Revocations, type Revocation } from './revocations.ts';
 import type { Store } from './store.ts';
-import { sameSecret, type Sessions } from '../console/sessions.ts';
+import { sameSecret, type Sessions } from './sessions.ts';
 
 export type Caller =
   | { readonly kind: 'admin'; readonly session?: true }

@@ -15,7 +15,7 @@ import { HeadSweeper } from './head-sweep.ts';
 import { ControlLeadership, ELECTION, type LeaderView } from './leadership.ts';
 import { electorFor, openStore } from './open-store.ts';
 import type { Store } from './store.ts';
-import { Sessions } from '../console/sessions.ts';
+import { Sessions } from './sessions.ts';
 import { LiveMesh } from '../console/live.ts';
 import { consolePublicRoutes, consoleRoutes } from '../console/routes.ts';
 
