@@ -53,7 +53,6 @@ interface Window {
 
 /** Durations kept per window and key at most (a sample beyond is counted, not kept for p99). */
 const MAX_DURATIONS = 10_000;
-const TICK_MS = 1_000;
 
 export class LiveMesh {
   readonly #plane: ControlPlane;
@@ -65,14 +64,21 @@ export class LiveMesh {
   readonly #ejected = new Map<string, { service: string; endpoint: string; sidecar: string; reason: string; since: string }>();
   /** Per runtime fault in force: how many times the sidecars applied it (fault.applied), mesh-wide. */
   readonly #applied = new Map<string, number>();
-  readonly #clients = new Set<Response>();
+  readonly #clients = new Set<{ reader: (frame: LiveFrame) => void }>();
   readonly #unsubscribe: (() => void)[];
   #detach: (() => void) | undefined;
   #timer: NodeJS.Timeout | undefined;
   #last: LiveFrame | undefined;
+  readonly #tickMs: number;
+  readonly #now: () => number;
+  #windowStart: number;
 
-  constructor(plane: ControlPlane) {
+  /** A frame each `tickMs`; `now`, the clock windows are measured by (tests give their own, and end windows themselves). */
+  constructor(plane: ControlPlane, options: { tickMs?: number; now?: () => number } = {}) {
     this.#plane = plane;
+    this.#tickMs = options.tickMs ?? 1_000;
+    this.#now = options.now ?? Date.now;
+    this.#windowStart = this.#now();
     this.#unsubscribe = [
       plane.events.on('request.done', (e) => this.#request(e)),
       plane.events.on('breaker.state', (e) => {
@@ -93,13 +99,23 @@ export class LiveMesh {
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
     res.flushHeaders();
     res.write('retry: 2000\n\n');
-    this.#clients.add(res);
-    if (this.#clients.size === 1) this.#start();
+    const detach = this.attach((frame) => send(res, frame));
     send(res, this.#last ?? this.frame());
-    res.once('close', () => {
-      this.#clients.delete(res);
+    res.once('close', detach);
+  }
+
+  /**
+   * A reader of the frames: while any is attached the sidecars send request.done and a frame is made
+   * each tick. Returns the function that detaches it.
+   */
+  attach(reader: (frame: LiveFrame) => void): () => void {
+    const client = { reader };
+    this.#clients.add(client);
+    if (this.#clients.size === 1) this.#start();
+    return () => {
+      if (!this.#clients.delete(client)) return;
       if (this.#clients.size === 0) this.#stop();
-    });
+    };
   }
 
   /** The frame of the window that ends now; resets the window. */
@@ -108,17 +124,20 @@ export class LiveMesh {
     const snapshot = plane.snapshot;
     const edgeWindows = this.#edges;
     const serviceWindows = this.#services;
+    const now = this.#now();
+    // Rates over the window's true length (a tick that comes late is not a busier second).
+    const seconds = Math.max(0.001, (now - this.#windowStart) / 1_000);
     this.#edges = new Map();
     this.#services = new Map();
+    this.#windowStart = now;
     const declared = new Set<string>();
     for (const service of snapshot.config.services) {
       for (const call of service.calls ?? []) declared.add(`${service.name}>${typeof call === 'string' ? call : call.service}`);
     }
     const edges = [...new Set([...declared, ...this.#seen])].sort().map((key) => {
       const [source, destination] = key.split('>') as [string, string];
-      return { source, destination, declared: declared.has(key), ...rates(edgeWindows.get(key)) };
+      return { source, destination, declared: declared.has(key), ...rates(edgeWindows.get(key), seconds) };
     });
-    const now = Date.now();
     const faults = plane.faults.all();
     for (const id of this.#applied.keys()) if (!faults.some((f) => f.id === id)) this.#applied.delete(id);
     const sidecars = sidecarViews(plane);
@@ -131,7 +150,7 @@ export class LiveMesh {
       services: [...snapshot.services.values()].map((s) => ({
         name: s.name,
         endpoints: s.endpoints.map((e) => ({ address: e.address, labels: { ...e.labels } })),
-        ...rates(serviceWindows.get(s.name)),
+        ...rates(serviceWindows.get(s.name), seconds),
       })),
       edges,
       // The control plane's own table counts nothing (the sidecars apply faults): applied is theirs,
@@ -149,9 +168,9 @@ export class LiveMesh {
     };
   }
 
+  /** Stops following the plane; the streams open end with the server's connections. */
   close(): void {
     for (const off of this.#unsubscribe) off();
-    for (const res of this.#clients) res.end();
     this.#clients.clear();
     this.#stop();
   }
@@ -161,10 +180,12 @@ export class LiveMesh {
     this.#detach = this.#plane.attachEventReader();
     this.#edges = new Map();
     this.#services = new Map();
+    this.#windowStart = this.#now();
     this.#timer = setInterval(() => {
-      this.#last = this.frame();
-      for (const res of this.#clients) send(res, this.#last);
-    }, TICK_MS);
+      const frame = this.frame();
+      this.#last = frame;
+      for (const client of this.#clients) client.reader(frame);
+    }, this.#tickMs);
     this.#timer.unref();
   }
 
@@ -200,11 +221,12 @@ function add(windows: Map<string, Window>, key: string, failed: boolean, duratio
   if (w.durations.length < MAX_DURATIONS) w.durations.push(durationMs);
 }
 
-function rates(w: Window | undefined): Rates {
+function rates(w: Window | undefined, seconds: number): Rates {
   if (!w || w.count === 0) return { rps: 0, errorPct: 0, p99: null };
   const sorted = w.durations.sort((a, b) => a - b);
+  // Nearest rank: the smallest duration with at least 99 % of the window's at or below it.
   const p99 = sorted[Math.min(sorted.length - 1, Math.ceil(sorted.length * 0.99) - 1)]!;
-  return { rps: w.count / (TICK_MS / 1_000), errorPct: round((100 * w.errors) / w.count), p99: round(p99) };
+  return { rps: round(w.count / seconds), errorPct: round((100 * w.errors) / w.count), p99: round(p99) };
 }
 
 function round(n: number): number {

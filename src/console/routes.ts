@@ -87,6 +87,12 @@ export function consoleRoutes(access: ControlAccess, live: LiveMesh): Router {
     res.clearCookie(SESSION_COOKIE, { httpOnly: true, sameSite: 'strict', secure: req.secure, path: '/' });
     res.status(204).end();
   });
-  router.get('/ui/live', (_req, res) => live.stream(res));
+  router.get('/ui/live', (req, res) => {
+    // Under a session, the stream is cut when the session ends (sign-out anywhere, expiry).
+    const id = sessionCookie(req.headers.cookie);
+    const session = callerOf(res).kind !== 'join' && !req.headers.authorization ? access.sessions?.get(id) : undefined;
+    if (session) access.sessions!.hold(id!, session, res);
+    live.stream(res);
+  });
   return router;
 }

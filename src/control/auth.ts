@@ -26,6 +26,8 @@ export const SESSION_COOKIE = 'faultline_session';
 /** The header a console session's state-changing request carries its CSRF token in. */
 export const CSRF_HEADER = 'x-faultline-csrf';
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+/** What a viewer may do besides reading: sign out of the console. */
+const signsOut = (req: Request) => req.method === 'DELETE' && req.path === '/ui/session';
 
 export interface AccessOptions {
   /** The read-only token (--viewer-token-file): reads every route, changes nothing. */
@@ -103,7 +105,7 @@ export class ControlAccess {
       return next();
     }
     if (given && this.#viewer && timingSafeEqual(digest(given), this.#viewer)) {
-      if (!SAFE_METHODS.has(req.method)) return readOnly(res, req);
+      if (!SAFE_METHODS.has(req.method) && !signsOut(req)) return readOnly(res, req);
       res.locals.caller = { kind: 'viewer' } satisfies Caller;
       return next();
     }
@@ -116,7 +118,7 @@ export class ControlAccess {
           if (typeof csrf !== 'string' || !sameSecret(csrf, session.csrf)) {
             return void res.status(403).json({ error: `a console request that changes anything must carry the session's CSRF token in ${CSRF_HEADER}`, code: ErrorCode.Forbidden });
           }
-          if (session.role === 'viewer') return readOnly(res, req);
+          if (session.role === 'viewer' && !signsOut(req)) return readOnly(res, req);
         }
         res.locals.caller = { kind: session.role, session: true } satisfies Caller;
         return next();

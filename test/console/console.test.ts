@@ -207,6 +207,10 @@ describe('console (Chromium)', function () {
     await viewer.getByTestId('nav-mesh').click();
     await viewer.getByTestId('node-payments').waitFor();
     await viewer.screenshot({ path: join(SHOTS, 'viewer-mesh.png'), fullPage: true });
+    // Signing out ends the session on the server: the page is the sign-in form again.
+    await viewer.getByTestId('signout').click();
+    await viewer.getByLabel('Token (admin or viewer)').waitFor();
+    expect(await viewer.evaluate(async () => (await fetch('/faults')).status)).to.equal(401);
     await viewer.context().close();
   });
 
@@ -219,5 +223,17 @@ describe('console (Chromium)', function () {
       await page.screenshot({ path: join(SHOTS, `phone-${id}.png`), fullPage: true });
     }
     expect(traffic.sent()).to.be.below(MAX_REQUESTS);
+  });
+
+  it('says so when its session ends elsewhere: its live stream is cut and the sign-in comes back', async () => {
+    await page.getByTestId('nav-mesh').click();
+    await page.getByTestId('live-status').filter({ hasText: 'live' }).waitFor();
+    const { csrf } = await page.evaluate(async () => (await (await fetch('/ui/session')).json()) as { csrf: string });
+    const [cookie] = await page.context().cookies();
+    // Signed out from somewhere else (another tab): the server cuts the page's stream.
+    const out = await request(`${mesh.control.url}/ui/session`, { method: 'DELETE', headers: { cookie: `${cookie!.name}=${cookie!.value}`, 'x-faultline-csrf': csrf } });
+    expect(out.statusCode).to.equal(204);
+    await page.getByTestId('session-ended').waitFor();
+    await page.getByLabel('Token (admin or viewer)').waitFor();
   });
 });

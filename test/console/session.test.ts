@@ -105,6 +105,10 @@ describe('console sessions (HTTP)', function () {
     // Not a sidecar either.
     expect((await api('GET', '/v1/uplink?sidecar=hello', { authorization: `Bearer ${VIEWER}` })).status).to.equal(403);
     expect(control.plane.faults.all()).to.have.length(0);
+    // It may sign out, though (with its CSRF token), and is signed out after.
+    expect((await api('DELETE', '/ui/session', cookie)).status).to.equal(403);
+    expect((await api('DELETE', '/ui/session', csrf)).status).to.equal(204);
+    expect((await api('GET', '/faults', cookie)).status).to.equal(401);
   });
 
   it('refuses a sign-in posted from another origin', async () => {

@@ -19,6 +19,9 @@ export class ApiError extends Error {
 
 let session: SessionInfo | undefined;
 
+/** Sent on window when the API answers 401: the session ended (signed out elsewhere, expired, restarted). */
+export const SESSION_ENDED = 'faultline:session-ended';
+
 export function useSession(info: SessionInfo | undefined): void {
   session = info;
 }
@@ -36,6 +39,7 @@ export async function call<T = unknown>(method: string, path: string, body?: unk
   } catch {
     // not JSON: kept as text
   }
+  if (response.status === 401 && session) dispatchEvent(new Event(SESSION_ENDED));
   if (!response.ok) throw new ApiError(response.status, typeof parsed === 'object' && parsed !== null ? parsed : { error: text });
   return parsed as T;
 }

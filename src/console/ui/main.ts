@@ -4,7 +4,7 @@
 import { html } from 'htm/preact';
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
-import { ApiError, call, useSession, type SessionInfo } from './api.ts';
+import { ApiError, SESSION_ENDED, call, useSession, type SessionInfo } from './api.ts';
 import type { LiveFrame } from './live.ts';
 import { MeshPage } from './mesh.ts';
 import { FaultsPage } from './faults.ts';
@@ -24,13 +24,14 @@ function pageOf(path: string): Page {
   return last === 'faults' || last === 'gamedays' ? last : 'mesh';
 }
 
-function SignIn({ refused }: { refused: boolean }) {
+function SignIn({ refused, ended }: { refused: boolean; ended: boolean }) {
   return html`<main class="signin">
     <h1>faultline console</h1>
     <form method="post" action="/ui/session" data-testid="signin">
       <label for="token">Token (admin or viewer)</label>
       <input id="token" name="token" type="password" autocomplete="current-password" required autofocus />
       ${refused && html`<p class="error" role="alert" data-testid="signin-refused">That token was refused.</p>`}
+      ${ended && html`<p class="error" role="alert" data-testid="session-ended">The session ended (signed out, expired, or this control plane restarted): sign in again.</p>`}
       <button type="submit">Sign in</button>
     </form>
     <p class="hint">The token is sent once, in this form; a session cookie (8 h, this control plane only) does the rest.</p>
@@ -47,7 +48,11 @@ function useLive(enabled: boolean): { frame: LiveFrame | undefined; connected: b
       setFrame(JSON.parse((e as MessageEvent<string>).data) as LiveFrame);
       setConnected(true);
     });
-    source.onerror = () => setConnected(false);
+    source.onerror = () => {
+      setConnected(false);
+      // A stream refused (401) looks like any broken stream: ask whether the session still holds.
+      void call('GET', '/ui/session').catch(() => undefined);
+    };
     return () => source.close();
   }, [enabled]);
   return { frame, connected };
@@ -55,6 +60,7 @@ function useLive(enabled: boolean): { frame: LiveFrame | undefined; connected: b
 
 function App() {
   const [session, setSession] = useState<SessionInfo | null>();
+  const [ended, setEnded] = useState(false);
   const [page, setPage] = useState<Page>(pageOf(location.pathname));
   const { frame, connected } = useLive(Boolean(session));
 
@@ -70,12 +76,22 @@ function App() {
       },
     );
     const back = () => setPage(pageOf(location.pathname));
+    const ended = () => {
+      useSession(undefined);
+      setSession(null);
+      setEnded(true);
+    };
     addEventListener('popstate', back);
-    return () => removeEventListener('popstate', back);
+    addEventListener(SESSION_ENDED, ended);
+    return () => {
+      removeEventListener('popstate', back);
+      removeEventListener(SESSION_ENDED, ended);
+    };
   }, []);
 
   if (session === undefined) return html`<p class="loading">Loading…</p>`;
-  if (session === null) return html`<${SignIn} refused=${new URLSearchParams(location.search).get('signin') === 'refused'} />`;
+  if (session === null) return html`<${SignIn} refused=${new URLSearchParams(location.search).get('signin') === 'refused'} ended=${ended} />`;
+
 
   const go = (id: Page) => (event: Event) => {
     event.preventDefault();
