@@ -90,7 +90,7 @@ export function consoleRoutes(access: ControlAccess, live: LiveMesh): Router {
   router.get('/ui/live', (req, res) => {
     // Under a session, the stream is cut when the session ends (sign-out anywhere, expiry).
     const id = sessionCookie(req.headers.cookie);
-    const session = callerOf(res).kind !== 'join' && !req.headers.authorization ? access.sessions?.get(id) : undefined;
+    const session = req.headers.authorization ? undefined : access.sessions?.get(id);
     if (session) access.sessions!.hold(id!, session, res);
     live.stream(res);
   });
