@@ -4,8 +4,9 @@
 // revoked or expired join token is a 401 that says which, and the streams it opened are cut when it is
 // revoked (on any control plane sharing the store) or when it expires. A viewer (the --viewer-token-file
 // token, or a console session signed in with it) may read every route and change nothing: any other
-// method is a 403 (but signing out of the console). A console session (its cookie) acts as the role it signed in as, and a state-changing
-// request of a session must carry the session's CSRF token (x-faultline-csrf), else 403.
+// method is a 403 (but signing out of the console). A console session (its cookie) acts as the role it
+// signed in as, and a state-changing request of a session must carry the session's CSRF token
+// (x-faultline-csrf), else 403.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
 import type { Clock } from '../clock.ts';
