@@ -2,9 +2,9 @@
 # What the test suite needs, installed when missing: the npm packages of the lockfile (among them
 # Node 24, which npm scripts run on), and the real programs some tests talk to — Debian's
 # Prometheus and promtool (metrics and PromQL), etcd (the control plane's shared store), openssl and
-# curl (mTLS clients), Chromium (the HTML report in a browser). Run by `npm test` before mocha, and
-# by .ci/run. Idempotent and quick when everything is there. Where it cannot install (not root, no
-# apt-get) it stops with one line.
+# curl (mTLS clients), Chromium (the HTML report and the console in a browser). Run by `npm test`
+# before mocha, and by .ci/run. Idempotent and quick when everything is there. Where it cannot
+# install (not root, no apt-get) it stops with one line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -115,9 +115,10 @@ program
   .option('--tls-cert <file>', 'serve the API over HTTPS with this certificate (PEM, chain after the leaf)')
   .option('--tls-key <file>', 'with --tls-cert: its private key (PEM)')
   .option('--previous-token-file <file>', 'after rotating the admin token: the old one, to open the CA key a shared store holds sealed under it (sealed again under the new one)')
+  .option('--viewer-token-file <file>', 'a read-only token: signs a viewer in to the console (/ui) and reads the API; anything that changes state is refused (403)')
   .option('--experiments <dir>', 'run the scheduled experiments of this directory while this control plane leads (give every replica the same); their state is kept in the store')
   .option('--reports <dir>', 'with --experiments: where their runs are recorded', 'reports')
-  .action(async (options: { config?: string; listen: string; tokenFile?: string; stateDir: string; store?: string; caCert?: string; caKey?: string; leaderTtl: string; tls?: string; tlsSan?: string[]; tlsCert?: string; tlsKey?: string; experiments?: string; reports: string; previousTokenFile?: string }) => {
+  .action(async (options: { config?: string; listen: string; tokenFile?: string; stateDir: string; store?: string; caCert?: string; caKey?: string; leaderTtl: string; tls?: string; tlsSan?: string[]; tlsCert?: string; tlsKey?: string; experiments?: string; reports: string; previousTokenFile?: string; viewerTokenFile?: string }) => {
     if (Boolean(options.caCert) !== Boolean(options.caKey)) throw new InvalidArgumentError('--ca-cert and --ca-key go together');
     if (Boolean(options.tlsCert) !== Boolean(options.tlsKey)) throw new InvalidArgumentError('--tls-cert and --tls-key go together');
     if (options.tls !== undefined && options.tls !== 'auto') throw new InvalidArgumentError(`--tls: expected auto (or give --tls-cert and --tls-key), got "${options.tls}"`);
@@ -148,6 +149,7 @@ program
       ...(options.config && { configFile: options.config }),
       ...(options.caCert && options.caKey && { ca: { certFile: options.caCert, keyFile: options.caKey } }),
       ...(options.previousTokenFile && { previousTokens: [await readToken(options.previousTokenFile)] }),
+      ...(options.viewerTokenFile && { viewerToken: await readToken(options.viewerTokenFile) }),
       ...(options.tls === 'auto' && { tls: { mode: 'auto' as const, sans } }),
       ...(options.tlsCert && options.tlsKey && { tls: { mode: 'files' as const, certFile: options.tlsCert, keyFile: options.tlsKey } }),
     });
@@ -173,9 +175,10 @@ program
   .option('--listen <address>', 'where the control plane listens', '127.0.0.1:15100')
   .option('--state-dir <dir>', 'control plane store, kept snapshots and the token file', '.faultline')
   .option('--token-file <file>', 'use this bearer token (else a new one is made and written to <state-dir>/token)')
+  .option('--viewer-token-file <file>', 'a read-only token for the console (/ui) and the API')
   .option('--hosts <n>', 'spread the mesh over N hosts on this machine (network namespaces; root only): a three-member etcd and a control plane on each of the first three, each sidecar joining on the next host', (v) => Number.parseInt(v, 10))
   .option('--subnet <cidr>', 'with --hosts: the hosts\' IPv4 range', '10.213.0.0/24')
-  .action(async (file: string, options: { listen: string; stateDir: string; tokenFile?: string; hosts?: number; subnet: string }) => {
+  .action(async (file: string, options: { listen: string; stateDir: string; tokenFile?: string; viewerTokenFile?: string; hosts?: number; subnet: string }) => {
     const log = createLogger('faultline-up', process.env.FAULTLINE_LOG_LEVEL ?? 'warn');
     if (options.hosts !== undefined) {
       if (!Number.isInteger(options.hosts) || options.hosts < 1) throw new InvalidArgumentError('--hosts: a whole number of hosts, at least 1');
@@ -190,8 +193,9 @@ program
       return;
     }
     const { up } = await import('../control/up.ts');
-    const mesh = await up({ file, listen: options.listen, stateDir: options.stateDir, log, ...(options.tokenFile && { token: await readToken(options.tokenFile) }) });
+    const mesh = await up({ file, listen: options.listen, stateDir: options.stateDir, log, ...(options.tokenFile && { token: await readToken(options.tokenFile) }), ...(options.viewerTokenFile && { viewerToken: await readToken(options.viewerTokenFile) }) });
     process.stdout.write(mesh.table());
+    process.stdout.write(`console        ${mesh.control.url}/ui  (sign in with the token)\n`);
     process.stdout.write('ready; Ctrl-C stops everything\n');
     stopOnSignal(async () => {
       await mesh.close();

@@ -25,6 +25,7 @@ import { spiffeId } from '../identity/spiffe.ts';
 import { allowedAs, callerOf, serviceOfSidecar, type ControlAccess } from './auth.ts';
 import { tokenRoutes } from './tokens-api.ts';
 import { stopAllFaults } from './stop.ts';
+import { sidecarViews } from './sidecar-views.ts';
 
 export interface IdentityIssuer {
   /** Signs a sidecar's CSR for its service; throws on a bad CSR. */
@@ -54,11 +55,16 @@ const FLOW_WAIT_MS = 3_000;
  * `publicCa`: the CA certificate served, without a token, at GET /ca.pem (TLS auto: the CA that signed
  * this API's certificate — a convenience whose copy must be checked out of band, e.g. its fingerprint).
  */
-export function createControlApp(plane: ControlPlane, access: ControlAccess, identity?: IdentityIssuer, flow?: RequestFlow, log: Logger = silentLogger, leader?: LeaderView, publicCa?: string, routers: readonly Router[] = []): Express {
+/**
+ * `routers` are mounted behind the token check, `publicRouters` before it (the console's page, its
+ * assets and its sign-in: console/routes.ts).
+ */
+export function createControlApp(plane: ControlPlane, access: ControlAccess, identity?: IdentityIssuer, flow?: RequestFlow, log: Logger = silentLogger, leader?: LeaderView, publicCa?: string, routers: readonly Router[] = [], publicRouters: readonly Router[] = []): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('json spaces', 2);
   if (publicCa) app.get('/ca.pem', (_req, res) => void res.type('application/x-pem-file').send(publicCa));
+  for (const router of publicRouters) app.use(router);
   app.use(access.authenticate);
   app.use(tokenRoutes(plane, access, log));
   for (const router of routers) app.use(router);
@@ -131,13 +137,7 @@ export function createControlApp(plane: ControlPlane, access: ControlAccess, ide
     // ?health=not-ready (or ready, disconnected) lists only those: "who is not there yet", in a short answer.
     const only = req.query.health === undefined ? undefined : String(req.query.health).replace('-', ' ');
     if (only !== undefined && !HEALTHS.includes(only)) return void res.status(400).json({ error: `health: one of ${HEALTHS.map((h) => h.replace(' ', '-')).join(', ')}` });
-    const version = plane.state.version;
-    const healthOf = (status: SidecarStatus) => (!status.connected ? 'disconnected' : status.version === version ? 'ready' : 'not ready');
-    const sidecars = plane.sidecars().filter((status) => only === undefined || healthOf(status) === only).map((status) => {
-      const admin = plane.snapshot.sidecars.find((s) => s.name === status.name)?.admin ?? null;
-      return { ...status, admin, health: healthOf(status) };
-    });
-    res.json({ version, sidecars });
+    res.json({ version: plane.state.version, sidecars: sidecarViews(plane).filter((s) => only === undefined || s.health === only) });
   });
 
   // Which control plane leads (the election "control"; candidates are the replicas' URLs), and this one.

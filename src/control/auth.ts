@@ -3,7 +3,11 @@
 // acknowledge, get S's identity, register S's instances; any other route is a 403 that says so. A
 // revoked or expired join token is a 401 that says which, and the streams it opened are cut when it is
 // revoked (on any control plane sharing the store) or when it expires. A token's signature is verified
-// once (kept for its next requests); its expiry and revocation, on every request.
+// once (kept for its next requests); its expiry and revocation, on every request. A viewer (the
+// --viewer-token-file token, or a console session signed in with it) may read every route and change
+// nothing: any other method is a 403 (but signing out of the console). A console session (its cookie)
+// acts as the role it signed in as, and a state-changing request of a session must carry the session's
+// CSRF token (x-faultline-csrf), else 403.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
 import type { Clock } from '../clock.ts';
@@ -12,8 +16,27 @@ import { JoinTokenRefused, JoinTokenSigner, MAX_JOIN_TTL_MS, checkService, looks
 import type { ControlPlane } from './plane.ts';
 import { Revocations, type Revocation } from './revocations.ts';
 import type { Store } from './store.ts';
+import { sameSecret, type Sessions } from './sessions.ts';
 
-export type Caller = { readonly kind: 'admin' } | { readonly kind: 'join'; readonly claims: JoinClaims };
+export type Caller =
+  | { readonly kind: 'admin'; readonly session?: true }
+  | { readonly kind: 'viewer'; readonly session?: true }
+  | { readonly kind: 'join'; readonly claims: JoinClaims };
+
+/** The console's cookie: the session's id, nothing else. */
+export const SESSION_COOKIE = 'faultline_session';
+/** The header a console session's state-changing request carries its CSRF token in. */
+export const CSRF_HEADER = 'x-faultline-csrf';
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+/** What a viewer may do besides reading: sign out of the console. */
+const signsOut = (req: Request) => req.method === 'DELETE' && req.path === '/ui/session';
+
+export interface AccessOptions {
+  /** The read-only token (--viewer-token-file): reads every route, changes nothing. */
+  readonly viewerToken?: string;
+  /** The console's sign-in sessions, taken from their cookie when a request has no bearer token. */
+  readonly sessions?: Sessions;
+}
 
 /** The time join tokens are checked against, and the timers that cut streams at their token's expiry. */
 export type AccessClock = Pick<Clock, 'now' | 'after'>;
@@ -48,6 +71,8 @@ export class ControlAccess {
   readonly #admin: Buffer;
   readonly #signer: JoinTokenSigner;
   readonly #clock: AccessClock;
+  readonly #viewer: Buffer | undefined;
+  readonly sessions: Sessions | undefined;
   /** Responses open under each join token id: cut when it is revoked. */
   readonly #open = new Map<string, Set<Response>>();
   /**
@@ -56,8 +81,10 @@ export class ControlAccess {
    */
   readonly #verified = new Map<string, JoinClaims>();
 
-  private constructor(adminToken: string, revocations: Revocations, clock: AccessClock) {
+  private constructor(adminToken: string, revocations: Revocations, clock: AccessClock, options: AccessOptions) {
     this.#admin = digest(adminToken);
+    this.#viewer = options.viewerToken === undefined ? undefined : digest(options.viewerToken);
+    this.sessions = options.sessions;
     this.#signer = new JoinTokenSigner(adminToken);
     this.revocations = revocations;
     this.#clock = clock;
@@ -66,8 +93,16 @@ export class ControlAccess {
     });
   }
 
-  static async open(adminToken: string, store: Store, clock: AccessClock = systemAccessClock): Promise<ControlAccess> {
-    return new ControlAccess(adminToken, await Revocations.open(store, () => clock.now()), clock);
+  static async open(adminToken: string, store: Store, clock: AccessClock = systemAccessClock, options: AccessOptions = {}): Promise<ControlAccess> {
+    if (options.viewerToken !== undefined && sameSecret(options.viewerToken, adminToken)) throw new Error('the viewer token is the admin token: give the viewer a token of its own');
+    return new ControlAccess(adminToken, await Revocations.open(store, () => clock.now()), clock, options);
+  }
+
+  /** The role a console sign-in's token gives: admin, viewer, or none (a join token signs no one in). */
+  roleOf(token: string): 'admin' | 'viewer' | undefined {
+    if (timingSafeEqual(digest(token), this.#admin)) return 'admin';
+    if (this.#viewer && timingSafeEqual(digest(token), this.#viewer)) return 'viewer';
+    return undefined;
   }
 
   /** The middleware: sets res.locals.caller, or answers 401/403. */
@@ -77,6 +112,27 @@ export class ControlAccess {
     if (given && timingSafeEqual(digest(given), this.#admin)) {
       res.locals.caller = { kind: 'admin' } satisfies Caller;
       return next();
+    }
+    if (given && this.#viewer && timingSafeEqual(digest(given), this.#viewer)) {
+      if (!SAFE_METHODS.has(req.method) && !signsOut(req)) return readOnly(res, req);
+      res.locals.caller = { kind: 'viewer' } satisfies Caller;
+      return next();
+    }
+    if (!given && this.sessions) {
+      const id = sessionCookie(req.headers.cookie);
+      const session = this.sessions.get(id);
+      if (session) {
+        if (!SAFE_METHODS.has(req.method)) {
+          const csrf = req.headers[CSRF_HEADER];
+          if (typeof csrf !== 'string' || !sameSecret(csrf, session.csrf)) {
+            return void res.status(403).json({ error: `a console request that changes anything must carry the session's CSRF token in ${CSRF_HEADER}`, code: ErrorCode.Forbidden });
+          }
+          if (session.role === 'viewer' && !signsOut(req)) return readOnly(res, req);
+        }
+        res.locals.caller = { kind: session.role, session: true } satisfies Caller;
+        return next();
+      }
+      if (id) return unauthorized(res, 'the console session has ended (signed out, expired, or made by another replica): sign in again', undefined);
     }
     if (!given) return unauthorized(res, 'a bearer token is required: Authorization: Bearer <token>', undefined);
     if (!looksLikeJoinToken(given)) return unauthorized(res, 'the bearer token is neither this control plane\'s admin token nor a join token', 'invalid');
@@ -172,7 +228,7 @@ export function callerOf(res: Response): Caller {
 
 /** Whether the caller may act as a sidecar or an instance of `service` (undefined: not known to be of any). */
 export function mayActAs(caller: Caller, service: string | undefined): boolean {
-  return caller.kind === 'admin' || (service !== undefined && caller.claims.service === service);
+  return caller.kind === 'admin' || (caller.kind === 'join' && service !== undefined && caller.claims.service === service);
 }
 
 /**
@@ -182,6 +238,10 @@ export function mayActAs(caller: Caller, service: string | undefined): boolean {
 export function allowedAs(res: Response, service: string | undefined, what: string): boolean {
   const caller = callerOf(res);
   if (mayActAs(caller, service)) return true;
+  if (caller.kind === 'viewer') {
+    res.status(403).json({ error: `a viewer may not act as ${what}: it reads, and needs the admin token or a join token for this`, code: ErrorCode.Forbidden });
+    return false;
+  }
   const claims = (caller as Extract<Caller, { kind: 'join' }>).claims;
   const of = service === undefined ? 'is not known as one of its sidecars' : `is of service "${service}"`;
   res.status(403).json({ error: `this join token is for service "${claims.service}"; ${what} ${of}`, code: ErrorCode.Forbidden });
@@ -214,6 +274,19 @@ export function checkTokenService(plane: ControlPlane, service: string): void {
   if (!plane.snapshot.services.has(service)) {
     throw new Error(`no service "${service}" in the mesh config (services: ${[...plane.snapshot.services.keys()].join(', ') || 'none'})`);
   }
+}
+
+/** The session id in a Cookie header, if any. */
+export function sessionCookie(header: string | undefined): string | undefined {
+  for (const part of (header ?? '').split(';')) {
+    const at = part.indexOf('=');
+    if (at > 0 && part.slice(0, at).trim() === SESSION_COOKIE) return part.slice(at + 1).trim() || undefined;
+  }
+  return undefined;
+}
+
+function readOnly(res: Response, req: Request): void {
+  res.status(403).json({ error: `a viewer reads and changes nothing: ${req.method} ${req.path} needs the admin token`, code: ErrorCode.Forbidden });
 }
 
 function digest(text: string): Buffer {

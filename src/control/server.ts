@@ -15,6 +15,9 @@ import { HeadSweeper } from './head-sweep.ts';
 import { ControlLeadership, ELECTION, type LeaderView } from './leadership.ts';
 import { electorFor, openStore } from './open-store.ts';
 import type { Store } from './store.ts';
+import { Sessions } from './sessions.ts';
+import { LiveMesh } from '../console/live.ts';
+import { consolePublicRoutes, consoleRoutes } from '../console/routes.ts';
 
 export interface ControlPlaneOptions {
   readonly listen: string;
@@ -34,6 +37,8 @@ export interface ControlPlaneOptions {
   readonly leaderTtlMs?: number;
   /** Serve the API over HTTPS: the operator's certificate, or one issued from the mesh CA (auto). Plain HTTP without. */
   readonly tls?: ControlTls;
+  /** The read-only token (--viewer-token-file): signs a viewer in to the console, reads the API, changes nothing. */
+  readonly viewerToken?: string;
 }
 
 export interface RunningControlPlane {
@@ -172,7 +177,13 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     },
   };
   // Join tokens are signed with a key derived from the admin token; their revocations are kept in the store.
-  const access = await ControlAccess.open(options.token, store, options.clock);
+  // The console's sessions (server-side, this replica's) are checked with the tokens.
+  const access = await ControlAccess.open(options.token, store, options.clock, { sessions: new Sessions(), ...(options.viewerToken !== undefined && { viewerToken: options.viewerToken }) }).catch(async (error: unknown) => {
+    plane.close();
+    await store.close();
+    throw error;
+  });
+  const live = new LiveMesh(plane);
   // Its campaign for leadership starts once its URL (the candidate) is known; GET /leader says who leads.
   const elector = electorFor(store);
   let leadership: ControlLeadership | undefined;
@@ -185,7 +196,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     },
     leader: () => elector.leader(ELECTION),
   };
-  const app = createControlApp(plane, access, issuer, plane, log, leader, options.tls?.mode === 'auto' ? ca.certPem : undefined, [gameDayRoutes(store)]);
+  const app = createControlApp(plane, access, issuer, plane, log, leader, options.tls?.mode === 'auto' ? ca.certPem : undefined, [gameDayRoutes(store), consoleRoutes(access, live)], [consolePublicRoutes(access)]);
   const listener = await listenControl(app, options.listen, { ca, stateDir: options.stateDir, log, ...(options.tls && { tls: options.tls }) }).catch(async (error: unknown) => {
     access.close();
     plane.close();
@@ -207,6 +218,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     heads,
     async close() {
       await campaigning.close();
+      live.close();
       access.close();
       plane.close();
       await listener.close();

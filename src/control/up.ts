@@ -20,6 +20,8 @@ export interface UpOptions {
   /** Where state lives: the control plane's store, each sidecar's kept snapshot, the token file. */
   readonly stateDir?: string;
   readonly token?: string;
+  /** The console's read-only token (--viewer-token-file of `faultline control`). */
+  readonly viewerToken?: string;
   readonly log?: Logger;
   readonly readyTimeoutMs?: number;
 }
@@ -54,7 +56,7 @@ export async function up(options: UpOptions): Promise<Mesh> {
     await Promise.all([...apps.values()].map(stop));
   };
   try {
-    control = await startControlPlane({ listen: options.listen ?? '127.0.0.1:15100', token, stateDir: join(stateDir, 'control'), configFile: file, log });
+    control = await startControlPlane({ listen: options.listen ?? '127.0.0.1:15100', token, stateDir: join(stateDir, 'control'), configFile: file, log, ...(options.viewerToken !== undefined && { viewerToken: options.viewerToken }) });
     // The schema gives every sidecar with a command an app to start.
     for (const spec of snapshot.sidecars) if (spec.command && spec.app) apps.set(spec.name, startApp(spec.command, spec.app, spec.outbound, dirname(file)));
     for (const spec of snapshot.sidecars) {

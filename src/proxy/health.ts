@@ -12,6 +12,9 @@ import type { EndpointState } from '../http/endpoint-state.ts';
 import type { Clusters } from './endpoints.ts';
 import { Header } from '../http/headers.ts';
 
+/** The source a health check's request names (x-faultline-source, user-agent): traffic counts leave it out. */
+export const HEALTH_CHECK_SOURCE = 'faultline-health-check';
+
 interface Probe {
   readonly config: HealthCheckConfig;
   readonly service: string;
@@ -90,7 +93,7 @@ export class HealthChecker {
     try {
       const response = await request(`http://${endpoint.spec.dial}${config.path}`, {
         dispatcher: this.#dispatcherFor?.(probe.service) ?? this.#agent,
-        headers: { host: probe.service, 'user-agent': 'faultline-health-check', [Header.source]: 'faultline-health-check' },
+        headers: { host: probe.service, 'user-agent': HEALTH_CHECK_SOURCE, [Header.source]: HEALTH_CHECK_SOURCE },
         signal: AbortSignal.timeout(config.timeout),
       });
       await response.body.dump();
