@@ -24,6 +24,7 @@ import { ACKS_HEADER, type Ack, type SidecarStatus } from './sidecar-roster.ts';
 import { spiffeId } from '../identity/spiffe.ts';
 import { allowedAs, callerOf, serviceOfSidecar, type ControlAccess } from './auth.ts';
 import { tokenRoutes } from './tokens-api.ts';
+import type { Peers } from './peers.ts';
 import { stopAllFaults } from './stop.ts';
 import { sidecarViews } from './sidecar-views.ts';
 
@@ -51,15 +52,27 @@ const HEALTHS = ['ready', 'not ready', 'disconnected'];
 /** How long a new reader of /events waits, at most, for every sidecar's request.done to flow in. */
 const FLOW_WAIT_MS = 3_000;
 
-/**
- * `publicCa`: the CA certificate served, without a token, at GET /ca.pem (TLS auto: the CA that signed
- * this API's certificate — a convenience whose copy must be checked out of band, e.g. its fingerprint).
- */
-/**
- * `routers` are mounted behind the token check, `publicRouters` before it (the console's page, its
- * assets and its sign-in: console/routes.ts).
- */
-export function createControlApp(plane: ControlPlane, access: ControlAccess, identity?: IdentityIssuer, flow?: RequestFlow, log: Logger = silentLogger, leader?: LeaderView, publicCa?: string, routers: readonly Router[] = [], publicRouters: readonly Router[] = []): Express {
+export interface ControlAppOptions {
+  readonly identity?: IdentityIssuer;
+  readonly flow?: RequestFlow;
+  readonly log?: Logger;
+  readonly leader?: LeaderView;
+  /**
+   * The CA certificate served, without a token, at GET /ca.pem (TLS auto: the CA that signed this
+   * API's certificate — a convenience whose copy must be checked out of band, e.g. its fingerprint).
+   */
+  readonly publicCa?: string;
+  /** Mounted behind the token check. */
+  readonly routers?: readonly Router[];
+  /** Mounted before it (the console's page, its assets and its sign-in: console/routes.ts). */
+  readonly publicRouters?: readonly Router[];
+  /** The other replicas on the store, which the emergency stop's check asks about their sidecars (peers.ts). */
+  readonly peers?: () => Peers | undefined;
+}
+
+export function createControlApp(plane: ControlPlane, access: ControlAccess, options: ControlAppOptions = {}): Express {
+  const { identity, flow, leader, publicCa, routers = [], publicRouters = [] } = options;
+  const log = options.log ?? silentLogger;
   const app = express();
   app.disable('x-powered-by');
   app.set('json spaces', 2);
@@ -117,7 +130,7 @@ export function createControlApp(plane: ControlPlane, access: ControlAccess, ide
 
   // Every runtime fault removed mesh-wide, then checked gone on each sidecar (stop.ts).
   app.delete('/faults', async (_req, res) => {
-    res.json(await stopAllFaults(plane));
+    res.json(await stopAllFaults(plane, undefined, undefined, options.peers?.()));
   });
 
   // The emergency stop: as DELETE /faults, and running experiments see the mesh.halted event on the
@@ -127,7 +140,7 @@ export function createControlApp(plane: ControlPlane, access: ControlAccess, ide
     const who = typeof by === 'string' && by ? by : 'unknown';
     const why = typeof reason === 'string' && reason ? reason : 'emergency stop';
     const at = new Date().toISOString();
-    const report = await stopAllFaults(plane, (deleted) => plane.events.emit('mesh.halted', { by: who, reason: why, deleted }));
+    const report = await stopAllFaults(plane, (deleted) => plane.events.emit('mesh.halted', { by: who, reason: why, deleted }), undefined, options.peers?.());
     res.json({ ...report, by: who, reason: why, at });
   });
 

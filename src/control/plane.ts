@@ -381,6 +381,23 @@ export class ControlPlane {
     }
   }
 
+  /**
+   * The emergency stop's removal: every runtime fault of the mesh — this replica's, and any the store
+   * holds that it has not taken (another replica's put its watch has not brought yet, one over a limit
+   * here) — removed from its table and from the store. Returns the ids removed, sorted.
+   */
+  async deleteAllFaults(): Promise<string[]> {
+    const deleted = new Set(this.faults.deleteAll());
+    await this.#persisting;
+    for (const key of await this.#store.list(FAULT_PREFIX)) {
+      const id = key.slice(FAULT_PREFIX.length);
+      deleted.add(id);
+      this.#stored.delete(id);
+      await this.#store.delete(key);
+    }
+    return [...deleted].sort();
+  }
+
   /** A runtime fault changed in the store (this control plane's write, another's, or a lease's end). */
   async #faultChanged(key: string, value: string | undefined): Promise<void> {
     const id = key.slice(FAULT_PREFIX.length);

@@ -12,6 +12,7 @@ import { ControlAccess, type AccessClock } from './auth.ts';
 import { ControlPlane } from './plane.ts';
 import { gameDayRoutes } from './game-days-api.ts';
 import { HeadSweeper } from './head-sweep.ts';
+import { Peers } from './peers.ts';
 import { ControlLeadership, ELECTION, type LeaderView } from './leadership.ts';
 import { electorFor, openStore } from './open-store.ts';
 import type { Store } from './store.ts';
@@ -196,7 +197,17 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     },
     leader: () => elector.leader(ELECTION),
   };
-  const app = createControlApp(plane, access, issuer, plane, log, leader, options.tls?.mode === 'auto' ? ca.certPem : undefined, [gameDayRoutes(store), consoleRoutes(access, live)], [consolePublicRoutes(access)]);
+  let peers: Peers | undefined;
+  const app = createControlApp(plane, access, {
+    identity: issuer,
+    flow: plane,
+    log,
+    leader,
+    ...(options.tls?.mode === 'auto' && { publicCa: ca.certPem }),
+    routers: [gameDayRoutes(store), consoleRoutes(access, live)],
+    publicRouters: [consolePublicRoutes(access)],
+    peers: () => peers,
+  });
   const listener = await listenControl(app, options.listen, { ca, stateDir: options.stateDir, log, ...(options.tls && { tls: options.tls }) }).catch(async (error: unknown) => {
     access.close();
     plane.close();
@@ -207,6 +218,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
   log.info({ url, version: plane.state.version, ...(listener.caFile && { caFile: listener.caFile }) }, 'control plane started');
   leadership = new ControlLeadership(elector, url, options.leaderTtlMs, log);
   const campaigning = leadership;
+  // On the list of replicas, for the others' emergency stops to ask about its sidecars (and it about theirs).
+  peers = await Peers.join(store, url, options.token, ca.certPem, log);
   const heads = new HeadSweeper(store, plane, url, log);
   campaigning.onLead((won) => heads.lead(won));
   return {
@@ -218,6 +231,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     heads,
     async close() {
       await campaigning.close();
+      await peers?.close();
       live.close();
       access.close();
       plane.close();

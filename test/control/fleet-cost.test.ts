@@ -39,7 +39,7 @@ async function startCounted(configText: string, dir: string, older = false): Pro
   const store = new FileStore(dir);
   const plane = await ControlPlane.open(store, silentLogger, configText);
   const access = await ControlAccess.open(TOKEN, store);
-  const app = createControlApp(plane, access, undefined, plane);
+  const app = createControlApp(plane, access, { flow: plane });
   const counts = new Map<string, number>();
   const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const route = `${req.method} ${req.url!.split('?')[0]}`;

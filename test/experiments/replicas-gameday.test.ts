@@ -97,6 +97,24 @@ describe('a game day against replicated control planes', function () {
     for (const s of sidecars.values()) expect(s.sidecar.faults.get('drill')).to.equal(undefined);
   });
 
+  it('POST /halt on one replica checks the sidecars attached to the other too (the console\'s stop)', async () => {
+    const [leader, other] = replicas as [RunningControlPlane, RunningControlPlane];
+    const put = await request(`${leader.url}/faults/drill-2`, { method: 'PUT', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/yaml' }, body: 'match: {destination: api}\nabort: {status: 503}\nttl: 30s\n' });
+    expect(put.statusCode).to.equal(200);
+    await put.body.dump();
+    await waitFor(() => [...sidecars.values()].every((s) => s.sidecar.faults.get('drill-2')), 5_000, 'the fault on every sidecar');
+    const response = await request(`${other.url}/halt`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify({ by: 'tester', reason: 'drill' }) });
+    expect(response.statusCode).to.equal(200);
+    const report = (await response.body.json()) as { verified: boolean; deleted: string[]; sidecars: { name: string; problem: string | null; replica?: string }[] };
+    expect(report.deleted).to.deep.equal(['drill-2']);
+    expect(report.sidecars.map((s) => [s.name, s.problem])).to.deep.equal([['api-1', null], ['api-2', null], ['web-1', null]]);
+    // Those attached to the leader were checked by asking it.
+    const attached = [...sidecars].filter(([, s]) => s.client.url === leader.url).map(([name]) => name);
+    expect(attached.length).to.be.above(0);
+    for (const name of attached) expect(report.sidecars.find((s) => s.name === name)?.replica).to.equal(leader.url);
+    expect(report.verified).to.equal(true);
+  });
+
   it('completes when the leader, which sidecars are attached to, dies mid-method: the other leads; recorded, rolled back, nothing lost', async () => {
     const web = sidecars.get('web-1')!;
     const file = join(dir, 'gameday.yaml');
