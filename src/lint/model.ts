@@ -52,6 +52,8 @@ export interface Edge {
   /** Where it is known from. */
   readonly known: 'config' | 'recording' | 'both';
   readonly observed: EdgeObservation | undefined;
+  /** The callee speaks gRPC (`protocol: grpc`): its calls (all POST) are retried whatever their method, as the proxy does (proxy/retry.ts). */
+  readonly grpc: boolean;
 }
 
 export interface LintService {
@@ -151,7 +153,8 @@ export function buildModel(config: MeshConfig, text: string, file: string, obser
     const key = `${from}\u0000${to}`;
     const before = edges.get(key);
     const known = before ? 'both' : observed ? 'recording' : 'config';
-    edges.set(key, { from, to, routes: routesTo(to), app: app ?? before?.app, known, observed: observed ?? before?.observed });
+    const grpc = snapshot.services.get(to)?.protocol === 'grpc';
+    edges.set(key, { from, to, routes: routesTo(to), app: app ?? before?.app, known, observed: observed ?? before?.observed, grpc });
   };
   config.services.forEach((service, s) => {
     (service.calls ?? []).forEach((call, i) => {

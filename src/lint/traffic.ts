@@ -64,7 +64,8 @@ export function retriesOn503(route: HopRoute, methods: readonly string[]): numbe
 
 /** The edge's route with the most retries on a 503 (the most tries a failing callee can get). */
 export function mostRetried(edge: Edge): { route: HopRoute | undefined; retries: number } {
-  const methods = edge.observed?.methods ?? [];
+  // A gRPC call is retried whatever its method (always POST).
+  const methods = edge.grpc ? [] : (edge.observed?.methods ?? []);
   return edge.routes.reduce<{ route: HopRoute | undefined; retries: number }>(
     (best, route) => {
       const retries = retriesOn503(route, methods);

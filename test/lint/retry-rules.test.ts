@@ -162,6 +162,12 @@ describe('lint: retry-non-idempotent', () => {
     expect(findingsOf('retry-non-idempotent', WRITES.replace('retryOn: [5xx]', 'retryOn: [connect-failure, refused-stream]'))).to.deep.equal([]);
     expect(findingsOf('retry-non-idempotent', WRITES.replace('retryNonIdempotent: true', 'retryNonIdempotent: false'))).to.deep.equal([]);
   });
+
+  it('says nothing of a route to a gRPC service: its calls are retried whatever their method, on the statuses retryOn names', () => {
+    const grpc = WRITES.replace('{name: d, endpoints: [{address: 127.0.0.1:9004}]}', '{name: d, protocol: grpc, endpoints: [{address: 127.0.0.1:9004}]}');
+    expect(grpc).not.to.equal(WRITES);
+    expect(findingsOf('retry-non-idempotent', grpc)).to.deep.equal([]);
+  });
 });
 
 describe('lint: retry-on-overload', () => {

@@ -18,6 +18,9 @@ export const retryNonIdempotent: Rule = {
   check(model) {
     const found: Finding[] = [];
     for (const edge of model.edges) {
+      // gRPC calls are retried whatever their method and whatever retryNonIdempotent says: the gRPC
+      // statuses of retryOn (unavailable, …) are the contract there, as in Envoy and Linkerd.
+      if (edge.grpc) continue;
       for (const route of edge.routes.filter(retrying)) {
         if (!route.retries.retryNonIdempotent) continue;
         const after = [...route.retries.retryOn].filter((c) => !NEVER_REACHED.has(c));
