@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 
 /** The built CLI when there is one (as deployed), else the TypeScript source. */
-const CLI = existsSync('dist/cli/main.js') ? 'dist/cli/main.js' : 'src/cli/main.ts';
+export const CLI = existsSync('dist/cli/main.js') ? 'dist/cli/main.js' : 'src/cli/main.ts';
 
 export interface SidecarProcess {
   pid: number;

@@ -58,6 +58,7 @@ export interface DemoResult {
   flags: Record<string, number>;
   latencyMs: { p50: number; p90: number; p99: number; max: number };
   paymentsVersions: Record<string, number>;
+  /** `health`: the active check's verdict, or `not checked` for a service without one (payments: gRPC). */
   endpoints: { service: string; address: string; available: boolean; health: string }[];
   elapsedMs: number;
   faultPhase?: FaultPhase;
@@ -138,7 +139,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       const result = await drive(inbound, options);
       result.endpoints = [...entry.clusters.values(), ...cart.clusters.values()]
         .filter((c, i, all) => all.findIndex((d) => d.name === c.name) === i && c.name !== ENTRY)
-        .flatMap((c) => c.endpoints.map((e) => ({ service: c.name, address: e.address, available: e.available, health: e.health.status })));
+        .flatMap((c) => c.endpoints.map((e) => ({ service: c.name, address: e.address, available: e.available, health: c.spec.healthCheck ? e.health.status : 'not checked' })));
       const out = options.out ?? ((t) => process.stdout.write(t));
       out(summarise(result, mesh.control.url));
       result.faultPhase = await faultPhase(mesh, cart, inbound, options);
@@ -193,7 +194,7 @@ function summarise(r: DemoResult, control: string): string {
   const versions = Object.values(r.paymentsVersions).reduce((a, b) => a + b, 0);
   const lines = [
     'faultline demo: the shop behind its sidecars',
-    '  frontend → catalog, cart; cart → payments (v1, v2 canary at 10%), stock',
+    '  frontend → catalog, cart; cart → payments (gRPC; v1, v2 canary at 10%), stock',
     `  brought up by faultline up: control plane ${control}, 9 sidecars taking their config from it`,
     '',
     `requests      ${r.requests} in ${(r.elapsedMs / 1000).toFixed(1)} s (${((r.requests * 1000) / r.elapsedMs).toFixed(0)}/s)`,

@@ -1,13 +1,16 @@
 // `faultline up mesh.yaml`: local staging on one machine — the control plane, one sidecar per declared
 // sidecar (taking its config and faults from the control plane, as in a cluster), and the apps whose
-// sidecar entry gives a `command`; waits until every app answers and every endpoint is healthy, and
+// sidecar entry gives a `command`; waits until every app answers (an HTTP/1.1 app its `/healthz`, an
+// HTTP/2 or gRPC app the HTTP/2 handshake) and every endpoint is healthy, and
 // stops everything on close. A library, not a command: `faultline up`, the demo and game days call it.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { connect } from 'node:http2';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { request } from 'undici';
 import { loadConfigFile } from '../config/load.ts';
+import type { ServiceProtocol } from '../config/resources.ts';
 import { compileSnapshot, type Snapshot } from '../config/snapshot.ts';
 import { startControlledSidecar, type ControlledSidecar } from './agent.ts';
 import { startControlPlane, type RunningControlPlane } from './server.ts';
@@ -65,7 +68,7 @@ export async function up(options: UpOptions): Promise<Mesh> {
     const deadline = Date.now() + (options.readyTimeoutMs ?? 20_000);
     await until(async () => {
       for (const [name, app] of apps) if (app.exitCode !== null) throw new Error(`the app of sidecar ${name} exited with ${app.exitCode}`);
-      const answering = await Promise.all(snapshot.sidecars.flatMap((s) => (s.command && s.app ? [answers(s.app)] : [])));
+      const answering = await Promise.all(snapshot.sidecars.flatMap((s) => (s.command && s.app ? [answers(s.app, snapshot.services.get(s.service)!.protocol)] : [])));
       return answering.every(Boolean) && [...sidecars.values()].every((s) => s.sidecar.ready && [...s.sidecar.clusters.values()].every((c) => c.endpoints.every((e) => e.available)));
     }, deadline, 'every app to answer and every endpoint to be healthy');
   } catch (error) {
@@ -108,7 +111,12 @@ async function until(probe: () => Promise<boolean>, deadline: number, what: stri
   }
 }
 
-async function answers(address: string): Promise<boolean> {
+/**
+ * Whether the app answers: an HTTP/1.1 app its `/healthz` with 200; an HTTP/2 or gRPC app (which has no
+ * `/healthz` to GET: a gRPC server refuses a call that is not gRPC) the HTTP/2 handshake, its SETTINGS.
+ */
+async function answers(address: string, protocol: ServiceProtocol): Promise<boolean> {
+  if (protocol !== 'http1') return speaksHttp2(address);
   try {
     const response = await request(`http://${address}/healthz`, { signal: AbortSignal.timeout(500) });
     await response.body.dump();
@@ -116,6 +124,20 @@ async function answers(address: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+function speaksHttp2(address: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const session = connect(`http://${address}`);
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      session.destroy();
+      resolve(ok);
+    };
+    const timer = setTimeout(() => done(false), 500);
+    session.once('remoteSettings', () => done(true));
+    session.once('error', () => done(false));
+  });
 }
 
 function stop(child: ChildProcess): Promise<void> {

@@ -6,6 +6,7 @@ import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { parseDocument } from 'yaml';
 import { ConfigError } from '../../src/config/errors.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import { parseExperiment } from '../../src/experiments/spec.ts';
@@ -123,8 +124,11 @@ describe('faultline lint (the command)', function () {
     const mesh = join(dir, 'mesh.yaml');
     const text = await readFile('demo/mesh.yaml', 'utf8');
     const errors = report.findings.filter((f) => f.severity === 'error');
-    const ignore = errors.map((f) => `{rule: ${f.rule}, service: cart, reason: "stock answers from memory; accepted until the stock service is rewritten"}`);
-    await writeFile(mesh, `${text}\nlint: {ignore: [${ignore.join(', ')}]}\n`);
+    // Added to the demo's lint.ignore (made when it has none).
+    const doc = parseDocument(text);
+    if (!doc.hasIn(['lint', 'ignore'])) doc.setIn(['lint', 'ignore'], doc.createNode([]));
+    for (const f of errors) doc.addIn(['lint', 'ignore'], { rule: f.rule, service: 'cart', reason: 'stock answers from memory; accepted until the stock service is rewritten' });
+    await writeFile(mesh, doc.toString());
     const { stdout: text2 } = await run(process.execPath, [CLI, 'lint', mesh]);
     expect(text2).to.contain('left alone (lint.ignore):').and.contain('accepted until the stock service is rewritten').and.match(/^0 errors/m);
   });
