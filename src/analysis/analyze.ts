@@ -12,7 +12,7 @@ import { parseConfig } from '../config/load.ts';
 import { compileSnapshot, type Snapshot } from '../config/snapshot.ts';
 import type { Journal } from '../experiments/journal.ts';
 import { methodLength, parseExperiment, type Experiment } from '../experiments/spec.ts';
-import { expectVerdict, samplesFor, steadyStateVerdict, type Recording } from '../experiments/verdicts.ts';
+import { abortsWithOutcome, expectVerdict, samplesFor, steadyStateVerdict, type Recording } from '../experiments/verdicts.ts';
 import { isSample, loadFigures, type LoadRecord } from '../experiments/load.ts';
 import { attribute, impacts } from './attribution.ts';
 import { lintSection, type RunMesh } from './lint.ts';
@@ -230,9 +230,9 @@ function policyChecks(experiment: Experiment, journal: Journal, events: readonly
   const faultWindows = windows.filter((w) => w.kind === 'fault');
   const retries = services.map((service) => {
     const done = events.filter((e) => e.type === 'request.done' && e.direction === 'outbound' && e.service === service);
-    const outcome = new Map(done.map((e) => [String(e.requestId), e]));
-    const aborts = events.filter((e) => e.type === 'fault.applied' && e.point === 'attempt' && e.destination === service && e.action === 'abort' && outcome.has(String(e.requestId)));
-    const masked = aborts.filter((e) => callSucceeded(outcome.get(String(e.requestId))!)).length;
+    // Each abort with the call it hit (the same sidecar, request and destination): verdicts.ts, as the run's own verdict judges it.
+    const aborts = abortsWithOutcome(events, service);
+    const masked = aborts.filter((a) => callSucceeded(a.outcome)).length;
     const attempts = done.reduce((sum, e) => sum + ((e.attempts as number) || 1), 0);
     return { service, injectedAborts: aborts.length, masked, maskingRatio: aborts.length ? (100 * masked) / aborts.length : null, attempts, requests: done.length, amplification: done.length ? attempts / done.length : null };
   });

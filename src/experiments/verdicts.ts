@@ -98,15 +98,42 @@ function verdict(hypothesis: string, window: Window, samples: number, holds: boo
   return { hypothesis, window: window.name, samples, measured, objective, outcome: samples < MIN_SAMPLES ? 'inconclusive' : holds ? 'pass' : 'fail' };
 }
 
+type RecordedEvent = Readonly<Record<string, unknown>>;
+
+/**
+ * Each abort injected into a try to `service`, with the call it hit: the caller's own outbound
+ * request.done (the same sidecar, request and destination) — where one request called `service` more
+ * than once, the call the fault went into (its `faults`). Matched by the request id alone, another call
+ * of the same request was taken for it (cart's call to stock judged the abort on cart's call to
+ * payments). Aborts whose call has no request.done (the recording ended first) are left out.
+ */
+export function abortsWithOutcome<E extends RecordedEvent>(events: readonly E[], service: string): { abort: E; outcome: E }[] {
+  const calls = new Map<string, E[]>();
+  for (const ev of events) {
+    if (ev.type !== 'request.done' || ev.direction !== 'outbound' || ev.service !== service) continue;
+    const key = `${String(ev.sidecar)}\u0000${String(ev.requestId)}`;
+    const list = calls.get(key);
+    if (list) list.push(ev);
+    else calls.set(key, [ev]);
+  }
+  const judged: { abort: E; outcome: E }[] = [];
+  for (const ev of events) {
+    if (ev.type !== 'fault.applied' || ev.point !== 'attempt' || ev.destination !== service || ev.action !== 'abort') continue;
+    const candidates = calls.get(`${String(ev.sidecar)}\u0000${String(ev.requestId)}`);
+    if (!candidates) continue;
+    const outcome = candidates.find((c) => Array.isArray(c.faults) && (c.faults as unknown[]).includes(ev.faultId)) ?? candidates[0]!;
+    judged.push({ abort: ev, outcome });
+  }
+  return judged;
+}
+
 export function expectVerdict(e: ExpectConfig, experiment: Experiment, recording: Recording, method: Window): Verdict {
   const events = recording.events;
   const at = (name: string, from: number, to: number) => ({ name, from, to });
   if (e.retriesMask) {
     const service = e.retriesMask.service;
-    const injected = events.filter((ev) => ev.type === 'fault.applied' && ev.point === 'attempt' && ev.destination === service && ev.action === 'abort');
-    const outcome = new Map(events.filter((ev) => ev.type === 'request.done' && ev.direction === 'outbound').map((ev) => [ev.requestId as string, ev]));
-    const judged = injected.filter((ev) => outcome.has(ev.requestId as string));
-    const masked = judged.filter((ev) => callSucceeded(outcome.get(ev.requestId as string)!)).length;
+    const judged = abortsWithOutcome(events, service);
+    const masked = judged.filter((j) => callSucceeded(j.outcome)).length;
     const share = judged.length === 0 ? NaN : (100 * masked) / judged.length;
     return { hypothesis: `retries mask ≥ ${e.retriesMask.min} % of aborts on ${service}`, window: 'method', samples: judged.length, measured: `${share.toFixed(1)} % (${masked} of ${judged.length})`, objective: `≥ ${e.retriesMask.min} %`, outcome: judged.length < 5 ? 'inconclusive' : share >= e.retriesMask.min ? 'pass' : 'fail' };
   }

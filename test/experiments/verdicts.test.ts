@@ -64,6 +64,23 @@ describe('hypothesis verdicts, every kind', () => {
     expect(expectVerdict(e.expect[0]!, e, recording([], events(2, 0)), window).outcome).to.equal('inconclusive');
   });
 
+  it('retriesMask judges each abort by the call it hit, not by another call of the same request', () => {
+    const e = experiment({ expect: [{ retriesMask: { service: 'api', min: 80 } }] });
+    // Every request: the abort on cart's call to api was masked (200), then cart's call to stock (same
+    // request id, same sidecar) failed; and front's own call to api of the same request succeeded.
+    const events = Array.from({ length: 10 }, (_, i) => [
+      { type: 'fault.applied', time: T + i, sidecar: 'cart', point: 'attempt', destination: 'api', action: 'abort', faultId: 'api-aborts', requestId: `r${i}` },
+      { type: 'request.done', time: T + i + 1, sidecar: 'cart', direction: 'outbound', service: 'api', requestId: `r${i}`, status: 200, faults: ['api-aborts'] },
+      { type: 'request.done', time: T + i + 2, sidecar: 'cart', direction: 'outbound', service: 'stock', requestId: `r${i}`, status: 503, faults: [] },
+      { type: 'request.done', time: T + i + 3, sidecar: 'front', direction: 'outbound', service: 'api', requestId: `r${i}`, status: 503, faults: [] },
+    ]).flat();
+    const verdict = expectVerdict(e.expect[0]!, e, recording([], events), window);
+    expect(verdict).to.include({ outcome: 'pass', measured: '100.0 % (10 of 10)' });
+    // Where the request called api twice from cart, the call the fault went into is the one judged.
+    const twice = events.flatMap((ev) => (ev.service === 'api' && ev.sidecar === 'cart' ? [{ ...ev, status: 503, faults: [], time: ev.time - 0.5 }, ev] : [ev]));
+    expect(expectVerdict(e.expect[0]!, e, recording([], twice), window)).to.include({ outcome: 'pass', measured: '100.0 % (10 of 10)' });
+  });
+
   it('breaker: opens and closes within their times, or not', () => {
     const e = experiment({ expect: [{ breaker: { service: 'api', opensWithin: '2s', closesWithin: '3s' } }] });
     const transitions = (openAfter: number, closeAfterEnd: number) => [
