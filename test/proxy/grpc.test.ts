@@ -16,29 +16,20 @@ import type { Sidecar } from '../../src/proxy/sidecar.ts';
 import type { MeshEvents } from '../../src/telemetry/events.ts';
 import { parseSamples } from '../../src/telemetry/metrics.ts';
 import { sidecarEntry, startSidecar } from '../helpers/mesh.ts';
+import { listenInsecure, rawService, streamingHandlers } from '../helpers/grpc.ts';
 import { freeAddress, waitFor } from '../helpers/net.ts';
 
 const TOKEN = 'grpc-test-token';
-const bytes = (b: Buffer) => b;
-const method = (name: string, requestStream: boolean, responseStream: boolean) => ({
-  path: `/test.Echo/${name}`,
-  requestStream,
-  responseStream,
-  requestSerialize: bytes,
-  requestDeserialize: bytes,
-  responseSerialize: bytes,
-  responseDeserialize: bytes,
+const ECHO = rawService({
+  Echo: [false, false],
+  Which: [false, false],
+  Slow: [false, false],
+  FailOddCalls: [false, false],
+  FailAfterOne: [false, true],
+  Count: [false, true],
+  Sum: [true, false],
+  Chat: [true, true],
 });
-const ECHO = {
-  Echo: method('Echo', false, false),
-  Which: method('Which', false, false),
-  Slow: method('Slow', false, false),
-  FailOddCalls: method('FailOddCalls', false, false),
-  FailAfterOne: method('FailAfterOne', false, true),
-  Count: method('Count', false, true),
-  Sum: method('Sum', true, false),
-  Chat: method('Chat', true, true),
-} satisfies grpc.ServiceDefinition;
 type EchoClient = grpc.Client & Record<keyof typeof ECHO, (...args: unknown[]) => unknown>;
 
 interface App {
@@ -80,22 +71,9 @@ async function startApp(name: string): Promise<App> {
       // One message, then the error in real trailers: the response was committed.
       call.write(Buffer.from('first'), () => call.emit('error', { code: grpc.status.UNAVAILABLE, details: 'gone after one' }));
     },
-    Count: (call: grpc.ServerWritableStream<Buffer, Buffer>) => {
-      for (let i = 1; i <= Number(call.request.toString()); i++) call.write(Buffer.from(String(i).padStart(8, '0')));
-      call.end();
-    },
-    Sum: (call: grpc.ServerReadableStream<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
-      let sum = 0;
-      call.on('data', (m: Buffer) => (sum += Number(m.toString())));
-      call.on('end', () => callback(null, Buffer.from(String(sum))));
-    },
-    Chat: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
-      call.on('data', (m: Buffer) => call.write(Buffer.concat([Buffer.from('re:'), m])));
-      call.on('end', () => call.end());
-    },
+    ...streamingHandlers(8),
   });
-  const address = await freeAddress();
-  await new Promise<void>((resolve, reject) => server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (error) => (error ? reject(error) : resolve())));
+  const address = await listenInsecure(server);
   return { address, server, calls, deadlinesLeft };
 }
 

@@ -8,26 +8,11 @@ import { expect } from 'chai';
 import type { Sidecar } from '../../src/proxy/sidecar.ts';
 import type { MeshEvents } from '../../src/telemetry/events.ts';
 import { sidecarEntry, startSidecar } from '../helpers/mesh.ts';
+import { listenInsecure, rawService, streamingHandlers } from '../helpers/grpc.ts';
 import { freeAddress } from '../helpers/net.ts';
 
-const bytes = (b: Buffer) => b;
-const method = (name: string, requestStream: boolean, responseStream: boolean) => ({
-  path: `/test.Echo/${name}`,
-  requestStream,
-  responseStream,
-  requestSerialize: bytes,
-  requestDeserialize: bytes,
-  responseSerialize: bytes,
-  responseDeserialize: bytes,
-});
 /** A service without .proto files: messages are raw bytes. */
-const ECHO = {
-  Echo: method('Echo', false, false),
-  Fail: method('Fail', false, false),
-  Count: method('Count', false, true),
-  Sum: method('Sum', true, false),
-  Chat: method('Chat', true, true),
-} satisfies grpc.ServiceDefinition;
+const ECHO = rawService({ Echo: [false, false], Fail: [false, false], Count: [false, true], Sum: [true, false], Chat: [true, true] });
 
 type EchoClient = grpc.Client & Record<keyof typeof ECHO, (...args: unknown[]) => unknown>;
 
@@ -47,22 +32,9 @@ describe('gRPC (@grpc/grpc-js) through a sidecar pair', function () {
         callback(null, Buffer.concat([Buffer.from('echo:'), call.request]), trailer);
       },
       Fail: (_call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => callback({ code: grpc.status.UNAVAILABLE, details: 'payments is down' }),
-      Count: (call: grpc.ServerWritableStream<Buffer, Buffer>) => {
-        for (let i = 1; i <= Number(call.request.toString()); i++) call.write(Buffer.from(String(i)));
-        call.end();
-      },
-      Sum: (call: grpc.ServerReadableStream<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
-        let sum = 0;
-        call.on('data', (m: Buffer) => (sum += Number(m.toString())));
-        call.on('end', () => callback(null, Buffer.from(String(sum))));
-      },
-      Chat: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
-        call.on('data', (m: Buffer) => call.write(Buffer.concat([Buffer.from('re:'), m])));
-        call.on('end', () => call.end());
-      },
+      ...streamingHandlers(),
     });
-    const app = await freeAddress();
-    await new Promise<void>((resolve, reject) => server.bindAsync(app, grpc.ServerCredentials.createInsecure(), (error) => (error ? reject(error) : resolve())));
+    const app = await listenInsecure(server);
     const clientApp = await freeAddress();
     const config = {
       mesh: { name: 'grpc' },
