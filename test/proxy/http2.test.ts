@@ -13,24 +13,13 @@ import type { Sidecar } from '../../src/proxy/sidecar.ts';
 import type { MeshEvents } from '../../src/telemetry/events.ts';
 import { sidecarEntry, startSidecar } from '../helpers/mesh.ts';
 import { freeAddress, startUpstream, waitFor, type Upstream } from '../helpers/net.ts';
+import { source as streamOf } from '../helpers/streams.ts';
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
 const CHUNK = Buffer.alloc(64 * 1024, 0x62);
 
-/** Exactly `bytes` bytes from one reused chunk; `pulled` hears of each chunk read. */
-function source(bytes: number, pulled: (n: number) => void = () => undefined): Readable {
-  let left = bytes;
-  return new Readable({
-    read() {
-      if (left === 0) return void this.push(null);
-      const n = Math.min(left, CHUNK.length);
-      left -= n;
-      pulled(n);
-      this.push(n === CHUNK.length ? CHUNK : CHUNK.subarray(0, n));
-    },
-  });
-}
+const source = (bytes: number, pulled?: (n: number) => void): Readable => streamOf(bytes, CHUNK, pulled);
 
 /** An HTTP/2 app on loopback whose streams a test answers; it counts sessions and streams. */
 interface H2App {

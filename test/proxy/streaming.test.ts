@@ -8,6 +8,7 @@ import { Readable } from 'node:stream';
 import { sidecarEntry, writeMesh } from '../helpers/mesh.ts';
 import { freeAddress, readEvents, startUpstream, type Upstream } from '../helpers/net.ts';
 import { rssOf, startSidecarProcess, stopProcess } from '../helpers/process.ts';
+import { source as streamOf } from '../helpers/streams.ts';
 
 const GIB = Number(process.env.STREAM_BYTES ?? 1024 ** 3);
 const CHUNK = Buffer.alloc(256 * 1024, 0x61);
@@ -32,19 +33,7 @@ function tcpBufferMax(name: string): number {
   }
 }
 
-/** Exactly `bytes` bytes, from one reused chunk: the test itself holds no big buffer. `pulled` hears of each chunk read. */
-function source(bytes: number, pulled: (n: number) => void = () => undefined): Readable {
-  let left = bytes;
-  return new Readable({
-    read() {
-      if (left === 0) return void this.push(null);
-      const n = Math.min(left, CHUNK.length);
-      left -= n;
-      pulled(n);
-      this.push(n === CHUNK.length ? CHUNK : CHUNK.subarray(0, n));
-    },
-  });
-}
+const source = (bytes: number, pulled?: (n: number) => void): Readable => streamOf(bytes, CHUNK, pulled);
 
 describe('streaming through a sidecar process', function () {
   this.timeout(120_000);
