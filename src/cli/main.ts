@@ -62,7 +62,7 @@ program
         if (eq <= 0) throw new InvalidArgumentError(`--labels: expected key=value pairs separated by commas, got "${pair}"`);
         return [pair.slice(0, eq).trim(), pair.slice(eq + 1).trim()];
       }));
-      const { readControlCa } = await import('../control/transport.ts');
+      const { readControlCa } = await import('../http/control-transport.ts');
       const ca = await readControlCa(options.controlCa);
       const controlled = await startControlledSidecar({
         url: options.control.split(',').map((u) => u.trim().replace(/\/$/, '')).filter(Boolean),
@@ -215,7 +215,7 @@ function stopOnSignal(close: () => Promise<void>): void {
 
 /** The control plane an operator's command talks to: its URL, the admin token, the CA to trust it through. */
 async function controlAt(options: { control: string; tokenFile?: string; controlCa?: string }): Promise<{ url: string; token: string; ca: string | undefined }> {
-  const { readControlCa } = await import('../control/transport.ts');
+  const { readControlCa } = await import('../http/control-transport.ts');
   return { url: options.control, token: await readToken(options.tokenFile), ca: await readControlCa(options.controlCa) };
 }
 
@@ -360,7 +360,7 @@ program
   .option('--reason <text>', 'why (recorded)', 'emergency stop')
   .action(async (options: { control: string; tokenFile?: string; controlCa?: string; by: string; reason: string }) => {
     const { MeshClient } = await import('../experiments/mesh-client.ts');
-    const { readControlCa } = await import('../control/transport.ts');
+    const { readControlCa } = await import('../http/control-transport.ts');
     const client = new MeshClient(options.control, await readToken(options.tokenFile), await readControlCa(options.controlCa));
     const { deleted, verified, sidecars } = await client.halt(options.by, options.reason);
     process.stdout.write(`halted by ${options.by}: ${deleted.length} runtime fault(s) removed${deleted.length ? ` (${deleted.join(', ')})` : ''}\n`);

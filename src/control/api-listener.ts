@@ -14,7 +14,7 @@ import { createSecureContext } from 'node:tls';
 import { ErrorCode, FaultlineError } from '../errors.ts';
 import type { CaMaterial, MeshCa } from '../identity/ca.ts';
 import { silentLogger, type Logger } from '../telemetry/log.ts';
-import { CONTROL_CA_FILE, TLS_REQUIRED_HEADER } from './transport.ts';
+import { CONTROL_CA_FILE, TLS_REQUIRED_HEADER } from '../http/control-transport.ts';
 
 /** How the API is served over TLS: the operator's certificate and key files, or one issued from the mesh CA. */
 export type ControlTls =

@@ -14,7 +14,7 @@ import { silentLogger, type Logger } from '../telemetry/log.ts';
 import { DELTAS, DELTAS_HEADER, applyDelta, type DesiredState, type InstanceDelta } from './desired-state.ts';
 import { ACKS_HEADER, type Ack } from './sidecar-roster.ts';
 import { FileStore } from './store.ts';
-import { ControlTlsError, controlRequest } from './transport.ts';
+import { ControlTlsError, controlRequest } from '../http/control-transport.ts';
 
 export interface ControlClientOptions {
   /** The control plane's base URL, e.g. http://127.0.0.1:15100; or several replicas', tried in turn. */

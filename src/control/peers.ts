@@ -6,7 +6,7 @@
 import { silentLogger, type Logger } from '../telemetry/log.ts';
 import type { SidecarView } from './sidecar-views.ts';
 import type { Lease, Store } from './store.ts';
-import { controlRequest } from './transport.ts';
+import { controlRequest } from '../http/control-transport.ts';
 
 const PREFIX = 'replicas/';
 const TTL_MS = 10_000;

@@ -5,7 +5,7 @@
 import type { RegisteredInstance } from '../config/snapshot.ts';
 import { silentLogger, type Logger } from '../telemetry/log.ts';
 import type { InstanceRecord } from './instance-registry.ts';
-import { controlRequest, type ControlResponse } from './transport.ts';
+import { controlRequest, type ControlResponse } from '../http/control-transport.ts';
 
 export interface RegistrationOptions {
   readonly urls: readonly string[];

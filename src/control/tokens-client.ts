@@ -2,7 +2,7 @@
 // with the admin token (tokens-api.ts).
 import { readFile } from 'node:fs/promises';
 import type { Revocation } from './revocations.ts';
-import { controlRequest } from './transport.ts';
+import { controlRequest } from '../http/control-transport.ts';
 
 export interface MadeToken {
   readonly token: string;

@@ -17,7 +17,7 @@ import { compileSnapshot, type Snapshot, type SidecarSpec } from '../config/snap
 import { ErrorCode, FaultlineError } from '../errors.ts';
 import { silentLogger, type Logger } from '../telemetry/log.ts';
 import { HostNetwork, type Host } from './hosts.ts';
-import { CONTROL_CA_FILE, controlRequest } from './transport.ts';
+import { CONTROL_CA_FILE, controlRequest } from '../http/control-transport.ts';
 
 export interface HostsUpOptions {
   readonly file: string;

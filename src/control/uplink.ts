@@ -10,7 +10,7 @@ import { pipeEvents } from '../telemetry/event-stream.ts';
 import { parseSamples } from '../telemetry/metrics.ts';
 import type { EventBus } from '../telemetry/events.ts';
 import { silentLogger, type Logger } from '../telemetry/log.ts';
-import { controlRequest } from './transport.ts';
+import { controlRequest } from '../http/control-transport.ts';
 import type { Ack } from './sidecar-roster.ts';
 
 export interface UplinkOptions {

@@ -11,7 +11,7 @@ import { parseConfig } from '../config/load.ts';
 import { compileSnapshot, type RegisteredInstance, type Snapshot } from '../config/snapshot.ts';
 import type { FaultConfig } from '../faults/schema.ts';
 import { readEventStream } from '../telemetry/event-stream.ts';
-import { controlRequest, readControlCa } from '../control/transport.ts';
+import { controlRequest, readControlCa } from '../http/control-transport.ts';
 import { EventMerge } from './event-merge.ts';
 
 export interface SidecarView {

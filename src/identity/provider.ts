@@ -5,7 +5,7 @@
 import { X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
 import { systemClock, type Clock } from '../clock.ts';
-import { controlRequest, type ControlResponse } from '../control/transport.ts';
+import { controlRequest, type ControlResponse } from '../http/control-transport.ts';
 import { silentLogger, type Logger } from '../telemetry/log.ts';
 import { spiffeId } from './spiffe.ts';
 import { WorkloadKey, renewAt, type WorkloadIdentity } from './workload.ts';

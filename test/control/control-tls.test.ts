@@ -15,7 +15,7 @@ import { connect, type PeerCertificate, type TLSSocket } from 'node:tls';
 import { stringify } from 'yaml';
 import { startControlledSidecar, type ControlledSidecar } from '../../src/control/agent.ts';
 import { startControlPlane, type RunningControlPlane } from '../../src/control/server.ts';
-import { ControlTlsError, controlRequest } from '../../src/control/transport.ts';
+import { ControlTlsError, controlRequest } from '../../src/http/control-transport.ts';
 import { MeshClient, targetClient } from '../../src/experiments/mesh-client.ts';
 import { MeshCa } from '../../src/identity/ca.ts';
 import { send } from '../helpers/client.ts';

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { namespaceNames } from '../../src/control/hosts.ts';
-import { controlRequest } from '../../src/control/transport.ts';
+import { controlRequest } from '../../src/http/control-transport.ts';
 import { upOnHosts, type HostedMesh } from '../../src/control/up-hosts.ts';
 
 const DEMO = new URL('../../demo/mesh.yaml', import.meta.url).pathname;
