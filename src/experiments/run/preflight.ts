@@ -13,7 +13,9 @@ const READY_POLL_MS = 100;
 export async function preflight(experiment: Experiment, client: MeshClient, version: string, note: (text: string) => Promise<void>, waitMs = READY_WAIT_MS): Promise<void> {
   const deadline = Date.now() + waitMs;
   for (;;) {
-    const { sidecars } = await client.sidecars();
+    // Against the state in force now: instances registering meanwhile make new versions of it.
+    const { sidecars, version: current } = await client.sidecars();
+    version = current || version;
     const unwell = sidecars.filter((s) => !s.connected || s.health !== 'ready' || s.version !== version);
     if (sidecars.length > 0 && unwell.length === 0) {
       await note(`preflight: ${sidecars.length} sidecars ready on version ${version}`);

@@ -11,7 +11,7 @@ import { startControlPlane, type RunningControlPlane } from '../../../src/contro
 import { MeshClient } from '../../../src/experiments/mesh-client.ts';
 import { preflight } from '../../../src/experiments/run/preflight.ts';
 import { parseExperiment } from '../../../src/experiments/spec.ts';
-import { freeAddress } from '../../helpers/net.ts';
+import { freeAddress, waitFor } from '../../helpers/net.ts';
 
 const TOKEN = 'preflight-token';
 
@@ -41,16 +41,27 @@ describe('preflight', function () {
     expect(notes[0]).to.equal(`preflight: 1 sidecars ready on version ${control.plane.state.version}`);
   });
 
-  it('fails once its deadline has passed when a sidecar is not on the version asked for, naming it', async () => {
+  it('judges the sidecars against the state in force now, not the version the run read before (instances registering meanwhile make new ones)', async () => {
+    const notes: string[] = [];
+    await preflight(experiment(), new MeshClient(control.url, TOKEN), 'a-version-replaced-since', async (n) => void notes.push(n), 300);
+    expect(notes[0]).to.equal(`preflight: 1 sidecars ready on version ${control.plane.state.version}`);
+  });
+
+  it('fails once its deadline has passed when a sidecar is not ready, naming it', async () => {
+    // Its watch closed without leaving (a sidecar cut off): listed, disconnected.
+    await sidecar!.client.close();
+    await waitFor(async () => (await new MeshClient(control.url, TOKEN).sidecars()).sidecars.some((s) => !s.connected), 5_000, 'the sidecar to be seen disconnected');
     const started = Date.now();
-    const error = await preflight(experiment(), new MeshClient(control.url, TOKEN), 'v-not-current', async () => undefined, 300).then(() => undefined, (e: Error) => e);
-    expect(error?.message).to.equal(`not every sidecar is ready on the current config after 300 ms: web-1 (ready, version ${control.plane.state.version})`);
+    const error = await preflight(experiment(), new MeshClient(control.url, TOKEN), control.plane.state.version, async () => undefined, 300).then(() => undefined, (e: Error) => e);
+    expect(error?.message).to.equal(`not every sidecar is ready on the current config after 300 ms: web-1 (disconnected, version ${control.plane.state.version})`);
     expect(Date.now() - started).to.be.at.least(300);
   });
 
   it('fails when no sidecar is connected', async () => {
     await sidecar!.close();
     sidecar = undefined;
+    // Forgotten once it says it leaves (its client was closed before: say it now).
+    control.plane.forget('web-1');
     const error = await preflight(experiment(), new MeshClient(control.url, TOKEN), control.plane.state.version, async () => undefined, 200).then(() => undefined, (e: Error) => e);
     expect(error?.message).to.equal('no sidecar is connected to the control plane (waited 200 ms)');
   });
