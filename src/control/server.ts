@@ -11,6 +11,7 @@ import { listenControl, type ControlTls } from './api-listener.ts';
 import { ControlAccess, type AccessClock } from './auth.ts';
 import { ControlPlane } from './plane.ts';
 import { gameDayRoutes } from './game-days-api.ts';
+import { gameDayRunRoutes, type GameDayLauncher, type PlaneTarget } from './game-day-runs.ts';
 import { HeadSweeper } from './head-sweep.ts';
 import { ControlLeadership, ELECTION, type LeaderView } from './leadership.ts';
 import { electorFor, openStore } from './open-store.ts';
@@ -18,6 +19,7 @@ import type { Store } from './store.ts';
 import { Sessions } from './sessions.ts';
 import { LiveMesh } from '../console/live.ts';
 import { consolePublicRoutes, consoleRoutes } from '../console/routes.ts';
+import { reportRoutes } from '../console/reports.ts';
 
 export interface ControlPlaneOptions {
   readonly listen: string;
@@ -39,6 +41,8 @@ export interface ControlPlaneOptions {
   readonly tls?: ControlTls;
   /** The read-only token (--viewer-token-file): signs a viewer in to the console, reads the API, changes nothing. */
   readonly viewerToken?: string;
+  /** Game days started through the API (the console): the experiments of --experiments, injected by the CLI. */
+  readonly gameDays?: GameDayLauncher;
 }
 
 export interface RunningControlPlane {
@@ -53,6 +57,8 @@ export interface RunningControlPlane {
   readonly store: Store;
   /** The leader's sweep of game-day heads. */
   readonly heads: HeadSweeper;
+  /** Halts the game days started here through the API and waits for their rollback (close does too). */
+  stopGameDays(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -196,7 +202,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     },
     leader: () => elector.leader(ELECTION),
   };
-  const app = createControlApp(plane, access, issuer, plane, log, leader, options.tls?.mode === 'auto' ? ca.certPem : undefined, [gameDayRoutes(store), consoleRoutes(access, live)], [consolePublicRoutes(access)]);
+  let self: PlaneTarget | undefined;
+  const runs = gameDayRunRoutes(store, options.gameDays, () => self!);
+  const app = createControlApp(plane, access, issuer, plane, log, leader, options.tls?.mode === 'auto' ? ca.certPem : undefined, [runs.router, gameDayRoutes(store), consoleRoutes(access, live), reportRoutes(store, options.gameDays?.reportsDir)], [consolePublicRoutes(access)]);
   const listener = await listenControl(app, options.listen, { ca, stateDir: options.stateDir, log, ...(options.tls && { tls: options.tls }) }).catch(async (error: unknown) => {
     access.close();
     plane.close();
@@ -204,6 +212,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     throw error;
   });
   const { url } = listener;
+  self = { control: url, ...(listener.caFile && { ca: listener.caFile }) };
   log.info({ url, version: plane.state.version, ...(listener.caFile && { caFile: listener.caFile }) }, 'control plane started');
   leadership = new ControlLeadership(elector, url, options.leaderTtlMs, log);
   const campaigning = leadership;
@@ -216,7 +225,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     leadership: campaigning,
     store,
     heads,
+    stopGameDays: () => runs.close(),
     async close() {
+      await runs.close();
       await campaigning.close();
       live.close();
       access.close();
