@@ -30,8 +30,15 @@ export function GameDaysPage({ admin }: { admin: boolean }) {
   const [schedule, setSchedule] = useState<Schedule>();
   const [history, setHistory] = useState<HistoryRun[]>();
   const [error, setError] = useState<string>();
+  /** A run was started from here and has not shown up yet (its preflight writes its head). */
+  const [awaiting, setAwaiting] = useState(false);
   const running = (heads ?? []).filter((h) => h.status === 'running');
-  const busy = running.length > 0;
+  const busy = running.length > 0 || awaiting;
+  if (awaiting && running.length > 0) setAwaiting(false);
+  const started = () => {
+    setAwaiting(true);
+    setTimeout(() => setAwaiting(false), 30_000);
+  };
 
   const refreshHeads = () =>
     Promise.all([call<{ heads: Head[] }>('GET', '/gamedays'), call<{ runs: HistoryRun[] }>('GET', '/ui/gamedays/history')]).then(([h, r]) => {
@@ -65,7 +72,7 @@ export function GameDaysPage({ admin }: { admin: boolean }) {
     <h2>Experiments</h2>
     ${experiments?.length === 0 && html`<p class="empty" data-testid="no-experiments">No experiments: start the control plane with <code>--experiments DIR</code> (<code>faultline up --experiments DIR</code>) to run them from here.</p>`}
     <div class="cards">
-      ${(experiments ?? []).map((e) => html`<${ExperimentCard} key=${e.name} experiment=${e} state=${schedule?.experiments[e.name]} admin=${admin} onStarted=${refreshHeads} />`)}
+      ${(experiments ?? []).map((e) => html`<${ExperimentCard} key=${e.name} experiment=${e} state=${schedule?.experiments[e.name]} admin=${admin} onStarted=${started} />`)}
     </div>
     <h2>History</h2>
     <${History} runs=${history} />
