@@ -179,6 +179,21 @@ describe('console: game days (Chromium)', function () {
     expect(ui.headers['content-security-policy']).to.include("script-src 'self'").and.not.include('unsafe-inline');
   });
 
+  it('names what is wrong with a request to run or halt', async () => {
+    const unknown = await api('POST', '/v1/gamedays/run', mesh.token, { experiment: 'nope' });
+    expect([unknown.status, unknown.body.error]).to.deep.equal([400, 'no experiment "nope" in the experiments directory']);
+    const malformed = await api('POST', '/v1/gamedays/dry-run', mesh.token, { name: 'short-aborts' });
+    expect(malformed.status).to.equal(400);
+    expect(malformed.body.error).to.include('expected {experiment: NAME}').and.include('experiment');
+    expect((await api('POST', '/v1/gamedays/no-such-run/halt', mesh.token)).status).to.equal(404);
+    const done = (await page.getByTestId('history').getByRole('row').filter({ hasText: 'short-aborts' }).getByRole('cell').first().textContent())!;
+    const finished = await api('POST', `/v1/gamedays/${done}/halt`, mesh.token);
+    expect([finished.status, finished.body.error]).to.deep.equal([409, `game day ${done} is not running (passed)`]);
+    const report = await request(`${mesh.control.url}/ui/reports/no-such-run`, { headers: { authorization: `Bearer ${mesh.token}` } });
+    expect(report.statusCode).to.equal(404);
+    await report.body.dump();
+  });
+
   it('a viewer sees the game days and can neither run nor halt (page and API)', async () => {
     const viewer = await (await browser.newContext({ viewport: { width: 390, height: 800 } })).newPage();
     viewer.setDefaultTimeout(15_000);
