@@ -123,8 +123,9 @@ describe('console: game days (Chromium)', function () {
     let sawVerdicts = false;
     await waitFor(async () => {
       if (await running.count()) {
-        phases.add((await running.getByTestId('run-phase').textContent().catch(() => '')) ?? '');
-        const text = (await running.getByTestId('live-figures').textContent().catch(() => '')) ?? '';
+        // The card goes when the run ends: never wait long for what may be gone.
+        phases.add((await running.getByTestId('run-phase').textContent({ timeout: 200 }).catch(() => '')) ?? '');
+        const text = (await running.getByTestId('live-figures').textContent({ timeout: 200 }).catch(() => '')) ?? '';
         if (Number(text.match(/([\d.]+) rps/)?.[1] ?? 0) > 0) figures = text;
         if (!sawVerdicts && (await running.getByTestId('verdicts').count())) {
           sawVerdicts = true;
@@ -192,6 +193,23 @@ describe('console: game days (Chromium)', function () {
     const report = await request(`${mesh.control.url}/ui/reports/no-such-run`, { headers: { authorization: `Bearer ${mesh.token}` } });
     expect(report.statusCode).to.equal(404);
     await report.body.dump();
+  });
+
+  it('halts a run of another runner by closing its head: its next write is refused (409) and it halts there', async () => {
+    const now = new Date().toISOString();
+    const head = { id: 'elsewhere-1', experiment: 'elsewhere', status: 'running', outcome: null, reason: null, phase: 'method', startedAt: now, finishedAt: null, heartbeatAt: now, runner: 'laptop:42', dir: '/home/someone/reports/elsewhere/1', faults: [] };
+    const put = (body: unknown) => request(`${mesh.control.url}/v1/gamedays/elsewhere-1`, { method: 'PUT', headers: { authorization: `Bearer ${mesh.token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    expect((await put(head)).statusCode).to.equal(204);
+    const halted = await api('POST', '/v1/gamedays/elsewhere-1/halt', mesh.token, { reason: 'test' });
+    expect(halted.status).to.equal(200);
+    const refused = await put({ ...head, heartbeatAt: new Date().toISOString() });
+    expect(refused.statusCode).to.equal(409);
+    expect(((await refused.body.json()) as { error: string }).error).to.include('closed by console: halted from the console by admin: test');
+    // Its final word is still taken; its report is not on this control plane, and the page says so.
+    expect((await put({ ...head, status: 'complete', outcome: 'halted', reason: 'the control plane closed this run', finishedAt: new Date().toISOString() })).statusCode).to.equal(204);
+    const row = page.getByTestId('history-elsewhere-1');
+    await row.waitFor();
+    expect(await row.textContent()).to.include('not on this control plane');
   });
 
   it('a viewer sees the game days and can neither run nor halt (page and API)', async () => {
