@@ -116,7 +116,7 @@ program
   .option('--tls-key <file>', 'with --tls-cert: its private key (PEM)')
   .option('--previous-token-file <file>', 'after rotating the admin token: the old one, to open the CA key a shared store holds sealed under it (sealed again under the new one)')
   .option('--viewer-token-file <file>', 'a read-only token: signs a viewer in to the console (/ui) and reads the API; anything that changes state is refused (403)')
-  .option('--experiments <dir>', 'run the scheduled experiments of this directory while this control plane leads (give every replica the same); their state is kept in the store')
+  .option('--experiments <dir>', 'run the scheduled experiments of this directory while this control plane leads (give every replica the same); their state is kept in the store. The console lists them, and dry-runs and runs them against this control plane')
   .option('--reports <dir>', 'with --experiments: where their runs are recorded', 'reports')
   .action(async (options: { config?: string; listen: string; tokenFile?: string; stateDir: string; store?: string; caCert?: string; caKey?: string; leaderTtl: string; tls?: string; tlsSan?: string[]; tlsCert?: string; tlsKey?: string; experiments?: string; reports: string; previousTokenFile?: string; viewerTokenFile?: string }) => {
     if (Boolean(options.caCert) !== Boolean(options.caKey)) throw new InvalidArgumentError('--ca-cert and --ca-key go together');
@@ -185,6 +185,7 @@ program
   .action(async (file: string, options: { listen: string; stateDir: string; tokenFile?: string; viewerTokenFile?: string; hosts?: number; subnet: string; experiments?: string; reports: string }) => {
     const log = createLogger('faultline-up', process.env.FAULTLINE_LOG_LEVEL ?? 'warn');
     if (options.hosts !== undefined) {
+      if (options.experiments) throw new InvalidArgumentError('--experiments with --hosts is not built: give the control planes --experiments (faultline control) instead');
       if (!Number.isInteger(options.hosts) || options.hosts < 1) throw new InvalidArgumentError('--hosts: a whole number of hosts, at least 1');
       const { upOnHosts } = await import('../control/up-hosts.ts');
       const mesh = await upOnHosts({ file, hosts: options.hosts, subnet: options.subnet, stateDir: options.stateDir, log, ...(options.tokenFile && { token: await readToken(options.tokenFile) }) });

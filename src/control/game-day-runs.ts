@@ -4,8 +4,8 @@
 // The runner is injected (the CLI passes experiments/launcher.ts): src/control does not import
 // src/experiments.
 //   GET  /gamedays/experiments   the experiments: targets, phases, halts, schedule with next runs and blackouts
-//   POST /v1/gamedays/dry-run    {experiment}: its blast radius, nothing injected
-//   POST /v1/gamedays/run        {experiment}: starts it here (202); 409 while a run on overlapping targets runs
+//   POST /v1/gamedays/dry-run    {experiment, seed?}: its blast radius and the seed it was resolved with, nothing injected
+//   POST /v1/gamedays/run        {experiment, seed?}: starts it here (202); 409 while a run on overlapping targets runs
 //   POST /v1/gamedays/:id/halt   {reason?}: the run halts (rolled back as any halt): its head is closed
 import express, { Router } from 'express';
 import { z } from 'zod';
@@ -37,10 +37,10 @@ export interface GameDayLauncher {
   /** Where runs are recorded: the console serves reports from under it. */
   readonly reportsDir: string;
   list(): Promise<ExperimentEntry[]>;
-  /** The dry run's lines; throws when there is no such experiment. */
-  dryRun(name: string, target: PlaneTarget): Promise<string[]>;
-  /** Runs it to its end (halting when `signal` aborts). */
-  run(name: string, target: PlaneTarget, signal: AbortSignal): Promise<void>;
+  /** The dry run's lines with `seed` (else the experiment's, else a new one: returned). */
+  dryRun(name: string, target: PlaneTarget, seed?: number): Promise<{ lines: string[]; seed: number }>;
+  /** Runs it to its end (halting when `signal` aborts), with `seed` when given: the dry run's, so it hurts what that showed. */
+  run(name: string, target: PlaneTarget, signal: AbortSignal, seed?: number): Promise<void>;
 }
 
 interface LocalRun {
@@ -50,7 +50,7 @@ interface LocalRun {
   readonly done: Promise<void>;
 }
 
-const Named = z.strictObject({ experiment: z.string().min(1).max(200) });
+const Named = z.strictObject({ experiment: z.string().min(1).max(200), seed: z.int().min(0).max(2 ** 31 - 1).optional() });
 const HaltBody = z.strictObject({ reason: z.string().max(500).optional() });
 
 /** The routes, and `close()`: runs started here halt, and are waited for (rolled back), when the control plane closes. */
@@ -64,36 +64,38 @@ export function gameDayRunRoutes(store: Store, launcher: GameDayLauncher | undef
     res.json({ experiments: launcher ? await launcher.list() : [], reportsDir: launcher?.reportsDir ?? null });
   });
 
-  const experimentOf = async (body: unknown): Promise<ExperimentEntry | string> => {
+  const experimentOf = async (body: unknown): Promise<{ entry: ExperimentEntry; seed: number | undefined } | string> => {
     if (!launcher) return 'this control plane was started without --experiments: it has no experiments to run';
     const parsed = Named.safeParse(body);
-    if (!parsed.success) return `expected {experiment: NAME}: ${z.prettifyError(parsed.error)}`;
-    return (await launcher.list()).find((e) => e.name === parsed.data.experiment) ?? `no experiment "${parsed.data.experiment}" in the experiments directory`;
+    if (!parsed.success) return `expected {experiment: NAME, seed?: INTEGER}: ${z.prettifyError(parsed.error)}`;
+    const entry = (await launcher.list()).find((e) => e.name === parsed.data.experiment);
+    return entry ? { entry, seed: parsed.data.seed } : `no experiment "${parsed.data.experiment}" in the experiments directory`;
   };
 
   router.post('/v1/gamedays/dry-run', express.json({ limit: '4kb' }), async (req, res) => {
-    const entry = await experimentOf(req.body);
-    if (typeof entry === 'string') return void res.status(400).json({ error: entry });
+    const asked = await experimentOf(req.body);
+    if (typeof asked === 'string') return void res.status(400).json({ error: asked });
     try {
-      res.json({ experiment: entry.name, lines: await launcher!.dryRun(entry.name, self()) });
+      res.json({ experiment: asked.entry.name, ...(await launcher!.dryRun(asked.entry.name, self(), asked.seed)) });
     } catch (error) {
       res.status(502).json({ error: `the dry run failed: ${(error as Error).message}` });
     }
   });
 
   router.post('/v1/gamedays/run', express.json({ limit: '4kb' }), async (req, res) => {
-    const entry = await experimentOf(req.body);
-    if (typeof entry === 'string') return void res.status(400).json({ error: entry });
+    const asked = await experimentOf(req.body);
+    if (typeof asked === 'string') return void res.status(400).json({ error: asked });
+    const { entry, seed } = asked;
     const busy = await overlapping(store, launcher!, entry, local);
     if (busy) return void res.status(409).json({ error: `${busy} runs on overlapping targets (${entry.targets.join(', ')}): wait for it to end or halt it` });
     const halt = new AbortController();
     const key = ++started;
     const done = launcher!
-      .run(entry.name, self(), halt.signal)
+      .run(entry.name, self(), halt.signal, seed)
       .catch(() => undefined) // its journal and head say how it ended
       .finally(() => local.delete(key));
     local.set(key, { experiment: entry.name, targets: entry.targets, halt, done });
-    res.status(202).json({ experiment: entry.name, started: true });
+    res.status(202).json({ experiment: entry.name, started: true, ...(seed !== undefined && { seed }) });
   });
 
   router.post('/v1/gamedays/:id/halt', express.json({ limit: '4kb' }), async (req, res) => {

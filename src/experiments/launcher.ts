@@ -2,6 +2,7 @@
 // their schedules (next runs, blackouts), dry-run and run against the control plane that serves the API
 // — whatever target their file names: a game day started from the console is one of that mesh — in the
 // control plane's process, recorded under the reports directory as the scheduler's runs are.
+import { randomInt } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { ExperimentEntry, GameDayLauncher, PlaneTarget } from '../control/game-day-runs.ts';
@@ -44,13 +45,15 @@ export function directoryLauncher(dir: string, reportsDir: string, options: { re
     async list() {
       return [...(await read()).values()].map(({ experiment }) => entryOf(experiment));
     },
-    async dryRun(name, target) {
+    async dryRun(name, target, asked) {
       const { file, experiment } = await find(name);
-      return blastRadius(against(experiment, target), file, experiment.seed ?? 1);
+      // As `faultline run`: the given seed, else the experiment's, else a new one (then handed to the run).
+      const seed = asked ?? experiment.seed ?? randomInt(2 ** 31);
+      return { lines: await blastRadius(against(experiment, target), file, seed), seed };
     },
-    async run(name, target, signal) {
+    async run(name, target, signal, seed) {
       const { file, experiment } = await find(name);
-      const result: RunResult = await runExperiment({ file, out: reportsDir, report: options.report, signal, experiment: against(experiment, target), stream: logStream(log, name) });
+      const result: RunResult = await runExperiment({ file, out: reportsDir, report: options.report, signal, experiment: against(experiment, target), stream: logStream(log, name), ...(seed !== undefined && { seed }) });
       log.info({ experiment: name, outcome: result.outcome, dir: result.dir }, 'game day started from the API ended');
     },
   };

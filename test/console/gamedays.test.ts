@@ -7,7 +7,7 @@
 // neither run nor halt. Screenshots go to test-results/console/.
 import { expect } from 'chai';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -115,6 +115,7 @@ describe('console: game days (Chromium)', function () {
     const blast = card.getByTestId('blast-radius');
     await blast.waitFor();
     expect(await blast.textContent()).to.include('short-errors: at 0 ms for 2500 ms, abort at attempt').and.include('services  payments').and.include('endpoints 3');
+    const seed = Number((await blast.textContent())!.match(/seed (\d+): nothing injected/)![1]);
     await card.getByTestId('run').click();
     const running = page.getByTestId('running-short-aborts');
     await running.waitFor();
@@ -142,6 +143,10 @@ describe('console: game days (Chromium)', function () {
     expect(Number(await row.getByRole('cell').nth(3).textContent())).to.be.within(0, 100);
     await page.getByTestId('trend-short-aborts').locator('circle').waitFor();
     expect(mesh.control.plane.faults.get('short-errors')).to.equal(undefined);
+    // It ran with the seed its dry run showed (endpoints chosen by seed are the ones shown).
+    const id = (await row.getByRole('cell').first().textContent())!;
+    const head = (await (await request(`${mesh.control.url}/gamedays/${id}`, { headers: { authorization: `Bearer ${mesh.token}` } })).body.json()) as { dir: string };
+    expect(JSON.parse(await readFile(join(head.dir, 'journal.json'), 'utf8')).seed).to.equal(seed);
     await page.screenshot({ path: join(SHOTS, 'gamedays-history.png'), fullPage: true });
   });
 
@@ -185,7 +190,7 @@ describe('console: game days (Chromium)', function () {
     expect([unknown.status, unknown.body.error]).to.deep.equal([400, 'no experiment "nope" in the experiments directory']);
     const malformed = await api('POST', '/v1/gamedays/dry-run', mesh.token, { name: 'short-aborts' });
     expect(malformed.status).to.equal(400);
-    expect(malformed.body.error).to.include('expected {experiment: NAME}').and.include('experiment');
+    expect(malformed.body.error).to.include('expected {experiment: NAME, seed?: INTEGER}').and.include('experiment');
     expect((await api('POST', '/v1/gamedays/no-such-run/halt', mesh.token)).status).to.equal(404);
     const done = (await page.getByTestId('history').getByRole('row').filter({ hasText: 'short-aborts' }).getByRole('cell').first().textContent())!;
     const finished = await api('POST', `/v1/gamedays/${done}/halt`, mesh.token);

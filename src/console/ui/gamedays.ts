@@ -80,7 +80,7 @@ export function GameDaysPage({ admin }: { admin: boolean }) {
 }
 
 function ExperimentCard({ experiment: e, state, admin, onStarted }: { experiment: ExperimentEntry; state: Schedule['experiments'][string] | undefined; admin: boolean; onStarted: () => void }) {
-  const [dry, setDry] = useState<string[]>();
+  const [dry, setDry] = useState<{ lines: string[]; seed: number }>();
   const [message, setMessage] = useState<string>();
   const [pending, setPending] = useState(false);
   const act = (what: () => Promise<void>) => async () => {
@@ -94,9 +94,10 @@ function ExperimentCard({ experiment: e, state, admin, onStarted }: { experiment
       setPending(false);
     }
   };
-  const dryRun = act(async () => setDry((await call<{ lines: string[] }>('POST', '/v1/gamedays/dry-run', { experiment: e.name })).lines));
+  const dryRun = act(async () => setDry(await call<{ lines: string[]; seed: number }>('POST', '/v1/gamedays/dry-run', { experiment: e.name })));
   const run = act(async () => {
-    await call('POST', '/v1/gamedays/run', { experiment: e.name });
+    // With the dry run's seed: endpoints chosen by seed are the ones it showed.
+    await call('POST', '/v1/gamedays/run', { experiment: e.name, seed: dry!.seed });
     setDry(undefined);
     setMessage('Started: it shows under Running.');
     onStarted();
@@ -122,6 +123,6 @@ function ExperimentCard({ experiment: e, state, admin, onStarted }: { experiment
         </div>`
       : html`<p class="hint" data-testid="viewer-no-run">A viewer cannot run game days.</p>`}
     ${message && html`<p class="notice" role="status" data-testid="run-message">${message}</p>`}
-    ${dry && html`<div class="dry-run" data-testid="blast-radius"><h4>Blast radius (dry run: nothing injected)</h4><pre>${dry.join('\n')}</pre></div>`}
+    ${dry && html`<div class="dry-run" data-testid="blast-radius"><h4>Blast radius (dry run: nothing injected)</h4><pre>${dry.lines.join('\n')}</pre></div>`}
   </article>`;
 }
