@@ -116,7 +116,7 @@ program
   .option('--tls-key <file>', 'with --tls-cert: its private key (PEM)')
   .option('--previous-token-file <file>', 'after rotating the admin token: the old one, to open the CA key a shared store holds sealed under it (sealed again under the new one)')
   .option('--viewer-token-file <file>', 'a read-only token: signs a viewer in to the console (/ui) and reads the API; anything that changes state is refused (403)')
-  .option('--experiments <dir>', 'run the scheduled experiments of this directory while this control plane leads (give every replica the same); their state is kept in the store')
+  .option('--experiments <dir>', 'run the scheduled experiments of this directory while this control plane leads (give every replica the same); their state is kept in the store. The console lists them, and dry-runs and runs them against this control plane')
   .option('--reports <dir>', 'with --experiments: where their runs are recorded', 'reports')
   .action(async (options: { config?: string; listen: string; tokenFile?: string; stateDir: string; store?: string; caCert?: string; caKey?: string; leaderTtl: string; tls?: string; tlsSan?: string[]; tlsCert?: string; tlsKey?: string; experiments?: string; reports: string; previousTokenFile?: string; viewerTokenFile?: string }) => {
     if (Boolean(options.caCert) !== Boolean(options.caKey)) throw new InvalidArgumentError('--ca-cert and --ca-key go together');
@@ -139,8 +139,12 @@ program
     // The schedules are read (and checked) before anything starts: an invalid experiment stops the start.
     const leaderScheduler = options.experiments ? await import('../experiments/leader-scheduler.ts') : undefined;
     const scheduled = options.experiments && leaderScheduler ? await leaderScheduler.scheduledIn(options.experiments) : [];
+    // The same directory's experiments can be dry-run and run from the console (every replica).
+    const runs = options.experiments ? { ...(await import('../experiments/runner.ts')), ...(await import('../reports/write.ts')), ...(await import('../experiments/launcher.ts')) } : undefined;
+    const gameDays = options.experiments && runs?.directoryLauncher(options.experiments, options.reports, { report: runs.writeReportsLine, tokenFile: options.tokenFile, log });
     const control = await startControlPlane({
       listen: options.listen,
+      ...(gameDays && { gameDays }),
       token: await readToken(options.tokenFile),
       stateDir: options.stateDir,
       log,
@@ -154,10 +158,8 @@ program
       ...(options.tlsCert && options.tlsKey && { tls: { mode: 'files' as const, certFile: options.tlsCert, keyFile: options.tlsKey } }),
     });
     let scheduling: { stop(): Promise<void> } | undefined;
-    if (leaderScheduler) {
-      const { runExperiment } = await import('../experiments/runner.ts');
-      const { writeReportsLine } = await import('../reports/write.ts');
-      scheduling = leaderScheduler.scheduleUnderLeadership(control, scheduled, (file, run) => runExperiment({ file, out: options.reports, report: writeReportsLine, ...run }), log);
+    if (leaderScheduler && runs) {
+      scheduling = leaderScheduler.scheduleUnderLeadership(control, scheduled, (file, run) => runs.runExperiment({ file, out: options.reports, report: runs.writeReportsLine, ...run }), log);
     }
     stopOnSignal(async () => {
       await scheduling?.stop();
@@ -176,11 +178,14 @@ program
   .option('--state-dir <dir>', 'control plane store, kept snapshots and the token file', '.faultline')
   .option('--token-file <file>', 'use this bearer token (else a new one is made and written to <state-dir>/token)')
   .option('--viewer-token-file <file>', 'a read-only token for the console (/ui) and the API')
+  .option('--experiments <dir>', 'experiments the console lists, dry-runs and runs against this mesh (whatever target their files name)')
+  .option('--reports <dir>', 'with --experiments: where runs started from the console are recorded', 'reports')
   .option('--hosts <n>', 'spread the mesh over N hosts on this machine (network namespaces; root only): a three-member etcd and a control plane on each of the first three, each sidecar joining on the next host', (v) => Number.parseInt(v, 10))
   .option('--subnet <cidr>', 'with --hosts: the hosts\' IPv4 range', '10.213.0.0/24')
-  .action(async (file: string, options: { listen: string; stateDir: string; tokenFile?: string; viewerTokenFile?: string; hosts?: number; subnet: string }) => {
+  .action(async (file: string, options: { listen: string; stateDir: string; tokenFile?: string; viewerTokenFile?: string; hosts?: number; subnet: string; experiments?: string; reports: string }) => {
     const log = createLogger('faultline-up', process.env.FAULTLINE_LOG_LEVEL ?? 'warn');
     if (options.hosts !== undefined) {
+      if (options.experiments) throw new InvalidArgumentError('--experiments with --hosts is not built: give the control planes --experiments (faultline control) instead');
       if (!Number.isInteger(options.hosts) || options.hosts < 1) throw new InvalidArgumentError('--hosts: a whole number of hosts, at least 1');
       const { upOnHosts } = await import('../control/up-hosts.ts');
       const mesh = await upOnHosts({ file, hosts: options.hosts, subnet: options.subnet, stateDir: options.stateDir, log, ...(options.tokenFile && { token: await readToken(options.tokenFile) }) });
@@ -193,7 +198,10 @@ program
       return;
     }
     const { up } = await import('../control/up.ts');
-    const mesh = await up({ file, listen: options.listen, stateDir: options.stateDir, log, ...(options.tokenFile && { token: await readToken(options.tokenFile) }), ...(options.viewerTokenFile && { viewerToken: await readToken(options.viewerTokenFile) }) });
+    const runs = options.experiments ? { ...(await import('../reports/write.ts')), ...(await import('../experiments/launcher.ts')) } : undefined;
+    const experiments = options.experiments;
+    const gameDays = runs && experiments ? (tokenFile: string) => runs.directoryLauncher(experiments, options.reports, { report: runs.writeReportsLine, tokenFile, log }) : undefined;
+    const mesh = await up({ file, listen: options.listen, stateDir: options.stateDir, log, ...(gameDays && { gameDays }), ...(options.tokenFile && { token: await readToken(options.tokenFile) }), ...(options.viewerTokenFile && { viewerToken: await readToken(options.viewerTokenFile) }) });
     process.stdout.write(mesh.table());
     process.stdout.write(`console        ${mesh.control.url}/ui  (sign in with the token)\n`);
     process.stdout.write('ready; Ctrl-C stops everything\n');

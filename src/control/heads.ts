@@ -14,6 +14,8 @@ export const HEARTBEAT_MS = 2_000;
 export const HEAD_STALE_MS = 10_000;
 /** Heads of finished runs kept in the store (the newest); older ones are trimmed by the leader. */
 export const FINISHED_HEADS_KEPT = 200;
+/** A head's live figures are of the load's last this long. */
+export const LIVE_WINDOW_MS = 2_000;
 
 const RUN_ID = /^[a-z0-9][a-z0-9.-]{0,199}$/;
 const Timestamp = z.iso.datetime({ offset: true });
@@ -38,8 +40,23 @@ export const GameDayHead = z.strictObject({
   dir: z.string(),
   /** Its faults in force now (put and not yet removed). */
   faults: z.array(z.string()),
-  /** Who closed it when its runner could not: the leader's URL. */
+  /** Who closed it when its runner could not: the leader's URL; or `console` (halted from it). */
   closedBy: z.string().optional(),
+  /** Its verdicts so far (the baseline's once judged, every one once complete). */
+  verdicts: z.array(z.strictObject({ hypothesis: z.string(), window: z.string(), outcome: z.string(), measured: z.string() })).max(200).optional(),
+  /**
+   * While it runs, what its runner sees (written with each heartbeat): its load over the last
+   * LIVE_WINDOW_MS and each halt condition over its own window, so a console shows how close each is.
+   */
+  live: z
+    .strictObject({
+      at: Timestamp,
+      rps: z.number(),
+      errorPct: z.number().nullable(),
+      p99Ms: z.number().nullable(),
+      halts: z.array(z.strictObject({ condition: z.string(), value: z.number().nullable(), limit: z.number(), kind: z.enum(['below', 'above']), samples: z.int(), holds: z.boolean() })).max(50),
+    })
+    .optional(),
 });
 export type GameDayHead = z.infer<typeof GameDayHead>;
 

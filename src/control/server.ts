@@ -11,6 +11,7 @@ import { listenControl, type ControlTls } from './api-listener.ts';
 import { ControlAccess, type AccessClock } from './auth.ts';
 import { ControlPlane } from './plane.ts';
 import { gameDayRoutes } from './game-days-api.ts';
+import { gameDayRunRoutes, type GameDayLauncher, type PlaneTarget } from './game-day-runs.ts';
 import { HeadSweeper } from './head-sweep.ts';
 import { Peers } from './peers.ts';
 import { ControlLeadership, ELECTION, type LeaderView } from './leadership.ts';
@@ -19,6 +20,7 @@ import type { Store } from './store.ts';
 import { Sessions } from './sessions.ts';
 import { LiveMesh } from '../console/live.ts';
 import { consolePublicRoutes, consoleRoutes } from '../console/routes.ts';
+import { reportRoutes } from '../console/reports.ts';
 
 export interface ControlPlaneOptions {
   readonly listen: string;
@@ -40,6 +42,8 @@ export interface ControlPlaneOptions {
   readonly tls?: ControlTls;
   /** The read-only token (--viewer-token-file): signs a viewer in to the console, reads the API, changes nothing. */
   readonly viewerToken?: string;
+  /** Game days started through the API (the console): the experiments of --experiments, injected by the CLI. */
+  readonly gameDays?: GameDayLauncher;
 }
 
 export interface RunningControlPlane {
@@ -54,6 +58,8 @@ export interface RunningControlPlane {
   readonly store: Store;
   /** The leader's sweep of game-day heads. */
   readonly heads: HeadSweeper;
+  /** Halts the game days started here through the API and waits for their rollback (close does too). */
+  stopGameDays(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -198,13 +204,15 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     leader: () => elector.leader(ELECTION),
   };
   let peers: Peers | undefined;
+  let self: PlaneTarget | undefined;
+  const runs = gameDayRunRoutes(store, options.gameDays, () => self!);
   const app = createControlApp(plane, access, {
     identity: issuer,
     flow: plane,
     log,
     leader,
     ...(options.tls?.mode === 'auto' && { publicCa: ca.certPem }),
-    routers: [gameDayRoutes(store), consoleRoutes(access, live)],
+    routers: [runs.router, gameDayRoutes(store), consoleRoutes(access, live), reportRoutes(store, options.gameDays?.reportsDir)],
     publicRouters: [consolePublicRoutes(access)],
     peers: () => peers,
   });
@@ -215,6 +223,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     throw error;
   });
   const { url } = listener;
+  self = { control: url, ...(listener.caFile && { ca: listener.caFile }) };
   log.info({ url, version: plane.state.version, ...(listener.caFile && { caFile: listener.caFile }) }, 'control plane started');
   leadership = new ControlLeadership(elector, url, options.leaderTtlMs, log);
   const campaigning = leadership;
@@ -229,7 +238,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     leadership: campaigning,
     store,
     heads,
+    stopGameDays: () => runs.close(),
     async close() {
+      await runs.close();
       await campaigning.close();
       await peers?.close();
       live.close();

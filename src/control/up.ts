@@ -13,6 +13,7 @@ import { loadConfigFile } from '../config/load.ts';
 import type { ServiceProtocol } from '../config/resources.ts';
 import { compileSnapshot, type Snapshot } from '../config/snapshot.ts';
 import { startControlledSidecar, type ControlledSidecar } from './agent.ts';
+import type { GameDayLauncher } from './game-day-runs.ts';
 import { startControlPlane, type RunningControlPlane } from './server.ts';
 import { silentLogger, type Logger } from '../telemetry/log.ts';
 
@@ -27,6 +28,8 @@ export interface UpOptions {
   readonly viewerToken?: string;
   readonly log?: Logger;
   readonly readyTimeoutMs?: number;
+  /** Game days started from the console (`--experiments`): given the token file the runs call the control plane with. */
+  readonly gameDays?: (tokenFile: string) => GameDayLauncher;
 }
 
 export interface Mesh {
@@ -54,12 +57,14 @@ export async function up(options: UpOptions): Promise<Mesh> {
   const sidecars = new Map<string, ControlledSidecar>();
   let control: RunningControlPlane | undefined;
   const close = async () => {
+    // A game day started from the console halts and rolls back while its sidecars still answer.
+    await control?.stopGameDays();
     await Promise.all([...sidecars.values()].map((s) => s.close()));
     await control?.close();
     await Promise.all([...apps.values()].map(stop));
   };
   try {
-    control = await startControlPlane({ listen: options.listen ?? '127.0.0.1:15100', token, stateDir: join(stateDir, 'control'), configFile: file, log, ...(options.viewerToken !== undefined && { viewerToken: options.viewerToken }) });
+    control = await startControlPlane({ listen: options.listen ?? '127.0.0.1:15100', token, stateDir: join(stateDir, 'control'), configFile: file, log, ...(options.viewerToken !== undefined && { viewerToken: options.viewerToken }), ...(options.gameDays && { gameDays: options.gameDays(tokenFile) }) });
     // The schema gives every sidecar with a command an app to start.
     for (const spec of snapshot.sidecars) if (spec.command && spec.app) apps.set(spec.name, startApp(spec.command, spec.app, spec.outbound, dirname(file)));
     for (const spec of snapshot.sidecars) {

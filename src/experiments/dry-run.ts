@@ -13,6 +13,13 @@ import type { Journal, RunResult } from './journal.ts';
 import type { Experiment } from './spec.ts';
 
 export async function dryRun(experiment: Experiment, file: string, seed: number, progress: Progress): Promise<RunResult> {
+  progress.line(`${(await blastRadius(experiment, file, seed)).join('\n')}\n`);
+  const journal = { experiment: experiment.name, file, seed } as Journal;
+  return { outcome: 'passed', exitCode: 0, dir: '', journal };
+}
+
+/** The dry run's lines: each fault's services, endpoints and share of traffic (the console shows them too). */
+export async function blastRadius(experiment: Experiment, file: string, seed: number): Promise<string[]> {
   let snapshot: Snapshot;
   if ('mesh' in experiment.target) {
     const meshFile = resolve(dirname(file), experiment.target.mesh);
@@ -40,8 +47,6 @@ export async function dryRun(experiment: Experiment, file: string, seed: number,
     lines.push(`  endpoints ${endpoints.length}${selector ? ` (chosen by seed ${seed})` : ''}: ${endpoints.join('; ')}`);
     lines.push(`  traffic   up to ${(f.percent * cohort).toFixed(2)} % of matching requests${experiment.load.cohort ? ` (the experiment cohort is ${experiment.load.cohort.percent} % of the load)` : ''}`);
   }
-  progress.line(`${lines.join('\n')}\n`);
-  const journal = { experiment: experiment.name, file, seed } as Journal;
-  return { outcome: 'passed', exitCode: 0, dir: '', journal };
+  return lines;
 }
 

@@ -89,7 +89,7 @@ export function scheduleUnderLeadership(control: RunningControlPlane, experiment
 }
 
 /** A run's progress and summary as log lines of the control plane. */
-function logStream(log: Logger, experiment: string): NodeJS.WriteStream {
+export function logStream(log: Logger, experiment: string): NodeJS.WriteStream {
   return {
     isTTY: false,
     write(chunk: string | Uint8Array) {

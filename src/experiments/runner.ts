@@ -10,7 +10,7 @@ import { ClosedLoopLoad } from './loads/closed-loop.ts';
 import { OpenModelLoad } from './loads/open-model.ts';
 import { Progress } from './progress.ts';
 import { GameDay } from './run/game-day.ts';
-import { parseExperiment } from './spec.ts';
+import { parseExperiment, type Experiment } from './spec.ts';
 
 export interface RunOptions {
   readonly file: string;
@@ -29,11 +29,13 @@ export interface RunOptions {
   readonly signal?: AbortSignal;
   /** The control plane whose scheduler started it (in its head in the control plane). */
   readonly scheduledBy?: string;
+  /** The experiment as read from `file`, changed (the console runs it against the control plane serving it). */
+  readonly experiment?: Experiment;
 }
 
 export async function runExperiment(options: RunOptions): Promise<RunResult> {
   const file = resolve(options.file);
-  const experiment = parseExperiment(await readFile(file, 'utf8'), options.file);
+  const experiment = options.experiment ?? parseExperiment(await readFile(file, 'utf8'), options.file);
   const seed = options.seed ?? experiment.seed ?? Math.floor(Math.random() * 2 ** 31);
   const stream = options.stream ?? process.stdout;
   const progress = new Progress(stream);

@@ -170,8 +170,9 @@ describe('console (Chromium)', function () {
     await request(`${mesh.control.url}/faults/api-delay`, { method: 'PUT', headers: { authorization: `Bearer ${mesh.token}`, 'content-type': 'application/json' }, body: JSON.stringify({ match: { destination: 'stock' }, delay: { fixed: '5ms' }, ttl: '2m' }) }).then((r) => r.body.dump());
     await waitFor(async () => (await Promise.all(admins.map(runtimeFaultsOn))).every((ids) => ids.join() === 'api-delay,console-abort'), 10_000, 'two faults on every sidecar');
     await page.getByTestId('nav-gamedays').click();
-    await page.getByTestId('no-gamedays').waitFor();
-    await page.getByTestId('gameday-run-placeholder').waitFor();
+    // Started without experiments: nothing to run, nothing ran (gamedays.test.ts runs some).
+    await page.getByTestId('no-experiments').waitFor();
+    await page.getByTestId('no-history').waitFor();
     await page.screenshot({ path: join(SHOTS, 'gamedays.png'), fullPage: true });
     await page.getByTestId('stop').click();
     await page.getByLabel('Reason').fill('browser test');

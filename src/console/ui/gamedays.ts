@@ -1,63 +1,128 @@
-// The Game days page, first part: the runs the control plane knows of (GET /gamedays: their journal
-// heads) and the schedule (GET /schedule). Running one from here and watching it live comes later.
+// The Game days page: the running game days live (running.ts), the experiments of the control plane's
+// --experiments directory with their schedules, next runs and blackouts — each with a dry run (its
+// blast radius) that must be shown before it can be run — and the history of runs with their
+// verdicts, scores, reports and trend (history.ts). Heads are polled each second while a run is in
+// progress, every 5 s otherwise.
 import { html } from 'htm/preact';
 import { useEffect, useState } from 'preact/hooks';
 import { call } from './api.ts';
+import { History, type HistoryRun } from './history.ts';
+import { RunningGameDay, type Head } from './running.ts';
 
-interface Head {
-  id: string;
-  experiment: string;
-  status: string;
-  outcome: string | null;
-  phase: string | null;
-  startedAt: string;
-  finishedAt: string | null;
-  faults: string[];
-  scheduledBy?: string;
+export interface ExperimentEntry {
+  name: string;
+  description: string;
+  targets: string[];
+  phases: { warmup: number; baseline: number; method: number; recovery: number };
+  halts: string[];
+  schedule: { cron: string; timezone: string; windows: string[]; blackouts: { from: string; to: string }[]; next: string[] } | null;
 }
 interface Schedule {
-  experiments: Record<string, { next?: string | null; last?: string | null; [k: string]: unknown }>;
-  history: unknown[];
+  experiments: Record<string, { lastRun: { scheduledFor: string; outcome: string } | null; nextRun: string | null }>;
 }
 
-export function GameDaysPage() {
+const when = (iso: string) => iso.replace('T', ' ').slice(0, 19);
+const seconds = (ms: number) => `${(ms / 1000).toFixed(ms % 1000 ? 1 : 0)} s`;
+
+export function GameDaysPage({ admin }: { admin: boolean }) {
   const [heads, setHeads] = useState<Head[]>();
+  const [experiments, setExperiments] = useState<ExperimentEntry[]>();
   const [schedule, setSchedule] = useState<Schedule>();
+  const [history, setHistory] = useState<HistoryRun[]>();
   const [error, setError] = useState<string>();
+  /** A run was started from here and has not shown up yet (its preflight writes its head). */
+  const [awaiting, setAwaiting] = useState(false);
+  const running = (heads ?? []).filter((h) => h.status === 'running');
+  const busy = running.length > 0 || awaiting;
+  if (awaiting && running.length > 0) setAwaiting(false);
+  const started = () => {
+    setAwaiting(true);
+    setTimeout(() => setAwaiting(false), 30_000);
+  };
+
+  const refreshHeads = () =>
+    Promise.all([call<{ heads: Head[] }>('GET', '/gamedays'), call<{ runs: HistoryRun[] }>('GET', '/ui/gamedays/history')]).then(([h, r]) => {
+      setHeads(h.heads);
+      setHistory(r.runs);
+      setError(undefined);
+    }, (e: unknown) => setError((e as Error).message));
   useEffect(() => {
     const load = () =>
-      Promise.all([call<{ heads: Head[] }>('GET', '/gamedays'), call<Schedule>('GET', '/schedule')]).then(([h, s]) => {
-        setHeads(h.heads);
+      Promise.all([call<{ experiments: ExperimentEntry[] }>('GET', '/gamedays/experiments'), call<Schedule>('GET', '/schedule')]).then(([e, s]) => {
+        setExperiments(e.experiments);
         setSchedule(s);
-        setError(undefined);
       }, (e: unknown) => setError((e as Error).message));
     void load();
-    const timer = setInterval(load, 5_000);
+    const timer = setInterval(load, 30_000);
     return () => clearInterval(timer);
   }, []);
-  const scheduled = Object.entries(schedule?.experiments ?? {});
+  useEffect(() => {
+    void refreshHeads();
+    const timer = setInterval(refreshHeads, busy ? 1_000 : 5_000);
+    return () => clearInterval(timer);
+  }, [busy]);
+
   return html`<section aria-labelledby="gd-title">
     <h1 id="gd-title">Game days</h1>
     ${error && html`<p class="error" role="alert">${error}</p>`}
-    <h2>Runs</h2>
-    <div class="table-wrap">
-      <table data-testid="gamedays-table">
-        <thead><tr><th scope="col">run</th><th scope="col">experiment</th><th scope="col">status</th><th scope="col">phase</th><th scope="col">outcome</th><th scope="col">started</th><th scope="col">faults</th></tr></thead>
-        <tbody>
-          ${heads?.length === 0 && html`<tr><td colspan="7" class="empty" data-testid="no-gamedays">No game day has run against this control plane.</td></tr>`}
-          ${(heads ?? []).map((h) => html`<tr><td>${h.id}</td><td>${h.experiment}</td><td>${h.status}</td><td>${h.phase ?? '–'}</td><td class=${`outcome ${h.outcome ?? ''}`}>${h.outcome ?? '–'}</td><td>${h.startedAt.replace('T', ' ').slice(0, 19)}</td><td>${h.faults.join(', ') || '–'}</td></tr>`)}
-        </tbody>
-      </table>
+    <h2>Running</h2>
+    ${running.length === 0
+      ? html`<p class="empty" data-testid="no-running">No game day is running.</p>`
+      : running.map((h) => html`<${RunningGameDay} key=${h.id} head=${h} admin=${admin} />`)}
+    <h2>Experiments</h2>
+    ${experiments?.length === 0 && html`<p class="empty" data-testid="no-experiments">No experiments: start the control plane with <code>--experiments DIR</code> (<code>faultline up --experiments DIR</code>) to run them from here.</p>`}
+    <div class="cards">
+      ${(experiments ?? []).map((e) => html`<${ExperimentCard} key=${e.name} experiment=${e} state=${schedule?.experiments[e.name]} admin=${admin} onStarted=${started} />`)}
     </div>
-    <h2>Schedule</h2>
-    ${scheduled.length === 0
-      ? html`<p class="empty" data-testid="no-schedule">No scheduled experiment (faultline control --experiments DIR schedules them).</p>`
-      : html`<div class="table-wrap"><table><thead><tr><th scope="col">experiment</th><th scope="col">state</th></tr></thead><tbody>
-          ${scheduled.map(([name, state]) => html`<tr><td>${name}</td><td>${Object.entries(state).map(([k, v]) => `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`).join(' · ')}</td></tr>`)}
-        </tbody></table></div>`}
-    <aside class="later" data-testid="gameday-run-placeholder">
-      <h2>Run a game day</h2>
-      <p>Starting a game day from here, its dry run (blast radius) and watching it live — phases, hypotheses, halt conditions — come in the next part of the console. Until then: <code>faultline run EXPERIMENT.yaml</code>; its run appears in the list above.</p>
-    </aside>
+    <h2>History</h2>
+    <${History} runs=${history} />
   </section>`;
+}
+
+function ExperimentCard({ experiment: e, state, admin, onStarted }: { experiment: ExperimentEntry; state: Schedule['experiments'][string] | undefined; admin: boolean; onStarted: () => void }) {
+  const [dry, setDry] = useState<{ lines: string[]; seed: number }>();
+  const [message, setMessage] = useState<string>();
+  const [pending, setPending] = useState(false);
+  const act = (what: () => Promise<void>) => async () => {
+    setPending(true);
+    setMessage(undefined);
+    try {
+      await what();
+    } catch (error) {
+      setMessage((error as Error).message);
+    } finally {
+      setPending(false);
+    }
+  };
+  const dryRun = act(async () => setDry(await call<{ lines: string[]; seed: number }>('POST', '/v1/gamedays/dry-run', { experiment: e.name })));
+  const run = act(async () => {
+    // With the dry run's seed: endpoints chosen by seed are the ones it showed.
+    await call('POST', '/v1/gamedays/run', { experiment: e.name, seed: dry!.seed });
+    setDry(undefined);
+    setMessage('Started: it shows under Running.');
+    onStarted();
+  });
+  const s = e.schedule;
+  const now = Date.now();
+  return html`<article class="card experiment" data-testid=${`experiment-${e.name}`} aria-labelledby=${`exp-${e.name}`}>
+    <h3 id=${`exp-${e.name}`}>${e.name}</h3>
+    ${e.description && html`<p class="rate">${e.description}</p>`}
+    <p>targets <strong>${e.targets.join(', ') || 'every service'}</strong> · warm-up ${seconds(e.phases.warmup)}, baseline ${seconds(e.phases.baseline)}, method ${seconds(e.phases.method)}, recovery ${seconds(e.phases.recovery)}</p>
+    ${e.halts.length > 0 && html`<p class="hint">halts when ${e.halts.join('; or ')}</p>`}
+    ${s
+      ? html`<div data-testid="schedule">
+          <p>scheduled <code>${s.cron}</code> (${s.timezone})${s.windows.length ? html` · windows ${s.windows.join('; ')}` : ''}</p>
+          <p>next runs: ${s.next.length ? s.next.map(when).join(', ') : 'none allowed'} (the scheduler's: ${state?.nextRun ? when(state.nextRun) : 'not running here'})${state?.lastRun ? ` · last: ${when(state.lastRun.scheduledFor)} ${state.lastRun.outcome}` : ''}</p>
+          ${s.blackouts.length > 0 && html`<p>blackouts: ${s.blackouts.map((b) => html`<span class=${`blackout ${Date.parse(b.from) <= now && now < Date.parse(b.to) ? 'now' : ''}`}>${when(b.from)} → ${when(b.to)}</span> `)}</p>`}
+        </div>`
+      : html`<p class="hint">not scheduled: runs only when started</p>`}
+    ${admin
+      ? html`<div class="actions start">
+          <button type="button" class="quiet" onClick=${dryRun} disabled=${pending} data-testid="dry-run">Dry run</button>
+          <button type="button" onClick=${run} disabled=${pending || !dry} title=${dry ? 'Run it against this mesh' : 'Look at its dry run first'} data-testid="run">Run</button>
+        </div>`
+      : html`<p class="hint" data-testid="viewer-no-run">A viewer cannot run game days.</p>`}
+    ${message && html`<p class="notice" role="status" data-testid="run-message">${message}</p>`}
+    ${dry && html`<div class="dry-run" data-testid="blast-radius"><h4>Blast radius (dry run: nothing injected)</h4><pre>${dry.lines.join('\n')}</pre></div>`}
+  </article>`;
 }

@@ -117,7 +117,7 @@ function App() {
     <main>
       ${page === 'mesh' && html`<${MeshPage} frame=${frame} />`}
       ${page === 'faults' && html`<${FaultsPage} frame=${frame} admin=${admin} />`}
-      ${page === 'gamedays' && html`<${GameDaysPage} />`}
+      ${page === 'gamedays' && html`<${GameDaysPage} admin=${admin} />`}
     </main>
   </div>`;
 }

@@ -5,9 +5,11 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { LIVE_WINDOW_MS, type GameDayHead } from '../../control/heads.ts';
 import { up, type Mesh } from '../../control/up.ts';
+import { percentile, succeeded } from '../../measures.ts';
+import { isSample, type Load, type LoadRun } from '../load.ts';
 import { EXIT_CODES, type RunOutcome, type RunResult } from '../journal.ts';
-import type { Load, LoadRun } from '../load.ts';
 import { MeshClient, targetClient } from '../mesh-client.ts';
 import type { Progress } from '../progress.ts';
 import { Recorder } from '../recorder.ts';
@@ -15,7 +17,7 @@ import { methodLength, type Experiment } from '../spec.ts';
 import { summarise } from '../summary.ts';
 import { expectVerdict, steadyStateVerdict, type Recording, type Window } from '../verdicts.ts';
 import { isoAt, systemClock, type Clock } from '../../clock.ts';
-import { HaltWatch } from './halt.ts';
+import { HaltWatch, haltStandings } from './halt.ts';
 import { HeadReporter } from './head.ts';
 import { RunJournal } from './journal.ts';
 import { FaultLeases } from './leases.ts';
@@ -117,6 +119,7 @@ export class GameDay {
         clock: this.#clock,
         note: (text) => void journal.note(text).catch(() => undefined),
         onClosed: (reason) => this.#halt.halt(`the control plane closed this run: ${reason}`),
+        live: () => this.#live(),
       });
       this.#head = head;
       journal.onSave((data, phase) => head.update(data, phase));
@@ -205,6 +208,21 @@ export class GameDay {
     const from = this.#clock.now();
     await this.#clock.sleep(this.#o.experiment.phases.recovery);
     this.#windows.push({ name: 'recovery', from, to: this.#clock.now() });
+  }
+
+  /** What the head shows while it runs: the load's last seconds and how close each halt condition is. */
+  #live(): GameDayHead['live'] {
+    const now = this.#clock.now();
+    const recent = this.#recorder.load.filter((r) => isSample(r) && r.t >= now - LIVE_WINDOW_MS && r.t < now);
+    const answered = recent.filter((r) => r.status > 0).map((r) => r.latencyMs).sort((a, b) => a - b);
+    const failed = recent.filter((r) => !succeeded(r.status)).length;
+    return {
+      at: isoAt(now),
+      rps: Math.round((recent.length * 10_000) / LIVE_WINDOW_MS) / 10,
+      errorPct: recent.length ? Math.round((1000 * failed) / recent.length) / 10 : null,
+      p99Ms: answered.length ? Math.round(percentile(answered, 99)) : null,
+      halts: haltStandings(this.#o.experiment, this.#recording(), now),
+    };
   }
 
   #recording(): Recording {

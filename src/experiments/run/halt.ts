@@ -55,18 +55,36 @@ export class HaltWatch {
   }
 }
 
-/** The first halt condition that holds over its trailing window at `now`, as a reason; else undefined. */
-export function haltReason(experiment: Experiment, recording: Recording, now: number): string | undefined {
-  for (const h of experiment.halt as HaltConfig[]) {
+/** One halt condition as it stands at a moment: its measure over its trailing window, and whether it holds. */
+export interface HaltStanding {
+  readonly condition: string;
+  /** Availability in %, or the latency percentile in ms; null with no sample. */
+  readonly value: number | null;
+  readonly limit: number;
+  readonly kind: 'below' | 'above';
+  readonly samples: number;
+  /** The run halts on it (enough samples, past its limit). */
+  readonly holds: boolean;
+}
+
+/** Every halt condition at `now`: what the halt watch decides on, and what the console shows of how close each is. */
+export function haltStandings(experiment: Experiment, recording: Recording, now: number): HaltStanding[] {
+  return (experiment.halt as HaltConfig[]).map((h) => {
     if (h.availability) {
       const samples = samplesFor(recording, h.availability.service, { name: 'halt', from: now - h.availability.for, to: now });
       const value = availability(samples);
-      if (samples.length >= MIN_SAMPLES && value < h.availability.below) return `availability of ${h.availability.service} ${value.toFixed(1)} % < ${h.availability.below} % for ${h.availability.for} ms`;
-    } else if (h.latency) {
-      const samples = samplesFor(recording, h.latency.service, { name: 'halt', from: now - h.latency.for, to: now }).filter((s) => s.status > 0);
-      const value = latencyPercentile(samples, h.latency.percentile);
-      if (samples.length >= MIN_SAMPLES && value > h.latency.above) return `p${h.latency.percentile} of ${h.latency.service} ${value.toFixed(0)} ms > ${h.latency.above} ms for ${h.latency.for} ms`;
+      const holds = samples.length >= MIN_SAMPLES && value < h.availability.below;
+      return { condition: `availability of ${h.availability.service} ${holds ? value.toFixed(1) : ''}${holds ? ' % < ' : 'below '}${h.availability.below} % for ${h.availability.for} ms`, value: Number.isNaN(value) ? null : value, limit: h.availability.below, kind: 'below' as const, samples: samples.length, holds };
     }
-  }
-  return undefined;
+    const l = h.latency!;
+    const samples = samplesFor(recording, l.service, { name: 'halt', from: now - l.for, to: now }).filter((s) => s.status > 0);
+    const value = latencyPercentile(samples, l.percentile);
+    const holds = samples.length >= MIN_SAMPLES && value > l.above;
+    return { condition: `p${l.percentile} of ${l.service} ${holds ? `${value.toFixed(0)} ms > ` : 'above '}${l.above} ms for ${l.for} ms`, value: Number.isNaN(value) ? null : value, limit: l.above, kind: 'above' as const, samples: samples.length, holds };
+  });
+}
+
+/** The first halt condition that holds over its trailing window at `now`, as a reason; else undefined. */
+export function haltReason(experiment: Experiment, recording: Recording, now: number): string | undefined {
+  return haltStandings(experiment, recording, now).find((h) => h.holds)?.condition;
 }

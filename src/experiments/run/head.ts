@@ -25,14 +25,16 @@ export class HeadReporter {
   #closed: string | undefined;
 
   readonly #onClosed: (reason: string) => void;
+  readonly #live: (() => GameDayHead['live']) | undefined;
 
-  constructor(sink: HeadSink, options: { experiment: string; dir: string; scheduledBy?: string | undefined; clock: Clock; note: (text: string) => void; onClosed: (reason: string) => void }) {
+  constructor(sink: HeadSink, options: { experiment: string; dir: string; scheduledBy?: string | undefined; clock: Clock; note: (text: string) => void; onClosed: (reason: string) => void; live?: () => GameDayHead['live'] }) {
     this.#sink = sink;
     this.#clock = options.clock;
     this.id = runId(options.experiment, options.dir.split(/[\\/]/).pop() ?? '');
     this.#base = { runner: thisRunner(), dir: options.dir, ...(options.scheduledBy !== undefined && { scheduledBy: options.scheduledBy }) };
     this.#note = options.note;
     this.#onClosed = options.onClosed;
+    this.#live = options.live;
   }
 
   /** Why the leader closed the run, if it did. */
@@ -84,6 +86,7 @@ export class HeadReporter {
   }
 
   #head(data: Journal, phase: string | null): GameDayHead {
+    const live = data.status === 'running' ? this.#live?.() : undefined;
     return {
       id: this.id,
       experiment: data.experiment,
@@ -96,6 +99,8 @@ export class HeadReporter {
       heartbeatAt: isoAt(this.#clock.now()),
       ...this.#base,
       faults: data.faults.filter((f) => f.injectedAt !== null && f.removedAt === null).map((f) => f.id),
+      ...(data.verdicts.length > 0 && { verdicts: data.verdicts.slice(0, 200).map((v) => ({ hypothesis: v.hypothesis, window: v.window, outcome: v.outcome, measured: v.measured })) }),
+      ...(live && { live }),
     };
   }
 }

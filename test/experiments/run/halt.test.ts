@@ -2,7 +2,7 @@
 // samples; the watch checks every second and wakes the method phase at once; the first reason stays.
 import { expect } from 'chai';
 import type { LoadRecord } from '../../../src/experiments/load.ts';
-import { HaltWatch, haltReason } from '../../../src/experiments/run/halt.ts';
+import { HaltWatch, haltReason, haltStandings } from '../../../src/experiments/run/halt.ts';
 import type { Recording } from '../../../src/experiments/verdicts.ts';
 import { experiment } from './experiment.ts';
 import { FakeClock } from '../../helpers/fake-clock.ts';
@@ -35,6 +35,18 @@ describe('halt conditions', () => {
 
   it('fewer than 10 samples in the window say nothing', () => {
     expect(haltReason(halting, recording(responses(now - 1_000, 9, 503)), now)).to.equal(undefined);
+  });
+
+  it('stands every condition as the console shows it: value, limit, samples, holds — the one the halt is decided on', () => {
+    const load = [...responses(now - 2_000, 10, 503, 50), ...responses(now - 1_000, 10, 200, 80)];
+    expect(haltStandings(halting, recording(load), now)).to.deep.equal([
+      { condition: 'availability of front below 50 % for 2000 ms', value: 50, limit: 50, kind: 'below', samples: 20, holds: false },
+      { condition: 'p99 of front above 100 ms for 2000 ms', value: 80, limit: 100, kind: 'above', samples: 20, holds: false },
+    ]);
+    load.push(...responses(now - 1_000, 5, 0));
+    const [availability] = haltStandings(halting, recording(load), now);
+    expect(availability).to.deep.equal({ condition: 'availability of front 40.0 % < 50 % for 2000 ms', value: 40, limit: 50, kind: 'below', samples: 25, holds: true });
+    expect(haltStandings(halting, recording([]), now).map((h) => [h.value, h.samples, h.holds])).to.deep.equal([[null, 0, false], [null, 0, false]]);
   });
 
   it('latency above its bound halts; errors (no answer) are not latencies', () => {
