@@ -1,6 +1,6 @@
-// `npm run build`: the console's bundle into dist/ui (src/console/assets.ts), and its size.
+// `npm run build`: the console's bundle into dist/ui (src/control/console/assets.ts), and its size.
 import { gzipSync } from 'node:zlib';
-import { writeConsole, BUILT_UI } from '../src/console/assets.ts';
+import { writeConsole, BUILT_UI } from '../src/control/console/assets.ts';
 
 const assets = await writeConsole();
 for (const [name, { body }] of assets.files) {

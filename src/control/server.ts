@@ -18,9 +18,9 @@ import { ControlLeadership, ELECTION, type LeaderView } from './leadership.ts';
 import { electorFor, openStore } from './open-store.ts';
 import type { Store } from './store.ts';
 import { Sessions } from './sessions.ts';
-import { LiveMesh } from '../console/live.ts';
-import { consolePublicRoutes, consoleRoutes } from '../console/routes.ts';
-import { reportRoutes } from '../console/reports.ts';
+import { LiveMesh } from './console/live.ts';
+import { consolePublicRoutes, consoleRoutes } from './console/routes.ts';
+import { reportRoutes } from './console/reports.ts';
 
 export interface ControlPlaneOptions {
   readonly listen: string;

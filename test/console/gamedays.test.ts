@@ -157,7 +157,8 @@ describe('console: game days (Chromium)', function () {
     await card.getByTestId('run').click();
     const running = page.getByTestId('running-long-delay');
     await waitFor(async () => (await running.getByTestId('run-faults').textContent().catch(() => '')) === 'long-delay', 20_000, 'long-delay in force');
-    expect(await running.getByTestId('halts').textContent()).to.include('p99 of frontend above 5000 ms');
+    // The halt conditions' standing comes with the head's next heartbeat (every 2 s).
+    await waitFor(async () => ((await running.getByTestId('halts').textContent().catch(() => '')) ?? '').includes('p99 of frontend above 5000 ms'), 10_000, 'the halt conditions shown');
     const refused = await api('POST', '/v1/gamedays/run', mesh.token, { experiment: 'short-aborts' });
     expect(refused.status).to.equal(409);
     expect(refused.body.error).to.include('long-delay runs on overlapping targets (payments)');

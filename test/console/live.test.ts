@@ -8,7 +8,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { LiveMesh } from '../../src/console/live.ts';
+import { LiveMesh } from '../../src/control/console/live.ts';
 import { ControlPlane } from '../../src/control/plane.ts';
 import { FileStore } from '../../src/control/store.ts';
 import { parseFault } from '../../src/faults/admin.ts';

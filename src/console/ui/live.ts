@@ -1,4 +1,4 @@
-// The Mesh page's stream (GET /ui/live): one frame a second, as the server builds it (src/console/live.ts).
+// The Mesh page's stream (GET /ui/live): one frame a second, as the server builds it (src/control/console/live.ts).
 export interface Rates {
   rps: number;
   errorPct: number;

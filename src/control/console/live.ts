@@ -8,13 +8,13 @@
 // not pay for serializing an event per request nobody reads): an open console counts as a reader, so
 // they flow while a console is open and stop when the last one closes. Decisions (breakers, ejections)
 // flow always and are followed from the start.
-import { succeeded } from '../measures.ts';
+import { succeeded } from '../../measures.ts';
 import type { Response } from 'express';
-import type { ControlPlane } from '../control/plane.ts';
-import { serviceOfSidecar } from '../control/auth.ts';
-import { sidecarViews } from '../control/sidecar-views.ts';
-import type { MeshEvents } from '../telemetry/events.ts';
-import { HEALTH_CHECK_SOURCE } from '../proxy/health.ts';
+import type { ControlPlane } from '../plane.ts';
+import { serviceOfSidecar } from '../auth.ts';
+import { sidecarViews } from '../sidecar-views.ts';
+import type { MeshEvents } from '../../telemetry/events.ts';
+import { HEALTH_CHECK_SOURCE } from '../../proxy/health.ts';
 
 export interface Rates {
   readonly rps: number;

@@ -5,10 +5,10 @@
 // only calls the public API (/faults, /halt, /gamedays, …) with its session cookie, as the CLI does
 // with its bearer token.
 import express, { Router, type Response } from 'express';
-import { CSRF_HEADER, SESSION_COOKIE, callerOf, sessionCookie, type ControlAccess } from '../control/auth.ts';
+import { CSRF_HEADER, SESSION_COOKIE, callerOf, sessionCookie, type ControlAccess } from '../auth.ts';
 import { consoleAssets } from './assets.ts';
 import type { LiveMesh } from './live.ts';
-import { SESSION_TTL_MS } from '../control/sessions.ts';
+import { SESSION_TTL_MS } from '../sessions.ts';
 
 /**
  * No inline script or style, no eval, nothing from elsewhere; not framed by anyone. (Preact sets style

@@ -7,8 +7,8 @@
 import { readFile } from 'node:fs/promises';
 import { join, relative, resolve, isAbsolute } from 'node:path';
 import { Router } from 'express';
-import { headKey, listHeads, GameDayHead } from '../control/heads.ts';
-import type { Store } from '../control/store.ts';
+import { headKey, listHeads, GameDayHead } from '../heads.ts';
+import type { Store } from '../store.ts';
 
 /**
  * The report's own policy (its <meta> says the same: inline styles, data: images, nothing else), plus

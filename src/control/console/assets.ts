@@ -14,9 +14,9 @@ export interface ConsoleAssets {
   readonly files: ReadonlyMap<string, { readonly body: Buffer; readonly type: string }>;
 }
 
-const UI_SOURCES = fileURLToPath(new URL('./ui/', import.meta.url));
+const UI_SOURCES = fileURLToPath(new URL('../../console/ui/', import.meta.url));
 /** Where a build keeps the bundle (next to dist/cli, dist/control…). */
-export const BUILT_UI = fileURLToPath(new URL('../../dist/ui/', import.meta.url));
+export const BUILT_UI = fileURLToPath(new URL('../../../dist/ui/', import.meta.url));
 const FROM_SOURCES = import.meta.url.endsWith('.ts');
 
 const TYPES: Record<string, string> = { '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8' };
