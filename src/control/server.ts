@@ -212,7 +212,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     log,
     leader,
     ...(options.tls?.mode === 'auto' && { publicCa: ca.certPem }),
-    routers: [runs.router, gameDayRoutes(store), consoleRoutes(access, live), reportRoutes(store, options.gameDays?.reportsDir)],
+    routers: [runs.router, gameDayRoutes(store), consoleRoutes(access, live), reportRoutes(store, options.gameDays?.reportsDir, access)],
     publicRouters: [consolePublicRoutes(access)],
     peers: () => peers,
   });

@@ -85,6 +85,34 @@ describe('game-day heads and the leader sweep', function () {
     expect((await api(control.url, 'GET', '/gamedays/quiet-run')).json).to.include({ outcome: 'halted', closedBy: control.url });
   });
 
+  it('pushes every head to the console as a runner writes it (GET /ui/gamedays/stream)', async () => {
+    const abort = new AbortController();
+    const response = await request(`${control.url}/ui/gamedays/stream`, { headers: { authorization: `Bearer ${TOKEN}` }, signal: abort.signal });
+    expect(response.statusCode).to.equal(200);
+    expect(response.headers['content-type']).to.equal('text/event-stream');
+    const events: GameDayHead[][] = [];
+    let buffer = '';
+    response.body.on('data', (chunk: Buffer) => {
+      buffer += chunk.toString();
+      let end: number;
+      while ((end = buffer.indexOf('\n\n')) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const data = block.split('\n').find((l) => l.startsWith('data: '));
+        if (block.startsWith('event: heads') && data) events.push(JSON.parse(data.slice(6)) as GameDayHead[]);
+      }
+    });
+    response.body.on('error', () => undefined);
+    try {
+      await waitFor(() => events.length >= 1, 5_000, 'the first heads event');
+      expect(events[0]!.map((h) => h.id)).to.include('live-run').and.not.include('pushed-run');
+      expect((await api(control.url, 'PUT', '/v1/gamedays/pushed-run', head('pushed-run'))).status).to.equal(204);
+      await waitFor(() => events.some((e) => e.some((h) => h.id === 'pushed-run')), 5_000, 'the new head pushed');
+    } finally {
+      abort.abort();
+    }
+  });
+
   it('needs the admin token', async () => {
     const response = await request(`${control.url}/gamedays`);
     expect(response.statusCode).to.equal(401);

@@ -1,8 +1,8 @@
 // The Game days page: the running game days live (running.ts), the experiments of the control plane's
 // --experiments directory with their schedules, next runs and blackouts — each with a dry run (its
 // blast radius) that must be shown before it can be run — and the history of runs with their
-// verdicts, scores, reports and trend (history.ts). Heads are polled each second while a run is in
-// progress, every 5 s otherwise.
+// verdicts, scores, reports and trend (history.ts). Heads are pushed over server-sent events
+// (GET /ui/gamedays/stream) as any runner writes them; the history is read again when a run ends.
 import { html } from 'htm/preact';
 import { useEffect, useState } from 'preact/hooks';
 import { call } from './api.ts';
@@ -30,19 +30,10 @@ export function GameDaysPage({ admin }: { admin: boolean }) {
   const [schedule, setSchedule] = useState<Schedule>();
   const [history, setHistory] = useState<HistoryRun[]>();
   const [error, setError] = useState<string>();
-  /** A run was started from here and has not shown up yet (its preflight writes its head). */
-  const [awaiting, setAwaiting] = useState(false);
   const running = (heads ?? []).filter((h) => h.status === 'running');
-  const busy = running.length > 0 || awaiting;
-  if (awaiting && running.length > 0) setAwaiting(false);
-  const started = () => {
-    setAwaiting(true);
-    setTimeout(() => setAwaiting(false), 30_000);
-  };
 
-  const refreshHeads = () =>
-    Promise.all([call<{ heads: Head[] }>('GET', '/gamedays'), call<{ runs: HistoryRun[] }>('GET', '/ui/gamedays/history')]).then(([h, r]) => {
-      setHeads(h.heads);
+  const refreshHistory = () =>
+    call<{ runs: HistoryRun[] }>('GET', '/ui/gamedays/history').then((r) => {
       setHistory(r.runs);
       setError(undefined);
     }, (e: unknown) => setError((e as Error).message));
@@ -56,11 +47,18 @@ export function GameDaysPage({ admin }: { admin: boolean }) {
     const timer = setInterval(load, 30_000);
     return () => clearInterval(timer);
   }, []);
+  // The heads, live; when the set of finished runs changes, the history (scores come from reports).
+  const finished = (heads ?? []).filter((h) => h.status === 'complete').map((h) => h.id).join(',');
+  useEffect(() => void refreshHistory(), [finished]);
   useEffect(() => {
-    void refreshHeads();
-    const timer = setInterval(refreshHeads, busy ? 1_000 : 5_000);
-    return () => clearInterval(timer);
-  }, [busy]);
+    const source = new EventSource('/ui/gamedays/stream');
+    source.addEventListener('heads', (e) => {
+      setHeads(JSON.parse((e as MessageEvent<string>).data) as Head[]);
+      setError(undefined);
+    });
+    source.onerror = () => setError('the live stream of game days broke; reconnecting');
+    return () => source.close();
+  }, []);
 
   return html`<section aria-labelledby="gd-title">
     <h1 id="gd-title">Game days</h1>
@@ -72,14 +70,14 @@ export function GameDaysPage({ admin }: { admin: boolean }) {
     <h2>Experiments</h2>
     ${experiments?.length === 0 && html`<p class="empty" data-testid="no-experiments">No experiments: start the control plane with <code>--experiments DIR</code> (<code>faultline up --experiments DIR</code>) to run them from here.</p>`}
     <div class="cards">
-      ${(experiments ?? []).map((e) => html`<${ExperimentCard} key=${e.name} experiment=${e} state=${schedule?.experiments[e.name]} admin=${admin} onStarted=${started} />`)}
+      ${(experiments ?? []).map((e) => html`<${ExperimentCard} key=${e.name} experiment=${e} state=${schedule?.experiments[e.name]} admin=${admin} />`)}
     </div>
     <h2>History</h2>
     <${History} runs=${history} />
   </section>`;
 }
 
-function ExperimentCard({ experiment: e, state, admin, onStarted }: { experiment: ExperimentEntry; state: Schedule['experiments'][string] | undefined; admin: boolean; onStarted: () => void }) {
+function ExperimentCard({ experiment: e, state, admin }: { experiment: ExperimentEntry; state: Schedule['experiments'][string] | undefined; admin: boolean }) {
   const [dry, setDry] = useState<{ lines: string[]; seed: number }>();
   const [message, setMessage] = useState<string>();
   const [pending, setPending] = useState(false);
@@ -100,7 +98,6 @@ function ExperimentCard({ experiment: e, state, admin, onStarted }: { experiment
     await call('POST', '/v1/gamedays/run', { experiment: e.name, seed: dry!.seed });
     setDry(undefined);
     setMessage('Started: it shows under Running.');
-    onStarted();
   });
   const s = e.schedule;
   const now = Date.now();

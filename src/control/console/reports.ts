@@ -3,11 +3,13 @@
 // replica holds it (under the --reports directory). A run recorded elsewhere (another host, or a CLI's
 // own reports directory) is listed with its verdict but no score or report: its directory is named.
 //   GET /ui/gamedays/history   finished runs, newest first: outcome, score, whether the report is here
+//   GET /ui/gamedays/stream    server-sent events: `heads` (every game day's head) at once and at each change of one
 //   GET /ui/reports/:id        the run's report.html, as on disk, under the report's own CSP and sandboxed
 import { readFile } from 'node:fs/promises';
 import { join, relative, resolve, isAbsolute } from 'node:path';
 import { Router } from 'express';
-import { headKey, listHeads, GameDayHead } from '../heads.ts';
+import { HEAD_PREFIX, headKey, listHeads, GameDayHead } from '../heads.ts';
+import { sessionCookie, type ControlAccess } from '../auth.ts';
 import type { Store } from '../store.ts';
 
 /**
@@ -32,8 +34,43 @@ export interface HistoryEntry {
   readonly runner: string;
 }
 
-export function reportRoutes(store: Store, reportsDir: string | undefined): Router {
+/** Changes to heads arriving within this long go out as one `heads` event (a run's heartbeat and its phase at once). */
+const HEADS_COALESCE_MS = 200;
+/** A comment line this often keeps proxies from closing a quiet stream. */
+const HEARTBEAT_MS = 15_000;
+
+export function reportRoutes(store: Store, reportsDir: string | undefined, access?: ControlAccess): Router {
   const router = Router();
+
+  // The running game days live (the page's Running section), pushed as the store's heads change —
+  // whichever runner on whichever replica wrote them — rather than polled.
+  router.get('/ui/gamedays/stream', async (req, res) => {
+    // Under a session, the stream is cut when the session ends (sign-out anywhere, expiry), as /ui/live.
+    const id = sessionCookie(req.headers.cookie);
+    const session = req.headers.authorization ? undefined : access?.sessions?.get(id);
+    if (session) access!.sessions!.hold(id!, session, res);
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+    res.flushHeaders();
+    res.write('retry: 2000\n\n');
+    let timer: NodeJS.Timeout | undefined;
+    const send = async (): Promise<void> => {
+      timer = undefined;
+      const { heads } = await listHeads(store);
+      if (!res.destroyed) res.write(`event: heads\ndata: ${JSON.stringify(heads)}\n\n`);
+    };
+    const soon = (): void => {
+      timer ??= setTimeout(() => void send().catch(() => res.destroy()), HEADS_COALESCE_MS);
+    };
+    const heartbeat = setInterval(() => res.write(': heartbeat\n\n'), HEARTBEAT_MS);
+    const unwatch = await store.watch(HEAD_PREFIX, soon);
+    res.once('close', () => {
+      unwatch();
+      clearInterval(heartbeat);
+      clearTimeout(timer);
+    });
+    if (req.destroyed) return void res.destroy();
+    await send();
+  });
   /** The run's directory when it is under the reports directory (never a path a head could point anywhere). */
   const here = (head: GameDayHead): string | undefined => {
     if (!reportsDir) return undefined;
