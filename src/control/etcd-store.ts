@@ -121,6 +121,15 @@ export class EtcdStore implements Store, Elector {
     return result.succeeded;
   }
 
+  /** A transaction: put only while the key's value is `expected` (or, undefined, while it does not exist). */
+  async replace(key: string, expected: string | undefined, value: string): Promise<boolean> {
+    if (expected === undefined) return this.create(key, value);
+    checkKey(key);
+    this.#checkSize(key, value);
+    const result = await this.#ns.if(key, 'Value', '==', expected).then(this.#ns.put(key).value(value)).commit();
+    return result.succeeded;
+  }
+
   async list(prefix: string): Promise<string[]> {
     return [...(await this.entries(prefix)).keys()];
   }

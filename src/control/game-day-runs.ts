@@ -10,7 +10,7 @@
 import express, { Router } from 'express';
 import { z } from 'zod';
 import { callerOf } from './auth.ts';
-import { GameDayHead, headKey, isStale, listHeads, thisRunner } from './heads.ts';
+import { GameDayHead, headKey, updateHead, isStale, listHeads, thisRunner } from './heads.ts';
 import type { Store } from './store.ts';
 
 /** How the runner reaches this control plane (a run's target, whatever its file says); the token is the launcher's. */
@@ -101,15 +101,23 @@ export function gameDayRunRoutes(store: Store, launcher: GameDayLauncher | undef
   router.post('/v1/gamedays/:id/halt', express.json({ limit: '4kb' }), async (req, res) => {
     const body = HaltBody.safeParse(req.body ?? {});
     if (!body.success) return void res.status(400).json({ error: z.prettifyError(body.error) });
-    const text = /^[a-z0-9][a-z0-9.-]*$/.test(req.params.id) ? await store.get(headKey(req.params.id)) : undefined;
-    const head = text === undefined ? undefined : GameDayHead.safeParse(JSON.parse(text)).data;
-    if (!head) return void res.status(404).json({ error: `no game day "${req.params.id}"` });
-    if (head.status !== 'running') return void res.status(409).json({ error: `game day ${head.id} is not running (${head.outcome ?? head.status})` });
+    if (!/^[a-z0-9][a-z0-9.-]*$/.test(req.params.id)) return void res.status(404).json({ error: `no game day "${req.params.id}"` });
     const caller = callerOf(res);
     const reason = `halted from the console by ${caller.kind}${'session' in caller ? ' (a console session)' : ''}${body.data.reason ? `: ${body.data.reason}` : ''}`;
     // Its runner learns it at its next head write (a 409: run/head.ts), wherever it runs; one of this
-    // process is told at once.
-    await store.put(headKey(head.id), JSON.stringify({ ...head, reason, closedBy: 'console' } satisfies GameDayHead));
+    // process is told at once. Compare-and-swap: a heartbeat written meanwhile does not undo the close.
+    let missing = false;
+    const written = await updateHead(store, req.params.id, (stored) => {
+      if (!stored) {
+        missing = true;
+        return 'missing';
+      }
+      if (stored.status !== 'running') return `game day ${stored.id} is not running (${stored.outcome ?? stored.status})`;
+      return { ...stored, reason, closedBy: 'console' };
+    });
+    if (missing) return void res.status(404).json({ error: `no game day "${req.params.id}"` });
+    if ('refused' in written) return void res.status(409).json({ error: written.refused });
+    const head = written.head;
     if (head.runner === thisRunner()) for (const run of local.values()) if (run.experiment === head.experiment) run.halt.abort(new Error(reason));
     res.json({ id: head.id, halting: true, reason });
   });

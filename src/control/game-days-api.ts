@@ -6,7 +6,7 @@
 //   GET /schedule            the scheduled experiments' last and next runs, and the history (the leader's scheduler keeps it)
 import express, { Router } from 'express';
 import { z } from 'zod';
-import { GameDayHead, headKey, listHeads } from './heads.ts';
+import { GameDayHead, headKey, listHeads, updateHead } from './heads.ts';
 import type { Store } from './store.ts';
 
 /** Where the leader's scheduler keeps its state in the store. */
@@ -32,12 +32,12 @@ export function gameDayRoutes(store: Store): Router {
     if (head.id !== req.params.id) return void res.status(400).json({ error: `the head's id "${head.id}" is not the one in the path, "${req.params.id}"` });
     // A run the leader closed (its runner was not heard of) stays closed: a runner that was only cut
     // off learns it here — its faults are gone — and its final word (complete) is still taken.
-    const stored = await store.get(headKey(head.id));
-    const closed = stored === undefined ? undefined : GameDayHead.safeParse(JSON.parse(stored)).data;
-    if (closed?.closedBy !== undefined && head.status === 'running') {
-      return void res.status(409).json({ error: `game day ${head.id} was closed by ${closed.closedBy}: ${closed.reason ?? ''}` });
-    }
-    await store.put(headKey(head.id), JSON.stringify(closed?.closedBy !== undefined ? { ...head, closedBy: closed.closedBy } : head));
+    const written = await updateHead(store, head.id, (closed) => {
+      if (closed?.closedBy === undefined) return head;
+      if (head.status === 'running') return `game day ${head.id} was closed by ${closed.closedBy}: ${closed.reason ?? ''}`;
+      return { ...head, closedBy: closed.closedBy };
+    });
+    if ('refused' in written) return void res.status(409).json({ error: written.refused });
     res.status(204).end();
   });
 

@@ -2,8 +2,8 @@
 // "running" and, for up to a fault lease (5 s), faults in force. The leader closes such runs — removes
 // their faults at once (those the head lists, and any other runtime fault of the same experiment) and
 // writes the head complete, outcome `error`, saying why and who closed it — and trims old heads. Run
-// under the leadership only (its writes guarded by it), once when it comes to lead and then every
-// SWEEP_EVERY_MS.
+// under the leadership only, once when it comes to lead and then every SWEEP_EVERY_MS; a close is a
+// compare-and-swap on the head (heads.ts updateHead), so a runner's heartbeat cannot undo it.
 //
 // Which runs are orphans: one not heard of for HEAD_STALE_MS (any runner: a CLI on a laptop, a
 // scheduler); and, when this control plane comes to lead, every run an earlier leader's scheduler
@@ -11,7 +11,7 @@
 // so a run of another leader's scheduler is one that lost its runner (or is halting already).
 import { silentLogger, type Logger } from '../telemetry/log.ts';
 import type { Leadership } from './election.ts';
-import { FINISHED_HEADS_KEPT, headKey, isStale, listHeads, thisRunner, type GameDayHead } from './heads.ts';
+import { FINISHED_HEADS_KEPT, headKey, isStale, listHeads, thisRunner, updateHead, type GameDayHead } from './heads.ts';
 import type { ControlPlane } from './plane.ts';
 import type { Store } from './store.ts';
 
@@ -71,8 +71,13 @@ export class HeadSweeper {
     const removed = [...ids].filter((id) => this.#plane.faults.delete(id));
     const at = new Date(now).toISOString();
     const reason = `${why}; closed by the leader ${this.#self}${removed.length ? `, which removed its faults ${removed.join(', ')}` : ''}`;
-    const written = await leadership.put(headKey(head.id), JSON.stringify({ ...head, status: 'complete', outcome: 'error', reason, finishedAt: at, faults: [], closedBy: this.#self } satisfies GameDayHead));
-    if (written) this.#log.warn({ run: head.id, experiment: head.experiment, removed }, `game day closed: ${reason}`);
-    return written;
+    if (leadership.signal.aborted) return false;
+    // Compare-and-swap: a heartbeat written meanwhile is read again, and the close is not lost to it
+    // (its faults are gone already: the runner's next renewal is refused, its next head write a 409).
+    const written = await updateHead(this.#store, head.id, (stored) =>
+      stored?.status !== 'running' ? 'it ended meanwhile' : { ...stored, status: 'complete', outcome: 'error', reason, finishedAt: at, faults: [], closedBy: this.#self });
+    if ('refused' in written) return false;
+    this.#log.warn({ run: head.id, experiment: head.experiment, removed }, `game day closed: ${reason}`);
+    return true;
   }
 }

@@ -94,3 +94,27 @@ export async function listHeads(store: Store): Promise<{ heads: GameDayHead[]; b
 export function isStale(head: GameDayHead, now: number): boolean {
   return head.status === 'running' && now - Date.parse(head.heartbeatAt) > HEAD_STALE_MS;
 }
+
+/**
+ * Changes a head as it is now in the store, by compare-and-swap: `change` gets the stored head (or
+ * undefined) and returns the new one, or a reason not to write (a string, returned as is); a head
+ * written meanwhile by another (a runner's heartbeat, the leader closing it) makes it read and decide
+ * again, so a close is never lost to a heartbeat, nor a heartbeat written over a close.
+ */
+export async function updateHead(store: Store, id: string, change: (stored: GameDayHead | undefined) => GameDayHead | string): Promise<{ head: GameDayHead } | { refused: string }> {
+  const key = headKey(id);
+  for (;;) {
+    const text = await store.get(key);
+    let stored: GameDayHead | undefined;
+    if (text !== undefined) {
+      try {
+        stored = GameDayHead.parse(JSON.parse(text));
+      } catch {
+        stored = undefined;
+      }
+    }
+    const next = change(stored);
+    if (typeof next === 'string') return { refused: next };
+    if (await store.replace(key, text, JSON.stringify(next))) return { head: next };
+  }
+}

@@ -34,6 +34,8 @@ export interface Store {
   put(key: string, value: string): Promise<void>;
   /** Puts the key only if it does not exist yet (one writer wins, whoever else tries at once); true when this one did. */
   create(key: string, value: string): Promise<boolean>;
+  /** Puts the key only if its value is `expected` now (undefined: only if it does not exist) — a compare-and-swap; true when this one did. */
+  replace(key: string, expected: string | undefined, value: string): Promise<boolean>;
   delete(key: string): Promise<void>;
   /** Keys under a prefix ("faults/"), sorted. */
   list(prefix: string): Promise<string[]>;
@@ -76,6 +78,8 @@ export class FileStore implements Store {
   readonly #leased = new Map<string, string>();
   readonly #leases = new Map<string, LocalLease>();
   readonly #watchers = new Set<{ prefix: string; onChange: (change: StoreChange) => void }>();
+  /** Compare-and-puts, one after another. */
+  #swaps: Promise<unknown> = Promise.resolve();
 
   constructor(dir: string) {
     this.#dir = dir;
@@ -101,9 +105,18 @@ export class FileStore implements Store {
 
   /** One process writes a file store: checking, then writing, is atomic enough for it. */
   async create(key: string, value: string): Promise<boolean> {
-    if ((await this.get(key)) !== undefined) return false;
-    await this.put(key, value);
-    return true;
+    return this.replace(key, undefined, value);
+  }
+
+  /** Compare and put with nothing else of this store's compare-and-puts in between (this process is its only writer). */
+  replace(key: string, expected: string | undefined, value: string): Promise<boolean> {
+    const turn = this.#swaps.then(async () => {
+      if ((await this.get(key)) !== expected) return false;
+      await this.put(key, value);
+      return true;
+    });
+    this.#swaps = turn.catch(() => undefined);
+    return turn;
   }
 
   async delete(key: string): Promise<void> {

@@ -3,6 +3,9 @@
 // (many at once on one keepalive stream), watches that see every writer and lose nothing across a
 // broken connection or a compaction, and `--store` parsing. Several control planes are several EtcdStore clients on one etcd.
 import { expect } from 'chai';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
 import { EtcdStore } from '../../src/control/etcd-store.ts';
 import { openStore, parseEtcdSpec } from '../../src/control/open-store.ts';
@@ -71,6 +74,22 @@ describe('etcd store (a real etcd)', function () {
     for (const bad of ['../escape', '/abs', 'Upper', 'a//b']) {
       const error = await store.put(bad, 'x').then(() => undefined, (e: Error) => e);
       expect(error?.message, bad).to.equal(`not a valid store key: "${bad}"`);
+    }
+  });
+
+  it('replaces a value only while it is the one expected (compare-and-swap), on etcd and on the file store alike', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'faultline-cas-'));
+    for (const store of [await open(), new FileStore(dir)]) {
+      expect(await store.replace('gamedays/run', undefined, 'v1')).to.equal(true);
+      expect(await store.replace('gamedays/run', undefined, 'other')).to.equal(false);
+      expect(await store.replace('gamedays/run', 'v0', 'other')).to.equal(false);
+      expect(await store.replace('gamedays/run', 'v1', 'v2')).to.equal(true);
+      expect(await store.get('gamedays/run')).to.equal('v2');
+      // Of many writers racing from the same value, exactly one wins.
+      const wins = await Promise.all(Array.from({ length: 8 }, (_, i) => store.replace('gamedays/run', 'v2', `w${i}`)));
+      expect(wins.filter(Boolean)).to.have.length(1);
+      expect(await store.get('gamedays/run')).to.equal(`w${wins.indexOf(true)}`);
+      if (store instanceof FileStore) await store.close();
     }
   });
 
