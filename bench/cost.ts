@@ -8,7 +8,7 @@
 // request is each measured process's run time (/proc/PID/task/*/schedstat) over the max-throughput
 // round; RSS idle and after load from /proc. Rounds alternate the targets; medians are reported,
 // with /proc/loadavg at every round (a figure taken with loadavg > 2 on this 2-core machine is noise).
-// `--quick` for a short run; `--only sidecar` to load one target (for profiling, with --rounds N).
+// `--quick` for a short run; `--only sidecar,undici` to load some targets (words of their names, comma-separated; for profiling, with --rounds N).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
@@ -28,6 +28,7 @@ const WARMUP_S = quick ? 3 : 6;
 const MAX_S = quick ? 4 : 8;
 const PACED_S = quick ? 5 : 10;
 const SIDECAR_NODE_OPTIONS = flag('--sidecar-node-options');
+const UNDICI_NODE_OPTIONS = flag('--undici-node-options');
 
 for (const tool of ['wrk', 'nginx']) {
   if (spawnSync('sh', ['-c', `command -v ${tool} || test -x /usr/sbin/${tool}`]).status !== 0) {
@@ -185,8 +186,9 @@ async function main(): Promise<void> {
       children,
     );
     await waitForPort(forwarderPort);
-    const undiciPort = Number(await processes.start('undici', ['bench/forwarders.ts', 'undici', String(upstreamPort)], {}, 1));
+    const undiciPort = Number(await processes.start('undici', ['bench/forwarders.ts', 'undici', String(upstreamPort)], UNDICI_NODE_OPTIONS === undefined ? {} : { NODE_OPTIONS: UNDICI_NODE_OPTIONS }, 1));
     const env = SIDECAR_NODE_OPTIONS === undefined ? {} : { NODE_OPTIONS: SIDECAR_NODE_OPTIONS };
+    process.stderr.write(`sidecar heap: ${process.env.FAULTLINE_HEAP === 'default' ? 'V8 defaults (FAULTLINE_HEAP=default)' : 'faultline\'s own (--max-semi-space-size=2)'}\n`);
     const line = await processes.start('sidecar', [CLI, 'sidecar', '--config', await meshFile(upstreamPort, otlp), '--service', 'client', '--no-watch'], { FAULTLINE_LOG_LEVEL: 'warn', ...env }, 1);
     const sidecar = { pid: processes.pid('sidecar'), addresses: JSON.parse(line) as { outbound: string } };
 
@@ -197,7 +199,7 @@ async function main(): Promise<void> {
       { name: 'faultline sidecar', url: `http://${sidecar.addresses.outbound}/`, host: 'upstream', pids: () => [sidecar.pid] },
     ];
     const only = flag('--only');
-    const targets = only ? all.filter((t) => t.name.includes(only)) : all;
+    const targets = only ? all.filter((t) => only.split(',').some((o) => t.name.includes(o))) : all;
     const idle = new Map(targets.map((t) => [t.name, rssOf(t.pids())]));
     process.stderr.write(`started; loadavg ${loadavg()}\n`);
     for (const t of targets) await wrk(t.url, t.host, 50, WARMUP_S, false);
