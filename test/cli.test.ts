@@ -99,7 +99,7 @@ describe('faultline sidecar process', function () {
     }
   });
 
-  it('sizes its own heap: --max-semi-space-size=2 unless NODE_OPTIONS gives one, or FAULTLINE_HEAP=default', async () => {
+  it('sizes its own heap: --max-semi-space-size=4 unless NODE_OPTIONS gives one, or FAULTLINE_HEAP=default', async () => {
     const { startSidecarWith, stopProcess } = await import('./helpers/process.ts');
     const { sidecarEntry, writeMesh } = await import('./helpers/mesh.ts');
     const { freeAddress } = await import('./helpers/net.ts');
@@ -118,7 +118,7 @@ describe('faultline sidecar process', function () {
         await stopProcess(sidecar.child);
       }
     };
-    expect(await flags({})).to.deep.equal(['--max-semi-space-size=2']);
+    expect(await flags({})).to.deep.equal(['--max-semi-space-size=4']);
     expect(await flags({ NODE_OPTIONS: '--max-semi-space-size=8' })).to.deep.equal([]);
     expect(await flags({ FAULTLINE_HEAP: 'default' })).to.deep.equal([]);
   });
