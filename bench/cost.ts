@@ -188,7 +188,7 @@ async function main(): Promise<void> {
     await waitForPort(forwarderPort);
     const undiciPort = Number(await processes.start('undici', ['bench/forwarders.ts', 'undici', String(upstreamPort)], UNDICI_NODE_OPTIONS === undefined ? {} : { NODE_OPTIONS: UNDICI_NODE_OPTIONS }, 1));
     const env = SIDECAR_NODE_OPTIONS === undefined ? {} : { NODE_OPTIONS: SIDECAR_NODE_OPTIONS };
-    process.stderr.write(`sidecar heap: ${process.env.FAULTLINE_HEAP === 'default' ? 'V8 defaults (FAULTLINE_HEAP=default)' : 'faultline\'s own (--max-semi-space-size=2)'}\n`);
+    process.stderr.write(`sidecar heap: ${process.env.FAULTLINE_HEAP === 'default' ? 'V8 defaults (FAULTLINE_HEAP=default)' : 'faultline\'s own (--max-semi-space-size=4)'}\n`);
     const line = await processes.start('sidecar', [CLI, 'sidecar', '--config', await meshFile(upstreamPort, otlp), '--service', 'client', '--no-watch'], { FAULTLINE_LOG_LEVEL: 'warn', ...env }, 1);
     const sidecar = { pid: processes.pid('sidecar'), addresses: JSON.parse(line) as { outbound: string } };
 
