@@ -53,3 +53,5 @@ const handler = { undici: undiciForwarder, 'node-http': nodeHttpForwarder, hpm: 
 const server = createServer(handler);
 server.keepAliveTimeout = 65_000;
 server.listen(0, '127.0.0.1', () => process.stdout.write(`${(server.address() as AddressInfo).port}\n`));
+// Exit on SIGTERM (the bench stops it so) through process.exit, so that --cpu-prof writes its profile.
+process.once('SIGTERM', () => process.exit(0));

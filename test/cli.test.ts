@@ -98,4 +98,28 @@ describe('faultline sidecar process', function () {
       await upstream.close();
     }
   });
+
+  it('sizes its own heap: --max-semi-space-size=4 unless NODE_OPTIONS gives one, or FAULTLINE_HEAP=default', async () => {
+    const { startSidecarWith, stopProcess } = await import('./helpers/process.ts');
+    const { sidecarEntry, writeMesh } = await import('./helpers/mesh.ts');
+    const { freeAddress } = await import('./helpers/net.ts');
+    const { readFileSync } = await import('node:fs');
+    const meshFile = await writeMesh({
+      mesh: { name: 'heap' },
+      services: [{ name: 'client', endpoints: [{ address: await freeAddress() }] }],
+      sidecars: [await sidecarEntry('client', await freeAddress())],
+    });
+    // The flags the running process (the same pid, replaced by process.execve) was started with.
+    const flags = async (env: NodeJS.ProcessEnv) => {
+      const sidecar = await startSidecarWith(['--config', meshFile, '--service', 'client', '--no-watch'], env);
+      try {
+        return readFileSync(`/proc/${sidecar.child.pid}/cmdline`, 'utf8').split('\0').filter((a) => a.startsWith('--max-semi-space-size'));
+      } finally {
+        await stopProcess(sidecar.child);
+      }
+    };
+    expect(await flags({})).to.deep.equal(['--max-semi-space-size=4']);
+    expect(await flags({ NODE_OPTIONS: '--max-semi-space-size=8' })).to.deep.equal([]);
+    expect(await flags({ FAULTLINE_HEAP: 'default' })).to.deep.equal([]);
+  });
 });
