@@ -12,13 +12,12 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
-import { createServer as createHttpServer } from 'node:http';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { median } from './head-to-head.ts';
-import { CLI, Processes, canPin, cpuMs, freePort, rss } from './processes.ts';
+import { CLI, Processes, canPin, cpuMs, freePort, rss, startSpanSink } from './processes.ts';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -161,17 +160,9 @@ const MiB = (bytes: number) => (bytes / 2 ** 20).toFixed(0);
 async function main(): Promise<void> {
   const processes = new Processes();
   const children: ChildProcess[] = [];
-  let spans = 0;
-  const receiver = createHttpServer((req, res) => {
-    let body = '';
-    req.on('data', (c: Buffer) => (body += c));
-    req.on('end', () => {
-      spans += (body.match(/"spanId"/g) ?? []).length;
-      res.end('{}');
-    });
-  });
-  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
-  const otlp = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/v1/traces`;
+  // The sidecars export their sampled spans here; it counts them.
+  const sink = await startSpanSink();
+  const otlp = sink.url;
   try {
     const upstreamPort = await freePort();
     const body = 'x'.repeat(1024);
@@ -238,7 +229,7 @@ async function main(): Promise<void> {
     const hasDirect = rounds.has(direct);
     const out = [
       `node ${process.version}; ${canPin() ? 'wrk and the nginx upstream on CPU 0, the measured forwarder on CPU 1' : 'not pinned'}; ${ROUNDS} round(s), targets alternating; wrk -t1: max throughput -c50 ${MAX_S} s, latency paced ~1,000 req/s -c10 ${PACED_S} s; medians; 1 KiB body; sidecar: ${CLI}${SIDECAR_NODE_OPTIONS ? ` NODE_OPTIONS='${SIDECAR_NODE_OPTIONS}'` : ''}`,
-      `loadavg per round: ${[...rounds.values()].flat().map((r) => r.loadavg.split(' ')[0]).join(', ')}; spans exported at 1 %: ${spans}`,
+      `loadavg per round: ${[...rounds.values()].flat().map((r) => r.loadavg.split(' ')[0]).join(', ')}; spans exported at 1 %: ${sink.spans()}`,
       '',
       '| | req/s | × direct | added p50 | added p99 | CPU µs/req | × nginx CPU | × undici CPU | added p99 × undici | RSS idle | RSS after load |',
       '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
@@ -260,7 +251,7 @@ async function main(): Promise<void> {
   } finally {
     await processes.stopAll();
     for (const child of children) child.kill('SIGTERM');
-    receiver.close();
+    sink.close();
   }
 }
 

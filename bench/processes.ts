@@ -4,6 +4,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
+import { createServer as createHttpServer } from 'node:http';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
@@ -143,4 +144,19 @@ export async function clientMeshFile(mesh: string, upstream: number, telemetry: 
   const dir = await mkdtemp(join(tmpdir(), 'faultline-bench-'));
   await writeFile(join(dir, 'mesh.yaml'), stringify(config));
   return join(dir, 'mesh.yaml');
+}
+
+/** An OTLP/HTTP trace receiver on loopback that counts the spans the sidecars export to it. */
+export async function startSpanSink(): Promise<{ readonly url: string; readonly spans: () => number; close(): void }> {
+  let spans = 0;
+  const receiver = createHttpServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c));
+    req.on('end', () => {
+      spans += (body.match(/"spanId"/g) ?? []).length;
+      res.end('{}');
+    });
+  });
+  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+  return { url: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/v1/traces`, spans: () => spans, close: () => receiver.close() };
 }

@@ -9,11 +9,10 @@
 // fresh processes, and the median over sessions reported. Then latency: p99 at a fixed 1,000 rps,
 // one sidecar at a time. `--aa` runs four identical sidecars (events + metrics) instead: the
 // method's own spread.
-import { createServer, get } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { get } from 'node:http';
 import { percentiles, run } from './load.ts';
 import { median, medianInterval, sessionRatios, sessions, verdict, type Contender } from './head-to-head.ts';
-import { Processes, clientMeshFile, pinSelf, type SidecarProcess } from './processes.ts';
+import { Processes, clientMeshFile, pinSelf, startSpanSink, type SidecarProcess } from './processes.ts';
 
 const quick = process.argv.includes('--quick');
 const aa = process.argv.includes('--aa');
@@ -29,17 +28,9 @@ const VARIANTS: Variant[] = ['off', 'events + metrics', 'events + metrics + trac
 
 async function main(): Promise<void> {
   const shared = new Processes();
-  let spans = 0;
-  const receiver = createServer((req, res) => {
-    let body = '';
-    req.on('data', (c: Buffer) => (body += c));
-    req.on('end', () => {
-      spans += (body.match(/"spanId"/g) ?? []).length;
-      res.end('{}');
-    });
-  });
-  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
-  const otlp = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/v1/traces`;
+  // The sidecars export their sampled spans here; it counts them.
+  const sink = await startSpanSink();
+  const otlp = sink.url;
   try {
     const pinning = pinSelf();
     const upstream = Number(await shared.start('upstream', ['bench/upstream.ts'], {}, 0));
@@ -114,12 +105,12 @@ async function main(): Promise<void> {
         : `Telemetry on (events, metrics, traces at 1 %): ${ratio.toFixed(3)}× the throughput per CPU of telemetry off, median of the sessions ` +
           `(cost ${((1 - ratio) * 100).toFixed(1)} %, 95 % interval ${((1 - high) * 100).toFixed(1)}–${((1 - low) * 100).toFixed(1)} % by bootstrap over the sessions; ` +
           `target ≤ ${((1 - TARGET) * 100).toFixed(0)} %: ${verdict([low, high], TARGET)}); events + metrics alone ${median(ratios(VARIANTS[1])).toFixed(3)}×; ` +
-          `with its whole /events read, as while a game day records, ${median(ratios(VARIANTS[3])).toFixed(3)}× (${read} events read, ${dropped} dropped); ${spans} spans received.`,
+          `with its whole /events read, as while a game day records, ${median(ratios(VARIANTS[3])).toFixed(3)}× (${read} events read, ${dropped} dropped); ${sink.spans()} spans received.`,
       '',
     ].join('\n'));
   } finally {
     await shared.stopAll();
-    receiver.close();
+    sink.close();
   }
 }
 
