@@ -27,11 +27,10 @@
 // (inside a window, outside blackouts), or it is skipped. `run` throwing is an `error` outcome with
 // its message. The history keeps the last 1000 records (of every experiment, configured or not);
 // `experiments` lists the configured ones only.
-import { mkdir, readFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
-import { z } from 'zod';
 import { allowedAt, allowedTimes, upcoming, type ScheduleConfig } from './schedule.ts';
-import { writeFileAtomic } from '../atomic-write.ts';
+import { fileState, loadState, type RunRecord, type SchedulerState, type StateKeeper } from './scheduler-state.ts';
+
+export { fileState, type RunRecord, type SchedulerState, type StateKeeper } from './scheduler-state.ts';
 
 export interface Clock {
   now(): Date;
@@ -70,54 +69,6 @@ export interface ScheduledExperiment {
   readonly schedule: ScheduleConfig;
 }
 
-const OUTCOMES = ['passed', 'failed', 'halted', 'inconclusive', 'error', 'skipped'] as const;
-
-export interface RunRecord {
-  name: string;
-  scheduledFor: string;
-  startedAt: string | null;
-  finishedAt: string | null;
-  outcome: 'passed' | 'failed' | 'halted' | 'inconclusive' | 'error' | 'skipped';
-  reason?: string;
-}
-
-export interface SchedulerState {
-  experiments: Record<string, { lastRun: RunRecord | null; nextRun: string | null }>;
-  history: RunRecord[];
-}
-
-/**
- * Where the state is kept: a file (`faultline schedule`: written atomically — temp file in the same
- * dir + fsync + rename), or the control planes' shared store under the leader's election
- * (control/leader-duties.ts), so that the next leader carries on from it.
- */
-export interface StateKeeper {
-  /** Where it is, for messages. */
-  readonly where: string;
-  /** The state as last written, or undefined when none was. */
-  read(): Promise<string | undefined>;
-  write(text: string): Promise<void>;
-}
-
-/** The state in a file. */
-export function fileState(file: string): StateKeeper {
-  return {
-    where: `the scheduler state file ${file}`,
-    async read() {
-      try {
-        return await readFile(file, 'utf8');
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-        throw error;
-      }
-    },
-    async write(text) {
-      await mkdir(dirname(file), { recursive: true });
-      await writeFileAtomic(file, text, 0o644);
-    },
-  };
-}
-
 export interface SchedulerOptions {
   experiments: readonly ScheduledExperiment[];
   /** Where the state is kept: a file (`stateFile`) or any StateKeeper (`state`). */
@@ -140,20 +91,6 @@ export const MISSED_DOWN = 'missed while the scheduler was down';
 export const MISSED_BUSY = 'missed while a previous run or wait was still going';
 export const STOPPED_DURING_RUN = 'the scheduler stopped during the run';
 export const STOPPED_BEFORE_START = 'the scheduler stopped before the run started';
-
-const Timestamp = z.iso.datetime({ offset: true });
-const StoredRecord = z.object({
-  name: z.string(),
-  scheduledFor: Timestamp,
-  startedAt: Timestamp.nullable(),
-  finishedAt: Timestamp.nullable(),
-  outcome: z.enum(OUTCOMES),
-  reason: z.string().optional(),
-});
-const StateFile = z.object({
-  experiments: z.record(z.string(), z.object({ lastRun: StoredRecord.nullable(), nextRun: Timestamp.nullable() })),
-  history: z.array(StoredRecord),
-});
 
 /** A running experiment: `done` resolves when it is released. */
 interface Claim {
@@ -200,7 +137,7 @@ export class Scheduler {
     }
     const keeper = options.state ?? (options.stateFile !== undefined ? fileState(options.stateFile) : undefined);
     if (!keeper) throw new Error('the scheduler needs a stateFile or a state keeper');
-    const scheduler = new Scheduler(options, keeper, await load(keeper));
+    const scheduler = new Scheduler(options, keeper, await loadState(keeper));
     let repaired = false;
     for (const record of scheduler.#records()) {
       if (record.finishedAt !== null || record.outcome === 'skipped' || record.reason === STOPPED_DURING_RUN) continue;
@@ -453,20 +390,6 @@ export class Scheduler {
   async #write(): Promise<void> {
     await this.#state.write(`${JSON.stringify(this.#snapshot(), null, 2)}\n`);
   }
-}
-
-async function load(keeper: StateKeeper): Promise<SchedulerState> {
-  const text = await keeper.read();
-  if (text === undefined) return { experiments: {}, history: [] };
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (error) {
-    throw new Error(`${keeper.where} is not JSON: ${(error as Error).message}`);
-  }
-  const parsed = StateFile.safeParse(json);
-  if (!parsed.success) throw new Error(`${keeper.where} is not valid: ${z.prettifyError(parsed.error)}`);
-  return parsed.data;
 }
 
 function shared(a: ScheduledExperiment, b: ScheduledExperiment): string[] {
