@@ -39,8 +39,11 @@ export interface GameDayLauncher {
   list(): Promise<ExperimentEntry[]>;
   /** The dry run's lines with `seed` (else the experiment's, else a new one: returned). */
   dryRun(name: string, target: PlaneTarget, seed?: number): Promise<{ lines: string[]; seed: number }>;
-  /** Runs it to its end (halting when `signal` aborts), with `seed` when given: the dry run's, so it hurts what that showed. */
-  run(name: string, target: PlaneTarget, signal: AbortSignal, seed?: number): Promise<void>;
+  /**
+   * Runs it to its end (halting when `signal` aborts), with `seed` when given: the dry run's, so it hurts
+   * what that showed. `ended` is called when the run is over and its faults gone, before its reports.
+   */
+  run(name: string, target: PlaneTarget, signal: AbortSignal, seed?: number, ended?: () => void): Promise<void>;
 }
 
 interface LocalRun {
@@ -48,6 +51,8 @@ interface LocalRun {
   readonly targets: readonly string[];
   readonly halt: AbortController;
   readonly done: Promise<void>;
+  /** Over, faults gone, head complete: its reports are still being written, its targets are free. */
+  readonly ended: boolean;
 }
 
 const Named = z.strictObject({ experiment: z.string().min(1).max(200), seed: z.int().min(0).max(2 ** 31 - 1).optional() });
@@ -90,11 +95,12 @@ export function gameDayRunRoutes(store: Store, launcher: GameDayLauncher | undef
     if (busy) return void res.status(409).json({ error: `${busy} runs on overlapping targets (${entry.targets.join(', ')}): wait for it to end or halt it` });
     const halt = new AbortController();
     const key = ++started;
+    let ended = false;
     const done = launcher!
-      .run(entry.name, self(), halt.signal, seed)
+      .run(entry.name, self(), halt.signal, seed, () => (ended = true))
       .catch(() => undefined) // its journal and head say how it ended
       .finally(() => local.delete(key));
-    local.set(key, { experiment: entry.name, targets: entry.targets, halt, done });
+    local.set(key, { experiment: entry.name, targets: entry.targets, halt, done, get ended() { return ended; } });
     res.status(202).json({ experiment: entry.name, started: true, ...(seed !== undefined && { seed }) });
   });
 
@@ -136,7 +142,8 @@ export function gameDayRunRoutes(store: Store, launcher: GameDayLauncher | undef
 async function overlapping(store: Store, launcher: GameDayLauncher, entry: ExperimentEntry, local: ReadonlyMap<number, LocalRun>): Promise<string | undefined> {
   // No targets named (a fault on every service) overlaps everything.
   const shares = (targets: readonly string[]) => targets.length === 0 || entry.targets.length === 0 || targets.some((t) => entry.targets.includes(t));
-  for (const run of local.values()) if (shares(run.targets)) return run.experiment;
+  // A run whose history row shows it ended is writing its reports: it holds nothing any more.
+  for (const run of local.values()) if (!run.ended && shares(run.targets)) return run.experiment;
   const experiments = new Map((await launcher.list()).map((e) => [e.name, e.targets]));
   const now = Date.now();
   for (const head of (await listHeads(store)).heads) {

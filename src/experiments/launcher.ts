@@ -51,9 +51,9 @@ export function directoryLauncher(dir: string, reportsDir: string, options: { re
       const seed = asked ?? experiment.seed ?? randomInt(2 ** 31);
       return { lines: await blastRadius(against(experiment, target), file, seed), seed };
     },
-    async run(name, target, signal, seed) {
+    async run(name, target, signal, seed, ended) {
       const { file, experiment } = await find(name);
-      const result: RunResult = await runExperiment({ file, out: reportsDir, report: options.report, signal, experiment: against(experiment, target), stream: logStream(log, name), ...(seed !== undefined && { seed }) });
+      const result: RunResult = await runExperiment({ file, out: reportsDir, report: options.report, signal, experiment: against(experiment, target), stream: logStream(log, name), ended, ...(seed !== undefined && { seed }) });
       log.info({ experiment: name, outcome: result.outcome, dir: result.dir }, 'game day started from the API ended');
     },
   };

@@ -31,6 +31,8 @@ export interface RunOptions {
   readonly scheduledBy?: string;
   /** The experiment as read from `file`, changed (the console runs it against the control plane serving it). */
   readonly experiment?: Experiment;
+  /** Called once the run is over (faults removed, journal and head complete), before its reports are written. */
+  readonly ended?: () => void;
 }
 
 export async function runExperiment(options: RunOptions): Promise<RunResult> {
@@ -45,5 +47,5 @@ export async function runExperiment(options: RunOptions): Promise<RunResult> {
   const dir = join(resolve(options.out), experiment.name, stamp);
   await mkdir(dir, { recursive: true });
   await copyFile(file, join(dir, 'experiment.yaml'));
-  return new GameDay({ experiment, file, seed, dir, progress, stream, load: experiment.load.model === 'closed' ? new ClosedLoopLoad() : new OpenModelLoad(), report: options.report, signal: options.signal, scheduledBy: options.scheduledBy }).run();
+  return new GameDay({ experiment, file, seed, dir, progress, stream, load: experiment.load.model === 'closed' ? new ClosedLoopLoad() : new OpenModelLoad(), report: options.report, signal: options.signal, scheduledBy: options.scheduledBy, ended: options.ended }).run();
 }

@@ -155,6 +155,9 @@ describe('console: game days (Chromium)', function () {
     await card.getByTestId('dry-run').click();
     await card.getByTestId('blast-radius').waitFor();
     await card.getByTestId('run').click();
+    // The run before it is in the history, so its targets are free (its reports may still be being written).
+    await waitFor(async () => ((await card.getByTestId('run-message').textContent().catch(() => '')) ?? '') !== '', 10_000, 'the answer to Run');
+    expect(await card.getByTestId('run-message').textContent()).to.equal('Started: it shows under Running.');
     const running = page.getByTestId('running-long-delay');
     await waitFor(async () => (await running.getByTestId('run-faults').textContent().catch(() => '')) === 'long-delay', 20_000, 'long-delay in force');
     // The halt conditions' standing comes with the head's next heartbeat (every 2 s).

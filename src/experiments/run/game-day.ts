@@ -42,6 +42,8 @@ export interface GameDayOptions {
   readonly signal?: AbortSignal | undefined;
   /** The control plane whose scheduler started the run (in its head). */
   readonly scheduledBy?: string | undefined;
+  /** Called once the run is over (faults removed, journal and head complete), before its reports are written. */
+  readonly ended?: (() => void) | undefined;
 }
 
 /** The method ended because the run must halt. */
@@ -247,6 +249,7 @@ export class GameDay {
     if (this.#outcome !== 'inconclusive' && this.#outcome !== 'error') this.#judge(recording);
     await journal.finish(this.#outcome);
     await this.#head?.finish();
+    this.#o.ended?.();
     const reports = (await this.#o.report?.(dir)) ?? '';
     const summary = summarise(journal.data, dir, recording) + reports;
     await writeFile(join(dir, 'summary.txt'), summary);
