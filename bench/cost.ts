@@ -15,9 +15,8 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { stringify } from 'yaml';
 import { median } from './head-to-head.ts';
-import { CLI, Processes, canPin, cpuMs, freePort, rss, startSpanSink } from './processes.ts';
+import { CLI, Processes, canPin, costMeshFile, cpuMs, freePort, rss, startSpanSink } from './processes.ts';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -107,34 +106,6 @@ http {
   };
 }
 
-/** The sidecar's mesh: route `upstream` with retries and a timeout, outlier detection, one fault that matches nothing, telemetry with tracing at 1 %. */
-async function meshFile(upstreamPort: number, otlp: string): Promise<string> {
-  const address = async () => `127.0.0.1:${await freePort()}`;
-  const app = await address();
-  const config = {
-    mesh: { name: 'bench-cost' },
-    telemetry: { enabled: true, tracing: { otlpEndpoint: otlp, sampleRatio: 0.01 } },
-    services: [
-      { name: 'client', endpoints: [{ address: app }] },
-      { name: 'upstream', endpoints: [{ address: `127.0.0.2:${upstreamPort}` }], outlierDetection: { consecutive5xx: 5 } },
-    ],
-    routes: [
-      {
-        name: 'upstream',
-        match: { host: 'upstream' },
-        destinations: [{ service: 'upstream' }],
-        timeout: '5s',
-        retries: { attempts: 2, perTryTimeout: '2s', retryOn: ['5xx', 'reset', 'connect-failure'] },
-      },
-    ],
-    sidecars: [{ name: 'client', service: 'client', outbound: await address(), inbound: await address(), admin: await address(), app }],
-    faults: [{ id: 'idle', at: 'request', match: { destination: 'upstream', headers: { 'x-user': { exact: 'nobody' } } }, abort: { status: 503 } }],
-  };
-  const dir = await mkdtemp(join(tmpdir(), 'faultline-bench-cost-'));
-  await writeFile(join(dir, 'mesh.yaml'), stringify(config));
-  return join(dir, 'mesh.yaml');
-}
-
 interface Target {
   name: string;
   url: string;
@@ -180,7 +151,7 @@ async function main(): Promise<void> {
     const undiciPort = Number(await processes.start('undici', ['bench/forwarders.ts', 'undici', String(upstreamPort)], UNDICI_NODE_OPTIONS === undefined ? {} : { NODE_OPTIONS: UNDICI_NODE_OPTIONS }, 1));
     const env = SIDECAR_NODE_OPTIONS === undefined ? {} : { NODE_OPTIONS: SIDECAR_NODE_OPTIONS };
     process.stderr.write(`sidecar heap: ${process.env.FAULTLINE_HEAP === 'default' ? 'V8 defaults (FAULTLINE_HEAP=default)' : 'faultline\'s own (--max-semi-space-size=4)'}\n`);
-    const line = await processes.start('sidecar', [CLI, 'sidecar', '--config', await meshFile(upstreamPort, otlp), '--service', 'client', '--no-watch'], { FAULTLINE_LOG_LEVEL: 'warn', ...env }, 1);
+    const line = await processes.start('sidecar', [CLI, 'sidecar', '--config', await costMeshFile(upstreamPort, otlp), '--service', 'client', '--no-watch'], { FAULTLINE_LOG_LEVEL: 'warn', ...env }, 1);
     const sidecar = { pid: processes.pid('sidecar'), addresses: JSON.parse(line) as { outbound: string } };
 
     const all: Target[] = [

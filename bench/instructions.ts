@@ -9,6 +9,9 @@
 // Instructions are not time: they leave out cache misses and the kernel, and a thread that does a
 // little every second (the export worker) counts for more per request here, where valgrind runs the
 // sidecar some fifty times slower. Needs valgrind (`apt-get install valgrind`) and the built CLI; not part of `npm run bench`.
+// `--cost` (issue 24) counts instead the bare node:http + undici forwarder (bench/forwarders.ts) and the
+// sidecar of bench:cost (a route with retries and a timeout, outlier detection, an idle fault, tracing
+// at 1 %) in front of the same upstream, and their ratio: bench:cost's CPU column, without the noise.
 import { execFileSync, spawn } from 'node:child_process';
 import { readdirSync, rmSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
@@ -18,7 +21,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import autocannon from 'autocannon';
-import { Processes, clientMeshFile } from './processes.ts';
+import { Processes, clientMeshFile, costMeshFile } from './processes.ts';
 
 const WARM = 16_000;
 const COUNT = 4_000;
@@ -28,22 +31,34 @@ interface Count {
   all: number;
 }
 
-/** Instructions per request of one sidecar, counted over COUNT requests after WARM uncounted ones. */
-async function count(config: string): Promise<Count> {
+/** How to start what is counted, and the URL its first stdout line gives. */
+interface Counted {
+  readonly argv: readonly string[];
+  readonly url: (line: string) => string;
+}
+
+const sidecar = (config: string): Counted => ({
+  // The sidecar's own heap sizing (src/cli/heap.ts) re-execs the process, which valgrind would not follow: given here.
+  argv: ['--max-semi-space-size=4', 'dist/cli/main.js', 'sidecar', '--config', config, '--service', 'client', '--no-watch'],
+  url: (line) => `http://${(JSON.parse(line) as { outbound: string }).outbound}/`,
+});
+
+/** Instructions per request of one process, counted over COUNT requests after WARM uncounted ones. */
+async function count(what: Counted): Promise<Count> {
   const dir = await mkdtemp(join(tmpdir(), 'faultline-callgrind-'));
   const out = join(dir, 'callgrind.out');
   // Fixed seeds: Math.random (sampling, balancing) draws the same numbers in every run.
   const child = spawn(
     'valgrind',
-    ['--tool=callgrind', '--instr-atstart=no', '--separate-threads=yes', '--cache-sim=no', `--callgrind-out-file=${out}`, process.execPath, '--random-seed=42', '--hash-seed=42', 'dist/cli/main.js', 'sidecar', '--config', config, '--service', 'client', '--no-watch'],
+    ['--tool=callgrind', '--instr-atstart=no', '--separate-threads=yes', '--cache-sim=no', `--callgrind-out-file=${out}`, process.execPath, '--random-seed=42', '--hash-seed=42', ...what.argv],
     { env: { ...process.env, FAULTLINE_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'ignore'] },
   );
   try {
     const line = await new Promise<string>((resolve, reject) => {
       createInterface({ input: child.stdout }).once('line', resolve);
-      child.once('exit', (code) => reject(new Error(`the sidecar under valgrind exited (${code}) before it listened`)));
+      child.once('exit', (code) => reject(new Error(`${what.argv.join(' ')} under valgrind exited (${code}) before it listened`)));
     });
-    const url = `http://${(JSON.parse(line) as { outbound: string }).outbound}/`;
+    const url = what.url(line);
     const load = (amount: number) =>
       new Promise<autocannon.Result>((resolve, reject) => autocannon({ url, headers: { host: 'upstream' }, connections: 16, amount }, (e, r) => (e ? reject(e) : resolve(r))));
     await load(WARM);
@@ -73,13 +88,14 @@ async function main(): Promise<void> {
   const otlp = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/v1/traces`;
   try {
     const upstream = Number(await processes.start('upstream', ['bench/upstream.ts'], {}));
+    if (process.argv.includes('--cost')) return await cost(upstream, otlp);
     const variants: [string, object][] = [
       ['off', { enabled: false }],
       ['events + metrics', { enabled: true }],
       ['events + metrics + traces (1 %)', { enabled: true, tracing: { otlpEndpoint: otlp, sampleRatio: 0.01 } }],
     ];
     const counts: Count[] = [];
-    for (const [, telemetry] of variants) counts.push(await count(await clientMeshFile('bench-instructions', upstream, telemetry)));
+    for (const [, telemetry] of variants) counts.push(await count(sidecar(await clientMeshFile('bench-instructions', upstream, telemetry))));
     const off = counts[0]!;
     const k = (n: number) => `${(n / 1000).toFixed(1)} k`;
     process.stdout.write([
@@ -94,6 +110,22 @@ async function main(): Promise<void> {
     await processes.stopAll();
     receiver.close();
   }
+}
+
+/** bench:cost's two Node processes, counted: the sidecar's instructions per request ÷ the bare forwarder's. */
+async function cost(upstream: number, otlp: string): Promise<void> {
+  const bare = await count({ argv: ['--max-semi-space-size=4', 'bench/forwarders.ts', 'undici', String(upstream)], url: (line) => `http://127.0.0.1:${line.trim()}/` });
+  const configured = await count(sidecar(await costMeshFile(upstream, otlp)));
+  const k = (n: number) => `${(n / 1000).toFixed(1)} k`;
+  process.stdout.write([
+    `node ${process.version}; callgrind; each warmed by ${WARM.toLocaleString('en')} requests uncounted, then ${COUNT.toLocaleString('en')} counted (16 connections); both with 4 MiB semi-spaces`,
+    '',
+    '| | instructions per request, main thread | ÷ bare | all threads | ÷ bare |',
+    '|---|---|---|---|---|',
+    `| bare node:http + undici forwarder | ${k(bare.main)} | 1.000× | ${k(bare.all)} | 1.000× |`,
+    `| faultline sidecar (bench:cost's config) | ${k(configured.main)} | ${(configured.main / bare.main).toFixed(3)}× | ${k(configured.all)} | ${(configured.all / bare.all).toFixed(3)}× |`,
+    '',
+  ].join('\n'));
 }
 
 await main();

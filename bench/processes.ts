@@ -146,6 +146,34 @@ export async function clientMeshFile(mesh: string, upstream: number, telemetry: 
   return join(dir, 'mesh.yaml');
 }
 
+/** bench:cost's sidecar mesh (also counted by bench:instructions --cost): route `upstream` with retries and a timeout, outlier detection, one fault that matches nothing, telemetry with tracing at 1 %. */
+export async function costMeshFile(upstreamPort: number, otlp: string): Promise<string> {
+  const address = async () => `127.0.0.1:${await freePort()}`;
+  const app = await address();
+  const config = {
+    mesh: { name: 'bench-cost' },
+    telemetry: { enabled: true, tracing: { otlpEndpoint: otlp, sampleRatio: 0.01 } },
+    services: [
+      { name: 'client', endpoints: [{ address: app }] },
+      { name: 'upstream', endpoints: [{ address: `127.0.0.2:${upstreamPort}` }], outlierDetection: { consecutive5xx: 5 } },
+    ],
+    routes: [
+      {
+        name: 'upstream',
+        match: { host: 'upstream' },
+        destinations: [{ service: 'upstream' }],
+        timeout: '5s',
+        retries: { attempts: 2, perTryTimeout: '2s', retryOn: ['5xx', 'reset', 'connect-failure'] },
+      },
+    ],
+    sidecars: [{ name: 'client', service: 'client', outbound: await address(), inbound: await address(), admin: await address(), app }],
+    faults: [{ id: 'idle', at: 'request', match: { destination: 'upstream', headers: { 'x-user': { exact: 'nobody' } } }, abort: { status: 503 } }],
+  };
+  const dir = await mkdtemp(join(tmpdir(), 'faultline-bench-cost-'));
+  await writeFile(join(dir, 'mesh.yaml'), stringify(config));
+  return join(dir, 'mesh.yaml');
+}
+
 /** An OTLP/HTTP trace receiver on loopback that counts the spans the sidecars export to it. */
 export async function startSpanSink(): Promise<{ readonly url: string; readonly spans: () => number; close(): void }> {
   let spans = 0;
