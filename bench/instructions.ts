@@ -114,6 +114,12 @@ async function main(): Promise<void> {
 
 /** bench:cost's two Node processes, counted: the sidecar's instructions per request ÷ the bare forwarder's. */
 async function cost(upstream: number, otlp: string): Promise<void> {
+  // `--sidecar-only`: the bare forwarder's count is stable from run to run; count only the sidecar while changing it.
+  if (process.argv.includes('--sidecar-only')) {
+    const c = await count(sidecar(await costMeshFile(upstream, otlp)));
+    process.stdout.write(`faultline sidecar (bench:cost's config): ${(c.main / 1000).toFixed(1)} k instructions per request on the main thread, ${(c.all / 1000).toFixed(1)} k on all threads\n`);
+    return;
+  }
   const bare = await count({ argv: ['--max-semi-space-size=4', 'bench/forwarders.ts', 'undici', String(upstream)], url: (line) => `http://127.0.0.1:${line.trim()}/` });
   const configured = await count(sidecar(await costMeshFile(upstream, otlp)));
   const k = (n: number) => `${(n / 1000).toFixed(1)} k`;

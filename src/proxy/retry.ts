@@ -28,61 +28,66 @@ export function mayRetry(policy: RetryPolicySpec, method: string): boolean {
 export type Outcome = { response: ProxyResponse } | { error: unknown };
 
 export function retry(budgets: RetryBudgets, breakers: Breakers, clusters: Clusters, events: EventBus, random: () => number = Math.random): Layer {
-  return (next) => async (ctx) => {
-    const policy = ctx.route?.retries;
-    ctx.attempt = 1;
-    ctx.headers[Header.attempt] = '1';
-    if (!policy || ctx.upgrade) return next(ctx);
-    const budget = budgets.for(ctx.route!.name, policy.budget);
-    budget.recordRequest();
-    const allowed = ctx.grpc || mayRetry(policy, ctx.method);
-    // A request without a body (most) is replayable as it is: no promise to wait for. A gRPC call's body
-    // is kept as it streams, not waited for (a bidirectional stream's next message may wait on an answer).
-    if (ctx.grpc && allowed && policy.attempts > 0) ctx.body.recordForReplay(policy.bufferLimit);
-    const replayable = ctx.grpc || !allowed || policy.attempts === 0 || ctx.body.replayable ? ctx.body.replayable : await ctx.body.bufferForReplay(policy.bufferLimit);
-    const tried = (ctx.tried = new Set());
-    const circuit = breakers.for(clusters.get(ctx.destination!.service)!.spec, ctx.destination!);
-    let retrying = false;
-    for (;;) {
-      // Inline rather than a helper: one promise less per attempt.
-      let outcome: Outcome;
-      try {
-        outcome = { response: await next(ctx) };
-      } catch (error) {
-        outcome = { error };
+  return (next) => {
+    const withRetries = async (ctx: RequestContext, policy: RetryPolicySpec): Promise<ProxyResponse> => {
+      const budget = budgets.for(ctx.route!.name, policy.budget);
+      budget.recordRequest();
+      const allowed = ctx.grpc || mayRetry(policy, ctx.method);
+      // A request without a body (most) is replayable as it is: no promise to wait for. A gRPC call's body
+      // is kept as it streams, not waited for (a bidirectional stream's next message may wait on an answer).
+      if (ctx.grpc && allowed && policy.attempts > 0) ctx.body.recordForReplay(policy.bufferLimit);
+      const replayable = ctx.grpc || !allowed || policy.attempts === 0 || ctx.body.replayable ? ctx.body.replayable : await ctx.body.bufferForReplay(policy.bufferLimit);
+      const tried = (ctx.tried = new Set());
+      const circuit = breakers.for(clusters.get(ctx.destination!.service)!.spec, ctx.destination!);
+      let retrying = false;
+      for (;;) {
+        // Inline rather than a helper: one promise less per attempt.
+        let outcome: Outcome;
+        try {
+          outcome = { response: await next(ctx) };
+        } catch (error) {
+          outcome = { error };
+        }
+        if (retrying) circuit?.retryDone();
+        retrying = false;
+        if (ctx.endpoint) tried.add(ctx.endpoint);
+        const reason = retriable(policy, outcome);
+        if (!reason || !allowed || ctx.cancellation.cancelled) return unwrap(outcome);
+        if (ctx.attempt > policy.attempts) return unwrap(outcome, ctx, ResponseFlag.RetryLimitExceeded);
+        if (!(ctx.grpc ? ctx.body.canReplay : replayable)) return unwrap(outcome, ctx, ResponseFlag.RetryBodyTooLarge);
+        if (!budget.tryRetry()) return unwrap(outcome, ctx, ResponseFlag.RetryBudgetExhausted);
+        if (circuit && !circuit.tryRetry()) return unwrap(outcome, ctx, ResponseFlag.UpstreamOverflow);
+        retrying = true;
+        if ('response' in outcome) outcome.response.body?.destroy();
+        const backoffMs = fullJitter(policy.backoff, ctx.attempt, random);
+        events.emit('retry.attempt', {
+          requestId: ctx.id,
+          traceId: ctx.traceId,
+          route: ctx.route!.name,
+          service: ctx.destination!.service,
+          attempt: ctx.attempt + 1,
+          reason,
+          failedEndpoint: ctx.endpoint?.address ?? null,
+          backoffMs,
+        });
+        try {
+          await sleep(backoffMs, ctx.cancellation);
+        } catch (error) {
+          circuit?.retryDone();
+          throw error;
+        }
+        ctx.attempt++;
+        ctx.headers[Header.attempt] = String(ctx.attempt);
+        ctx.endpoint = undefined;
       }
-      if (retrying) circuit?.retryDone();
-      retrying = false;
-      if (ctx.endpoint) tried.add(ctx.endpoint);
-      const reason = retriable(policy, outcome);
-      if (!reason || !allowed || ctx.cancellation.cancelled) return unwrap(outcome);
-      if (ctx.attempt > policy.attempts) return unwrap(outcome, ctx, ResponseFlag.RetryLimitExceeded);
-      if (!(ctx.grpc ? ctx.body.canReplay : replayable)) return unwrap(outcome, ctx, ResponseFlag.RetryBodyTooLarge);
-      if (!budget.tryRetry()) return unwrap(outcome, ctx, ResponseFlag.RetryBudgetExhausted);
-      if (circuit && !circuit.tryRetry()) return unwrap(outcome, ctx, ResponseFlag.UpstreamOverflow);
-      retrying = true;
-      if ('response' in outcome) outcome.response.body?.destroy();
-      const backoffMs = fullJitter(policy.backoff, ctx.attempt, random);
-      events.emit('retry.attempt', {
-        requestId: ctx.id,
-        traceId: ctx.traceId,
-        route: ctx.route!.name,
-        service: ctx.destination!.service,
-        attempt: ctx.attempt + 1,
-        reason,
-        failedEndpoint: ctx.endpoint?.address ?? null,
-        backoffMs,
-      });
-      try {
-        await sleep(backoffMs, ctx.cancellation);
-      } catch (error) {
-        circuit?.retryDone();
-        throw error;
-      }
-      ctx.attempt++;
-      ctx.headers[Header.attempt] = String(ctx.attempt);
-      ctx.endpoint = undefined;
-    }
+    };
+    return (ctx) => {
+      const policy = ctx.route?.retries;
+      ctx.attempt = 1;
+      ctx.headers[Header.attempt] = '1';
+      // A route without retries goes straight through: no promise of this layer's own.
+      return !policy || ctx.upgrade ? next(ctx) : withRetries(ctx, policy);
+    };
   };
 }
 

@@ -9,6 +9,8 @@
 import { performance } from 'node:perf_hooks';
 import { parseGrpcTimeout } from '../http/grpc.ts';
 import { ResponseFlag, perTryTimeout as perTryExpired, upstreamTimeout, type MeshError } from '../errors.ts';
+import type { Cancellation } from '../http/cancellation.ts';
+import { Deadlines, type Deadline } from '../http/deadlines.ts';
 import { onResponseDone, type Handler, type Layer, type ProxyResponse, type RequestContext } from '../http/types.ts';
 
 export const timeout: Layer = (next) => (ctx) => {
@@ -23,6 +25,39 @@ export const perTryTimeout: Layer = (next) => (ctx) => {
   return ms === undefined ? next(ctx) : withDeadline(next, ctx, ms, perTryExpired, false);
 };
 
+/** Every request's route and per-try deadlines, with one timer (http/deadlines.ts). */
+const deadlines = new Deadlines();
+
+/** A request's deadline in the set: when it passes, the request (or its try) is cancelled with a timeout. */
+class RequestDeadline implements Deadline {
+  readonly at: number;
+  readonly #ctx: RequestContext;
+  readonly #ms: number;
+  readonly #expiry: (ms: number) => MeshError;
+  readonly cancellation: Cancellation;
+  /** The error it cancelled with, once it passed. */
+  expired: MeshError | undefined = undefined;
+
+  constructor(at: number, ctx: RequestContext, ms: number, expiry: (ms: number) => MeshError, cancellation: Cancellation) {
+    this.at = at;
+    this.#ctx = ctx;
+    this.#ms = ms;
+    this.#expiry = expiry;
+    this.cancellation = cancellation;
+  }
+
+  expire(): void {
+    this.#ctx.flags.add(ResponseFlag.UpstreamRequestTimeout);
+    this.cancellation.cancel((this.expired = this.#expiry(this.#ms)));
+  }
+
+  /** Over in time (or cut short otherwise): no longer timed, and no longer following the request's cancellation. */
+  end(): void {
+    deadlines.delete(this);
+    this.cancellation.release();
+  }
+}
+
 /** `expiry` makes the error only when the deadline passes: an Error's stack trace is too dear to build per request. */
 async function withDeadline(
   next: Handler,
@@ -32,28 +67,20 @@ async function withDeadline(
   coversBody: boolean,
 ): Promise<ProxyResponse> {
   const parent = ctx.cancellation;
-  const cancellation = parent.child();
-  let expired: MeshError | undefined;
-  const handle = setTimeout(() => {
-    ctx.flags.add(ResponseFlag.UpstreamRequestTimeout);
-    cancellation.cancel((expired = expiry(ms)));
-  }, ms);
-  ctx.cancellation = cancellation;
   const outer = ctx.deadline;
-  const deadline = performance.now() + ms;
-  if (outer === undefined || deadline < outer) ctx.deadline = deadline;
+  const at = performance.now() + ms;
+  const deadline = new RequestDeadline(at, ctx, ms, expiry, parent.child());
+  deadlines.add(deadline);
+  ctx.cancellation = deadline.cancellation;
+  if (outer === undefined || at < outer) ctx.deadline = at;
   try {
     const response = await next(ctx);
-    if (!coversBody) clearTimeout(handle);
-    onResponseDone(response, () => {
-      clearTimeout(handle);
-      cancellation.release();
-    });
+    if (!coversBody) deadlines.delete(deadline);
+    onResponseDone(response, () => deadline.end());
     return response;
   } catch (error) {
-    clearTimeout(handle);
-    cancellation.release();
-    throw expired !== undefined && cancellation.reason === expired ? expired : error;
+    deadline.end();
+    throw deadline.expired !== undefined && deadline.cancellation.reason === deadline.expired ? deadline.expired : error;
   } finally {
     // The next attempt (or layer) starts again from the cancellation this one narrowed.
     ctx.cancellation = parent;
