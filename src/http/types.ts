@@ -100,5 +100,6 @@ export function compose(layers: readonly Layer[], last: Handler): Handler {
 /** Calls `done` once the response body is finished or destroyed (at once when there is none). */
 export function onResponseDone(response: ProxyResponse, done: () => void): void {
   if (!response.body || response.body.destroyed) done();
-  else response.body.once('close', done);
+  // `on`, not `once`: 'close' is emitted once, and once() would make a wrapper and a bound function per call.
+  else response.body.on('close', done);
 }

@@ -115,12 +115,14 @@ function writeResponse(res: ServerResponse, response: ProxyResponse, ctx: Reques
   // Neither pipeline (an AbortController and a DOMException for every stream it finishes) nor pipe
   // (six listeners added and removed per response, and a second 'data' listener to count the bytes):
   // one 'data' listener writes, counts and holds back when the caller's socket is full.
+  // `on`, not `once`: each of these events comes once per stream, and once() would make a wrapper
+  // and a bound function per listener.
   const body = response.body;
-  body.once('error', (error) => {
+  body.on('error', (error) => {
     ctx.flags.add(error instanceof MeshError ? error.flag : ResponseFlag.UpstreamConnectionTermination);
     res.destroy();
   });
-  res.once('close', () => {
+  res.on('close', () => {
     if (!body.readableEnded) body.destroy();
   });
   body.on('data', (chunk: Buffer) => {
@@ -130,7 +132,7 @@ function writeResponse(res: ServerResponse, response: ProxyResponse, ctx: Reques
       res.once('drain', () => body.resume());
     }
   });
-  body.once('end', () => {
+  body.on('end', () => {
     // Trailers reach an HTTP/1.1 caller on a chunked response (Node sends them only then).
     const trailers = response.trailers?.fields;
     if (trailers) res.addTrailers(withoutPseudo(trailers) as OutgoingHttpHeaders);

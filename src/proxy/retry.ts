@@ -37,7 +37,6 @@ export function retry(budgets: RetryBudgets, breakers: Breakers, clusters: Clust
       // is kept as it streams, not waited for (a bidirectional stream's next message may wait on an answer).
       if (ctx.grpc && allowed && policy.attempts > 0) ctx.body.recordForReplay(policy.bufferLimit);
       const replayable = ctx.grpc || !allowed || policy.attempts === 0 || ctx.body.replayable ? ctx.body.replayable : await ctx.body.bufferForReplay(policy.bufferLimit);
-      const tried = (ctx.tried = new Set());
       const circuit = breakers.for(clusters.get(ctx.destination!.service)!.spec, ctx.destination!);
       let retrying = false;
       for (;;) {
@@ -50,9 +49,10 @@ export function retry(budgets: RetryBudgets, breakers: Breakers, clusters: Clust
         }
         if (retrying) circuit?.retryDone();
         retrying = false;
-        if (ctx.endpoint) tried.add(ctx.endpoint);
         const reason = retriable(policy, outcome);
         if (!reason || !allowed || ctx.cancellation.cancelled) return unwrap(outcome);
+        // The endpoints tried, for the next try to avoid: kept only once a try is to be retried.
+        if (ctx.endpoint) (ctx.tried ??= new Set()).add(ctx.endpoint);
         if (ctx.attempt > policy.attempts) return unwrap(outcome, ctx, ResponseFlag.RetryLimitExceeded);
         if (!(ctx.grpc ? ctx.body.canReplay : replayable)) return unwrap(outcome, ctx, ResponseFlag.RetryBodyTooLarge);
         if (!budget.tryRetry()) return unwrap(outcome, ctx, ResponseFlag.RetryBudgetExhausted);
