@@ -8,15 +8,23 @@
 // request is each measured process's run time (/proc/PID/task/*/schedstat) over the max-throughput
 // round; RSS idle and after load from /proc. Rounds alternate the targets; medians are reported,
 // with /proc/loadavg at every round (a figure taken with loadavg > 2 on this 2-core machine is noise).
+// Then the same for a pair (`--pair` for the pair alone): client → A → B → upstream, through two nginx
+// forwarders (plaintext), and two faultline sidecars, each its own process, with mTLS off and strict
+// (identities from a control plane, `faultline control`, the sidecars under it with `--control`): added
+// latency, CPU per request of both processes together, the RSS of each, and the ratio of the added p99
+// to the nginx pair's and to Istio's published figure.
 // `--quick` for a short run; `--only sidecar,undici` to load some targets (words of their names, comma-separated; for profiling, with --rounds N).
+// `--if-available` (as `npm run bench` runs it): without wrk or nginx, say what to install and exit 0.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { build } from 'esbuild';
 import { median } from './head-to-head.ts';
-import { CLI, Processes, canPin, costMeshFile, cpuMs, freePort, rss, startSpanSink } from './processes.ts';
+import { CLI, Processes, canPin, costMeshFile, costPairMeshFile, cpuMs, freePort, rss, startSpanSink } from './processes.ts';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -27,12 +35,21 @@ const MAX_S = quick ? 4 : 8;
 const PACED_S = quick ? 5 : 10;
 const SIDECAR_NODE_OPTIONS = flag('--sidecar-node-options');
 const UNDICI_NODE_OPTIONS = flag('--undici-node-options');
+const PAIR_ONLY = args.includes('--pair');
+/** Istio 1.20's published added latency for a request through two sidecars with mTLS (p99, µs). */
+const ISTIO_P99_US = 298;
+/** Issue 24's target for the faultline pair with mTLS: about 2× Istio's (p99 added, µs). */
+const PAIR_TARGET_P99_US = 600;
 
-for (const tool of ['wrk', 'nginx']) {
-  if (spawnSync('sh', ['-c', `command -v ${tool} || test -x /usr/sbin/${tool}`]).status !== 0) {
-    process.stderr.write(`bench:cost needs ${tool}: apt-get install -y wrk nginx-light\n`);
-    process.exit(2);
+const missing = ['wrk', 'nginx'].filter((tool) => spawnSync('sh', ['-c', `command -v ${tool} || test -x /usr/sbin/${tool}`]).status !== 0);
+if (missing.length > 0) {
+  const what = `bench:cost needs ${missing.join(' and ')}: apt-get install -y wrk nginx-light`;
+  if (args.includes('--if-available')) {
+    process.stdout.write(`${what} (skipped)\n`);
+    process.exit(0);
   }
+  process.stderr.write(`${what}\n`);
+  process.exit(2);
 }
 const NGINX = spawnSync('sh', ['-c', 'command -v nginx || echo /usr/sbin/nginx']).stdout.toString().trim();
 
@@ -106,11 +123,24 @@ http {
   };
 }
 
+/** One measured process (an nginx is its master and worker): CPU and RSS are read from its pids. */
+interface Part {
+  name: string;
+  pids: () => number[];
+}
+
 interface Target {
   name: string;
   url: string;
   host?: string;
-  pids: () => number[];
+  /** Empty for direct; one for a forwarder; two (A, B) for a pair. CPU is summed over them, RSS given for each. */
+  parts: Part[];
+}
+
+/** A target not started yet: its processes start only when its table runs and `--only` keeps it. */
+interface Candidate {
+  name: string;
+  start: () => Promise<Omit<Target, 'name'>>;
 }
 
 interface Round {
@@ -119,109 +149,261 @@ interface Round {
   p99: number;
   pacedRps: number;
   cpuUsPerReq: number;
-  rssAfter: number;
+  /** RSS of each part after the round, bytes. */
+  rssAfter: number[];
   errors: number;
   loadavg: string;
 }
 
+interface Measured {
+  targets: Target[];
+  rounds: Map<string, Round[]>;
+  idle: Map<string, number[]>;
+}
+
 const rssOf = (pids: number[]) => pids.reduce((sum, pid) => sum + rss(pid).now, 0);
 const cpuOf = (pids: number[]) => pids.reduce((sum, pid) => sum + cpuMs(pid), 0);
+const allPids = (t: Target) => t.parts.flatMap((p) => p.pids());
 const MiB = (bytes: number) => (bytes / 2 ** 20).toFixed(0);
 
+/**
+ * bench/forwarders.ts as plain JS (esbuild, not bundled: 'undici' resolves from node_modules), so that
+ * the bare forwarder measured loads node:http and undici and nothing else: run from the .ts file, Node's
+ * type stripping loads its own transformer, and the RSS column would count it.
+ */
+async function buildForwarders(): Promise<string> {
+  const outfile = 'node_modules/.cache/faultline-bench/forwarders.mjs';
+  await build({ entryPoints: ['bench/forwarders.ts'], outfile, format: 'esm', platform: 'node', target: 'node24', logLevel: 'warning' });
+  return outfile;
+}
+
+/** Starts the candidates `--only` keeps, then warms each up and measures them in alternating rounds. */
+async function measureTable(title: string, candidates: Candidate[]): Promise<Measured> {
+  const only = flag('--only');
+  const kept = only ? candidates.filter((c) => only.split(',').some((o) => c.name.includes(o))) : candidates;
+  const targets: Target[] = [];
+  if (kept.length === 0) return { targets, rounds: new Map(), idle: new Map() };
+  for (const c of kept) targets.push({ name: c.name, ...(await c.start()) });
+  const idle = new Map(targets.map((t) => [t.name, t.parts.map((p) => rssOf(p.pids()))]));
+  process.stderr.write(`${title}: started; loadavg ${loadavg()}\n`);
+  for (const t of targets) await wrk(t.url, t.host, 50, WARMUP_S, false);
+
+  const rounds = new Map<string, Round[]>(targets.map((t) => [t.name, []]));
+  for (let round = 0; round < ROUNDS; round++) {
+    // Alternate the order: a drift of the machine's speed within a round lands on different targets.
+    const order = round % 2 === 0 ? targets : [...targets].reverse();
+    for (const t of order) {
+      const before = cpuOf(allPids(t));
+      const max = await wrk(t.url, t.host, 50, MAX_S, false);
+      const used = cpuOf(allPids(t)) - before;
+      const paced = await wrk(t.url, t.host, 10, PACED_S, true);
+      const r: Round = {
+        rps: max.requests / max.seconds,
+        p50: paced.p50,
+        p99: paced.p99,
+        pacedRps: paced.requests / paced.seconds,
+        cpuUsPerReq: (used * 1000) / max.requests,
+        rssAfter: t.parts.map((p) => rssOf(p.pids())),
+        errors: max.errors + paced.errors,
+        loadavg: loadavg(),
+      };
+      rounds.get(t.name)!.push(r);
+      process.stderr.write(`round ${round + 1} ${t.name}: ${r.rps.toFixed(0)} req/s, p50 ${r.p50} µs, p99 ${r.p99} µs at ${r.pacedRps.toFixed(0)} req/s, ${r.cpuUsPerReq.toFixed(1)} µs CPU/req, RSS ${r.rssAfter.length ? `${r.rssAfter.map(MiB).join(' + ')} MiB` : '–'}, errors ${r.errors}; loadavg ${r.loadavg}\n`);
+    }
+  }
+  return { targets, rounds, idle };
+}
+
+/** Medians and differences over one table's rounds. */
+function stats(m: Measured, directName: string) {
+  const med = (name: string, key: 'rps' | 'p50' | 'p99' | 'cpuUsPerReq') => median(m.rounds.get(name)!.map((r) => r[key]));
+  const has = (name: string | undefined) => (name !== undefined && m.rounds.has(name) ? name : undefined);
+  const hasDirect = m.rounds.has(directName);
+  const added = (name: string, key: 'p50' | 'p99') => (hasDirect && name !== directName ? med(name, key) - med(directName, key) : undefined);
+  /** Each part's median RSS after load, and idle, as `A + B MiB`. */
+  const rssAfter = (t: Target) => `${t.parts.map((_, i) => MiB(median(m.rounds.get(t.name)!.map((r) => r.rssAfter[i]!)))).join(' + ')} MiB`;
+  const rssIdle = (t: Target) => `${m.idle.get(t.name)!.map(MiB).join(' + ')} MiB`;
+  const errors = [...m.rounds.values()].flat().reduce((s, r) => s + r.errors, 0);
+  const loads = [...m.rounds.values()].flat().map((r) => r.loadavg.split(' ')[0]).join(', ');
+  return { med, has, hasDirect, added, rssAfter, rssIdle, errors, loads };
+}
+
+const signed = (us: number | undefined) => (us === undefined ? '–' : `${us >= 0 ? '+' : '−'}${Math.abs(us).toFixed(0)} µs`);
+const ratio = (value: number | undefined, base: number | undefined) => (value === undefined || base === undefined || base <= 0 ? '–' : `${(value / base).toFixed(2)}×`);
+
+function singleHopReport(m: Measured, names: { direct: string; nginx: string; undici: string }, settings: string): string[] {
+  const s = stats(m, names.direct);
+  const nginxName = s.has(names.nginx);
+  const undiciName = s.has(names.undici);
+  const undiciAddedP99 = undiciName ? s.added(undiciName, 'p99') : undefined;
+  const out = [
+    `One hop. ${settings}`,
+    `loadavg per round: ${s.loads}`,
+    '',
+    '| | req/s | × direct | added p50 | added p99 | CPU µs/req | × nginx CPU | × undici CPU | added p99 × undici | RSS idle | RSS after load |',
+    '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
+  ];
+  for (const t of m.targets) {
+    const rps = s.med(t.name, 'rps');
+    const isDirect = t.name === names.direct;
+    const cpu = s.med(t.name, 'cpuUsPerReq');
+    const addedP99 = s.added(t.name, 'p99');
+    out.push(
+      `| ${t.name} | ${rps.toFixed(0)} | ${s.hasDirect ? (rps / s.med(names.direct, 'rps')).toFixed(2) : '–'} | ${isDirect ? `${s.med(t.name, 'p50')} µs` : signed(s.added(t.name, 'p50'))} | ${isDirect ? `${s.med(t.name, 'p99')} µs` : signed(addedP99)} | ${isDirect ? '–' : cpu.toFixed(1)} | ${isDirect ? '–' : ratio(cpu, nginxName ? s.med(nginxName, 'cpuUsPerReq') : undefined)} | ${isDirect ? '–' : ratio(cpu, undiciName ? s.med(undiciName, 'cpuUsPerReq') : undefined)} | ${isDirect ? '–' : ratio(addedP99, undiciAddedP99)} | ${isDirect ? '–' : s.rssIdle(t)} | ${isDirect ? '–' : s.rssAfter(t)} |`,
+    );
+  }
+  out.push('', `Targets (issue 24): sidecar CPU ≤ 1.1× undici's; added p99 ≤ 1.5× undici's; RSS ≤ 80 MiB after load, ≤ 60 MiB idle. Socket errors and non-2xx in all rounds: ${s.errors}.`);
+  return out;
+}
+
+function pairReport(m: Measured, names: { direct: string; nginx: string; strict: string }, settings: string): string[] {
+  const s = stats(m, names.direct);
+  const nginxName = s.has(names.nginx);
+  const nginxAddedP99 = nginxName ? s.added(nginxName, 'p99') : undefined;
+  const out = [
+    `The pair (client → A → B → upstream). ${settings}`,
+    `loadavg per round: ${s.loads}`,
+    '',
+    `| | req/s | × direct | added p50 | added p99 | added p99 × nginx pair's | added p99 ÷ Istio's +${ISTIO_P99_US} µs | CPU µs/req (A + B) | × nginx pair CPU | RSS idle (A + B) | RSS after load (A + B) |`,
+    '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
+  ];
+  for (const t of m.targets) {
+    const rps = s.med(t.name, 'rps');
+    const isDirect = t.name === names.direct;
+    const cpu = s.med(t.name, 'cpuUsPerReq');
+    const addedP99 = s.added(t.name, 'p99');
+    out.push(
+      `| ${t.name} | ${rps.toFixed(0)} | ${s.hasDirect ? (rps / s.med(names.direct, 'rps')).toFixed(2) : '–'} | ${isDirect ? `${s.med(t.name, 'p50')} µs` : signed(s.added(t.name, 'p50'))} | ${isDirect ? `${s.med(t.name, 'p99')} µs` : signed(addedP99)} | ${isDirect ? '–' : ratio(addedP99, nginxAddedP99)} | ${isDirect ? '–' : ratio(addedP99, ISTIO_P99_US)} | ${isDirect ? '–' : cpu.toFixed(1)} | ${isDirect ? '–' : ratio(cpu, nginxName ? s.med(nginxName, 'cpuUsPerReq') : undefined)} | ${isDirect ? '–' : s.rssIdle(t)} | ${isDirect ? '–' : s.rssAfter(t)} |`,
+    );
+  }
+  const strictAdded = s.has(names.strict) ? s.added(names.strict, 'p99') : undefined;
+  out.push(
+    '',
+    `Istio: +${ISTIO_P99_US} µs p99 added (Istio 1.20 performance page, 2 sidecars with mTLS, bare metal). Target (issue 24): the faultline pair with mTLS strict adds ≤ ${PAIR_TARGET_P99_US} µs p99 (about 2× Istio's): ${strictAdded === undefined ? 'not measured' : `${signed(strictAdded)}, ${strictAdded <= PAIR_TARGET_P99_US ? 'met' : 'not met'}`}. nginx pair: plaintext. Socket errors and non-2xx in all rounds: ${s.errors}.`,
+  );
+  return out;
+}
+
 async function main(): Promise<void> {
-  const processes = new Processes();
-  const children: ChildProcess[] = [];
   // The sidecars export their sampled spans here; it counts them.
   const sink = await startSpanSink();
   const otlp = sink.url;
+  const upstreamChildren: ChildProcess[] = [];
+  const sidecarEnv = { FAULTLINE_LOG_LEVEL: 'warn', ...(SIDECAR_NODE_OPTIONS === undefined ? {} : { NODE_OPTIONS: SIDECAR_NODE_OPTIONS }) };
+  const settings = `node ${process.version}; ${canPin() ? 'wrk and the nginx upstream on CPU 0, the measured process(es) on CPU 1' : 'not pinned'}; ${ROUNDS} round(s), targets alternating; wrk -t1: max throughput -c50 ${MAX_S} s, latency paced ~1,000 req/s -c10 ${PACED_S} s; medians; 1 KiB body; sidecars: ${CLI}${SIDECAR_NODE_OPTIONS ? ` NODE_OPTIONS='${SIDECAR_NODE_OPTIONS}'` : ''}`;
+  const out: string[] = [];
   try {
     const upstreamPort = await freePort();
     const body = 'x'.repeat(1024);
-    const upstream = await nginx('upstream', `server { listen 127.0.0.1:${upstreamPort}; listen 127.0.0.2:${upstreamPort}; location / { default_type text/plain; return 200 "${body}"; } }`, 0, children);
+    await nginx('upstream', `server { listen 127.0.0.1:${upstreamPort}; listen 127.0.0.2:${upstreamPort}; location / { default_type text/plain; return 200 "${body}"; } }`, 0, upstreamChildren);
     await waitForPort(upstreamPort);
-    const forwarderPort = await freePort();
-    const forwarder = await nginx(
-      'forwarder',
-      `upstream u { server 127.0.0.1:${upstreamPort}; keepalive 64; keepalive_requests 10000000; }
-  server { listen 127.0.0.1:${forwarderPort}; location / { proxy_pass http://u; proxy_http_version 1.1; proxy_set_header Connection ""; } }`,
-      1,
-      children,
-    );
-    await waitForPort(forwarderPort);
-    const undiciPort = Number(await processes.start('undici', ['bench/forwarders.ts', 'undici', String(upstreamPort)], UNDICI_NODE_OPTIONS === undefined ? {} : { NODE_OPTIONS: UNDICI_NODE_OPTIONS }, 1));
-    const env = SIDECAR_NODE_OPTIONS === undefined ? {} : { NODE_OPTIONS: SIDECAR_NODE_OPTIONS };
+    const direct: Candidate = { name: 'direct (nginx upstream)', start: async () => ({ url: `http://127.0.0.1:${upstreamPort}/`, parts: [] }) };
     process.stderr.write(`sidecar heap: ${process.env.FAULTLINE_HEAP === 'default' ? 'V8 defaults (FAULTLINE_HEAP=default)' : 'faultline\'s own (--max-semi-space-size=4)'}\n`);
-    const line = await processes.start('sidecar', [CLI, 'sidecar', '--config', await costMeshFile(upstreamPort, otlp), '--service', 'client', '--no-watch'], { FAULTLINE_LOG_LEVEL: 'warn', ...env }, 1);
-    const sidecar = { pid: processes.pid('sidecar'), addresses: JSON.parse(line) as { outbound: string } };
 
-    const all: Target[] = [
-      { name: 'direct (nginx upstream)', url: `http://127.0.0.1:${upstreamPort}/`, pids: () => [] },
-      { name: 'nginx forwarder (one worker)', url: `http://127.0.0.1:${forwarderPort}/`, pids: forwarder.pids },
-      { name: 'bare node:http + undici forwarder', url: `http://127.0.0.1:${undiciPort}/`, pids: () => [processes.pid('undici')] },
-      { name: 'faultline sidecar', url: `http://${sidecar.addresses.outbound}/`, host: 'upstream', pids: () => [sidecar.pid] },
-    ];
-    const only = flag('--only');
-    const targets = only ? all.filter((t) => only.split(',').some((o) => t.name.includes(o))) : all;
-    const idle = new Map(targets.map((t) => [t.name, rssOf(t.pids())]));
-    process.stderr.write(`started; loadavg ${loadavg()}\n`);
-    for (const t of targets) await wrk(t.url, t.host, 50, WARMUP_S, false);
-
-    const rounds = new Map<string, Round[]>(targets.map((t) => [t.name, []]));
-    for (let round = 0; round < ROUNDS; round++) {
-      // Alternate the order: a drift of the machine's speed within a round lands on different targets.
-      const order = round % 2 === 0 ? targets : [...targets].reverse();
-      for (const t of order) {
-        const before = cpuOf(t.pids());
-        const max = await wrk(t.url, t.host, 50, MAX_S, false);
-        const used = cpuOf(t.pids()) - before;
-        const paced = await wrk(t.url, t.host, 10, PACED_S, true);
-        const r: Round = {
-          rps: max.requests / max.seconds,
-          p50: paced.p50,
-          p99: paced.p99,
-          pacedRps: paced.requests / paced.seconds,
-          cpuUsPerReq: (used * 1000) / max.requests,
-          rssAfter: rssOf(t.pids()),
-          errors: max.errors + paced.errors,
-          loadavg: loadavg(),
-        };
-        rounds.get(t.name)!.push(r);
-        process.stderr.write(`round ${round + 1} ${t.name}: ${r.rps.toFixed(0)} req/s, p50 ${r.p50} µs, p99 ${r.p99} µs at ${r.pacedRps.toFixed(0)} req/s, ${r.cpuUsPerReq.toFixed(1)} µs CPU/req, RSS ${MiB(r.rssAfter)} MiB, errors ${r.errors}; loadavg ${r.loadavg}\n`);
+    /** Each table starts its own processes and stops them before the next: idle ones would take the CPU's caches and timers. */
+    const table = async (title: string, candidates: (processes: Processes, children: ChildProcess[]) => Candidate[]): Promise<Measured> => {
+      const processes = new Processes();
+      const children: ChildProcess[] = [];
+      try {
+        return await measureTable(title, candidates(processes, children));
+      } finally {
+        await processes.stopAll(['control']);
+        for (const child of children) child.kill('SIGTERM');
       }
+    };
+    /** An nginx forwarder on CPU 1 to 127.0.0.1:`to`, keep-alive pool towards it; resolves with its port. */
+    const nginxForwarder = async (name: string, to: number, children: ChildProcess[]) => {
+      const port = await freePort();
+      const forwarder = await nginx(
+        name,
+        `upstream u { server 127.0.0.1:${to}; keepalive 64; keepalive_requests 10000000; }
+  server { listen 127.0.0.1:${port}; location / { proxy_pass http://u; proxy_http_version 1.1; proxy_set_header Connection ""; } }`,
+        1,
+        children,
+      );
+      await waitForPort(port);
+      return { port, part: { name, pids: forwarder.pids } };
+    };
+
+    if (!PAIR_ONLY) {
+      const names = { direct: direct.name, nginx: 'nginx forwarder (one worker)', undici: 'bare node:http + undici forwarder', sidecar: 'faultline sidecar' };
+      const m = await table('one hop', (processes, children) => [
+        direct,
+        {
+          name: names.nginx,
+          start: async () => {
+            const { port, part } = await nginxForwarder('forwarder', upstreamPort, children);
+            return { url: `http://127.0.0.1:${port}/`, parts: [part] };
+          },
+        },
+        {
+          name: names.undici,
+          start: async () => {
+            const port = Number(await processes.start('undici', [await buildForwarders(), 'undici', String(upstreamPort)], UNDICI_NODE_OPTIONS === undefined ? {} : { NODE_OPTIONS: UNDICI_NODE_OPTIONS }, 1));
+            return { url: `http://127.0.0.1:${port}/`, parts: [{ name: 'undici', pids: () => [processes.pid('undici')] }] };
+          },
+        },
+        {
+          name: names.sidecar,
+          start: async () => {
+            const line = await processes.start('sidecar', [CLI, 'sidecar', '--config', await costMeshFile(upstreamPort, otlp), '--service', 'client', '--no-watch'], sidecarEnv, 1);
+            const { outbound } = JSON.parse(line) as { outbound: string };
+            return { url: `http://${outbound}/`, host: 'upstream', parts: [{ name: 'sidecar', pids: () => [processes.pid('sidecar')] }] };
+          },
+        },
+      ]);
+      if (m.targets.length > 0) out.push(...singleHopReport(m, names, settings), '');
     }
 
-    const med = (name: string, key: keyof Omit<Round, 'loadavg'>) => median(rounds.get(name)!.map((r) => r[key]));
-    const direct = all[0]!.name;
-    const ref = (name: string) => (rounds.has(name) ? name : undefined);
-    const nginxName = ref(all[1]!.name);
-    const undiciName = ref(all[2]!.name);
-    const signed = (us: number) => `${us >= 0 ? '+' : '−'}${Math.abs(us).toFixed(0)} µs`;
-    const ratio = (value: number, base: number | undefined) => (base === undefined || base <= 0 ? '–' : `${(value / base).toFixed(2)}×`);
-    const hasDirect = rounds.has(direct);
-    const out = [
-      `node ${process.version}; ${canPin() ? 'wrk and the nginx upstream on CPU 0, the measured forwarder on CPU 1' : 'not pinned'}; ${ROUNDS} round(s), targets alternating; wrk -t1: max throughput -c50 ${MAX_S} s, latency paced ~1,000 req/s -c10 ${PACED_S} s; medians; 1 KiB body; sidecar: ${CLI}${SIDECAR_NODE_OPTIONS ? ` NODE_OPTIONS='${SIDECAR_NODE_OPTIONS}'` : ''}`,
-      `loadavg per round: ${[...rounds.values()].flat().map((r) => r.loadavg.split(' ')[0]).join(', ')}; spans exported at 1 %: ${sink.spans()}`,
-      '',
-      '| | req/s | × direct | added p50 | added p99 | CPU µs/req | × nginx CPU | × undici CPU | added p99 × undici | RSS idle | RSS after load |',
-      '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
-    ];
-    for (const t of targets) {
-      const rps = med(t.name, 'rps');
-      const isDirect = t.name === direct;
-      const addedP50 = hasDirect && !isDirect ? med(t.name, 'p50') - med(direct, 'p50') : undefined;
-      const addedP99 = hasDirect && !isDirect ? med(t.name, 'p99') - med(direct, 'p99') : undefined;
-      const undiciAddedP99 = hasDirect && undiciName ? med(undiciName, 'p99') - med(direct, 'p99') : undefined;
-      const cpu = med(t.name, 'cpuUsPerReq');
-      out.push(
-        `| ${t.name} | ${rps.toFixed(0)} | ${hasDirect ? (rps / med(direct, 'rps')).toFixed(2) : '–'} | ${isDirect ? `${med(t.name, 'p50')} µs` : addedP50 === undefined ? '–' : signed(addedP50)} | ${isDirect ? `${med(t.name, 'p99')} µs` : addedP99 === undefined ? '–' : signed(addedP99)} | ${isDirect ? '–' : cpu.toFixed(1)} | ${isDirect ? '–' : ratio(cpu, nginxName ? med(nginxName, 'cpuUsPerReq') : undefined)} | ${isDirect ? '–' : ratio(cpu, undiciName ? med(undiciName, 'cpuUsPerReq') : undefined)} | ${isDirect || addedP99 === undefined ? '–' : ratio(addedP99, undiciAddedP99)} | ${isDirect ? '–' : `${MiB(idle.get(t.name)!)} MiB`} | ${isDirect ? '–' : `${MiB(med(t.name, 'rssAfter'))} MiB`} |`,
-      );
-    }
-    const errors = [...rounds.values()].flat().reduce((s, r) => s + r.errors, 0);
-    out.push('', `Targets (issue 24): sidecar CPU ≤ 1.1× undici's; added p99 ≤ 1.5× undici's; RSS ≤ 80 MiB after load, ≤ 60 MiB idle. Socket errors and non-2xx in all rounds: ${errors}.`);
+    const pairNames = { direct: direct.name, nginx: 'nginx pair', off: 'faultline pair, mTLS off', strict: 'faultline pair, mTLS strict' };
+    const m = await table('pair', (processes, children) => [
+      direct,
+      {
+        name: pairNames.nginx,
+        start: async () => {
+          const b = await nginxForwarder('pair-b', upstreamPort, children);
+          const a = await nginxForwarder('pair-a', b.port, children);
+          return { url: `http://127.0.0.1:${a.port}/`, parts: [a.part, b.part] };
+        },
+      },
+      {
+        name: pairNames.off,
+        start: async () => {
+          const config = await costPairMeshFile(upstreamPort, otlp, 'off');
+          const start = async (name: string) => {
+            const line = await processes.start(`off-${name}`, [CLI, 'sidecar', '--config', config, '--service', name, '--no-watch'], sidecarEnv, 1);
+            return { outbound: (JSON.parse(line) as { outbound: string }).outbound, part: { name, pids: () => [processes.pid(`off-${name}`)] } };
+          };
+          const b = await start('pair-b');
+          const a = await start('pair-a');
+          return { url: `http://${a.outbound}/`, host: 'app', parts: [a.part, b.part] };
+        },
+      },
+      {
+        name: pairNames.strict,
+        start: async () => {
+          // mTLS needs a control plane (a sidecar run from a file with mtls on refuses to start): as
+          // deployed, one on loopback with a state dir, on CPU 0 (it is idle while the pair is loaded).
+          const dir = await mkdtemp(join(tmpdir(), 'faultline-bench-cost-strict-'));
+          await writeFile(join(dir, 'token'), randomBytes(24).toString('base64url'), { mode: 0o600 });
+          const config = await costPairMeshFile(upstreamPort, otlp, 'strict');
+          const line = await processes.start('control', [CLI, 'control', '--config', config, '--listen', `127.0.0.1:${await freePort()}`, '--token-file', join(dir, 'token'), '--state-dir', join(dir, 'control')], { FAULTLINE_LOG_LEVEL: 'warn' }, 0);
+          const control = (JSON.parse(line) as { control: string }).control;
+          const start = async (name: string) => {
+            const started = await processes.start(`strict-${name}`, [CLI, 'sidecar', '--control', control, '--token-file', join(dir, 'token'), '--state-dir', join(dir, name), '--service', name], sidecarEnv, 1);
+            return { outbound: (JSON.parse(started) as { outbound: string }).outbound, part: { name, pids: () => [processes.pid(`strict-${name}`)] } };
+          };
+          const b = await start('pair-b');
+          const a = await start('pair-a');
+          return { url: `http://${a.outbound}/`, host: 'app', parts: [a.part, b.part] };
+        },
+      },
+    ]);
+    if (m.targets.length > 0) out.push(...pairReport(m, pairNames, settings), '');
+    out.push(`Spans exported at 1 %: ${sink.spans()}.`);
     process.stdout.write(`${out.join('\n')}\n`);
   } finally {
-    await processes.stopAll();
-    for (const child of children) child.kill('SIGTERM');
+    for (const child of upstreamChildren) child.kill('SIGTERM');
     sink.close();
   }
 }

@@ -1,9 +1,11 @@
 // Minimal forwarding cores, to choose the sidecar's by measurement: a bare node:http server forwarding
 // with undici, with node:http's own client, and with http-proxy-middleware (no express). Run as its own
 // process: `node bench/forwarders.ts undici|node-http|hpm UPSTREAM_PORT`; prints its port on stdout.
+// The undici forwarder loads node:http and undici only (http-proxy-middleware is imported when 'hpm'
+// runs), so that its RSS is the forwarder's own; bench:cost runs it as plain JS, built by esbuild
+// (buildForwarders in bench/cost.ts), not from this file: Node's type stripping costs memory too.
 import { Agent as HttpAgent, createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createProxyMiddleware } from 'http-proxy-middleware';
 import { Agent, type Dispatcher } from 'undici';
 
 const [kind, upstreamPort] = process.argv.slice(2);
@@ -43,13 +45,14 @@ function nodeHttpForwarder(): (req: IncomingMessage, res: ServerResponse) => voi
   };
 }
 
-function hpmForwarder(): (req: IncomingMessage, res: ServerResponse) => void {
+async function hpmForwarder(): Promise<(req: IncomingMessage, res: ServerResponse) => void> {
+  const { createProxyMiddleware } = await import('http-proxy-middleware');
   // A fair chance: keep-alive to the upstream, no logging, no express.
   const proxy = createProxyMiddleware({ target, agent: new HttpAgent({ keepAlive: true }), logger: undefined });
   return (req, res) => void proxy(req, res, () => res.writeHead(404).end());
 }
 
-const handler = { undici: undiciForwarder, 'node-http': nodeHttpForwarder, hpm: hpmForwarder }[kind as 'undici']();
+const handler = await { undici: undiciForwarder, 'node-http': nodeHttpForwarder, hpm: hpmForwarder }[kind as 'undici']();
 const server = createServer(handler);
 server.keepAliveTimeout = 65_000;
 server.listen(0, '127.0.0.1', () => process.stdout.write(`${(server.address() as AddressInfo).port}\n`));

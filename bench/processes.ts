@@ -54,12 +54,16 @@ export class Processes {
     return this.#children.get(name)!.pid!;
   }
 
-  async stopAll(): Promise<void> {
-    await Promise.all([...this.#children.values()].map((child) => new Promise<void>((resolve) => {
+  /** Stops every process, all at once; those named in `last` after the others have exited (a control plane after its sidecars, which would log its loss). */
+  async stopAll(last: readonly string[] = []): Promise<void> {
+    const stop = (children: ChildProcess[]) => Promise.all(children.map((child) => new Promise<void>((resolve) => {
       if (child.exitCode !== null || child.signalCode !== null) return resolve();
       child.once('exit', () => resolve());
       child.kill('SIGTERM');
     })));
+    const named = [...this.#children];
+    await stop(named.filter(([name]) => !last.includes(name)).map(([, child]) => child));
+    await stop(named.filter(([name]) => last.includes(name)).map(([, child]) => child));
   }
 }
 
@@ -146,32 +150,79 @@ export async function clientMeshFile(mesh: string, upstream: number, telemetry: 
   return join(dir, 'mesh.yaml');
 }
 
-/** bench:cost's sidecar mesh (also counted by bench:instructions --cost): route `upstream` with retries and a timeout, outlier detection, one fault that matches nothing, telemetry with tracing at 1 %. */
-export async function costMeshFile(upstreamPort: number, otlp: string): Promise<string> {
-  const address = async () => `127.0.0.1:${await freePort()}`;
-  const app = await address();
-  const config = {
-    mesh: { name: 'bench-cost' },
+/**
+ * bench:cost's policies towards service `service`, reached with Host `service`: a route with retries and
+ * a timeout, outlier detection on the service, one fault that matches nothing, telemetry with tracing at
+ * 1 % to `otlp`. One sidecar (costMeshFile) and the pair (costPairMeshFile) both have them.
+ */
+function costPolicies(service: string, otlp: string) {
+  return {
     telemetry: { enabled: true, tracing: { otlpEndpoint: otlp, sampleRatio: 0.01 } },
-    services: [
-      { name: 'client', endpoints: [{ address: app }] },
-      { name: 'upstream', endpoints: [{ address: `127.0.0.2:${upstreamPort}` }], outlierDetection: { consecutive5xx: 5 } },
-    ],
+    outlierDetection: { consecutive5xx: 5 },
     routes: [
       {
-        name: 'upstream',
-        match: { host: 'upstream' },
-        destinations: [{ service: 'upstream' }],
+        name: service,
+        match: { host: service },
+        destinations: [{ service }],
         timeout: '5s',
         retries: { attempts: 2, perTryTimeout: '2s', retryOn: ['5xx', 'reset', 'connect-failure'] },
       },
     ],
-    sidecars: [{ name: 'client', service: 'client', outbound: await address(), inbound: await address(), admin: await address(), app }],
-    faults: [{ id: 'idle', at: 'request', match: { destination: 'upstream', headers: { 'x-user': { exact: 'nobody' } } }, abort: { status: 503 } }],
+    faults: [{ id: 'idle', at: 'request', match: { destination: service, headers: { 'x-user': { exact: 'nobody' } } }, abort: { status: 503 } }],
   };
-  const dir = await mkdtemp(join(tmpdir(), 'faultline-bench-cost-'));
+}
+
+async function writeMesh(prefix: string, config: object): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
   await writeFile(join(dir, 'mesh.yaml'), stringify(config));
   return join(dir, 'mesh.yaml');
+}
+
+/** bench:cost's sidecar mesh (also counted by bench:instructions --cost): route `upstream` with retries and a timeout, outlier detection, one fault that matches nothing, telemetry with tracing at 1 %. */
+export async function costMeshFile(upstreamPort: number, otlp: string): Promise<string> {
+  const address = async () => `127.0.0.1:${await freePort()}`;
+  const app = await address();
+  const { telemetry, outlierDetection, routes, faults } = costPolicies('upstream', otlp);
+  return writeMesh('faultline-bench-cost-', {
+    mesh: { name: 'bench-cost' },
+    telemetry,
+    services: [
+      { name: 'client', endpoints: [{ address: app }] },
+      { name: 'upstream', endpoints: [{ address: `127.0.0.2:${upstreamPort}` }], outlierDetection },
+    ],
+    routes,
+    sidecars: [{ name: 'client', service: 'client', outbound: await address(), inbound: await address(), admin: await address(), app }],
+    faults,
+  });
+}
+
+/**
+ * bench:cost's sidecar pair: sidecar `pair-a` (service `client`) calls service `app` with Host `app`;
+ * `pair-b` fronts `app`, whose one endpoint is the upstream on 127.0.0.1:`upstreamPort`, so A dials B's
+ * inbound, and B forwards to the upstream. The policies of costMeshFile, towards `app`; `mtls` the
+ * mesh's mode (strict needs the sidecars under a control plane: `faultline control --config` this file).
+ */
+export async function costPairMeshFile(upstreamPort: number, otlp: string, mtls: 'off' | 'strict'): Promise<string> {
+  const address = async () => `127.0.0.1:${await freePort()}`;
+  const listeners = async () => ({ outbound: await address(), inbound: await address(), admin: await address() });
+  const appA = await address();
+  const upstream = `127.0.0.1:${upstreamPort}`;
+  const { telemetry, outlierDetection, routes, faults } = costPolicies('app', otlp);
+  return writeMesh(`faultline-bench-cost-pair-${mtls}-`, {
+    mesh: { name: `bench-cost-pair-${mtls}` },
+    mtls: { mode: mtls, trustDomain: 'bench.test' },
+    telemetry,
+    services: [
+      { name: 'client', endpoints: [{ address: appA }] },
+      { name: 'app', endpoints: [{ address: upstream }], outlierDetection },
+    ],
+    routes,
+    sidecars: [
+      { name: 'pair-a', service: 'client', ...(await listeners()), app: appA },
+      { name: 'pair-b', service: 'app', ...(await listeners()), app: upstream },
+    ],
+    faults,
+  });
 }
 
 /** An OTLP/HTTP trace receiver on loopback that counts the spans the sidecars export to it. */
