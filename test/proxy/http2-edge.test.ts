@@ -5,7 +5,11 @@
 import { expect } from 'chai';
 import { connect as connectHttp2, constants } from 'node:http2';
 import { connect, type Socket } from 'node:net';
-import { decide } from '../../src/proxy/edge.ts';
+import type { AddressInfo } from 'node:net';
+import { MeshCa } from '../../src/identity/ca.ts';
+import type { SidecarIdentity } from '../../src/identity/provider.ts';
+import { createEdge, decide } from '../../src/proxy/edge.ts';
+import type { ListenerOptions } from '../../src/proxy/listener.ts';
 import { HTTP2_LIMITS } from '../../src/proxy/h2-limits.ts';
 import type { Sidecar } from '../../src/proxy/sidecar.ts';
 import { sidecarEntry, startSidecar } from '../helpers/mesh.ts';
@@ -190,6 +194,37 @@ describe('protocol front on a sidecar\'s outbound listener', function () {
       socket.destroy();
     } finally {
       session.destroy();
+    }
+  });
+});
+
+describe('protocol front: sockets', () => {
+  /** Node's own record of setNoDelay on a socket (net.Socket keeps it under this symbol). */
+  const noDelayOf = (socket: Socket) => {
+    const symbol = Object.getOwnPropertySymbols(socket).find((s) => s.description === 'kSetNoDelay');
+    if (!symbol) throw new Error('this Node keeps no kSetNoDelay on its sockets: the test needs another way to read TCP_NODELAY');
+    return (socket as unknown as Record<symbol, unknown>)[symbol];
+  };
+  const options = { limits: { headersTimeout: 1_000, maxConnections: 16 } } as unknown as ListenerOptions;
+
+  it('turns Nagle off (TCP_NODELAY) on every connection it accepts, plain, permissive and strict', async () => {
+    const ca = await MeshCa.create('nodelay.test');
+    const server = await ca.issueServer({ dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] }, 3_600_000);
+    const identity = { current: { ...server, caPem: ca.material().certPem }, onRotate: () => () => {} } as unknown as SidecarIdentity;
+    for (const mode of ['off', 'permissive', 'strict'] as const) {
+      const edge = createEdge(options, mode, identity);
+      const accepted = new Promise<Socket>((resolve) => edge.server.once('connection', resolve));
+      await new Promise<void>((resolve) => edge.server.listen(0, '127.0.0.1', resolve));
+      const client = await open(`127.0.0.1:${(edge.server.address() as AddressInfo).port}`);
+      const socket = await accepted;
+      try {
+        expect(noDelayOf(socket), mode).to.equal(true);
+      } finally {
+        client.destroy();
+        socket.destroy();
+        edge.stop();
+        await new Promise((resolve) => edge.server.close(resolve));
+      }
     }
   });
 });
