@@ -48,8 +48,8 @@ export function createEdge(options: ListenerOptions, mtls: 'off' | 'permissive' 
     secure = tls;
   }
   // Every front turns Nagle's algorithm off (TCP_NODELAY), as node:http's own servers do: the servers
-  // behind it are handed sockets and never set it. With it on, a response written in two segments (a TLS
-  // record each, under mTLS) waited for the caller's delayed ACK: +35 ms at p99 for a pair (bench:cost).
+  // behind it are handed sockets and never set it. With it on, the second of two small segments (a TLS
+  // record each, under mTLS) may wait for the caller's delayed ACK: up to 40 ms on Linux.
   let server: NetServer;
   if (mtls === 'strict') {
     server = secure!;
