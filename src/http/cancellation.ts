@@ -6,7 +6,9 @@ export class Cancellation {
   #reason: unknown;
   #callbacks: ((reason: unknown) => void)[] | undefined;
   #controller: AbortController | undefined;
-  #unlink: (() => void) | undefined;
+  /** Children follow their parent through these two fields: no closure per child (two per request). */
+  #children: Cancellation[] | undefined;
+  #parent: Cancellation | undefined;
 
   get cancelled(): boolean {
     return this.#cancelled;
@@ -21,9 +23,12 @@ export class Cancellation {
     this.#cancelled = true;
     this.#reason = reason;
     this.#controller?.abort(reason);
+    const children = this.#children;
+    this.#children = undefined;
+    if (children) for (const child of children) child.cancel(reason);
     const callbacks = this.#callbacks;
     this.#callbacks = undefined;
-    for (const callback of callbacks ?? []) callback(reason);
+    if (callbacks) for (const callback of callbacks) callback(reason);
   }
 
   /** Calls `callback` on cancellation (at once when already cancelled); returns a function that unregisters it. */
@@ -42,14 +47,26 @@ export class Cancellation {
   /** A cancellation that follows this one and can also be cancelled on its own (a timeout's). */
   child(): Cancellation {
     const child = new Cancellation();
-    child.#unlink = this.onCancel((reason) => child.cancel(reason));
+    if (this.#cancelled) child.cancel(this.#reason);
+    else {
+      child.#parent = this;
+      (this.#children ??= []).push(child);
+    }
     return child;
   }
 
   /** Stops following the parent (when the child's work is over). */
   release(): void {
-    this.#unlink?.();
-    this.#unlink = undefined;
+    const parent = this.#parent;
+    this.#parent = undefined;
+    const siblings = parent === undefined ? undefined : parent.#children;
+    if (!siblings) return;
+    // Children end in about the order they began: the one to remove is nearly always the last or the first.
+    // Not splice: it makes an array of what it removed.
+    const index = siblings.lastIndexOf(this);
+    if (index === -1) return;
+    for (let i = index + 1; i < siblings.length; i++) siblings[i - 1] = siblings[i]!;
+    siblings.length--;
   }
 
   /** The same cancellation as a standard AbortSignal, for APIs that take one. */

@@ -41,6 +41,19 @@ describe('Cancellation', () => {
     expect(child.cancelled).to.equal(false);
   });
 
+  it('makes a child of a cancelled parent cancelled already; releases children in any order, twice harmlessly', () => {
+    const done = new Cancellation();
+    done.cancel('over');
+    expect([done.child().cancelled, done.child().reason]).to.deep.equal([true, 'over']);
+    const parent = new Cancellation();
+    const [a, b, c] = [parent.child(), parent.child(), parent.child()];
+    b.release();
+    b.release();
+    a.release();
+    parent.cancel('gone');
+    expect([a.cancelled, b.cancelled, c.cancelled, c.reason]).to.deep.equal([false, false, true, 'gone']);
+  });
+
   it('offers an AbortSignal that aborts with it, even when made afterwards', () => {
     const early = new Cancellation();
     const signal = early.signal;
