@@ -65,7 +65,7 @@ async function count(what: Counted): Promise<Count> {
     execFileSync('callgrind_control', ['--instr=on', String(child.pid)], { stdio: 'ignore' });
     const result = await load(COUNT);
     execFileSync('callgrind_control', ['--instr=off', String(child.pid)], { stdio: 'ignore' });
-    if (result.non2xx + result.errors > 0) throw new Error(`${result.non2xx + result.errors} of ${COUNT} requests failed`);
+    if (result.non2xx + result.errors > 0) throw new Error(`${result.non2xx + result.errors} of ${COUNT} requests failed (statuses ${JSON.stringify(result.statusCodeStats)}, ${result.errors} errors of which ${result.timeouts} timeouts): run it again on a quieter machine`);
     const exited = new Promise((resolve) => child.once('exit', resolve));
     child.kill('SIGTERM');
     await exited;
