@@ -231,6 +231,28 @@ function stats(m: Measured, directName: string) {
 const signed = (us: number | undefined) => (us === undefined ? '–' : `${us >= 0 ? '+' : '−'}${Math.abs(us).toFixed(0)} µs`);
 const ratio = (value: number | undefined, base: number | undefined) => (value === undefined || base === undefined || base <= 0 ? '–' : `${(value / base).toFixed(2)}×`);
 
+/**
+ * One row of a table: the target, req/s and its ratio to direct, added p50 and p99 (direct: its own),
+ * then the table's own `middle` columns, then RSS idle and after load; direct's middle and RSS are '–'.
+ */
+function row(s: ReturnType<typeof stats>, t: Target, direct: string, middle: (cpu: number, addedP99: number | undefined) => string[]): string {
+  const rps = s.med(t.name, 'rps');
+  const isDirect = t.name === direct;
+  const addedP99 = s.added(t.name, 'p99');
+  const own = middle(s.med(t.name, 'cpuUsPerReq'), addedP99);
+  const cells = [
+    t.name,
+    rps.toFixed(0),
+    s.hasDirect ? (rps / s.med(direct, 'rps')).toFixed(2) : '–',
+    isDirect ? `${s.med(t.name, 'p50')} µs` : signed(s.added(t.name, 'p50')),
+    isDirect ? `${s.med(t.name, 'p99')} µs` : signed(addedP99),
+    ...(isDirect ? own.map(() => '–') : own),
+    isDirect ? '–' : s.rssIdle(t),
+    isDirect ? '–' : s.rssAfter(t),
+  ];
+  return `| ${cells.join(' | ')} |`;
+}
+
 function singleHopReport(m: Measured, names: { direct: string; nginx: string; undici: string }, settings: string): string[] {
   const s = stats(m, names.direct);
   const nginxName = s.has(names.nginx);
@@ -244,13 +266,7 @@ function singleHopReport(m: Measured, names: { direct: string; nginx: string; un
     '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
   ];
   for (const t of m.targets) {
-    const rps = s.med(t.name, 'rps');
-    const isDirect = t.name === names.direct;
-    const cpu = s.med(t.name, 'cpuUsPerReq');
-    const addedP99 = s.added(t.name, 'p99');
-    out.push(
-      `| ${t.name} | ${rps.toFixed(0)} | ${s.hasDirect ? (rps / s.med(names.direct, 'rps')).toFixed(2) : '–'} | ${isDirect ? `${s.med(t.name, 'p50')} µs` : signed(s.added(t.name, 'p50'))} | ${isDirect ? `${s.med(t.name, 'p99')} µs` : signed(addedP99)} | ${isDirect ? '–' : cpu.toFixed(1)} | ${isDirect ? '–' : ratio(cpu, nginxName ? s.med(nginxName, 'cpuUsPerReq') : undefined)} | ${isDirect ? '–' : ratio(cpu, undiciName ? s.med(undiciName, 'cpuUsPerReq') : undefined)} | ${isDirect ? '–' : ratio(addedP99, undiciAddedP99)} | ${isDirect ? '–' : s.rssIdle(t)} | ${isDirect ? '–' : s.rssAfter(t)} |`,
-    );
+    out.push(row(s, t, names.direct, (cpu, addedP99) => [cpu.toFixed(1), ratio(cpu, nginxName ? s.med(nginxName, 'cpuUsPerReq') : undefined), ratio(cpu, undiciName ? s.med(undiciName, 'cpuUsPerReq') : undefined), ratio(addedP99, undiciAddedP99)]));
   }
   out.push('', `Targets (issue 24): sidecar CPU ≤ 1.1× undici's; added p99 ≤ 1.5× undici's; RSS ≤ 80 MiB after load, ≤ 60 MiB idle. Socket errors and non-2xx in all rounds: ${s.errors}.`);
   return out;
@@ -268,13 +284,7 @@ function pairReport(m: Measured, names: { direct: string; nginx: string; strict:
     '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
   ];
   for (const t of m.targets) {
-    const rps = s.med(t.name, 'rps');
-    const isDirect = t.name === names.direct;
-    const cpu = s.med(t.name, 'cpuUsPerReq');
-    const addedP99 = s.added(t.name, 'p99');
-    out.push(
-      `| ${t.name} | ${rps.toFixed(0)} | ${s.hasDirect ? (rps / s.med(names.direct, 'rps')).toFixed(2) : '–'} | ${isDirect ? `${s.med(t.name, 'p50')} µs` : signed(s.added(t.name, 'p50'))} | ${isDirect ? `${s.med(t.name, 'p99')} µs` : signed(addedP99)} | ${isDirect ? '–' : ratio(addedP99, nginxAddedP99)} | ${isDirect ? '–' : ratio(addedP99, ISTIO_P99_US)} | ${isDirect ? '–' : cpu.toFixed(1)} | ${isDirect ? '–' : ratio(cpu, nginxName ? s.med(nginxName, 'cpuUsPerReq') : undefined)} | ${isDirect ? '–' : s.rssIdle(t)} | ${isDirect ? '–' : s.rssAfter(t)} |`,
-    );
+    out.push(row(s, t, names.direct, (cpu, addedP99) => [ratio(addedP99, nginxAddedP99), ratio(addedP99, ISTIO_P99_US), cpu.toFixed(1), ratio(cpu, nginxName ? s.med(nginxName, 'cpuUsPerReq') : undefined)]));
   }
   const strictAdded = s.has(names.strict) ? s.added(names.strict, 'p99') : undefined;
   out.push(
