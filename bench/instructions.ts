@@ -26,6 +26,9 @@ import { Processes, clientMeshFile, costMeshFile } from './processes.ts';
 const WARM = 16_000;
 const COUNT = 4_000;
 
+/** Instructions in thousands, as the tables give them. */
+const k = (n: number) => `${(n / 1000).toFixed(1)} k`;
+
 interface Count {
   main: number;
   all: number;
@@ -97,7 +100,6 @@ async function main(): Promise<void> {
     const counts: Count[] = [];
     for (const [, telemetry] of variants) counts.push(await count(sidecar(await clientMeshFile('bench-instructions', upstream, telemetry))));
     const off = counts[0]!;
-    const k = (n: number) => `${(n / 1000).toFixed(1)} k`;
     process.stdout.write([
       `node ${process.version}; callgrind; each sidecar warmed by ${WARM.toLocaleString('en')} requests uncounted, then ${COUNT.toLocaleString('en')} counted (16 connections)`,
       '',
@@ -117,12 +119,11 @@ async function cost(upstream: number, otlp: string): Promise<void> {
   // `--sidecar-only`: the bare forwarder's count is stable from run to run; count only the sidecar while changing it.
   if (process.argv.includes('--sidecar-only')) {
     const c = await count(sidecar(await costMeshFile(upstream, otlp)));
-    process.stdout.write(`faultline sidecar (bench:cost's config): ${(c.main / 1000).toFixed(1)} k instructions per request on the main thread, ${(c.all / 1000).toFixed(1)} k on all threads\n`);
+    process.stdout.write(`faultline sidecar (bench:cost's config): ${k(c.main)} instructions per request on the main thread, ${k(c.all)} on all threads\n`);
     return;
   }
   const bare = await count({ argv: ['--max-semi-space-size=4', 'bench/forwarders.ts', 'undici', String(upstream)], url: (line) => `http://127.0.0.1:${line.trim()}/` });
   const configured = await count(sidecar(await costMeshFile(upstream, otlp)));
-  const k = (n: number) => `${(n / 1000).toFixed(1)} k`;
   process.stdout.write([
     `node ${process.version}; callgrind; each warmed by ${WARM.toLocaleString('en')} requests uncounted, then ${COUNT.toLocaleString('en')} counted (16 connections); both with 4 MiB semi-spaces`,
     '',
