@@ -12,6 +12,8 @@
 // `--cost` (issue 24) counts instead the bare node:http + undici forwarder (bench/forwarders.ts) and the
 // sidecar of bench:cost (a route with retries and a timeout, outlier detection, an idle fault, tracing
 // at 1 %) in front of the same upstream, and their ratio: bench:cost's CPU column, without the noise.
+// `--cost --ablate` counts that sidecar with one policy taken away at a time: what each layer costs
+// (`--rows 0,2` counts only those rows of the table).
 import { execFileSync, spawn } from 'node:child_process';
 import { readdirSync, rmSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
@@ -21,7 +23,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import autocannon from 'autocannon';
-import { Processes, clientMeshFile, costMeshFile } from './processes.ts';
+import { Processes, clientMeshFile, costMeshFile, type CostPolicies } from './processes.ts';
 
 const WARM = 16_000;
 const COUNT = 4_000;
@@ -32,6 +34,8 @@ const k = (n: number) => `${(n / 1000).toFixed(1)} k`;
 interface Count {
   main: number;
   all: number;
+  /** Of `main`, what V8's collections cost on the main thread (scavenges and full collections, inclusive). */
+  gc: number;
 }
 
 /** How to start what is counted, and the URL its first stdout line gives. */
@@ -42,7 +46,7 @@ interface Counted {
 
 const sidecar = (config: string): Counted => ({
   // The sidecar's own heap sizing (src/cli/heap.ts) re-execs the process, which valgrind would not follow: given here.
-  argv: ['--max-semi-space-size=4', 'dist/cli/main.js', 'sidecar', '--config', config, '--service', 'client', '--no-watch'],
+  argv: [...(process.env.FAULTLINE_PERF_MAP ? ['--perf-basic-prof'] : []), '--max-semi-space-size=4', 'dist/cli/main.js', 'sidecar', '--config', config, '--service', 'client', '--no-watch'],
   url: (line) => `http://${(JSON.parse(line) as { outbound: string }).outbound}/`,
 });
 
@@ -63,7 +67,8 @@ async function count(what: Counted): Promise<Count> {
     });
     const url = what.url(line);
     const load = (amount: number) =>
-      new Promise<autocannon.Result>((resolve, reject) => autocannon({ url, headers: { host: 'upstream' }, connections: 16, amount }, (e, r) => (e ? reject(e) : resolve(r))));
+      // A generous timeout: turning instrumentation on makes valgrind translate every hot function again, a pause of seconds.
+      new Promise<autocannon.Result>((resolve, reject) => autocannon({ url, headers: { host: 'upstream' }, connections: 16, amount, timeout: 120 }, (e, r) => (e ? reject(e) : resolve(r))));
     await load(WARM);
     execFileSync('callgrind_control', ['--instr=on', String(child.pid)], { stdio: 'ignore' });
     const result = await load(COUNT);
@@ -77,10 +82,16 @@ async function count(what: Counted): Promise<Count> {
     // One file per thread: -01 is the main thread, the event loop that carries the requests.
     const files = readdirSync(dir).filter((f) => f.startsWith('callgrind.out-')).sort();
     const perThread = files.map(total);
-    return { main: perThread[0]! / COUNT, all: perThread.reduce((a, b) => a + b, 0) / COUNT };
+    // The main thread's garbage collections, inclusive: node's binary keeps V8's symbols. What the rest
+    // costs (the mutator) moves less from run to run than the total: a collection more or less in the
+    // window is thousands of instructions per request.
+    const inclusive = execFileSync('callgrind_annotate', ['--inclusive=yes', '--threshold=99.9', join(dir, files[0]!)], { encoding: 'utf8', maxBuffer: 1 << 28 });
+    const gc = Number(inclusive.match(/^\s*([\d,]+) \([\s\d.]+%\)\s+\S*v8::internal::Heap::CollectGarbage\(/m)?.[1]?.replaceAll(',', '') ?? 0);
+    return { main: perThread[0]! / COUNT, all: perThread.reduce((a, b) => a + b, 0) / COUNT, gc: gc / COUNT };
   } finally {
     child.kill('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
+    if (process.env.FAULTLINE_KEEP_CALLGRIND) process.stderr.write(`callgrind files kept in ${dir}\n`);
+    else rmSync(dir, { recursive: true, force: true });
   }
 }
 
@@ -114,23 +125,82 @@ async function main(): Promise<void> {
   }
 }
 
+/**
+ * bench:cost's policies with their timeouts ×12 (60 s, per try 24 s): the same code runs for the same
+ * requests, but a pause of valgrind's (it translates every hot function again when instrumentation is
+ * turned on) does not end a try as a 504, which would count the timeout path instead.
+ */
+function patient(adjust: (p: CostPolicies) => Partial<CostPolicies> = (p) => p): (p: CostPolicies) => Partial<CostPolicies> {
+  return (policies) => {
+    const adjusted = adjust(policies);
+    const routes = adjusted.routes?.map((r) => ({
+      ...r,
+      ...('timeout' in r && { timeout: '60s' }),
+      ...('retries' in r && { retries: { ...r.retries, perTryTimeout: '24s' } }),
+    })) as CostPolicies['routes'] | undefined;
+    return { ...adjusted, routes };
+  };
+}
+
 /** bench:cost's two Node processes, counted: the sidecar's instructions per request ÷ the bare forwarder's. */
 async function cost(upstream: number, otlp: string): Promise<void> {
-  // `--sidecar-only`: the bare forwarder's count is stable from run to run; count only the sidecar while changing it.
+  if (process.argv.includes('--ablate')) return await ablate(upstream, otlp);
+  // `--sidecar-only`: count only the sidecar while changing it (`--bare-only`: only the bare forwarder).
   if (process.argv.includes('--sidecar-only')) {
-    const c = await count(sidecar(await costMeshFile(upstream, otlp)));
-    process.stdout.write(`faultline sidecar (bench:cost's config): ${k(c.main)} instructions per request on the main thread, ${k(c.all)} on all threads\n`);
+    const c = await count(sidecar(await costMeshFile(upstream, otlp, patient())));
+    process.stdout.write(`faultline sidecar (bench:cost's config): ${k(c.main)} instructions per request on the main thread (GC ${k(c.gc)}, the rest ${k(c.main - c.gc)}), ${k(c.all)} on all threads\n`);
     return;
   }
-  const bare = await count({ argv: ['--max-semi-space-size=4', 'bench/forwarders.ts', 'undici', String(upstream)], url: (line) => `http://127.0.0.1:${line.trim()}/` });
-  const configured = await count(sidecar(await costMeshFile(upstream, otlp)));
+  const bare = await count({ argv: [...(process.env.FAULTLINE_PERF_MAP ? ['--perf-basic-prof'] : []), '--max-semi-space-size=4', 'bench/forwarders.ts', 'undici', String(upstream)], url: (line) => `http://127.0.0.1:${line.trim()}/` });
+  if (process.argv.includes('--bare-only')) {
+    process.stdout.write(`bare node:http + undici forwarder: ${k(bare.main)} instructions per request on the main thread (GC ${k(bare.gc)}, the rest ${k(bare.main - bare.gc)}), ${k(bare.all)} on all threads\n`);
+    return;
+  }
+  const configured = await count(sidecar(await costMeshFile(upstream, otlp, patient())));
   process.stdout.write([
     `node ${process.version}; callgrind; each warmed by ${WARM.toLocaleString('en')} requests uncounted, then ${COUNT.toLocaleString('en')} counted (16 connections); both with 4 MiB semi-spaces`,
     '',
-    '| | instructions per request, main thread | ÷ bare | all threads | ÷ bare |',
-    '|---|---|---|---|---|',
-    `| bare node:http + undici forwarder | ${k(bare.main)} | 1.000× | ${k(bare.all)} | 1.000× |`,
-    `| faultline sidecar (bench:cost's config) | ${k(configured.main)} | ${(configured.main / bare.main).toFixed(3)}× | ${k(configured.all)} | ${(configured.all / bare.all).toFixed(3)}× |`,
+    '| | instructions per request, main thread | ÷ bare | of which GC | the rest (mutator) | ÷ bare | all threads | ÷ bare |',
+    '|---|---|---|---|---|---|---|---|',
+    `| bare node:http + undici forwarder | ${k(bare.main)} | 1.000× | ${k(bare.gc)} | ${k(bare.main - bare.gc)} | 1.000× | ${k(bare.all)} | 1.000× |`,
+    `| faultline sidecar (bench:cost's config) | ${k(configured.main)} | ${(configured.main / bare.main).toFixed(3)}× | ${k(configured.gc)} | ${k(configured.main - configured.gc)} | ${((configured.main - configured.gc) / (bare.main - bare.gc)).toFixed(3)}× | ${k(configured.all)} | ${(configured.all / bare.all).toFixed(3)}× |`,
+    '',
+  ].join('\n'));
+}
+
+/** The policies bench:cost's sidecar has, one taken away at a time (with the route's own parts: its retries, its timeout). */
+const ABLATIONS: [string, (p: CostPolicies) => Partial<CostPolicies>][] = [
+  ['every policy (bench:cost)', (p) => p],
+  ['without the idle fault', (p) => ({ ...p, faults: [] })],
+  ['without tracing (events + metrics on)', (p) => ({ ...p, telemetry: { enabled: true } as CostPolicies['telemetry'] })],
+  ['tracing at 0 % (trace ids and headers, no span)', (p) => ({ ...p, telemetry: { enabled: true, tracing: { ...p.telemetry.tracing, sampleRatio: 0 } } })],
+  ['without telemetry', (p) => ({ ...p, telemetry: { enabled: false } as unknown as CostPolicies['telemetry'] })],
+  ['without outlier detection', (p) => ({ ...p, outlierDetection: undefined })],
+  ['without retries', (p) => ({ ...p, routes: p.routes.map(({ retries: _, ...r }) => r) as CostPolicies['routes'] })],
+  ['without the route timeout', (p) => ({ ...p, routes: p.routes.map(({ timeout: _, ...r }) => r) as CostPolicies['routes'] })],
+  ['none: the route alone, telemetry off', (p) => ({ routes: p.routes.map(({ retries: _, timeout: __, ...r }) => r) as CostPolicies['routes'], telemetry: { enabled: false } as unknown as CostPolicies['telemetry'] })],
+];
+
+/** The sidecar counted with each policy taken away in turn: what each layer costs per request. */
+async function ablate(upstream: number, otlp: string): Promise<void> {
+  const rows: string[] = [];
+  let full: Count | undefined;
+  // `--rows 0,2`: only those rows of ABLATIONS (the first is what the others are compared with).
+  const at = process.argv.indexOf('--rows');
+  const only = at === -1 ? undefined : new Set(process.argv[at + 1]!.split(',').map(Number));
+  for (const [name, adjust] of ABLATIONS.filter((_, i) => !only || only.has(i))) {
+    const c = await count(sidecar(await costMeshFile(upstream, otlp, patient(adjust))));
+    full ??= c;
+    const saved = (n: number, of: number) => (n === of ? '–' : `${k(of - n)}`);
+    rows.push(`| ${name} | ${k(c.main)} | ${saved(c.main, full.main)} | ${k(c.gc)} | ${k(c.main - c.gc)} | ${saved(c.main - c.gc, full.main - full.gc)} | ${k(c.all)} | ${saved(c.all, full.all)} |`);
+    process.stderr.write(`${rows.at(-1)}\n`);
+  }
+  process.stdout.write([
+    `node ${process.version}; callgrind; bench:cost's sidecar, one policy taken away at a time; each warmed by ${WARM.toLocaleString('en')} requests uncounted, then ${COUNT.toLocaleString('en')} counted (16 connections)`,
+    '',
+    '| sidecar | instructions per request, main thread | less than every policy | of which GC | the rest (mutator) | less | all threads | less |',
+    '|---|---|---|---|---|---|---|---|',
+    ...rows,
     '',
   ].join('\n'));
 }

@@ -155,7 +155,7 @@ export async function clientMeshFile(mesh: string, upstream: number, telemetry: 
  * a timeout, outlier detection on the service, one fault that matches nothing, telemetry with tracing at
  * 1 % to `otlp`. One sidecar (costMeshFile) and the pair (costPairMeshFile) both have them.
  */
-function costPolicies(service: string, otlp: string) {
+export function costPolicies(service: string, otlp: string) {
   return {
     telemetry: { enabled: true, tracing: { otlpEndpoint: otlp, sampleRatio: 0.01 } },
     outlierDetection: { consecutive5xx: 5 },
@@ -178,11 +178,18 @@ async function writeMesh(prefix: string, config: object): Promise<string> {
   return join(dir, 'mesh.yaml');
 }
 
-/** bench:cost's sidecar mesh (also counted by bench:instructions --cost): route `upstream` with retries and a timeout, outlier detection, one fault that matches nothing, telemetry with tracing at 1 %. */
-export async function costMeshFile(upstreamPort: number, otlp: string): Promise<string> {
+/** bench:cost's policies, as costPolicies gives them. */
+export type CostPolicies = ReturnType<typeof costPolicies>;
+
+/**
+ * bench:cost's sidecar mesh (also counted by bench:instructions --cost): route `upstream` with retries and
+ * a timeout, outlier detection, one fault that matches nothing, telemetry with tracing at 1 %. `adjust`
+ * changes the policies first (bench:instructions --ablate takes one away at a time).
+ */
+export async function costMeshFile(upstreamPort: number, otlp: string, adjust: (policies: CostPolicies) => Partial<CostPolicies> = (p) => p): Promise<string> {
   const address = async () => `127.0.0.1:${await freePort()}`;
   const app = await address();
-  const { telemetry, outlierDetection, routes, faults } = costPolicies('upstream', otlp);
+  const { telemetry, outlierDetection, routes, faults } = adjust(costPolicies('upstream', otlp));
   return writeMesh('faultline-bench-cost-', {
     mesh: { name: 'bench-cost' },
     telemetry,
