@@ -1,10 +1,11 @@
 // `node bench/memory.ts`: what an idle sidecar holds, measured so that no figure depends on what was
 // imported before it (issue 24, docs/benchmarks.md "Memory"). Two parts:
 // - imports: for each package the sidecar's main thread loads (and for faultline's own modules), a
-//   fresh process imports every other one first, then that one last; its cost is the RSS after it
-//   less the RSS before it (both after gc()). So each figure is what the package adds to a process
-//   that already holds everything else — the ESM loader's start, shared dependencies and Node's own
-//   modules are paid before it, whatever the order in which the sidecar happens to load them.
+//   fresh process imports Node's own modules that the sidecar uses and every other package first,
+//   then that one last; its cost is the RSS after it less the RSS before it (both after gc()). So
+//   each figure is what the package adds to a process that already holds everything else — the ESM
+//   loader's start, shared dependencies and Node's own modules are paid before it, whatever the
+//   order in which the sidecar happens to load them.
 // - sidecar: the real process (bench:cost's fully configured sidecar, costMeshFile: tracing at 1 % to
 //   an OTLP endpoint), started once per round per variant, read 3 s after it says it started.
 //   `--cli PATH` (repeatable) compares builds (e.g. a copy of dist/ from before a change against
@@ -26,7 +27,15 @@ const ONLY = flag('--only')[0];
 const MiB = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
 
 /** The packages `faultline sidecar`'s main thread imports (the worker's OpenTelemetry SDK is measured with the sidecar, below). */
-const PACKAGES = ['commander', 'yaml', 'zod', 'undici', 'express', 'prom-client', 'pino', 'seedrandom', '@opentelemetry/api', '@opentelemetry/core', '@opentelemetry/propagator-b3'];
+const PACKAGES: Record<string, string[]> = {
+  ...Object.fromEntries(['commander', 'yaml', 'zod', 'express', 'prom-client', 'pino', 'seedrandom', '@opentelemetry/api', '@opentelemetry/core', '@opentelemetry/propagator-b3'].map((name) => [name, [name]])),
+  'undici (the files src/http/undici.ts loads)': ['undici/lib/dispatcher/agent.js', 'undici/lib/api/api-request.js', 'undici/lib/global.js'],
+};
+/**
+ * Node's own modules the sidecar loads: loaded first in every probe (so that the package that happens
+ * to load one first is not charged for it), and measured alone into an empty process.
+ */
+const BUILTINS = ['node:http', 'node:http2', 'node:https', 'node:tls', 'node:net', 'node:crypto', 'node:stream', 'node:worker_threads', 'node:perf_hooks', 'node:fs/promises', 'node:diagnostics_channel'];
 /** faultline's own modules that a sidecar loads, by their roots (cli/main.js itself runs the CLI, so its imports stand in for it). */
 const OURS = ['dist/config/load.js', 'dist/config/snapshot.js', 'dist/proxy/sidecar.js', 'dist/telemetry/log.js', 'dist/cli/paths.js'];
 
@@ -46,7 +55,7 @@ function probe(first: string[], last: string[]): { before: number; after: number
 }
 
 function imports(): void {
-  const packages = new Map(PACKAGES.map((name) => [name, [import.meta.resolve(name)]]));
+  const packages = new Map(Object.entries(PACKAGES).map(([name, specifiers]) => [name, specifiers.map((specifier) => import.meta.resolve(specifier))]));
   const thirdParty = [...packages.values()].flat();
   // Ours import the packages, so a package is measured after the others without ours; ours after all packages.
   packages.set('faultline\'s own modules (dist/)', OURS.map((path) => pathToFileURL(resolve(path)).href));
@@ -54,12 +63,14 @@ function imports(): void {
   const costs = new Map<string, number[]>([...packages.keys()].map((name) => [name, []]));
   const totals: number[] = [];
   const empty: number[] = [];
+  const builtins: number[] = [];
   for (let round = 0; round < ROUNDS; round++) {
     const whole = probe([], all);
     empty.push(whole.before);
     totals.push(whole.after);
+    builtins.push(probe([], BUILTINS).after);
     for (const [name, urls] of packages) {
-      const { before, after } = probe((urls.every((url) => thirdParty.includes(url)) ? thirdParty : all).filter((url) => !urls.includes(url)), urls);
+      const { before, after } = probe([...BUILTINS, ...(urls.every((url) => thirdParty.includes(url)) ? thirdParty : all).filter((url) => !urls.includes(url))], urls);
       costs.get(name)!.push(after - before);
     }
     process.stderr.write(`imports: round ${round + 1} of ${ROUNDS}\n`);
@@ -69,7 +80,7 @@ function imports(): void {
     out.push(`| ${name} | ${MiB(median(values))} (${MiB(Math.min(...values))}–${MiB(Math.max(...values))}) |`);
   }
   const sum = [...costs.values()].reduce((s, v) => s + median(v), 0);
-  out.push('', `Node with nothing imported (after gc): ${MiB(median(empty))} MiB; with all of them: ${MiB(median(totals))} MiB; the costs above add up to ${MiB(sum)} of the ${MiB(median(totals) - median(empty))} MiB between (the rest: the ESM loader, Node's own modules and what the packages share).`);
+  out.push('', `Node with nothing imported (after gc): ${MiB(median(empty))} MiB; with Node's own modules that the sidecar loads (${BUILTINS.join(', ')}): ${MiB(median(builtins))} MiB; with all of the above: ${MiB(median(totals))} MiB. The costs above add up to ${MiB(sum)} of the ${MiB(median(totals) - median(empty))} MiB between nothing and all (the rest: the ESM loader, Node's own modules and what the packages share).`);
   process.stdout.write(`${out.join('\n')}\n\n`);
 }
 
