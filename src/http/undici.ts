@@ -1,7 +1,8 @@
 // The parts of undici a sidecar uses, each loaded from its own file. undici has no `exports` map,
 // and its index loads everything it offers (fetch, WebSocket, the cache stores, the mock agents):
-// imported after a sidecar's other packages, the index adds ~6.6 MiB of RSS and these parts ~1.4
-// (bench/memory.ts; docs/benchmarks.md, "Memory"). The types are undici's own.
+// imported after a sidecar's other packages and Node's own modules, the index adds ~4.3 MiB of RSS
+// and these parts ~1.0; an idle sidecar holds 3.5 MiB less (bench/memory.ts; docs/benchmarks.md,
+// "Memory"). The types are undici's own.
 import { createRequire } from 'node:module';
 import type * as Undici from 'undici';
 
