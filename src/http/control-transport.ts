@@ -3,7 +3,7 @@
 // explained — the URL, what went wrong, and the flag that fixes it — instead of OpenSSL's words alone.
 import { X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { Agent, request, type Dispatcher } from 'undici';
+import { Agent, request, type Dispatcher, type RequestOptions as UndiciRequestOptions, type ResponseData } from './undici.ts';
 import { ErrorCode, FaultlineError } from '../errors.ts';
 
 /** What a control plane answers a plain-HTTP request on its TLS port with (its header says so). */
@@ -12,8 +12,8 @@ export const TLS_REQUIRED_HEADER = 'x-faultline-tls';
 /** Where `faultline control --tls auto` writes its CA, under its state directory. */
 export const CONTROL_CA_FILE = 'control-ca.pem';
 
-type RequestOptions = Omit<Dispatcher.RequestOptions, 'origin' | 'path' | 'method'> & Partial<Pick<Dispatcher.RequestOptions, 'method'>>;
-export type ControlResponse = Dispatcher.ResponseData;
+type RequestOptions = Omit<UndiciRequestOptions, 'dispatcher'>;
+export type ControlResponse = ResponseData;
 
 /** A control plane that cannot be spoken to over this URL as it is: its certificate, or the scheme. */
 export class ControlTlsError extends FaultlineError {

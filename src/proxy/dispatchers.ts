@@ -2,7 +2,7 @@
 // mtls on, one per destination service, each requiring that service's own identity of its peers. HTTP/1.1
 // goes through undici's agents; HTTP/2 through the session pool (h2-sessions.ts), under the same rule
 // for who must be at the other end.
-import { Agent } from 'undici';
+import { Agent } from '../http/undici.ts';
 import type { MtlsConfig } from '../config/schema.ts';
 import type { Snapshot } from '../config/snapshot.ts';
 import type { SidecarIdentity } from '../identity/provider.ts';

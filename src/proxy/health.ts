@@ -3,7 +3,7 @@
 // pool, `healthyThreshold` passes bring it back. The first result decides at once, so an endpoint
 // that is down at start does not take traffic while failures add up; and until an endpoint has passed
 // once, one pass brings it in (as Envoy's), so peers that start together find each other quickly.
-import { Agent, request, type Dispatcher } from 'undici';
+import { Agent, request, type Dispatcher } from '../http/undici.ts';
 import type { HealthCheckConfig } from '../config/schema.ts';
 import { describe } from '../errors.ts';
 import type { EventBus } from '../telemetry/events.ts';

@@ -103,8 +103,8 @@ const POST_BATCH = 512;
 const WORKER = new URL(import.meta.url.endsWith('.ts') ? './span-export.ts' : './span-export.js', import.meta.url);
 
 /**
- * The process's export worker, started with its first tracer and stopped after its last closes:
- * the sidecars of one process share it.
+ * The process's export worker, started with the first tracer to post spans and stopped after its
+ * last closes: the sidecars of one process share it.
  */
 class ExportWorker {
   static #shared: ExportWorker | undefined;
@@ -161,7 +161,12 @@ class ExportWorker {
 export class MeshTracer {
   readonly #ratio: number;
   readonly #delayMs: number;
-  readonly #exporter: { worker: ExportWorker; id: number };
+  readonly #settings: ExporterSettings;
+  /**
+   * Opened with the first post of ended spans, not before: the export worker (its isolate and the
+   * SDK, ~20 MiB of RSS) is not started by a sidecar that has not sampled a span yet.
+   */
+  #exporter: { worker: ExportWorker; id: number } | undefined;
   #queue: SpanRecord[] = [];
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
@@ -169,7 +174,7 @@ export class MeshTracer {
   constructor(service: string, sidecar: string, settings: TracingSettings) {
     this.#ratio = settings.sampleRatio;
     this.#delayMs = settings.exportDelayMs;
-    this.#exporter = ExportWorker.open({ service, sidecar, otlpEndpoint: settings.otlpEndpoint, exportDelayMs: settings.exportDelayMs });
+    this.#settings = { service, sidecar, otlpEndpoint: settings.otlpEndpoint, exportDelayMs: settings.exportDelayMs };
   }
 
   /**
@@ -223,6 +228,7 @@ export class MeshTracer {
     clearTimeout(this.#timer);
     this.#timer = undefined;
     if (this.#queue.length === 0) return;
+    this.#exporter ??= ExportWorker.open(this.#settings);
     this.#exporter.worker.post({ type: 'spans', id: this.#exporter.id, spans: this.#queue });
     this.#queue = [];
   }
@@ -232,8 +238,9 @@ export class MeshTracer {
     if (this.#closed) return;
     this.#post();
     this.#closed = true;
-    // The exporter gives up on a send after 2 s; past 5, the close goes on without it.
-    await this.#exporter.worker.close(this.#exporter.id, 5_000);
+    // A tracer that never posted a span has no exporter to flush. The exporter gives up on a send
+    // after 2 s; past 5, the close goes on without it.
+    if (this.#exporter) await this.#exporter.worker.close(this.#exporter.id, 5_000);
   }
 }
 

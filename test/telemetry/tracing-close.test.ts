@@ -1,7 +1,8 @@
 // Tracers close cleanly: one whose trace collector is down (its batched spans lost), and, of tracers
 // sharing the process's export worker (sidecars of one `faultline up`), one closing while another
-// goes on exporting.
+// goes on exporting. The worker starts with the first spans posted, not with the tracer.
 import { expect } from 'chai';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { MeshTracer } from '../../src/telemetry/tracing.ts';
@@ -14,7 +15,47 @@ function oneSpan(tracer: MeshTracer): void {
   hop.span!.end(200, '');
 }
 
+/** Counts the worker threads this process creates (Node publishes each on this channel as it is constructed). */
+function countCreatedWorkers(): { readonly count: () => number; stop(): void } {
+  let created = 0;
+  const onCreated = () => created++;
+  subscribe('worker_threads', onCreated);
+  return { count: () => created, stop: () => unsubscribe('worker_threads', onCreated) };
+}
+
+/** Worker threads this process runs now (Node's diagnostic report lists them). */
+const running = () => (process.report.getReport() as { workers: unknown[] }).workers.length;
+
 describe('tracing, closing', () => {
+  it('starts the export worker with the first spans it posts, and stops it with the close', async () => {
+    const before = running();
+    const created = countCreatedWorkers();
+    const tracer = new MeshTracer('svc', 'svc', { otlpEndpoint: `http://${await freeAddress()}/v1/traces`, sampleRatio: 1, exportDelayMs: 20 });
+    try {
+      const unsampled = tracer.startHop(true, { traceparent: `00-${'1'.repeat(32)}-${'2'.repeat(16)}-00` }, {});
+      expect(unsampled.span).to.equal(undefined);
+      expect(created.count()).to.equal(0);
+      oneSpan(tracer);
+      await waitFor(() => created.count() === 1, 5_000, 'the export worker to start');
+      await waitFor(() => running() === before + 1, 5_000, 'the export worker to run');
+    } finally {
+      await tracer.close();
+      created.stop();
+    }
+    expect(running()).to.equal(before);
+  });
+
+  it('closes a tracer that never posted a span without starting the worker', async () => {
+    const created = countCreatedWorkers();
+    try {
+      const tracer = new MeshTracer('svc', 'svc', { otlpEndpoint: `http://${await freeAddress()}/v1/traces`, sampleRatio: 1, exportDelayMs: 20 });
+      await tracer.close();
+      expect(created.count()).to.equal(0);
+    } finally {
+      created.stop();
+    }
+  });
+
   it('closes without an error when the OTLP endpoint refuses the export', async () => {
     const tracer = new MeshTracer('svc', 'svc', { otlpEndpoint: `http://${await freeAddress()}/v1/traces`, sampleRatio: 1, exportDelayMs: 1_000 });
     const forward: Record<string, string> = {};
