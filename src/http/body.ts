@@ -15,7 +15,7 @@ export class RequestBody {
   /** What was read before the body outgrew the buffer; the rest is still in the source. */
   #prefix: Buffer[] | undefined;
   /** Applied to the stream of every attempt (a request-bandwidth fault), and to the next one only. */
-  #wrappers: ((stream: Readable) => Readable)[] = [];
+  #wrappers: ((stream: Readable) => Readable)[] | undefined = undefined;
   #wrapNext: ((stream: Readable) => Readable) | undefined;
   /** recordForReplay's limit: the first attempt's stream keeps what it sends, up to it. */
   #recordLimit: number | undefined;
@@ -89,7 +89,7 @@ export class RequestBody {
   /** Puts a stage between the body and the upstream: for every attempt from now on, or (`once`) for the next one. */
   wrap(stage: (stream: Readable) => Readable, once = false): void {
     if (once) this.#wrapNext = stage;
-    else this.#wrappers.push(stage);
+    else (this.#wrappers ??= []).push(stage);
   }
 
   /** The body stream for one upstream attempt: any number of times when buffered whole, else once. */
@@ -97,9 +97,9 @@ export class RequestBody {
     const stream = this.#open();
     const next = this.#wrapNext;
     this.#wrapNext = undefined;
-    if (!stream || (this.#wrappers.length === 0 && !next)) return stream;
+    if (!stream || (!this.#wrappers && !next)) return stream;
     let wrapped = stream;
-    for (const stage of this.#wrappers) wrapped = stage(wrapped);
+    for (const stage of this.#wrappers ?? []) wrapped = stage(wrapped);
     return next ? next(wrapped) : wrapped;
   }
 

@@ -39,8 +39,12 @@ export class Cancellation {
     }
     (this.#callbacks ??= []).push(callback);
     return () => {
-      const index = this.#callbacks?.indexOf(callback) ?? -1;
-      if (index !== -1) this.#callbacks!.splice(index, 1);
+      const callbacks = this.#callbacks;
+      const index = callbacks ? callbacks.lastIndexOf(callback) : -1;
+      if (index === -1) return;
+      // Not splice: it makes an array of what it removed.
+      for (let i = index + 1; i < callbacks!.length; i++) callbacks![i - 1] = callbacks![i]!;
+      callbacks!.length--;
     };
   }
 

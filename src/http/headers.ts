@@ -29,13 +29,20 @@ export const Header = {
   forwardedProto: 'x-forwarded-proto',
 } as const;
 
+/**
+ * Connection values that name only headers already hop-by-hop (or none): nearly every message's
+ * (`keep-alive`, `close`), read without parsing the list (a lower-casing, a split and a trim per header
+ * each time, issue 24).
+ */
+const NAMES_NOTHING_MORE = new Set(['keep-alive', 'close', 'Keep-Alive', 'Close', 'upgrade', 'Upgrade']);
+
 /** A copy without hop-by-hop headers, including those the Connection header names. */
 export function withoutHopByHop<T extends IncomingHttpHeaders | OutgoingHttpHeaders>(headers: T, keepUpgrade = false): T {
   const listed = headers.connection;
-  const named = typeof listed === 'string' ? listed.toLowerCase().split(',').map((s) => s.trim()) : [];
+  const named = typeof listed === 'string' && !NAMES_NOTHING_MORE.has(listed) ? listed.toLowerCase().split(',').map((s) => s.trim()) : undefined;
   const out: Record<string, unknown> = {};
   for (const key in headers) {
-    if ((HOP_BY_HOP.has(key) || named.includes(key)) && !(keepUpgrade && (key === 'connection' || key === 'upgrade'))) continue;
+    if ((HOP_BY_HOP.has(key) || named?.includes(key)) && !(keepUpgrade && (key === 'connection' || key === 'upgrade'))) continue;
     out[key] = headers[key];
   }
   return out as T;

@@ -93,15 +93,13 @@ class UpstreamExchange implements Dispatcher.DispatchHandler, Trailers {
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
     this.#idle?.refresh();
     if (statusCode < 200) return; // informational (100 Continue): the final response follows
-    this.#body = new Readable({
-      read: () => controller.resume(),
-      destroy: (error, callback) => {
-        // The caller went away mid-body: stop the upstream exchange too.
-        if (!this.#ended) controller.abort(error ?? downstreamReset());
-        callback(error);
-      },
-    });
+    this.#body = new UpstreamBody(this, controller);
     this.#resolve({ status: statusCode, headers: withoutHopByHop(headers), body: this.#body, trailers: this });
+  }
+
+  /** Whether the upstream's response ended (its body is all pushed). */
+  get ended(): boolean {
+    return this.#ended;
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -131,6 +129,31 @@ class UpstreamExchange implements Dispatcher.DispatchHandler, Trailers {
   }
 }
 
+
+/**
+ * An upstream response's body as the layers read it: undici's data pushed in, backpressure passed
+ * back to undici. A subclass rather than a Readable with read/destroy options: no closures per response.
+ */
+class UpstreamBody extends Readable {
+  readonly #exchange: UpstreamExchange;
+  readonly #controller: Dispatcher.DispatchController;
+
+  constructor(exchange: UpstreamExchange, controller: Dispatcher.DispatchController) {
+    super();
+    this.#exchange = exchange;
+    this.#controller = controller;
+  }
+
+  override _read(): void {
+    this.#controller.resume();
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    // The caller went away mid-body: stop the upstream exchange too.
+    if (!this.#exchange.ended) this.#controller.abort(error ?? downstreamReset());
+    callback(error);
+  }
+}
 
 /** A protocol upgrade (WebSocket): replay the request head upstream, then splice the two sockets. */
 function tunnel(ctx: RequestContext, dial: string): Promise<ProxyResponse> {

@@ -42,7 +42,7 @@ export class OutlierDetector {
     const config = cluster.spec.outlierDetection;
     if (!config) return;
     const state = endpoint.outlier;
-    const gateway = 'localFailure' in outcome || [502, 503, 504].includes(outcome.status);
+    const gateway = 'localFailure' in outcome || outcome.status === 502 || outcome.status === 503 || outcome.status === 504;
     const serverError = gateway || ('status' in outcome && outcome.status >= 500);
     if (config.failurePercentage || config.latency) state.interval.record(serverError, config.latency ? outcome.latencyMs : undefined);
     if (!serverError) {

@@ -40,25 +40,27 @@ export function retry(budgets: RetryBudgets, breakers: Breakers, clusters: Clust
       const circuit = breakers.for(clusters.get(ctx.destination!.service)!.spec, ctx.destination!);
       let retrying = false;
       for (;;) {
-        // Inline rather than a helper: one promise less per attempt.
-        let outcome: Outcome;
+        // Inline rather than a helper: one promise less per attempt. No Outcome object for a try that
+        // is not retried (nearly all): the response or the error as they are.
+        let response: ProxyResponse | undefined;
+        let failure: unknown;
         try {
-          outcome = { response: await next(ctx) };
+          response = await next(ctx);
         } catch (error) {
-          outcome = { error };
+          failure = error;
         }
         if (retrying) circuit?.retryDone();
         retrying = false;
-        const reason = retriable(policy, outcome);
-        if (!reason || !allowed || ctx.cancellation.cancelled) return unwrap(outcome);
+        const reason = response ? retriableResponse(policy, response) : retriableError(policy, failure);
+        if (!reason || !allowed || ctx.cancellation.cancelled) return settle(response, failure);
         // The endpoints tried, for the next try to avoid: kept only once a try is to be retried.
         if (ctx.endpoint) (ctx.tried ??= new Set()).add(ctx.endpoint);
-        if (ctx.attempt > policy.attempts) return unwrap(outcome, ctx, ResponseFlag.RetryLimitExceeded);
-        if (!(ctx.grpc ? ctx.body.canReplay : replayable)) return unwrap(outcome, ctx, ResponseFlag.RetryBodyTooLarge);
-        if (!budget.tryRetry()) return unwrap(outcome, ctx, ResponseFlag.RetryBudgetExhausted);
-        if (circuit && !circuit.tryRetry()) return unwrap(outcome, ctx, ResponseFlag.UpstreamOverflow);
+        if (ctx.attempt > policy.attempts) return settle(response, failure, ctx, ResponseFlag.RetryLimitExceeded);
+        if (!(ctx.grpc ? ctx.body.canReplay : replayable)) return settle(response, failure, ctx, ResponseFlag.RetryBodyTooLarge);
+        if (!budget.tryRetry()) return settle(response, failure, ctx, ResponseFlag.RetryBudgetExhausted);
+        if (circuit && !circuit.tryRetry()) return settle(response, failure, ctx, ResponseFlag.UpstreamOverflow);
         retrying = true;
-        if ('response' in outcome) outcome.response.body?.destroy();
+        response?.body?.destroy();
         const backoffMs = fullJitter(policy.backoff, ctx.attempt, random);
         events.emit('retry.attempt', {
           requestId: ctx.id,
@@ -91,23 +93,29 @@ export function retry(budgets: RetryBudgets, breakers: Breakers, clusters: Clust
   };
 }
 
-function unwrap(outcome: Outcome, ctx?: RequestContext, flag?: ResponseFlag): ProxyResponse {
+/** The try's response, or its error thrown; with the flag that says why it was not retried, if any. */
+function settle(response: ProxyResponse | undefined, failure: unknown, ctx?: RequestContext, flag?: ResponseFlag): ProxyResponse {
   if (ctx && flag) ctx.flags.add(flag);
-  if ('response' in outcome) return outcome.response;
-  throw outcome.error;
+  if (response) return response;
+  throw failure;
 }
 
 /** The retryOn condition an outcome meets, if any. */
 export function retriable(policy: RetryPolicySpec, outcome: Outcome): RetryOnCondition | undefined {
+  return 'response' in outcome ? retriableResponse(policy, outcome.response) : retriableError(policy, outcome.error);
+}
+
+function retriableResponse(policy: RetryPolicySpec, response: ProxyResponse): RetryOnCondition | undefined {
   const on = policy.retryOn;
-  if ('response' in outcome) {
-    const status = outcome.response.status;
-    if (on.has('5xx') && status >= 500) return '5xx';
-    if (on.has('gateway-error') && (status === 502 || status === 503 || status === 504)) return 'gateway-error';
-    if (on.has('retriable-status-codes') && policy.retriableStatusCodes.has(status)) return 'retriable-status-codes';
-    return outcome.response.body === null ? grpcRetriable(on, outcome.response) : undefined;
-  }
-  const error = outcome.error;
+  const status = response.status;
+  if (on.has('5xx') && status >= 500) return '5xx';
+  if (on.has('gateway-error') && (status === 502 || status === 503 || status === 504)) return 'gateway-error';
+  if (on.has('retriable-status-codes') && policy.retriableStatusCodes.has(status)) return 'retriable-status-codes';
+  return response.body === null ? grpcRetriable(on, response) : undefined;
+}
+
+function retriableError(policy: RetryPolicySpec, error: unknown): RetryOnCondition | undefined {
+  const on = policy.retryOn;
   if (!(error instanceof MeshError)) return undefined;
   const local = error.flag === ResponseFlag.UpstreamConnectFailure ? 'connect-failure'
     : error.code === ErrorCode.UpstreamRefusedStream ? 'refused-stream'

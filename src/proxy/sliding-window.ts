@@ -5,6 +5,9 @@ export class SlidingWindow {
   readonly #now: () => number;
   readonly #stamps: Float64Array;
   readonly #counts: Float64Array[];
+  /** The second #current last saw: within it, nothing has left the window since. */
+  #lastSecond = -1;
+  #lastIndex = 0;
 
   constructor(seconds: number, series: number, now: () => number = Date.now) {
     this.seconds = Math.max(1, Math.round(seconds));
@@ -24,6 +27,7 @@ export class SlidingWindow {
   }
 
   reset(): void {
+    this.#lastSecond = -1;
     this.#stamps.fill(-1);
     for (const counts of this.#counts) counts.fill(0);
   }
@@ -31,6 +35,8 @@ export class SlidingWindow {
   /** The bucket of the current second; buckets of seconds that left the window are cleared first. */
   #current(): number {
     const second = Math.floor(this.#now() / 1000);
+    // Most calls come within the second of the last (a request's record, then its retry's): no sweep.
+    if (second === this.#lastSecond) return this.#lastIndex;
     for (let i = 0; i < this.seconds; i++) {
       const stamp = this.#stamps[i]!;
       if (stamp !== -1 && second - stamp >= this.seconds) this.#clear(i);
@@ -40,6 +46,8 @@ export class SlidingWindow {
       this.#clear(index);
       this.#stamps[index] = second;
     }
+    this.#lastSecond = second;
+    this.#lastIndex = index;
     return index;
   }
 
