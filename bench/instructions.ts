@@ -44,9 +44,19 @@ interface Counted {
   readonly url: (line: string) => string;
 }
 
+/**
+ * Every counted process runs with the sidecar's semi-spaces (src/cli/heap.ts: at most 4 MiB), held at
+ * 4 MiB from the start: V8 sizes the young generation by time-based heuristics, which valgrind's
+ * slowness throws off, and the count of scavenges in the window (each a fixed cost of thousands of
+ * instructions) moved by 2× between runs of the same process. Under sustained load V8 grows it to the
+ * maximum anyway. JIT code is named for FAULTLINE_PERF_MAP (a perf map in /tmp, for the callgrind
+ * files FAULTLINE_KEEP_CALLGRIND keeps).
+ */
+const NODE_FLAGS = () => [...(process.env.FAULTLINE_PERF_MAP ? ['--perf-basic-prof'] : []), '--max-semi-space-size=4', '--min-semi-space-size=4'];
+
 const sidecar = (config: string): Counted => ({
   // The sidecar's own heap sizing (src/cli/heap.ts) re-execs the process, which valgrind would not follow: given here.
-  argv: [...(process.env.FAULTLINE_PERF_MAP ? ['--perf-basic-prof'] : []), '--max-semi-space-size=4', 'dist/cli/main.js', 'sidecar', '--config', config, '--service', 'client', '--no-watch'],
+  argv: [...NODE_FLAGS(), 'dist/cli/main.js', 'sidecar', '--config', config, '--service', 'client', '--no-watch'],
   url: (line) => `http://${(JSON.parse(line) as { outbound: string }).outbound}/`,
 });
 
@@ -145,25 +155,39 @@ function patient(adjust: (p: CostPolicies) => Partial<CostPolicies> = (p) => p):
 /** bench:cost's two Node processes, counted: the sidecar's instructions per request ÷ the bare forwarder's. */
 async function cost(upstream: number, otlp: string): Promise<void> {
   if (process.argv.includes('--ablate')) return await ablate(upstream, otlp);
-  // `--sidecar-only`: count only the sidecar while changing it (`--bare-only`: only the bare forwarder).
+  // `--sidecar-only`: count only the sidecar while changing it (`--bare-only`, `--headers-only`: only that forwarder).
   if (process.argv.includes('--sidecar-only')) {
     const c = await count(sidecar(await costMeshFile(upstream, otlp, patient())));
     process.stdout.write(`faultline sidecar (bench:cost's config): ${k(c.main)} instructions per request on the main thread (GC ${k(c.gc)}, the rest ${k(c.main - c.gc)}), ${k(c.all)} on all threads\n`);
     return;
   }
-  const bare = await count({ argv: [...(process.env.FAULTLINE_PERF_MAP ? ['--perf-basic-prof'] : []), '--max-semi-space-size=4', 'bench/forwarders.ts', 'undici', String(upstream)], url: (line) => `http://127.0.0.1:${line.trim()}/` });
+  const forwarder = (kind: string): Counted => ({
+    argv: [...NODE_FLAGS(), 'bench/forwarders.ts', kind, String(upstream)],
+    url: (line) => `http://127.0.0.1:${line.trim()}/`,
+  });
+  if (process.argv.includes('--headers-only')) {
+    const headers = await count(forwarder('undici-headers'));
+    process.stdout.write(`bare forwarder sending the mesh's headers: ${k(headers.main)} instructions per request on the main thread (GC ${k(headers.gc)}, the rest ${k(headers.main - headers.gc)}), ${k(headers.all)} on all threads\n`);
+    return;
+  }
+  const bare = await count(forwarder('undici'));
   if (process.argv.includes('--bare-only')) {
     process.stdout.write(`bare node:http + undici forwarder: ${k(bare.main)} instructions per request on the main thread (GC ${k(bare.gc)}, the rest ${k(bare.main - bare.gc)}), ${k(bare.all)} on all threads\n`);
     return;
   }
+  // The same forwarder sending the headers the sidecar adds: what those cost in node:http and undici.
+  const headers = await count(forwarder('undici-headers'));
   const configured = await count(sidecar(await costMeshFile(upstream, otlp, patient())));
+  const row = (name: string, c: Count) =>
+    `| ${name} | ${k(c.main)} | ${(c.main / bare.main).toFixed(3)}× | ${(c.main / headers.main).toFixed(3)}× | ${k(c.gc)} | ${k(c.main - c.gc)} | ${((c.main - c.gc) / (bare.main - bare.gc)).toFixed(3)}× | ${k(c.all)} | ${(c.all / bare.all).toFixed(3)}× |`;
   process.stdout.write([
-    `node ${process.version}; callgrind; each warmed by ${WARM.toLocaleString('en')} requests uncounted, then ${COUNT.toLocaleString('en')} counted (16 connections); both with 4 MiB semi-spaces`,
+    `node ${process.version}; callgrind; each warmed by ${WARM.toLocaleString('en')} requests uncounted, then ${COUNT.toLocaleString('en')} counted (16 connections); all with semi-spaces held at 4 MiB`,
     '',
-    '| | instructions per request, main thread | ÷ bare | of which GC | the rest (mutator) | ÷ bare | all threads | ÷ bare |',
-    '|---|---|---|---|---|---|---|---|',
-    `| bare node:http + undici forwarder | ${k(bare.main)} | 1.000× | ${k(bare.gc)} | ${k(bare.main - bare.gc)} | 1.000× | ${k(bare.all)} | 1.000× |`,
-    `| faultline sidecar (bench:cost's config) | ${k(configured.main)} | ${(configured.main / bare.main).toFixed(3)}× | ${k(configured.gc)} | ${k(configured.main - configured.gc)} | ${((configured.main - configured.gc) / (bare.main - bare.gc)).toFixed(3)}× | ${k(configured.all)} | ${(configured.all / bare.all).toFixed(3)}× |`,
+    '| | instructions per request, main thread | ÷ bare | ÷ bare with the mesh\'s headers | of which GC | the rest (mutator) | ÷ bare\'s | all threads | ÷ bare |',
+    '|---|---|---|---|---|---|---|---|---|',
+    row('bare node:http + undici forwarder', bare),
+    row('bare forwarder sending the mesh\'s headers', headers),
+    row('faultline sidecar (bench:cost\'s config)', configured),
     '',
   ].join('\n'));
 }
