@@ -37,7 +37,9 @@ export class Cancellation {
       callback(this.#reason);
       return () => {};
     }
-    (this.#callbacks ??= []).push(callback);
+    // A literal with the first element, not [] then push: no growing of an empty array per request.
+    if (this.#callbacks) this.#callbacks.push(callback);
+    else this.#callbacks = [callback];
     return () => {
       const callbacks = this.#callbacks;
       const index = callbacks ? callbacks.lastIndexOf(callback) : -1;
@@ -54,7 +56,8 @@ export class Cancellation {
     if (this.#cancelled) child.cancel(this.#reason);
     else {
       child.#parent = this;
-      (this.#children ??= []).push(child);
+      if (this.#children) this.#children.push(child);
+      else this.#children = [child];
     }
     return child;
   }
