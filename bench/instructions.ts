@@ -38,6 +38,10 @@ interface Count {
   gc: number;
 }
 
+/** One process's count as a line: the main thread (its GC, the rest) and all threads. */
+const described = (name: string, c: Count) =>
+  `${name}: ${k(c.main)} instructions per request on the main thread (GC ${k(c.gc)}, the rest ${k(c.main - c.gc)}), ${k(c.all)} on all threads\n`;
+
 /** How to start what is counted, and the URL its first stdout line gives. */
 interface Counted {
   readonly argv: readonly string[];
@@ -158,7 +162,7 @@ async function cost(upstream: number, otlp: string): Promise<void> {
   // `--sidecar-only`: count only the sidecar while changing it (`--bare-only`, `--headers-only`: only that forwarder).
   if (process.argv.includes('--sidecar-only')) {
     const c = await count(sidecar(await costMeshFile(upstream, otlp, patient())));
-    process.stdout.write(`faultline sidecar (bench:cost's config): ${k(c.main)} instructions per request on the main thread (GC ${k(c.gc)}, the rest ${k(c.main - c.gc)}), ${k(c.all)} on all threads\n`);
+    process.stdout.write(described("faultline sidecar (bench:cost's config)", c));
     return;
   }
   const forwarder = (kind: string): Counted => ({
@@ -166,13 +170,12 @@ async function cost(upstream: number, otlp: string): Promise<void> {
     url: (line) => `http://127.0.0.1:${line.trim()}/`,
   });
   if (process.argv.includes('--headers-only')) {
-    const headers = await count(forwarder('undici-headers'));
-    process.stdout.write(`bare forwarder sending the mesh's headers: ${k(headers.main)} instructions per request on the main thread (GC ${k(headers.gc)}, the rest ${k(headers.main - headers.gc)}), ${k(headers.all)} on all threads\n`);
+    process.stdout.write(described("bare forwarder sending the mesh's headers", await count(forwarder('undici-headers'))));
     return;
   }
   const bare = await count(forwarder('undici'));
   if (process.argv.includes('--bare-only')) {
-    process.stdout.write(`bare node:http + undici forwarder: ${k(bare.main)} instructions per request on the main thread (GC ${k(bare.gc)}, the rest ${k(bare.main - bare.gc)}), ${k(bare.all)} on all threads\n`);
+    process.stdout.write(described('bare node:http + undici forwarder', bare));
     return;
   }
   // The same forwarder sending the headers the sidecar adds: what those cost in node:http and undici.

@@ -41,12 +41,7 @@ export class Cancellation {
     if (this.#callbacks) this.#callbacks.push(callback);
     else this.#callbacks = [callback];
     return () => {
-      const callbacks = this.#callbacks;
-      const index = callbacks ? callbacks.lastIndexOf(callback) : -1;
-      if (index === -1) return;
-      // Not splice: it makes an array of what it removed.
-      for (let i = index + 1; i < callbacks!.length; i++) callbacks![i - 1] = callbacks![i]!;
-      callbacks!.length--;
+      if (this.#callbacks) remove(this.#callbacks, callback);
     };
   }
 
@@ -67,13 +62,7 @@ export class Cancellation {
     const parent = this.#parent;
     this.#parent = undefined;
     const siblings = parent === undefined ? undefined : parent.#children;
-    if (!siblings) return;
-    // Children end in about the order they began: the one to remove is nearly always the last or the first.
-    // Not splice: it makes an array of what it removed.
-    const index = siblings.lastIndexOf(this);
-    if (index === -1) return;
-    for (let i = index + 1; i < siblings.length; i++) siblings[i - 1] = siblings[i]!;
-    siblings.length--;
+    if (siblings) remove(siblings, this);
   }
 
   /** The same cancellation as a standard AbortSignal, for APIs that take one. */
@@ -84,4 +73,16 @@ export class Cancellation {
     }
     return this.#controller.signal;
   }
+}
+
+/**
+ * Removes `item` from `list` in place, searching from the end: callbacks and children end in about the
+ * order they began, so it is nearly always the last or the first. Not splice: it makes an array of
+ * what it removed.
+ */
+function remove<T>(list: T[], item: T): void {
+  const index = list.lastIndexOf(item);
+  if (index === -1) return;
+  for (let i = index + 1; i < list.length; i++) list[i - 1] = list[i]!;
+  list.length--;
 }

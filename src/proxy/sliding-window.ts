@@ -7,7 +7,6 @@ export class SlidingWindow {
   readonly #counts: Float64Array[];
   /** The second #current last saw: within it, nothing has left the window since. */
   #lastSecond = -1;
-  #lastIndex = 0;
 
   constructor(seconds: number, series: number, now: () => number = Date.now) {
     this.seconds = Math.max(1, Math.round(seconds));
@@ -36,7 +35,7 @@ export class SlidingWindow {
   #current(): number {
     const second = Math.floor(this.#now() / 1000);
     // Most calls come within the second of the last (a request's record, then its retry's): no sweep.
-    if (second === this.#lastSecond) return this.#lastIndex;
+    if (second === this.#lastSecond) return second % this.seconds;
     for (let i = 0; i < this.seconds; i++) {
       const stamp = this.#stamps[i]!;
       if (stamp !== -1 && second - stamp >= this.seconds) this.#clear(i);
@@ -47,7 +46,6 @@ export class SlidingWindow {
       this.#stamps[index] = second;
     }
     this.#lastSecond = second;
-    this.#lastIndex = index;
     return index;
   }
 
