@@ -8,6 +8,10 @@
 // request is each measured process's run time (/proc/PID/task/*/schedstat) over the max-throughput
 // round; RSS idle and after load from /proc. Rounds alternate the targets; medians are reported,
 // with /proc/loadavg at every round (a figure taken with loadavg > 2 on this 2-core machine is noise).
+// Latency is taken in short paced windows that cycle through the targets (3 s each, 10 cycles), so
+// that a slow spell of the machine lands in one window of one target, not in all of one target's
+// figure: a target's added latency is the median over the cycles of its window's percentile less
+// direct's window's in the same cycle.
 // Then the same for a pair (`--pair` for the pair alone): client → A → B → upstream, through two nginx
 // forwarders (plaintext), and two faultline sidecars, each its own process, with mTLS off and strict
 // (identities from a control plane, `faultline control`, the sidecars under it with `--control`): added
@@ -32,7 +36,9 @@ const flag = (name: string) => (args.includes(name) ? args[args.indexOf(name) + 
 const ROUNDS = Number(flag('--rounds') ?? (quick ? 1 : 3));
 const WARMUP_S = quick ? 3 : 6;
 const MAX_S = quick ? 4 : 8;
-const PACED_S = quick ? 5 : 10;
+/** Latency: cycles of paced windows, one window per target per cycle. */
+const WINDOWS = Number(flag('--windows') ?? (quick ? 3 : 10));
+const WINDOW_S = quick ? 2 : 3;
 const SIDECAR_NODE_OPTIONS = flag('--sidecar-node-options');
 const UNDICI_NODE_OPTIONS = flag('--undici-node-options');
 const PAIR_ONLY = args.includes('--pair');
@@ -145,9 +151,6 @@ interface Candidate {
 
 interface Round {
   rps: number;
-  p50: number;
-  p99: number;
-  pacedRps: number;
   cpuUsPerReq: number;
   /** RSS of each part after the round, bytes. */
   rssAfter: number[];
@@ -158,6 +161,8 @@ interface Round {
 interface Measured {
   targets: Target[];
   rounds: Map<string, Round[]>;
+  /** Each target's paced latency windows, one per cycle (index i of every target: the same cycle). */
+  windows: Map<string, Wrk[]>;
   idle: Map<string, number[]>;
 }
 
@@ -182,7 +187,7 @@ async function measureTable(title: string, candidates: Candidate[]): Promise<Mea
   const only = flag('--only');
   const kept = only ? candidates.filter((c) => only.split(',').some((o) => c.name.includes(o))) : candidates;
   const targets: Target[] = [];
-  if (kept.length === 0) return { targets, rounds: new Map(), idle: new Map() };
+  if (kept.length === 0) return { targets, rounds: new Map(), windows: new Map(), idle: new Map() };
   for (const c of kept) targets.push({ name: c.name, ...(await c.start()) });
   const idle = new Map(targets.map((t) => [t.name, t.parts.map((p) => rssOf(p.pids()))]));
   process.stderr.write(`${title}: started; loadavg ${loadavg()}\n`);
@@ -196,36 +201,49 @@ async function measureTable(title: string, candidates: Candidate[]): Promise<Mea
       const before = cpuOf(allPids(t));
       const max = await wrk(t.url, t.host, 50, MAX_S, false);
       const used = cpuOf(allPids(t)) - before;
-      const paced = await wrk(t.url, t.host, 10, PACED_S, true);
       const r: Round = {
         rps: max.requests / max.seconds,
-        p50: paced.p50,
-        p99: paced.p99,
-        pacedRps: paced.requests / paced.seconds,
         cpuUsPerReq: (used * 1000) / max.requests,
         rssAfter: t.parts.map((p) => rssOf(p.pids())),
-        errors: max.errors + paced.errors,
+        errors: max.errors,
         loadavg: loadavg(),
       };
       rounds.get(t.name)!.push(r);
-      process.stderr.write(`round ${round + 1} ${t.name}: ${r.rps.toFixed(0)} req/s, p50 ${r.p50} µs, p99 ${r.p99} µs at ${r.pacedRps.toFixed(0)} req/s, ${r.cpuUsPerReq.toFixed(1)} µs CPU/req, RSS ${r.rssAfter.length ? `${r.rssAfter.map(MiB).join(' + ')} MiB` : '–'}, errors ${r.errors}; loadavg ${r.loadavg}\n`);
+      process.stderr.write(`round ${round + 1} ${t.name}: ${r.rps.toFixed(0)} req/s, ${r.cpuUsPerReq.toFixed(1)} µs CPU/req, RSS ${r.rssAfter.length ? `${r.rssAfter.map(MiB).join(' + ')} MiB` : '–'}, errors ${r.errors}; loadavg ${r.loadavg}\n`);
     }
   }
-  return { targets, rounds, idle };
+  // Latency after the rounds, every target warm: short paced windows, one per target per cycle, the
+  // order alternating, so that the machine's slow spells (seconds long on this shared VM) fall on
+  // single windows, which the medians over cycles leave out.
+  const windows = new Map<string, Wrk[]>(targets.map((t) => [t.name, []]));
+  for (let cycle = 0; cycle < WINDOWS; cycle++) {
+    const order = cycle % 2 === 0 ? targets : [...targets].reverse();
+    for (const t of order) windows.get(t.name)!.push(await wrk(t.url, t.host, 10, WINDOW_S, true));
+    process.stderr.write(`latency cycle ${cycle + 1}: ${targets.map((t) => `${t.name} p50 ${windows.get(t.name)![cycle]!.p50} p99 ${windows.get(t.name)![cycle]!.p99} µs`).join('; ')}; loadavg ${loadavg()}\n`);
+  }
+  return { targets, rounds, windows, idle };
 }
 
 /** Medians and differences over one table's rounds. */
 function stats(m: Measured, directName: string) {
-  const med = (name: string, key: 'rps' | 'p50' | 'p99' | 'cpuUsPerReq') => median(m.rounds.get(name)!.map((r) => r[key]));
+  const med = (name: string, key: 'rps' | 'cpuUsPerReq') => median(m.rounds.get(name)!.map((r) => r[key]));
+  /** Latency percentile: the median over the windows. */
+  const latency = (name: string, key: 'p50' | 'p99') => median(m.windows.get(name)!.map((w) => w[key]));
   const has = (name: string | undefined) => (name !== undefined && m.rounds.has(name) ? name : undefined);
   const hasDirect = m.rounds.has(directName);
-  const added = (name: string, key: 'p50' | 'p99') => (hasDirect && name !== directName ? med(name, key) - med(directName, key) : undefined);
+  /** What a target adds in each cycle: its window's percentile less direct's window's of the same cycle. */
+  const addedPerWindow = (name: string, key: 'p50' | 'p99') => m.windows.get(name)!.map((w, i) => w[key] - m.windows.get(directName)![i]![key]);
+  const added = (name: string, key: 'p50' | 'p99') => (hasDirect && name !== directName ? median(addedPerWindow(name, key)) : undefined);
   /** Each part's median RSS after load, and idle, as `A + B MiB`. */
   const rssAfter = (t: Target) => `${t.parts.map((_, i) => MiB(median(m.rounds.get(t.name)!.map((r) => r.rssAfter[i]!)))).join(' + ')} MiB`;
   const rssIdle = (t: Target) => `${m.idle.get(t.name)!.map(MiB).join(' + ')} MiB`;
-  const errors = [...m.rounds.values()].flat().reduce((s, r) => s + r.errors, 0);
+  const errors = [...m.rounds.values()].flat().reduce((s, r) => s + r.errors, 0) + [...m.windows.values()].flat().reduce((s, w) => s + w.errors, 0);
   const loads = [...m.rounds.values()].flat().map((r) => r.loadavg.split(' ')[0]).join(', ');
-  return { med, has, hasDirect, added, rssAfter, rssIdle, errors, loads };
+  const pacedRps = (name: string) => median(m.windows.get(name)!.map((w) => w.requests / w.seconds));
+  /** One line per measured target: its added p99 in each window, µs, and the paced rate it kept. */
+  const windowLines = (names: string[]) => names.filter((n) => n !== directName && m.windows.has(n)).map((n) =>
+    `- ${n}: ${hasDirect ? addedPerWindow(n, 'p99').map((us) => signed(us).replace(' µs', '')).join(', ') : m.windows.get(n)!.map((w) => w.p99).join(', ')} µs (${pacedRps(n).toFixed(0)} req/s paced)`);
+  return { med, latency, has, hasDirect, added, addedPerWindow, rssAfter, rssIdle, errors, loads, windowLines };
 }
 
 const signed = (us: number | undefined) => (us === undefined ? '–' : `${us >= 0 ? '+' : '−'}${Math.abs(us).toFixed(0)} µs`);
@@ -244,8 +262,8 @@ function row(s: ReturnType<typeof stats>, t: Target, direct: string, middle: (cp
     t.name,
     rps.toFixed(0),
     s.hasDirect ? (rps / s.med(direct, 'rps')).toFixed(2) : '–',
-    isDirect ? `${s.med(t.name, 'p50')} µs` : signed(s.added(t.name, 'p50')),
-    isDirect ? `${s.med(t.name, 'p99')} µs` : signed(addedP99),
+    isDirect ? `${s.latency(t.name, 'p50')} µs` : signed(s.added(t.name, 'p50')),
+    isDirect ? `${s.latency(t.name, 'p99')} µs` : signed(addedP99),
     ...(isDirect ? own.map(() => '–') : own),
     isDirect ? '–' : s.rssIdle(t),
     isDirect ? '–' : s.rssAfter(t),
@@ -253,7 +271,7 @@ function row(s: ReturnType<typeof stats>, t: Target, direct: string, middle: (cp
   return `| ${cells.join(' | ')} |`;
 }
 
-function singleHopReport(m: Measured, names: { direct: string; nginx: string; undici: string }, settings: string): string[] {
+function singleHopReport(m: Measured, names: { direct: string; nginx: string; undici: string; sidecar: string }, settings: string): string[] {
   const s = stats(m, names.direct);
   const nginxName = s.has(names.nginx);
   const undiciName = s.has(names.undici);
@@ -267,6 +285,16 @@ function singleHopReport(m: Measured, names: { direct: string; nginx: string; un
   ];
   for (const t of m.targets) {
     out.push(row(s, t, names.direct, (cpu, addedP99) => [cpu.toFixed(1), ratio(cpu, nginxName ? s.med(nginxName, 'cpuUsPerReq') : undefined), ratio(cpu, undiciName ? s.med(undiciName, 'cpuUsPerReq') : undefined), ratio(addedP99, undiciAddedP99)]));
+  }
+  out.push('', 'Added p99 in each latency cycle:', ...s.windowLines(m.targets.map((t) => t.name)));
+  const sidecarName = s.has(names.sidecar);
+  if (sidecarName && undiciName && s.hasDirect) {
+    // Paired by cycle: the two windows of one cycle ran seconds apart, under the same spell of the machine.
+    const bare = s.addedPerWindow(undiciName, 'p99');
+    const ratios = s.addedPerWindow(sidecarName, 'p99').map((us, i) => (bare[i]! > 0 ? us / bare[i]! : Number.NaN)).filter(Number.isFinite);
+    if (ratios.length > 0) {
+      out.push(`The sidecar's added p99 ÷ the bare forwarder's, cycle by cycle: ${ratios.map((r) => `${r.toFixed(2)}×`).join(', ')}; median ${median(ratios).toFixed(2)}×, ≤ 1.5× in ${ratios.filter((r) => r <= 1.5).length} of ${ratios.length}.`);
+    }
   }
   out.push('', `Targets (issue 24): sidecar CPU ≤ 1.1× undici's; added p99 ≤ 1.5× undici's; RSS ≤ 80 MiB after load, ≤ 60 MiB idle. Socket errors and non-2xx in all rounds: ${s.errors}.`);
   return out;
@@ -289,6 +317,9 @@ function pairReport(m: Measured, names: { direct: string; nginx: string; strict:
   const strictAdded = s.has(names.strict) ? s.added(names.strict, 'p99') : undefined;
   out.push(
     '',
+    'Added p99 in each latency cycle:',
+    ...s.windowLines(m.targets.map((t) => t.name)),
+    '',
     `Istio: +${ISTIO_P99_US} µs p99 added (Istio 1.20 performance page, 2 sidecars with mTLS, bare metal). Target (issue 24): the faultline pair with mTLS strict adds ≤ ${PAIR_TARGET_P99_US} µs p99 (about 2× Istio's): ${strictAdded === undefined ? 'not measured' : `${signed(strictAdded)}, ${strictAdded <= PAIR_TARGET_P99_US ? 'met' : 'not met'}`}. nginx pair: plaintext. Socket errors and non-2xx in all rounds: ${s.errors}.`,
   );
   return out;
@@ -300,7 +331,7 @@ async function main(): Promise<void> {
   const otlp = sink.url;
   const upstreamChildren: ChildProcess[] = [];
   const sidecarEnv = { FAULTLINE_LOG_LEVEL: 'warn', ...(SIDECAR_NODE_OPTIONS === undefined ? {} : { NODE_OPTIONS: SIDECAR_NODE_OPTIONS }) };
-  const settings = `node ${process.version}; ${canPin() ? 'wrk and the nginx upstream on CPU 0, the measured process(es) on CPU 1' : 'not pinned'}; ${ROUNDS} round(s), targets alternating; wrk -t1: max throughput -c50 ${MAX_S} s, latency paced ~1,000 req/s -c10 ${PACED_S} s; medians; 1 KiB body; sidecars: ${CLI}${SIDECAR_NODE_OPTIONS ? ` NODE_OPTIONS='${SIDECAR_NODE_OPTIONS}'` : ''}`;
+  const settings = `node ${process.version}; ${canPin() ? 'wrk and the nginx upstream on CPU 0, the measured process(es) on CPU 1' : 'not pinned'}; ${ROUNDS} round(s), targets alternating; wrk -t1: max throughput -c50 ${MAX_S} s, latency paced ~1,000 req/s -c10 in ${WINDOWS} cycles of ${WINDOW_S} s windows per target; medians; 1 KiB body; sidecars: ${CLI}${SIDECAR_NODE_OPTIONS ? ` NODE_OPTIONS='${SIDECAR_NODE_OPTIONS}'` : ''}`;
   const out: string[] = [];
   try {
     const upstreamPort = await freePort();
