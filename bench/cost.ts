@@ -12,7 +12,7 @@
 // that a slow spell of the machine lands in one window of one target, not in all of one target's
 // figure: a target's added latency is the median over the cycles of its window's percentile less
 // direct's window's in the same cycle.
-// Then the same for a pair (`--pair` for the pair alone): client → A → B → upstream, through two nginx
+// Then the same for a pair (`--pair` for the pair alone, `--one-hop` for the first table alone): client → A → B → upstream, through two nginx
 // forwarders (plaintext), and two faultline sidecars, each its own process, with mTLS off and strict
 // (identities from a control plane, `faultline control`, the sidecars under it with `--control`): added
 // latency, CPU per request of both processes together, the RSS of each, and the ratio of the added p99
@@ -28,6 +28,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from 'esbuild';
 import { median } from './head-to-head.ts';
+import { SIDECAR_HEAP_FLAGS } from '../src/cli/heap.ts';
 import { CLI, Processes, canPin, costMeshFile, costPairMeshFile, cpuMs, freePort, rss, startSpanSink } from './processes.ts';
 
 const args = process.argv.slice(2);
@@ -40,8 +41,14 @@ const MAX_S = quick ? 4 : 8;
 const WINDOWS = Number(flag('--windows') ?? (quick ? 3 : 10));
 const WINDOW_S = quick ? 2 : 3;
 const SIDECAR_NODE_OPTIONS = flag('--sidecar-node-options');
-const UNDICI_NODE_OPTIONS = flag('--undici-node-options');
+/**
+ * The bare forwarder runs with the heap the sidecar gives itself (both on V8's default with
+ * FAULTLINE_HEAP=default), so that the RSS columns compare like with like; `--undici-node-options` replaces it.
+ * (heap.ts re-executes only `faultline sidecar` and `up`: importing it here does nothing else.)
+ */
+const UNDICI_NODE_OPTIONS = flag('--undici-node-options') ?? (process.env.FAULTLINE_HEAP === 'default' ? undefined : SIDECAR_HEAP_FLAGS.join(' '));
 const PAIR_ONLY = args.includes('--pair');
+const ONE_HOP_ONLY = args.includes('--one-hop');
 /** Istio 1.20's published added latency for a request through two sidecars with mTLS (p99, µs). */
 const ISTIO_P99_US = 298;
 /** Issue 24's target for the faultline pair with mTLS: about 2× Istio's (p99 added, µs). */
@@ -262,8 +269,8 @@ function row(s: ReturnType<typeof stats>, t: Target, direct: string, middle: (cp
     t.name,
     rps.toFixed(0),
     s.hasDirect ? (rps / s.med(direct, 'rps')).toFixed(2) : '–',
-    isDirect ? `${s.latency(t.name, 'p50')} µs` : signed(s.added(t.name, 'p50')),
-    isDirect ? `${s.latency(t.name, 'p99')} µs` : signed(addedP99),
+    isDirect ? `${s.latency(t.name, 'p50').toFixed(0)} µs` : signed(s.added(t.name, 'p50')),
+    isDirect ? `${s.latency(t.name, 'p99').toFixed(0)} µs` : signed(addedP99),
     ...(isDirect ? own.map(() => '–') : own),
     isDirect ? '–' : s.rssIdle(t),
     isDirect ? '–' : s.rssAfter(t),
@@ -300,19 +307,28 @@ function singleHopReport(m: Measured, names: { direct: string; nginx: string; un
   return out;
 }
 
-function pairReport(m: Measured, names: { direct: string; nginx: string; strict: string }, settings: string): string[] {
+function pairReport(m: Measured, names: { direct: string; nginx: string; undici: string; strict: string }, settings: string): string[] {
   const s = stats(m, names.direct);
   const nginxName = s.has(names.nginx);
   const nginxAddedP99 = nginxName ? s.added(nginxName, 'p99') : undefined;
+  const undiciName = s.has(names.undici);
+  const undiciAddedP99 = undiciName ? s.added(undiciName, 'p99') : undefined;
   const out = [
     `The pair (client → A → B → upstream). ${settings}`,
     `loadavg per round: ${s.loads}`,
     '',
-    `| | req/s | × direct | added p50 | added p99 | added p99 × nginx pair's | added p99 ÷ Istio's +${ISTIO_P99_US} µs | CPU µs/req (A + B) | × nginx pair CPU | RSS idle (A + B) | RSS after load (A + B) |`,
-    '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
+    `| | req/s | × direct | added p50 | added p99 | added p99 × nginx pair's | added p99 × undici pair's | added p99 ÷ Istio's +${ISTIO_P99_US} µs | CPU µs/req (A + B) | × nginx pair CPU | × undici pair CPU | RSS idle (A + B) | RSS after load (A + B) |`,
+    '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
   ];
   for (const t of m.targets) {
-    out.push(row(s, t, names.direct, (cpu, addedP99) => [ratio(addedP99, nginxAddedP99), ratio(addedP99, ISTIO_P99_US), cpu.toFixed(1), ratio(cpu, nginxName ? s.med(nginxName, 'cpuUsPerReq') : undefined)]));
+    out.push(row(s, t, names.direct, (cpu, addedP99) => [
+      ratio(addedP99, nginxAddedP99),
+      ratio(addedP99, undiciAddedP99),
+      ratio(addedP99, ISTIO_P99_US),
+      cpu.toFixed(1),
+      ratio(cpu, nginxName ? s.med(nginxName, 'cpuUsPerReq') : undefined),
+      ratio(cpu, undiciName ? s.med(undiciName, 'cpuUsPerReq') : undefined),
+    ]));
   }
   const strictAdded = s.has(names.strict) ? s.added(names.strict, 'p99') : undefined;
   out.push(
@@ -339,7 +355,7 @@ async function main(): Promise<void> {
     await nginx('upstream', `server { listen 127.0.0.1:${upstreamPort}; listen 127.0.0.2:${upstreamPort}; location / { default_type text/plain; return 200 "${body}"; } }`, 0, upstreamChildren);
     await waitForPort(upstreamPort);
     const direct: Candidate = { name: 'direct (nginx upstream)', start: async () => ({ url: `http://127.0.0.1:${upstreamPort}/`, parts: [] }) };
-    process.stderr.write(`sidecar heap: ${process.env.FAULTLINE_HEAP === 'default' ? 'V8 defaults (FAULTLINE_HEAP=default)' : 'faultline\'s own (--max-semi-space-size=4)'}\n`);
+    process.stderr.write(`sidecar heap: ${process.env.FAULTLINE_HEAP === 'default' ? 'V8 defaults (FAULTLINE_HEAP=default)' : `faultline's own (${SIDECAR_HEAP_FLAGS.join(' ')})`}; bare forwarder: ${UNDICI_NODE_OPTIONS ?? 'V8 defaults'}\n`);
 
     /** Each table starts its own processes and stops them before the next: idle ones would take the CPU's caches and timers. */
     const table = async (title: string, candidates: (processes: Processes, children: ChildProcess[]) => Candidate[]): Promise<Measured> => {
@@ -396,7 +412,11 @@ async function main(): Promise<void> {
       if (m.targets.length > 0) out.push(...singleHopReport(m, names, settings), '');
     }
 
-    const pairNames = { direct: direct.name, nginx: 'nginx pair', off: 'faultline pair, mTLS off', strict: 'faultline pair, mTLS strict' };
+    if (ONE_HOP_ONLY) {
+      process.stdout.write(`${out.join('\n')}\n`);
+      return;
+    }
+    const pairNames = { direct: direct.name, nginx: 'nginx pair', undici: 'bare undici forwarder pair', off: 'faultline pair, mTLS off', strict: 'faultline pair, mTLS strict' };
     const m = await table('pair', (processes, children) => [
       direct,
       {
@@ -404,6 +424,20 @@ async function main(): Promise<void> {
         start: async () => {
           const b = await nginxForwarder('pair-b', upstreamPort, children);
           const a = await nginxForwarder('pair-a', b.port, children);
+          return { url: `http://127.0.0.1:${a.port}/`, parts: [a.part, b.part] };
+        },
+      },
+      {
+        // Node's floor for a pair: two bare forwarders in a chain, plaintext, nothing but forwarding.
+        name: pairNames.undici,
+        start: async () => {
+          const forwarders = await buildForwarders();
+          const start = async (name: string, to: number) => {
+            const port = Number(await processes.start(name, [forwarders, 'undici', String(to)], UNDICI_NODE_OPTIONS === undefined ? {} : { NODE_OPTIONS: UNDICI_NODE_OPTIONS }, 1));
+            return { port, part: { name, pids: () => [processes.pid(name)] } };
+          };
+          const b = await start('undici-b', upstreamPort);
+          const a = await start('undici-a', b.port);
           return { url: `http://127.0.0.1:${a.port}/`, parts: [a.part, b.part] };
         },
       },
