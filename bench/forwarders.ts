@@ -1,6 +1,10 @@
 // Minimal forwarding cores, to choose the sidecar's by measurement: a bare node:http server forwarding
 // with undici, with node:http's own client, and with http-proxy-middleware (no express). Run as its own
 // process: `node bench/forwarders.ts undici|undici-headers|node-http|hpm UPSTREAM_PORT`; prints its port on stdout.
+// Mutual TLS, as between a sidecar pair under mTLS strict (undici only): `--tls-listen DIR` listens
+// with DIR/cert.pem and DIR/key.pem and asks every caller for a certificate of DIR/ca.pem's;
+// `--tls-upstream DIR` dials the upstream over TLS with that certificate (the chain checked, the name
+// not: the mesh's certificates name a SPIFFE ID, not a host, which the sidecar compares instead).
 // The undici forwarder loads node:http and undici only (http-proxy-middleware is imported when 'hpm'
 // runs), so that its RSS is the forwarder's own; bench:cost runs it as plain JS, built by esbuild
 // (buildForwarders in bench/cost.ts), not from this file: Node's type stripping costs memory too.
@@ -9,13 +13,22 @@ import type { AddressInfo } from 'node:net';
 import { Agent, type Dispatcher } from 'undici';
 
 const [kind, upstreamPort] = process.argv.slice(2);
-const target = `http://127.0.0.1:${upstreamPort}`;
+const tlsOf = (flag: string) => (process.argv.includes(flag) ? readTls(process.argv[process.argv.indexOf(flag) + 1]!) : undefined);
+const listenTls = await tlsOf('--tls-listen');
+const upstreamTls = await tlsOf('--tls-upstream');
+const target = `${upstreamTls ? 'https' : 'http'}://127.0.0.1:${upstreamPort}`;
+
+async function readTls(dir: string): Promise<{ ca: string; cert: string; key: string }> {
+  const { readFile } = await import('node:fs/promises');
+  const [ca, cert, key] = await Promise.all(['ca.pem', 'cert.pem', 'key.pem'].map((f) => readFile(`${dir}/${f}`, 'utf8')));
+  return { ca: ca!, cert: cert!, key: key! };
+}
 // Loaded only for `undici-headers`: the plain undici forwarder's RSS stays node:http's and undici's.
 const crypto = kind === 'undici-headers' ? await import('node:crypto') : undefined;
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection', 'te', 'trailer']);
 
 function undiciForwarder(meshHeaders = false): (req: IncomingMessage, res: ServerResponse) => void {
-  const agent = new Agent({ keepAliveTimeout: 4_000 });
+  const agent = new Agent({ keepAliveTimeout: 4_000, ...(upstreamTls && { connect: { ...upstreamTls, checkServerIdentity: () => undefined } }) });
   return (req, res) => {
     const headers: Record<string, string | string[] | undefined> = {};
     for (const key in req.headers) if (!HOP_BY_HOP.has(key)) headers[key] = req.headers[key];
@@ -93,7 +106,9 @@ async function hpmForwarder(): Promise<(req: IncomingMessage, res: ServerRespons
 }
 
 const handler = await { undici: () => undiciForwarder(), 'undici-headers': () => undiciForwarder(true), 'node-http': nodeHttpForwarder, hpm: hpmForwarder }[kind as 'undici']();
-const server = createServer(handler);
+const server = listenTls
+  ? (await import('node:https')).createServer({ ...listenTls, requestCert: true, rejectUnauthorized: true }, handler)
+  : createServer(handler);
 server.keepAliveTimeout = 65_000;
 server.listen(0, '127.0.0.1', () => process.stdout.write(`${(server.address() as AddressInfo).port}\n`));
 // Exit on SIGTERM (the bench stops it so) through process.exit, so that --cpu-prof writes its profile.
