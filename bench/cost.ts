@@ -13,7 +13,7 @@
 // figure: a target's added latency is the median over the cycles of its window's percentile less
 // direct's window's in the same cycle.
 // Then the same for a pair (`--pair` for the pair alone, `--one-hop` for the first table alone): client → A → B → upstream, through two nginx
-// forwarders (plaintext), and two faultline sidecars, each its own process, with mTLS off and strict
+// forwarders (plaintext), two bare undici forwarders (plaintext, and with mutual TLS), and two faultline sidecars, each its own process, with mTLS off and strict
 // (identities from a control plane, `faultline control`, the sidecars under it with `--control`): added
 // latency, CPU per request of both processes together, the RSS of each, and the ratio of the added p99
 // to the nginx pair's and to Istio's published figure.
@@ -186,10 +186,12 @@ const MiB = (bytes: number) => (bytes / 2 ** 20).toFixed(0);
  * the bare forwarder measured loads node:http and undici and nothing else: run from the .ts file, Node's
  * type stripping loads its own transformer, and the RSS column would count it.
  */
-async function buildForwarders(): Promise<string> {
+let forwardersBuilt: Promise<string> | undefined;
+function buildForwarders(): Promise<string> {
   const outfile = 'node_modules/.cache/faultline-bench/forwarders.mjs';
-  await build({ entryPoints: ['bench/forwarders.ts'], outfile, format: 'esm', platform: 'node', target: 'node24', logLevel: 'warning' });
-  return outfile;
+  // Once per run: every bare forwarder started runs the same build.
+  forwardersBuilt ??= build({ entryPoints: ['bench/forwarders.ts'], outfile, format: 'esm', platform: 'node', target: 'node24', logLevel: 'warning' }).then(() => outfile);
+  return forwardersBuilt;
 }
 
 /** Starts the candidates `--only` keeps, then warms each up and measures them in alternating rounds. */
@@ -345,6 +347,13 @@ function pairReport(m: Measured, names: { direct: string; nginx: string; undici:
   return out;
 }
 
+/** A bare undici forwarder (bench/forwarders.ts) on CPU 1 to 127.0.0.1:`to`; `tls` its TLS flags. */
+async function bareForwarder(processes: Processes, name: string, to: number, tls: string[] = []): Promise<{ port: number; part: Part }> {
+  const env = UNDICI_NODE_OPTIONS === undefined ? {} : { NODE_OPTIONS: UNDICI_NODE_OPTIONS };
+  const port = Number(await processes.start(name, [await buildForwarders(), 'undici', String(to), ...tls], env, 1));
+  return { port, part: { name, pids: () => [processes.pid(name)] } };
+}
+
 async function main(): Promise<void> {
   // The sidecars export their sampled spans here; it counts them.
   const sink = await startSpanSink();
@@ -400,8 +409,8 @@ async function main(): Promise<void> {
         {
           name: names.undici,
           start: async () => {
-            const port = Number(await processes.start('undici', [await buildForwarders(), 'undici', String(upstreamPort)], UNDICI_NODE_OPTIONS === undefined ? {} : { NODE_OPTIONS: UNDICI_NODE_OPTIONS }, 1));
-            return { url: `http://127.0.0.1:${port}/`, parts: [{ name: 'undici', pids: () => [processes.pid('undici')] }] };
+            const { port, part } = await bareForwarder(processes, 'undici', upstreamPort);
+            return { url: `http://127.0.0.1:${port}/`, parts: [part] };
           },
         },
         {
@@ -435,13 +444,8 @@ async function main(): Promise<void> {
         // Node's floor for a pair: two bare forwarders in a chain, plaintext, nothing but forwarding.
         name: pairNames.undici,
         start: async () => {
-          const forwarders = await buildForwarders();
-          const start = async (name: string, to: number) => {
-            const port = Number(await processes.start(name, [forwarders, 'undici', String(to)], UNDICI_NODE_OPTIONS === undefined ? {} : { NODE_OPTIONS: UNDICI_NODE_OPTIONS }, 1));
-            return { port, part: { name, pids: () => [processes.pid(name)] } };
-          };
-          const b = await start('undici-b', upstreamPort);
-          const a = await start('undici-a', b.port);
+          const b = await bareForwarder(processes, 'undici-b', upstreamPort);
+          const a = await bareForwarder(processes, 'undici-a', b.port);
           return { url: `http://127.0.0.1:${a.port}/`, parts: [a.part, b.part] };
         },
       },
@@ -450,7 +454,6 @@ async function main(): Promise<void> {
         // P-256 workload certificate of one mesh CA (made here as the control plane makes them).
         name: pairNames.undiciTls,
         start: async () => {
-          const forwarders = await buildForwarders();
           const ca = await MeshCa.create('bench.test');
           const identity = async (service: string) => {
             const dir = await mkdtemp(join(tmpdir(), `faultline-bench-cost-tls-${service}-`));
@@ -459,12 +462,8 @@ async function main(): Promise<void> {
             await Promise.all([writeFile(join(dir, 'ca.pem'), ca.certPem), writeFile(join(dir, 'cert.pem'), signed.certPem), writeFile(join(dir, 'key.pem'), key.keyPem, { mode: 0o600 })]);
             return dir;
           };
-          const start = async (name: string, to: number, tls: string[]) => {
-            const port = Number(await processes.start(name, [forwarders, 'undici', String(to), ...tls], UNDICI_NODE_OPTIONS === undefined ? {} : { NODE_OPTIONS: UNDICI_NODE_OPTIONS }, 1));
-            return { port, part: { name, pids: () => [processes.pid(name)] } };
-          };
-          const b = await start('undici-tls-b', upstreamPort, ['--tls-listen', await identity('pair-b')]);
-          const a = await start('undici-tls-a', b.port, ['--tls-upstream', await identity('pair-a')]);
+          const b = await bareForwarder(processes, 'undici-tls-b', upstreamPort, ['--tls-listen', await identity('pair-b')]);
+          const a = await bareForwarder(processes, 'undici-tls-a', b.port, ['--tls-upstream', await identity('pair-a')]);
           return { url: `http://127.0.0.1:${a.port}/`, parts: [a.part, b.part] };
         },
       },
