@@ -23,6 +23,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import autocannon from 'autocannon';
+import { SIDECAR_HEAP_FLAGS } from '../src/cli/heap.ts';
 import { Processes, clientMeshFile, costMeshFile, type CostPolicies } from './processes.ts';
 
 const WARM = 16_000;
@@ -56,7 +57,7 @@ interface Counted {
  * maximum anyway. JIT code is named for FAULTLINE_PERF_MAP (a perf map in /tmp, for the callgrind
  * files FAULTLINE_KEEP_CALLGRIND keeps).
  */
-const NODE_FLAGS = () => [...(process.env.FAULTLINE_PERF_MAP ? ['--perf-basic-prof'] : []), '--max-semi-space-size=4', '--min-semi-space-size=4'];
+const NODE_FLAGS = () => [...(process.env.FAULTLINE_PERF_MAP ? ['--perf-basic-prof'] : []), ...SIDECAR_HEAP_FLAGS, '--min-semi-space-size=4'];
 
 const sidecar = (config: string): Counted => ({
   // The sidecar's own heap sizing (src/cli/heap.ts) re-execs the process, which valgrind would not follow: given here.

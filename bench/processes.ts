@@ -155,7 +155,7 @@ export async function clientMeshFile(mesh: string, upstream: number, telemetry: 
  * a timeout, outlier detection on the service, one fault that matches nothing, telemetry with tracing at
  * 1 % to `otlp`. One sidecar (costMeshFile) and the pair (costPairMeshFile) both have them.
  */
-export function costPolicies(service: string, otlp: string) {
+function costPolicies(service: string, otlp: string) {
   return {
     telemetry: { enabled: true, tracing: { otlpEndpoint: otlp, sampleRatio: 0.01 } },
     outlierDetection: { consecutive5xx: 5 },

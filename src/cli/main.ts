@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The faultline command.
-import './heap.ts';
+import { SIDECAR_HEAP_FLAGS } from './heap.ts';
 import { Command, InvalidArgumentError } from 'commander';
 import { ConfigError } from '../config/errors.ts';
 import { loadConfigFile } from '../config/load.ts';
@@ -30,7 +30,7 @@ const program = new Command()
 program
   .command('sidecar')
   .description('run the sidecar proxy of one service: outbound, inbound and admin listeners')
-  .addHelpText('after', '\nMemory: the sidecar starts V8 with --max-semi-space-size=4 (a bounded young generation: a lower RSS under load).\nTo change it, give your own: NODE_OPTIONS=\'--max-semi-space-size=8 --max-old-space-size=256\' faultline sidecar ...\n(yours win), or FAULTLINE_HEAP=default for V8\'s own sizing.')
+  .addHelpText('after', `\nMemory: the sidecar starts V8 with ${SIDECAR_HEAP_FLAGS.join(' ')} (a bounded young generation: a lower RSS under load).` + '\nTo change it, give your own: NODE_OPTIONS=\'--max-semi-space-size=8 --max-old-space-size=256\' faultline sidecar ...\n(yours win), or FAULTLINE_HEAP=default for V8\'s own sizing.')
   .option('-c, --config <file>', 'the mesh config (YAML), when the sidecar runs without a control plane')
   .option('--control <urls>', 'the control plane to take config and faults from, e.g. https://cp1:15100; replicas comma-separated, tried in turn')
   .option('--token-file <file>', 'with --control: the bearer token (or set FAULTLINE_TOKEN)')
@@ -175,7 +175,7 @@ program
 program
   .command('up')
   .description('local staging: the control plane, a sidecar per declared sidecar, and the apps with a command; Ctrl-C stops all')
-  .addHelpText('after', '\nMemory: like `faultline sidecar`, starts V8 with --max-semi-space-size=4 unless NODE_OPTIONS or node\'s flags give one; FAULTLINE_HEAP=default keeps V8\'s own sizing.')
+  .addHelpText('after', `\nMemory: like \`faultline sidecar\`, starts V8 with ${SIDECAR_HEAP_FLAGS.join(' ')} unless` + ' NODE_OPTIONS or node\'s flags give one; FAULTLINE_HEAP=default keeps V8\'s own sizing.')
   .argument('<mesh>', 'the mesh config (YAML)')
   .option('--listen <address>', 'where the control plane listens', '127.0.0.1:15100')
   .option('--state-dir <dir>', 'control plane store, kept snapshots and the token file', '.faultline')

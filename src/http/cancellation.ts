@@ -37,9 +37,7 @@ export class Cancellation {
       callback(this.#reason);
       return () => {};
     }
-    // A literal with the first element, not [] then push: no growing of an empty array per request.
-    if (this.#callbacks) this.#callbacks.push(callback);
-    else this.#callbacks = [callback];
+    this.#callbacks = append(this.#callbacks, callback);
     return () => {
       if (this.#callbacks) remove(this.#callbacks, callback);
     };
@@ -51,8 +49,7 @@ export class Cancellation {
     if (this.#cancelled) child.cancel(this.#reason);
     else {
       child.#parent = this;
-      if (this.#children) this.#children.push(child);
-      else this.#children = [child];
+      this.#children = append(this.#children, child);
     }
     return child;
   }
@@ -73,6 +70,13 @@ export class Cancellation {
     }
     return this.#controller.signal;
   }
+}
+
+/** `list` with `item` pushed; a new list is a literal with it, not [] then push: no growing of an empty array per request. */
+function append<T>(list: T[] | undefined, item: T): T[] {
+  if (!list) return [item];
+  list.push(item);
+  return list;
 }
 
 /**
