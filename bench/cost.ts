@@ -19,20 +19,19 @@
 // to the nginx pair's and to Istio's published figure.
 // `--quick` for a short run; `--only sidecar,undici` to load some targets (words of their names, comma-separated; for profiling, with --rounds N).
 // `--if-available` (as `npm run bench` runs it): without wrk or nginx, say what to install and exit 0.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { build } from 'esbuild';
 import { median } from './head-to-head.ts';
 import { SIDECAR_HEAP_FLAGS } from '../src/cli/heap.ts';
 import { MeshCa } from '../src/identity/ca.ts';
 import { spiffeId } from '../src/identity/spiffe.ts';
 import { WorkloadKey } from '../src/identity/workload.ts';
 import { CLI, Processes, canPin, costMeshFile, costPairMeshFile, cpuMs, freePort, rss, startSpanSink } from './processes.ts';
+import { buildForwarders, missingTools, nginx, waitForPort, wrk, type Wrk } from './wrk-nginx.ts';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -57,7 +56,7 @@ const ISTIO_P99_US = 298;
 /** Issue 24's target for the faultline pair with mTLS: about 2× Istio's (p99 added, µs). */
 const PAIR_TARGET_P99_US = 600;
 
-const missing = ['wrk', 'nginx'].filter((tool) => spawnSync('sh', ['-c', `command -v ${tool} || test -x /usr/sbin/${tool}`]).status !== 0);
+const missing = missingTools();
 if (missing.length > 0) {
   const what = `bench:cost needs ${missing.join(' and ')}: apt-get install -y wrk nginx-light`;
   if (args.includes('--if-available')) {
@@ -67,77 +66,8 @@ if (missing.length > 0) {
   process.stderr.write(`${what}\n`);
   process.exit(2);
 }
-const NGINX = spawnSync('sh', ['-c', 'command -v nginx || echo /usr/sbin/nginx']).stdout.toString().trim();
 
 const loadavg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
-const taskset = (cpu: number, argv: string[]) => (canPin() ? ['taskset', '-c', String(cpu), ...argv] : argv);
-
-interface Wrk {
-  requests: number;
-  seconds: number;
-  errors: number;
-  p50: number;
-  p99: number;
-}
-
-/** Runs wrk (pinned to CPU 0 with the upstream) and reads the JSON line bench/wrk-report.lua prints. */
-function wrk(url: string, host: string | undefined, connections: number, seconds: number, paced: boolean): Promise<Wrk> {
-  const script = paced ? 'bench/wrk-paced.lua' : 'bench/wrk-report.lua';
-  const argv = taskset(0, ['wrk', '-t1', `-c${connections}`, `-d${seconds}s`, '-s', script, ...(host ? ['-H', `Host: ${host}`] : []), url]);
-  return new Promise((resolve, reject) => {
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d));
-    child.once('exit', (code) => {
-      const line = out.split('\n').find((l) => l.startsWith('{"requests"'));
-      if (code !== 0 || !line) return reject(new Error(`wrk exited with ${code}: ${out}`));
-      resolve(JSON.parse(line) as Wrk);
-    });
-  });
-}
-
-async function waitForPort(port: number, host = '127.0.0.1'): Promise<void> {
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const socket = createServer().listen(port, host);
-      socket.once('listening', () => socket.close(() => resolve(false)));
-      socket.once('error', () => resolve(true));
-    });
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`nothing listens on ${host}:${port} after 15 s`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-/** An nginx with one worker, prefix in a temporary directory; `server` is the http block's server section. */
-async function nginx(name: string, server: string, cpu: number, children: ChildProcess[]): Promise<{ pids: () => number[] }> {
-  const dir = await mkdtemp(join(tmpdir(), `faultline-bench-${name}-`));
-  const conf = `worker_processes 1;
-daemon off;
-master_process on;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fcgi;
-  uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
-  keepalive_requests 10000000;
-  keepalive_timeout 65s;
-  ${server}
-}
-`;
-  await writeFile(join(dir, 'nginx.conf'), conf);
-  const argv = taskset(cpu, [NGINX, '-p', dir, '-c', join(dir, 'nginx.conf')]);
-  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'inherit', 'inherit'] });
-  children.push(child);
-  const master = () => child.pid!;
-  return {
-    // The master (idle) and its worker(s): CPU and RSS of the whole nginx.
-    pids: () => [master(), ...spawnSync('pgrep', ['-P', String(master())]).stdout.toString().split('\n').filter(Boolean).map(Number)],
-  };
-}
 
 /** One measured process (an nginx is its master and worker): CPU and RSS are read from its pids. */
 interface Part {
@@ -181,18 +111,6 @@ const cpuOf = (pids: number[]) => pids.reduce((sum, pid) => sum + cpuMs(pid), 0)
 const allPids = (t: Target) => t.parts.flatMap((p) => p.pids());
 const MiB = (bytes: number) => (bytes / 2 ** 20).toFixed(0);
 
-/**
- * bench/forwarders.ts as plain JS (esbuild, not bundled: 'undici' resolves from node_modules), so that
- * the bare forwarder measured loads node:http and undici and nothing else: run from the .ts file, Node's
- * type stripping loads its own transformer, and the RSS column would count it.
- */
-let forwardersBuilt: Promise<string> | undefined;
-function buildForwarders(): Promise<string> {
-  const outfile = 'node_modules/.cache/faultline-bench/forwarders.mjs';
-  // Once per run: every bare forwarder started runs the same build.
-  forwardersBuilt ??= build({ entryPoints: ['bench/forwarders.ts'], outfile, format: 'esm', platform: 'node', target: 'node24', logLevel: 'warning' }).then(() => outfile);
-  return forwardersBuilt;
-}
 
 /** Starts the candidates `--only` keeps, then warms each up and measures them in alternating rounds. */
 async function measureTable(title: string, candidates: Candidate[]): Promise<Measured> {
