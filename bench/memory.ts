@@ -147,8 +147,8 @@ type Reply = { result?: { result?: { value?: unknown } } };
 
 /**
  * A Chrome DevTools Protocol session with a process started with `--inspect=127.0.0.1:PORT`, as soon
- * as it answers; `worker` sends to its worker thread (the trace export worker) once one has started
- * (`hasWorker`), over the NodeWorker domain.
+ * as it answers; `worker` sends to its trace export worker (src/telemetry/span-export) once that has
+ * started (`hasWorker`), over the NodeWorker domain.
  */
 async function inspector(port: number): Promise<{ call(method: string, params?: object): Promise<Reply>; hasWorker(): boolean; worker(method: string, params?: object): Promise<Reply>; close(): void }> {
   const deadline = Date.now() + 15_000;
@@ -174,8 +174,9 @@ async function inspector(port: number): Promise<{ call(method: string, params?: 
   };
   let workerSession: string | undefined;
   ws.addEventListener('message', (event) => {
-    const message = JSON.parse(String(event.data)) as { id?: number; method?: string; params?: { sessionId: string; message: string } } & Reply;
-    if (message.method === 'NodeWorker.attachedToWorker') workerSession ??= message.params!.sessionId;
+    const message = JSON.parse(String(event.data)) as { id?: number; method?: string; params?: { sessionId: string; message: string; workerInfo?: { url: string } } } & Reply;
+    // The sidecar's one worker thread is its trace exporter (src/telemetry/span-export); another would not be read.
+    if (message.method === 'NodeWorker.attachedToWorker' && message.params!.workerInfo?.url.includes('span-export')) workerSession ??= message.params!.sessionId;
     else if (message.method === 'NodeWorker.receivedMessageFromWorker') settle(JSON.parse(message.params!.message));
     else settle(message);
   });

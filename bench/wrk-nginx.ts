@@ -18,8 +18,9 @@ export function missingTools(): string[] {
 const NGINX = spawnSync('sh', ['-c', 'command -v nginx || echo /usr/sbin/nginx']).stdout.toString().trim();
 
 /** `argv` pinned to `cpu` where processes can be pinned. */
-export const taskset = (cpu: number, argv: string[]) => (canPin() ? ['taskset', '-c', String(cpu), ...argv] : argv);
+const taskset = (cpu: number, argv: string[]) => (canPin() ? ['taskset', '-c', String(cpu), ...argv] : argv);
 
+/** Resolves once something listens on host:port (15 s at most). */
 export async function waitForPort(port: number, host = '127.0.0.1'): Promise<void> {
   const deadline = Date.now() + 15_000;
   for (;;) {

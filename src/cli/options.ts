@@ -31,6 +31,7 @@ export async function readToken(file: string | undefined): Promise<string> {
   return token;
 }
 
+/** A whole number above zero, for options that count. */
 export function positiveInt(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('expected a positive whole number');
