@@ -30,7 +30,7 @@ import { MeshCa } from '../src/identity/ca.ts';
 import { spiffeId } from '../src/identity/spiffe.ts';
 import { WorkloadKey } from '../src/identity/workload.ts';
 import { CLI, Processes, canPin, costMeshFile, costPairMeshFile, cpuMs, freePort, rss, startSpanSink } from './processes.ts';
-import { buildForwarders, missingTools, nginx, waitForPort, wrk, type Wrk } from './wrk-nginx.ts';
+import { missingTools, nginx, startBareForwarder, waitForPort, wrk, type Wrk } from './wrk-nginx.ts';
 import { MiB, pairReport, singleHopReport, type Candidate, type Measured, type Part, type Round, type Target } from './cost-report.ts';
 
 const args = process.argv.slice(2);
@@ -114,8 +114,7 @@ async function measureTable(title: string, candidates: Candidate[]): Promise<Mea
 
 /** A bare undici forwarder (bench/forwarders.ts) on CPU 1 to 127.0.0.1:`to`; `tls` its TLS flags. */
 async function bareForwarder(processes: Processes, name: string, to: number, tls: string[] = []): Promise<{ port: number; part: Part }> {
-  const env = UNDICI_NODE_OPTIONS === undefined ? {} : { NODE_OPTIONS: UNDICI_NODE_OPTIONS };
-  const port = Number(await processes.start(name, [await buildForwarders(), 'undici', String(to), ...tls], env, 1));
+  const port = await startBareForwarder(processes, name, to, UNDICI_NODE_OPTIONS === undefined ? {} : { NODE_OPTIONS: UNDICI_NODE_OPTIONS }, tls);
   return { port, part: { name, pids: () => [processes.pid(name)] } };
 }
 

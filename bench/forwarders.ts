@@ -7,7 +7,7 @@
 // not: the mesh's certificates name a SPIFFE ID, not a host, which the sidecar compares instead).
 // The undici forwarder loads node:http and undici only (http-proxy-middleware is imported when 'hpm'
 // runs), so that its RSS is the forwarder's own; bench:cost runs it as plain JS, built by esbuild
-// (buildForwarders in bench/cost.ts), not from this file: Node's type stripping costs memory too.
+// (buildForwarders in bench/wrk-nginx.ts), not from this file: Node's type stripping costs memory too.
 import { Agent as HttpAgent, createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Agent, type Dispatcher } from 'undici';

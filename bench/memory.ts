@@ -31,7 +31,7 @@ import { WebSocket } from 'undici';
 import { SIDECAR_HEAP_FLAGS } from '../src/cli/heap.ts';
 import { median } from './head-to-head.ts';
 import { CLI, Processes, costMeshFile, freePort, rss, startSpanSink } from './processes.ts';
-import { buildForwarders, missingTools, nginx, waitForPort, wrk } from './wrk-nginx.ts';
+import { missingTools, nginx, startBareForwarder, waitForPort, wrk } from './wrk-nginx.ts';
 
 const args = process.argv.slice(2);
 const flag = (name: string) => args.flatMap((a, i) => (a === name && args[i + 1] !== undefined ? [args[i + 1]!] : []));
@@ -253,11 +253,15 @@ async function load(): Promise<void> {
     await nginx('memory-upstream', `server { listen 127.0.0.1:${upstreamPort}; listen 127.0.0.2:${upstreamPort}; location / { default_type text/plain; return 200 "${'x'.repeat(1024)}"; } }`, 0, upstreamChildren);
     await waitForPort(upstreamPort);
     const { traced, untraced } = await meshFiles(upstreamPort, sink.url);
-    const sidecarArgs = (config: string) => [CLI, 'sidecar', '--config', config, '--service', 'client', '--no-watch'];
-    const targets = [
-      { name: 'bare node:http + undici forwarder', args: async () => [await buildForwarders(), 'undici', String(upstreamPort)], host: undefined, url: (line: string) => `http://127.0.0.1:${line}/` },
-      { name: 'sidecar, tracing to an endpoint', args: async () => sidecarArgs(traced), host: 'upstream', url: (line: string) => `http://${(JSON.parse(line) as { outbound: string }).outbound}/` },
-      { name: 'sidecar, no trace endpoint', args: async () => sidecarArgs(untraced), host: 'upstream', url: (line: string) => `http://${(JSON.parse(line) as { outbound: string }).outbound}/` },
+    /** bench:cost's sidecar on `config`, as `target` of `processes`: its outbound address, Host `upstream`. */
+    const sidecar = async (processes: Processes, env: NodeJS.ProcessEnv, config: string) => {
+      const line = await processes.start('target', [CLI, 'sidecar', '--config', config, '--service', 'client', '--no-watch'], env, 1);
+      return { url: `http://${(JSON.parse(line) as { outbound: string }).outbound}/`, host: 'upstream' };
+    };
+    const targets: { name: string; start: (processes: Processes, env: NodeJS.ProcessEnv) => Promise<{ url: string; host?: string }> }[] = [
+      { name: 'bare node:http + undici forwarder', start: async (processes, env) => ({ url: `http://127.0.0.1:${await startBareForwarder(processes, 'target', upstreamPort, env)}/` }) },
+      { name: 'sidecar, tracing to an endpoint', start: (processes, env) => sidecar(processes, env, traced) },
+      { name: 'sidecar, no trace endpoint', start: (processes, env) => sidecar(processes, env, untraced) },
     ];
     out.push(`Load: wrk -t1 -c50, ${windows} windows of ${seconds} s per target, nginx upstream (1 KiB); every process on the sidecar's heap flags (${SIDECAR_HEAP_FLAGS.join(' ')}) and --inspect on a loopback port; MiB.`, '');
     const picked = flag('--targets')[0];
@@ -267,10 +271,10 @@ async function load(): Promise<void> {
         const inspectPort = await freePort();
         // The heap flags given, so `faultline sidecar` does not re-execute itself to add them (heap.ts).
         const env = { FAULTLINE_LOG_LEVEL: 'warn', NODE_OPTIONS: `${SIDECAR_HEAP_FLAGS.join(' ')} --inspect=127.0.0.1:${inspectPort}` };
-        const line = await processes.start('target', await target.args(), env, 1);
+        const { url, host } = await target.start(processes, env);
         const pid = processes.pid('target');
         const idle = rss(pid).now;
-        const measured = await loadWindows(pid, inspectPort, target.url(line), target.host, windows, seconds);
+        const measured = await loadWindows(pid, inspectPort, url, host, windows, seconds);
         out.push(`**${target.name}** (idle ${MiB(idle)})`, '', '| window | req/s | RSS under load (largest) | RSS after a full GC | main heap used after it | committed | external | worker heap used after a full GC | committed |', '|--:|--:|--:|--:|--:|--:|--:|--:|--:|');
         const mib = (bytes: number | undefined) => (bytes === undefined ? '–' : MiB(bytes));
         measured.forEach((w, i) => out.push(`| ${i + 1} | ${w.rps.toFixed(0)} | ${MiB(w.rssUnderLoad)} | ${MiB(w.rssAfterGc)} | ${MiB(w.heapUsed)} | ${MiB(w.heapTotal)} | ${MiB(w.external)} | ${mib(w.workerHeapUsed)} | ${mib(w.workerHeapTotal)} |`));

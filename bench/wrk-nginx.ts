@@ -1,14 +1,14 @@
 // The tools outside Node that bench:cost and bench/memory.ts's load part measure with (Debian's wrk
 // and nginx): which are missing, an nginx with one worker in a temporary prefix, wrk reading
-// bench/wrk-report.lua's (or wrk-paced.lua's) JSON line; and the bare undici forwarder built as plain
-// JS. Processes are pinned as processes.ts's canPin allows.
+// bench/wrk-report.lua's (or wrk-paced.lua's) JSON line; and the bare undici forwarder, built as plain
+// JS and started. Processes are pinned as processes.ts's canPin allows.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from 'esbuild';
-import { canPin } from './processes.ts';
+import { canPin, type Processes } from './processes.ts';
 
 /** wrk and nginx (Debian: `apt-get install -y wrk nginx-light`): those not found here. */
 export function missingTools(): string[] {
@@ -70,7 +70,7 @@ http {
  * type stripping loads its own transformer, and the RSS column would count it.
  */
 let forwardersBuilt: Promise<string> | undefined;
-export function buildForwarders(): Promise<string> {
+function buildForwarders(): Promise<string> {
   const outfile = 'node_modules/.cache/faultline-bench/forwarders.mjs';
   // Once per run: every bare forwarder started runs the same build.
   forwardersBuilt ??= build({ entryPoints: ['bench/forwarders.ts'], outfile, format: 'esm', platform: 'node', target: 'node24', logLevel: 'warning' }).then(() => outfile);
@@ -99,4 +99,9 @@ export function wrk(url: string, host: string | undefined, connections: number, 
       resolve(JSON.parse(line) as Wrk);
     });
   });
+}
+
+/** The bare undici forwarder (bench/forwarders.ts, built) on CPU 1 in front of 127.0.0.1:`to`, as `name` of `processes`; resolves with its port. `tls`: its TLS flags. */
+export async function startBareForwarder(processes: Processes, name: string, to: number, env: NodeJS.ProcessEnv = {}, tls: string[] = []): Promise<number> {
+  return Number(await processes.start(name, [await buildForwarders(), 'undici', String(to), ...tls], env, 1));
 }
